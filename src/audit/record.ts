@@ -1,0 +1,132 @@
+/**
+ * The canonical decision record: one per request decided by the proxy, plus one when a tunnel
+ * opens and one when it closes. Every sink writes exactly the fields listed here, in this order,
+ * so a record can never carry a header, a body or a query value by accident (a caller that puts
+ * extra properties on the object sees them dropped by `normalizeRecord`).
+ *
+ * Outcomes, in the order a request can pass through them:
+ * - `attempt`   a request or tunnel was seen but no decision was made yet (e.g. a tunnel opened)
+ * - `denied`    policy refused it (a 4xx with an X-Turret-Error code)
+ * - `allowed`   policy allowed it; the final result is written as `completed` or `failed`
+ * - `completed` the upstream answered and the response was relayed
+ * - `failed`    allowed, but the network or the proxy failed (a 5xx code)
+ */
+
+export type AuditEvent = 'request' | 'tunnel_open' | 'tunnel_close';
+export type AuditOutcome = 'attempt' | 'denied' | 'allowed' | 'completed' | 'failed';
+
+export const AUDIT_EVENTS: readonly AuditEvent[] = ['request', 'tunnel_open', 'tunnel_close'];
+export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['attempt', 'denied', 'allowed', 'completed', 'failed'];
+
+export interface AuditRecord {
+  time: string;
+  event: AuditEvent;
+  outcome: AuditOutcome;
+  agent: string | null;
+  method?: string;
+  scheme?: 'http' | 'https';
+  host?: string;
+  port?: number;
+  /** Path and query with every query VALUE removed (`/x?a=&b=`); see stripQueryValues. */
+  path?: string;
+  rule?: string | null;
+  reason?: string;
+  /** The X-Turret-Error code when the proxy refused or failed. */
+  code?: string;
+  status?: number;
+  bytes_in?: number;
+  bytes_out?: number;
+  duration_ms?: number;
+  /** Names of the secrets injected, never values. */
+  secrets?: string[];
+  /** Secret name → short fingerprint, so an operator can tell which version of a secret was used. */
+  fingerprints?: Record<string, string>;
+  redactions?: number;
+  client?: string;
+  tunnel_id?: string;
+  request_id?: string;
+}
+
+export function isAuditOutcome(s: string): s is AuditOutcome {
+  return (AUDIT_OUTCOMES as readonly string[]).includes(s);
+}
+
+/**
+ * Removes every query value and the fragment, keeping the parameter names and their order:
+ * `/search?q=secret&page=2#top` → `/search?q=&page=`. A parameter without `=` keeps its name
+ * as it is (there is no value to remove). Idempotent, so sinks can apply it again defensively.
+ * Names are kept because operators need them to understand a request; values are where tokens,
+ * e-mail addresses and handles travel.
+ */
+export function stripQueryValues(pathWithQuery: string): string {
+  const hash = pathWithQuery.indexOf('#');
+  const noFragment = hash === -1 ? pathWithQuery : pathWithQuery.slice(0, hash);
+  const q = noFragment.indexOf('?');
+  if (q === -1) return noFragment;
+  const query = noFragment.slice(q + 1);
+  const stripped = query
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      return eq === -1 ? pair : pair.slice(0, eq + 1);
+    })
+    .join('&');
+  return `${noFragment.slice(0, q)}?${stripped}`;
+}
+
+/** Longest string kept in any field; an agent controls paths and hosts and must not bloat the log. */
+export const MAX_FIELD_CHARS = 4096;
+
+function cap(s: string): string {
+  return s.length <= MAX_FIELD_CHARS ? s : `${s.slice(0, MAX_FIELD_CHARS)}…[truncated]`;
+}
+
+function num(n: number | undefined): number | undefined {
+  return typeof n === 'number' && Number.isFinite(n) ? n : undefined;
+}
+
+function str(s: string | undefined): string | undefined {
+  return typeof s === 'string' ? cap(s) : undefined;
+}
+
+/**
+ * Returns a copy holding only the known fields, in the canonical order, with undefined fields
+ * dropped, query values stripped from `path`, long strings capped and non-finite numbers
+ * removed. The key order is what every sink writes, so two equal records serialise identically.
+ */
+export function normalizeRecord(rec: AuditRecord): AuditRecord {
+  const out: AuditRecord = {
+    time: String(rec.time),
+    event: rec.event,
+    outcome: rec.outcome,
+    agent: typeof rec.agent === 'string' ? cap(rec.agent) : null,
+  };
+  const set = <K extends keyof AuditRecord>(k: K, v: AuditRecord[K] | undefined): void => {
+    if (v !== undefined) out[k] = v;
+  };
+  set('method', str(rec.method));
+  set('scheme', rec.scheme === 'http' || rec.scheme === 'https' ? rec.scheme : undefined);
+  set('host', str(rec.host));
+  set('port', num(rec.port));
+  set('path', typeof rec.path === 'string' ? cap(stripQueryValues(rec.path)) : undefined);
+  set('rule', rec.rule === null ? null : str(rec.rule));
+  set('reason', str(rec.reason));
+  set('code', str(rec.code));
+  set('status', num(rec.status));
+  set('bytes_in', num(rec.bytes_in));
+  set('bytes_out', num(rec.bytes_out));
+  set('duration_ms', num(rec.duration_ms));
+  if (Array.isArray(rec.secrets)) {
+    set('secrets', rec.secrets.filter((s): s is string => typeof s === 'string').map(cap));
+  }
+  if (rec.fingerprints !== undefined && rec.fingerprints !== null && typeof rec.fingerprints === 'object') {
+    // fromEntries defines own properties, so a name like `__proto__` stays data, not a prototype.
+    const entries = Object.entries(rec.fingerprints).filter((e): e is [string, string] => typeof e[1] === 'string');
+    set('fingerprints', Object.fromEntries(entries.map(([k, v]) => [cap(k), cap(v)])));
+  }
+  set('redactions', num(rec.redactions));
+  set('client', str(rec.client));
+  set('tunnel_id', str(rec.tunnel_id));
+  set('request_id', str(rec.request_id));
+  return out;
+}

@@ -1,0 +1,60 @@
+/**
+ * `turret env --agent NAME`: the shell exports an agent needs — proxy URL with its credential,
+ * NO_PROXY for loopback, the CA for every common client, and a fresh handle for each secret the
+ * rules give an `env:` name.
+ */
+import { loadPolicy } from '../config/load.js';
+import { caPaths } from '../tls/ca.js';
+import { expectedToken } from '../proxy/identify.js';
+import { issueHandle, parseTtl } from '../secrets/handles.js';
+import { loadKeyRing } from '../secrets/keys.js';
+import { SecretValues } from '../secrets/sources.js';
+import { caDir, DEFAULT_LISTEN, out, rulesDir, UsageError, type CommonOptions } from './common.js';
+
+export interface EnvOptions extends CommonOptions {
+  agent?: string;
+  ttl?: string;
+  proxy?: string;
+}
+
+export async function agentEnvironment(o: EnvOptions): Promise<Record<string, string>> {
+  if (!o.agent) throw new UsageError('turret env needs --agent NAME');
+  const ttl = parseTtl(String(o.ttl ?? '8h'));
+  if (ttl === null) throw new UsageError(`--ttl must be a duration like 30m, 8h or 2d, got "${o.ttl}"`);
+  const policy = await loadPolicy(rulesDir(o));
+  if (!policy.agents.has(o.agent)) throw new UsageError(`agent "${o.agent}" is not defined in the rules`);
+  const dir = caDir(o);
+  const ring = await loadKeyRing(dir, true);
+  const token = expectedToken(policy, ring, new SecretValues(), o.agent);
+  if (!token) throw new UsageError(`agent "${o.agent}" has a token source with no value; set it before printing its environment`);
+  const listen = o.proxy ?? process.env.TURRET_LISTEN ?? DEFAULT_LISTEN;
+  const proxy = `http://${encodeURIComponent(o.agent)}:${encodeURIComponent(token)}@${listen}`;
+  const ca = caPaths(dir).cert;
+  const env: Record<string, string> = {
+    HTTPS_PROXY: proxy,
+    HTTP_PROXY: proxy,
+    https_proxy: proxy,
+    http_proxy: proxy,
+    NO_PROXY: 'localhost,127.0.0.1,::1',
+    no_proxy: 'localhost,127.0.0.1,::1',
+    NODE_EXTRA_CA_CERTS: ca,
+    SSL_CERT_FILE: ca,
+    REQUESTS_CA_BUNDLE: ca,
+    CURL_CA_BUNDLE: ca,
+    GIT_SSL_CAINFO: ca,
+  };
+  for (const def of policy.secrets.values()) {
+    if (!def.env) continue;
+    env[def.env] = issueHandle(ring, { agent: o.agent, secret: def.name, ttlSeconds: ttl }).handle;
+  }
+  return env;
+}
+
+function shellQuote(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+export async function envCommand(o: EnvOptions): Promise<void> {
+  const env = await agentEnvironment(o);
+  for (const [k, v] of Object.entries(env)) out(`export ${k}=${shellQuote(v)}`);
+}

@@ -1,0 +1,95 @@
+/**
+ * Every metric Turret exports, in one file, so the names table in docs/operations.md has one
+ * source. Each process gets its own prom-client Registry (never the global one): tests can
+ * create as many as they like, and a library importing prom-client cannot add to our output.
+ *
+ * Label values must come from closed sets or from configuration (agent, secret and rule names),
+ * never from the request: a host or path label would let an agent grow the series without bound.
+ * That is why upstream latency is labelled by scheme, not by host.
+ */
+
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** `decision` label of turret_requests_total. */
+export type RequestDecision = 'allowed' | 'denied' | 'failed';
+export type LeafCacheResult = 'hit' | 'mint';
+export type ReloadResult = 'ok' | 'failed';
+export type TunnelMode = 'intercept' | 'passthrough';
+/** `code` label value when the request carried no X-Turret-Error code. */
+export const NO_CODE = 'none';
+
+export interface Metrics {
+  registry: Registry;
+  /** Requests finished, by agent (or "unknown"), decision and X-Turret-Error code (or "none"). */
+  requests: Counter<'agent' | 'decision' | 'code'>;
+  /** Whole request time at the proxy, from the first byte to the response's end. */
+  requestDuration: Histogram<'decision'>;
+  /** Time from sending the request upstream to its response headers. */
+  upstreamLatency: Histogram<'scheme'>;
+  /** Guarded connect: resolve, check, dial and (for https) the TLS handshake. */
+  upstreamConnect: Histogram<'scheme'>;
+  openTunnels: Gauge;
+  tunnels: Counter<'mode'>;
+  leafCache: Counter<'result'>;
+  leafMint: Histogram;
+  injections: Counter<'secret'>;
+  redactions: Counter<'type'>;
+  connectsRefused: Counter<'class'>;
+  reloads: Counter<'result'>;
+  lastReloadSuccess: Gauge;
+  auditRecords: Counter<'event' | 'outcome'>;
+  auditErrors: Counter;
+  ready: Gauge;
+  buildInfo: Gauge<'version' | 'node'>;
+}
+
+export const METRIC_PREFIX = 'turret_';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const MINT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+
+export interface MetricsOptions {
+  /** prom-client's process and Node.js metrics, prefixed turret_. Default true. */
+  defaultMetrics?: boolean;
+  /** Turret's version for turret_build_info. */
+  version?: string;
+}
+
+export function createMetrics(o: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  const r = { registers: [registry] };
+  const n = (s: string): string => METRIC_PREFIX + s;
+  const m: Metrics = {
+    registry,
+    requests: new Counter({ ...r, name: n('requests_total'), help: 'Requests finished, by agent, decision and X-Turret-Error code', labelNames: ['agent', 'decision', 'code'] }),
+    requestDuration: new Histogram({ ...r, name: n('request_duration_seconds'), help: 'Time a request spent in the proxy, by decision', labelNames: ['decision'], buckets: LATENCY_BUCKETS }),
+    upstreamLatency: new Histogram({ ...r, name: n('upstream_latency_seconds'), help: 'Time from sending a request upstream to its response headers', labelNames: ['scheme'], buckets: LATENCY_BUCKETS }),
+    upstreamConnect: new Histogram({ ...r, name: n('upstream_connect_seconds'), help: 'Guarded connect time: resolve, address check, dial and TLS handshake', labelNames: ['scheme'], buckets: LATENCY_BUCKETS }),
+    openTunnels: new Gauge({ ...r, name: n('open_tunnels'), help: 'CONNECT tunnels open now' }),
+    tunnels: new Counter({ ...r, name: n('tunnels_total'), help: 'CONNECT tunnels opened, by mode', labelNames: ['mode'] }),
+    leafCache: new Counter({ ...r, name: n('leaf_cache_total'), help: 'Leaf certificate lookups: hit (cached) or mint (newly signed)', labelNames: ['result'] }),
+    leafMint: new Histogram({ ...r, name: n('leaf_mint_seconds'), help: 'Time to mint one leaf certificate', buckets: MINT_BUCKETS }),
+    injections: new Counter({ ...r, name: n('injections_total'), help: 'Secrets injected into requests, by secret name', labelNames: ['secret'] }),
+    redactions: new Counter({ ...r, name: n('redactions_total'), help: 'Values redacted from responses and logs, by type', labelNames: ['type'] }),
+    connectsRefused: new Counter({ ...r, name: n('connects_refused_total'), help: 'Upstream connects refused after resolution, by address class', labelNames: ['class'] }),
+    reloads: new Counter({ ...r, name: n('reloads_total'), help: 'Configuration and rule reloads, by result', labelNames: ['result'] }),
+    lastReloadSuccess: new Gauge({ ...r, name: n('last_reload_success_timestamp_seconds'), help: 'Unix time of the last successful configuration load' }),
+    auditRecords: new Counter({ ...r, name: n('audit_records_total'), help: 'Audit records written, by event and outcome', labelNames: ['event', 'outcome'] }),
+    auditErrors: new Counter({ ...r, name: n('audit_errors_total'), help: 'Audit log appends or rotations that failed (records lost)' }),
+    ready: new Gauge({ ...r, name: n('ready'), help: '1 when CA, rules and secret sources are loaded, else 0' }),
+    buildInfo: new Gauge({ ...r, name: n('build_info'), help: 'Always 1; labels carry the Turret and Node.js versions', labelNames: ['version', 'node'] }),
+  };
+  // Zero the closed-set series so dashboards and alerts see 0 rather than no data.
+  for (const result of ['hit', 'mint'] satisfies LeafCacheResult[]) m.leafCache.inc({ result }, 0);
+  for (const result of ['ok', 'failed'] satisfies ReloadResult[]) m.reloads.inc({ result }, 0);
+  for (const mode of ['intercept', 'passthrough'] satisfies TunnelMode[]) m.tunnels.inc({ mode }, 0);
+  m.ready.set(0);
+  m.buildInfo.set({ version: o.version ?? 'unknown', node: process.versions.node }, 1);
+  if (o.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  return m;
+}
+
+/** What the admin listener's /metrics handler sends. */
+export async function exposition(m: Metrics): Promise<{ contentType: string; body: string }> {
+  return { contentType: m.registry.contentType, body: await m.registry.metrics() };
+}

@@ -1,0 +1,120 @@
+/**
+ * CONNECT: identify → target → decide (may this agent reach host:port at all?) → intercept.
+ * The tunnel is TLS-terminated with a leaf for the CONNECT host minted by the local CA, and the
+ * decrypted connection is handed to the inner HTTP server, where every request runs the full
+ * pipeline again. A client that does not start TLS fails the handshake and is closed: Turret
+ * never relays bytes it cannot inspect (docs/security.md).
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import type { Socket } from 'node:net';
+import { TurretError, asTurretError } from '../core/errors.js';
+import { parseAuthority, normaliseHost } from '../net/host.js';
+import { decideTunnel } from '../policy/decide.js';
+import { newId, type Tunnel } from './exchange.js';
+import { identifyAgent } from './identify.js';
+import { sendErrorRaw } from './respond.js';
+import type { Runtime } from './runtime.js';
+
+export const tunnels = new WeakMap<object, Tunnel>();
+
+export function handleConnect(rt: Runtime, inner: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const started = process.hrtime.bigint();
+  const state = rt.state;
+  const client = `${(socket as Socket).remoteAddress ?? '?'}:${(socket as Socket).remotePort ?? 0}`;
+  let agent: string | null = null;
+  let host: string | undefined;
+  let port: number | undefined;
+  socket.on('error', () => socket.destroy());
+  const audit = (outcome: 'allowed' | 'denied' | 'failed' | 'completed', event: 'tunnel_open' | 'tunnel_close', extra: Record<string, unknown> = {}): void => {
+    rt.audit.write({ time: new Date().toISOString(), event, outcome, agent, method: 'CONNECT', scheme: 'https', host, port, client, ...extra });
+  };
+  try {
+    agent = identifyAgent(req.headers, state.policy, rt.ring, rt.values);
+    const t = parseAuthority(req.url ?? '', 443);
+    host = t.host;
+    port = t.port;
+    const d = decideTunnel(state.policy, agent, t.host, t.port);
+    if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
+    const tunnel: Tunnel = { id: newId(), agent, host: t.host, port: t.port, sni: null, mismatch: null, client };
+    audit('allowed', 'tunnel_open', { rule: d.rule?.id ?? null, tunnel_id: tunnel.id, reason: d.reason });
+    rt.metrics?.openTunnels.inc();
+    rt.metrics?.tunnels.inc({ mode: 'intercept' });
+    socket.once('close', () => {
+      rt.metrics?.openTunnels.dec();
+      audit('completed', 'tunnel_close', { tunnel_id: tunnel.id, duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10 });
+    });
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    intercept(rt, inner, socket, head, tunnel);
+  } catch (e) {
+    const err = asTurretError(e);
+    if (err.code === 'internal_error') rt.log.error('CONNECT failed', { error: String((e as Error)?.stack ?? e) });
+    audit(err.status < 500 ? 'denied' : 'failed', 'tunnel_open', { code: err.code, status: err.status, reason: err.reason, rule: err.rule ?? null });
+    rt.metrics?.requests.inc({ agent: agent ?? 'unknown', decision: err.status < 500 ? 'denied' : 'failed', code: err.code });
+    sendErrorRaw(socket, err, { method: 'CONNECT', target: host ? `${host}:${port}` : null, scrub: (s) => state.scrubbers.get().scrubString(s).text });
+  }
+}
+
+function intercept(rt: Runtime, inner: Server, socket: Duplex, head: Buffer, tunnel: Tunnel): void {
+  socket.pause();
+  rt.leaves.contextFor(tunnel.host).then(
+    (context) => {
+      // TLSSocket reads a net.Socket's handle directly from C++, so bytes the HTTP parser already
+      // read past the CONNECT head would be lost; only then do we go through a JS stream.
+      const transport = head.length > 0 ? withHead(socket, head) : socket;
+      const tlsSocket = new tls.TLSSocket(transport as Socket, {
+        isServer: true,
+        secureContext: context,
+        ALPNProtocols: ['http/1.1'],
+        SNICallback: (servername, cb) => {
+          let sni: string;
+          try {
+            sni = normaliseHost(servername).host;
+          } catch {
+            sni = servername.slice(0, 100);
+          }
+          tunnel.sni = sni;
+          if (sni !== tunnel.host) tunnel.mismatch = `TLS SNI ${sni} does not match the CONNECT host ${tunnel.host}`;
+          cb(null, context);
+        },
+      });
+      tunnels.set(tlsSocket, tunnel);
+      // A client that does not speak TLS fails the handshake here: nothing is ever relayed raw.
+      tlsSocket.on('error', (err: Error & { code?: string }) => {
+        rt.log.debug('tunnel TLS error', { tunnel_id: tunnel.id, code: err.code ?? 'unknown' });
+        tlsSocket.destroy();
+      });
+      inner.emit('connection', tlsSocket);
+      socket.resume();
+    },
+    () => socket.destroy(),
+  );
+}
+
+/** A Duplex over `socket` that first yields `head`. */
+function withHead(socket: Duplex, head: Buffer): Duplex {
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end();
+      cb();
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  d.push(head);
+  socket.on('data', (c: Buffer) => {
+    if (!d.push(c)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('close', () => d.destroy());
+  return d;
+}

@@ -1,0 +1,82 @@
+/**
+ * One request/response exchange as it moves through the pipeline. Stages fill it in; `finish`
+ * turns it into the audit record and metrics. Nothing here holds a secret value.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { TurretError } from '../core/errors.js';
+import type { Decision, Scheme } from '../policy/types.js';
+import type { Injection } from '../secrets/inject.js';
+import type { PolicyState } from './runtime.js';
+
+/** An intercepted CONNECT tunnel: requests inside it inherit its agent and must agree with its host. */
+export interface Tunnel {
+  id: string;
+  agent: string;
+  host: string;
+  port: number;
+  /** TLS SNI the client sent (canonical), or null when it sent none. */
+  sni: string | null;
+  /** Set when SNI disagreed with the CONNECT host: every request inside gets 421. */
+  mismatch: string | null;
+  client: string;
+}
+
+export interface Exchange {
+  id: string;
+  started: bigint;
+  time: Date;
+  req: IncomingMessage;
+  res: ServerResponse;
+  tunnel: Tunnel | null;
+  state: PolicyState;
+  client: string;
+  agent: string | null;
+  scheme: Scheme | null;
+  host: string | null;
+  port: number | null;
+  /** Path and query as sent upstream. */
+  path: string | null;
+  decision: Decision | null;
+  injections: Injection[];
+  /** Headers to send upstream (after hop-by-hop removal and injection). */
+  upstreamHeaders: Array<[string, string]>;
+  status: number | null;
+  bytesIn: number;
+  bytesOut: number;
+  redactions: number;
+  error: TurretError | null;
+  /** True once the response to the client has started (errors can then only abort). */
+  responded: boolean;
+}
+
+export function newExchange(req: IncomingMessage, res: ServerResponse, tunnel: Tunnel | null, state: PolicyState): Exchange {
+  return {
+    id: randomBytes(8).toString('hex'),
+    started: process.hrtime.bigint(),
+    time: new Date(),
+    req,
+    res,
+    tunnel,
+    state,
+    client: tunnel?.client ?? `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`,
+    agent: tunnel?.agent ?? null,
+    scheme: null,
+    host: null,
+    port: null,
+    path: null,
+    decision: null,
+    injections: [],
+    upstreamHeaders: [],
+    status: null,
+    bytesIn: 0,
+    bytesOut: 0,
+    redactions: 0,
+    error: null,
+    responded: false,
+  };
+}
+
+export function newId(): string {
+  return randomBytes(8).toString('hex');
+}

@@ -1,0 +1,41 @@
+/**
+ * identify: who is asking. Agents authenticate to the proxy with
+ * `Proxy-Authorization: Basic base64(agent:token)`. The token is the agent's `token:` source
+ * from the rules, or, when the rules give none, a credential derived from the key file
+ * (`turret env --agent NAME` prints it). Comparison is constant-time over digests.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { TurretError } from '../core/errors.js';
+import type { Policy } from '../policy/types.js';
+import { derivedAgentToken, type KeyRing } from '../secrets/keys.js';
+import type { SecretValues } from '../secrets/sources.js';
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+export function expectedToken(policy: Policy, ring: KeyRing, values: SecretValues, agent: string): string | null {
+  const def = policy.agents.get(agent);
+  if (!def) return null;
+  if (def.token === null) return derivedAgentToken(ring, agent);
+  return values.load(`agent:${agent}`, def.token)?.reveal() ?? null;
+}
+
+/** Returns the agent name, or throws 407. */
+export function identifyAgent(headers: IncomingHttpHeaders, policy: Policy, ring: KeyRing, values: SecretValues): string {
+  const raw = headers['proxy-authorization'];
+  if (!raw) throw new TurretError('proxy_auth_required', 'the request carries no Proxy-Authorization credential');
+  const m = /^basic[ \t]+([A-Za-z0-9+/=]+)\s*$/i.exec(raw);
+  if (!m) throw new TurretError('proxy_auth_invalid', 'Proxy-Authorization must use the Basic scheme (agent:token)');
+  const decoded = Buffer.from(m[1] ?? '', 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) throw new TurretError('proxy_auth_invalid', 'Proxy-Authorization must carry agent:token');
+  const agent = decoded.slice(0, colon);
+  const token = decoded.slice(colon + 1);
+  const expected = expectedToken(policy, ring, values, agent);
+  // Compare even for unknown agents so timing does not reveal which names exist.
+  const ok = timingSafeEqual(digest(token), digest(expected ?? `\0unknown\0${token}x`));
+  if (!expected || !ok) throw new TurretError('proxy_auth_invalid', 'unknown agent or wrong agent credential');
+  return agent;
+}

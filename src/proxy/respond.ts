@@ -1,0 +1,66 @@
+/**
+ * The only place a refusal or failure becomes bytes for the client (tokenizer's model: one
+ * function maps errors to HTTP). The body is short plain text meant for an agent and the model
+ * behind it: what was refused, why, and that it is policy rather than a network fault. It is
+ * scrubbed like everything else that leaves Turret.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import { isPolicyStatus, type TurretError } from '../core/errors.js';
+
+export interface DenialContext {
+  method?: string | null;
+  target?: string | null;
+  scrub: (s: string) => string;
+}
+
+export function denialBody(err: TurretError, ctx: DenialContext): string {
+  const what = ctx.method && ctx.target ? `${ctx.method} ${ctx.target}` : 'this request';
+  const lines = [
+    `Turret refused ${what}.`,
+    `Reason: ${err.reason}`,
+    `Code: ${err.code}${err.rule ? ` (rule ${err.rule})` : ''}`,
+  ];
+  if (err.status === 407) {
+    lines.push('Authenticate to the proxy with your agent credential (the proxy URL from `turret env --agent NAME`).');
+  } else if (isPolicyStatus(err.status)) {
+    lines.push('This is a policy decision of the egress proxy, not a network fault: retrying, or reaching the host another way, will not help. Ask the operator to change the rules if this request is needed.');
+  } else {
+    lines.push('This is a network failure between the proxy and the upstream, not a policy decision.');
+  }
+  return ctx.scrub(lines.join('\n') + '\n');
+}
+
+function headersFor(err: TurretError, body: string): Record<string, string | number> {
+  const h: Record<string, string | number> = {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'x-turret-error': err.code,
+    'cache-control': 'no-store',
+  };
+  if (err.status === 407) h['proxy-authenticate'] = 'Basic realm="turret"';
+  return h;
+}
+
+/** Answer an HTTP exchange with an error. If the response already started, abort it instead. */
+export function sendError(res: ServerResponse, err: TurretError, ctx: DenialContext): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = denialBody(err, ctx);
+  const headers = headersFor(err, body);
+  if (err.status === 400 || err.status === 421) headers.connection = 'close';
+  res.writeHead(err.status, headers);
+  res.end(ctx.method === 'HEAD' ? undefined : body);
+}
+
+/** Answer a raw socket (CONNECT before any HTTP server owns it) with an error and close it. */
+export function sendErrorRaw(socket: Duplex, err: TurretError, ctx: DenialContext): void {
+  const body = denialBody(err, ctx);
+  const headers = headersFor(err, body);
+  headers.connection = 'close';
+  const head = [`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+  socket.end(`${head}\r\n\r\n${body}`);
+}

@@ -1,0 +1,133 @@
+/**
+ * Everything a request needs, built once per start and swapped as a whole on reload.
+ * `Runtime.state` is replaced atomically: a request reads it once at its start and keeps that
+ * snapshot to the end, so a reload never changes the rules under a running request.
+ */
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import type { AuditSink } from '../audit/writer.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { createResolver, type LookupFn, type Resolver } from '../net/resolver.js';
+import type { Policy, SecretDef } from '../policy/types.js';
+import type { KeyRing } from '../secrets/keys.js';
+import { RevocationList } from '../secrets/revocations.js';
+import type { Secret } from '../secrets/secret.js';
+import { SecretValues } from '../secrets/sources.js';
+import type { CertificateAuthority } from '../tls/ca.js';
+import { LeafCache } from '../tls/leaf.js';
+import type { Logger } from '../core/log.js';
+import { ScrubberCache } from './scrubbing.js';
+import { UpstreamPool } from './upstream.js';
+
+export interface Limits {
+  maxHeaderBytes: number;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxHeaderBytes: 32 * 1024,
+  connectTimeoutMs: 10_000,
+  headersTimeoutMs: 60_000,
+  bodyTimeoutMs: 300_000,
+  idleTimeoutMs: 120_000,
+};
+
+/** Per-policy state: rebuilt on every successful reload. */
+export interface PolicyState {
+  policy: Policy;
+  resolver: Resolver;
+  upstream: UpstreamPool;
+  scrubbers: ScrubberCache;
+}
+
+export interface RuntimeOptions {
+  ca: CertificateAuthority;
+  ring: KeyRing;
+  keyDir: string;
+  audit: AuditSink;
+  metrics: Metrics | null;
+  log: Logger;
+  limits?: Partial<Limits>;
+  /** Injected DNS lookup (tests); default: the system resolver. */
+  lookup?: LookupFn;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class Runtime {
+  readonly ca: CertificateAuthority;
+  readonly ring: KeyRing;
+  readonly audit: AuditSink;
+  readonly metrics: Metrics | null;
+  readonly log: Logger;
+  readonly limits: Limits;
+  readonly leaves: LeafCache;
+  readonly revocations: RevocationList;
+  readonly values: SecretValues;
+  /** Addresses Turret itself listens on: never a valid upstream. */
+  readonly selfAddresses = new Set<string>();
+  private readonly lookup: LookupFn | undefined;
+  private current: PolicyState | null = null;
+
+  constructor(o: RuntimeOptions) {
+    this.ca = o.ca;
+    this.ring = o.ring;
+    this.audit = o.audit;
+    this.metrics = o.metrics;
+    this.log = o.log;
+    this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.leaves = new LeafCache(o.ca, 10_000, (r) => this.metrics?.leafCache.inc({ result: r }));
+    this.revocations = new RevocationList(o.keyDir);
+    this.values = new SecretValues(o.env);
+    this.lookup = o.lookup;
+  }
+
+  get state(): PolicyState {
+    if (!this.current) throw new Error('runtime used before a policy was installed');
+    return this.current;
+  }
+
+  get ready(): boolean {
+    return this.current !== null;
+  }
+
+  /** Build per-policy state and swap it in. Throws (keeping the old state) when the policy's settings are unusable. */
+  install(policy: Policy): void {
+    let extraCa: string | null = null;
+    if (policy.settings.upstreamCaFile) {
+      try {
+        extraCa = readFileSync(policy.settings.upstreamCaFile, 'utf8');
+      } catch {
+        throw new Error(`settings.upstream_ca_file ${policy.settings.upstreamCaFile} cannot be read`);
+      }
+      if (!extraCa.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`settings.upstream_ca_file ${policy.settings.upstreamCaFile} holds no PEM certificate`);
+    }
+    const resolver = createResolver({ lookup: this.lookup, staticHosts: policy.settings.dnsHosts });
+    const ca = extraCa ? [...tls.rootCertificates, extraCa] : [...tls.rootCertificates];
+    const upstream = new UpstreamPool({ resolver, ca, selfAddresses: this.selfAddresses, limits: this.limits, metrics: this.metrics });
+    const scrubbers = new ScrubberCache(() => this.loadedSecrets(policy));
+    const old = this.current;
+    this.current = { policy, resolver, upstream, scrubbers };
+    // Old connections finish their requests; the pool then closes.
+    void old?.upstream.close();
+  }
+
+  secretValue(def: SecretDef): Secret | null {
+    return this.values.load(def.name, def.source);
+  }
+
+  private loadedSecrets(policy: Policy): Secret[] {
+    const out: Secret[] = [];
+    for (const def of policy.secrets.values()) {
+      const v = this.secretValue(def);
+      if (v) out.push(v);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.current?.upstream.close();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * target: where the request goes, in canonical form, before any decision. Plain proxy requests
+ * must be absolute-form (`GET http://host/path`); the Host header is then replaced by the URL's
+ * authority (RFC 9112 §3.2.2). Inside an intercepted tunnel the CONNECT host, the TLS SNI and
+ * the Host header must all name the same host and port, or the request is refused with 421.
+ */
+import { TurretError } from '../core/errors.js';
+import { parseAuthority } from '../net/host.js';
+import type { Scheme } from '../policy/types.js';
+import type { Tunnel } from './exchange.js';
+
+export interface ResolvedTarget {
+  scheme: Scheme;
+  host: string;
+  port: number;
+  /** Path and query (origin-form), starting with "/". */
+  path: string;
+}
+
+const ABSOLUTE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/;
+
+function checkPath(path: string): string {
+  if (path === '') return '/';
+  if (!path.startsWith('/') && !path.startsWith('?')) throw new TurretError('bad_target', 'the request path must start with "/"');
+  // Raw control characters and spaces never belong in a request target (RFC 9112 §3.2).
+  if (/[\x00-\x20\x7f]/.test(path)) throw new TurretError('bad_target', 'the request path contains spaces or control characters');
+  return path.startsWith('?') ? `/${path}` : path;
+}
+
+export function targetFromAbsolute(url: string): ResolvedTarget {
+  const m = ABSOLUTE.exec(url);
+  if (!m) {
+    throw new TurretError('bad_target', 'a proxy request must use an absolute URL (http://host/path); configure the client with HTTP_PROXY/HTTPS_PROXY');
+  }
+  const scheme = (m[1] ?? '').toLowerCase();
+  if (scheme !== 'http' && scheme !== 'https') throw new TurretError('bad_target', `scheme ${scheme.slice(0, 20)} is not supported (http, https)`);
+  const t = parseAuthority(m[2] ?? '', scheme === 'https' ? 443 : 80);
+  return { scheme, host: t.host, port: t.port, path: checkPath(m[3] ?? '') };
+}
+
+export function targetInTunnel(tunnel: Tunnel, url: string, hostHeader: string | undefined): ResolvedTarget {
+  if (tunnel.mismatch) throw new TurretError('misdirected_request', tunnel.mismatch);
+  let path = url;
+  if (!url.startsWith('/')) {
+    const abs = targetFromAbsolute(url);
+    if (abs.scheme !== 'https' || abs.host !== tunnel.host || abs.port !== tunnel.port) {
+      throw new TurretError('misdirected_request', `the request URL names ${abs.host}:${abs.port} inside a tunnel to ${tunnel.host}:${tunnel.port}`);
+    }
+    path = abs.path;
+  }
+  if (hostHeader === undefined) throw new TurretError('bad_request', 'a request inside a tunnel needs a Host header');
+  let host;
+  try {
+    host = parseAuthority(hostHeader, 443);
+  } catch {
+    throw new TurretError('misdirected_request', 'the Host header is not a valid authority');
+  }
+  if (host.host !== tunnel.host || host.port !== tunnel.port) {
+    throw new TurretError('misdirected_request', `Host ${host.host}:${host.port} does not match the tunnel to ${tunnel.host}:${tunnel.port}`);
+  }
+  return { scheme: 'https', host: tunnel.host, port: tunnel.port, path: checkPath(path) };
+}

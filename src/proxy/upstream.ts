@@ -1,0 +1,89 @@
+/**
+ * Upstream connections: undici pools whose connector is net/connect.ts's guarded connect.
+ * undici never resolves a name itself: the connector resolves, classifies every answer and
+ * dials a checked address with SNI = the host name, so there is no second lookup to rebind.
+ *
+ * Address exceptions belong to the rule that allowed a request. Pools are keyed by the
+ * exception set, so a connection opened under one rule's exception is never reused for a
+ * request that was allowed without it.
+ */
+import { Agent, type Dispatcher } from 'undici';
+import { compileExceptions, type AddressException } from '../net/exceptions.js';
+import { guardedConnect } from '../net/connect.js';
+import { normaliseHost } from '../net/host.js';
+import type { Resolver } from '../net/resolver.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Limits } from './runtime.js';
+
+export interface UpstreamOptions {
+  resolver: Resolver;
+  ca: string[];
+  selfAddresses: ReadonlySet<string>;
+  limits: Limits;
+  metrics: Metrics | null;
+}
+
+export class UpstreamPool {
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(private readonly o: UpstreamOptions) {}
+
+  dispatcher(exceptions: readonly AddressException[]): Dispatcher {
+    const key = JSON.stringify(exceptions);
+    let agent = this.agents.get(key);
+    if (!agent) {
+      agent = this.create(exceptions);
+      this.agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  private create(exceptions: readonly AddressException[]): Agent {
+    const permit = exceptions.length > 0 ? compileExceptions([...exceptions]) : undefined;
+    const { resolver, ca, selfAddresses, limits, metrics } = this.o;
+    return new Agent({
+      keepAliveTimeout: 4_000,
+      keepAliveMaxTimeout: 60_000,
+      headersTimeout: limits.headersTimeoutMs,
+      bodyTimeout: limits.bodyTimeoutMs,
+      maxHeaderSize: 64 * 1024,
+      connections: 128,
+      connect: (opts, callback) => {
+        const started = process.hrtime.bigint();
+        const hostname = opts.hostname.replace(/^\[(.*)\]$/, '$1');
+        let target: { host: string; kind: ReturnType<typeof normaliseHost>['kind'] };
+        try {
+          target = normaliseHost(hostname);
+        } catch (e) {
+          callback(e as Error, null);
+          return;
+        }
+        const https = opts.protocol === 'https:';
+        const port = Number(opts.port) || (https ? 443 : 80);
+        guardedConnect({
+          host: target.host,
+          port,
+          kind: target.kind,
+          resolver,
+          permit,
+          selfAddresses,
+          timeoutMs: limits.connectTimeoutMs,
+          tls: https ? { servername: opts.servername ?? target.host, ca, ALPNProtocols: ['http/1.1'] } : undefined,
+          onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
+        }).then(
+          (socket) => {
+            metrics?.upstreamConnect.observe({ scheme: https ? 'https' : 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
+            callback(null, socket);
+          },
+          (err: Error) => callback(err, null),
+        );
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.agents.values()];
+    this.agents.clear();
+    await Promise.allSettled(all.map((a) => a.close()));
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * The incremental scrubbing state machine behind both `scrubString` (one call, final) and the
+ * streaming Transform (many calls). It owns the only buffer, and bounds it:
+ *
+ *   pending = [ctx | held]      ctx: up to CTX bytes already emitted, kept so `\b` and one-byte
+ *                                lookbehind see the real previous byte; held: not yet emitted.
+ *
+ * Normal mode waits until 2·W bytes are held (W = longest match any finder can produce), then
+ * emits everything up to `len − W`, except that a match straddling that cut moves the cut back to
+ * the match's start. A match whose whole span is ≤ W is therefore always seen whole, whatever the
+ * chunking. Held bytes never exceed `maxHold`: if a match of an unbounded pattern is still growing
+ * when the limit is reached, what is held is redacted and the token characters that follow are
+ * swallowed (fail closed). Block patterns (PEM keys) drop their body as it streams.
+ */
+import type { CompiledPattern } from './patterns.js';
+import type { Candidate, Matcher, Redaction } from './matcher.js';
+
+const CTX = 64;
+/** After a forced cut, at most this many following token-alphabet bytes are dropped. */
+const SWALLOW_CAP = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+interface Range {
+  s: number;
+  e: number;
+  replacement: Buffer;
+  redactions: Redaction[];
+}
+
+export class ScrubEngine {
+  private pending: Buffer = EMPTY;
+  private ctxLen = 0;
+  private block: { p: CompiledPattern; dropped: number } | undefined;
+  private swallowLeft = 0;
+  private peak = 0;
+  private readonly w: number;
+
+  constructor(
+    private readonly m: Matcher,
+    private readonly maxHold: number,
+    private readonly report: (r: Redaction) => void,
+  ) {
+    // Two windows must fit under the limit, or no progress is possible without forcing.
+    this.w = Math.max(1, Math.min(m.window, Math.floor(maxHold / 2) - CTX));
+  }
+
+  /** Bytes received but not yet emitted (or dropped). */
+  get held(): number {
+    return this.pending.length - this.ctxLen;
+  }
+
+  /** The largest `held` seen after any write: what the memory bound is about. */
+  get peakHeld(): number {
+    return this.peak;
+  }
+
+  write(chunk: Buffer): Buffer {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const out = this.run(false);
+    this.peak = Math.max(this.peak, this.held);
+    return out;
+  }
+
+  /** The end of input (optionally with a last chunk): everything left is scanned and emitted. */
+  end(last?: Buffer): Buffer {
+    if (last && last.length > 0) this.pending = this.pending.length === 0 ? last : Buffer.concat([this.pending, last]);
+    const out = this.run(true);
+    this.pending = EMPTY;
+    this.ctxLen = 0;
+    return out;
+  }
+
+  private run(final: boolean): Buffer {
+    const out: Buffer[] = [];
+    for (;;) {
+      if (this.block) {
+        if (!this.stepBlock(final)) break;
+        continue;
+      }
+      if (this.swallowLeft > 0 && !this.stepSwallow(final)) break;
+      const held = this.held;
+      if (held === 0 || (!final && held < 2 * this.w && held <= this.maxHold)) break;
+      if (!this.stepNormal(final, out)) break;
+    }
+    // Copy what is kept: a subarray would pin the whole (possibly huge) chunk it came from.
+    if (this.pending.length > 0) this.pending = Buffer.from(this.pending);
+    return out.length === 1 ? (out[0] ?? EMPTY) : Buffer.concat(out);
+  }
+
+  /** One scan; returns false when nothing more can be done until more data (or the end). */
+  private stepNormal(final: boolean, out: Buffer[]): boolean {
+    const buf = this.pending;
+    const from = this.ctxLen;
+    const cands = this.m.find(buf, from).filter((c) => !c.block || this.validBlock(c, buf, final));
+    let cut = final ? buf.length : buf.length - this.w;
+    if (!final) {
+      // A candidate that is not wholly before the cut may still change with more data: hold it.
+      for (let changed = true; changed; ) {
+        changed = false;
+        for (const c of cands) {
+          if (c.start < cut && needEnd(c) > cut) {
+            cut = c.start;
+            changed = true;
+          }
+        }
+      }
+    }
+    let forced = false;
+    if (cut <= from) {
+      if (this.held <= this.maxHold) return false;
+      cut = buf.length; // the hold limit wins: redact what we have, swallow the rest of the token
+      forced = true;
+    }
+    let block: Candidate | undefined;
+    for (const c of cands) if (c.block && c.start < cut && (!block || c.start < block.start)) block = c;
+    if (block) cut = block.start;
+    const ranges = plan(cands, from, cut);
+    emit(buf, from, cut, ranges, out, this.report);
+    if (block?.block) {
+      out.push(block.replacement);
+      this.report(block.redaction);
+      this.block = { p: block.block, dropped: 0 };
+      this.pending = buf.subarray(block.end);
+      this.ctxLen = 0;
+      return true;
+    }
+    if (forced && ranges.some((r) => r.e === cut)) this.swallowLeft = SWALLOW_CAP;
+    const keep = Math.min(CTX, cut);
+    this.pending = buf.subarray(cut - keep);
+    this.ctxLen = keep;
+    return final || forced;
+  }
+
+  /** A begin marker starts a block only if no end marker comes within `minBody` bytes. */
+  private validBlock(c: Candidate, buf: Buffer, final: boolean): boolean {
+    const b = c.block?.block;
+    if (!b) return false;
+    if (!final && buf.length < needEnd(c)) return true; // undecided: held by the straddle rule
+    b.end.lastIndex = c.end;
+    const m = b.end.exec(buf);
+    return !(m && m.index < c.end + b.minBody);
+  }
+
+  private stepBlock(final: boolean): boolean {
+    const st = this.block;
+    const b = st?.p.block;
+    if (!st || !b) return false;
+    const buf = this.pending;
+    b.end.lastIndex = 0;
+    const m = b.end.exec(buf);
+    if (m) {
+      const e = m.index + m[0].length;
+      this.pending = buf.subarray(e);
+      this.ctxLen = 0;
+      this.block = undefined;
+      return true;
+    }
+    if (final) {
+      this.pending = EMPTY;
+      this.ctxLen = 0;
+      this.block = undefined;
+      return false;
+    }
+    // Keep only what could be the start of a split end marker; drop the rest of the body.
+    const keep = Math.min(buf.length, b.endMaxLength);
+    st.dropped += buf.length - keep;
+    this.pending = buf.subarray(buf.length - keep);
+    this.ctxLen = 0;
+    if (st.dropped >= st.p.maxLength) {
+      this.block = undefined; // cap reached: resume scanning; what was dropped stays dropped
+      return true;
+    }
+    return false;
+  }
+
+  /** Drop token-alphabet bytes after a forced cut; false while the run reaches the buffer's end. */
+  private stepSwallow(final: boolean): boolean {
+    const buf = this.pending;
+    let i = this.ctxLen;
+    while (i < buf.length && this.swallowLeft > 0 && isTokenByte(buf[i] ?? 0)) {
+      i++;
+      this.swallowLeft--;
+    }
+    const reachedEnd = i === buf.length && this.swallowLeft > 0;
+    this.pending = buf.subarray(i);
+    this.ctxLen = 0;
+    if (reachedEnd && !final) return false;
+    this.swallowLeft = 0;
+    return true;
+  }
+}
+
+/** How far the buffer must reach before this candidate can be trusted. */
+function needEnd(c: Candidate): number {
+  const b = c.block?.block;
+  return b ? c.end + b.minBody + b.endMaxLength : c.end;
+}
+
+/** Non-overlapping replacement ranges within [from, cut): overlaps are merged (union), so no
+ * fragment of either match survives; the earliest match's replacement is used. */
+function plan(cands: readonly Candidate[], from: number, cut: number): Range[] {
+  const list = cands
+    .filter((c) => !c.block && c.start < cut && c.rEnd > from && c.rStart < cut)
+    .map((c) => ({ s: Math.max(c.rStart, from), e: Math.min(c.rEnd, cut), c }))
+    .sort((a, b) => a.s - b.s || rank(a.c) - rank(b.c) || b.e - a.e);
+  const out: Range[] = [];
+  for (const { s, e, c } of list) {
+    const last = out[out.length - 1];
+    if (last && s < last.e) {
+      last.e = Math.max(last.e, e);
+      if (!last.redactions.some((r) => r.kind === c.redaction.kind && r.id === c.redaction.id)) last.redactions.push(c.redaction);
+    } else {
+      out.push({ s, e, replacement: c.replacement, redactions: [c.redaction] });
+    }
+  }
+  return out;
+}
+
+/** Known secrets first: their replacement (the agent's handle) is the more useful one. */
+function rank(c: Candidate): number {
+  return c.redaction.kind === 'secret' ? 0 : 1;
+}
+
+function emit(buf: Buffer, from: number, cut: number, ranges: readonly Range[], out: Buffer[], report: (r: Redaction) => void): void {
+  let pos = from;
+  for (const r of ranges) {
+    if (r.s > pos) out.push(buf.subarray(pos, r.s));
+    out.push(r.replacement);
+    for (const red of r.redactions) report(red);
+    pos = r.e;
+  }
+  if (cut > pos) out.push(buf.subarray(pos, cut));
+}
+
+/** Characters tokens are made of (base64, base64url, hex, percent-encoding, JWT dots). */
+function isTokenByte(c: number): boolean {
+  return (
+    (c >= 0x30 && c <= 0x39) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    c === 0x2b || c === 0x2f || c === 0x3d || c === 0x5f || c === 0x2d || c === 0x2e || c === 0x7e || c === 0x25
+  );
+}

@@ -1,0 +1,193 @@
+/**
+ * Token formats the scrubber redacts, compiled with RE2 (linear time: a hostile body cannot make a
+ * pattern backtrack). Compilation is the only place a pattern can fail: `compilePatterns` throws at
+ * load time, the scrubber never throws on input.
+ *
+ * Two shapes of pattern:
+ * - a plain pattern: every match (or its `secretGroup`) is replaced by `[REDACTED:<id>]`;
+ * - a block pattern (`end` set, e.g. PEM private keys): from a match of `regex` up to and including
+ *   the next match of `end`, everything is replaced by one marker. The block is dropped as it streams
+ *   (never held), up to `maxLength` bytes; see docs/scrubbing.md for why that fails closed.
+ */
+import { createRequire } from 'node:module';
+import type RE2Type from 're2';
+import { maxMatchBytes } from './regex-length.js';
+
+export { BUILTIN_PATTERNS, GENERIC_PATTERNS } from './builtin-patterns.js';
+
+// re2 is a CommonJS native addon; createRequire keeps ESM + NodeNext happy without esModuleInterop tricks.
+const RE2 = createRequire(import.meta.url)('re2') as typeof RE2Type;
+export type RE2 = RE2Type;
+
+/** Post-match checks that a regex alone cannot express in RE2 (no lookahead). Closed set. */
+export type PatternCheck =
+  /** Upper, lower, digit, and a letter outside a-f: random base64, not a hex hash or a word. */
+  | 'mixed-alnum-not-hex'
+  /** At least one digit: keeps identifiers such as `s.AcceptanceTimeoutSeconds`. */
+  | 'has-digit';
+const CHECKS: readonly string[] = ['mixed-alnum-not-hex', 'has-digit'];
+
+export interface PatternSpec {
+  /** Lower-case id; appears in the marker `[REDACTED:<id>]` and in redaction reports. */
+  id: string;
+  /** RE2 syntax (Go regexp). */
+  regex: string;
+  /** Extra flags: any of `i`, `m`, `s`. */
+  flags?: string;
+  /** Group whose text is redacted: 0 = whole match. Default: the first non-empty group, else the
+   * whole match (gitleaks' rule), so keyword context like `api_key = ` stays readable. */
+  secretGroup?: number;
+  /** Minimum Shannon entropy (bits per byte) of the redacted text; below it the match is left
+   * alone. This is what keeps placeholders such as `AKCpXXXXXXXX…` from being redacted. */
+  minEntropy?: number;
+  check?: PatternCheck;
+  /** Prefilter (gitleaks' idea): the regex runs only on text containing one of these, compared
+   * case-insensitively. Each must occur inside every match. Without keywords the regex runs on
+   * every window, which costs throughput, not correctness. */
+  keywords?: readonly string[];
+  /** Block pattern: the end marker. */
+  end?: string;
+  /** Block pattern: bytes after the begin marker that must pass before an `end` counts (gitleaks
+   * requires 64 for private keys, so `BEGIN…anything…END` placeholders are not redacted). */
+  minBody?: number;
+  /** Block pattern: cap on the bytes dropped for one block (default 64 KiB). */
+  maxLength?: number;
+}
+
+export interface CompiledPattern {
+  id: string;
+  /** Global + indices (`gd`) RE2: `exec` on a Buffer returns byte offsets for every group. */
+  re: RE2;
+  /** Upper bound of one match in bytes (Infinity for unbounded repetition). Block: the cap. */
+  maxLength: number;
+  secretGroup: number | undefined;
+  minEntropy: number;
+  check: PatternCheck | undefined;
+  /** Lower-cased keywords, or undefined (always run). */
+  keywords: readonly string[] | undefined;
+  block: { end: RE2; endMaxLength: number; beginMaxLength: number; minBody: number } | undefined;
+  /** The pattern source (for reports and tooling). */
+  source: string;
+  flags: string;
+}
+
+/** Default cap for a block pattern: RSA-16384 private keys are ~12.5 KiB of PEM; 64 KiB is room
+ * for any key and a few certificates chained behind it. */
+export const DEFAULT_BLOCK_CAP = 64 * 1024;
+
+const ID_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+export function compilePatterns(specs: readonly PatternSpec[]): CompiledPattern[] {
+  const ids = new Set<string>();
+  return specs.map((spec) => {
+    const fail = (why: string): never => {
+      throw new Error(`pattern ${String(spec.id)}: ${why}`);
+    };
+    if (typeof spec.id !== 'string' || !ID_RE.test(spec.id)) fail('id must match [a-z0-9][a-z0-9._-]{0,63}');
+    if (ids.has(spec.id)) fail('duplicate id');
+    ids.add(spec.id);
+    if (typeof spec.regex !== 'string' || spec.regex.length === 0) fail('regex is empty');
+    if (spec.regex.length > 4096) fail('regex longer than 4096 characters');
+    const flags = spec.flags ?? '';
+    if (!/^[ims]*$/.test(flags)) fail(`unsupported flags "${flags}" (allowed: i, m, s)`);
+    const re = compileOne(spec.regex, flags, fail);
+    if (re.test('')) fail('matches the empty string');
+    if (spec.minEntropy !== undefined && !(spec.minEntropy >= 0 && spec.minEntropy <= 8)) fail('minEntropy must be within 0..8');
+    if (spec.check !== undefined && !CHECKS.includes(spec.check)) fail(`unknown check "${String(spec.check)}"`);
+    if (spec.keywords !== undefined) {
+      if (!Array.isArray(spec.keywords) || spec.keywords.length === 0) fail('keywords must be a non-empty list');
+      for (const k of spec.keywords) if (typeof k !== 'string' || k.length === 0 || k.length > 64) fail('each keyword must be 1..64 characters');
+    }
+    const groups = countGroups(re);
+    if (spec.secretGroup !== undefined) {
+      if (!Number.isInteger(spec.secretGroup) || spec.secretGroup < 0 || spec.secretGroup > groups) {
+        fail(`secretGroup ${spec.secretGroup} does not exist (the regex has ${groups} groups)`);
+      }
+    }
+    let block: CompiledPattern['block'];
+    let maxLength = maxMatchBytes(spec.regex);
+    if (spec.end !== undefined) {
+      const end = compileOne(spec.end, flags, (why) => fail(`end: ${why}`));
+      if (end.test('')) fail('end matches the empty string');
+      const endMaxLength = maxMatchBytes(spec.end);
+      if (!Number.isFinite(endMaxLength) || !Number.isFinite(maxLength)) fail('a block pattern needs bounded begin and end regexes');
+      const cap = spec.maxLength ?? DEFAULT_BLOCK_CAP;
+      if (!Number.isInteger(cap) || cap < 1 || cap > 16 * 1024 * 1024) fail('maxLength must be within 1..16 MiB');
+      block = { end, endMaxLength, beginMaxLength: maxLength, minBody: spec.minBody ?? 0 };
+      maxLength = cap;
+    } else if (spec.minBody !== undefined || spec.maxLength !== undefined) {
+      fail('minBody and maxLength apply only to block patterns (with end)');
+    }
+    return {
+      id: spec.id,
+      re,
+      maxLength,
+      secretGroup: spec.secretGroup,
+      minEntropy: spec.minEntropy ?? 0,
+      check: spec.check,
+      keywords: spec.keywords?.map((k) => k.toLowerCase()),
+      block,
+      source: spec.regex,
+      flags,
+    };
+  });
+}
+
+function compileOne(source: string, flags: string, fail: (why: string) => never): RE2 {
+  try {
+    return new RE2(source, `${flags}gd`);
+  } catch (e) {
+    // RE2's message names the construct (e.g. "invalid perl operator: (?="); it holds no secret.
+    return fail(e instanceof Error ? e.message : 'does not compile on RE2');
+  }
+}
+
+function countGroups(re: RE2): number {
+  // An alternation with the empty string always matches and reports one slot per group.
+  const probe = new RE2(`(?:${re.source})|`, 'd').exec('');
+  return probe ? probe.length - 1 : 0;
+}
+
+/** Shannon entropy in bits per byte over [start, end) of buf. */
+export function shannonEntropy(buf: Buffer, start = 0, end = buf.length): number {
+  const n = end - start;
+  if (n <= 0) return 0;
+  const counts = new Uint32Array(256);
+  for (let i = start; i < end; i++) counts[buf[i] ?? 0] = (counts[buf[i] ?? 0] ?? 0) + 1;
+  let h = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    const p = c / n;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}
+
+export function passesCheck(check: PatternCheck | undefined, buf: Buffer, start: number, end: number): boolean {
+  if (check === undefined) return true;
+  let upper = false;
+  let lower = false;
+  let digit = false;
+  let nonHexLetter = false;
+  for (let i = start; i < end; i++) {
+    const c = buf[i] ?? 0;
+    if (c >= 0x41 && c <= 0x5a) {
+      upper = true;
+      if (c > 0x46) nonHexLetter = true;
+    } else if (c >= 0x61 && c <= 0x7a) {
+      lower = true;
+      if (c > 0x66) nonHexLetter = true;
+    } else if (c >= 0x30 && c <= 0x39) digit = true;
+  }
+  switch (check) {
+    case 'mixed-alnum-not-hex':
+      return upper && lower && digit && nonHexLetter;
+    case 'has-digit':
+      return digit;
+  }
+}
+
+/** The RE2 constructor, for modules that build their own regexes (known-secret needles). */
+export function newRE2(source: string, flags: string): RE2 {
+  return new RE2(source, flags);
+}

@@ -1,0 +1,118 @@
+/**
+ * Starts the real `turret` CLI (dist/main.js, built by `npm test`'s pretest) as a child process
+ * with a rules directory, CA directory and audit log in a fresh temp dir, on 127.0.0.1 with an
+ * OS-chosen port. Collects stdout/stderr so tests can grep every output for secrets.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const MAIN = path.join(ROOT, 'dist/main.js');
+
+/** Environment without the CA-bundle and proxy variables the machine presets. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) {
+    if (/^(https?_proxy|all_proxy|no_proxy|GIT_SSL_CAINFO|GIT_SSL_CAPATH|CURL_CA_BUNDLE|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|NODE_EXTRA_CA_CERTS|NODE_OPTIONS)$/i.test(k)) delete env[k];
+  }
+  return { ...env, ...extra };
+}
+
+export interface TurretProc {
+  dir: string;
+  rulesDir: string;
+  caDir: string;
+  auditPath: string;
+  port: number;
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  audit: () => Array<Record<string, unknown>>;
+  auditText: () => string;
+  cli: (args: string[], env?: Record<string, string>) => Promise<{ code: number; stdout: string; stderr: string }>;
+  stop: () => Promise<void>;
+}
+
+export function makeDirs(rules: Record<string, string>): { dir: string; rulesDir: string; caDir: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'turret-it-'));
+  const rulesDir = path.join(dir, 'rules');
+  mkdirSync(rulesDir);
+  for (const [name, text] of Object.entries(rules)) writeFileSync(path.join(rulesDir, name), text);
+  return { dir, rulesDir, caDir: path.join(dir, 'ca') };
+}
+
+export function runCli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [MAIN, ...args], { cwd: o.cwd ?? ROOT, env: o.env ?? cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    p.stdin.end(o.input ?? '');
+  });
+}
+
+export async function startTurret(o: { rules: Record<string, string>; env?: Record<string, string>; args?: string[] }): Promise<TurretProc> {
+  const { dir, rulesDir, caDir } = makeDirs(o.rules);
+  const auditPath = path.join(dir, 'audit.jsonl');
+  const env = cleanEnv(o.env);
+  const proc = spawn(process.execPath, [MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...(o.args ?? [])], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`turret did not start in 20 s:\n${stderr}`)), 20_000);
+    proc.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      const m = /"msg":"turret started".*?"listen":"[^"]*:(\d+)"/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`turret exited with ${code} before starting:\n${stderr}`));
+    });
+  });
+  const auditText = (): string => (existsSync(auditPath) ? readFileSync(auditPath, 'utf8') : '');
+  return {
+    dir,
+    rulesDir,
+    caDir,
+    auditPath,
+    port,
+    proc,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    auditText,
+    audit: () =>
+      auditText()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    cli: (args, extra) => runCli([...args, '--rules', rulesDir, '--ca', caDir], { cwd: dir, env: cleanEnv({ ...o.env, ...extra }) }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+        setTimeout(() => proc.kill('SIGKILL'), 5_000).unref();
+      }),
+  };
+}
+
+/** Wait until an audit record matches (the writer appends asynchronously). */
+export async function waitForAudit(t: TurretProc, match: (r: Record<string, unknown>) => boolean, timeoutMs = 5_000): Promise<Record<string, unknown> | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const hit = t.audit().find(match);
+    if (hit || Date.now() > end) return hit;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

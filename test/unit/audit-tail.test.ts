@@ -1,0 +1,147 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { openAuditLog, tailAudit } from '../../src/audit/chain.js';
+import type { AuditOutcome, AuditRecord } from '../../src/audit/record.js';
+import { isTurretError } from '../../src/core/errors.js';
+
+const root = await mkdtemp(join(tmpdir(), 'turret-audit-tail-'));
+after(() => rm(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = async (): Promise<string> => join(await mkdtemp(join(root, `${++n}-`)), 'audit.log');
+
+const rec = (agent: string | null, outcome: AuditOutcome, i: number, extra: Partial<AuditRecord> = {}): AuditRecord => ({
+  time: `2026-01-01T00:00:00.${String(i).padStart(3, '0')}Z`,
+  event: 'request',
+  outcome,
+  agent,
+  path: `/n/${i}`,
+  ...extra,
+});
+
+const pathsOf = (lines: string[]): unknown[] => lines.map((l) => (JSON.parse(l) as { path: unknown }).path);
+
+/** Waits until `cond` holds, polling; fails the test after `ms` instead of hanging. */
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting for tail output');
+    await sleep(10);
+  }
+}
+
+test('tail without follow prints every line as written, then returns', async () => {
+  const path = await fresh();
+  const log = await openAuditLog({ path });
+  for (let i = 1; i <= 5; i++) log.write(rec('a', 'completed', i));
+  await log.close();
+  const out: string[] = [];
+  await tailAudit({ path, follow: false, out: (l) => out.push(l) });
+  assert.equal(out.length, 5);
+  assert.ok(out.every((l) => !l.endsWith('\n') && l.includes('"hash":"')));
+  assert.deepEqual(pathsOf(out), ['/n/1', '/n/2', '/n/3', '/n/4', '/n/5']);
+});
+
+test('filters match the fields, not text that merely looks like them', async () => {
+  const path = await fresh();
+  const log = await openAuditLog({ path });
+  log.write(rec('alice', 'denied', 1));
+  log.write(rec('bob', 'denied', 2, { reason: '"agent":"alice" "outcome":"denied"' }));
+  log.write(rec('alice', 'completed', 3));
+  log.write(rec(null, 'denied', 4, { host: 'alice' }));
+  log.write(rec('alice2', 'denied', 5));
+  await log.close();
+  await appendFile(path, 'not json but mentions alice and denied\n');
+
+  const run = async (o: { agent?: string; decision?: string }): Promise<unknown[]> => {
+    const out: string[] = [];
+    await tailAudit({ path, follow: false, ...o, out: (l) => out.push(l) });
+    return pathsOf(out);
+  };
+  assert.deepEqual(await run({ agent: 'alice' }), ['/n/1', '/n/3']);
+  assert.deepEqual(await run({ decision: 'denied' }), ['/n/1', '/n/2', '/n/4', '/n/5']);
+  assert.deepEqual(await run({ agent: 'alice', decision: 'denied' }), ['/n/1']);
+  assert.deepEqual(await run({ agent: 'nobody' }), []);
+});
+
+test('an unknown decision is a usage error; a missing file without follow rejects', async () => {
+  const path = await fresh();
+  await writeFile(path, '');
+  await assert.rejects(
+    tailAudit({ path, follow: false, decision: 'allow', out: () => {} }),
+    (e: unknown) => isTurretError(e) && e.code === 'bad_request',
+  );
+  await assert.rejects(tailAudit({ path: `${path}.nope`, follow: false, out: () => {} }), { code: 'ENOENT' });
+});
+
+test('follow prints new lines, holds back a partial line, and stops on abort', async () => {
+  const path = await fresh();
+  const log = await openAuditLog({ path });
+  log.write(rec('a', 'completed', 1));
+  await log.flush();
+  const out: string[] = [];
+  const ac = new AbortController();
+  const done = tailAudit({ path, follow: true, pollMs: 10, signal: ac.signal, out: (l) => out.push(l) });
+  await until(() => out.length === 1);
+  log.write(rec('a', 'denied', 2));
+  log.write(rec('a', 'completed', 3));
+  await log.close();
+  await until(() => out.length === 3);
+
+  // A line being written in two pieces appears once, whole.
+  await appendFile(path, '{"partial":');
+  await sleep(50);
+  assert.equal(out.length, 3);
+  await appendFile(path, 'true}\n');
+  await until(() => out.length === 4);
+  assert.equal(out[3], '{"partial":true}');
+
+  ac.abort();
+  await done;
+  assert.deepEqual(pathsOf(out.slice(0, 3)), ['/n/1', '/n/2', '/n/3']);
+});
+
+test('follow survives rotation without losing or doubling a line, with filters', async () => {
+  const path = await fresh();
+  const log = await openAuditLog({ path, maxBytes: 700, maxFiles: 20 });
+  const out: string[] = [];
+  const ac = new AbortController();
+  const done = tailAudit({ path, follow: true, agent: 'a', pollMs: 5, signal: ac.signal, out: (l) => out.push(l) });
+  const want: string[] = [];
+  for (let i = 1; i <= 40; i++) {
+    const agent = i % 4 === 0 ? 'b' : 'a';
+    log.write(rec(agent, 'completed', i));
+    if (agent === 'a') want.push(`/n/${i}`);
+    if (i % 5 === 0) {
+      await log.flush();
+      await sleep(15); // give the poller a chance to see some rotations mid-stream
+    }
+  }
+  await log.close();
+  await until(() => out.length >= want.length);
+  await sleep(30);
+  ac.abort();
+  await done;
+  assert.deepEqual(pathsOf(out), want);
+});
+
+test('follow waits for a file that does not exist yet; an already-aborted signal returns at once', async () => {
+  const path = await fresh();
+  const out: string[] = [];
+  const ac = new AbortController();
+  const done = tailAudit({ path, follow: true, pollMs: 10, signal: ac.signal, out: (l) => out.push(l) });
+  await sleep(30);
+  const log = await openAuditLog({ path });
+  log.write(rec('a', 'attempt', 1, { event: 'tunnel_open' }));
+  await log.close();
+  await until(() => out.length === 1);
+  ac.abort();
+  await done;
+
+  const pre = new AbortController();
+  pre.abort();
+  await tailAudit({ path: `${path}.never`, follow: true, signal: pre.signal, out: () => assert.fail('no output') });
+});
