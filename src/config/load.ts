@@ -7,7 +7,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { AgentDef, Policy, Rule, SecretDef, Settings } from '../policy/types.js';
-import { readAgent, readRule, readSecret, readSettings } from './compile.js';
+import { readRule, readSettings } from './rules.js';
+import { readAgent, readSecret } from './secrets.js';
 import { ConfigError, parseYaml, type Problem } from './yaml.js';
 
 const TOP_KEYS = ['agents', 'secrets', 'rules', 'settings'] as const;

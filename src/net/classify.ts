@@ -22,7 +22,10 @@ export interface Classification {
 }
 
 export interface ClassifyOptions {
-  /** Addresses of this machine (interfaces, Turret's listen address), canonical or not. */
+  /**
+   * Addresses of this machine (interfaces, Turret's listen address), canonical or not. Canonicalised
+   * once per Set object, so pass a new Set when the addresses change rather than mutating this one.
+   */
   selfAddresses?: ReadonlySet<string>;
 }
 

@@ -3,7 +3,8 @@
  * is suspicious when it mixes scripts outside the combinations UTS 39 §5.2 ("Highly Restrictive")
  * allows for real languages (Latin with Han/Kana, Han/Bopomofo or Han/Hangul), or when it is written
  * wholly in Cyrillic or Greek letters that all look like Latin ones under a Latin top-level label
- * ("аррӏе.com"). Digits, hyphens and combining marks (Common/Inherited) belong to no script.
+ * ("аррӏе.com"), or when it holds non-ASCII symbols or punctuation ("a∕b.com"). Digits, hyphens
+ * and combining marks (Common/Inherited) belong to no script.
  *
  * This is a heuristic, not the full UTS 39 confusables table: see docs/security.md for its limits.
  */
@@ -30,6 +31,10 @@ const SCRIPTS: ReadonlyArray<[string, RegExp]> = [
   ['Cherokee', /\p{Script=Cherokee}/u],
 ];
 const NEUTRAL = /[\p{Script=Common}\p{Script=Inherited}]/u;
+const COMMON = /\p{Script=Common}/u;
+// Non-ASCII punctuation and symbols that survive IDNA ("a∕b" with U+2215 DIVISION SLASH) exist to
+// imitate ASCII; only the Kana prolonged sound mark has everyday use in names.
+const COMMON_OK = new Set(['\u30fc']);
 // Script sets that real languages use together (UTS 39 §5.2, Highly Restrictive).
 const ALLOWED_MIXES: ReadonlyArray<ReadonlySet<string>> = [
   new Set(['Latin', 'Han', 'Hiragana', 'Katakana']),
@@ -82,7 +87,9 @@ export function isMixedScriptLookalike(host: string): boolean {
   for (const label of labels) {
     if (!label.startsWith('xn--')) continue;
     const unicode = domainToUnicode(label);
-    if (unicode === '' || unicode.startsWith('xn--')) return true;
+    // Undecodable, or punycode that decodes to plain ASCII (never produced by IDNA): fail closed.
+    if (unicode === '' || unicode.startsWith('xn--') || /^[\x00-\x7f]*$/.test(unicode)) return true;
+    for (const ch of unicode) if (ch > '\u007f' && COMMON.test(ch) && !COMMON_OK.has(ch)) return true;
     const scripts = scriptsOf(unicode);
     if (mixesScripts(scripts) || wholeScriptLatinLookalike(unicode, scripts, tld)) return true;
   }

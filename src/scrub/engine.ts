@@ -202,7 +202,7 @@ function plan(cands: readonly Candidate[], from: number, cut: number): Range[] {
   const list = cands
     .filter((c) => !c.block && c.start < cut && c.rEnd > from && c.rStart < cut)
     .map((c) => ({ s: Math.max(c.rStart, from), e: Math.min(c.rEnd, cut), c }))
-    .sort((a, b) => a.s - b.s || rank(a.c) - rank(b.c) || b.e - a.e);
+    .sort((a, b) => a.s - b.s || rank(a.c) - rank(b.c) || b.e - a.e || cmp(a.c.redaction.id, b.c.redaction.id));
   const out: Range[] = [];
   for (const { s, e, c } of list) {
     const last = out[out.length - 1];
@@ -214,6 +214,11 @@ function plan(cands: readonly Candidate[], from: number, cut: number): Range[] {
     }
   }
   return out;
+}
+
+/** Deterministic tie-break, so the marker never depends on how the body was chunked. */
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Known secrets first: their replacement (the agent's handle) is the more useful one. */

@@ -149,7 +149,10 @@ export class Matcher {
         for (const p of this.byKeyword.get(k) ?? []) run.add(p);
         if (seen.size === this.byKeyword.size) break;
       }
-      re.lastIndex = m.index + 1; // overlapping: "abcd" holds both "ab" and "bcd"
+      // Overlapping search: "abcd" holds both "ab" and "bcd". (A one-call non-overlapping scan
+      // plus closing trigger sets over suffix/prefix overlaps was tried: with 1-char overlaps it
+      // ran most patterns on every window and was slower.)
+      re.lastIndex = m.index + 1;
     }
     return run;
   }

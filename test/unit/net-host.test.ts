@@ -95,3 +95,11 @@ test("'self': this host's addresses are refused even when public, except loopbac
   assert.equal(classify('203.0.114.8', opts).class, 'public');
   assert.equal(classify('203.0.114.7').class, 'public');
 });
+
+test('isMixedScriptLookalike fails closed on punycode it cannot read', async () => {
+  const { isMixedScriptLookalike } = await import('../../src/net/host.js');
+  assert.equal(isMixedScriptLookalike('xn--ab-.com'), true, 'punycode of plain ASCII');
+  assert.equal(isMixedScriptLookalike('xn--zz.com'), true, 'does not decode');
+  assert.equal(isMixedScriptLookalike('example.com'), false);
+  assert.equal(isMixedScriptLookalike('XN--BCHER-KVA.DE'), false);
+});

@@ -199,6 +199,9 @@ const ROWS: Row[] = [
   look('g\u03bfogle.com', 'xn--gogle-rce.com', 'Greek omicron mixed with Latin'),
   look('\u0430pple.com', 'xn--pple-43d.com', 'Cyrillic a mixed with Latin'),
   look('xn--pple-43d.example.org', 'xn--pple-43d.example.org', 'look-alike in a lower label'),
+  look('a\u2215b.com', 'xn--ab-6bv.com', 'division slash imitating "/"'),
+  bad('xn--ab-.com', 'host name has an invalid label', 'RFC 5891'), // punycode of plain ASCII
+  name('\u30e9\u30fc\u30e1\u30f3.jp', 'xn--4dkp5a8a.jp', 'Katakana with the prolonged sound mark', 'UTS 39'),
 ];
 
 test('the table has at least 150 rows and covers every class', () => {

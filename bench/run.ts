@@ -1,0 +1,15 @@
+/**
+ * `npm run bench`: every benchmark, each reporting ratios against a baseline measured in the
+ * same run. Only loopback is used. Results go to stdout; docs/benchmarks.md records them.
+ */
+import { benchLeaf } from './leaf.js';
+
+const only = process.argv[2];
+const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: benchLeaf };
+
+for (const [name, fn] of Object.entries(benches)) {
+  if (only && only !== name) continue;
+  const r = await fn();
+  console.log(`\n## ${name}`);
+  for (const [k, v] of Object.entries(r)) console.log(`${k.padEnd(52)} ${v.toFixed(3)}`);
+}
