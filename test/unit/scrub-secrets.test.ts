@@ -63,8 +63,10 @@ test('base64 of a secret embedded in a longer base64 string is cut at all three 
   for (const pre of ['', 'u', 'us', 'user:', 'ab:cd', 'x:y']) {
     for (const post of ['', ':', ':z', '\n1']) {
       const enc = Buffer.from(pre + VALUE + post).toString('base64');
-      const { text } = s.scrubString(`Authorization: Basic ${enc}`);
-      assert.ok(text.includes(HANDLE), `${pre}|${post}: handle`);
+      const { text, redactions } = s.scrubString(`Authorization: Basic ${enc}`);
+      // The handle replaces the core, unless a token pattern (a 40-char run looks like an AWS
+      // secret key) overlapped it: then the union is one marker. Either way nothing decodes back.
+      assert.ok(redactions.some((r) => r.kind === 'secret' && r.id === 'github'), `${pre}|${post}: found`);
       assert.ok(!decodedRuns(text).includes(VALUE.slice(0, 12)), `${pre}|${post}: decodes back`);
       const url = Buffer.from(pre + VALUE + post).toString('base64url');
       assert.ok(!decodedRuns(s.scrubString(`x=${url}`).text).includes(VALUE.slice(0, 12)), `${pre}|${post}: base64url`);
@@ -105,7 +107,8 @@ test('non-UTF-8 bytes pass through byte-exact, around a secret too', async () =>
 test('a 10 MB stream holds a bounded window, whatever the chunk size', async () => {
   const line = Buffer.from(`{"k":"v","sha":"${'0a'.repeat(20)}","tok":"xoxb-1234567890-1234567890abcdefABCDEF"}\n`);
   const body = Buffer.alloc(10 * 1024 * 1024);
-  for (let i = 0; i < body.length; i += line.length) line.copy(body, i);
+  const plain = Buffer.from(`{"k":"v","sha":"${'0a'.repeat(20)}","n":"${'-'.repeat(42)}"}\n`);
+  for (let i = 0, j = 0; i < body.length; i += line.length, j++) (j % 50 === 0 ? line : plain).copy(body, i);
   const bound = 2 * s.window + 64;
   for (const n of [65536, 1 << 20, body.length]) {
     const t = s.createStream();
