@@ -1,8 +1,10 @@
 /**
- * Readers shared by the rule-file sections: names and host patterns.
+ * Readers shared by the rule-file sections: names, host patterns, durations, rate limits,
+ * timestamps, and the `settings:` section.
  */
+import { isIP } from 'node:net';
 import { normaliseHost } from '../net/host.js';
-import type { HostPattern } from '../policy/types.js';
+import type { HostPattern, RateLimitSpec, Settings } from '../policy/types.js';
 import type { Cursor } from './yaml.js';
 
 export const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -62,3 +64,74 @@ export function readHosts(c: Cursor): HostPattern[] | undefined {
 }
 
 
+/** All keys of a mapping are allowed (free-form maps: dns_hosts, query). */
+export function readKeys(c: Cursor): string[] {
+  const node = c.node as { items?: Array<{ key?: { value?: unknown } }> };
+  return (node.items ?? []).map((p) => String(p.key?.value ?? ''));
+}
+
+const DURATION = /^(\d{1,6})(ms|s|m|h|d)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+export function readDuration(c: Cursor): number | undefined {
+  const s = c.str();
+  if (s === undefined) return undefined;
+  const m = DURATION.exec(s.trim());
+  if (!m) return c.fail(`"${s.slice(0, 40)}" is not a duration (like 500ms, 30s, 1m, 1h, 1d)`);
+  const ms = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  if (ms < 100) return c.fail('a rate-limit interval must be at least 100ms');
+  return ms;
+}
+
+/** `{ requests: 60, per: 1m, burst: 10 }`; burst defaults to requests. */
+export function readRateLimit(c: Cursor): RateLimitSpec | undefined {
+  const m = c.map(['requests', 'per', 'burst'], ['requests', 'per']);
+  if (!m) return undefined;
+  const requests = m.get('requests')?.int(1, 1_000_000);
+  const perC = m.get('per');
+  const perMs = perC ? readDuration(perC) : undefined;
+  const burst = m.get('burst') ? m.get('burst')!.int(1, 1_000_000) : requests;
+  if (requests === undefined || perMs === undefined || burst === undefined) return undefined;
+  const per = perC?.str() ?? '';
+  return { requests, perMs, burst, source: `${requests} per ${per}${burst !== requests ? `, burst ${burst}` : ''}` };
+}
+
+/** An RFC 3339 timestamp with a time zone: a bare date or local time would expire at a guessed instant. */
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+export function readUntil(c: Cursor): number | undefined {
+  const s = c.str();
+  if (s === undefined) return undefined;
+  const t = Date.parse(s);
+  if (!TIMESTAMP.test(s) || Number.isNaN(t)) return c.fail(`"${s.slice(0, 40)}" is not a timestamp with a time zone (like 2026-07-01T18:00:00Z)`);
+  return t;
+}
+
+export function readSettings(c: Cursor): Partial<Settings> | undefined {
+  const m = c.map(['upstream_ca_file', 'dns_hosts']);
+  if (!m) return undefined;
+  const out: Partial<Settings> = {};
+  const ca = m.get('upstream_ca_file');
+  if (ca) out.upstreamCaFile = ca.str() ?? null;
+  const dh = m.get('dns_hosts');
+  if (dh) {
+    const names = dh.map(readKeys(dh));
+    const map: Record<string, string[]> = {};
+    for (const [k, v] of names ?? []) {
+      try {
+        const n = normaliseHost(k);
+        if (n.kind !== 'name') {
+          v.fail(`"${k}" is an address, not a name`);
+          continue;
+        }
+        const addrs = v.strings() ?? [];
+        for (const a of addrs) if (isIP(a) === 0) v.fail(`"${a.slice(0, 60)}" is not an IP address`);
+        map[n.host] = addrs;
+      } catch (e) {
+        v.fail(`"${k}" is not a valid host name: ${(e as Error).message}`);
+      }
+    }
+    out.dnsHosts = map;
+  }
+  return out;
+}

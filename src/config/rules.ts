@@ -1,113 +1,149 @@
 /**
- * The `rules:` and `settings:` sections → compiled Rule and Settings values. docs/rules.md is
- * the reference for every key read here.
+ * The `rules:` section → compiled Rule values. docs/rules.md is the reference for every key read
+ * here; test/golden/rules/ holds one file per validation message.
  */
-import { isIP } from 'node:net';
-import { normaliseHost } from '../net/host.js';
+import { CATALOG_ENTRIES } from '../policy/catalog.js';
+import { compilePathGlob, compilePathRegex, compileRe2, methodsFromClasses } from '../policy/match.js';
+import type { CatalogEntry, PathPattern, QueryCondition, Rule, Scheme } from '../policy/types.js';
 import { compileExceptions, type AddressException } from '../net/exceptions.js';
-import { compilePathGlob, methodsFromClasses } from '../policy/match.js';
-import type { PathPattern, Rule, Scheme, Settings } from '../policy/types.js';
-import { readHosts, readName } from './common.js';
+import { readHosts, readKeys, readName, readRateLimit, readUntil } from './common.js';
 import type { Cursor } from './yaml.js';
 
 const SCHEMES: readonly Scheme[] = ['http', 'https'];
+export const RULE_KEYS = [
+  'name', 'action', 'agents', 'methods', 'hosts', 'paths', 'path_regex', 'query', 'schemes', 'catalog',
+  'until', 'rate_limit', 'addresses', 'unsafe_addresses', 'description',
+] as const;
 
-export function readRule(c: Cursor, index: number): Rule | undefined {
-  const m = c.map(['name', 'agents', 'methods', 'hosts', 'paths', 'schemes', 'addresses', 'unsafe_addresses', 'description'], ['hosts', 'methods']);
+/** `inShared`: the rule belongs to a shared policy, whose agents come from where it is included. */
+export function readRule(c: Cursor, index: number, inShared = false): Rule | undefined {
+  const m = c.map(RULE_KEYS, ['hosts', 'methods']);
   if (!m) return undefined;
   const name = m.get('name') ? readName(m.get('name')!, 'rule') : `rule-${index + 1}`;
+  let action: Rule['action'] = 'allow';
+  const act = m.get('action')?.str();
+  if (act !== undefined) {
+    if (act === 'allow' || act === 'deny') action = act;
+    else m.get('action')!.fail(`"${act.slice(0, 40)}" is not an action (allow, deny)`);
+  }
   let agents: Rule['agents'] = 'any';
   const ac = m.get('agents');
-  if (ac) {
+  if (ac && inShared) ac.fail('rules of a shared policy take their agents from the include; remove "agents" here');
+  else if (ac) {
     const list = ac.strings() ?? [];
     if (!(list.length === 1 && (list[0] === '*' || list[0] === 'any'))) agents = new Set(list);
   }
   const mc = m.get('methods');
-  let methods: Rule['methods'] = new Set();
-  let methodSource: string[] = [];
-  if (mc) {
-    methodSource = mc.strings() ?? [];
-    const r = methodsFromClasses(methodSource);
-    r.bad.forEach((b) => mc.fail(b));
-    methods = r.methods;
-  }
+  const methodSource = mc?.strings() ?? [];
+  const spec = methodsFromClasses(methodSource);
+  spec.bad.forEach((b) => mc?.fail(b));
   const hosts = m.get('hosts') && readHosts(m.get('hosts')!);
-  let paths: PathPattern[] | null = null;
-  const pc = m.get('paths');
-  if (pc) {
-    paths = [];
-    for (const item of pc.listOrOne() ?? []) {
+  const paths = readPaths(m.get('paths'), m.get('path_regex'));
+  let schemes = new Set<Scheme>(SCHEMES);
+  const sc = m.get('schemes');
+  if (sc) {
+    schemes = new Set();
+    for (const s of sc.strings() ?? []) {
+      if ((SCHEMES as readonly string[]).includes(s)) schemes.add(s as Scheme);
+      else sc.fail(`"${s.slice(0, 40)}" is not a scheme (http, https)`);
+    }
+  }
+  const catalog = new Set<CatalogEntry>();
+  const cc = m.get('catalog');
+  for (const s of cc?.strings() ?? []) {
+    if ((CATALOG_ENTRIES as readonly string[]).includes(s)) catalog.add(s as CatalogEntry);
+    else cc?.fail(`"${s.slice(0, 40)}" is not a catalog entry (${CATALOG_ENTRIES.join(', ')})`);
+  }
+  const query = m.get('query') ? readQuery(m.get('query')!) : [];
+  const until = m.get('until') ? readUntil(m.get('until')!) : null;
+  const rl = m.get('rate_limit');
+  const rateLimit = rl ? readRateLimit(rl) : null;
+  if (rl && action === 'deny') rl.fail('a deny rule refuses; a rate limit belongs on an allow rule');
+  const addressExceptions = readExceptions(m, hosts ?? []);
+  if (action === 'deny' && addressExceptions.length > 0) (m.get('addresses') ?? m.get('unsafe_addresses'))!.fail('address exceptions belong on an allow rule');
+  const dc = m.get('description');
+  const description = dc ? (dc.str() ?? null) : null;
+  if (!name || !hosts || until === undefined || rateLimit === undefined) return undefined;
+  return {
+    id: c.where(), name, action, agents, methods: spec.methods, classes: spec.classes, methodSource, hosts, paths, query,
+    schemes, plainHttpWrites: sc !== undefined && schemes.has('http'), catalog, until, rateLimit, addressExceptions, origin: null, description,
+  };
+}
+
+function readPaths(pc: Cursor | undefined, rc: Cursor | undefined): PathPattern[] | null {
+  if (!pc && !rc) return null;
+  const out: PathPattern[] = [];
+  for (const [cur, compile] of [[pc, compilePathGlob], [rc, compilePathRegex]] as const) {
+    for (const item of cur?.listOrOne() ?? []) {
       const s = item.str();
       if (s === undefined) continue;
       try {
-        paths.push(compilePathGlob(s));
+        out.push(compile(s));
       } catch (e) {
         item.fail((e as Error).message);
       }
     }
   }
-  let schemes = new Set<Scheme>(SCHEMES);
-  const sc = m.get('schemes');
-  if (sc) {
-    const list = sc.strings() ?? [];
-    schemes = new Set();
-    for (const s of list) {
-      if ((SCHEMES as readonly string[]).includes(s)) schemes.add(s as Scheme);
-      else sc.fail(`"${s}" is not a scheme (http, https)`);
+  return out;
+}
+
+/**
+ * `query: { key: value }` (equals), or `key: { present: true } | { absent: true } |
+ * { equals: "v" } | { matches: "re2" }`.
+ */
+function readQuery(c: Cursor): QueryCondition[] {
+  const keys = c.map(readKeys(c));
+  const out: QueryCondition[] = [];
+  for (const [key, v] of keys ?? []) {
+    if (typeof (v.node as { value?: unknown }).value === 'string') {
+      const want = v.str({ nonEmpty: false }) ?? '';
+      out.push({ key, kind: 'equals', source: `${key}=${want}`, test: (x) => x === want });
+      continue;
+    }
+    const m = v.map(['present', 'absent', 'equals', 'matches']);
+    if (!m) continue;
+    if (m.size !== 1) {
+      v.fail('give exactly one of: present, absent, equals, matches');
+      continue;
+    }
+    const [[kind, val]] = [...m.entries()] as [[string, Cursor]];
+    if (kind === 'present' || kind === 'absent') {
+      if (val.bool() === false) val.fail(`write "${kind === 'present' ? 'absent' : 'present'}: true" instead of "${kind}: false"`);
+      else out.push({ key, kind, source: `${key} ${kind}`, test: () => true });
+    } else if (kind === 'equals') {
+      const want = val.str({ nonEmpty: false });
+      if (want !== undefined) out.push({ key, kind, source: `${key}=${want}`, test: (x) => x === want });
+    } else {
+      const src = val.str();
+      if (src === undefined) continue;
+      try {
+        const re = compileRe2(src);
+        out.push({ key, kind: 'matches', source: `${key} ~ ${src}`, test: (x) => re.test(x) });
+      } catch (e) {
+        val.fail((e as Error).message);
+      }
     }
   }
-  const addressExceptions: AddressException[] = [];
+  return out;
+}
+
+function readExceptions(m: Map<string, Cursor>, hosts: Rule['hosts']): AddressException[] {
+  const out: AddressException[] = [];
   for (const [key, unsafe] of [['addresses', false], ['unsafe_addresses', true]] as const) {
     const xc = m.get(key);
     if (!xc) continue;
     const cidrs = xc.strings() ?? [];
-    if (hosts?.some((h) => h.kind !== 'exact')) {
+    if (hosts.some((h) => h.kind !== 'exact')) {
       xc.fail('address exceptions apply per host: list only exact host names in this rule (no "*" or "*." patterns)');
       continue;
     }
     const ex = { cidrs, unsafe };
     try {
       compileExceptions([ex]);
-      addressExceptions.push(ex);
+      out.push(ex);
     } catch (e) {
       xc.fail((e as Error).message);
     }
   }
-  if (!name || !hosts) return undefined;
-  return { id: c.where(), name, agents, methods, methodSource, hosts, paths, schemes, addressExceptions };
-}
-
-export function readSettings(c: Cursor): Partial<Settings> | undefined {
-  const m = c.map(['upstream_ca_file', 'dns_hosts']);
-  if (!m) return undefined;
-  const out: Partial<Settings> = {};
-  const ca = m.get('upstream_ca_file');
-  if (ca) out.upstreamCaFile = ca.str() ?? null;
-  const dh = m.get('dns_hosts');
-  if (dh) {
-    const names = dh.map(readKeys(dh));
-    const map: Record<string, string[]> = {};
-    for (const [k, v] of names ?? []) {
-      try {
-        const n = normaliseHost(k);
-        if (n.kind !== 'name') {
-          v.fail(`"${k}" is an address, not a name`);
-          continue;
-        }
-        const addrs = v.strings() ?? [];
-        for (const a of addrs) if (isIP(a) === 0) v.fail(`"${a.slice(0, 60)}" is not an IP address`);
-        map[n.host] = addrs;
-      } catch (e) {
-        v.fail(`"${k}" is not a valid host name: ${(e as Error).message}`);
-      }
-    }
-    out.dnsHosts = map;
-  }
   return out;
-}
-
-/** All keys of a mapping are allowed (dns_hosts is a free-form name → addresses map). */
-function readKeys(c: Cursor): string[] {
-  const node = c.node as { items?: Array<{ key?: { value?: unknown } }> };
-  return (node.items ?? []).map((p) => String(p.key?.value ?? ''));
 }

@@ -24,7 +24,8 @@ export interface Classification {
 export interface ClassifyOptions {
   /**
    * Addresses of this machine (interfaces, Turret's listen address), canonical or not. Canonicalised
-   * once per Set object, so pass a new Set when the addresses change rather than mutating this one.
+   * once per Set object and again when its size changes (adding is seen; delete-then-add of the
+   * same count is not, so replace the Set rather than swap entries).
    */
   selfAddresses?: ReadonlySet<string>;
 }
@@ -130,14 +131,18 @@ export function canonicalAddress(address: string): string {
   return parseStrictAddress(address).toString();
 }
 
-const selfCache = new WeakMap<ReadonlySet<string>, Set<string>>();
+const selfCache = new WeakMap<ReadonlySet<string>, { size: number; set: Set<string> }>();
 
-/** The caller's set, canonicalised once per set object (entries that do not parse are ignored). */
+/**
+ * The caller's set, canonicalised once per set object and again whenever its size changes: the
+ * runtime's set grows after start (listen addresses, interfaces found on reload), and a stale
+ * copy would let a newly added address through. Entries that do not parse are ignored.
+ */
 function canonicalSelf(set: ReadonlySet<string> | undefined): ReadonlySet<string> | undefined {
   if (!set || set.size === 0) return undefined;
-  let out = selfCache.get(set);
-  if (!out) {
-    out = new Set<string>();
+  let hit = selfCache.get(set);
+  if (!hit || hit.size !== set.size) {
+    const out = new Set<string>();
     for (const a of set) {
       try {
         out.add(canonicalAddress(a.replace(/%.*$/, '')));
@@ -145,9 +150,10 @@ function canonicalSelf(set: ReadonlySet<string> | undefined): ReadonlySet<string
         // not an address: nothing can match it
       }
     }
-    selfCache.set(set, out);
+    hit = { size: set.size, set: out };
+    selfCache.set(set, hit);
   }
-  return out;
+  return hit.set;
 }
 
 const SELF: Verdict = { class: 'self', reason: "an address of the proxy's own host", rfc: 'Turret' };

@@ -9,6 +9,7 @@
  * operator's static entries.
  */
 import { promises as dnsPromises } from 'node:dns';
+import { isIP } from 'node:net';
 import { TurretError } from '../core/errors.js';
 import { canonicalAddress, parseStrictAddress } from './classify.js';
 
@@ -22,6 +23,11 @@ export interface Resolver {
 }
 export interface ResolverOptions {
   lookup?: LookupFn;
+  /**
+   * DNS servers ("1.2.3.4", "1.2.3.4:5353", "[::1]:53") used instead of the system's; when set,
+   * getaddrinfo (/etc/hosts, nsswitch) is never consulted. Ignored when `lookup` is given.
+   */
+  servers?: readonly string[];
   staticHosts?: Record<string, string[]>;
   maxEntries?: number;
   minTtlMs?: number;
@@ -42,15 +48,38 @@ function errCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
 }
 
-/** Default lookup: A and AAAA with TTLs from the DNS servers; getaddrinfo only when DNS has nothing. */
-export function systemLookup(): LookupFn {
+/**
+ * Check one DNS server entry and return it in the form c-ares' setServers takes. Throws an Error
+ * whose message says what is wrong (the config loader adds file:line:col).
+ */
+export function parseDnsServer(entry: string): string {
+  if (typeof entry !== 'string' || entry.length === 0 || entry.length > 64) throw new Error('a DNS server must be "IP" or "IP:port"');
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(entry) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(entry) ?? /^([0-9a-fA-F:]+)()$/.exec(entry);
+  const host = m?.[1] ?? '';
+  const port = m?.[2] ? Number(m[2]) : 53;
+  if (!m || isIP(host) === 0) throw new Error(`DNS server ${JSON.stringify(entry.slice(0, 64))} is not an IP address (write "IP" or "IP:port"; IPv6 as "[addr]:port")`);
+  if (port < 1 || port > 65535) throw new Error(`DNS server ${JSON.stringify(entry)} has a port out of range`);
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Default lookup: A and AAAA with TTLs from the DNS servers; getaddrinfo only when DNS has nothing
+ * and no servers were named (named servers are the operator's whole answer: a fallback would
+ * silently ask someone else).
+ */
+export function systemLookup(servers?: readonly string[]): LookupFn {
   const dns = new dnsPromises.Resolver();
+  if (servers && servers.length > 0) dns.setServers(servers.map(parseDnsServer));
   return async (host) => {
     const [a, aaaa] = await Promise.allSettled([dns.resolve4(host, { ttl: true }), dns.resolve6(host, { ttl: true })]);
     const out: Array<{ address: string; family: 4 | 6; ttl?: number }> = [];
     if (a.status === 'fulfilled') for (const r of a.value) out.push({ address: r.address, family: 4, ttl: r.ttl });
     if (aaaa.status === 'fulfilled') for (const r of aaaa.value) out.push({ address: r.address, family: 6, ttl: r.ttl });
     if (out.length > 0) return out;
+    if (servers && servers.length > 0) {
+      // Prefer the A query's error (NXDOMAIN is cached as negative; a timeout is not).
+      throw a.status === 'rejected' ? a.reason : aaaa.status === 'rejected' ? aaaa.reason : Object.assign(new Error('no addresses'), { code: 'ENODATA' });
+    }
     const all = await dnsPromises.lookup(host, { all: true, verbatim: true });
     return all.map((r) => ({ address: r.address, family: r.family === 6 ? 6 : 4 }));
   };
@@ -78,7 +107,7 @@ function staticTable(hosts: Record<string, string[]> | undefined): Map<string, r
 }
 
 export function createResolver(opts: ResolverOptions = {}): Resolver {
-  const lookup = opts.lookup ?? systemLookup();
+  const lookup = opts.lookup ?? systemLookup(opts.servers);
   const now = opts.now ?? Date.now;
   const maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
   const minTtl = opts.minTtlMs ?? 1_000;

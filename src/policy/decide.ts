@@ -1,67 +1,169 @@
 /**
- * decide(policy, request) → Decision. Pure: no I/O, no clock beyond what the policy holds.
+ * decide(policy, request, now) → Decision. Pure: no I/O; the clock is an argument.
  *
- * Semantics: default deny; rules are allow rules tried in file order (files sorted by name);
- * the first rule whose agents, scheme, host/port, method and path all match decides. Because
- * every rule only allows, order changes which rule is *reported*, never whether a request passes.
+ * Semantics (docs/rules.md, precedence):
+ *  1. TRACE, TRACK and CONNECT (inside a tunnel) are refused before any rule is read.
+ *  2. Deny rules win: if any deny rule matches, the request is refused, whatever allows it.
+ *  3. Otherwise the first allow rule that matches, in file order (files sorted by name), decides.
+ *     Every allow only allows, so order changes which rule is *reported* (and whose rate limit
+ *     applies), never whether a request passes.
+ *  4. Nothing matched: denied (default deny), with the nearest miss as the reason.
+ * A rule whose `until` has passed matches nothing, at once, without a reload.
  */
-import { FORBIDDEN_METHODS, hostMatches, hostPortMatches, normalisePath } from './match.js';
+import type { ErrorCode } from '../core/errors.js';
+import { classify, type Shape } from './catalog.js';
+import { FORBIDDEN_METHODS, READ_METHODS, hostMatches, hostPortMatches, pathViews } from './match.js';
+import { queryValues } from './catalog.js';
 import type { Decision, Policy, RequestFacts, Rule } from './types.js';
+
+type Verdict = { kind: 'skip' } | { kind: 'miss'; why: string; code: ErrorCode } | { kind: 'match'; shape: Shape | null };
+
+interface Ctx {
+  views: string[];
+  shapes: Shape[];
+  now: number;
+}
+
+const READS: ReadonlySet<string> = new Set(READ_METHODS);
+
+export function ruleLabel(r: Rule): string {
+  return `rule ${r.name} (${r.id}${r.origin ? `, ${r.origin}` : ''})`;
+}
 
 function agentMatches(rule: Rule, agent: string): boolean {
   return rule.agents === 'any' || rule.agents.has(agent);
 }
 
-function methodMatches(rule: Rule, method: string): boolean {
+function literalMethod(rule: Rule, method: string): boolean {
   return rule.methods === 'any' ? !FORBIDDEN_METHODS.has(method) : rule.methods.has(method);
 }
 
-export function decide(policy: Policy, req: RequestFacts): Decision {
+/** Does the rule's method list cover this request? Catalog shapes count only where the rule opted in. */
+function methodCovered(rule: Rule, method: string, shape: Shape | null): boolean {
+  if (!shape) return literalMethod(rule, method);
+  const byClass = shape.kind === 'read' ? rule.classes.read : rule.classes.write;
+  // For an allow, a write-shaped GET (git push discovery) needs the write class, not "GET";
+  // for a deny, either reading counts, so a deny is never narrower than it looks.
+  if (rule.action === 'deny') return byClass || literalMethod(rule, method);
+  return shape.kind === 'read' ? byClass || literalMethod(rule, method) : byClass;
+}
+
+function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
+  if (!agentMatches(rule, req.agent)) return { kind: 'skip' };
+  if (!rule.hosts.some((h) => hostMatches(h, req.host, req.port, req.scheme))) return { kind: 'skip' };
+  const label = ruleLabel(rule);
+  if (rule.until !== null && ctx.now >= rule.until) return { kind: 'miss', why: `${label} expired at ${new Date(rule.until).toISOString()}`, code: 'policy_denied' };
+  if (!rule.schemes.has(req.scheme)) return { kind: 'miss', why: `${label} covers this host only over ${[...rule.schemes].join(', ')}`, code: 'policy_denied' };
+  const shape = ctx.shapes.find((s) => rule.catalog.has(s.entry)) ?? null;
+  if (!methodCovered(rule, req.method, shape)) {
+    return { kind: 'miss', why: `${label} covers only ${rule.methodSource.join(', ')} to this host${shape ? `, and this is a ${shape.what}` : ''}`, code: 'policy_denied' };
+  }
+  if (rule.paths) {
+    const hit = (v: string): boolean => rule.paths!.some((p) => p.test(v));
+    // An allow must hold for every view of the path, a deny applies if any view matches.
+    const ok = rule.action === 'allow' ? ctx.views.every(hit) : ctx.views.some(hit);
+    if (!ok) return { kind: 'miss', why: `${label} covers only paths ${rule.paths.map((p) => p.source).join(', ')}`, code: 'policy_denied' };
+  }
+  for (const q of rule.query) {
+    const values = queryValues(req.path, q.key);
+    const ok = q.kind === 'present' ? values.length > 0 : q.kind === 'absent' ? values.length === 0 : values.length > 0 && values.every(q.test);
+    if (!ok) return { kind: 'miss', why: `${label} requires query ${q.source}`, code: 'policy_denied' };
+  }
+  const write = shape ? shape.kind === 'write' : !READS.has(req.method);
+  if (rule.action === 'allow' && write && req.scheme === 'http' && !rule.plainHttpWrites) {
+    return { kind: 'miss', why: `${label} allows writes only over HTTPS (list http under schemes: to allow plain HTTP writes)`, code: 'https_required' };
+  }
+  return { kind: 'match', shape };
+}
+
+function context(req: RequestFacts, now: number): Ctx {
+  const views = pathViews(req.path);
+  // Classify on every view; where views disagree, a write classification wins.
+  const shapes = views.flatMap((v) => classify(req, v));
+  shapes.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'write' ? -1 : 1));
+  return { views, shapes, now };
+}
+
+export interface Trace {
+  rule: Rule;
+  verdict: string;
+}
+
+/** decide() plus what each rule that names the agent and host said, for `turret rules explain`. */
+export function explain(policy: Policy, req: RequestFacts, now: number = Date.now()): { decision: Decision; trace: Trace[] } {
+  const ctx = context(req, now);
+  const trace: Trace[] = [];
+  for (const rule of policy.rules) {
+    const v = evaluate(rule, req, ctx);
+    if (v.kind === 'skip') continue;
+    trace.push({ rule, verdict: v.kind === 'match' ? `${rule.action === 'deny' ? 'denies' : 'allows'}${v.shape ? ` (${v.shape.what})` : ''}` : `does not apply: ${v.why}` });
+  }
+  return { decision: decideWith(policy, req, ctx), trace };
+}
+
+export function decide(policy: Policy, req: RequestFacts, now: number = Date.now()): Decision {
+  return decideWith(policy, req, context(req, now));
+}
+
+function decideWith(policy: Policy, req: RequestFacts, ctx: Ctx): Decision {
   if (FORBIDDEN_METHODS.has(req.method)) {
     return { allow: false, rule: null, code: 'method_forbidden', reason: `${req.method} is never allowed through the proxy` };
   }
-  const path = normalisePath(req.path);
-  let nearMiss: { rule: Rule; why: string } | null = null;
   for (const rule of policy.rules) {
-    if (!agentMatches(rule, req.agent)) continue;
-    if (!rule.hosts.some((h) => hostMatches(h, req.host, req.port, req.scheme))) continue;
-    if (!rule.schemes.has(req.scheme)) {
-      nearMiss ??= { rule, why: `rule ${rule.name} (${rule.id}) allows this host only over ${[...rule.schemes].join(', ')}` };
-      continue;
-    }
-    if (!methodMatches(rule, req.method)) {
-      nearMiss ??= { rule, why: `rule ${rule.name} (${rule.id}) allows only ${rule.methodSource.join(', ')} to this host` };
-      continue;
-    }
-    if (rule.paths && !rule.paths.some((p) => p.test(path))) {
-      nearMiss ??= { rule, why: `rule ${rule.name} (${rule.id}) allows only paths ${rule.paths.map((p) => p.source).join(', ')}` };
-      continue;
-    }
-    return { allow: true, rule, code: null, reason: `allowed by rule ${rule.name} (${rule.id})` };
+    if (rule.action !== 'deny') continue;
+    const v = evaluate(rule, req, ctx);
+    if (v.kind === 'match') return { allow: false, rule, code: 'policy_denied', reason: `denied by ${ruleLabel(rule)}${rule.description ? `: ${rule.description}` : ''}`, shape: v.shape?.what ?? null };
   }
-  const base = `no rule allows ${req.method} ${req.scheme}://${req.host}:${req.port}${path} for agent ${req.agent}`;
-  return { allow: false, rule: nearMiss?.rule ?? null, code: 'policy_denied', reason: nearMiss ? `${base}; ${nearMiss.why}` : base };
+  let miss: { rule: Rule; why: string; code: ErrorCode } | null = null;
+  for (const rule of policy.rules) {
+    if (rule.action !== 'allow') continue;
+    const v = evaluate(rule, req, ctx);
+    if (v.kind === 'match') {
+      return { allow: true, rule: withHostExceptions(policy, rule, req, ctx.now), code: null, reason: `allowed by ${ruleLabel(rule)}`, shape: v.shape?.what ?? null };
+    }
+    // The first miss is the nearest; an HTTPS-only miss is the most useful one to report.
+    if (v.kind === 'miss' && (!miss || (v.code === 'https_required' && miss.code !== 'https_required'))) miss = { rule, why: v.why, code: v.code };
+  }
+  const shown = ctx.views[0] ?? '/';
+  const base = `no rule allows ${req.method} ${req.scheme}://${req.host}:${req.port}${shown} for agent ${req.agent}`;
+  return { allow: false, rule: miss?.rule ?? null, code: miss?.code ?? 'policy_denied', reason: miss ? `${base}; ${miss.why}` : base };
 }
 
 /**
- * May this agent open a tunnel to host:port at all? True when some rule for the agent names the
- * host and port with any method; each request inside the tunnel is then decided on its own.
+ * Address exceptions belong to a host, not to the rule that happened to allow a request: when the
+ * deciding rule has none, those of a live allow rule for this agent naming this exact host apply.
+ * (forward.ts reads them from the decision's rule.)
  */
-export function decideTunnel(policy: Policy, agent: string, host: string, port: number): Decision {
+function withHostExceptions(policy: Policy, rule: Rule, req: RequestFacts, now: number): Rule {
+  if (rule.addressExceptions.length > 0) return rule;
+  const ex = exceptionRuleFor(policy, req.agent, req.host, req.port, now);
+  return ex ? { ...rule, addressExceptions: ex.addressExceptions } : rule;
+}
+
+/**
+ * May this agent open a tunnel to host:port at all? Yes when a live allow rule for the agent names
+ * the host and port, and no deny rule refuses the whole host (any method, any path, no query
+ * condition). Each request inside the tunnel is then decided on its own by the current rules.
+ */
+export function decideTunnel(policy: Policy, agent: string, host: string, port: number, now: number = Date.now()): Decision {
+  const live = (r: Rule): boolean => agentMatches(r, agent) && (r.until === null || now < r.until) && r.hosts.some((h) => hostPortMatches(h, host, port));
   for (const rule of policy.rules) {
-    if (!agentMatches(rule, agent)) continue;
-    if (rule.hosts.some((h) => hostPortMatches(h, host, port))) {
-      return { allow: true, rule, code: null, reason: `tunnel allowed by rule ${rule.name} (${rule.id})` };
+    if (rule.action === 'deny' && live(rule) && rule.methods === 'any' && rule.paths === null && rule.query.length === 0 && rule.schemes.has('https')) {
+      return { allow: false, rule, code: 'policy_denied', reason: `denied by ${ruleLabel(rule)}${rule.description ? `: ${rule.description}` : ''}` };
     }
+  }
+  for (const rule of policy.rules) {
+    if (rule.action === 'allow' && live(rule)) return { allow: true, rule, code: null, reason: `tunnel allowed by ${ruleLabel(rule)}` };
   }
   return { allow: false, rule: null, code: 'policy_denied', reason: `no rule allows any request to ${host}:${port} for agent ${agent}` };
 }
 
-/** The rule whose address exceptions apply to a connection to host:port, if any. */
-export function exceptionRuleFor(policy: Policy, agent: string, host: string, port: number): Rule | null {
+/** The live allow rule whose address exceptions apply to a connection to host:port, if any. */
+export function exceptionRuleFor(policy: Policy, agent: string, host: string, port: number, now: number = Date.now()): Rule | null {
   for (const rule of policy.rules) {
-    if (rule.addressExceptions.length === 0 || !agentMatches(rule, agent)) continue;
-    if (rule.hosts.some((h) => h.kind !== 'any' && hostPortMatches(h, host, port))) return rule;
+    if (rule.action !== 'allow' || rule.addressExceptions.length === 0 || !agentMatches(rule, agent)) continue;
+    if (rule.until !== null && now >= rule.until) continue;
+    if (rule.hosts.some((h) => h.kind === 'exact' && hostPortMatches(h, host, port))) return rule;
   }
   return null;
 }

@@ -39,21 +39,7 @@ export function hostPortMatches(p: HostPattern, host: string, port: number): boo
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
-/**
- * RFC 3986 normalisation for matching: percent-decode unreserved characters, upper-case the
- * remaining escapes, remove dot segments (§5.2.4, also when spelled %2E), collapse duplicate
- * slashes. `%2F` stays encoded: it is data inside a segment, never a separator, so it cannot
- * turn one segment into two (or the reverse) to slip past a glob. The query is dropped.
- */
-export function normalisePath(raw: string): string {
-  let p = raw;
-  const q = p.search(/[?#]/);
-  if (q >= 0) p = p.slice(0, q);
-  if (!p.startsWith('/')) p = `/${p}`;
-  p = p.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
-    const ch = String.fromCharCode(parseInt(hex, 16));
-    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
-  });
+function removeDotSegments(p: string): string {
   const out: string[] = [];
   const segs = p.split('/');
   for (let i = 1; i < segs.length; i++) {
@@ -73,49 +59,113 @@ export function normalisePath(raw: string): string {
   return `/${out.join('/')}`;
 }
 
+function pathOnly(raw: string): string {
+  let p = raw;
+  const q = p.search(/[?#]/);
+  if (q >= 0) p = p.slice(0, q);
+  return p.startsWith('/') ? p : `/${p}`;
+}
+
 /**
- * Path glob: `*` matches within one segment, `**` any number of whole segments (including
- * none). Compiled to RE2 so no glob an operator writes can cause backtracking blow-ups.
+ * RFC 3986 normalisation for matching: percent-decode unreserved characters, upper-case the
+ * remaining escapes, remove dot segments (§5.2.4, also when spelled %2E), collapse duplicate
+ * slashes. `%2F` stays encoded: it is data inside a segment, never a separator. The query is dropped.
+ */
+export function normalisePath(raw: string): string {
+  const p = pathOnly(raw).replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
+    const ch = String.fromCharCode(parseInt(hex, 16));
+    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
+  });
+  return removeDotSegments(p);
+}
+
+/**
+ * The same path as a server that decodes `%2F` and `%5C`, treats `\` as `/` and drops `;params`
+ * (Tomcat's `/..;/`) would see it. Servers disagree here, so an allow must hold for both views
+ * and a deny applies if either view matches: `/public/..%2F..%2Fadmin` cannot reach `/admin`
+ * past an allow for `/public/**`, nor dodge a deny on `/admin/**`.
+ */
+export function strictPathView(raw: string): string {
+  let p = normalisePath(raw).replace(/%2F|%5C/g, '/').replace(/\\/g, '/');
+  p = p
+    .split('/')
+    .map((seg) => seg.replace(/;.*$/, ''))
+    .join('/');
+  return removeDotSegments(p);
+}
+
+/** Distinct views of a path that rules are matched against (usually one). */
+export function pathViews(raw: string): string[] {
+  const a = normalisePath(raw);
+  const b = strictPathView(raw);
+  return a === b ? [a] : [a, b];
+}
+
+/** A path regex written by the operator, run on re2 (linear time: no pattern can cause ReDoS). */
+export function compilePathRegex(source: string): PathPattern {
+  const re = compileRe2(source);
+  return { source: `~${source}`, test: (p: string) => re.test(p) };
+}
+
+export function compileRe2(source: string): RE2 {
+  if (source.length > 1000) throw new Error('regular expression is longer than 1000 characters');
+  try {
+    return new RE2(source, 'u');
+  } catch (e) {
+    throw new Error(`invalid regular expression (re2 syntax, no lookaround or backreferences): ${(e as Error).message.replace(/^.*?: /, '').slice(0, 120)}`);
+  }
+}
+
+/**
+ * Path glob: `*` matches within one segment, `**` (a whole segment) any number of segments,
+ * including none: `/repos/**` matches `/repos`, `/repos/` and `/repos/a/b`. Compiled to RE2.
+ * The pattern is normalised like a request path, so `%7E` and `~` are the same pattern.
  */
 export function compilePathGlob(source: string): PathPattern {
   if (!source.startsWith('/')) throw new Error('a path pattern must start with "/"');
+  if (/[?#]/.test(source)) throw new Error('a path pattern has no "?" or "#"; put conditions on query keys under "query:"');
+  if (/(^|\/)\.\.?(\/|$)|\/\//.test(source)) throw new Error('a path pattern has no "." or ".." segments and no "//" (requests are normalised before matching)');
+  const segs = normalisePath(source).split('/').slice(1);
   let re = '^';
-  for (let i = 0; i < source.length; i++) {
-    const ch = source[i] ?? '';
-    if (ch === '*') {
-      if (source[i + 1] === '*') {
-        i++;
-        // "/**/" or trailing "/**": zero or more segments.
-        if (source[i + 1] === '/') {
-          re += '(?:[^/]*/)*';
-          i++;
-        } else {
-          re += '.*';
-        }
-      } else {
-        re += '[^/]*';
-      }
-    } else {
-      re += ch.replace(/[\\^$.|?+()[\]{}]/g, '\\$&');
+  segs.forEach((seg, i) => {
+    const last = i === segs.length - 1;
+    if (seg === '**') {
+      // Zero or more whole segments; at the end also "/" and nothing at all.
+      re += last ? '(?:/.*)?' : '(?:/[^/]*)*';
+      return;
     }
-  }
+    if (seg.includes('**')) throw new Error('"**" must be a whole path segment (like /a/**/b); use "*" inside a segment');
+    re += '/' + seg.split('*').map((lit) => lit.replace(/[\\^$.|?+()[\]{}]/g, '\\$&')).join('[^/]*');
+  });
   re += '$';
   const compiled = new RE2(re);
   return { source, test: (p: string) => compiled.test(p) };
 }
 
-export function methodsFromClasses(classes: string[]): { methods: ReadonlySet<string> | 'any'; bad: string[] } {
+export interface MethodSpec {
+  methods: ReadonlySet<string> | 'any';
+  classes: { read: boolean; write: boolean };
+  bad: string[];
+}
+
+export function methodsFromClasses(classes: string[]): MethodSpec {
   const out = new Set<string>();
   const bad: string[] = [];
+  const cls = { read: false, write: false };
   for (const c of classes) {
     const u = c.trim();
-    if (u === '*' || u.toLowerCase() === 'any') return { methods: 'any', bad };
-    if (u.toLowerCase() === 'read') READ_METHODS.forEach((m) => out.add(m));
-    else if (u.toLowerCase() === 'write') WRITE_METHODS.forEach((m) => out.add(m));
-    else if (/^[A-Z]+$/.test(u)) {
+    const l = u.toLowerCase();
+    if (u === '*' || l === 'any') return { methods: 'any', classes: { read: true, write: true }, bad };
+    if (l === 'read') {
+      cls.read = true;
+      READ_METHODS.forEach((m) => out.add(m));
+    } else if (l === 'write') {
+      cls.write = true;
+      WRITE_METHODS.forEach((m) => out.add(m));
+    } else if (/^[A-Z]+$/.test(u)) {
       if (FORBIDDEN_METHODS.has(u)) bad.push(`${u} is never allowed through the proxy`);
       else out.add(u);
-    } else bad.push(`"${c}" is not a method class (read, write, any) or an upper-case method name`);
+    } else bad.push(`"${c.slice(0, 40)}" is not a method class (read, write, any) or an upper-case method name`);
   }
-  return { methods: out, bad };
+  return { methods: out, classes: cls, bad };
 }

@@ -28,7 +28,24 @@ export type Where = string;
 
 export type SecretSource =
   | { kind: 'env'; name: string }
-  | { kind: 'file'; path: string };
+  | { kind: 'file'; path: string }
+  /** argv run without a shell; stdout (one trailing newline trimmed) is the value. */
+  | { kind: 'command'; argv: string[]; timeoutMs: number; refreshMs: number }
+  /** An entry of the encrypted store (`turret secret set NAME`). */
+  | { kind: 'store'; name: string };
+
+/** A narrower secret a handle turns into for some methods/paths (e.g. a write token for POSTs). */
+export interface SecretVariant {
+  methods: ReadonlySet<string> | 'any';
+  paths: PathPattern[] | null;
+  secret: string;
+}
+
+/** AWS SigV4 re-signing: `source` of the SecretDef is the secret access key. */
+export interface AwsCredentialDef {
+  accessKeyId: SecretSource;
+  sessionToken: SecretSource | null;
+}
 
 export interface AgentDef {
   name: string;
@@ -44,25 +61,94 @@ export interface SecretDef {
   hosts: HostPattern[];
   /** Extra header names (lower case) where a handle for this secret is replaced. */
   headers: string[];
-  /** Variable name an agent's environment gives the handle (turret env). */
-  env: string | null;
+  /** Variable names an agent's environment gives the handle (turret env / run). */
+  env: string[];
+  /** Methods and paths the secret may be used for ('any' / null = no limit). */
+  methods: ReadonlySet<string> | 'any';
+  paths: PathPattern[] | null;
+  /** Opt-in injection into query parameter values and request bodies. */
+  query: boolean;
+  body: boolean;
+  /** What a misuse does besides the 403: 'revoke' revokes the handle at once. */
+  onMisuse: 'deny' | 'revoke';
+  /** First matching variant's secret is injected instead (its own hosts and scope still apply). */
+  variants: SecretVariant[];
+  aws: AwsCredentialDef | null;
   where: Where;
+}
+
+/** Protocol families whose POSTs can be reads (and whose GETs can be writes); see catalog.ts. */
+export type CatalogEntry = 'git' | 'graphql';
+
+/** A condition on one query key; every condition of a rule must hold. */
+export interface QueryCondition {
+  key: string;
+  /** As written, for explain: "service=git-upload-pack", "token absent", "q ~ ^[a-z]+$". */
+  source: string;
+  kind: 'present' | 'absent' | 'equals' | 'matches';
+  /** For equals/matches: must hold for every value the key has (a second value cannot sneak by). */
+  test: (value: string) => boolean;
+}
+
+/** Token bucket: `requests` per `perMs`, bursting up to `burst`. */
+export interface RateLimitSpec {
+  requests: number;
+  perMs: number;
+  burst: number;
+  /** As written, for messages: "60 per 1m, burst 10". */
+  source: string;
 }
 
 export interface Rule {
   /** file:line — the stable identity shown in audit records, denials and explain. */
   id: string;
   name: string;
+  /** Deny rules win over allow rules wherever both match (docs/rules.md, precedence). */
+  action: 'allow' | 'deny';
   agents: ReadonlySet<string> | 'any';
   methods: ReadonlySet<string> | 'any';
+  /** The rule names the read / write class (read-shaped and write-shaped requests use these). */
+  classes: { read: boolean; write: boolean };
   /** Method classes as written, for explain ("read", "write", "POST"). */
   methodSource: string[];
   hosts: HostPattern[];
-  /** null = any path. */
+  /** null = any path. Globs and regexes (path_regex), any one matching is enough. */
   paths: PathPattern[] | null;
+  query: QueryCondition[];
   schemes: ReadonlySet<Scheme>;
+  /** Writes over plain HTTP: only when the rule lists `http` in `schemes:` explicitly. */
+  plainHttpWrites: boolean;
+  catalog: ReadonlySet<CatalogEntry>;
+  /** The rule stops matching at this instant (ms since epoch); null = never. */
+  until: number | null;
+  rateLimit: RateLimitSpec | null;
   /** Non-public addresses this rule's hosts may resolve to. */
   addressExceptions: AddressException[];
+  /** For rules of a shared policy: "policy github-read-only, included at rules/a.yaml:12". */
+  origin: string | null;
+  /** Shown in denials by a deny rule (it tells the agent why). */
+  description: string | null;
+}
+
+/** A per-agent rate limit (`limits:`); every agent it names gets its own bucket. */
+export interface AgentLimit {
+  id: string;
+  agents: ReadonlySet<string> | 'any';
+  spec: RateLimitSpec;
+}
+
+/** An `examples:` entry: a request and the decision the operator expects for it. */
+export interface Example {
+  where: Where;
+  /** file, line, col of the entry, for problems. */
+  at: { file: string; line: number; col: number };
+  request: RequestFacts;
+  /** As written, for messages. */
+  text: string;
+  expect: 'allow' | 'deny';
+  /** Optional: the deciding rule's name and the denial code. */
+  rule: string | null;
+  code: string | null;
 }
 
 export interface Settings {
@@ -70,6 +156,8 @@ export interface Settings {
   upstreamCaFile: string | null;
   /** Operator-pinned name → addresses (bypasses DNS; the addresses are still classified). */
   dnsHosts: Record<string, string[]>;
+  /** DNS servers ("IP[:port]") asked instead of the system's; absent = the system's. */
+  dnsServers?: string[];
 }
 
 export interface Policy {
@@ -77,6 +165,8 @@ export interface Policy {
   agents: ReadonlyMap<string, AgentDef>;
   secrets: ReadonlyMap<string, SecretDef>;
   rules: readonly Rule[];
+  limits: readonly AgentLimit[];
+  examples: readonly Example[];
   settings: Settings;
   loadedAt: Date;
 }
@@ -89,6 +179,13 @@ export interface RequestFacts {
   port: number;
   /** Path and query as received (normalised by decide before matching). */
   path: string;
+  /** Lower-case media type without parameters, when the request has a body. */
+  contentType?: string | null;
+  /**
+   * The first bytes of the body (UTF-8), only when the pipeline peeked at it for a catalog entry
+   * that needs it (GraphQL over POST). null or absent: not peeked.
+   */
+  body?: string | null;
 }
 
 export interface Decision {
@@ -98,4 +195,6 @@ export interface Decision {
   reason: string;
   /** For denials, the error code reported. */
   code: ErrorCode | null;
+  /** How the request was classified ("git fetch", "GraphQL mutation" …), when a catalog entry applied. */
+  shape?: string | null;
 }

@@ -13,13 +13,14 @@ import { TurretError, asTurretError } from '../core/errors.js';
 import { parseAuthority, normaliseHost } from '../net/host.js';
 import { decideTunnel } from '../policy/decide.js';
 import { newId, type Tunnel } from './exchange.js';
+import { checkLookalike, checkTunnelTarget } from './guards.js';
 import { identifyAgent } from './identify.js';
 import { sendErrorRaw } from './respond.js';
 import type { Runtime } from './runtime.js';
 
 export const tunnels = new WeakMap<object, Tunnel>();
 
-export function handleConnect(rt: Runtime, inner: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+export async function handleConnect(rt: Runtime, inner: Server, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   const started = process.hrtime.bigint();
   const state = rt.state;
   const client = `${(socket as Socket).remoteAddress ?? '?'}:${(socket as Socket).remotePort ?? 0}`;
@@ -35,8 +36,11 @@ export function handleConnect(rt: Runtime, inner: Server, req: IncomingMessage, 
     const t = parseAuthority(req.url ?? '', 443);
     host = t.host;
     port = t.port;
+    checkLookalike(state.policy, agent, t.host);
     const d = decideTunnel(state.policy, agent, t.host, t.port);
     if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
+    // Node hands CONNECT sockets over non-flowing, so bytes sent early wait in the buffer meanwhile.
+    await checkTunnelTarget(rt, state, agent, t);
     const tunnel: Tunnel = { id: newId(), agent, host: t.host, port: t.port, sni: null, mismatch: null, client };
     audit('allowed', 'tunnel_open', { rule: d.rule?.id ?? null, tunnel_id: tunnel.id, reason: d.reason });
     rt.metrics?.openTunnels.inc();

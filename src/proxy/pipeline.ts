@@ -16,6 +16,7 @@ import { injectHeaders } from '../secrets/inject.js';
 import { fingerprint } from '../secrets/keys.js';
 import { newExchange, type Exchange, type Tunnel } from './exchange.js';
 import { forward } from './forward.js';
+import { checkLookalike } from './guards.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { identifyAgent } from './identify.js';
 import { sendError } from './respond.js';
@@ -49,6 +50,7 @@ export const STAGES: readonly Stage[] = [
   {
     name: 'decide',
     run(x) {
+      checkLookalike(x.state.policy, x.agent ?? '', x.host ?? '');
       const d = decide(x.state.policy, { agent: x.agent ?? '', method: x.req.method ?? '', scheme: x.scheme ?? 'https', host: x.host ?? '', port: x.port ?? 0, path: x.path ?? '/' });
       x.decision = d;
       if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });

@@ -7,12 +7,14 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { AuditSink } from '../audit/writer.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { interfaceAddresses } from '../net/self.js';
 import { createResolver, type LookupFn, type Resolver } from '../net/resolver.js';
 import type { Policy, SecretDef } from '../policy/types.js';
 import type { KeyRing } from '../secrets/keys.js';
 import { RevocationList } from '../secrets/revocations.js';
 import type { Secret } from '../secrets/secret.js';
 import { SecretValues } from '../secrets/sources.js';
+import { SecretStore, storeKey } from '../secrets/store.js';
 import type { CertificateAuthority } from '../tls/ca.js';
 import { LeafCache } from '../tls/leaf.js';
 import type { Logger } from '../core/log.js';
@@ -66,8 +68,11 @@ export class Runtime {
   readonly leaves: LeafCache;
   readonly revocations: RevocationList;
   readonly values: SecretValues;
-  /** Addresses Turret itself listens on: never a valid upstream. */
-  readonly selfAddresses = new Set<string>();
+  /**
+   * This host's interface addresses and Turret's listen addresses (server.ts adds those): never
+   * a valid upstream without an unsafe_ exception. Loopback keeps its own class (net/classify.ts).
+   */
+  readonly selfAddresses: Set<string> = interfaceAddresses();
   private readonly lookup: LookupFn | undefined;
   private current: PolicyState | null = null;
 
@@ -80,7 +85,7 @@ export class Runtime {
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
     this.leaves = new LeafCache(o.ca, 10_000, (r) => this.metrics?.leafCache.inc({ result: r }));
     this.revocations = new RevocationList(o.keyDir);
-    this.values = new SecretValues(o.env);
+    this.values = new SecretValues(o.env, new SecretStore(o.keyDir, storeKey(o.ring, o.env)));
     this.lookup = o.lookup;
   }
 
@@ -104,7 +109,11 @@ export class Runtime {
       }
       if (!extraCa.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`settings.upstream_ca_file ${policy.settings.upstreamCaFile} holds no PEM certificate`);
     }
-    const resolver = createResolver({ lookup: this.lookup, staticHosts: policy.settings.dnsHosts });
+    const servers = policy.settings.dnsServers;
+    const resolver = createResolver({ lookup: this.lookup, staticHosts: policy.settings.dnsHosts, ...(servers ? { servers } : {}) });
+    // Interfaces change (DHCP, containers): every reload adds the current ones. Addresses are
+    // never removed, so an address that left the host stays refused (fail closed).
+    for (const a of interfaceAddresses()) this.selfAddresses.add(a);
     const ca = extraCa ? [...tls.rootCertificates, extraCa] : [...tls.rootCertificates];
     const upstream = new UpstreamPool({ resolver, ca, selfAddresses: this.selfAddresses, limits: this.limits, metrics: this.metrics });
     const scrubbers = new ScrubberCache(() => this.loadedSecrets(policy));

@@ -1,10 +1,10 @@
 /**
- * The built-in token formats. GENERATED from shared/corpora/secret_patterns.json (gitleaks
+ * The built-in token formats, produced mechanically (once) from shared/corpora/secret_patterns.json (gitleaks
  * config/gitleaks.toml @ b58d3f1, MIT licence, Copyright (c) 2019 Zachary Rice — see
  * docs/scrubbing.md for the attribution and the list of local changes). Regexes are RE2 syntax as
  * shipped by gitleaks; local changes: private-key is a begin/end block pattern, sourcegraph drops
  * its bare-40-hex alternative (it matches every git SHA), aws-secret-access-key requires upper,
- * lower and digit, the teams/jwt-base64 rules redact the whole match, pkcs12-file (a path rule)
+ * lower, digit and a non-hex letter, the teams/jwt-base64 rules redact the whole match, pkcs12-file (a path rule)
  * is omitted, vault-service-token needs a digit, keyword-context rules
  * are split out as GENERIC_PATTERNS (opt-in). Data file: kept long on purpose, one rule a line.
  */

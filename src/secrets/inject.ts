@@ -1,33 +1,20 @@
 /**
- * Handle → secret substitution in request headers. This is the only place (with scrubbing)
- * that calls Secret.reveal() toward the network.
+ * Handle → secret substitution in request headers and the request target. This is the only
+ * place (with body.ts, sigv4.ts and scrubbing) that calls Secret.reveal() toward the network.
  *
- * Every handle found anywhere in the request is validated before anything is sent: it must
- * open with our key, belong to the requesting agent, be unexpired and unrevoked, name a
- * defined secret whose value is loaded, travel over HTTPS, go to a host the secret is bound to,
- * and sit where a token goes (Authorization Bearer/token/Basic, or a header the secret names).
- * Any failure refuses the whole request: a handle is never forwarded as-is.
+ * Every handle found anywhere is validated (resolve.ts) before anything is sent, and must sit
+ * where a token goes: Authorization Bearer/token/Basic, a header the secret names, or — when the
+ * secret opts in with `query: true` — a query parameter value. A handle anywhere else, or hidden
+ * in an encoding (encoded.ts), refuses the whole request: a handle is never forwarded as-is.
  */
 import { TurretError } from '../core/errors.js';
-import { hostMatches } from '../policy/match.js';
-import type { Policy, Scheme, SecretDef } from '../policy/types.js';
-import { HANDLE_RE, openHandle, type HandleClaims } from './handles.js';
-import type { KeyRing } from './keys.js';
+import { findEncodedHandles } from './encoded.js';
+import { HANDLE_RE } from './handles.js';
+import { refuse, resolveHandle, type InjectContext } from './resolve.js';
 import type { Secret } from './secret.js';
 
+export type { InjectContext } from './resolve.js';
 export type HeaderPairs = Array<[string, string]>;
-
-export interface InjectContext {
-  ring: KeyRing;
-  policy: Policy;
-  isRevoked: (id: string) => boolean;
-  secretValue: (def: SecretDef) => Secret | null;
-  agent: string;
-  scheme: Scheme;
-  host: string;
-  port: number;
-  now?: number;
-}
 
 export interface Injection {
   secret: string;
@@ -35,98 +22,121 @@ export interface Injection {
   value: Secret;
 }
 
-/** Validate one handle for this request; returns the secret to put in its place. */
-export function resolveHandle(ctx: InjectContext, handle: string): { claims: HandleClaims; def: SecretDef; value: Secret } {
-  const claims = openHandle(ctx.ring, handle);
-  if (!claims) throw new TurretError('handle_invalid', 'a credential handle in the request is not one Turret issued');
-  if (claims.agent !== ctx.agent) throw new TurretError('handle_wrong_agent', `a handle for secret ${claims.secret} was issued to another agent`);
-  const now = Math.floor((ctx.now ?? Date.now()) / 1000);
-  if (claims.exp <= now) throw new TurretError('handle_expired', `the handle for secret ${claims.secret} expired`);
-  if (ctx.isRevoked(claims.id)) throw new TurretError('handle_revoked', `the handle for secret ${claims.secret} was revoked`);
-  const def = ctx.policy.secrets.get(claims.secret);
-  if (!def) throw new TurretError('handle_invalid', `secret ${claims.secret} is no longer defined in the rules`);
-  if (ctx.scheme !== 'https') throw new TurretError('handle_plain_http', `the handle for secret ${def.name} may only travel over HTTPS`);
-  if (!def.hosts.some((h) => hostMatches(h, ctx.host, ctx.port, ctx.scheme))) {
-    throw new TurretError('handle_host_not_bound', `secret ${def.name} is not bound to ${ctx.host}:${ctx.port}; it may go only to ${def.hosts.map((h) => h.source).join(', ')}`);
-  }
-  const value = ctx.secretValue(def);
-  if (!value) throw new TurretError('secret_unavailable', `secret ${def.name} has no value loaded (${def.source.kind} source)`);
-  return { claims, def, value };
-}
+export type Used = Map<string, Injection>;
 
 function findHandles(text: string): string[] {
   return text.match(HANDLE_RE) ?? [];
 }
 
-function replaceHandles(ctx: InjectContext, text: string, used: Map<string, Injection>): string {
+/** A handle where none may go: the misuse code (wrong host, agent …) outranks the location problem. */
+export function refuseLocation(ctx: InjectContext, handle: string, where: string): never {
+  const r = resolveHandle(ctx, handle);
+  return refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `a handle for secret ${r.def.name} cannot be injected ${where}`);
+}
+
+/** Refuse when `text` hides a handle in base64 or percent encoding. */
+export function refuseEncoded(ctx: InjectContext, text: string, where: string): void {
+  for (const h of findEncodedHandles(text)) refuseLocation(ctx, h, `when encoded (${where})`);
+}
+
+function replaceHandles(ctx: InjectContext, text: string, used: Used, check?: (r: ReturnType<typeof resolveHandle>, h: string) => void, encode = (s: string) => s): string {
   return text.replace(HANDLE_RE, (h) => {
     const r = resolveHandle(ctx, h);
-    used.set(h, { secret: r.def.name, handle: h, value: r.value });
-    return r.value.reveal();
+    check?.(r, h);
+    used.set(h, { secret: r.effective.name, handle: h, value: r.value });
+    return encode(r.value.reveal());
   });
 }
 
-function injectAuthorization(ctx: InjectContext, value: string, used: Map<string, Injection>): string {
+function injectAuthorization(ctx: InjectContext, value: string, used: Used): string {
   const m = /^(\S+)[ \t]+(\S+)\s*$/.exec(value);
-  if (!m) throw new TurretError('handle_location_unsupported', 'a handle in Authorization must follow a scheme (Bearer, token or Basic)');
-  const scheme = m[1] ?? '';
-  const cred = m[2] ?? '';
+  if (!m) {
+    const h = findHandles(value)[0];
+    if (h) refuseLocation(ctx, h, 'in this Authorization header (use Bearer, token or Basic)');
+  }
+  const scheme = m?.[1] ?? '';
+  const cred = m?.[2] ?? '';
   switch (scheme.toLowerCase()) {
     case 'bearer':
     case 'token':
       return `${scheme} ${replaceHandles(ctx, cred, used)}`;
     default:
-      throw new TurretError('handle_location_unsupported', `a handle in an Authorization ${scheme.slice(0, 20)} credential cannot be injected`);
+      return refuseLocation(ctx, findHandles(value)[0] ?? '', `in an Authorization ${scheme.slice(0, 20)} credential`);
   }
 }
 
-function injectBasic(ctx: InjectContext, value: string, used: Map<string, Injection>): string | null {
+function injectBasic(ctx: InjectContext, value: string, used: Used): string | null {
   const m = /^basic[ \t]+([A-Za-z0-9+/=]+)\s*$/i.exec(value);
   if (!m) return null;
   const decoded = Buffer.from(m[1] ?? '', 'base64').toString('utf8');
+  refuseEncoded(ctx, decoded, 'inside a Basic credential');
   if (findHandles(decoded).length === 0) return null;
   const colon = decoded.indexOf(':');
-  if (colon < 0) throw new TurretError('handle_location_unsupported', 'a Basic credential without ":" cannot carry a handle');
+  if (colon < 0) refuseLocation(ctx, findHandles(decoded)[0] ?? '', 'in a Basic credential without ":"');
   const user = replaceHandles(ctx, decoded.slice(0, colon), used);
   const pass = replaceHandles(ctx, decoded.slice(colon + 1), used);
   return `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}`;
 }
 
-/**
- * Replace handles in request headers. `target` is the request path and query: a handle there
- * is refused (query injection is opt-in per secret and not enabled by this version).
- */
-export function injectHeaders(ctx: InjectContext, headers: HeaderPairs, target: string): { headers: HeaderPairs; injections: Injection[] } {
-  const used = new Map<string, Injection>();
-  for (const h of findHandles(safeDecode(target))) {
-    resolveHandle(ctx, h); // a misuse code (wrong host, agent…) outranks the location problem
-    throw new TurretError('handle_location_unsupported', 'a credential handle in the URL cannot be injected; send it in the Authorization header');
-  }
-  const out: HeaderPairs = headers.map(([name, value]) => {
+/** Replace handles in request headers (hop-by-hop already removed). */
+export function injectHeaders(ctx: InjectContext, headers: HeaderPairs, used: Used): HeaderPairs {
+  return headers.map(([name, value]) => {
     const lname = name.toLowerCase();
     if (lname === 'authorization') {
       const basic = injectBasic(ctx, value, used);
       if (basic !== null) return [name, basic];
+      refuseEncoded(ctx, value, 'Authorization header');
       if (findHandles(value).length === 0) return [name, value];
       return [name, injectAuthorization(ctx, value, used)];
     }
-    const found = findHandles(value);
-    if (found.length === 0) return [name, value];
-    for (const h of found) {
-      const r = resolveHandle(ctx, h);
-      if (!r.def.headers.includes(lname)) {
-        throw new TurretError('handle_location_unsupported', `secret ${r.def.name} is not injected into header ${lname.slice(0, 40)}; allowed: Authorization${r.def.headers.length ? `, ${r.def.headers.join(', ')}` : ''}`);
-      }
-    }
-    return [name, replaceHandles(ctx, value, used)];
+    refuseEncoded(ctx, value, `header ${lname.slice(0, 40)}`);
+    if (findHandles(value).length === 0) return [name, value];
+    return [
+      name,
+      replaceHandles(ctx, value, used, (r) => {
+        if (!r.def.headers.includes(lname)) {
+          refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `secret ${r.def.name} is not injected into header ${lname.slice(0, 40)}; allowed: Authorization${r.def.headers.length ? `, ${r.def.headers.join(', ')}` : ''}`);
+        }
+      }),
+    ];
   });
-  return { headers: out, injections: [...used.values()] };
 }
 
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
+/** RFC 3986 query-value encoding (everything but unreserved). */
+function encodeQueryValue(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
+ * Replace handles in the request target. The path never carries one; a query parameter value
+ * may, when the handle's secret has `query: true`. Returns the target to send upstream.
+ */
+export function injectTarget(ctx: InjectContext, target: string, used: Used): string {
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  const query = q < 0 ? null : target.slice(q + 1);
+  refuseEncoded(ctx, target, 'in the URL');
+  for (const h of findHandles(path)) refuseLocation(ctx, h, 'in the URL path');
+  if (query === null || findHandles(query).length === 0) return target;
+  const parts = query.split('&').map((kv) => {
+    const eq = kv.indexOf('=');
+    const k = eq < 0 ? kv : kv.slice(0, eq);
+    for (const h of findHandles(k)) refuseLocation(ctx, h, 'in a query parameter name');
+    if (eq < 0) return kv;
+    const v = replaceHandles(
+      ctx,
+      kv.slice(eq + 1),
+      used,
+      (r) => {
+        if (!r.def.query) refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `secret ${r.def.name} is not injected into query parameters (set query: true on the secret to allow it)`);
+      },
+      encodeQueryValue,
+    );
+    return `${k}=${v}`;
+  });
+  return `${path}?${parts.join('&')}`;
+}
+
+export function assertNoHandle(text: string): void {
+  if (findHandles(text).length > 0) throw new TurretError('internal_error', 'a handle survived injection');
 }

@@ -13,6 +13,8 @@ export interface KeyRing {
   handleKey: Buffer;
   agentKey: Buffer;
   fingerprintKey: Buffer;
+  /** Encrypts the local secret store (store.ts) unless TURRET_STORE_KEY gives another key. */
+  storeKey: Buffer;
 }
 
 export const KEY_FILE = 'turret.key';
@@ -29,7 +31,7 @@ function derive(master: Buffer, info: string): Buffer {
 }
 
 export function keyRingFrom(master: Buffer): KeyRing {
-  return { handleKey: derive(master, 'handles'), agentKey: derive(master, 'agents'), fingerprintKey: derive(master, 'fingerprints') };
+  return { handleKey: derive(master, 'handles'), agentKey: derive(master, 'agents'), fingerprintKey: derive(master, 'fingerprints'), storeKey: derive(master, 'store') };
 }
 
 /** Load the key file from `dir`, creating it (0600) when `create` is set and it is absent. */
