@@ -2,10 +2,11 @@
  * `npm run bench`: every benchmark, each reporting ratios against a baseline measured in the
  * same run. Only loopback is used. Results go to stdout; docs/benchmarks.md records them.
  */
+import { benchDns } from './dns.js';
 import { benchLeaf } from './leaf.js';
 
 const only = process.argv[2];
-const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: benchLeaf };
+const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: benchLeaf, dns: benchDns };
 
 for (const [name, fn] of Object.entries(benches)) {
   if (only && only !== name) continue;

@@ -5,7 +5,7 @@
  */
 
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
 export interface RawLine {
   line: Buffer;
@@ -16,9 +16,13 @@ export interface RawLine {
 }
 
 export async function* readLines(path: string): AsyncGenerator<RawLine> {
+  yield* splitLines(createReadStream(path, { highWaterMark: 64 * 1024 }));
+}
+
+async function* splitLines(chunks: AsyncIterable<unknown>): AsyncGenerator<RawLine> {
   let rest: Buffer = Buffer.alloc(0);
   let lineNo = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) {
+  for await (const chunk of chunks) {
     let buf = rest.length === 0 ? (chunk as Buffer) : Buffer.concat([rest, chunk as Buffer]);
     let nl: number;
     while ((nl = buf.indexOf(0x0a)) !== -1) {
@@ -58,4 +62,23 @@ export async function readLastLine(path: string): Promise<{ line: Buffer; termin
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Lines of an already open file from its start; the handle stays open (the file may have been
+ * renamed since it was opened, which is why a handle and not a path). Plain reads rather than
+ * fh.createReadStream: leaving that stream early with autoClose off rejects with "Premature close".
+ */
+export async function* readLinesOf(fh: FileHandle): AsyncGenerator<RawLine> {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    let pos = 0;
+    for (;;) {
+      const buf = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) return;
+      pos += bytesRead;
+      yield buf.subarray(0, bytesRead);
+    }
+  }
+  yield* splitLines(chunks());
 }

@@ -1,14 +1,16 @@
 /**
  * `turret env --agent NAME`: the shell exports an agent needs — proxy URL with its credential,
  * NO_PROXY for loopback, the CA for every common client, and a fresh handle for each secret the
- * rules give an `env:` name.
+ * rules give `env:` names. Every handle issued is recorded in the issuance log (no handle value).
  */
 import { loadPolicy } from '../config/load.js';
 import { caPaths } from '../tls/ca.js';
 import { expectedToken } from '../proxy/identify.js';
-import { issueHandle, parseTtl } from '../secrets/handles.js';
+import { issueHandle, parseTtl, type HandleClaims } from '../secrets/handles.js';
+import { recordIssued } from '../secrets/issued.js';
 import { loadKeyRing } from '../secrets/keys.js';
 import { SecretValues } from '../secrets/sources.js';
+import { SecretStore, storeKey } from '../secrets/store.js';
 import { caDir, DEFAULT_LISTEN, out, rulesDir, UsageError, type CommonOptions } from './common.js';
 
 export interface EnvOptions extends CommonOptions {
@@ -17,15 +19,22 @@ export interface EnvOptions extends CommonOptions {
   proxy?: string;
 }
 
-export async function agentEnvironment(o: EnvOptions): Promise<Record<string, string>> {
-  if (!o.agent) throw new UsageError('turret env needs --agent NAME');
+export interface AgentEnvironment {
+  env: Record<string, string>;
+  /** Claims of the handles issued (for `turret run` to revoke). */
+  issued: HandleClaims[];
+  keyDir: string;
+}
+
+export async function agentEnvironment(o: EnvOptions, by: string): Promise<AgentEnvironment> {
+  if (!o.agent) throw new UsageError(`turret ${by} needs --agent NAME`);
   const ttl = parseTtl(String(o.ttl ?? '8h'));
   if (ttl === null) throw new UsageError(`--ttl must be a duration like 30m, 8h or 2d, got "${o.ttl}"`);
   const policy = await loadPolicy(rulesDir(o));
   if (!policy.agents.has(o.agent)) throw new UsageError(`agent "${o.agent}" is not defined in the rules`);
   const dir = caDir(o);
   const ring = await loadKeyRing(dir, true);
-  const token = expectedToken(policy, ring, new SecretValues(), o.agent);
+  const token = expectedToken(policy, ring, new SecretValues(process.env, new SecretStore(dir, storeKey(ring))), o.agent);
   if (!token) throw new UsageError(`agent "${o.agent}" has a token source with no value; set it before printing its environment`);
   const listen = o.proxy ?? process.env.TURRET_LISTEN ?? DEFAULT_LISTEN;
   const proxy = `http://${encodeURIComponent(o.agent)}:${encodeURIComponent(token)}@${listen}`;
@@ -43,11 +52,15 @@ export async function agentEnvironment(o: EnvOptions): Promise<Record<string, st
     CURL_CA_BUNDLE: ca,
     GIT_SSL_CAINFO: ca,
   };
+  const issued: HandleClaims[] = [];
   for (const def of policy.secrets.values()) {
-    if (!def.env) continue;
-    env[def.env] = issueHandle(ring, { agent: o.agent, secret: def.name, ttlSeconds: ttl }).handle;
+    if (def.env.length === 0) continue;
+    const { handle, claims } = issueHandle(ring, { agent: o.agent, secret: def.name, ttlSeconds: ttl });
+    await recordIssued(dir, claims, by);
+    issued.push(claims);
+    for (const name of def.env) env[name] = handle;
   }
-  return env;
+  return { env, issued, keyDir: dir };
 }
 
 function shellQuote(v: string): string {
@@ -55,6 +68,6 @@ function shellQuote(v: string): string {
 }
 
 export async function envCommand(o: EnvOptions): Promise<void> {
-  const env = await agentEnvironment(o);
+  const { env } = await agentEnvironment(o, 'env');
   for (const [k, v] of Object.entries(env)) out(`export ${k}=${shellQuote(v)}`);
 }

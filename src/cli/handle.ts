@@ -1,16 +1,32 @@
-/** `turret handle issue`: print an opaque handle for an agent and a secret. */
+/**
+ * `turret handle issue|list|revoke`. Issue prints an opaque handle (and records its id, never
+ * the handle, in the issuance log); list shows id, agent, secret, times and status; revoke takes
+ * a handle id, a handle, or --agent/--secret to revoke every live handle the log lists for them.
+ * Revocations go to the revocation list file every replica reads (revocations.ts).
+ */
 import { loadPolicy } from '../config/load.js';
-import { issueHandle, parseTtl } from '../secrets/handles.js';
+import { issueHandle, openHandle, parseTtl } from '../secrets/handles.js';
+import { readIssued, recordIssued, type IssuedRecord } from '../secrets/issued.js';
 import { loadKeyRing } from '../secrets/keys.js';
+import { RevocationList } from '../secrets/revocations.js';
 import { caDir, out, rulesDir, UsageError, type CommonOptions } from './common.js';
 
 export interface HandleOptions extends CommonOptions {
   agent?: string;
   secret?: string;
   ttl?: string;
+  all?: boolean;
 }
 
-export async function handleCommand(action: string, o: HandleOptions): Promise<void> {
+function status(r: IssuedRecord, revoked: RevocationList, now: number): 'active' | 'expired' | 'revoked' {
+  if (revoked.has(r.id)) return 'revoked';
+  return r.exp <= now ? 'expired' : 'active';
+}
+
+const iso = (s: number): string => new Date(s * 1000).toISOString().replace(/\.000Z$/, 'Z');
+
+export async function handleCommand(action: string, target: string | undefined, o: HandleOptions): Promise<void> {
+  const dir = caDir(o);
   switch (action) {
     case 'issue': {
       if (!o.agent || !o.secret) throw new UsageError('turret handle issue needs --agent NAME and --secret NAME');
@@ -19,12 +35,45 @@ export async function handleCommand(action: string, o: HandleOptions): Promise<v
       const policy = await loadPolicy(rulesDir(o));
       if (!policy.agents.has(o.agent)) throw new UsageError(`agent "${o.agent}" is not defined in the rules`);
       if (!policy.secrets.has(o.secret)) throw new UsageError(`secret "${o.secret}" is not defined in the rules`);
-      const ring = await loadKeyRing(caDir(o), true);
-      const { handle } = issueHandle(ring, { agent: o.agent, secret: o.secret, ttlSeconds: ttl });
+      const ring = await loadKeyRing(dir, true);
+      const { handle, claims } = issueHandle(ring, { agent: o.agent, secret: o.secret, ttlSeconds: ttl });
+      await recordIssued(dir, claims, 'cli');
       out(handle);
       return;
     }
+    case 'list': {
+      const revoked = new RevocationList(dir);
+      const now = Math.floor(Date.now() / 1000);
+      out(['ID', 'AGENT', 'SECRET', 'ISSUED', 'EXPIRES', 'STATUS', 'BY'].join('\t'));
+      for (const r of readIssued(dir)) {
+        const st = status(r, revoked, now);
+        if (!o.all && st !== 'active') continue;
+        if ((o.agent && r.agent !== o.agent) || (o.secret && r.secret !== o.secret)) continue;
+        out([r.id, r.agent, r.secret, iso(r.iat), iso(r.exp), st, r.by].join('\t'));
+      }
+      return;
+    }
+    case 'revoke': {
+      const revoked = new RevocationList(dir);
+      const now = Math.floor(Date.now() / 1000);
+      let targets: Array<{ id: string; exp: number }>;
+      if (target) {
+        if (target.startsWith('trt_')) {
+          const claims = openHandle(await loadKeyRing(dir, false), target);
+          if (!claims) throw new UsageError('that handle was not issued with this key file');
+          targets = [claims];
+        } else if (/^[0-9a-f]{32}$/.test(target)) {
+          // An id not in the log (issued elsewhere) is still revocable; keep it a year at most.
+          targets = [readIssued(dir).find((r) => r.id === target) ?? { id: target, exp: now + 366 * 86400 }];
+        } else throw new UsageError('turret handle revoke takes a handle id (32 hex digits) or a handle (trt_…)');
+      } else if (o.agent || o.secret) {
+        targets = readIssued(dir).filter((r) => (!o.agent || r.agent === o.agent) && (!o.secret || r.secret === o.secret) && status(r, revoked, now) === 'active');
+      } else throw new UsageError('turret handle revoke needs ID, HANDLE, --agent NAME or --secret NAME');
+      for (const t of targets) await revoked.revoke(t.id, t.exp);
+      out(`revoked ${targets.length} handle${targets.length === 1 ? '' : 's'}`);
+      return;
+    }
     default:
-      throw new UsageError(`unknown action "handle ${action}"; use: turret handle issue --agent A --secret S [--ttl 8h]`);
+      throw new UsageError(`unknown action "handle ${action}"; use: issue | list | revoke`);
   }
 }

@@ -3,11 +3,13 @@
  * with an <action> argument, because cac matches only the first word.
  */
 import { cac } from 'cac';
-import { auditCommand } from './audit.js';
+import { auditCommand, type AuditOptions } from './audit.js';
 import { caCommand } from './ca.js';
 import { DEFAULT_LISTEN, UsageError } from './common.js';
 import { envCommand } from './env.js';
 import { handleCommand } from './handle.js';
+import { runCommand } from './run.js';
+import { secretCommand } from './secret.js';
 import { rulesCommand } from './rules.js';
 import { startCommand } from './start.js';
 
@@ -27,6 +29,11 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--audit <file>', 'Audit log file (env TURRET_AUDIT, default var/audit.jsonl)')
     .option('--log-level <level>', 'debug | info | warn | error')
     .option('--no-watch', 'Do not reload when rule files change (SIGHUP still reloads)')
+    .option('--admin <host:port|off>', 'Admin listener for /metrics, /healthz, /readyz (env TURRET_ADMIN, default 127.0.0.1:8751)')
+    .option('--admin-token-file <file>', 'Bearer token for /metrics and /readyz (or env TURRET_ADMIN_TOKEN)')
+    .option('--production', 'Refuse to start with an insecure setup (or env TURRET_PRODUCTION=1)')
+    .option('--drain-timeout <duration>', 'On SIGTERM, how long running requests and tunnels may finish (env TURRET_DRAIN_TIMEOUT, default 30s)')
+    .option('--limit <name=value>', 'Resource limit, repeatable, e.g. --limit max_tunnels_per_agent=32 (env TURRET_LIMITS; see docs/operations.md)')
     .action((o) => run(startCommand(o)));
 
   cli
@@ -37,18 +44,44 @@ export async function runCli(argv: string[]): Promise<number> {
     .action((a: string, o) => run(caCommand(a, { ...o, ca: o.ca ?? o.dir })));
 
   cli
-    .command('rules <action>', 'Check rule files: check')
+    .command('rules <action> [...request]', 'Rule files: check | explain --agent A METHOD URL')
     .option('--rules <dir>', 'Rules directory (env TURRET_RULES, default rules)')
-    .action((a: string, o) => run(rulesCommand(a, o)));
+    .option('--agent <name>', 'explain: the agent making the request')
+    .option('--content-type <type>', 'explain: the request content type (git and GraphQL catalog)')
+    .option('--body <text>', 'explain: the request body (GraphQL over POST)')
+    .option('--ca <dir>', 'Accepted for symmetry with the other commands; rules do not use the CA')
+    .action((a: string, request: string[], o) => run(rulesCommand(a, request, o)));
 
   cli
-    .command('handle <action>', 'Credential handles: issue --agent A --secret S [--ttl 8h]')
+    .command('handle <action> [target]', 'Credential handles: issue --agent A --secret S [--ttl 8h] | list [--all] | revoke ID|HANDLE|--agent A|--secret S')
     .option('--rules <dir>', 'Rules directory')
     .option('--ca <dir>', 'CA and key directory')
     .option('--agent <name>', 'Agent the handle is bound to')
     .option('--secret <name>', 'Secret the handle stands for')
     .option('--ttl <duration>', 'Lifetime, e.g. 30m, 8h, 2d', { default: '8h' })
-    .action((a: string, o) => run(handleCommand(a, o)));
+    .option('--all', 'list: include expired and revoked handles')
+    .action((a: string, target: string | undefined, o) => run(handleCommand(a, target, o)));
+
+  cli
+    .command('secret <action> [name]', 'Encrypted secret store: set NAME (value on stdin) | list | delete NAME')
+    .option('--rules <dir>', 'Rules directory')
+    .option('--ca <dir>', 'CA and key directory')
+    .action((a: string, name: string | undefined, o) => run(secretCommand(a, name, o)));
+
+  cli
+    .command('run', 'Run a command as an agent: turret run --agent A [--ttl 1h] -- CMD ARGS')
+    .option('--rules <dir>', 'Rules directory')
+    .option('--ca <dir>', 'CA and key directory')
+    .option('--agent <name>', 'Agent name')
+    .option('--ttl <duration>', 'Lifetime of the handles issued for the run', { default: '1h' })
+    .option('--proxy <host:port>', `Proxy address the command uses (default TURRET_LISTEN or ${DEFAULT_LISTEN})`)
+    .action((o) =>
+      run(
+        runCommand(o).then((code) => {
+          exit = code;
+        }),
+      ),
+    );
 
   cli
     .command('env', 'Print the shell exports an agent needs')
@@ -60,10 +93,13 @@ export async function runCli(argv: string[]): Promise<number> {
     .action((o) => run(envCommand(o)));
 
   cli
-    .command('audit <action> [...files]', 'Audit log: verify FILE...')
-    .action((a: string, files: string[]) =>
+    .command('audit <action> [...files]', 'Audit log: verify FILE... | tail [--follow] [--agent A] [--decision D] FILE')
+    .option('-f, --follow', 'tail: keep printing new records (across rotation) until interrupted')
+    .option('--agent <name>', 'tail: only records of this agent')
+    .option('--decision <outcome>', 'tail: only records with this outcome (attempt, denied, allowed, completed, failed)')
+    .action((a: string, files: string[], o: AuditOptions) =>
       run(
-        auditCommand(a, files).then((code) => {
+        auditCommand(a, files, o).then((code) => {
           exit = code;
         }),
       ),

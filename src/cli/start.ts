@@ -5,19 +5,23 @@
  */
 import { watch } from 'node:fs';
 import path from 'node:path';
-import { openAuditLog } from '../audit/writer.js';
+import { openAuditLog, type AuditSink } from '../audit/writer.js';
 import { loadPolicy } from '../config/load.js';
 import { ConfigError } from '../config/yaml.js';
 import { createLogger, type Level } from '../core/log.js';
 import { createMetrics } from '../metrics/metrics.js';
 import type { Policy } from '../policy/types.js';
+import { DEFAULT_ADMIN_LISTEN, readiness, startAdminServer, type AdminServer, type StartupState } from '../proxy/admin.js';
 import { Runtime } from '../proxy/runtime.js';
 import { startProxyServer } from '../proxy/server.js';
-import { loadKeyRing } from '../secrets/keys.js';
-import { loadOrCreateCa } from '../tls/ca.js';
-import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, type CommonOptions } from './common.js';
+import { KEY_FILE, loadKeyRing } from '../secrets/keys.js';
+import { caKeyMode, caPaths, loadOrCreateCa } from '../tls/ca.js';
+import { adminToken, agentCredentials, fileMode, parseDrainTimeout, type OpsOptions } from './start-ops.js';
+import { parseLimits } from './limits.js';
+import { enforceSetup, productionFromEnv } from './production.js';
+import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
 
-export interface StartOptions extends CommonOptions {
+export interface StartOptions extends CommonOptions, OpsOptions {
   listen?: string;
   audit?: string;
   logLevel?: string;
@@ -28,41 +32,91 @@ export async function startCommand(o: StartOptions): Promise<void> {
   const log = createLogger({ level: (o.logLevel ?? process.env.TURRET_LOG_LEVEL ?? 'info') as Level });
   const rules = rulesDir(o);
   const listen = parseListen(o.listen ?? process.env.TURRET_LISTEN ?? DEFAULT_LISTEN, '--listen');
+  const production = productionFromEnv(o.production);
+  const limits = parseLimits(o.limit);
+  const drainMs = parseDrainTimeout(o.drainTimeout);
+  const adminSpec = o.admin ?? process.env.TURRET_ADMIN ?? DEFAULT_ADMIN_LISTEN;
+  const adminListen = adminSpec === 'off' ? null : parseListen(adminSpec, '--admin');
+  const token = await adminToken(o);
+  const auditSpec = o.audit ?? process.env.TURRET_AUDIT ?? 'var/audit.jsonl';
   const policy = await loadPolicy(rules); // ConfigError → exit 2 before anything listens
   const dir = caDir(o);
   const { ca, created } = await loadOrCreateCa(dir, true);
   if (created) log.info('created a new local CA', { dir, cert: path.join(dir, 'ca.crt') });
   const ring = await loadKeyRing(dir, true);
-  const auditPath = path.resolve(o.audit ?? process.env.TURRET_AUDIT ?? 'var/audit.jsonl');
+  const auditOff = auditSpec === 'off';
+  const auditPath = auditOff ? null : path.resolve(auditSpec);
   const metrics = createMetrics({ version: '0.1.0' });
-  const rt = new Runtime({
-    ca,
-    ring,
-    keyDir: dir,
-    log,
-    metrics,
-    audit: await openAuditLog({
-      path: auditPath,
-      scrub: (rec) => JSON.parse(scrubLine(JSON.stringify(rec))) as typeof rec,
-      onError: (e) => log.error('audit write failed', { error: e.message }),
-    }),
-  });
+  // --audit off (development only: production refuses it below) still needs a sink to write to.
+  const noAudit: AuditSink = { write: () => {}, close: async () => {} };
+  const auditSink: AuditSink = auditPath
+    ? await openAuditLog({
+        path: auditPath,
+        scrub: (rec) => JSON.parse(scrubLine(JSON.stringify(rec))) as typeof rec,
+        onError: (e) => {
+          metrics.auditErrors.inc();
+          log.error('audit write failed', { error: e.message });
+        },
+      })
+    : noAudit;
+  let rt: Runtime;
+  try {
+    rt = new Runtime({ ca, ring, keyDir: dir, log, metrics, limits, audit: auditSink });
+  } catch (e) {
+    // A malformed TURRET_STORE_KEY is configuration, not a runtime failure.
+    if ((e as Error)?.name === 'StoreError') throw new UsageError(`${(e as Error).message}; generate one with: openssl rand -base64 32`);
+    throw e;
+  }
   function scrubLine(s: string): string {
     return rt.ready ? rt.state.scrubbers.get().scrubString(s).text : s;
   }
   rt.install(policy);
   log.setScrub(scrubLine);
   warnMissingSecrets(rt, policy);
+  metrics.lastReloadSuccess.setToCurrentTime();
+  const problems = enforceSetup(
+    {
+      caKeyMode: await caKeyMode(dir),
+      caKeyPath: caPaths(dir).key,
+      keyFileMode: await fileMode(path.join(dir, KEY_FILE)),
+      keyFilePath: path.join(dir, KEY_FILE),
+      proxyListen: listen,
+      adminListen,
+      adminToken: token,
+      agents: agentCredentials(rt, policy),
+      auditOff,
+      storeKeyEnv: process.env.TURRET_STORE_KEY,
+    },
+    production,
+  );
+  for (const p of problems) log.warn('insecure setup (production mode would refuse to start)', { problem: p.problem, fix: p.fix });
+  const state: StartupState = { rt, auditOpen: true, draining: false };
   const proxy = await startProxyServer(rt, listen);
+  let admin: AdminServer | null = null;
+  if (adminListen) {
+    try {
+      admin = await startAdminServer({ listen: adminListen, token, metrics, state, log });
+    } catch (e) {
+      await proxy.close(0);
+      throw new UsageError(`the admin listener ${adminSpec} cannot listen (${(e as Error).message}); use --admin HOST:PORT or --admin off`);
+    }
+  }
+  const adminAddr = admin?.address();
+  readiness(state);
   const addr = proxy.address();
   log.info('turret started', {
     listen: `${addr.address}:${addr.port}`,
+    admin: adminAddr ? `${adminAddr.address}:${adminAddr.port}` : 'off',
+    admin_auth: token ? 'bearer' : 'none',
+    mode: production ? 'production' : 'development',
+    limits,
+    drain_timeout_ms: drainMs,
     rules: policy.files,
     agents: [...policy.agents.keys()],
     secrets: [...policy.secrets.keys()],
     rule_count: policy.rules.length,
     ca: path.join(dir, 'ca.crt'),
-    audit: auditPath,
+    audit: auditPath ?? 'off',
   });
 
   let reloading = false;
@@ -72,12 +126,15 @@ export async function startCommand(o: StartOptions): Promise<void> {
     try {
       const next = await loadPolicy(rules);
       rt.install(next);
+      rt.lastReloadError = null;
       metrics.reloads.inc({ result: 'ok' });
+      metrics.lastReloadSuccess.setToCurrentTime();
       log.info('rules reloaded', { why, files: next.files, rule_count: next.rules.length });
       warnMissingSecrets(rt, next);
     } catch (e) {
       metrics.reloads.inc({ result: 'failed' });
       const problems = e instanceof ConfigError ? e.message.split('\n') : [(e as Error).message];
+      rt.lastReloadError = { at: new Date().toISOString(), why, problems };
       log.error('reload refused; the previous rules keep serving', { why, problems });
     } finally {
       reloading = false;
@@ -96,10 +153,14 @@ export async function startCommand(o: StartOptions): Promise<void> {
   const stop = async (sig: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log.info('stopping', { signal: sig });
-    await proxy.close();
+    state.draining = true; // /readyz turns 503 so load balancers stop sending
+    readiness(state);
+    log.info('stopping: draining connections', { signal: sig, drain_timeout_ms: drainMs });
+    const d = await proxy.close(drainMs);
+    log.info('stopped', { clean: d.clean, forced_connections: d.forced, drain_ms: d.ms });
     await rt.close();
-    await rt.audit.close();
+    await rt.audit.close().catch((e: Error) => log.error('audit log close failed', { error: e.message }));
+    await admin?.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

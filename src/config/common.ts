@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { normaliseHost } from '../net/host.js';
+import { parseDnsServer } from '../net/resolver.js';
 import type { HostPattern, RateLimitSpec, Settings } from '../policy/types.js';
 import type { Cursor } from './yaml.js';
 
@@ -84,8 +85,8 @@ export function readDuration(c: Cursor): number | undefined {
 }
 
 /** `{ requests: 60, per: 1m, burst: 10 }`; burst defaults to requests. */
-export function readRateLimit(c: Cursor): RateLimitSpec | undefined {
-  const m = c.map(['requests', 'per', 'burst'], ['requests', 'per']);
+export function readRateLimit(c: Cursor, extraKeys: readonly string[] = []): RateLimitSpec | undefined {
+  const m = c.map(['requests', 'per', 'burst', ...extraKeys], ['requests', 'per']);
   if (!m) return undefined;
   const requests = m.get('requests')?.int(1, 1_000_000);
   const perC = m.get('per');
@@ -108,9 +109,22 @@ export function readUntil(c: Cursor): number | undefined {
 }
 
 export function readSettings(c: Cursor): Partial<Settings> | undefined {
-  const m = c.map(['upstream_ca_file', 'dns_hosts']);
+  const m = c.map(['upstream_ca_file', 'dns_hosts', 'dns_servers']);
   if (!m) return undefined;
   const out: Partial<Settings> = {};
+  const ds = m.get('dns_servers');
+  if (ds) {
+    const list = ds.strings() ?? [];
+    if (list.length === 0) ds.fail('dns_servers lists no servers (leave it out to use the system resolver)');
+    for (const s of list) {
+      try {
+        parseDnsServer(s);
+      } catch (e) {
+        ds.fail((e as Error).message);
+      }
+    }
+    out.dnsServers = list;
+  }
   const ca = m.get('upstream_ca_file');
   if (ca) out.upstreamCaFile = ca.str() ?? null;
   const dh = m.get('dns_hosts');

@@ -103,7 +103,7 @@ function readQuery(c: Cursor): QueryCondition[] {
     const m = v.map(['present', 'absent', 'equals', 'matches']);
     if (!m) continue;
     if (m.size !== 1) {
-      v.fail('give exactly one of: present, absent, equals, matches');
+      if (m.size > 1 || v.keys().length === 0) v.fail('give exactly one of: present, absent, equals, matches');
       continue;
     }
     const [[kind, val]] = [...m.entries()] as [[string, Cursor]];

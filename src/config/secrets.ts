@@ -48,13 +48,15 @@ export function readSource(c: Cursor): SecretSource | undefined {
     }
     case 'command': {
       // A list, never a shell string: no quoting rules, no injection through a value.
-      const argv = v.strings();
-      if (!argv) return undefined;
+      const items = v.list();
+      if (!items) return undefined;
+      const argv = items.map((i) => i.str({ nonEmpty: false }));
+      if (argv.some((a) => a === undefined)) return undefined;
       if (argv.length === 0 || !argv[0]) return v.fail('command must list the program and its arguments, e.g. [pass, show, github]');
       const timeoutMs = m.has('timeout') ? duration(m.get('timeout')!, 5000, 60_000) : 5000;
       const refreshMs = m.has('refresh') ? duration(m.get('refresh')!, 300_000, 86_400_000) : 300_000;
       if (timeoutMs === undefined || refreshMs === undefined) return undefined;
-      return { kind: 'command', argv, timeoutMs, refreshMs };
+      return { kind: 'command', argv: argv as string[], timeoutMs, refreshMs };
     }
   }
 }

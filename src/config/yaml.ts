@@ -3,7 +3,7 @@
  * (caddy's model: one wrapper adds the location to every config error). Validation collects all
  * problems in a file instead of stopping at the first, so an operator fixes them in one pass.
  *
- * The engine never sees YAML: config/compile.ts turns what these cursors read into policy types.
+ * The engine never sees YAML: config/rules.ts, common.ts and secrets.ts turn what these cursors read into policy types.
  */
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Pair } from 'yaml';
 
@@ -115,6 +115,19 @@ export class Cursor {
       if (!out.has(r) && !hasKey(this.node, r)) this.fail(`missing required key "${r}"`);
     }
     return out;
+  }
+
+  /** The keys of a mapping, without validating them ([] for anything else). */
+  keys(): string[] {
+    if (!isMap(this.node)) return [];
+    return (this.node.items as Pair<Node, Node>[]).map((p) => (isScalar(p.key) ? String(p.key.value) : ''));
+  }
+
+  /** One key's value, without validating the mapping (use after map() validated it, or to peek). */
+  get(key: string): Cursor | undefined {
+    if (!isMap(this.node)) return undefined;
+    const pair = (this.node.items as Pair<Node, Node>[]).find((p) => isScalar(p.key) && p.key.value === key);
+    return pair?.value ? this.child(pair.value, key) : undefined;
   }
 
   list(): Cursor[] | undefined {

@@ -13,7 +13,8 @@
  *
  * Unrecognised → null: the method decides. Pure; the body arrives already peeked (bounded).
  */
-import type { CatalogEntry, RequestFacts } from './types.js';
+import { hostMatches } from './match.js';
+import type { CatalogEntry, Policy, RequestFacts } from './types.js';
 
 export type Shape = { entry: CatalogEntry; kind: 'read' | 'write'; what: string };
 
@@ -139,4 +140,22 @@ export function classify(req: RequestFacts, path: string): Shape[] {
   const q = classifyGraphql(req);
   if (q) out.push(q);
   return out;
+}
+
+/** "application/json; charset=utf-8" → "application/json". */
+export function mediaType(header: string | string[] | undefined): string | null {
+  const h = Array.isArray(header) ? header[0] : header;
+  if (!h) return null;
+  return (h.split(';')[0] ?? '').trim().toLowerCase() || null;
+}
+
+/**
+ * Should the pipeline peek at this request's body before deciding? Only for a GraphQL-shaped POST
+ * to a host where some rule for the agent opted into the graphql entry: everything else streams.
+ */
+export function needsBody(policy: Policy, req: RequestFacts): boolean {
+  if (req.method !== 'POST' || (req.contentType !== 'application/json' && req.contentType !== 'application/graphql')) return false;
+  return policy.rules.some(
+    (r) => r.catalog.has('graphql') && (r.agents === 'any' || r.agents.has(req.agent)) && r.hosts.some((h) => hostMatches(h, req.host, req.port, req.scheme)),
+  );
 }

@@ -96,7 +96,8 @@ export function explain(policy: Policy, req: RequestFacts, now: number = Date.no
   for (const rule of policy.rules) {
     const v = evaluate(rule, req, ctx);
     if (v.kind === 'skip') continue;
-    trace.push({ rule, verdict: v.kind === 'match' ? `${rule.action === 'deny' ? 'denies' : 'allows'}${v.shape ? ` (${v.shape.what})` : ''}` : `does not apply: ${v.why}` });
+    const why = v.kind === 'miss' ? v.why.replace(`${ruleLabel(rule)} `, '') : '';
+    trace.push({ rule, verdict: v.kind === 'match' ? `${rule.action === 'deny' ? 'denies' : 'allows'}${v.shape ? ` (${v.shape.what})` : ''}` : `does not apply: ${why}` });
   }
   return { decision: decideWith(policy, req, ctx), trace };
 }

@@ -9,7 +9,7 @@
  * Only allowed requests take tokens: a denied request costs the agent nothing. All buckets of a
  * request are checked before any is charged, so a refusal by one does not drain another.
  */
-import type { RateLimitSpec } from './types.js';
+import type { Policy, RateLimitSpec, Rule } from './types.js';
 
 interface Bucket {
   tokens: number;
@@ -75,4 +75,15 @@ export class RateLimiter {
       for (const k of keys) this.buckets.delete(k);
     }
   }
+}
+
+/** The buckets an allowed request of `agent`, decided by `rule`, must take a token from. */
+export function limitChecks(policy: Policy, agent: string, rule: Rule | null): LimitCheck[] {
+  const out: LimitCheck[] = [];
+  for (const l of policy.limits) {
+    if (l.agents === 'any' || l.agents.has(agent)) out.push({ key: `agent\0${l.id}\0${agent}`, spec: l.spec, label: `the rate limit for agent ${agent} (${l.id})` });
+  }
+  // Keyed by rule name, not file:line, so editing lines above a rule does not reset its bucket.
+  if (rule?.rateLimit) out.push({ key: `rule\0${rule.name}\0${agent}`, spec: rule.rateLimit, label: `the rate limit of rule ${rule.name} (${rule.id})` });
+  return out;
 }

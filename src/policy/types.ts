@@ -158,6 +158,46 @@ export interface Settings {
   dnsHosts: Record<string, string[]>;
   /** DNS servers ("IP[:port]") asked instead of the system's; absent = the system's. */
   dnsServers?: string[];
+  /** The top-level `scrub:` section (config/scrub.ts); absent = DEFAULT_SCRUB_SETTINGS there. */
+  scrub?: ScrubSettings;
+}
+
+/** An operator token pattern (`scrub.patterns`), validated by compiling it at load time. */
+export interface ScrubPatternDef {
+  id: string;
+  regex: string;
+  flags?: string;
+  secretGroup?: number;
+  minEntropy?: number;
+  keywords?: string[];
+}
+
+/** OAuth token capture (`scrub.oauth_capture`): tokens in this endpoint's JSON answer become
+ * handles; the real tokens are kept in memory and injected toward `hosts` only. */
+export interface OAuthCaptureDef {
+  /** Name of the dynamic secrets: `<name>.access_token`, `<name>.refresh_token`. */
+  name: string;
+  /** Canonical host and exact path (no query) of the token endpoint. */
+  host: string;
+  port: number | null;
+  path: string;
+  /** Hosts the captured tokens are bound to. */
+  hosts: HostPattern[];
+  /** Handle lifetime when the answer has no expires_in (ms). */
+  ttlMs: number;
+  where: Where;
+}
+
+export interface ScrubSettings {
+  /** Media types whose bodies are scanned: 'all', or "type/subtype" / "type/*" entries. */
+  contentTypes: 'all' | readonly string[];
+  /** Bytes of each (decoded) body scanned; the rest passes unscanned. null = the whole body. */
+  maxBodyScan: number | null;
+  /** Also run gitleaks' keyword-context rules (GENERIC_PATTERNS); off by default (noisy). */
+  generic: boolean;
+  patterns: readonly ScrubPatternDef[];
+  oauthCapture: readonly OAuthCaptureDef[];
+  where: Where | null;
 }
 
 export interface Policy {

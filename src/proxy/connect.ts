@@ -15,6 +15,7 @@ import { decideTunnel } from '../policy/decide.js';
 import { newId, type Tunnel } from './exchange.js';
 import { checkLookalike, checkTunnelTarget } from './guards.js';
 import { identifyAgent } from './identify.js';
+import { holdTunnelSlot } from './limits.js';
 import { sendErrorRaw } from './respond.js';
 import type { Runtime } from './runtime.js';
 
@@ -39,6 +40,7 @@ export async function handleConnect(rt: Runtime, inner: Server, req: IncomingMes
     checkLookalike(state.policy, agent, t.host);
     const d = decideTunnel(state.policy, agent, t.host, t.port);
     if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
+    holdTunnelSlot(rt, agent, socket); // 429 too_many_tunnels; given back when the socket closes
     // Node hands CONNECT sockets over non-flowing, so bytes sent early wait in the buffer meanwhile.
     await checkTunnelTarget(rt, state, agent, t);
     const tunnel: Tunnel = { id: newId(), agent, host: t.host, port: t.port, sni: null, mismatch: null, client };

@@ -7,11 +7,14 @@
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { errors as undiciErrors } from 'undici';
+import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { TurretError, isTurretError } from '../core/errors.js';
-import type { Scrubber } from '../scrub/scrubber.js';
+import type { Redaction, Scrubber } from '../scrub/scrubber.js';
+import { NO_BODY_PLAN, prepareRequestBody, type BodyPlan } from '../secrets/body.js';
 import type { Exchange } from './exchange.js';
 import { clientResponseHeaders, DECODABLE } from './headers.js';
+import { scansContentType } from './scrubbing.js';
+import { deadlineOf } from './limits.js';
 
 /** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
 export function upstreamError(e: unknown): TurretError {
@@ -59,7 +62,13 @@ function hasBody(method: string, status: number): boolean {
   return method !== 'HEAD' && status !== 204 && status !== 304 && !(status >= 100 && status < 200);
 }
 
-export async function forward(x: Exchange, scrubber: Scrubber, onRedaction: (type: string) => void): Promise<void> {
+export async function forward(
+  x: Exchange,
+  scrubber: Scrubber,
+  onRedaction: (type: string) => void,
+  plan: BodyPlan = NO_BODY_PLAN,
+  onUpstreamLatency?: (scheme: 'http' | 'https', seconds: number) => void,
+): Promise<void> {
   const { req, res } = x;
   const scheme = x.scheme ?? 'https';
   const host = x.host ?? '';
@@ -70,44 +79,82 @@ export async function forward(x: Exchange, scrubber: Scrubber, onRedaction: (typ
   const bodyExpected = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
   const length = req.headers['content-length'];
   const headers = x.upstreamHeaders.slice();
-  if (bodyExpected && length !== undefined) headers.push(['content-length', length]);
+  // Handle substitution in the body may change its length (secrets/body.ts corrects it).
+  const sent = await prepareRequestBody(bodyExpected ? (req.pipe(counter((n) => (x.bytesIn += n))) as Readable) : null, length, plan);
+  if (sent.body !== undefined && sent.length !== undefined) headers.push(['content-length', sent.length]);
 
+  // The whole-exchange deadline (limits.ts); its reason is the TurretError to report.
+  const signal = deadlineOf(req);
+  const timedOut = (e: unknown): TurretError => (signal?.aborted && isTurretError(signal.reason) ? signal.reason : upstreamError(e));
   let upstream;
+  const sentAt = process.hrtime.bigint();
   try {
     upstream = await dispatcher.request({
       origin,
       path: x.path ?? '/',
       method: req.method as 'GET',
       headers: headers.flat(),
-      body: bodyExpected ? (req.pipe(counter((n) => (x.bytesIn += n))) as Readable) : undefined,
+      body: sent.body,
+      signal,
     });
   } catch (e) {
-    throw upstreamError(e);
+    throw timedOut(e);
   }
+  // Includes the guarded connect when no pooled connection was free (upstream_connect_seconds has that part alone).
+  onUpstreamLatency?.(scheme, Number(process.hrtime.bigint() - sentAt) / 1e9);
 
+  await respond(x, upstream, scrubber, onRedaction);
+}
+
+/** Quiet time after which the scrubber emits held bytes up to the last line feed (SSE events). */
+export const IDLE_FLUSH_MS = 50;
+
+/**
+ * The response half: headers scrubbed; the body decoded (when scanned), scrubbed, counted;
+ * trailers scrubbed. A body whose Content-Type the operator excluded (`scrub.content_types`)
+ * passes as received, compressed and with its Content-Length. An OAuth token endpoint's answer
+ * goes through oauth.ts instead (tokens become handles).
+ */
+async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber: Scrubber, onRedaction: (type: string) => void): Promise<void> {
+  const { req, res } = x;
   const { statusCode, headers: upHeaders, body } = upstream;
+  const settings = x.state.policy.settings.scrub;
   const encodingRaw = upHeaders['content-encoding'];
   const coding = (Array.isArray(encodingRaw) ? encodingRaw.join(',') : (encodingRaw ?? 'identity')).trim().toLowerCase();
   const withBody = hasBody(req.method ?? 'GET', statusCode);
-  const transforms: Transform[] = [];
+  const capture = withBody ? x.state.oauth?.captureFor(x) : undefined;
+  const scrubbing = withBody && !scrubber.empty && (capture !== undefined || scansContentType(settings, upHeaders['content-type']));
   let decode: Transform | null = null;
-  if (withBody && !scrubber.empty && coding !== 'identity' && coding !== '') {
+  if (scrubbing && coding !== 'identity' && coding !== '') {
     if (!DECODABLE.has(coding)) {
       body.destroy();
       throw new TurretError('upstream_protocol_error', `the upstream used content coding "${coding.slice(0, 30)}", which cannot be inspected`);
     }
     decode = decoderFor(coding);
   }
-  const scrubbing = withBody && !scrubber.empty;
+  const count = (d: Redaction): void => {
+    x.redactions++;
+    onRedaction(d.kind === 'secret' ? 'secret' : d.id);
+  };
+  const scrubText = (v: string): string => {
+    const r = scrubber.scrubString(v);
+    r.redactions.forEach(count);
+    return r.text;
+  };
+  // Trailers (RFC 9110 §6.5) are forwarded, scrubbed, when the upstream announced them and the
+  // client side is chunked; otherwise they are dropped (never forwarded unscrubbed).
+  const announced = trailerNames(upHeaders.trailer);
   const outHeaders = clientResponseHeaders(upHeaders, !scrubbing)
     .filter(([k]) => !(decode && k.toLowerCase() === 'content-encoding'))
-    .map(([k, v]): [string, string] => {
-      const r = scrubber.scrubString(v);
-      x.redactions += r.redactions.length;
-      r.redactions.forEach((d) => onRedaction(d.kind === 'secret' ? 'secret' : d.id));
-      return [k, r.text];
-    });
+    .map(([k, v]): [string, string] => [k, scrubText(v)]);
+  const chunked = !outHeaders.some(([k]) => k.toLowerCase() === 'content-length');
+  if (announced.length > 0 && chunked && withBody) outHeaders.push(['trailer', announced.join(', ')]);
   x.status = statusCode;
+
+  if (capture) {
+    await capture.respond(x, body as Readable, decode, outHeaders, scrubber, count);
+    return;
+  }
   res.writeHead(statusCode, outHeaders.flat());
   x.responded = true;
   if (!withBody) {
@@ -115,18 +162,28 @@ export async function forward(x: Exchange, scrubber: Scrubber, onRedaction: (typ
     res.end();
     return;
   }
+  const transforms: Transform[] = [];
   if (decode) transforms.push(decode);
   if (scrubbing) {
-    transforms.push(
-      scrubber.createStream({
-        onRedaction: (r) => {
-          x.redactions++;
-          onRedaction(r.kind === 'secret' ? 'secret' : r.id);
-        },
-      }),
-    );
+    const max = settings?.maxBodyScan ?? null;
+    transforms.push(scrubber.createStream({ onRedaction: count, idleFlushMs: IDLE_FLUSH_MS, ...(max !== null ? { maxScanBytes: max } : {}) }));
   }
-  transforms.push(counter((n) => (x.bytesOut += n)));
+  transforms.push(
+    new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        x.bytesOut += chunk.length;
+        cb(null, chunk);
+      },
+      flush(cb) {
+        // Runs after the upstream body ended (undici has filled in the trailers) and before res ends.
+        if (announced.length > 0 && chunked) {
+          const tr = Object.entries(upstream.trailers ?? {}).filter(([k]) => announced.includes(k.toLowerCase()));
+          if (tr.length > 0) res.addTrailers(tr.map(([k, v]): [string, string] => [k, scrubText(String(v))]));
+        }
+        cb();
+      },
+    }),
+  );
   try {
     await pipeline([body as Readable, ...transforms, res]);
   } catch (e) {
@@ -134,4 +191,10 @@ export async function forward(x: Exchange, scrubber: Scrubber, onRedaction: (typ
     res.destroy();
     throw upstreamError(e);
   }
+}
+
+function trailerNames(v: string | string[] | undefined): string[] {
+  const all = (Array.isArray(v) ? v.join(',') : (v ?? '')).split(',').map((t) => t.trim().toLowerCase());
+  // Framing and hop-by-hop fields may not be trailers (RFC 9110 §6.5.1).
+  return all.filter((t) => /^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(t) && !['content-length', 'transfer-encoding', 'trailer', 'host', 'content-encoding', 'content-type'].includes(t));
 }

@@ -11,8 +11,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TurretError, asTurretError } from '../core/errors.js';
 import { stripQueryValues } from '../audit/record.js';
+import { MAX_PEEK_BYTES, mediaType, needsBody } from '../policy/catalog.js';
 import { decide } from '../policy/decide.js';
-import { injectHeaders } from '../secrets/inject.js';
+import { limitChecks } from '../policy/ratelimit.js';
+import type { RequestFacts } from '../policy/types.js';
+import { injectRequest, type RequestInjection } from '../secrets/request.js';
+import { requestHasBody } from '../secrets/body.js';
 import { fingerprint } from '../secrets/keys.js';
 import { newExchange, type Exchange, type Tunnel } from './exchange.js';
 import { forward } from './forward.js';
@@ -27,6 +31,9 @@ interface Stage {
   name: 'identify' | 'target' | 'decide' | 'inject' | 'forward';
   run(x: Exchange, rt: Runtime): void | Promise<void>;
 }
+
+/** Per-exchange injection results the forward stage needs (the body plan). */
+const bodies = new WeakMap<Exchange, RequestInjection>();
 
 export const STAGES: readonly Stage[] = [
   {
@@ -49,40 +56,57 @@ export const STAGES: readonly Stage[] = [
   },
   {
     name: 'decide',
-    run(x) {
+    async run(x, rt) {
       checkLookalike(x.state.policy, x.agent ?? '', x.host ?? '');
-      const d = decide(x.state.policy, { agent: x.agent ?? '', method: x.req.method ?? '', scheme: x.scheme ?? 'https', host: x.host ?? '', port: x.port ?? 0, path: x.path ?? '/' });
+      const facts: RequestFacts = { agent: x.agent ?? '', method: x.req.method ?? '', scheme: x.scheme ?? 'https', host: x.host ?? '', port: x.port ?? 0, path: x.path ?? '/', contentType: mediaType(x.req.headers['content-type']) };
+      if (needsBody(x.state.policy, facts)) facts.body = await peekBody(x.req, MAX_PEEK_BYTES);
+      const d = decide(x.state.policy, facts);
       x.decision = d;
       if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
+      const lim = rt.limiter.take(limitChecks(x.state.policy, facts.agent, d.rule));
+      if (!lim.ok) {
+        const err = new TurretError('rate_limited', `${lim.label} allows ${lim.spec.source}; retry after ${lim.retryAfterS}s`, { rule: d.rule?.id });
+        throw Object.assign(err, { retryAfterS: lim.retryAfterS }); // respond.ts turns it into Retry-After
+      }
     },
   },
   {
     name: 'inject',
-    run(x, rt) {
+    async run(x, rt) {
       const headers = upstreamRequestHeaders(x.req.rawHeaders, x.host ?? '', x.port ?? 0, x.scheme ?? 'https');
-      const r = injectHeaders(
+      const r = await injectRequest(
         {
           ring: rt.ring,
           policy: x.state.policy,
           isRevoked: (id) => rt.revocations.has(id),
           secretValue: (def) => rt.secretValue(def),
+          revoke: (c) => void rt.revocations.revoke(c.id, c.exp).catch(() => rt.log.error('revocation could not be written', { handle_id: c.id })),
           agent: x.agent ?? '',
+          method: x.req.method ?? 'GET',
           scheme: x.scheme ?? 'https',
           host: x.host ?? '',
           port: x.port ?? 0,
+          path: x.path ?? '/',
         },
-        headers,
-        x.path ?? '/',
+        { headers, target: x.path ?? '/', reqHeaders: x.req.headers, reqBody: x.req, bodyExpected: requestHasBody(x.req.headers), load: (name, src) => rt.values.load(name, src) },
       );
       x.upstreamHeaders = r.headers;
       x.injections = r.injections;
+      x.path = r.target;
+      bodies.set(x, r);
     },
   },
   {
     name: 'forward',
     async run(x, rt) {
       const scrubber = x.state.scrubbers.get(x.injections);
-      await forward(x, scrubber, (type) => rt.metrics?.redactions.inc({ type }));
+      const inj = bodies.get(x);
+      try {
+        await forward(x, scrubber, (type) => rt.metrics?.redactions.inc({ type }), inj?.body, (scheme, s) => rt.metrics?.upstreamLatency.observe({ scheme }, s));
+      } finally {
+        // Body substitutions happen while the body streams; the audit record names them too.
+        if (inj) x.injections = [...inj.used.values()];
+      }
     },
   },
 ];
@@ -149,4 +173,34 @@ function finish(x: Exchange, rt: Runtime): void {
     m.requestDuration.observe({ decision }, durationMs / 1000);
     for (const i of x.injections) m.injections.inc({ secret: i.secret });
   }
+}
+
+/**
+ * Read a body of known length (at most `limit` bytes, not content-encoded) for the GraphQL catalog,
+ * then push it back so forward() still streams all of it. The unshift happens in the same tick as
+ * the last read, before the stream can emit 'end'. Anything else → null (classified as a write).
+ */
+async function peekBody(req: IncomingMessage, limit: number): Promise<string | null> {
+  const len = Number(req.headers['content-length']);
+  if (!Number.isInteger(len) || len <= 0 || len > limit || req.headers['content-encoding']) return null;
+  const chunks: Buffer[] = [];
+  let got = 0;
+  while (got < len) {
+    const c = req.read() as Buffer | null;
+    if (c) {
+      chunks.push(c);
+      got += c.length;
+      continue;
+    }
+    if (req.readableEnded || req.destroyed) break;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        req.off('readable', done).off('end', done).off('close', done);
+        resolve();
+      };
+      req.on('readable', done).on('end', done).on('close', done);
+    });
+  }
+  if (got > 0) req.unshift(Buffer.concat(chunks));
+  return got === len ? Buffer.concat(chunks).toString('utf8') : null;
 }

@@ -9,6 +9,7 @@ import type { AuditSink } from '../audit/writer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { interfaceAddresses } from '../net/self.js';
 import { createResolver, type LookupFn, type Resolver } from '../net/resolver.js';
+import { RateLimiter } from '../policy/ratelimit.js';
 import type { Policy, SecretDef } from '../policy/types.js';
 import type { KeyRing } from '../secrets/keys.js';
 import { RevocationList } from '../secrets/revocations.js';
@@ -18,15 +19,27 @@ import { SecretStore, storeKey } from '../secrets/store.js';
 import type { CertificateAuthority } from '../tls/ca.js';
 import { LeafCache } from '../tls/leaf.js';
 import type { Logger } from '../core/log.js';
-import { ScrubberCache } from './scrubbing.js';
+import { OAuthStore, withDynamicSecrets } from './oauth.js';
+import { policyPatterns, ScrubberCache } from './scrubbing.js';
 import { UpstreamPool } from './upstream.js';
 
+/** Resource limits; names, flags and rationale in src/cli/limits.ts and docs/operations.md. */
 export interface Limits {
   maxHeaderBytes: number;
   connectTimeoutMs: number;
+  /** Upstream: request sent → response headers. */
   headersTimeoutMs: number;
+  /** Upstream: longest pause between response body chunks. */
   bodyTimeoutMs: number;
+  /** Client socket with no bytes either way. */
   idleTimeoutMs: number;
+  /** Client: a complete request head within this of connecting or of the previous response. */
+  clientHeadersTimeoutMs: number;
+  /** Client: the whole request (head and body) within this; defeats a byte-a-second body. */
+  clientRequestTimeoutMs: number;
+  /** Whole exchange, first byte to the response's end; 0 = none. */
+  requestTimeoutMs: number;
+  maxTunnelsPerAgent: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -35,6 +48,10 @@ export const DEFAULT_LIMITS: Limits = {
   headersTimeoutMs: 60_000,
   bodyTimeoutMs: 300_000,
   idleTimeoutMs: 120_000,
+  clientHeadersTimeoutMs: 30_000,
+  clientRequestTimeoutMs: 300_000,
+  requestTimeoutMs: 900_000,
+  maxTunnelsPerAgent: 64,
 };
 
 /** Per-policy state: rebuilt on every successful reload. */
@@ -43,6 +60,8 @@ export interface PolicyState {
   resolver: Resolver;
   upstream: UpstreamPool;
   scrubbers: ScrubberCache;
+  /** OAuth token capture (oauth.ts): shared by every policy state of this runtime. */
+  oauth?: OAuthStore;
 }
 
 export interface RuntimeOptions {
@@ -73,6 +92,12 @@ export class Runtime {
    * a valid upstream without an unsafe_ exception. Loopback keeps its own class (net/classify.ts).
    */
   readonly selfAddresses: Set<string> = interfaceAddresses();
+  /** Rate-limit buckets; outlive reloads so a reload does not reset an agent's limit. */
+  readonly limiter = new RateLimiter();
+  /** The last refused reload (null after a successful one), for health output. */
+  lastReloadError: { at: string; why: string; problems: string[] } | null = null;
+  /** Tokens captured from OAuth token endpoints (in memory only; see oauth.ts). */
+  readonly oauth: OAuthStore;
   private readonly lookup: LookupFn | undefined;
   private current: PolicyState | null = null;
 
@@ -87,6 +112,7 @@ export class Runtime {
     this.revocations = new RevocationList(o.keyDir);
     this.values = new SecretValues(o.env, new SecretStore(o.keyDir, storeKey(o.ring, o.env)));
     this.lookup = o.lookup;
+    this.oauth = new OAuthStore(o.ring);
   }
 
   get state(): PolicyState {
@@ -116,15 +142,17 @@ export class Runtime {
     for (const a of interfaceAddresses()) this.selfAddresses.add(a);
     const ca = extraCa ? [...tls.rootCertificates, extraCa] : [...tls.rootCertificates];
     const upstream = new UpstreamPool({ resolver, ca, selfAddresses: this.selfAddresses, limits: this.limits, metrics: this.metrics });
-    const scrubbers = new ScrubberCache(() => this.loadedSecrets(policy));
+    // Captured OAuth tokens join the secret table (a view) and so the scrubber and injection.
+    const live = withDynamicSecrets(policy, this.oauth);
+    const scrubbers = new ScrubberCache(() => this.loadedSecrets(live), policyPatterns(policy));
     const old = this.current;
-    this.current = { policy, resolver, upstream, scrubbers };
+    this.current = { policy: live, resolver, upstream, scrubbers, oauth: this.oauth };
     // Old connections finish their requests; the pool then closes.
     void old?.upstream.close();
   }
 
   secretValue(def: SecretDef): Secret | null {
-    return this.values.load(def.name, def.source);
+    return this.oauth.value(def.name) ?? this.values.load(def.name, def.source);
   }
 
   private loadedSecrets(policy: Policy): Secret[] {

@@ -8,7 +8,8 @@
  * (secret values, replacements) they were built from: a rotated file secret changes the key.
  */
 import { createHash } from 'node:crypto';
-import { BUILTIN_PATTERNS, compilePatterns, type CompiledPattern } from '../scrub/patterns.js';
+import type { Policy, ScrubSettings } from '../policy/types.js';
+import { BUILTIN_PATTERNS, GENERIC_PATTERNS, compilePatterns, type CompiledPattern } from '../scrub/patterns.js';
 import { compileScrubber, type KnownSecret, type Scrubber } from '../scrub/scrubber.js';
 import type { Injection } from '../secrets/inject.js';
 import type { Secret } from '../secrets/secret.js';
@@ -17,6 +18,30 @@ let builtin: CompiledPattern[] | null = null;
 export function builtinPatterns(): CompiledPattern[] {
   builtin ??= compilePatterns(BUILTIN_PATTERNS);
   return builtin;
+}
+
+/** Built-ins (+ the generic rules when enabled) + the operator's `scrub.patterns`. The loader
+ * compiled each operator pattern already, so this cannot fail for a policy that loaded. */
+export function policyPatterns(policy: Policy): CompiledPattern[] {
+  const s = policy.settings.scrub;
+  if (!s || (!s.generic && s.patterns.length === 0)) return builtinPatterns();
+  const own = s.patterns.map((d) => ({ ...d, keywords: d.keywords ? [...d.keywords] : undefined }));
+  return compilePatterns([...BUILTIN_PATTERNS, ...(s.generic ? GENERIC_PATTERNS : []), ...own]);
+}
+
+/**
+ * Is a body of this Content-Type scanned? Default ('all'): every body, binary included — the
+ * scrubber is byte-safe and a token inside an uncompressed tarball or a PDF is still a token.
+ * A body without a Content-Type is scanned whatever the list says (fail closed).
+ */
+export function scansContentType(settings: ScrubSettings | undefined, header: string | string[] | undefined): boolean {
+  const list = settings?.contentTypes ?? 'all';
+  if (list === 'all') return true;
+  const raw = Array.isArray(header) ? header[0] : header;
+  const mt = (raw ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (mt === '' || !mt.includes('/')) return true;
+  const major = mt.slice(0, mt.indexOf('/'));
+  return list.some((t) => t === mt || t === `${major}/*`);
 }
 
 export function secretMarker(name: string): string {

@@ -81,6 +81,26 @@ export class UpstreamPool {
     });
   }
 
+  /**
+   * A raw guarded connection (WebSocket upgrades, websocket.ts): the same resolver, CA list,
+   * self addresses, timeouts and rule exceptions as this pool's connector, without undici.
+   */
+  connectRaw(host: string, port: number, https: boolean, exceptions: readonly AddressException[]): Promise<import('node:net').Socket> {
+    const { resolver, ca, selfAddresses, limits, metrics } = this.o;
+    const target = normaliseHost(host);
+    return guardedConnect({
+      host: target.host,
+      port,
+      kind: target.kind,
+      resolver,
+      permit: exceptions.length > 0 ? compileExceptions([...exceptions]) : undefined,
+      selfAddresses,
+      timeoutMs: limits.connectTimeoutMs,
+      tls: https ? { servername: target.host, ca, ALPNProtocols: ['http/1.1'] } : undefined,
+      onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
+    });
+  }
+
   async close(): Promise<void> {
     const all = [...this.agents.values()];
     this.agents.clear();

@@ -70,6 +70,39 @@ export class ScrubEngine {
     return out;
   }
 
+  /**
+   * Idle flush (the proxy calls it when the upstream pauses, so an SSE event is not held back):
+   * emit held bytes up to the last line feed, unless a match could straddle that point (then up
+   * to the match's start). What follows the last line feed stays held, so a token that is still
+   * arriving is never cut; patterns spanning a line feed other than PEM blocks (handled as
+   * blocks) are not in the built-in set. Nothing happens inside a PEM block or a swallow.
+   */
+  flushSoft(): Buffer {
+    if (this.block || this.swallowLeft > 0) return EMPTY;
+    const buf = this.pending;
+    const from = this.ctxLen;
+    const nl = buf.lastIndexOf(0x0a);
+    if (nl < from) return EMPTY;
+    let cut = nl + 1;
+    const cands = this.m.find(buf, from).filter((c) => !c.block || this.validBlock(c, buf, false));
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const c of cands) {
+        if (c.start < cut && (needEnd(c) > cut || c.block)) {
+          cut = c.start; // a block start is left to the normal path, which knows how to drop it
+          changed = true;
+        }
+      }
+    }
+    if (cut <= from) return EMPTY;
+    const out: Buffer[] = [];
+    emit(buf, from, cut, plan(cands, from, cut), out, this.report);
+    const keep = Math.min(CTX, cut);
+    this.pending = Buffer.from(buf.subarray(cut - keep));
+    this.ctxLen = keep;
+    return out.length === 1 ? (out[0] ?? EMPTY) : Buffer.concat(out);
+  }
+
   private run(final: boolean): Buffer {
     const out: Buffer[] = [];
     for (;;) {

@@ -11,6 +11,8 @@
 import type { CompiledPattern, RE2 } from './patterns.js';
 import { newRE2, passesCheck, shannonEntropy } from './patterns.js';
 import { secretNeedles } from './encodings.js';
+import { KeywordIndex } from './keywords.js';
+import { findRuns } from './runs.js';
 
 export interface KnownSecret {
   name: string;
@@ -48,16 +50,17 @@ export class Matcher {
   private readonly needles = new Map<string, NeedleInfo>();
   /** Needles with non-ASCII bytes: RE2 works in UTF-8 and cannot name a raw byte, so indexOf. */
   private readonly byteNeedles: { bytes: Buffer; info: NeedleInfo }[] = [];
-  /** Patterns without keywords: run on every window. */
+  /** Patterns without keywords: run on every window (as a regex, or as a run scan). */
   private readonly always: CompiledPattern[] = [];
-  /** One case-insensitive alternation of every keyword (longest first). */
-  private readonly keywordRe: RE2 | undefined;
-  /** keyword → patterns to run when it is seen (including those of keywords it contains). */
-  private readonly byKeyword = new Map<string, CompiledPattern[]>();
+  private readonly alwaysBlocks: CompiledPattern[] = [];
+  /** Keyword → the patterns (plain and block) that need it. */
+  private readonly keywords: KeywordIndex<CompiledPattern> | undefined;
+  private readonly unboundedWindow: number;
 
   constructor(secrets: readonly KnownSecret[], patterns: readonly CompiledPattern[], unboundedWindow: number) {
     this.plain = patterns.filter((p) => p.block === undefined);
     this.blocks = patterns.filter((p) => p.block !== undefined);
+    this.unboundedWindow = unboundedWindow;
     let window = 0;
     const ascii: string[] = [];
     for (const s of secrets) {
@@ -91,20 +94,15 @@ export class Matcher {
     if (unbounded) window = Math.max(window, unboundedWindow);
     this.hasUnbounded = unbounded;
     this.window = window;
-    const own = new Map<string, CompiledPattern[]>();
-    for (const p of this.plain) {
-      if (!p.keywords) this.always.push(p);
-      else for (const k of p.keywords) own.set(k, [...(own.get(k) ?? []), p]);
+    const byKeyword = new Map<string, CompiledPattern[]>();
+    for (const p of patterns) {
+      if (!p.keywords) {
+        (p.block ? this.alwaysBlocks : this.always).push(p);
+        continue;
+      }
+      for (const k of p.keywords) byKeyword.set(k, [...(byKeyword.get(k) ?? []), p]);
     }
-    // At one position the alternation reports only the longest keyword, so a keyword also
-    // triggers the patterns of every keyword it contains ("sk-ant-api03" contains "sk-").
-    for (const k of own.keys()) {
-      const ps = new Set<CompiledPattern>();
-      for (const [k2, list] of own) if (k.includes(k2)) for (const p of list) ps.add(p);
-      this.byKeyword.set(k, [...ps]);
-    }
-    const kws = [...own.keys()].sort((a, b) => b.length - a.length);
-    this.keywordRe = kws.length > 0 ? newRE2(`(?i)(?:${kws.map(escapeLiteral).join('|')})`, 'g') : undefined;
+    this.keywords = byKeyword.size > 0 ? new KeywordIndex(byKeyword) : undefined;
   }
 
   get empty(): boolean {
@@ -128,64 +126,123 @@ export class Matcher {
         out.push({ start: i, end: i + bytes.length, rStart: i, rEnd: i + bytes.length, ...info });
       }
     }
-    if (from < buf.length) {
-      for (const p of this.patternsFor(buf)) this.runPattern(p, buf, from, out);
+    if (from >= buf.length) return out;
+    for (const p of this.always) {
+      if (p.run) this.runRuns(p, buf, from, out);
+      else this.runPattern(p, buf, from, out);
     }
-    for (const p of this.blocks) this.runBegin(p, buf, from, out);
+    for (const p of this.alwaysBlocks) this.runBegin(p, buf, from, out);
+    if (!this.keywords) return out;
+    // Keywords occur inside every match (a documented contract of PatternSpec.keywords), so a
+    // bounded pattern (match ≤ L bytes) only needs to run on [k − L, k + L] around each hit k.
+    const wins = new Map<CompiledPattern, Win[]>();
+    const first = new Map<CompiledPattern, number>();
+    this.keywords.scan(buf, from, (k, e) => {
+      for (const p of e.items) {
+        if (p.block || !Number.isFinite(p.maxLength)) {
+          if (!first.has(p)) first.set(p, k);
+          continue;
+        }
+        addWindow(wins, p, Math.max(from, k - p.maxLength), Math.min(buf.length, k + e.bytes.length + p.maxLength + 1), k + e.bytes.length);
+      }
+    });
+    for (const [p, list] of wins) for (const w of list) this.runWindow(p, buf, w, out);
+    for (const [p, k] of first) {
+      // Unbounded and block patterns: a whole-buffer pass from a window before the first hit.
+      const start = Math.max(from, k - (p.block ? p.block.beginMaxLength : this.unboundedWindow) - 1);
+      if (p.block) this.runBegin(p, buf, start, out);
+      else this.runPattern(p, buf, start, out);
+    }
     return out;
   }
 
-  /** The patterns worth running on buf: keyword hits (the context included) plus the keyword-less. */
-  private patternsFor(buf: Buffer): Iterable<CompiledPattern> {
-    const re = this.keywordRe;
-    if (!re) return this.always;
-    const run = new Set<CompiledPattern>(this.always);
-    const seen = new Set<string>();
-    re.lastIndex = 0;
-    for (let m = re.exec(buf); m; m = re.exec(buf)) {
-      const k = m[0].toString('latin1').toLowerCase();
-      if (!seen.has(k)) {
-        seen.add(k);
-        for (const p of this.byKeyword.get(k) ?? []) run.add(p);
-        if (seen.size === this.byKeyword.size) break;
-      }
-      // Overlapping search: "abcd" holds both "ab" and "bcd". (A one-call non-overlapping scan
-      // plus closing trigger sets over suffix/prefix overlaps was tried: with 1-char overlaps it
-      // ran most patterns on every window and was slower.)
+  /**
+   * One window of a bounded pattern, scanned on buf[0, w.end) from w.start: the real bytes before
+   * w.start stay visible (\b, ^), only the end is artificial. A match starting at s ≤ w.trust is
+   * exactly the whole-buffer match at s, since no attempt from s can read past s + L < w.end.
+   * Every start is tried (s + 1 after a match), so the result does not depend on where a window
+   * began; overlapping finds are merged by the engine.
+   */
+  private runWindow(p: CompiledPattern, buf: Buffer, w: Win, out: Candidate[]): void {
+    const view = w.end === buf.length ? buf : buf.subarray(0, w.end);
+    const re = p.re;
+    re.lastIndex = w.start;
+    for (let m = re.exec(view); m; m = re.exec(view)) {
+      if (m.index > w.trust) break;
+      this.accept(p, buf, m, out);
       re.lastIndex = m.index + 1;
     }
-    return run;
+  }
+
+  private runRuns(p: CompiledPattern, buf: Buffer, from: number, out: Candidate[]): void {
+    const spec = p.run;
+    if (!spec) return;
+    const marker = markerOf(p);
+    findRuns(spec, buf, from, (s, e) => {
+      // The check first: it rejects hex hashes (git SHAs) without the entropy's table.
+      if (!passesCheck(p.check, buf, s, e)) return;
+      if (p.minEntropy > 0 && shannonEntropy(buf, s, e) < p.minEntropy) return;
+      out.push({ start: s, end: e, rStart: s, rEnd: e, replacement: marker, redaction: { kind: 'pattern', id: p.id } });
+    });
   }
 
   private runPattern(p: CompiledPattern, buf: Buffer, from: number, out: Candidate[]): void {
     const re = p.re;
     re.lastIndex = from;
-    const marker = Buffer.from(`[REDACTED:${p.id}]`, 'latin1');
     for (let m = re.exec(buf); m; m = re.exec(buf)) {
-      const start = m.index;
-      const end = start + m[0].length;
-      if (end === start) {
-        re.lastIndex = end + 1; // cannot happen (compile rejects empty matches); never loop
+      if (m[0].length === 0) {
+        re.lastIndex = m.index + 1; // cannot happen (compile rejects empty matches); never loop
         continue;
       }
-      const span = secretSpan(m.indices, p.secretGroup) ?? [start, end];
-      const [rs, re_] = span;
-      if (re_ <= rs) continue;
-      if (p.minEntropy > 0 && shannonEntropy(buf, rs, re_) < p.minEntropy) continue;
-      if (!passesCheck(p.check, buf, rs, re_)) continue;
-      out.push({ start, end, rStart: rs, rEnd: re_, replacement: marker, redaction: { kind: 'pattern', id: p.id } });
+      this.accept(p, buf, m, out);
     }
+  }
+
+  private accept(p: CompiledPattern, buf: Buffer, m: { index: number; 0: Buffer; indices?: RegExpIndicesArray }, out: Candidate[]): void {
+    const start = m.index;
+    const end = start + m[0].length;
+    if (end === start) return;
+    const [rs, re_] = secretSpan(m.indices, p.secretGroup) ?? [start, end];
+    if (re_ <= rs) return;
+    if (p.minEntropy > 0 && shannonEntropy(buf, rs, re_) < p.minEntropy) return;
+    if (!passesCheck(p.check, buf, rs, re_)) return;
+    out.push({ start, end, rStart: rs, rEnd: re_, replacement: markerOf(p), redaction: { kind: 'pattern', id: p.id } });
   }
 
   private runBegin(p: CompiledPattern, buf: Buffer, from: number, out: Candidate[]): void {
     const re = p.re;
     re.lastIndex = from;
-    const marker = Buffer.from(`[REDACTED:${p.id}]`, 'latin1');
+    const marker = markerOf(p);
     for (let m = re.exec(buf); m; m = re.exec(buf)) {
       const end = m.index + m[0].length;
       out.push({ start: m.index, end, rStart: m.index, rEnd: end, replacement: marker, redaction: { kind: 'pattern', id: p.id }, block: p });
     }
   }
+}
+
+/** A bounded pattern's scan window: scan from `start` on buf[0, end); trust starts ≤ `trust`. */
+interface Win {
+  start: number;
+  end: number;
+  trust: number;
+}
+
+/** Hits arrive in position order, so a window either extends the last one or starts a new one. */
+function addWindow(wins: Map<CompiledPattern, Win[]>, p: CompiledPattern, start: number, end: number, trust: number): void {
+  let list = wins.get(p);
+  if (!list) wins.set(p, (list = []));
+  const last = list[list.length - 1];
+  if (last && start <= last.end) {
+    last.end = Math.max(last.end, end);
+    last.trust = Math.max(last.trust, trust);
+  } else list.push({ start, end, trust });
+}
+
+const markers = new WeakMap<CompiledPattern, Buffer>();
+function markerOf(p: CompiledPattern): Buffer {
+  let b = markers.get(p);
+  if (!b) markers.set(p, (b = Buffer.from(`[REDACTED:${p.id}]`, 'latin1')));
+  return b;
 }
 
 /** The [start, end) of the group to redact: explicit group, else the first non-empty one. */

@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import type RE2Type from 're2';
 import { maxMatchBytes } from './regex-length.js';
+import { runSpecOf, type RunSpec } from './runs.js';
 
 export { BUILTIN_PATTERNS, GENERIC_PATTERNS } from './builtin-patterns.js';
 
@@ -66,6 +67,8 @@ export interface CompiledPattern {
   /** Lower-cased keywords, or undefined (always run). */
   keywords: readonly string[] | undefined;
   block: { end: RE2; endMaxLength: number; beginMaxLength: number; minBody: number } | undefined;
+  /** Set when the regex is an isolated fixed-length run of one class: scanned by a byte loop. */
+  run: RunSpec | undefined;
   /** The pattern source (for reports and tooling). */
   source: string;
   flags: string;
@@ -127,6 +130,7 @@ export function compilePatterns(specs: readonly PatternSpec[]): CompiledPattern[
       check: spec.check,
       keywords: spec.keywords?.map((k) => k.toLowerCase()),
       block,
+      run: block ? undefined : runSpecOf(spec.regex, flags),
       source: spec.regex,
       flags,
     };

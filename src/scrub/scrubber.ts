@@ -19,10 +19,16 @@ export const UNBOUNDED_PATTERN_WINDOW = 1024;
 export interface ScrubStreamOptions {
   onRedaction?: (r: Redaction) => void;
   maxHoldBytes?: number;
+  /** When no byte arrives for this long, held bytes up to the last line feed are emitted
+   * (SSE and chunked streams: an event is not held back). Default: no timer. */
+  idleFlushMs?: number;
+  /** Scan only the first N input bytes; the rest passes unscanned (an operator's choice,
+   * `scrub.max_body_scan`). Default: scan everything. */
+  maxScanBytes?: number;
 }
 
 /** The Transform plus a view of its buffer, for metrics and the memory-bound test. */
-export type ScrubStream = Transform & { readonly heldBytes: number; readonly peakHeldBytes: number };
+export type ScrubStream = Transform & { readonly heldBytes: number; readonly peakHeldBytes: number; readonly scannedBytes: number };
 
 export interface Scrubber {
   /** For headers, audit records, logs, error bodies. Text is handled as UTF-8. */
@@ -62,11 +68,40 @@ export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: 
       if (!Number.isInteger(maxHold) || maxHold < 256) throw new Error('maxHoldBytes must be an integer >= 256');
       const onRedaction = opts.onRedaction ?? (() => undefined);
       const engine = new ScrubEngine(matcher, maxHold, onRedaction);
-      const t = new Transform({
+      const limit = opts.maxScanBytes ?? Infinity;
+      const idleMs = opts.idleFlushMs;
+      let scanned = 0;
+      let passing = false;
+      let timer: NodeJS.Timeout | undefined;
+      const t: Transform = new Transform({
         transform(chunk: Buffer | string, _enc, cb) {
+          if (timer) clearTimeout(timer);
+          timer = undefined;
           try {
-            const out = engine.write(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+            let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+            if (passing) return cb(null, buf);
+            let rest: Buffer | undefined;
+            if (scanned + buf.length > limit) {
+              rest = buf.subarray(limit - scanned);
+              buf = buf.subarray(0, limit - scanned);
+            }
+            scanned += buf.length;
+            const out = rest ? engine.end(buf) : engine.write(buf);
             if (out.length > 0) this.push(out);
+            if (rest) {
+              passing = true;
+              if (rest.length > 0) this.push(rest);
+            } else if (idleMs !== undefined && engine.held > 0) {
+              timer = setTimeout(() => {
+                timer = undefined;
+                try {
+                  const soft = engine.flushSoft();
+                  if (soft.length > 0) t.push(soft);
+                } catch (e) {
+                  t.destroy(e instanceof Error ? e : new Error('scrubber failed'));
+                }
+              }, idleMs);
+            }
             cb();
           } catch (e) {
             // Fail closed: the proxy aborts the response rather than pass unscrubbed bytes.
@@ -74,15 +109,21 @@ export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: 
           }
         },
         flush(cb) {
+          if (timer) clearTimeout(timer);
           try {
-            const out = engine.end();
+            const out = passing ? Buffer.alloc(0) : engine.end();
             if (out.length > 0) this.push(out);
             cb();
           } catch (e) {
             cb(e instanceof Error ? e : new Error('scrubber failed'));
           }
         },
+        destroy(err, cb) {
+          if (timer) clearTimeout(timer);
+          cb(err);
+        },
       });
+      Object.defineProperty(t, 'scannedBytes', { get: () => scanned });
       Object.defineProperty(t, 'heldBytes', { get: () => engine.held });
       Object.defineProperty(t, 'peakHeldBytes', { get: () => engine.peakHeld });
       return t as ScrubStream;

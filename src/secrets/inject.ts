@@ -7,7 +7,6 @@
  * secret opts in with `query: true` — a query parameter value. A handle anywhere else, or hidden
  * in an encoding (encoded.ts), refuses the whole request: a handle is never forwarded as-is.
  */
-import { TurretError } from '../core/errors.js';
 import { findEncodedHandles } from './encoded.js';
 import { HANDLE_RE } from './handles.js';
 import { refuse, resolveHandle, type InjectContext } from './resolve.js';
@@ -135,8 +134,4 @@ export function injectTarget(ctx: InjectContext, target: string, used: Used): st
     return `${k}=${v}`;
   });
   return `${path}?${parts.join('&')}`;
-}
-
-export function assertNoHandle(text: string): void {
-  if (findHandles(text).length > 0) throw new TurretError('internal_error', 'a handle survived injection');
 }

@@ -22,6 +22,15 @@ const rec = (agent: string | null, outcome: AuditOutcome, i: number, extra: Part
   ...extra,
 });
 
+// Every follow-mode tail is aborted at the end even if its test failed, so the run cannot hang.
+const controllers: AbortController[] = [];
+after(() => controllers.forEach((c) => c.abort()));
+const controller = (): AbortController => {
+  const c = new AbortController();
+  controllers.push(c);
+  return c;
+};
+
 const pathsOf = (lines: string[]): unknown[] => lines.map((l) => (JSON.parse(l) as { path: unknown }).path);
 
 /** Waits until `cond` holds, polling; fails the test after `ms` instead of hanging. */
@@ -83,7 +92,7 @@ test('follow prints new lines, holds back a partial line, and stops on abort', a
   log.write(rec('a', 'completed', 1));
   await log.flush();
   const out: string[] = [];
-  const ac = new AbortController();
+  const ac = controller();
   const done = tailAudit({ path, follow: true, pollMs: 10, signal: ac.signal, out: (l) => out.push(l) });
   await until(() => out.length === 1);
   log.write(rec('a', 'denied', 2));
@@ -108,7 +117,7 @@ test('follow survives rotation without losing or doubling a line, with filters',
   const path = await fresh();
   const log = await openAuditLog({ path, maxBytes: 700, maxFiles: 20 });
   const out: string[] = [];
-  const ac = new AbortController();
+  const ac = controller();
   const done = tailAudit({ path, follow: true, agent: 'a', pollMs: 5, signal: ac.signal, out: (l) => out.push(l) });
   const want: string[] = [];
   for (let i = 1; i <= 40; i++) {
@@ -121,17 +130,39 @@ test('follow survives rotation without losing or doubling a line, with filters',
     }
   }
   await log.close();
-  await until(() => out.length >= want.length);
-  await sleep(30);
+  try {
+    await until(() => out.length >= want.length);
+    await sleep(30);
+  } finally {
+    ac.abort();
+    await done;
+  }
+  assert.deepEqual(pathsOf(out), want);
+});
+
+test('follow catches up on several rotations that happen between two polls', async () => {
+  const path = await fresh();
+  const log = await openAuditLog({ path, maxBytes: 500, maxFiles: 50 });
+  log.write(rec('a', 'completed', 0));
+  await log.flush();
+  const out: string[] = [];
+  const ac = controller();
+  const done = tailAudit({ path, follow: true, pollMs: 150, signal: ac.signal, out: (l) => out.push(l) });
+  await until(() => out.length === 1);
+  // Written and rotated several times well inside one poll interval.
+  for (let i = 1; i <= 30; i++) log.write(rec('a', 'completed', i));
+  await log.close();
+  await until(() => out.length >= 31);
+  await sleep(200);
   ac.abort();
   await done;
-  assert.deepEqual(pathsOf(out), want);
+  assert.deepEqual(pathsOf(out), Array.from({ length: 31 }, (_, i) => `/n/${i}`));
 });
 
 test('follow waits for a file that does not exist yet; an already-aborted signal returns at once', async () => {
   const path = await fresh();
   const out: string[] = [];
-  const ac = new AbortController();
+  const ac = controller();
   const done = tailAudit({ path, follow: true, pollMs: 10, signal: ac.signal, out: (l) => out.push(l) });
   await sleep(30);
   const log = await openAuditLog({ path });

@@ -1,0 +1,72 @@
+/**
+ * Graceful shutdown (SIGTERM): stop accepting, let running requests and tunnels finish up to a
+ * deadline, then cut what is left.
+ *
+ * - The listener closes first, so new connections are refused by the kernel, not half-served.
+ * - Keep-alive connections waiting for their next request are closed at once (outer: Node's
+ *   closeIdleConnections; inside tunnels: the slow-client guard, which knows which are idle),
+ *   and every response written during the drain says `Connection: close`, so a client finishing
+ *   a request does not send another one into a closing proxy.
+ * - Idle connections are swept again every 100 ms: a request that ends turns its connection idle.
+ * - At the deadline, the remaining sockets are destroyed (tunnels included: a CONNECT socket is
+ *   an outer socket).
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { SlowClientGuard } from './limits.js';
+
+export interface DrainResult {
+  /** True when everything finished before the deadline. */
+  clean: boolean;
+  /** Connections destroyed at the deadline. */
+  forced: number;
+  ms: number;
+}
+
+export interface Drainable {
+  outer: Server;
+  inner: Server;
+  /** Every socket the outer server accepted and that is still open. */
+  sockets: ReadonlySet<Socket>;
+  innerGuard: SlowClientGuard;
+}
+
+export async function drain(d: Drainable, deadlineMs: number): Promise<DrainResult> {
+  const started = Date.now();
+  const noKeepAlive = (_req: IncomingMessage, res: ServerResponse): void => {
+    res.shouldKeepAlive = false;
+  };
+  d.outer.on('request', noKeepAlive);
+  d.inner.on('request', noKeepAlive);
+  const closed = new Promise<void>((resolve) => d.outer.close(() => resolve()));
+  const sweep = (): void => {
+    d.outer.closeIdleConnections();
+    d.innerGuard.closeIdle();
+  };
+  sweep();
+  const timer = setInterval(sweep, 100);
+  let timedOut = false;
+  let deadline: NodeJS.Timeout | undefined;
+  await Promise.race([
+    closed,
+    new Promise<void>((resolve) => {
+      deadline = setTimeout(() => {
+        timedOut = true;
+        resolve();
+      }, deadlineMs);
+    }),
+  ]);
+  clearInterval(timer);
+  clearTimeout(deadline);
+  let forced = 0;
+  if (timedOut) {
+    for (const s of d.sockets) {
+      s.destroy();
+      forced++;
+    }
+    await closed;
+  }
+  d.innerGuard.stop();
+  d.inner.close();
+  return { clean: !timedOut, forced, ms: Date.now() - started };
+}

@@ -1,0 +1,171 @@
+/**
+ * Enforcement of the resource limits that are not a Node or undici option:
+ *
+ * - concurrent tunnels per agent (429 too_many_tunnels),
+ * - the total time of one exchange (504 upstream_timeout before the response starts, abort after),
+ * - slow clients inside intercepted tunnels. Node checks `headersTimeout` and `requestTimeout`
+ *   only for sockets a *listening* server accepted (Node 20: the check interval starts on
+ *   'listening'); the inner server gets its connections by `emit('connection')`, so a client
+ *   trickling a byte a second into a tunnel would never be cut. `guardSlowClients` applies the
+ *   same two deadlines to those sockets.
+ *
+ * The limits themselves (names, defaults, parsing) live in runtime.ts and cli/limits.ts.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { TurretError } from '../core/errors.js';
+import type { Limits, Runtime } from './runtime.js';
+
+/** What a slow client gets before its connection closes (no request yet, so nothing to audit). */
+export const REQUEST_TIMEOUT_RESPONSE = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 74\r\n\r\nturret: the request was not received in time; the connection is closed.\r\n';
+
+/** Open tunnels per agent, shared by every CONNECT of one Runtime. */
+export class TunnelSlots {
+  private readonly open = new Map<string, number>();
+
+  /** Takes a slot or throws too_many_tunnels; the returned function gives it back (idempotent). */
+  acquire(agent: string, max: number): () => void {
+    const n = this.open.get(agent) ?? 0;
+    if (n >= max) {
+      throw new TurretError('too_many_tunnels', `agent ${agent} already has ${n} open tunnels (limit max_tunnels_per_agent=${max}); close some connections first`);
+    }
+    this.open.set(agent, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(agent) ?? 1) - 1;
+      if (left <= 0) this.open.delete(agent);
+      else this.open.set(agent, left);
+    };
+  }
+
+  count(agent: string): number {
+    return this.open.get(agent) ?? 0;
+  }
+}
+
+const slots = new WeakMap<Runtime, TunnelSlots>();
+
+/** The tunnel counter of a runtime (kept beside it so runtime.ts needs no field for it). */
+export function tunnelSlots(rt: Runtime): TunnelSlots {
+  let s = slots.get(rt);
+  if (!s) {
+    s = new TunnelSlots();
+    slots.set(rt, s);
+  }
+  return s;
+}
+
+/** Takes a tunnel slot for `agent` and gives it back when `socket` closes. */
+export function holdTunnelSlot(rt: Runtime, agent: string, socket: Duplex): void {
+  const release = tunnelSlots(rt).acquire(agent, rt.limits.maxTunnelsPerAgent);
+  socket.once('close', release);
+}
+
+const deadlines = new WeakMap<IncomingMessage, AbortSignal>();
+
+/**
+ * Arms the whole-exchange deadline for one request. forward.ts passes the signal to undici, so
+ * a request that outlives `requestTimeoutMs` is aborted with upstream_timeout wherever it is
+ * (waiting for the upstream, or streaming the response).
+ */
+export function armDeadline(limits: Limits, req: IncomingMessage, res: ServerResponse): void {
+  if (limits.requestTimeoutMs <= 0) return;
+  const ac = new AbortController();
+  const s = Math.round(limits.requestTimeoutMs / 100) / 10;
+  const timer = setTimeout(() => ac.abort(new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)), limits.requestTimeoutMs);
+  timer.unref();
+  res.once('close', () => clearTimeout(timer));
+  deadlines.set(req, ac.signal);
+}
+
+/** The deadline armed for `req`, if any. */
+export function deadlineOf(req: IncomingMessage): AbortSignal | undefined {
+  return deadlines.get(req);
+}
+
+interface Watched {
+  /** When the connection started waiting for a request head (connect, or previous response end). */
+  waitingSince: number | null;
+  /** When the current request's head arrived, until its body has been read. */
+  receivingSince: number | null;
+  req: IncomingMessage | null;
+}
+
+export interface SlowClientGuard {
+  stop(): void;
+  /** Ends connections waiting for their next request (drain: they would only hold the process open). */
+  closeIdle(): number;
+}
+
+/**
+ * Applies clientHeadersTimeoutMs and clientRequestTimeoutMs to every connection `server` is
+ * given (Node's own check never runs for the inner server, see above).
+ */
+export function guardSlowClients(server: Server, limits: Limits): SlowClientGuard {
+  const watched = new Map<Socket, Watched>();
+  server.on('connection', (socket: Socket) => {
+    watched.set(socket, { waitingSince: Date.now(), receivingSince: null, req: null });
+    socket.once('close', () => watched.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const w = watched.get(req.socket);
+    if (!w) return;
+    w.waitingSince = null;
+    w.receivingSince = Date.now();
+    w.req = req;
+    const received = (): void => {
+      w.receivingSince = null;
+    };
+    if (req.complete) received();
+    else req.once('end', received);
+    res.once('finish', () => {
+      w.req = null;
+      w.receivingSince = null;
+      w.waitingSince = Date.now();
+    });
+  });
+  const every = Math.max(50, Math.min(1_000, Math.floor(Math.min(limits.clientHeadersTimeoutMs, limits.clientRequestTimeoutMs) / 4)));
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const [socket, w] of watched) {
+      if (w.waitingSince !== null && now - w.waitingSince > limits.clientHeadersTimeoutMs) {
+        watched.delete(socket);
+        // A keep-alive connection that merely sat idle gets the same answer Node gives on the outer port.
+        if (socket.writable) socket.end(REQUEST_TIMEOUT_RESPONSE);
+        setTimeout(() => socket.destroy(), 100).unref();
+      } else if (w.receivingSince !== null && now - w.receivingSince > limits.clientRequestTimeoutMs) {
+        watched.delete(socket);
+        // The response may have started: closing is the only honest signal (the exchange is audited as failed).
+        w.req?.destroy(new TurretError('bad_request', 'the client did not send the whole request in time'));
+        socket.destroy();
+      }
+    }
+  }, every);
+  timer.unref();
+  return {
+    stop: () => clearInterval(timer),
+    closeIdle: () => {
+      let n = 0;
+      for (const [socket, w] of watched) {
+        if (w.waitingSince === null) continue;
+        watched.delete(socket);
+        socket.destroy();
+        n++;
+      }
+      return n;
+    },
+  };
+}
+
+/** Node's server options for the listening (outer) proxy server, from the limits. */
+export function nodeServerTimeouts(limits: Limits): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  return {
+    headersTimeout: limits.clientHeadersTimeoutMs,
+    requestTimeout: limits.clientRequestTimeoutMs,
+    // Node's default checks every 30 s, which would let a 1 s limit hold for 30 s.
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.clientHeadersTimeoutMs / 4))),
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * OAuth token capture (opt-in per token endpoint, `scrub.oauth_capture` in a rule file).
+ *
+ * When an agent's POST to a configured token endpoint succeeds, the `access_token` and
+ * `refresh_token` of the JSON answer are replaced by fresh handles issued to that agent; Turret
+ * keeps the real tokens and injects them like any other secret, toward the configured hosts only
+ * (the refresh token also toward the token endpoint, so the agent can refresh with its handle).
+ *
+ * The real tokens live **in memory only** (lost on restart: the agent then logs in again), in a
+ * bounded table. They reach the rest of Turret through two narrow hooks, so the secrets module
+ * needs no change: `withDynamicSecrets` gives the pipeline a policy whose secret table also lists
+ * the captured tokens (resolve.ts looks handles up there), and `Runtime.secretValue` asks this
+ * store first. Names carry a ':' (`oauth:<name>:access`), which rule-file names cannot, so a
+ * captured token never shadows a configured secret.
+ */
+import { Writable, type Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { TurretError } from '../core/errors.js';
+import type { OAuthCaptureDef, Policy, SecretDef } from '../policy/types.js';
+import type { Redaction, Scrubber } from '../scrub/scrubber.js';
+import { issueHandle } from '../secrets/handles.js';
+import type { KeyRing } from '../secrets/keys.js';
+import { Secret } from '../secrets/secret.js';
+import type { Exchange } from './exchange.js';
+
+/** A token endpoint answer is small; anything bigger is not buffered for capture. */
+export const MAX_TOKEN_RESPONSE = 256 * 1024;
+const MAX_ENTRIES = 10_000;
+const REFRESH_TTL_MS = 30 * 86_400_000;
+
+interface Entry {
+  def: SecretDef;
+  value: Secret;
+  expires: number;
+}
+
+export class OAuthStore {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly ring: KeyRing) {}
+
+  /** The capture that applies to this exchange (POST to a configured endpoint), if any. */
+  captureFor(x: Exchange): Capture | undefined {
+    if (x.req.method !== 'POST' || x.scheme !== 'https') return undefined;
+    const path = (x.path ?? '/').split('?')[0];
+    const def = x.state.policy.settings.scrub?.oauthCapture.find((d) => d.host === x.host && (d.port ?? 443) === x.port && d.path === path);
+    return def ? new Capture(this, def) : undefined;
+  }
+
+  /** The captured value for a dynamic secret name (null when unknown or expired). */
+  value(name: string, now = Date.now()): Secret | null {
+    const e = this.entries.get(name);
+    if (!e) return null;
+    if (e.expires <= now) {
+      this.entries.delete(name);
+      return null;
+    }
+    return e.value;
+  }
+
+  def(name: string): SecretDef | undefined {
+    return this.entries.get(name)?.def;
+  }
+
+  defs(): SecretDef[] {
+    return [...this.entries.values()].map((e) => e.def);
+  }
+
+  /** Keep `value` as dynamic secret `name` and return a handle for `agent`. */
+  keep(def: SecretDef, value: string, agent: string, ttlMs: number): string {
+    const now = Date.now();
+    for (const [k, e] of this.entries) if (e.expires <= now) this.entries.delete(k);
+    this.entries.delete(def.name); // re-insert: Map order is the eviction order
+    while (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(def.name, { def, value: new Secret(def.name, value), expires: now + ttlMs });
+    return issueHandle(this.ring, { agent, secret: def.name, ttlSeconds: Math.max(1, Math.floor(ttlMs / 1000)) }).handle;
+  }
+}
+
+/** One token endpoint answer being captured. */
+export class Capture {
+  constructor(
+    private readonly store: OAuthStore,
+    private readonly def: OAuthCaptureDef,
+  ) {}
+
+  async respond(x: Exchange, body: Readable, decode: Transform | null, headers: Array<[string, string]>, scrubber: Scrubber, count: (r: Redaction) => void): Promise<void> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const collect = new Writable({
+      write(c: Buffer, _enc, cb) {
+        size += c.length;
+        if (size > MAX_TOKEN_RESPONSE) return cb(new TurretError('upstream_protocol_error', `the token endpoint answer exceeds ${MAX_TOKEN_RESPONSE} bytes`));
+        chunks.push(c);
+        cb();
+      },
+    });
+    await pipeline([body, ...(decode ? [decode] : []), collect]);
+    let out: Buffer = Buffer.concat(chunks);
+    const status = x.status ?? 0;
+    if (status >= 200 && status < 300) out = this.replaceTokens(out, x.agent ?? '');
+    // Whatever else is in the answer (id_token, tokens in an error text) is scrubbed as usual.
+    const r = scrubber.scrubBuffer(out);
+    r.redactions.forEach(count);
+    x.res.writeHead(status, headers.filter(([k]) => k.toLowerCase() !== 'trailer').flat());
+    x.responded = true;
+    x.bytesOut += r.buf.length;
+    x.res.end(r.buf);
+  }
+
+  private replaceTokens(raw: Buffer, agent: string): Buffer {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return raw; // not JSON: nothing to capture; the scrubber still runs
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return raw;
+    const o = doc as Record<string, unknown>;
+    const expiresIn = typeof o.expires_in === 'number' && o.expires_in > 0 ? o.expires_in * 1000 : this.def.ttlMs;
+    let changed = false;
+    if (typeof o.access_token === 'string' && o.access_token.length > 0) {
+      o.access_token = this.store.keep(dynamicDef(this.def, 'access'), o.access_token, agent, Math.min(expiresIn, REFRESH_TTL_MS));
+      changed = true;
+    }
+    if (typeof o.refresh_token === 'string' && o.refresh_token.length > 0) {
+      o.refresh_token = this.store.keep(dynamicDef(this.def, 'refresh'), o.refresh_token, agent, REFRESH_TTL_MS);
+      changed = true;
+    }
+    return changed ? Buffer.from(JSON.stringify(o), 'utf8') : raw;
+  }
+}
+
+/** The secret definition a captured token is injected under. */
+export function dynamicDef(d: OAuthCaptureDef, kind: 'access' | 'refresh'): SecretDef {
+  const endpoint = { source: `${d.host}${d.port ? `:${d.port}` : ''}`, kind: 'exact' as const, host: d.host, port: d.port };
+  return {
+    name: `oauth:${d.name}:${kind}`,
+    // Never read: Runtime.secretValue asks the OAuthStore first. A store entry cannot have this name.
+    source: { kind: 'store', name: `oauth:${d.name}:${kind}` },
+    hosts: kind === 'refresh' ? [...d.hosts, endpoint] : [...d.hosts],
+    headers: [],
+    env: [],
+    methods: 'any',
+    paths: null,
+    query: false,
+    // The refresh grant sends the refresh token in a form body.
+    body: kind === 'refresh',
+    onMisuse: 'deny',
+    variants: [],
+    aws: null,
+    where: d.where,
+  };
+}
+
+/** A policy whose secret table also lists the captured tokens (read-only view, no copy). */
+export function withDynamicSecrets(policy: Policy, store: OAuthStore): Policy {
+  const base = policy.secrets;
+  const view = {
+    get: (k: string) => base.get(k) ?? store.def(k),
+    has: (k: string) => base.has(k) || store.def(k) !== undefined,
+    get size() {
+      return base.size + store.defs().length;
+    },
+    forEach(cb: (v: SecretDef, k: string, m: ReadonlyMap<string, SecretDef>) => void, thisArg?: unknown) {
+      for (const [k, v] of this.entries()) cb.call(thisArg, v, k, view as unknown as ReadonlyMap<string, SecretDef>);
+    },
+    *entries() {
+      yield* base.entries();
+      for (const d of store.defs()) yield [d.name, d] as [string, SecretDef];
+    },
+    *keys() {
+      for (const [k] of this.entries()) yield k;
+    },
+    *values() {
+      for (const [, v] of this.entries()) yield v;
+    },
+    [Symbol.iterator]() {
+      return this.entries();
+    },
+  };
+  return { ...policy, secrets: view as unknown as ReadonlyMap<string, SecretDef> };
+}

@@ -1,0 +1,205 @@
+/**
+ * Resource limits on a real turret process with small limits (--limit), each answered with a
+ * clear error or a bounded close: header size (431), tunnels per agent (429), total request time
+ * (504), upstream connect time (504), and slow clients trickling a byte at a time into the proxy
+ * port and into an intercepted tunnel (headers and body). Every wait is bounded.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { curl } from '../helpers/curl.js';
+import { agentToken, basic, closedWithin, rawConnect } from '../helpers/ops.js';
+import { readResponse } from '../helpers/raw-proxy.js';
+import { startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+
+function rules(): string {
+  return `
+agents:
+  - name: agent-a
+  - name: agent-b
+rules:
+  - name: echo
+    methods: [read, POST]
+    hosts: ["echo.turret.test:*", "hang.turret.test:*"]
+    unsafe_addresses: [127.0.0.1/32]
+settings:
+  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
+  dns_hosts:
+    echo.turret.test: [127.0.0.1]
+    hang.turret.test: [127.0.0.1]
+`;
+}
+
+const LIMITS = ['max_header_bytes=4k', 'max_tunnels_per_agent=2', 'client_headers_timeout=1s', 'client_request_timeout=2s', 'request_timeout=1500ms', 'connect_timeout=500ms'];
+
+/** Writes `text` one byte every `everyMs` until the socket closes. */
+function trickle(socket: net.Socket | tls.TLSSocket, text: string, everyMs: number): void {
+  let i = 0;
+  const timer = setInterval(() => {
+    if (socket.destroyed || i >= text.length) return clearInterval(timer);
+    socket.write(text[i++] ?? '');
+  }, everyMs);
+  socket.once('close', () => clearInterval(timer));
+}
+
+describe('limits', () => {
+  let t: TurretProc;
+  let up: Upstream;
+  let hang: net.Server;
+  let hangPort: number;
+  let caFile: string;
+  let tokenA: string;
+  let tokenB: string;
+  const open: net.Socket[] = [];
+
+  const px = (agent = 'agent-a'): string[] => ['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `${agent}:${agent === 'agent-a' ? tokenA : tokenB}`, '--cacert', caFile];
+
+  /** A TLS session inside a CONNECT tunnel to echo.turret.test. */
+  const tunnelTls = async (): Promise<tls.TLSSocket> => {
+    const c = await rawConnect(t.port, `echo.turret.test:${up.port}`, basic('agent-a', tokenA));
+    assert.equal(c.status, 200);
+    open.push(c.socket);
+    const s = tls.connect({ socket: c.socket, servername: 'echo.turret.test', ca: readFileSync(caFile) });
+    await new Promise<void>((resolve, reject) => {
+      s.once('secureConnect', () => resolve());
+      s.once('error', reject);
+    });
+    return s;
+  };
+
+  before(async () => {
+    up = await startUpstream({
+      handler: (req, res, body) => {
+        if (req.url === '/slow') {
+          setTimeout(() => res.writeHead(200).end('late'), 5_000).unref();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`ok ${body.length}`);
+      },
+    });
+    // Accepts TCP and never answers: a TLS handshake toward it can only time out.
+    hang = net.createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', () => r()));
+    hangPort = (hang.address() as AddressInfo).port;
+    t = await startTurret({ rules: { 'l.yaml': rules() }, args: LIMITS.flatMap((l) => ['--limit', l]) });
+    caFile = path.join(t.caDir, 'ca.crt');
+    tokenA = await agentToken(t, 'agent-a');
+    tokenB = await agentToken(t, 'agent-b');
+  });
+  after(async () => {
+    for (const s of open) s.destroy();
+    const k = setTimeout(() => console.log('STDERR', t.stderr().split('\n').slice(-6).join('\n')), 3000);
+    await t?.stop();
+    clearTimeout(k);
+    console.log('A');
+    await up?.close();
+    console.log('B');
+    await new Promise<void>((r) => hang.close(() => r()));
+    console.log('C');
+  });
+
+  it('reports the limits in the start-up summary', () => {
+    assert.match(t.stderr(), /"limits":\{[^}]*"maxHeaderBytes":4096[^}]*"maxTunnelsPerAgent":2/);
+  });
+
+  it('answers oversized request headers with 431 headers_too_large, on the proxy port and inside a tunnel', async () => {
+    const big = `x-big: ${'a'.repeat(5000)}`;
+    const r = await curl([...px(), '-H', big, `http://echo.turret.test:${up.port}/`]);
+    assert.equal(r.status, 431, r.raw);
+    assert.equal(r.headers['x-turret-error'], 'headers_too_large');
+    const s = await tunnelTls();
+    s.write(`GET / HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\n${big}\r\n\r\n`);
+    const inner = await readResponse(s);
+    assert.equal(inner.status, 431);
+    assert.equal(inner.headers['x-turret-error'], 'headers_too_large');
+    s.destroy();
+    // Just under the limit passes.
+    const ok = await curl([...px(), '-H', `x-big: ${'a'.repeat(3000)}`, `https://echo.turret.test:${up.port}/`]);
+    assert.equal(ok.status, 200, ok.raw + ok.stderr);
+  });
+
+  it('refuses a third concurrent tunnel of one agent with 429 too_many_tunnels, not another agent’s', async () => {
+    const a1 = await rawConnect(t.port, `echo.turret.test:${up.port}`, basic('agent-a', tokenA));
+    const a2 = await rawConnect(t.port, `echo.turret.test:${up.port}`, basic('agent-a', tokenA));
+    open.push(a1.socket, a2.socket);
+    assert.equal(a1.status, 200);
+    assert.equal(a2.status, 200);
+    const a3 = await rawConnect(t.port, `echo.turret.test:${up.port}`, basic('agent-a', tokenA));
+    open.push(a3.socket);
+    assert.equal(a3.status, 429);
+    assert.equal(a3.headers['x-turret-error'], 'too_many_tunnels');
+    assert.match(a3.body, /max_tunnels_per_agent=2/);
+    const b = await rawConnect(t.port, `echo.turret.test:${up.port}`, basic('agent-b', tokenB));
+    open.push(b.socket);
+    assert.equal(b.status, 200, 'the limit is per agent');
+    assert.ok(await waitForAudit(t, (x) => x.event === 'tunnel_open' && x.code === 'too_many_tunnels' && x.agent === 'agent-a'));
+    // Closing one gives its slot back.
+    a1.socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    const a4 = await rawConnect(t.port, `echo.turret.test:${up.port}`, basic('agent-a', tokenA));
+    open.push(a4.socket);
+    assert.equal(a4.status, 200);
+    for (const s of [a2.socket, a3.socket, a4.socket, b.socket]) s.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+  });
+
+  it('ends an exchange that outlives request_timeout with 504 upstream_timeout', async () => {
+    const started = Date.now();
+    const r = await curl([...px(), `https://echo.turret.test:${up.port}/slow`]);
+    const ms = Date.now() - started;
+    assert.equal(r.status, 504, r.raw + r.stderr);
+    assert.equal(r.headers['x-turret-error'], 'upstream_timeout');
+    assert.match(r.body, /request_timeout/);
+    assert.ok(ms < 4_000, `answered after ${ms} ms, before the upstream's 5 s`);
+  });
+
+  it('gives up an upstream TLS handshake after connect_timeout with 504', async () => {
+    const started = Date.now();
+    const r = await curl([...px(), `https://hang.turret.test:${hangPort}/`]);
+    assert.equal(r.status, 504, r.raw + r.stderr);
+    assert.equal(r.headers['x-turret-error'], 'upstream_timeout');
+    assert.ok(Date.now() - started < 1_400, 'connect_timeout (500 ms) answered before request_timeout (1.5 s)');
+  });
+
+  it('closes a client that trickles its request head a byte at a time (proxy port): 408 within the bound', async () => {
+    const s = net.connect(t.port, '127.0.0.1');
+    s.on('error', () => {});
+    trickle(s, `GET http://echo.turret.test:${up.port}/ HTTP/1.1\r\nHost: echo.turret.test\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`, 100);
+    const c = await closedWithin(s, 5_000);
+    assert.match(c.data, /^HTTP\/1\.1 408 /);
+    assert.ok(c.ms < 3_500, `closed after ${c.ms} ms (client_headers_timeout=1s)`);
+  });
+
+  it('closes a client that trickles its request head inside a tunnel', async () => {
+    const s = await tunnelTls();
+    s.on('error', () => {});
+    trickle(s, `GET / HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`, 100);
+    const c = await closedWithin(s, 5_000);
+    assert.match(c.data, /^HTTP\/1\.1 408 /);
+    assert.ok(c.ms < 3_500, `closed after ${c.ms} ms`);
+  });
+
+  it('cuts a request body sent a byte at a time inside a tunnel (client_request_timeout) and audits it', async () => {
+    const s = await tunnelTls();
+    s.on('error', () => {});
+    s.write(`POST /upload HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\nProxy-Connection: close\r\nContent-Length: 1000\r\n\r\n`);
+    trickle(s, 'b'.repeat(1000), 100);
+    const c = await closedWithin(s, 6_000);
+    assert.ok(c.ms < 4_500, `closed after ${c.ms} ms (client_request_timeout=2s)`);
+    assert.ok(!up.received.some((r) => r.url === '/upload' && r.body.length === 1000), 'the upstream never got a whole body');
+    assert.ok(await waitForAudit(t, (x) => x.event === 'request' && x.path === '/upload' && x.outcome !== 'completed'));
+  });
+
+  it('closes a client that connects and sends nothing', async () => {
+    const s = net.connect(t.port, '127.0.0.1');
+    s.on('error', () => {});
+    const c = await closedWithin(s, 5_000);
+    assert.ok(c.ms < 3_500, `closed after ${c.ms} ms`);
+  });
+});

@@ -1,0 +1,176 @@
+/**
+ * Rules while traffic flows: a bounded loop of requests keeps getting answers while broken rule
+ * files (bad YAML, failing examples) are dropped in; the old rules keep serving and the error is
+ * logged with its file:line:col. A valid change is picked up, including by requests inside a
+ * tunnel that was opened before it. Also: rate limits answer 429 with Retry-After, and
+ * `turret rules explain` gives the same reason as the denial body.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { startTurret, type TurretProc } from '../helpers/turret.js';
+import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+
+const base = (extra = '') => `
+agents: [{ name: agent-a }]
+rules:
+  - name: echo
+    methods: [read]
+    hosts: ["echo.turret.test:*"]
+    unsafe_addresses: [127.0.0.1/32]
+  - name: limited
+    methods: [read]
+    hosts: ["limited.turret.test:*"]
+    unsafe_addresses: [127.0.0.1/32]
+    rate_limit: { requests: 2, per: 1m }
+${extra}
+settings:
+  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
+  dns_hosts: { echo.turret.test: [127.0.0.1], limited.turret.test: [127.0.0.1] }
+`;
+
+interface Res {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+describe('rules under traffic', () => {
+  let t: TurretProc;
+  let plain: Upstream;
+  let secure: Upstream;
+  let auth: string;
+  const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 4 });
+
+  const get = (url: string, method = 'GET'): Promise<Res> =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: t.port, method, path: url, agent: keepAlive, headers: { 'proxy-authorization': auth } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const waitLog = async (re: RegExp, from: number): Promise<string> => {
+    const end = Date.now() + 10_000;
+    while (Date.now() < end) {
+      const m = re.exec(t.stderr().slice(from));
+      if (m) return m[0];
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`no log line ${re} in:\n${t.stderr().slice(from)}`);
+  };
+
+  before(async () => {
+    plain = await startUpstream({ tls: false });
+    secure = await startUpstream();
+    t = await startTurret({ rules: { 'main.yaml': base() } });
+    const env = await t.cli(['env', '--agent', 'agent-a']);
+    const token = /HTTPS_PROXY='http:\/\/agent-a:([^@']+)@/.exec(env.stdout)?.[1] ?? '';
+    assert.ok(token);
+    auth = `Basic ${Buffer.from(`agent-a:${token}`).toString('base64')}`;
+  });
+
+  after(async () => {
+    keepAlive.destroy();
+    await t?.stop();
+    await plain?.close();
+    await secure?.close();
+  });
+
+  it('drops no request while broken rule files are loaded; the old rules keep serving', async () => {
+    const results: number[] = [];
+    let stop = false;
+    const loop = (async () => {
+      for (let i = 0; i < 400 && !stop; i++) {
+        const batch = await Promise.all([0, 1, 2, 3].map((k) => get(`http://echo.turret.test:${plain.port}/n${i}-${k}`)));
+        results.push(...batch.map((r) => r.status));
+      }
+    })();
+    const mark = t.stderr().length;
+    writeFileSync(path.join(t.rulesDir, 'zz-broken.yaml'), 'rules:\n  - { methods: [read], hosts: [a.test], pahts: [/x] }\n');
+    const line = await waitLog(/"msg":"reload refused[^\n]*/, mark);
+    assert.match(line, /zz-broken\.yaml:2:\d+: rules\[0\]\.pahts: unknown key; did you mean \\"paths\\"\?/);
+    const mark2 = t.stderr().length;
+    writeFileSync(path.join(t.rulesDir, 'zz-broken.yaml'), `examples:\n  - { agent: agent-a, request: "GET http://echo.turret.test:${plain.port}/", expect: deny }\n`);
+    assert.match(await waitLog(/"msg":"reload refused[^\n]*/, mark2), /expects deny, but the rules allow it/);
+    stop = true;
+    await loop;
+    assert.ok(results.length >= 40, `${results.length} requests ran`);
+    assert.deepEqual([...new Set(results)], [200], 'every request during the broken reloads was answered under the old rules');
+    rmSync(path.join(t.rulesDir, 'zz-broken.yaml'));
+  });
+
+  it('picks up a valid change, also for the next request inside an already open tunnel', async () => {
+    const ca = readFileSync(path.join(t.caDir, 'ca.crt'));
+    let tunnels = 0;
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    (agent as unknown as { createConnection: unknown }).createConnection = (_o: unknown, cb: (e: Error | null, s?: Duplex) => void) => {
+      tunnels++;
+      const c = http.request({ host: '127.0.0.1', port: t.port, method: 'CONNECT', path: `echo.turret.test:${secure.port}`, headers: { 'proxy-authorization': auth } });
+      c.on('connect', (res, socket) => (res.statusCode === 200 ? cb(null, tls.connect({ socket, servername: 'echo.turret.test', ca })) : cb(new Error(`CONNECT ${res.statusCode}`))));
+      c.on('error', (e) => cb(e));
+      c.end();
+      return undefined;
+    };
+    const inTunnel = (p: string): Promise<Res> =>
+      new Promise((resolve, reject) => {
+        const req = https.request({ host: 'echo.turret.test', port: secure.port, path: p, agent }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    assert.equal((await inTunnel('/blocked/a')).status, 200);
+    const mark = t.stderr().length;
+    writeFileSync(path.join(t.rulesDir, 'main.yaml'), base('  - { name: no-blocked, action: deny, methods: any, hosts: ["echo.turret.test:*"], paths: ["/blocked/**"], description: blocked for this test }'));
+    await waitLog(/"msg":"rules reloaded/, mark);
+    const r = await inTunnel('/blocked/b');
+    assert.equal(r.status, 403);
+    assert.equal(r.headers['x-turret-error'], 'policy_denied');
+    assert.match(r.body, /denied by rule no-blocked \(.*main\.yaml:\d+\): blocked for this test/);
+    assert.equal((await inTunnel('/open')).status, 200);
+    assert.equal(tunnels, 1, 'all three requests used the one tunnel');
+    agent.destroy();
+    assert.equal((await get(`http://echo.turret.test:${plain.port}/blocked/c`)).status, 403, 'and outside tunnels');
+  });
+
+  it('answers 429 with Retry-After once a rule’s rate limit is used up', async () => {
+    const url = `http://limited.turret.test:${plain.port}/`;
+    assert.equal((await get(url)).status, 200);
+    assert.equal((await get(url)).status, 200);
+    const r = await get(url);
+    assert.equal(r.status, 429);
+    assert.equal(r.headers['x-turret-error'], 'rate_limited');
+    const after = Number(r.headers['retry-after']);
+    assert.ok(after >= 1 && after <= 60, `Retry-After ${r.headers['retry-after']}`);
+    assert.match(r.body, /rule limited .* allows 2 per 1m/);
+    assert.equal((await get(`http://echo.turret.test:${plain.port}/x`)).status, 200, 'other rules are not limited');
+  });
+
+  it('turret rules explain prints the decision, rule and the same reason the denial body carries, sending nothing', async () => {
+    const url = `http://echo.turret.test:${plain.port}/thing`;
+    const before = plain.received.length;
+    const x = await t.cli(['rules', 'explain', '--agent', 'agent-a', 'DELETE', url]);
+    assert.equal(x.code, 0, x.stderr);
+    assert.equal(plain.received.length, before, 'explain sent nothing');
+    assert.match(x.stdout, /^decision: deny \(policy_denied\)$/m);
+    assert.match(x.stdout, /^rule: .*main\.yaml:\d+ \(echo\)$/m);
+    const reason = /^reason: (.*)$/m.exec(x.stdout)?.[1];
+    const r = await get(url, 'DELETE');
+    assert.equal(r.status, 403);
+    assert.equal(/^Reason: (.*)$/m.exec(r.body)?.[1], reason);
+    const ok = await t.cli(['rules', 'explain', '--agent', 'agent-a', 'GET', url]);
+    assert.match(ok.stdout, /^decision: allow$/m);
+    const bad = await t.cli(['rules', 'explain', '--agent', 'nobody', 'GET', url]);
+    assert.equal(bad.code, 2);
+  });
+});
