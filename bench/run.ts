@@ -4,9 +4,10 @@
  */
 import { benchDns } from './dns.js';
 import { benchLeaf } from './leaf.js';
+import { benchScrub } from './scrub.js';
 
 const only = process.argv[2];
-const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: benchLeaf, dns: benchDns };
+const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: benchLeaf, dns: benchDns, scrub: benchScrub };
 
 for (const [name, fn] of Object.entries(benches)) {
   if (only && only !== name) continue;

@@ -97,8 +97,13 @@ export async function startCommand(o: StartOptions): Promise<void> {
     try {
       admin = await startAdminServer({ listen: adminListen, token, metrics, state, log });
     } catch (e) {
-      await proxy.close(0);
-      throw new UsageError(`the admin listener ${adminSpec} cannot listen (${(e as Error).message}); use --admin HOST:PORT or --admin off`);
+      const why = `the admin listener ${adminSpec} cannot listen (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); use --admin HOST:PORT or --admin off`;
+      // Production needs its health and metrics; a second development instance can do without.
+      if (production) {
+        await proxy.close(0);
+        throw new UsageError(why);
+      }
+      log.warn(`${why}; continuing without /metrics, /healthz and /readyz`);
     }
   }
   const adminAddr = admin?.address();

@@ -56,8 +56,10 @@ export class TurretError extends Error {
   readonly reason: string;
   /** Name of the rule (file:line) that decided, when one did. */
   readonly rule: string | undefined;
+  /** Seconds a client should wait (429 → Retry-After). */
+  readonly retryAfterS: number | undefined;
 
-  constructor(code: ErrorCode, reason?: string, opts: { rule?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, reason?: string, opts: { rule?: string; cause?: unknown; retryAfterS?: number } = {}) {
     const entry = ERROR_TABLE[code];
     super(reason ?? entry.what, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'TurretError';
@@ -65,6 +67,7 @@ export class TurretError extends Error {
     this.status = entry.status;
     this.reason = reason ?? entry.what;
     this.rule = opts.rule;
+    this.retryAfterS = opts.retryAfterS;
   }
 }
 

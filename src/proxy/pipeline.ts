@@ -65,8 +65,7 @@ export const STAGES: readonly Stage[] = [
       if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
       const lim = rt.limiter.take(limitChecks(x.state.policy, facts.agent, d.rule));
       if (!lim.ok) {
-        const err = new TurretError('rate_limited', `${lim.label} allows ${lim.spec.source}; retry after ${lim.retryAfterS}s`, { rule: d.rule?.id });
-        throw Object.assign(err, { retryAfterS: lim.retryAfterS }); // respond.ts turns it into Retry-After
+        throw new TurretError('rate_limited', `${lim.label} allows ${lim.spec.source}; retry after ${lim.retryAfterS}s`, { rule: d.rule?.id, retryAfterS: lim.retryAfterS });
       }
     },
   },

@@ -41,8 +41,7 @@ function headersFor(err: TurretError, body: string): Record<string, string | num
   };
   if (err.status === 407) h['proxy-authenticate'] = 'Basic realm="turret"';
   // Set by the decide stage for rate_limited (RFC 9110 §10.2.3, delay in seconds).
-  const retryAfter = (err as { retryAfterS?: number }).retryAfterS;
-  if (err.status === 429 && typeof retryAfter === 'number') h['retry-after'] = retryAfter;
+  if (err.status === 429 && err.retryAfterS !== undefined) h['retry-after'] = err.retryAfterS;
   return h;
 }
 

@@ -61,7 +61,9 @@ export async function startTurret(o: { rules: Record<string, string>; env?: Reco
   const { dir, rulesDir, caDir } = makeDirs(o.rules);
   const auditPath = path.join(dir, 'audit.jsonl');
   const env = cleanEnv(o.env);
-  const proc = spawn(process.execPath, [MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...(o.args ?? [])], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The admin listener gets an OS-chosen port too, so test files can run in parallel.
+  const admin = (o.args ?? []).includes('--admin') ? [] : ['--admin', '127.0.0.1:0'];
+  const proc = spawn(process.execPath, [MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...admin, ...(o.args ?? [])], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));

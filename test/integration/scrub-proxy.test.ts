@@ -16,7 +16,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { ProxyAgent, WebSocket } from 'undici';
 import { curl } from '../helpers/curl.js';
-import { cleanEnv, ROOT, startTurret, type TurretProc } from '../helpers/turret.js';
+import { cleanEnv, ROOT, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
 import { FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const CORPORA = path.resolve(ROOT, '../shared/corpora');
@@ -180,8 +180,8 @@ describe('scrubbing through the proxy', () => {
     await new Promise<void>((r) => wsUp.listen(0, '127.0.0.1', () => r()));
     wsPort = (wsUp.address() as AddressInfo).port;
     const env = { TEST_WS_TOKEN: SECRET };
-    t = await startTurret({ rules: { 'r.yaml': rules(up.port, true) }, env });
-    tDefault = await startTurret({ rules: { 'r.yaml': rules(up.port, false) }, env });
+    t = await startTurret({ rules: { 'r.yaml': rules(up.port, true) }, env, args: ['--admin', 'off'] });
+    tDefault = await startTurret({ rules: { 'r.yaml': rules(up.port, false) }, env, args: ['--admin', 'off'] });
     for (const tp of [t, tDefault]) {
       const e = await tp.cli(['env', '--agent', 'agent-a']);
       tokens.set(tp, /HTTPS_PROXY='http:\/\/agent-a:([^@]+)@/.exec(e.stdout)?.[1] ?? '');
@@ -313,13 +313,21 @@ describe('scrubbing through the proxy', () => {
     assert.equal(wsState.extensions, '', 'permessage-deflate was stripped from the upgrade');
   });
 
+  it('denial bodies and error texts are scrubbed: a secret in a refused request line never comes back', async () => {
+    const r = await get(t, `https://up.turret.test:${up.port}/x/${SECRET}?q=${OAUTH_ACCESS}`, ['-X', 'DELETE']);
+    assert.equal(r.status, 403);
+    assert.ok(r.body.includes('[REDACTED:secret:ws-token]'), r.body);
+    const bad = await get(t, `https://nowhere.turret.test:${up.port}/${SECRET}`);
+    assert.ok(bad.status >= 400 || bad.code !== 0);
+  });
+
   it('a scrub pattern that cannot compile is a load error with file:line:col', async () => {
     const bad = rules(up.port, false).replace('regex: "acme_[a-z0-9]{24}"', 'regex: "acme_(?=x)"');
     const dir = fs.mkdtempSync(path.join(t.dir, 'bad-'));
     fs.writeFileSync(path.join(dir, 'bad.yaml'), bad);
-    const r = await t.cli(['rules', 'check', '--rules', dir]);
+    const r = await runCli(['rules', 'check', '--rules', dir]);
     assert.equal(r.code, 2, r.stdout + r.stderr);
-    assert.match(r.stdout + r.stderr, /bad\.yaml:\d+:\d+: .*acme-token.*cannot be used/);
+    assert.match(r.stdout + r.stderr, /bad\.yaml:\d+:\d+: scrub\.patterns\[0\]\.regex: pattern "acme-token" cannot be used: invalid perl operator/);
   });
 });
 

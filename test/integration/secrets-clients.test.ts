@@ -61,7 +61,7 @@ describe('clients started through turret run', () => {
   before(async () => {
     up = await startUpstream();
     gitServer = await startGitServer({ user: 'x-access-token', password: GIT });
-    t = await startTurret({ rules: { 'r.yaml': rules() }, env: { TEST_API_TOKEN: API, TEST_GIT_TOKEN: GIT } });
+    t = await startTurret({ rules: { 'r.yaml': rules() }, env: { TEST_API_TOKEN: API, TEST_GIT_TOKEN: GIT, TURRET_ADMIN: 'off' } });
   });
 
   after(async () => {

@@ -19,7 +19,7 @@ import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstr
 const API = `fake_api_${randomBytes(18).toString('hex')}`;
 const BURN = `fake_burn_${randomBytes(18).toString('hex')}`;
 const FORM = `fake form&=${randomBytes(18).toString('hex')}`;
-const ENV = { T_API: API, T_BURN: BURN };
+const ENV = { T_API: API, T_BURN: BURN, TURRET_ADMIN: 'off' };
 
 const rules = (): string => `
 agents: [{ name: a }, { name: b }]

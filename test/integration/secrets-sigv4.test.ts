@@ -18,7 +18,7 @@ import type http from 'node:http';
 
 const REAL_ID = `AKIAFAKE${randomBytes(6).toString('hex').toUpperCase()}`;
 const REAL_KEY = `fake/aws+${randomBytes(18).toString('base64')}`;
-const ENV = { T_AWS_ID: REAL_ID, T_AWS_KEY: REAL_KEY };
+const ENV = { T_AWS_ID: REAL_ID, T_AWS_KEY: REAL_KEY, TURRET_ADMIN: 'off' };
 
 class Sha256 {
   private h;

@@ -1,0 +1,132 @@
+/**
+ * Scrubbing cost at the proxy: a 100 MB response through a real turret (dist/) over an
+ * intercepted CONNECT tunnel, downloaded by curl, compared in one run:
+ *
+ *   unscrubbed — a turret whose `scrub.content_types` excludes the body's type (no scrubber)
+ *   json       — the default turret (everything scanned), pretty-printed JSON-like body
+ *   binary     — the default turret, random bytes
+ *
+ * Reports throughput (MB/s, curl's average download speed) and the proxy's peak RSS (VmHWM of
+ * the turret process, MB; one process per mode so each peak is its own). Also the scrubber alone
+ * (in-process, 64 KiB chunks) on the same bodies, to separate scanning from proxying.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { BUILTIN_PATTERNS, compilePatterns } from '../src/scrub/patterns.js';
+import { compileScrubber } from '../src/scrub/scrubber.js';
+import { cleanEnv, startTurret, type TurretProc } from '../test/helpers/turret.js';
+import { startUpstream, UPSTREAM_CA_FILE } from '../test/helpers/upstream.js';
+
+const TOTAL = 100 * 1024 * 1024;
+
+function jsonBlock(): Buffer {
+  const items: string[] = [];
+  let size = 0;
+  for (let i = 0; size < 1 << 20; i++) {
+    const o = { id: i, login: `user-${i}`, url: `https://api.github.com/repos/org/repo-${i}/issues/${i}`, sha: randomBytes(20).toString('hex'), created_at: new Date(i * 1e6).toISOString(), body: 'Token refresh failed; see the docs for the key rotation schedule and password policy.', labels: ['bug', 'p2'], state: 'open' };
+    const t = JSON.stringify(o, null, 2);
+    items.push(t);
+    size += t.length + 2;
+  }
+  return Buffer.from(`${items.join(',\n')},\n`);
+}
+
+function rules(port: number, scanned: boolean): string {
+  return `
+agents:
+  - name: bench
+secrets:
+  - name: bench-token
+    from: { env: BENCH_TOKEN }
+    hosts: ["big.turret.test:*"]
+rules:
+  - name: big
+    methods: [read]
+    hosts: ["big.turret.test:${port}"]
+    unsafe_addresses: [127.0.0.1/32]
+settings:
+  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
+  dns_hosts:
+    big.turret.test: [127.0.0.1]
+${scanned ? '' : 'scrub:\n  content_types: [text/plain]\n'}`;
+}
+
+function peakRssMb(t: TurretProc): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${t.proc.pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? NaN) / 1024;
+}
+
+function download(t: TurretProc, token: string, url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const args = ['-sS', '--noproxy', '', '-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `bench:${token}`, '--cacert', path.join(t.caDir, 'ca.crt'), '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', url];
+    const p = spawn('curl', args, { env: cleanEnv() });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      const [size, speed] = out.trim().split(' ').map(Number);
+      if (code !== 0 || size !== TOTAL) reject(new Error(`curl exited ${code}, ${size} bytes`));
+      else resolve((speed ?? 0) / 1e6);
+    });
+  });
+}
+
+function inProcess(body: Buffer): Promise<number> {
+  const s = compileScrubber({ secrets: [{ name: 'b', value: `fake_${randomBytes(16).toString('hex')}`, replacement: 'H' }], patterns: compilePatterns(BUILTIN_PATTERNS) });
+  const st = s.createStream();
+  st.resume();
+  const t0 = performance.now();
+  for (let i = 0; i < TOTAL; i += 65536) {
+    const off = i % body.length;
+    st.write(body.subarray(off, Math.min(body.length, off + 65536)));
+  }
+  st.end();
+  return new Promise((r) => st.on('end', () => r(TOTAL / 1e6 / ((performance.now() - t0) / 1000))));
+}
+
+export async function benchScrub(): Promise<Record<string, number>> {
+  const bodies = { json: jsonBlock(), binary: randomBytes(1 << 20) };
+  const up = await startUpstream({
+    handler: (req, res) => {
+      const kind = req.url?.includes('binary') ? 'binary' : 'json';
+      const block = bodies[kind];
+      res.writeHead(200, { 'content-type': kind === 'json' ? 'application/json' : 'application/octet-stream', 'content-length': TOTAL });
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < TOTAL) {
+          const n = Math.min(65536, TOTAL - sent, block.length - (sent % block.length));
+          const chunk = block.subarray(sent % block.length, (sent % block.length) + n);
+          sent += n;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    },
+  });
+  const out: Record<string, number> = {};
+  const env = { BENCH_TOKEN: `fake_${randomBytes(16).toString('hex')}` };
+  try {
+    for (const [mode, scanned, kind] of [['unscrubbed', false, 'json'], ['json', true, 'json'], ['binary', true, 'binary']] as const) {
+      const t = await startTurret({ rules: { 'bench.yaml': rules(up.port, scanned) }, env, args: ['--admin', 'off'] });
+      try {
+        const e = await t.cli(['env', '--agent', 'bench']);
+        const token = /HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(e.stdout)?.[1] ?? '';
+        const url = `https://big.turret.test:${up.port}/${kind}`;
+        await download(t, token, url); // warm-up: leaf, pools, JIT
+        out[`proxy ${mode}: MB/s`] = await download(t, token, url);
+        out[`proxy ${mode}: peak RSS MB`] = peakRssMb(t);
+      } finally {
+        await t.stop();
+      }
+    }
+  } finally {
+    await up.close();
+  }
+  out['ratio json scrubbed / unscrubbed'] = (out['proxy json: MB/s'] ?? 0) / (out['proxy unscrubbed: MB/s'] ?? 1);
+  out['scrubber alone, json: MB/s'] = await inProcess(bodies.json);
+  out['scrubber alone, binary: MB/s'] = await inProcess(bodies.binary);
+  return out;
+}

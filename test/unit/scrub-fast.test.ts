@@ -1,0 +1,149 @@
+// The fast paths (keyword index, run scan, windowed patterns) against brute force; the stream's
+// idle flush and scan limit; WebSocket frame scrubbing; the `scrub:` rule-file section.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { compilePolicy } from '../../src/config/load.js';
+import { KeywordIndex } from '../../src/scrub/keywords.js';
+import { BUILTIN_PATTERNS, compilePatterns, newRE2 } from '../../src/scrub/patterns.js';
+import { findRuns, runSpecOf } from '../../src/scrub/runs.js';
+import { compileScrubber } from '../../src/scrub/scrubber.js';
+import { createWsScrubber, encodeFrame } from '../../src/scrub/ws-frames.js';
+
+function rng(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+test('keyword index reports exactly the case-insensitive occurrences brute force finds', () => {
+  const kws = ['|', 'sk', 's.', 'ghp_', 'sk-ant-api03', 'xoxb', 'AKIA', 'q~', '.ey'];
+  const ki = new KeywordIndex(new Map(kws.map((k) => [k.toLowerCase(), [k]])));
+  const r = rng(3);
+  const alpha = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.|~ \n\u00e9';
+  for (let round = 0; round < 300; round++) {
+    let s = '';
+    for (let i = 0; i < 200; i++) s += r() < 0.05 ? (kws[Math.floor(r() * kws.length)] ?? '') : (alpha[Math.floor(r() * alpha.length)] ?? '');
+    const buf = Buffer.from(s, 'latin1');
+    const low = s.toLowerCase();
+    const from = Math.floor(r() * 10);
+    const want = new Set<string>();
+    for (const k of kws) for (let i = low.indexOf(k.toLowerCase(), from); i >= 0; i = low.indexOf(k.toLowerCase(), i + 1)) want.add(`${i}:${k.toLowerCase()}`);
+    const got = new Set<string>();
+    ki.scan(buf, from, (pos, e) => got.add(`${pos}:${e.bytes.toString('latin1')}`));
+    assert.deepEqual([...got].sort(), [...want].sort());
+  }
+});
+
+test('the run scan finds what the regex shape means, including runs one byte apart', () => {
+  const src = '(?:[^A-Za-z0-9+/]|\\A)([A-Za-z0-9+/]{40})(?:[^A-Za-z0-9+/]|\\z)';
+  const spec = runSpecOf(src, '');
+  assert.ok(spec);
+  assert.equal(runSpecOf(src, 'i'), undefined);
+  assert.equal(runSpecOf('(?:[^a-z]|\\A)([a-y]{4})(?:[^a-z]|\\z)', ''), undefined, 'classes must agree');
+  const re = newRE2(src, 'gd');
+  const r = rng(9);
+  for (let round = 0; round < 200; round++) {
+    let s = '';
+    while (s.length < 400) s += r() < 0.3 ? 'A'.repeat(38 + Math.floor(r() * 5)) : r() < 0.5 ? ' ' : 'x';
+    const got: string[] = [];
+    findRuns(spec, Buffer.from(s), 0, (a, b) => got.push(`${a}-${b}`));
+    // Reference: a run of exactly 40 bounded by non-class bytes, at every start.
+    const want: string[] = [];
+    for (let i = 0; i + 40 <= s.length; i++) {
+      const run = /^[A-Za-z0-9+/]{40}/.test(s.slice(i)) && (i === 0 || !/[A-Za-z0-9+/]/.test(s[i - 1] ?? '')) && !/[A-Za-z0-9+/]/.test(s[i + 40] ?? ' ');
+      if (run) want.push(`${i}-${i + 40}`);
+    }
+    assert.deepEqual(got, want);
+    re.lastIndex = 0;
+    for (let m = re.exec(s); m; m = re.exec(s)) assert.ok(got.some((g) => g.startsWith(`${m?.indices?.[1]?.[0]}-`)), 'everything the regex finds');
+  }
+});
+
+test('windowed patterns: a token after a keyword hit far into a buffer is found; tokens in 1 MB of noise', () => {
+  const s = compileScrubber({ secrets: [], patterns: compilePatterns(BUILTIN_PATTERNS) });
+  const tok = `ghp_${'Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8Qr9St0Uv1Wx2'.slice(0, 36)}`;
+  const r = rng(5);
+  let noise = '';
+  while (noise.length < 1 << 20) noise += r() < 0.02 ? 'ghp_ sk- xoxb s. .ey ' : String.fromCharCode(32 + Math.floor(r() * 90));
+  const text = `${noise.slice(0, 500_000)} ${tok} ${noise.slice(500_000)}`;
+  const out = s.scrubString(text).text;
+  assert.ok(!out.includes(tok) && out.includes('[REDACTED:github-pat]'));
+});
+
+async function collect(t: NodeJS.ReadWriteStream, parts: Buffer[]): Promise<Buffer> {
+  const got: Buffer[] = [];
+  await pipeline(Readable.from(parts), t, new Writable({ write(c: Buffer, _e, cb) { got.push(c); cb(); } }));
+  return Buffer.concat(got);
+}
+
+test('idle flush: held bytes up to the last line feed go out when the input pauses; a token mid-line stays held', async () => {
+  const secret = `fake_${'q'.repeat(10)}z9`;
+  const s = compileScrubber({ secrets: [{ name: 'k', value: secret, replacement: 'HANDLE' }], patterns: compilePatterns(BUILTIN_PATTERNS) });
+  const st = s.createStream({ idleFlushMs: 20 });
+  const got: Buffer[] = [];
+  st.on('data', (c: Buffer) => got.push(c));
+  st.write(Buffer.from(`data: one ${secret}\n\ndata: two ${secret.slice(0, 8)}`));
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(Buffer.concat(got).toString(), 'data: one HANDLE\n\n', 'the event went out, the half token did not');
+  st.end(Buffer.from(`${secret.slice(8)} end\n`));
+  await new Promise((r) => st.on('end', r));
+  assert.equal(Buffer.concat(got).toString(), 'data: one HANDLE\n\ndata: two HANDLE end\n');
+});
+
+test('maxScanBytes: the first N bytes are scanned, the rest passes as is', async () => {
+  const secret = 'fake_limit_secret_9z';
+  const s = compileScrubber({ secrets: [{ name: 'k', value: secret, replacement: 'H' }], patterns: [] });
+  const body = Buffer.from(`${secret} ${'x'.repeat(5000)} ${secret}`);
+  const out = await collect(s.createStream({ maxScanBytes: 4096 }), [body.subarray(0, 3000), body.subarray(3000)]);
+  assert.equal(out.toString(), `H ${'x'.repeat(5000)} ${secret}`);
+});
+
+test('WebSocket: fragmented text scrubbed as one message, binary and control frames pass, protocol errors fail closed', async () => {
+  const secret = 'fake_ws_secret_abcdef12';
+  const s = compileScrubber({ secrets: [{ name: 'k', value: secret, replacement: 'HANDLE' }], patterns: [] });
+  const frames = Buffer.concat([
+    encodeFrame(0x1, Buffer.from(`a ${secret.slice(0, 9)}`), false),
+    encodeFrame(0x9, Buffer.from('ping')),
+    encodeFrame(0x0, Buffer.from(`${secret.slice(9)} b`), true),
+    encodeFrame(0x2, Buffer.from(secret)),
+    encodeFrame(0x8, Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from(`bye ${secret}`)])),
+  ]);
+  const parts: Buffer[] = [];
+  for (let i = 0; i < frames.length; i += 3) parts.push(frames.subarray(i, i + 3));
+  const out = await collect(createWsScrubber(s), parts);
+  assert.deepEqual(out, Buffer.concat([
+    encodeFrame(0x9, Buffer.from('ping')),
+    encodeFrame(0x1, Buffer.from('a HANDLE b')),
+    encodeFrame(0x2, Buffer.from(secret)),
+    encodeFrame(0x8, Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from('bye HANDLE')])),
+  ]));
+  const masked = Buffer.from([0x81, 0x81, 1, 2, 3, 4, 0x41]);
+  await assert.rejects(collect(createWsScrubber(s), [masked]), /masked/);
+  await assert.rejects(collect(createWsScrubber(s, { maxMessage: 10 }), [encodeFrame(0x1, Buffer.alloc(11, 0x61))]), /larger than 10/);
+  await assert.rejects(collect(createWsScrubber(s), [Buffer.from([0xc1, 0x00])]), /reserved bits/);
+});
+
+test('scrub: section: defaults, content types, patterns; bad entries are file:line:col problems', () => {
+  const base = 'agents:\n  - name: a\nrules:\n  - name: r\n    methods: [read]\n    hosts: [x.test]\n';
+  const p = compilePolicy([{ file: 'a.yaml', text: `${base}scrub:\n  content_types: [text/*, application/json]\n  max_body_scan: 1048576\n  patterns:\n    - { id: acme, regex: "acme_[a-z]{8}", keywords: [acme_] }\n  oauth_capture:\n    - { name: o, token_url: "https://auth.x.test/token", hosts: [api.x.test] }\n` }]);
+  const sc = p.settings.scrub;
+  assert.deepEqual(sc?.contentTypes, ['text/*', 'application/json']);
+  assert.equal(sc?.maxBodyScan, 1048576);
+  assert.equal(sc?.patterns[0]?.id, 'acme');
+  assert.equal(sc?.oauthCapture[0]?.host, 'auth.x.test');
+  assert.equal(sc?.oauthCapture[0]?.path, '/token');
+  const bad = (text: string, re: RegExp): void => {
+    assert.throws(() => compilePolicy([{ file: 'b.yaml', text: `${base}scrub:\n${text}` }]), (e: Error) => re.test(e.message), text);
+  };
+  bad('  patterns:\n    - { id: x1, regex: "(a)\\\\1" }\n', /^b\.yaml:9:\d+: scrub\.patterns\[0\]\.regex: pattern "x1" cannot be used/m);
+  bad('  patterns:\n    - { id: x2, regex: "a*" }\n', /b\.yaml:9:\d+: .*matches the empty string/);
+  bad('  patterns:\n    - { id: github-pat, regex: "abc" }\n', /built-in pattern id/);
+  bad('  content_types: [textplain]\n', /b\.yaml:8:\d+: .*not a media type/);
+  bad('  oauth_capture:\n    - { name: o, token_url: "http://auth.x.test/t", hosts: [a.test] }\n', /token_url must be https/);
+  bad('  max_body_scan: 10\n', /between 4096/);
+  bad('  contents_types: all\n', /did you mean "content_types"/);
+});
