@@ -49,7 +49,8 @@ function parseBytes(s: string): number | null {
 function parseOne(item: string, from: string): [keyof Limits, number] {
   const eq = item.indexOf('=');
   const name = (eq < 0 ? item : item.slice(0, eq)).trim().toLowerCase().replace(/-/g, '_');
-  const spec = LIMIT_SPECS[name];
+  // Own keys only: "__proto__" or "constructor" must not find Object.prototype.
+  const spec = Object.hasOwn(LIMIT_SPECS, name) ? LIMIT_SPECS[name] : undefined;
   if (!spec) throw new UsageError(`${from}: unknown limit "${name.slice(0, 40)}"; known: ${Object.keys(LIMIT_SPECS).join(', ')}`);
   if (eq < 0) throw new UsageError(`${from}: limit ${name} needs a value, e.g. ${name}=${example(spec.kind)}`);
   const raw = item.slice(eq + 1);

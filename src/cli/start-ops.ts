@@ -4,6 +4,8 @@
  * start.ts stays the wiring of one start.
  */
 import { readFile, stat } from 'node:fs/promises';
+import type { AuditSink } from '../audit/writer.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Policy } from '../policy/types.js';
 import { expectedToken } from '../proxy/identify.js';
 import type { Runtime } from '../proxy/runtime.js';
@@ -63,4 +65,27 @@ export async function fileMode(file: string): Promise<number | null> {
 /** Whether each agent can authenticate: a derived credential always can; a token source must yield a value. */
 export function agentCredentials(rt: Runtime, policy: Policy): Array<{ name: string; hasCredential: boolean }> {
   return [...policy.agents.keys()].map((name) => ({ name, hasCredential: expectedToken(policy, rt.ring, rt.values, name) !== null }));
+}
+
+/**
+ * cac turns a repeated option into an array; for single-valued options the last one wins (as
+ * with most CLIs), so `--admin X` appended to a wrapper's defaults simply overrides them.
+ */
+export function lastWins<T extends object>(o: T, repeatable: readonly string[] = ['limit']): T {
+  const out = { ...o } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(out)) {
+    if (Array.isArray(v) && !repeatable.includes(k)) out[k] = v.at(-1);
+  }
+  return out as T;
+}
+
+/** Counts records into turret_audit_records_total as they are handed to the sink. */
+export function countedSink(sink: AuditSink, metrics: Metrics): AuditSink {
+  return {
+    write: (rec) => {
+      sink.write(rec);
+      metrics.auditRecords.inc({ event: rec.event, outcome: rec.outcome });
+    },
+    close: () => sink.close(),
+  };
 }

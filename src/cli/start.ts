@@ -16,7 +16,7 @@ import { Runtime } from '../proxy/runtime.js';
 import { startProxyServer } from '../proxy/server.js';
 import { KEY_FILE, loadKeyRing } from '../secrets/keys.js';
 import { caKeyMode, caPaths, loadOrCreateCa } from '../tls/ca.js';
-import { adminToken, agentCredentials, fileMode, parseDrainTimeout, type OpsOptions } from './start-ops.js';
+import { adminToken, agentCredentials, countedSink, fileMode, lastWins, parseDrainTimeout, type OpsOptions } from './start-ops.js';
 import { parseLimits } from './limits.js';
 import { enforceSetup, productionFromEnv } from './production.js';
 import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
@@ -28,7 +28,8 @@ export interface StartOptions extends CommonOptions, OpsOptions {
   watch?: boolean;
 }
 
-export async function startCommand(o: StartOptions): Promise<void> {
+export async function startCommand(opts: StartOptions): Promise<void> {
+  const o = lastWins(opts);
   const log = createLogger({ level: (o.logLevel ?? process.env.TURRET_LOG_LEVEL ?? 'info') as Level });
   const rules = rulesDir(o);
   const listen = parseListen(o.listen ?? process.env.TURRET_LISTEN ?? DEFAULT_LISTEN, '--listen');
@@ -61,7 +62,7 @@ export async function startCommand(o: StartOptions): Promise<void> {
     : noAudit;
   let rt: Runtime;
   try {
-    rt = new Runtime({ ca, ring, keyDir: dir, log, metrics, limits, audit: auditSink });
+    rt = new Runtime({ ca, ring, keyDir: dir, log, metrics, limits, audit: countedSink(auditSink, metrics) });
   } catch (e) {
     // A malformed TURRET_STORE_KEY is configuration, not a runtime failure.
     if ((e as Error)?.name === 'StoreError') throw new UsageError(`${(e as Error).message}; generate one with: openssl rand -base64 32`);

@@ -7,7 +7,7 @@
  *   closeIdleConnections; inside tunnels: the slow-client guard, which knows which are idle),
  *   and every response written during the drain says `Connection: close`, so a client finishing
  *   a request does not send another one into a closing proxy.
- * - Idle connections are swept again every 100 ms: a request that ends turns its connection idle.
+ * - Idle connections are swept again every 50 ms: a request that ends turns its connection idle.
  * - At the deadline, the remaining sockets are destroyed (tunnels included: a CONNECT socket is
  *   an outer socket).
  */
@@ -38,17 +38,26 @@ export async function drain(d: Drainable, deadlineMs: number): Promise<DrainResu
   };
   d.outer.on('request', noKeepAlive);
   d.inner.on('request', noKeepAlive);
-  const closed = new Promise<void>((resolve) => d.outer.close(() => resolve()));
+  let listenerClosed = false;
+  const closed = new Promise<void>((resolve) => d.outer.close(() => resolve())).then(() => {
+    listenerClosed = true;
+  });
+  // The listener's close callback is not enough: a CONNECT socket can outlive it (Node stops
+  // counting a socket once it is handed to 'connect'), and its tunnel_close record must be
+  // written before the audit log closes. So the drain ends when every tracked socket is gone.
+  let finished: () => void = () => {};
+  const allGone = new Promise<void>((resolve) => (finished = resolve));
   const sweep = (): void => {
     d.outer.closeIdleConnections();
     d.innerGuard.closeIdle();
+    if (listenerClosed && d.sockets.size === 0) finished();
   };
   sweep();
-  const timer = setInterval(sweep, 100);
+  const timer = setInterval(sweep, 50);
   let timedOut = false;
   let deadline: NodeJS.Timeout | undefined;
   await Promise.race([
-    closed,
+    allGone,
     new Promise<void>((resolve) => {
       deadline = setTimeout(() => {
         timedOut = true;
@@ -60,10 +69,17 @@ export async function drain(d: Drainable, deadlineMs: number): Promise<DrainResu
   clearTimeout(deadline);
   let forced = 0;
   if (timedOut) {
-    for (const s of d.sockets) {
-      s.destroy();
-      forced++;
-    }
+    const left = [...d.sockets];
+    forced = left.length;
+    await Promise.all(
+      left.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.once('close', () => resolve());
+            s.destroy();
+          }),
+      ),
+    );
     await closed;
   }
   d.innerGuard.stop();

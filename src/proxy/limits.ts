@@ -69,15 +69,20 @@ const deadlines = new WeakMap<IncomingMessage, AbortSignal>();
 /**
  * Arms the whole-exchange deadline for one request. forward.ts passes the signal to undici, so
  * a request that outlives `requestTimeoutMs` is aborted with upstream_timeout wherever it is
- * (waiting for the upstream, or streaming the response).
+ * (waiting for the upstream, or streaming the response). The same signal aborts the upstream
+ * request when the client disconnects first.
  */
 export function armDeadline(limits: Limits, req: IncomingMessage, res: ServerResponse): void {
-  if (limits.requestTimeoutMs <= 0) return;
   const ac = new AbortController();
   const s = Math.round(limits.requestTimeoutMs / 100) / 10;
-  const timer = setTimeout(() => ac.abort(new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)), limits.requestTimeoutMs);
-  timer.unref();
-  res.once('close', () => clearTimeout(timer));
+  const timer = limits.requestTimeoutMs > 0 ? setTimeout(() => ac.abort(new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)), limits.requestTimeoutMs) : null;
+  timer?.unref();
+  res.once('close', () => {
+    if (timer) clearTimeout(timer);
+    // The client went away (or a drain deadline cut it): stop the upstream request too, so it
+    // holds no pool connection and no upstream work for nobody.
+    if (!res.writableFinished) ac.abort(new Error('the client closed the connection'));
+  });
   deadlines.set(req, ac.signal);
 }
 
@@ -126,6 +131,12 @@ export function guardSlowClients(server: Server, limits: Limits): SlowClientGuar
       w.receivingSince = null;
       w.waitingSince = Date.now();
     });
+  });
+  // An upgraded connection (WebSocket) is no longer HTTP: its lifetime is the upstream's, so it
+  // leaves the watch. server.ts always has its own 'upgrade' listener on the inner server, so
+  // adding one here does not change how Node treats upgrade requests.
+  server.on('upgrade', (req: IncomingMessage) => {
+    watched.delete(req.socket);
   });
   const every = Math.max(50, Math.min(1_000, Math.floor(Math.min(limits.clientHeadersTimeoutMs, limits.clientRequestTimeoutMs) / 4)));
   const timer = setInterval(() => {

@@ -17,8 +17,8 @@ import { limitChecks } from '../policy/ratelimit.js';
 import type { RequestFacts } from '../policy/types.js';
 import { injectRequest, type RequestInjection } from '../secrets/request.js';
 import { requestHasBody } from '../secrets/body.js';
-import { fingerprint } from '../secrets/keys.js';
 import { newExchange, type Exchange, type Tunnel } from './exchange.js';
+import { finishExchange } from './finish.js';
 import { forward } from './forward.js';
 import { checkLookalike } from './guards.js';
 import { upstreamRequestHeaders } from './headers.js';
@@ -119,7 +119,7 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
     if (x.error.code === 'internal_error') rt.log.error('request failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });
     fail(x, x.error);
   } finally {
-    finish(x, rt);
+    finishExchange(x, rt);
   }
 }
 
@@ -128,50 +128,6 @@ function fail(x: Exchange, err: TurretError): void {
   const target = x.host ? `${x.scheme}://${x.host}:${x.port}${stripQueryValues(x.path ?? '/')}` : null;
   if (!x.res.headersSent) x.status = err.status;
   sendError(x.res, err, { method: x.req.method, target, scrub: (s) => scrub.scrubString(s).text });
-}
-
-function outcome(x: Exchange): 'completed' | 'denied' | 'failed' {
-  if (!x.error) return 'completed';
-  return x.error.status < 500 ? 'denied' : 'failed';
-}
-
-/** Exactly one audit record and one metrics update per exchange. */
-function finish(x: Exchange, rt: Runtime): void {
-  const durationMs = Number(process.hrtime.bigint() - x.started) / 1e6;
-  const out = outcome(x);
-  const fps: Record<string, string> = {};
-  for (const i of x.injections) fps[i.secret] = fingerprint(rt.ring, i.value.reveal());
-  rt.audit.write({
-    time: x.time.toISOString(),
-    event: 'request',
-    outcome: out,
-    agent: x.agent,
-    method: x.req.method,
-    scheme: x.scheme ?? undefined,
-    host: x.host ?? undefined,
-    port: x.port ?? undefined,
-    path: x.path ? stripQueryValues(x.path) : undefined,
-    rule: x.error?.rule ?? x.decision?.rule?.id ?? null,
-    reason: x.error?.reason ?? x.decision?.reason,
-    code: x.error?.code,
-    status: x.status ?? undefined,
-    bytes_in: x.bytesIn,
-    bytes_out: x.bytesOut,
-    duration_ms: Math.round(durationMs * 10) / 10,
-    secrets: x.injections.length ? [...new Set(x.injections.map((i) => i.secret))] : undefined,
-    fingerprints: x.injections.length ? fps : undefined,
-    redactions: x.redactions || undefined,
-    client: x.client,
-    tunnel_id: x.tunnel?.id,
-    request_id: x.id,
-  });
-  const m = rt.metrics;
-  if (m) {
-    const decision = out === 'completed' ? 'allowed' : out;
-    m.requests.inc({ agent: x.agent ?? 'unknown', decision, code: x.error?.code ?? 'none' });
-    m.requestDuration.observe({ decision }, durationMs / 1000);
-    for (const i of x.injections) m.injections.inc({ secret: i.secret });
-  }
 }
 
 /**

@@ -21,6 +21,7 @@ import { TurretError, asTurretError } from '../core/errors.js';
 import { stripQueryValues } from '../audit/record.js';
 import { createWsScrubber } from '../scrub/ws-frames.js';
 import { newExchange, type Exchange, type Tunnel } from './exchange.js';
+import { finishExchange } from './finish.js';
 import { STAGES } from './pipeline.js';
 import { sendErrorRaw } from './respond.js';
 import type { Runtime } from './runtime.js';
@@ -88,7 +89,7 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
       sendErrorRaw(socket, x.error, { method: req.method, target, scrub: (s) => scrub.scrubString(s).text });
     } else socket.destroy();
   } finally {
-    audit(x, rt);
+    finishExchange(x, rt);
   }
 }
 
@@ -119,32 +120,4 @@ function readHead(s: Socket): Promise<{ status: number; rawHead: string; rest: B
     const onClose = (): void => done(new TurretError('upstream_connect_failed', 'the upstream closed the connection during the handshake'));
     s.on('data', onData).on('error', onErr).on('close', onClose);
   });
-}
-
-function audit(x: Exchange, rt: Runtime): void {
-  const out = !x.error ? 'completed' : x.error.status < 500 ? 'denied' : 'failed';
-  rt.audit.write({
-    time: x.time.toISOString(),
-    event: 'request',
-    outcome: out,
-    agent: x.agent,
-    method: x.req.method,
-    scheme: x.scheme ?? undefined,
-    host: x.host ?? undefined,
-    port: x.port ?? undefined,
-    path: x.path ? stripQueryValues(x.path) : undefined,
-    rule: x.error?.rule ?? x.decision?.rule?.id ?? null,
-    reason: x.error?.reason ?? x.decision?.reason,
-    code: x.error?.code,
-    status: x.status ?? undefined,
-    bytes_in: x.bytesIn,
-    bytes_out: x.bytesOut,
-    duration_ms: Math.round(Number(process.hrtime.bigint() - x.started) / 1e5) / 10,
-    secrets: x.injections.length ? [...new Set(x.injections.map((i) => i.secret))] : undefined,
-    redactions: x.redactions || undefined,
-    client: x.client,
-    tunnel_id: x.tunnel?.id,
-    request_id: x.id,
-  });
-  rt.metrics?.requests.inc({ agent: x.agent ?? 'unknown', decision: out === 'completed' ? 'allowed' : out, code: x.error?.code ?? 'none' });
 }

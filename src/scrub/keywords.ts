@@ -23,8 +23,8 @@ export class KeywordIndex<T> {
   /** Keywords of ≥2 bytes by their lower-case first two bytes (a flat array: Map.get per text
    * bigram was the loop's main cost on English-like text). */
   private readonly byBigram: (KeywordEntry<T>[] | undefined)[] = new Array<KeywordEntry<T>[] | undefined>(65536).fill(undefined);
-  /** 1 where a bigram starts a keyword or its first byte is a one-byte keyword: the only table
-   * the loop reads per byte (64 KiB, stays in cache). */
+  /** 1 where a raw bigram (any ASCII case) starts a keyword or its first byte is a one-byte
+   * keyword: the only table the loop reads per byte (64 KiB, stays in cache). */
   private readonly flag = new Uint8Array(65536);
   readonly size: number;
 
@@ -39,12 +39,12 @@ export class KeywordIndex<T> {
       if (bytes.length === 1) {
         const b = bytes[0] ?? 0;
         (this.single[b] ??= []).push(e);
-        for (let d = 0; d < 256; d++) this.flag[(b << 8) | d] = 1;
+        for (const v of variants(b)) for (let d = 0; d < 256; d++) this.flag[(v << 8) | d] = 1;
         continue;
       }
       const bg = ((bytes[0] ?? 0) << 8) | (bytes[1] ?? 0);
       (this.byBigram[bg] ??= []).push(e);
-      this.flag[bg] = 1;
+      for (const v0 of variants(bytes[0] ?? 0)) for (const v1 of variants(bytes[1] ?? 0)) this.flag[(v0 << 8) | v1] = 1;
     }
     this.size = n;
   }
@@ -52,25 +52,31 @@ export class KeywordIndex<T> {
   /** Calls `hit(position, entry)` for every keyword occurrence starting in [from, buf.length). */
   scan(buf: Buffer, from: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
     const n = buf.length;
+    // The flag table holds every case variant, so the hot loop reads raw bytes only.
     const flag = this.flag;
-    const low = LOWER;
-    let c = from < n ? (low[buf[from] ?? 0] ?? 0) : 0;
+    let c = from < n ? (buf[from] ?? 0) : 0;
     for (let i = from; i < n; i++) {
       // At the last byte the "next" byte is 0: one-byte keywords are still flagged there.
-      const d = i + 1 < n ? (low[buf[i + 1] ?? 0] ?? 0) : 0;
-      const bg = (c << 8) | d;
-      if (flag[bg] !== 0) this.at(buf, i, c, bg, hit);
+      const d = i + 1 < n ? (buf[i + 1] ?? 0) : 0;
+      if (flag[(c << 8) | d] !== 0) this.at(buf, i, c, d, hit);
       c = d;
     }
   }
 
-  private at(buf: Buffer, i: number, c: number, bg: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
+  private at(buf: Buffer, i: number, rawC: number, rawD: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
+    const c = LOWER[rawC] ?? 0;
+    const bg = (c << 8) | (LOWER[rawD] ?? 0);
     const s = this.single[c];
     if (s !== undefined) for (const e of s) hit(i, e);
     if (i + 1 >= buf.length) return;
     const list = this.byBigram[bg];
     if (list !== undefined) for (const e of list) if (matchesAt(buf, i, e.bytes)) hit(i, e);
   }
+}
+
+/** A lower-case byte and its upper-case form (ASCII letters only). */
+function variants(b: number): number[] {
+  return b >= 0x61 && b <= 0x7a ? [b, b - 0x20] : [b];
 }
 
 function matchesAt(buf: Buffer, i: number, kw: Buffer): boolean {

@@ -1,10 +1,11 @@
 /**
- * Finding things to redact in one byte window. Pure: no stream state here (see stream.ts).
+ * Finding things to redact in one byte window. Pure: no stream state here (see engine.ts).
  *
  * Everything works on Buffers: RE2 reports byte offsets for Buffer input, so non-UTF-8 bytes pass
  * through untouched and offsets never drift. Known secrets are one RE2 alternation of literal
- * needles (one pass whatever their number); token patterns are prefiltered by their keywords (one
- * case-insensitive RE2 alternation pass) and only the patterns whose keyword occurs are run.
+ * needles (one pass whatever their number). Token patterns are found through their keywords
+ * (keywords.ts, one byte loop) and run only in windows around the hits (runWindow below); the
+ * one keyword-less built-in is a byte-loop run scan (runs.ts). docs/scrubbing.md, "How it is fast".
  * RE2.Set was measured and rejected: with ~220 gitleaks rules its DFA thrashes on varied text
  * (~100 ms per KiB) and it may give up silently when its memory budget is hit.
  */

@@ -141,6 +141,8 @@ describe('admin listener', () => {
     assert.ok(value(p, 'turret_redactions_total', { type: 'secret' }) >= 2);
     assert.ok(value(p, 'turret_connects_refused_total', { class: 'loopback' }) >= 1);
     assert.equal(value(p, 'turret_ready'), 1);
+    assert.ok(value(p, 'turret_audit_records_total', { event: 'request', outcome: 'completed' }) >= 2);
+    assert.ok(value(p, 'turret_audit_records_total', { event: 'tunnel_open', outcome: 'allowed' }) >= 3);
     held.socket.destroy();
     const end = Date.now() + 5_000;
     for (;;) {

@@ -1,0 +1,52 @@
+/**
+ * finish: the one audit record and metrics update every exchange gets (plain requests, requests
+ * inside tunnels, WebSocket upgrades), whatever happened to it.
+ */
+import { stripQueryValues } from '../audit/record.js';
+import { fingerprint } from '../secrets/keys.js';
+import type { Exchange } from './exchange.js';
+import type { Runtime } from './runtime.js';
+
+export function outcome(x: Exchange): 'completed' | 'denied' | 'failed' {
+  if (!x.error) return 'completed';
+  return x.error.status < 500 ? 'denied' : 'failed';
+}
+
+/** Exactly one audit record and one metrics update per exchange. */
+export function finishExchange(x: Exchange, rt: Runtime): void {
+  const durationMs = Number(process.hrtime.bigint() - x.started) / 1e6;
+  const out = outcome(x);
+  const fps: Record<string, string> = {};
+  for (const i of x.injections) fps[i.secret] = fingerprint(rt.ring, i.value.reveal());
+  rt.audit.write({
+    time: x.time.toISOString(),
+    event: 'request',
+    outcome: out,
+    agent: x.agent,
+    method: x.req.method,
+    scheme: x.scheme ?? undefined,
+    host: x.host ?? undefined,
+    port: x.port ?? undefined,
+    path: x.path ? stripQueryValues(x.path) : undefined,
+    rule: x.error?.rule ?? x.decision?.rule?.id ?? null,
+    reason: x.error?.reason ?? x.decision?.reason,
+    code: x.error?.code,
+    status: x.status ?? undefined,
+    bytes_in: x.bytesIn,
+    bytes_out: x.bytesOut,
+    duration_ms: Math.round(durationMs * 10) / 10,
+    secrets: x.injections.length ? [...new Set(x.injections.map((i) => i.secret))] : undefined,
+    fingerprints: x.injections.length ? fps : undefined,
+    redactions: x.redactions || undefined,
+    client: x.client,
+    tunnel_id: x.tunnel?.id,
+    request_id: x.id,
+  });
+  const m = rt.metrics;
+  if (m) {
+    const decision = out === 'completed' ? 'allowed' : out;
+    m.requests.inc({ agent: x.agent ?? 'unknown', decision, code: x.error?.code ?? 'none' });
+    m.requestDuration.observe({ decision }, durationMs / 1000);
+    for (const i of x.injections) m.injections.inc({ secret: i.secret });
+  }
+}
