@@ -87,7 +87,7 @@ export const STAGES: readonly Stage[] = [
           port: x.port ?? 0,
           path: x.path ?? '/',
         },
-        { headers, target: x.path ?? '/', reqHeaders: x.req.headers, reqBody: x.req, bodyExpected: requestHasBody(x.req.headers), load: (name, src) => rt.values.load(name, src) },
+        { headers, target: x.path ?? '/', reqHeaders: x.req.headers, reqBody: x.req, bodyExpected: requestHasBody(x.req.headers), load: (name, src) => rt.values.load(name, src), maxBuffered: rt.limits.maxBufferedBodyBytes },
       );
       x.upstreamHeaders = r.headers;
       x.injections = r.injections;

@@ -40,6 +40,8 @@ export interface Limits {
   /** Whole exchange, first byte to the response's end; 0 = none. */
   requestTimeoutMs: number;
   maxTunnelsPerAgent: number;
+  /** Most bytes of one request body held in memory (SigV4 hashing, length correction). */
+  maxBufferedBodyBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -52,6 +54,7 @@ export const DEFAULT_LIMITS: Limits = {
   clientRequestTimeoutMs: 300_000,
   requestTimeoutMs: 900_000,
   maxTunnelsPerAgent: 64,
+  maxBufferedBodyBytes: 8 * 1024 * 1024,
 };
 
 /** Per-policy state: rebuilt on every successful reload. */
@@ -108,7 +111,10 @@ export class Runtime {
     this.metrics = o.metrics;
     this.log = o.log;
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
-    this.leaves = new LeafCache(o.ca, 10_000, (r) => this.metrics?.leafCache.inc({ result: r }));
+    this.leaves = new LeafCache(o.ca, 10_000, (r, seconds) => {
+      this.metrics?.leafCache.inc({ result: r });
+      if (seconds !== undefined) this.metrics?.leafMint.observe(seconds);
+    });
     this.revocations = new RevocationList(o.keyDir);
     this.values = new SecretValues(o.env, new SecretStore(o.keyDir, storeKey(o.ring, o.env)));
     this.lookup = o.lookup;

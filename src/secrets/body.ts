@@ -91,9 +91,11 @@ export interface BodyPlan {
   transforms: Transform[];
   /** True when the transforms may change the body's length. */
   changesLength: boolean;
+  /** Most bytes of a body Turret will hold in memory (limit max_buffered_body); more → 413. */
+  limit: number;
 }
 
-export const NO_BODY_PLAN: BodyPlan = { buffered: null, transforms: [], changesLength: false };
+export const NO_BODY_PLAN: BodyPlan = { buffered: null, transforms: [], changesLength: false, limit: MAX_REWRITTEN_BODY };
 
 async function collect(s: Readable, limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -113,7 +115,7 @@ export function readBody(s: Readable, limit = MAX_REWRITTEN_BODY): Promise<Buffe
 
 /**
  * The body and Content-Length to send upstream. When substitution may change the length and
- * the client declared one that fits MAX_REWRITTEN_BODY, the rewritten body is collected and sent
+ * the client declared one that fits the buffered-body limit, the rewritten body is collected and sent
  * with its exact length (a handle refused mid-body then never reaches the upstream at all);
  * larger or unframed bodies stream with chunked framing instead of a wrong length.
  */
@@ -128,8 +130,8 @@ export async function prepareRequestBody(source: Readable | null, length: string
   if (plan.transforms.length === 0) return { body: plan.buffered ?? src, length: len };
   const piped = pipeline([src, ...plan.transforms], () => {}) as unknown as Readable;
   if (!plan.changesLength) return { body: piped, length: len };
-  if (len !== undefined && Number(len) <= MAX_REWRITTEN_BODY) {
-    const buf = await collect(piped, MAX_REWRITTEN_BODY * 2);
+  if (len !== undefined && Number(len) <= plan.limit) {
+    const buf = await collect(piped, plan.limit * 2);
     return { body: buf, length: String(buf.length) };
   }
   return { body: piped, length: undefined };

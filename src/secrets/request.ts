@@ -9,7 +9,7 @@ import type { Readable, Transform } from 'node:stream';
 import { TurretError } from '../core/errors.js';
 import { hostMatches } from '../policy/match.js';
 import type { SecretDef, SecretSource } from '../policy/types.js';
-import { bodyTransform, readBody, type BodyPlan } from './body.js';
+import { bodyTransform, MAX_REWRITTEN_BODY, readBody, type BodyPlan } from './body.js';
 import { HANDLE_RE } from './handles.js';
 import { injectHeaders, injectTarget, refuseLocation, type HeaderPairs, type Injection, type Used } from './inject.js';
 import { refuse, resolveHandle, type InjectContext, type Resolved } from './resolve.js';
@@ -34,6 +34,8 @@ export interface InjectRequestInput {
   reqBody: Readable;
   bodyExpected: boolean;
   load: (name: string, src: SecretSource) => Secret | null;
+  /** Most bytes of a body held in memory (SigV4 hashing, length correction); default 8 MiB. */
+  maxBuffered?: number;
 }
 
 function awsCreds(ctx: InjectContext, r: Resolved, load: InjectRequestInput['load']): AwsCredentials {
@@ -93,7 +95,7 @@ export async function injectRequest(ctx: InjectContext, input: InjectRequestInpu
     if (sha?.startsWith('STREAMING-') && sha !== STREAMING_SIGNED && sha !== 'STREAMING-UNSIGNED-PAYLOAD-TRAILER') {
       throw new TurretError('body_encoding_unsupported', `SigV4 payload mode ${sha.slice(0, 60)} is not supported; use ${STREAMING_SIGNED}, UNSIGNED-PAYLOAD or a payload hash`);
     }
-    if (sha === undefined && input.bodyExpected) buffered = await readBody(input.reqBody);
+    if (sha === undefined && input.bodyExpected) buffered = await readBody(input.reqBody, input.maxBuffered ?? MAX_REWRITTEN_BODY);
     const cl = input.reqHeaders['content-length'];
     if (cl !== undefined && auth.signedHeaders.includes('content-length')) lower['content-length'] = buffered ? String(buffered.length) : cl;
     const date = parseAmzDate(lower['x-amz-date']) ?? new Date();
@@ -128,5 +130,5 @@ export async function injectRequest(ctx: InjectContext, input: InjectRequestInpu
     }
     if (chunked) transforms.push(chunked);
   }
-  return { headers, target, used, injections: [...used.values()], body: { buffered, transforms, changesLength } };
+  return { headers, target, used, injections: [...used.values()], body: { buffered, transforms, changesLength, limit: input.maxBuffered ?? MAX_REWRITTEN_BODY } };
 }

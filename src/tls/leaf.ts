@@ -35,7 +35,8 @@ export class LeafCache {
   constructor(
     private readonly ca: CertificateAuthority,
     private readonly maxEntries = 10_000,
-    private readonly onEvent?: (result: 'hit' | 'mint') => void,
+    /** Called per lookup; for a mint with the seconds it took (mint + SecureContext). */
+    private readonly onEvent?: (result: 'hit' | 'mint', seconds?: number) => void,
   ) {}
 
   /** SecureContext for `host` (a canonical host name or IP literal). */
@@ -63,6 +64,7 @@ export class LeafCache {
   }
 
   private async mint(host: string): Promise<tls.SecureContext> {
+    const started = process.hrtime.bigint();
     const key = this.keys();
     const certPem = mintLeafPem(this.ca, host, key.spkiDer);
     const context = tls.createSecureContext({ key: key.pem, cert: certPem + this.ca.certPem });
@@ -74,7 +76,7 @@ export class LeafCache {
     }
     this.stats.mints++;
     this.stats.size = this.entries.size;
-    this.onEvent?.('mint');
+    this.onEvent?.('mint', Number(process.hrtime.bigint() - started) / 1e9);
     return context;
   }
 }

@@ -69,9 +69,11 @@ describe('turret end to end with curl', () => {
   before(async () => {
     up = await startUpstream({
       handler: (req, res, body) => {
-        if (req.url === '/gzip') {
-          const z = zlib.gzipSync(Buffer.from(`token is ${req.headers.authorization ?? ''}`));
-          res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip', 'content-length': z.length });
+        const coders: Record<string, (b: Buffer) => Buffer> = { '/gzip': zlib.gzipSync, '/deflate': zlib.deflateSync, '/br': zlib.brotliCompressSync };
+        const coder = coders[req.url ?? ''];
+        if (coder) {
+          const z = coder(Buffer.from(`token is ${req.headers.authorization ?? ''}`));
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': (req.url ?? '').slice(1), 'content-length': z.length });
           res.end(z);
           return;
         }
@@ -134,11 +136,15 @@ describe('turret end to end with curl', () => {
     assert.equal(Buffer.from(auth.replace(/^Basic /, ''), 'base64').toString(), `x-access-token:${SECRET}`);
   });
 
-  it('decodes gzip responses to scrub them', async () => {
+  it('decodes gzip, deflate and br responses to scrub them, and sends them identity-coded', async () => {
     const h = await issue('agent-a', 'echo-token');
-    const r = await run([...proxyArgs(), '--compressed', '-H', `Authorization: Bearer ${h}`, `https://echo.turret.test:${up.port}/gzip`]);
-    assert.equal(r.status, 200);
-    assert.equal(r.body, `token is Bearer ${h}`);
+    for (const coding of ['gzip', 'deflate', 'br']) {
+      // No --compressed: whatever curl prints is what came over the wire from Turret.
+      const r = await run([...proxyArgs(), '-H', `Accept-Encoding: ${coding}`, '-H', `Authorization: Bearer ${h}`, `https://echo.turret.test:${up.port}/${coding}`]);
+      assert.equal(r.status, 200, coding);
+      assert.equal(r.headers['content-encoding'], undefined, `${coding}: decoded by Turret`);
+      assert.equal(r.body, `token is Bearer ${h}`, coding);
+    }
   });
 
   it('refuses a method the rules do not allow with 403 and a stable code', async () => {

@@ -137,6 +137,7 @@ describe('admin listener', () => {
     assert.ok(value(p, 'turret_open_tunnels') >= 1, 'the held tunnel is counted');
     assert.ok(value(p, 'turret_leaf_cache_total', { result: 'mint' }) >= 1);
     assert.ok(value(p, 'turret_leaf_cache_total', { result: 'hit' }) >= 1);
+    assert.equal(value(p, 'turret_leaf_mint_seconds_count'), value(p, 'turret_leaf_cache_total', { result: 'mint' }), 'every mint is timed');
     assert.ok(value(p, 'turret_injections_total', { secret: 'echo-token' }) >= 2);
     assert.ok(value(p, 'turret_redactions_total', { type: 'secret' }) >= 2);
     assert.ok(value(p, 'turret_connects_refused_total', { class: 'loopback' }) >= 1);

@@ -213,6 +213,15 @@ describe('AWS SigV4 re-signing through turret run', () => {
     assert.equal(verdicts.length - before, 3);
   });
 
+  it('a payload Turret must hash larger than the buffered-body limit (8 MiB) is refused with 413, not buffered', async () => {
+    const big = path.join(work, 'big.bin');
+    writeFileSync(big, Buffer.alloc(9 * 1024 * 1024, 'z'));
+    const before = up.received.length;
+    const r = await turretRun(['sh', '-c', `curl -sS -o /dev/null -w '%{http_code} %header{x-turret-error}' --aws-sigv4 aws:amz:eu-west-1:execute-api --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" --data-binary @${big} https://api.turret.test:${up.port}/v1/big`]);
+    assert.equal(r.stdout.trim(), '413 body_too_large');
+    assert.equal(up.received.length, before, 'nothing was sent upstream');
+  });
+
   it('a SigV4 handle toward an unbound host is a misuse', async () => {
     const r = await turretRun(['sh', '-c', `curl -sS -o /dev/null -w '%{http_code} %header{x-turret-error}' --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" https://other.turret.test:${up.port}/x`]);
     assert.equal(r.stdout.trim(), '403 handle_host_not_bound');
