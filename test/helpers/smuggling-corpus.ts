@@ -1,0 +1,140 @@
+/**
+ * The public smuggling corpus (/work/shared/corpora/smuggling_cases.json) and how its cases are
+ * adapted to a running Turret. Adaptation rules (docs/security.md, "Malformed HTTP and smuggling"):
+ *
+ * - Only the header section of the FIRST message changes; the framing bytes (request line
+ *   spacing, line endings, Content-Length / Transfer-Encoding lines, chunks, bodies, anything
+ *   pipelined after the head) are kept byte for byte.
+ * - `allowed.example` / `denied.example` become `allowed.turret.test` / `denied.turret.test`
+ *   (both resolve to the recording upstream on 127.0.0.1; only "allowed" is allowed by the
+ *   rules, so anything forwarded for "denied" would be caught), and gain the upstream's port
+ *   when they carry none. `PROXYPORT` becomes Turret's port.
+ * - Origin-form requests from the llhttp, http-garden and smuggler sources (whose point is the
+ *   framing, not the request-target) become absolute-form to the upstream, and their Host values
+ *   are replaced by the upstream authority (a Host is added when an HTTP/1.1 head has none).
+ *   Curated request-target and CONNECT cases keep their target form: that is their point.
+ * - `Proxy-Authorization` (the agent's credential) and `X-Case: <id>` are inserted just before
+ *   the blank line that ends the first head, so a malformed first header line stays the first
+ *   header line. A case without a CRLF CRLF head end, or whose request line cannot be read,
+ *   is sent exactly as published (it then has no credential, and must still be refused as
+ *   malformed, never with 407).
+ * - Inside an intercepted tunnel the target becomes origin-form and Host the tunnel authority;
+ *   no credential is needed there.
+ */
+import { readFileSync } from 'node:fs';
+
+export const CORPUS_FILE = '/work/shared/corpora/smuggling_cases.json';
+
+export interface CorpusCase {
+  id: string;
+  source: string;
+  category: string;
+  bytes: Buffer;
+  expect: string | null;
+  node20: string;
+  llhttpType: string | null;
+  llhttpVerdict: string | null;
+}
+
+interface RawCase {
+  id: string;
+  source: string;
+  category: string;
+  bytes_b64: string;
+  expect?: string | null;
+  node20?: string | null;
+  llhttp_type?: string;
+  llhttp_verdict?: string;
+}
+
+export function loadCorpus(file = CORPUS_FILE): CorpusCase[] {
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as { cases: RawCase[] };
+  return doc.cases.map((c) => ({
+    id: c.id,
+    source: c.source,
+    category: c.category,
+    bytes: Buffer.from(c.bytes_b64, 'base64'),
+    expect: c.expect ?? null,
+    node20: c.node20 ?? '',
+    llhttpType: c.llhttp_type ?? null,
+    llhttpVerdict: c.llhttp_verdict ?? null,
+  }));
+}
+
+/** RS-* and llhttp response cases are served by the upstream; everything else is a request. */
+export function isResponseCase(c: CorpusCase): boolean {
+  return c.id.startsWith('RS-') || c.llhttpType === 'response';
+}
+
+/**
+ * Must Turret refuse it as malformed (400/414/431 or close, nothing upstream)? The corpus says
+ * so for its "reject …" expectations; llhttp cases have no expectation, so a strict parse error
+ * in stock Node (before any request reached application code) counts as one.
+ */
+export function mustReject(c: CorpusCase): boolean {
+  if (c.expect !== null) return /^reject\b/i.test(c.expect);
+  return c.node20.startsWith('PARSE-ERROR') && !c.node20.includes('REQUEST ');
+}
+
+export interface AdaptOptions {
+  mode: 'proxy' | 'tunnel';
+  /** Port the renamed hosts get when they carry none (the upstream's). */
+  upstreamPort: number;
+  proxyPort: number;
+  /** Proxy-Authorization value (proxy mode). */
+  auth: string;
+}
+
+export interface Adapted {
+  bytes: Buffer;
+  /** False when the case is sent exactly as published. */
+  adapted: boolean;
+  /** Method of the first request line, when one could be read. */
+  method: string | null;
+}
+
+const KEEP_TARGET = new Set(['request-target', 'connect']);
+const ALLOWED = 'allowed.turret.test';
+
+function rename(text: string, port: number): string {
+  return text.replace(/\b(allowed|denied)\.example(\.?)(:[0-9]*)?(?![A-Za-z0-9-])/gi, (m: string, name: string, dot: string, p: string | undefined) => {
+    const base = `${name}.turret.test`;
+    const cased = m === m.toUpperCase() ? base.toUpperCase() : base;
+    return `${cased}${dot}${p ?? `:${port}`}`;
+  });
+}
+
+export function adaptRequest(c: CorpusCase, o: AdaptOptions): Adapted {
+  const s = c.bytes.toString('latin1').replaceAll('PROXYPORT', String(o.proxyPort));
+  const lead = /^(\r\n)*/.exec(s)?.[0] ?? '';
+  const lineEnd = s.indexOf('\r\n', lead.length);
+  const headEnd = s.indexOf('\r\n\r\n', lead.length);
+  const line = lineEnd < 0 ? '' : s.slice(lead.length, lineEnd);
+  const m = /^(\S+)( +)(\S+)( +)(HTTP\/\S*)$/.exec(line);
+  if (!m || headEnd < 0 || lineEnd > headEnd) {
+    return { bytes: Buffer.from(s, 'latin1'), adapted: false, method: /^[A-Za-z]+/.exec(s.slice(lead.length))?.[0] ?? null };
+  }
+  const [, method = '', sp1 = ' ', target = '', sp2 = ' ', version = ''] = m;
+  const authority = `${ALLOWED}:${o.upstreamPort}`;
+  let fields = s.slice(lineEnd + 2, headEnd + 2); // header lines, each with its CRLF
+  let newTarget = rename(target, o.upstreamPort);
+  const convert = !KEEP_TARGET.has(c.category) && method !== 'CONNECT' && (target.startsWith('/') || o.mode === 'tunnel');
+  if (convert) {
+    if (o.mode === 'proxy') newTarget = `http://${authority}${target}`;
+    else newTarget = target.startsWith('/') ? target : (/^[a-z]+:\/\/[^/]*(\/.*)?$/i.exec(newTarget)?.[1] ?? '/');
+    let hosts = 0;
+    fields = fields.replace(/(^|\r\n)(host:[ \t]*)[^\r\n]*/gi, (_all, pre: string, name: string) => {
+      hosts++;
+      return `${pre}${name}${authority}`;
+    });
+    if (hosts === 0 && version === 'HTTP/1.1') fields += `Host: ${authority}\r\n`;
+  } else {
+    fields = rename(fields, o.upstreamPort);
+  }
+  const inserted = `${o.mode === 'proxy' ? `Proxy-Authorization: ${o.auth}\r\n` : ''}X-Case: ${c.id}\r\n`;
+  const out = `${lead}${method}${sp1}${newTarget}${sp2}${version}\r\n${fields}${inserted}${s.slice(headEnd + 2)}`;
+  return { bytes: Buffer.from(out, 'latin1'), adapted: true, method };
+}
+
+/** Token-shaped strings (GitHub, Anthropic, OpenAI) in a response case, to check the scrubber. */
+export const TOKEN_SHAPES = /ghp_[A-Za-z0-9]{36}|sk-ant-api03-[A-Za-z0-9_-]{20,}|sk-proj-[A-Za-z0-9_-]{20,}/g;
