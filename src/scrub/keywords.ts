@@ -14,6 +14,9 @@ export interface KeywordEntry<T> {
   items: T[];
 }
 
+const SHORT = 1;
+const LONG = 2;
+
 const LOWER = new Uint8Array(256);
 for (let i = 0; i < 256; i++) LOWER[i] = i >= 0x41 && i <= 0x5a ? i + 0x20 : i;
 
@@ -23,9 +26,14 @@ export class KeywordIndex<T> {
   /** Keywords of ≥2 bytes by their lower-case first two bytes (a flat array: Map.get per text
    * bigram was the loop's main cost on English-like text). */
   private readonly byBigram: (KeywordEntry<T>[] | undefined)[] = new Array<KeywordEntry<T>[] | undefined>(65536).fill(undefined);
-  /** 1 where a raw bigram (any ASCII case) starts a keyword or its first byte is a one-byte
-   * keyword: the only table the loop reads per byte (64 KiB, stays in cache). */
+  /** Per raw bigram (any ASCII case): SHORT where a keyword of one or two bytes starts there,
+   * LONG where only keywords of three or more bytes do (then the trigram set decides). The loop
+   * reads this table per byte (64 KiB, stays in cache). */
   private readonly flag = new Uint8Array(65536);
+  /** Bit set over raw trigrams (any ASCII case) that start a keyword of ≥ 3 bytes (2 MiB). On
+   * JSON about one byte in eight starts a flagged bigram ("re", "to", "pa" …) but far fewer a
+   * flagged trigram: this second check keeps the slow path rare. */
+  private readonly tri = new Uint8Array(1 << 21);
   readonly size: number;
 
   constructor(keywords: ReadonlyMap<string, T[]>) {
@@ -39,12 +47,25 @@ export class KeywordIndex<T> {
       if (bytes.length === 1) {
         const b = bytes[0] ?? 0;
         (this.single[b] ??= []).push(e);
-        for (const v of variants(b)) for (let d = 0; d < 256; d++) this.flag[(v << 8) | d] = 1;
+        for (const v of variants(b)) for (let d = 0; d < 256; d++) this.flag[(v << 8) | d] = SHORT;
         continue;
       }
       const bg = ((bytes[0] ?? 0) << 8) | (bytes[1] ?? 0);
       (this.byBigram[bg] ??= []).push(e);
-      for (const v0 of variants(bytes[0] ?? 0)) for (const v1 of variants(bytes[1] ?? 0)) this.flag[(v0 << 8) | v1] = 1;
+      for (const v0 of variants(bytes[0] ?? 0)) {
+        for (const v1 of variants(bytes[1] ?? 0)) {
+          const f = (v0 << 8) | v1;
+          if (bytes.length === 2) {
+            this.flag[f] = SHORT;
+            continue;
+          }
+          if (this.flag[f] !== SHORT) this.flag[f] = LONG;
+          for (const v2 of variants(bytes[2] ?? 0)) {
+            const t = (f << 8) | v2;
+            this.tri[t >>> 3] = (this.tri[t >>> 3] ?? 0) | (1 << (t & 7));
+          }
+        }
+      }
     }
     this.size = n;
   }
@@ -54,13 +75,26 @@ export class KeywordIndex<T> {
     const n = buf.length;
     // The flag table holds every case variant, so the hot loop reads raw bytes only.
     const flag = this.flag;
-    let c = from < n ? (buf[from] ?? 0) : 0;
-    for (let i = from; i < n; i++) {
-      // At the last byte the "next" byte is 0: one-byte keywords are still flagged there.
-      const d = i + 1 < n ? (buf[i + 1] ?? 0) : 0;
-      if (flag[(c << 8) | d] !== 0) this.at(buf, i, c, d, hit);
+    const tri = this.tri;
+    if (from >= n) return;
+    // Indexes below are in bounds by construction; `as number` keeps the hot loop free of the
+    // undefined checks noUncheckedIndexedAccess would otherwise add per byte.
+    let c = buf[from] as number;
+    const last = n - 1;
+    for (let i = from; i < last; i++) {
+      const d = buf[i + 1] as number;
+      const f = flag[(c << 8) | d] as number;
+      if (f !== 0) {
+        if (f === SHORT) this.at(buf, i, c, d, hit);
+        else if (i + 2 < n) {
+          const t = (c << 16) | (d << 8) | (buf[i + 2] as number);
+          if (((tri[t >>> 3] as number) & (1 << (t & 7))) !== 0) this.at(buf, i, c, d, hit);
+        }
+      }
       c = d;
     }
+    // At the last byte the "next" byte is 0: one-byte keywords are still flagged there.
+    if (flag[c << 8] === SHORT) this.at(buf, last, c, 0, hit);
   }
 
   private at(buf: Buffer, i: number, rawC: number, rawD: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
