@@ -33,6 +33,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--admin-token-file <file>', 'Bearer token for /metrics and /readyz (or env TURRET_ADMIN_TOKEN)')
     .option('--production', 'Refuse to start with an insecure setup (or env TURRET_PRODUCTION=1)')
     .option('--drain-timeout <duration>', 'On SIGTERM, how long running requests and tunnels may finish (env TURRET_DRAIN_TIMEOUT, default 30s)')
+    .option('--transparent <host:port>', 'Also accept connections nftables redirected from ports 80/443; agents by source address (env TURRET_TRANSPARENT)')
+    .option('--trust-source-addresses', 'Production: allow source-address identities on a 0.0.0.0/:: listener (see docs/operations.md)')
     .option('--limit <name=value>', 'Resource limit, repeatable, e.g. --limit max_tunnels_per_agent=32 (env TURRET_LIMITS; see docs/operations.md)')
     .action((o) => run(startCommand(o)));
 

@@ -10,6 +10,7 @@
  * (`from: { value: … }`) is a configuration error of the rule loader (config/secrets.ts).
  */
 import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { UsageError } from './common.js';
 
 export interface SetupFacts {
@@ -27,12 +28,24 @@ export interface SetupFacts {
   auditOff: boolean;
   /** The raw TURRET_STORE_KEY, when set (never printed). */
   storeKeyEnv: string | undefined;
+  /** `--transparent` listener, when on. */
+  transparentListen?: { host: string; port: number } | null;
+  /** Agents identified by source address (`sources:`). */
+  sourceAgents?: string[];
+  /** `--trust-source-addresses`: the operator vouches that no one can spoof those addresses. */
+  trustSourceAddresses?: boolean;
 }
 
 export interface SetupProblem {
-  id: 'ca_key_mode' | 'key_file_mode' | 'admin_open' | 'admin_token_weak' | 'proxy_open_without_auth' | 'audit_off' | 'store_key_default';
+  id: 'ca_key_mode' | 'key_file_mode' | 'admin_open' | 'admin_token_weak' | 'proxy_open_without_auth' | 'audit_off' | 'store_key_default' | 'source_identity_wildcard';
   problem: string;
   fix: string;
+}
+
+/** 0.0.0.0 or :: in any spelling: every interface, including ones other networks reach. */
+export function isWildcard(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return ipaddr.isValid(h) && ipaddr.parse(h).range() === 'unspecified';
 }
 
 export function isLoopback(host: string): boolean {
@@ -89,6 +102,17 @@ export function setupProblems(f: SetupFacts): SetupProblem[] {
         fix: 'give every agent a token: source with a value (or remove token: to use the derived credential from turret env), or listen on 127.0.0.1',
       });
     }
+  }
+  // A source address is a claim the network makes, not a secret: on a listener that every
+  // interface reaches, anyone who can send packets with a container's address is that agent.
+  const sourceAgents = f.sourceAgents ?? [];
+  const wide = [f.proxyListen, f.transparentListen].filter((l): l is { host: string; port: number } => !!l && isWildcard(l.host));
+  if (sourceAgents.length > 0 && wide.length > 0 && !f.trustSourceAddresses) {
+    out.push({
+      id: 'source_identity_wildcard',
+      problem: `agent(s) ${sourceAgents.join(', ')} are identified by source address and Turret listens on ${wide.map((l) => `${l.host}:${l.port}`).join(', ')} (every interface)`,
+      fix: "listen on the container network's gateway address (e.g. --listen 10.88.0.1:8750 --transparent 10.88.0.1:8753), or give --trust-source-addresses when the host's firewall drops spoofed sources (docs/operations.md, Container networks)",
+    });
   }
   if (f.auditOff) {
     out.push({ id: 'audit_off', problem: 'the audit log is off (--audit off)', fix: 'give --audit FILE (or TURRET_AUDIT) a path on persistent storage' });

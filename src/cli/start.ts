@@ -26,6 +26,9 @@ export interface StartOptions extends CommonOptions, OpsOptions {
   audit?: string;
   logLevel?: string;
   watch?: boolean;
+  /** HOST:PORT of the transparent listener (proxy/transparent.ts). */
+  transparent?: string;
+  trustSourceAddresses?: boolean;
 }
 
 export async function startCommand(opts: StartOptions): Promise<void> {
@@ -33,6 +36,8 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   const log = createLogger({ level: (o.logLevel ?? process.env.TURRET_LOG_LEVEL ?? 'info') as Level });
   const rules = rulesDir(o);
   const listen = parseListen(o.listen ?? process.env.TURRET_LISTEN ?? DEFAULT_LISTEN, '--listen');
+  const transparentSpec = o.transparent ?? process.env.TURRET_TRANSPARENT;
+  const transparentListen = transparentSpec ? parseListen(transparentSpec, '--transparent') : null;
   const production = productionFromEnv(o.production);
   const limits = parseLimits(o.limit);
   const drainMs = parseDrainTimeout(o.drainTimeout);
@@ -87,12 +92,18 @@ export async function startCommand(opts: StartOptions): Promise<void> {
       agents: agentCredentials(rt, policy),
       auditOff,
       storeKeyEnv: process.env.TURRET_STORE_KEY,
+      transparentListen,
+      sourceAgents: [...policy.agents.values()].filter((a) => a.sources.length > 0).map((a) => a.name),
+      trustSourceAddresses: o.trustSourceAddresses === true,
     },
     production,
   );
   for (const p of problems) log.warn('insecure setup (production mode would refuse to start)', { problem: p.problem, fix: p.fix });
   const state: StartupState = { rt, auditOpen: true, draining: false };
-  const proxy = await startProxyServer(rt, listen);
+  if (transparentListen && ![...policy.agents.values()].some((a) => a.sources.length > 0)) {
+    log.warn('--transparent is on but no agent has sources:; every redirected connection will be refused (407)');
+  }
+  const proxy = await startProxyServer(rt, listen, transparentListen);
   let admin: AdminServer | null = null;
   if (adminListen) {
     try {
@@ -110,8 +121,10 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   const adminAddr = admin?.address();
   readiness(state);
   const addr = proxy.address();
+  const taddr = proxy.transparentAddress();
   log.info('turret started', {
     listen: `${addr.address}:${addr.port}`,
+    transparent: taddr ? `${taddr.address}:${taddr.port}` : 'off',
     admin: adminAddr ? `${adminAddr.address}:${adminAddr.port}` : 'off',
     admin_auth: token ? 'bearer' : 'none',
     mode: production ? 'production' : 'development',

@@ -79,7 +79,7 @@ export function compilePolicy(sources: Array<{ file: string; text: string }>, no
     const { doc, root } = parseYaml(file, text);
     const top = root?.map(TOP_KEYS);
     for (const ac of top?.get('agents')?.list() ?? []) {
-      const a = readAgent(ac);
+      const a = readAgent(ac, agents);
       if (!a) continue;
       const prev = agents.get(a.name);
       if (prev) ac.fail(`agent "${a.name}" is already defined at ${prev.where}`);

@@ -3,6 +3,7 @@
  * their values come from, which hosts, methods and paths they may be sent to, and where in a
  * request a handle may stand for them. See docs/secrets.md.
  */
+import { parseSourceRange, rangesOverlap, type SourceRange } from '../net/sources.js';
 import { compilePathGlob, methodsFromClasses } from '../policy/match.js';
 import type { AgentDef, AwsCredentialDef, PathPattern, SecretDef, SecretSource, SecretVariant } from '../policy/types.js';
 import { ENV_NAME, HEADER, NAME, readHosts, readName } from './common.js';
@@ -61,14 +62,46 @@ export function readSource(c: Cursor): SecretSource | undefined {
   }
 }
 
-export function readAgent(c: Cursor): AgentDef | undefined {
-  const m = c.map(['name', 'token', 'description'], ['name']);
+/**
+ * `others`: the agents defined so far (this and earlier files). A source range may belong to one
+ * agent only and ranges never overlap, so an address names at most one agent (net/sources.ts).
+ */
+export function readAgent(c: Cursor, others: ReadonlyMap<string, AgentDef> = new Map()): AgentDef | undefined {
+  const m = c.map(['name', 'token', 'sources', 'description'], ['name']);
   if (!m) return undefined;
   const name = m.get('name') && readName(m.get('name')!, 'agent');
   const tok = m.get('token');
   const token = tok ? readSource(tok) : null;
+  const sources = readSources(m.get('sources'), others);
   if (!name || token === undefined) return undefined;
-  return { name, token, where: c.where() };
+  return { name, token, sources, where: c.where() };
+}
+
+function readSources(c: Cursor | undefined, others: ReadonlyMap<string, AgentDef>): SourceRange[] {
+  const out: SourceRange[] = [];
+  for (const item of c?.listOrOne() ?? []) {
+    const s = item.str();
+    if (s === undefined) continue;
+    let r: SourceRange;
+    try {
+      r = parseSourceRange(s);
+    } catch (e) {
+      item.fail((e as Error).message);
+      continue;
+    }
+    const mine = out.find((o) => rangesOverlap(o, r));
+    if (mine) {
+      item.fail(`source ${r.cidr} overlaps ${mine.cidr} of the same agent; list each range once`);
+      continue;
+    }
+    const theirs = [...others.values()].flatMap((a) => a.sources.map((o) => ({ a, o }))).find(({ o }) => rangesOverlap(o, r));
+    if (theirs) {
+      item.fail(`source ${r.cidr} overlaps ${theirs.o.cidr} of agent "${theirs.a.name}" (${theirs.a.where}); an address may identify one agent only`);
+      continue;
+    }
+    out.push(r);
+  }
+  return out;
 }
 
 function readMethods(c: Cursor | undefined): ReadonlySet<string> | 'any' {

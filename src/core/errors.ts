@@ -35,6 +35,7 @@ export const ERROR_TABLE = {
   // 421 — authority mismatch inside a tunnel
   misdirected_request: { status: 421, what: 'CONNECT host, TLS SNI and Host header disagree' },
   // 4xx limits
+  client_timeout: { status: 408, what: 'the client did not send a complete request in time' },
   headers_too_large: { status: 431, what: 'request headers exceed the configured limit' },
   body_too_large: { status: 413, what: 'request body exceeds the configured limit' },
   // 5xx — network, not policy

@@ -4,6 +4,7 @@
  * swaps the reference, so a request that started under one policy finishes under it.
  */
 import type { AddressException } from '../net/exceptions.js';
+import type { SourceRange } from '../net/sources.js';
 import type { ErrorCode } from '../core/errors.js';
 
 export type Scheme = 'http' | 'https';
@@ -51,6 +52,8 @@ export interface AgentDef {
   name: string;
   /** Source of the proxy credential; null means derived from the key file (turret env prints it). */
   token: SecretSource | null;
+  /** Client address ranges that identify this agent without a credential (net/sources.ts); [] = none. */
+  sources: readonly SourceRange[];
   where: Where;
 }
 

@@ -33,7 +33,8 @@ export async function handleConnect(rt: Runtime, inner: Server, req: IncomingMes
     rt.audit.write({ time: new Date().toISOString(), event, outcome, agent, method: 'CONNECT', scheme: 'https', host, port, client, ...extra });
   };
   try {
-    agent = identifyAgent(req.headers, state.policy, rt.ring, rt.values);
+    checkConnectRequest(req);
+    agent = identifyAgent(req.headers, state.policy, rt.ring, rt.values, (socket as Socket).remoteAddress);
     const t = parseAuthority(req.url ?? '', 443);
     host = t.host;
     port = t.port;
@@ -59,6 +60,24 @@ export async function handleConnect(rt: Runtime, inner: Server, req: IncomingMes
     audit(err.status < 500 ? 'denied' : 'failed', 'tunnel_open', { code: err.code, status: err.status, reason: err.reason, rule: err.rule ?? null });
     rt.metrics?.requests.inc({ agent: agent ?? 'unknown', decision: err.status < 500 ? 'denied' : 'failed', code: err.code });
     sendErrorRaw(socket, err, { method: 'CONNECT', target: host ? `${host}:${port}` : null, scrub: (s) => state.scrubbers.get().scrubString(s).text });
+  }
+}
+
+/**
+ * The CONNECT request itself, before anything else (Node does no validation of it at all):
+ * the target must be authority-form `host:port` with an explicit port of 1–5 digits (RFC 9110
+ * §9.3.6) — no default port, no userinfo, scheme or path (net/host.ts refuses those too) — and the
+ * request has no content: a Content-Length or Transfer-Encoding on a CONNECT would make what
+ * follows the head ambiguous (body, or the start of the tunnel?), so it is refused.
+ */
+export function checkConnectRequest(req: IncomingMessage): void {
+  const url = req.url ?? '';
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[^\s:@/?#[\]]+):[0-9]{1,5}$/.test(url)) {
+    throw new TurretError('bad_target', 'a CONNECT target must be host:port with an explicit port');
+  }
+  const cl = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0')) {
+    throw new TurretError('bad_request', 'a CONNECT request has no content (Content-Length / Transfer-Encoding)');
   }
 }
 

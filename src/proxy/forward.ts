@@ -143,9 +143,19 @@ async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber:
   };
   // Trailers (RFC 9110 §6.5) are forwarded, scrubbed, when the upstream announced them and the
   // client side is chunked; otherwise they are dropped (never forwarded unscrubbed).
-  const announced = trailerNames(upHeaders.trailer);
-  const outHeaders = clientResponseHeaders(upHeaders, !scrubbing)
-    .filter(([k]) => !(decode && k.toLowerCase() === 'content-encoding'))
+  // A field *name* can carry reflected bytes too; one that holds a secret or token is dropped
+  // (a scrubbed name would not be a valid token).
+  const cleanName = (k: string): boolean => {
+    const r = scrubber.scrubString(k);
+    r.redactions.forEach(count);
+    return r.redactions.length === 0;
+  };
+  const announced = trailerNames(upHeaders.trailer).filter(cleanName);
+  // A 1xx/204 has no content, so no Content-Length either (RFC 9110 §8.6): an upstream that sent
+  // one (with bytes after it) must not make the client look for a body.
+  const noContent = statusCode === 204 || statusCode < 200;
+  const outHeaders = clientResponseHeaders(upHeaders, !scrubbing && !noContent)
+    .filter(([k]) => !(decode && k.toLowerCase() === 'content-encoding') && cleanName(k))
     .map(([k, v]): [string, string] => [k, scrubText(v)]);
   const chunked = !outHeaders.some(([k]) => k.toLowerCase() === 'content-length');
   if (announced.length > 0 && chunked && withBody) outHeaders.push(['trailer', announced.join(', ')]);

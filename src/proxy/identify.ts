@@ -2,11 +2,13 @@
  * identify: who is asking. Agents authenticate to the proxy with
  * `Proxy-Authorization: Basic base64(agent:token)`. The token is the agent's `token:` source
  * from the rules, or, when the rules give none, a credential derived from the key file
- * (`turret env --agent NAME` prints it). Comparison is constant-time over digests.
+ * (`turret env --agent NAME` prints it). Comparison is constant-time over digests. On container
+ * networks an agent may instead be known by its source address (`sources:`, net/sources.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { TurretError } from '../core/errors.js';
+import { sourceTableFor } from '../net/sources.js';
 import type { Policy } from '../policy/types.js';
 import { derivedAgentToken, type KeyRing } from '../secrets/keys.js';
 import type { SecretValues } from '../secrets/sources.js';
@@ -22,10 +24,20 @@ export function expectedToken(policy: Policy, ring: KeyRing, values: SecretValue
   return values.load(`agent:${agent}`, def.token)?.reveal() ?? null;
 }
 
-/** Returns the agent name, or throws 407. */
-export function identifyAgent(headers: IncomingHttpHeaders, policy: Policy, ring: KeyRing, values: SecretValues): string {
+/**
+ * Returns the agent name, or throws 407. A Proxy-Authorization header, when present, decides
+ * alone: a wrong credential is 407 even from an address that belongs to an agent, so a client
+ * cannot probe credentials with the source address as a safety net, nor borrow a source
+ * identity while pretending to authenticate. Without one, `remoteAddress` (the client socket's)
+ * is looked up in the agents' `sources:` ranges.
+ */
+export function identifyAgent(headers: IncomingHttpHeaders, policy: Policy, ring: KeyRing, values: SecretValues, remoteAddress?: string): string {
   const raw = headers['proxy-authorization'];
-  if (!raw) throw new TurretError('proxy_auth_required', 'the request carries no Proxy-Authorization credential');
+  if (!raw) {
+    const owner = sourceTableFor(policy.agents).lookup(remoteAddress);
+    if (owner) return owner.agent;
+    throw new TurretError('proxy_auth_required', 'the request carries no Proxy-Authorization credential and its source address belongs to no agent');
+  }
   const m = /^basic[ \t]+([A-Za-z0-9+/=]+)\s*$/i.exec(raw);
   if (!m) throw new TurretError('proxy_auth_invalid', 'Proxy-Authorization must use the Basic scheme (agent:token)');
   const decoded = Buffer.from(m[1] ?? '', 'base64').toString('utf8');

@@ -15,10 +15,14 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../core/errors.js';
+import { sendErrorRaw } from './respond.js';
 import type { Limits, Runtime } from './runtime.js';
 
-/** What a slow client gets before its connection closes (no request yet, so nothing to audit). */
-export const REQUEST_TIMEOUT_RESPONSE = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 74\r\n\r\nturret: the request was not received in time; the connection is closed.\r\n';
+/** What a slow client gets before its connection closes: 408 client_timeout (respond.ts writes it). */
+export function clientTimeoutError(limits: Limits): TurretError {
+  const s = Math.round(limits.clientHeadersTimeoutMs / 100) / 10;
+  return new TurretError('client_timeout', `no complete request arrived within ${s}s (client_headers_timeout); the connection is closed`);
+}
 
 /** Open tunnels per agent, shared by every CONNECT of one Runtime. */
 export class TunnelSlots {
@@ -109,7 +113,7 @@ export interface SlowClientGuard {
  * Applies clientHeadersTimeoutMs and clientRequestTimeoutMs to every connection `server` is
  * given (Node's own check never runs for the inner server, see above).
  */
-export function guardSlowClients(server: Server, limits: Limits): SlowClientGuard {
+export function guardSlowClients(server: Server, limits: Limits, onTimeout: (socket: Socket) => void = () => {}): SlowClientGuard {
   const watched = new Map<Socket, Watched>();
   server.on('connection', (socket: Socket) => {
     watched.set(socket, { waitingSince: Date.now(), receivingSince: null, req: null });
@@ -144,13 +148,16 @@ export function guardSlowClients(server: Server, limits: Limits): SlowClientGuar
     for (const [socket, w] of watched) {
       if (w.waitingSince !== null && now - w.waitingSince > limits.clientHeadersTimeoutMs) {
         watched.delete(socket);
-        // A keep-alive connection that merely sat idle gets the same answer Node gives on the outer port.
-        if (socket.writable) socket.end(REQUEST_TIMEOUT_RESPONSE);
+        // A keep-alive connection that merely sat idle gets the same answer as on the outer port.
+        if (socket.writable) {
+          onTimeout(socket);
+          sendErrorRaw(socket, clientTimeoutError(limits), { scrub: (t) => t });
+        }
         setTimeout(() => socket.destroy(), 100).unref();
       } else if (w.receivingSince !== null && now - w.receivingSince > limits.clientRequestTimeoutMs) {
         watched.delete(socket);
         // The response may have started: closing is the only honest signal (the exchange is audited as failed).
-        w.req?.destroy(new TurretError('bad_request', 'the client did not send the whole request in time'));
+        w.req?.destroy(new TurretError('client_timeout', 'the client did not send the whole request in time (client_request_timeout)'));
         socket.destroy();
       }
     }

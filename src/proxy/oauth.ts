@@ -10,7 +10,7 @@
  * bounded table. They reach the rest of Turret through two narrow hooks, so the secrets module
  * needs no change: `withDynamicSecrets` gives the pipeline a policy whose secret table also lists
  * the captured tokens (resolve.ts looks handles up there), and `Runtime.secretValue` asks this
- * store first. Names carry a ':' (`oauth:<name>:access`), which rule-file names cannot, so a
+ * store first. Names carry a ":" (`oauth:<name>:access:<agent>`), which rule-file names cannot, so a
  * captured token never shadows a configured secret.
  */
 import { Writable, type Readable, type Transform } from 'node:stream';
@@ -120,24 +120,28 @@ export class Capture {
     const expiresIn = typeof o.expires_in === 'number' && o.expires_in > 0 ? o.expires_in * 1000 : this.def.ttlMs;
     let changed = false;
     if (typeof o.access_token === 'string' && o.access_token.length > 0) {
-      o.access_token = this.store.keep(dynamicDef(this.def, 'access'), o.access_token, agent, Math.min(expiresIn, REFRESH_TTL_MS));
+      o.access_token = this.store.keep(dynamicDef(this.def, 'access', agent), o.access_token, agent, Math.min(expiresIn, REFRESH_TTL_MS));
       changed = true;
     }
     if (typeof o.refresh_token === 'string' && o.refresh_token.length > 0) {
-      o.refresh_token = this.store.keep(dynamicDef(this.def, 'refresh'), o.refresh_token, agent, REFRESH_TTL_MS);
+      o.refresh_token = this.store.keep(dynamicDef(this.def, 'refresh', agent), o.refresh_token, agent, REFRESH_TTL_MS);
       changed = true;
     }
     return changed ? Buffer.from(JSON.stringify(o), 'utf8') : raw;
   }
 }
 
-/** The secret definition a captured token is injected under. */
-export function dynamicDef(d: OAuthCaptureDef, kind: 'access' | 'refresh'): SecretDef {
+/**
+ * The secret definition a captured token is injected under. The name carries the agent: with one
+ * name per endpoint, agent B's login replaced agent A's token and A's handle then injected B's
+ * (promise 2: a handle turns into *its* agent's secret only).
+ */
+export function dynamicDef(d: OAuthCaptureDef, kind: 'access' | 'refresh', agent: string): SecretDef {
   const endpoint = { source: `${d.host}${d.port ? `:${d.port}` : ''}`, kind: 'exact' as const, host: d.host, port: d.port };
   return {
-    name: `oauth:${d.name}:${kind}`,
+    name: `oauth:${d.name}:${kind}:${agent}`,
     // Never read: Runtime.secretValue asks the OAuthStore first. A store entry cannot have this name.
-    source: { kind: 'store', name: `oauth:${d.name}:${kind}` },
+    source: { kind: 'store', name: `oauth:${d.name}:${kind}:${agent}` },
     hosts: kind === 'refresh' ? [...d.hosts, endpoint] : [...d.hosts],
     headers: [],
     env: [],

@@ -1,7 +1,7 @@
 /**
  * The request pipeline, in request order, in one array:
  *
- *   identify → target → decide → inject → forward (guarded connect, send, scrub the response)
+ *   validate → identify → target → decide → inject → forward (guarded connect, send, scrub the response)
  *
  * A stage fills in the exchange or throws a TurretError. Only `fail` (via respond.ts) turns an
  * error into bytes; `finish` always runs and writes exactly one audit record and the metrics.
@@ -13,6 +13,7 @@ import { TurretError, asTurretError } from '../core/errors.js';
 import { stripQueryValues } from '../audit/record.js';
 import { MAX_PEEK_BYTES, mediaType, needsBody } from '../policy/catalog.js';
 import { decide } from '../policy/decide.js';
+import { methodOverrides } from '../policy/override.js';
 import { limitChecks } from '../policy/ratelimit.js';
 import type { RequestFacts } from '../policy/types.js';
 import { injectRequest, type RequestInjection } from '../secrets/request.js';
@@ -25,10 +26,11 @@ import { upstreamRequestHeaders } from './headers.js';
 import { identifyAgent } from './identify.js';
 import { sendError } from './respond.js';
 import type { Runtime } from './runtime.js';
-import { targetFromAbsolute, targetInTunnel } from './target.js';
+import { checkHostHeader, targetFromAbsolute, targetInTunnel } from './target.js';
+import { isMalformed, MALFORMED_REASON, validateRequest } from './validate.js';
 
 interface Stage {
-  name: 'identify' | 'target' | 'decide' | 'inject' | 'forward';
+  name: 'validate' | 'identify' | 'target' | 'decide' | 'inject' | 'forward';
   run(x: Exchange, rt: Runtime): void | Promise<void>;
 }
 
@@ -37,17 +39,23 @@ const bodies = new WeakMap<Exchange, RequestInjection>();
 
 export const STAGES: readonly Stage[] = [
   {
+    name: 'validate',
+    run(x) {
+      validateRequest(x.req);
+    },
+  },
+  {
     name: 'identify',
     run(x, rt) {
       if (x.tunnel) return; // the tunnel's CONNECT was authenticated
-      x.agent = identifyAgent(x.req.headers, x.state.policy, rt.ring, rt.values);
+      x.agent = identifyAgent(x.req.headers, x.state.policy, rt.ring, rt.values, x.req.socket.remoteAddress);
     },
   },
   {
     name: 'target',
     run(x) {
       const url = x.req.url ?? '';
-      const t = x.tunnel ? targetInTunnel(x.tunnel, url, x.req.headers.host) : targetFromAbsolute(url);
+      const t = x.tunnel ? targetInTunnel(x.tunnel, url, x.req.headers.host) : checkHostHeader(targetFromAbsolute(url), x.req.headers.host);
       x.scheme = t.scheme;
       x.host = t.host;
       x.port = t.port;
@@ -63,6 +71,12 @@ export const STAGES: readonly Stage[] = [
       const d = decide(x.state.policy, facts);
       x.decision = d;
       if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
+      for (const o of methodOverrides(x.req.headers)) {
+        if ('invalid' in o) throw new TurretError('bad_request', `${o.header} must name a method`);
+        if (o.method === facts.method) continue;
+        const od = decide(x.state.policy, { ...facts, method: o.method });
+        if (!od.allow) throw new TurretError(od.code ?? 'policy_denied', `the request asks the upstream to treat it as ${o.method} (${o.header}); ${od.reason}`, { rule: od.rule?.id });
+      }
       const lim = rt.limiter.take(limitChecks(x.state.policy, facts.agent, d.rule));
       if (!lim.ok) {
         throw new TurretError('rate_limited', `${lim.label} allows ${lim.spec.source}; retry after ${lim.retryAfterS}s`, { rule: d.rule?.id, retryAfterS: lim.retryAfterS });
@@ -98,6 +112,10 @@ export const STAGES: readonly Stage[] = [
   {
     name: 'forward',
     async run(x, rt) {
+      // The parser may have failed in this request's body since the head arrived: let the rest of
+      // the segment be parsed before dialing (validate.ts explains why one macrotask suffices).
+      if (requestHasBody(x.req.headers)) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (isMalformed(x.req)) throw new TurretError('bad_request', MALFORMED_REASON);
       const scrubber = x.state.scrubbers.get(x.injections);
       const inj = bodies.get(x);
       try {
@@ -116,6 +134,8 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
     for (const stage of STAGES) await stage.run(x, rt);
   } catch (e) {
     x.error = asTurretError(e);
+    // Whatever failed downstream of a body the parser refused, the client's fault is the cause.
+    if (isMalformed(x.req) && x.error.code !== 'bad_request') x.error = new TurretError('bad_request', MALFORMED_REASON);
     if (x.error.code === 'internal_error') rt.log.error('request failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });
     fail(x, x.error);
   } finally {
@@ -124,6 +144,11 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
 }
 
 function fail(x: Exchange, err: TurretError): void {
+  // A body the parser refused was answered 400 by server.ts already; that answer stands.
+  if (isMalformed(x.req)) {
+    x.status = 400;
+    if (x.res.headersSent) return;
+  }
   const scrub = x.state.scrubbers.get(x.injections);
   const target = x.host ? `${x.scheme}://${x.host}:${x.port}${stripQueryValues(x.path ?? '/')}` : null;
   if (!x.res.headersSent) x.status = err.status;

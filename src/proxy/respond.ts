@@ -22,8 +22,10 @@ export function denialBody(err: TurretError, ctx: DenialContext): string {
     `Reason: ${err.reason}`,
     `Code: ${err.code}${err.rule ? ` (rule ${err.rule})` : ''}`,
   ];
-  if (err.status === 407) {
-    lines.push('Authenticate to the proxy with your agent credential (the proxy URL from `turret env --agent NAME`).');
+  if (err.status === 408) {
+    lines.push('The request did not arrive in time; send it again on a new connection.');
+  } else if (err.status === 407) {
+    lines.push('Authenticate to the proxy with your agent credential (the proxy URL from `turret env --agent NAME`), or, on a container network, connect from an address the rules assign to an agent.');
   } else if (isPolicyStatus(err.status)) {
     lines.push('This is a policy decision of the egress proxy, not a network fault: retrying, or reaching the host another way, will not help. Ask the operator to change the rules if this request is needed.');
   } else {
@@ -45,6 +47,8 @@ function headersFor(err: TurretError, body: string): Record<string, string | num
   return h;
 }
 
+const CLOSE_AFTER = new Set([400, 408, 413, 414, 421, 431]);
+
 /** Answer an HTTP exchange with an error. If the response already started, abort it instead. */
 export function sendError(res: ServerResponse, err: TurretError, ctx: DenialContext): void {
   if (res.headersSent) {
@@ -53,7 +57,9 @@ export function sendError(res: ServerResponse, err: TurretError, ctx: DenialCont
   }
   const body = denialBody(err, ctx);
   const headers = headersFor(err, body);
-  if (err.status === 400 || err.status === 421) headers.connection = 'close';
+  // After malformed or oversized input the connection's framing cannot be trusted (or the body
+  // was never read): close it rather than parse what follows as the next request.
+  if (CLOSE_AFTER.has(err.status)) headers.connection = 'close';
   res.writeHead(err.status, headers);
   res.end(ctx.method === 'HEAD' ? undefined : body);
 }

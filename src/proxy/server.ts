@@ -9,15 +9,19 @@ import type { Duplex } from 'node:stream';
 import { TurretError } from '../core/errors.js';
 import { handleConnect, tunnels } from './connect.js';
 import { drain, type DrainResult } from './drain.js';
-import { armDeadline, guardSlowClients, nodeServerTimeouts, REQUEST_TIMEOUT_RESPONSE } from './limits.js';
+import { armDeadline, clientTimeoutError, guardSlowClients, nodeServerTimeouts } from './limits.js';
 import { handleRequest } from './pipeline.js';
-import { sendErrorRaw } from './respond.js';
+import { sendError, sendErrorRaw } from './respond.js';
+import { startTransparent, type TransparentListener } from './transparent.js';
+import { isClosing, markMalformed, MALFORMED_REASON, openExchanges, trackRequest } from './validate.js';
 import { handleUpgrade } from './websocket.js';
 import type { Runtime } from './runtime.js';
 
 export interface ProxyServer {
   server: http.Server;
   address(): AddressInfo;
+  /** The transparent listener's address (transparent.ts), or null when it is off. */
+  transparentAddress(): AddressInfo | null;
   /** Stop accepting; running requests and tunnels get `graceMs` to finish (drain.ts). */
   close(graceMs?: number): Promise<DrainResult>;
 }
@@ -32,8 +36,14 @@ function serverOptions(rt: Runtime): http.ServerOptions {
     // Reject requests whose framing is ambiguous rather than guess (llhttp strict mode is Node's default).
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
+    // Node's own "no Host" answer is a bare 400 with no X-Turret-Error and no audit record;
+    // validate.ts refuses it instead (and a duplicate Host, which Node lets through).
+    requireHostHeader: false,
   };
 }
+
+/** Sockets whose parser error was already answered: llhttp repeats the error for every later read. */
+const answered = new WeakSet<Duplex>();
 
 function onClientError(rt: Runtime) {
   return (err: Error & { code?: string }, socket: Duplex): void => {
@@ -41,28 +51,64 @@ function onClientError(rt: Runtime) {
       socket.destroy();
       return;
     }
-    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request';
-    const reason = code === 'headers_too_large' ? `request headers exceed ${rt.limits.maxHeaderBytes} bytes` : 'the request is not valid HTTP/1.1';
+    const agent = tunnels.get(socket)?.agent ?? null;
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && !(socket as { _httpMessage?: unknown })._httpMessage) {
-      socket.end(REQUEST_TIMEOUT_RESPONSE); // a slow client with no request under way: say why
+      // A slow client with no request under way: say why, and leave a record of it.
+      const e = clientTimeoutError(rt.limits);
+      rt.audit.write({ time: new Date().toISOString(), event: 'request', outcome: 'denied', agent, code: e.code, reason: e.reason, status: e.status });
+      sendErrorRaw(socket, e, { scrub: (s) => s });
       return;
     }
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ECONNRESET') {
       socket.destroy();
       return;
     }
-    rt.audit.write({ time: new Date().toISOString(), event: 'request', outcome: 'denied', agent: tunnels.get(socket)?.agent ?? null, code, reason, status: code === 'headers_too_large' ? 431 : 400 });
-    sendErrorRaw(socket, new TurretError(code, reason), { scrub: (s) => s });
+    if (answered.has(socket)) return;
+    answered.add(socket);
+    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request';
+    const reason = code === 'headers_too_large' ? `request headers exceed ${rt.limits.maxHeaderBytes} bytes` : MALFORMED_REASON;
+    const open = openExchanges(socket);
+    const last = open.at(-1);
+    if (last) {
+      // Exchanges are under way on this connection: a raw 400 written now would be read as the
+      // answer to one of them. A request whose body the parser refused is answered 400 through its
+      // own response (and never forwarded: pipeline.ts checks the mark); complete requests before
+      // it finish normally; then the connection closes.
+      let unfinished = 0;
+      for (const { req, res } of open) {
+        if (req.complete) continue;
+        unfinished++;
+        markMalformed(req);
+        if (!res.headersSent) sendError(res, new TurretError('bad_request', MALFORMED_REASON), { method: req.method, scrub: (s) => s });
+        // Stop the body if it already streams upstream: the upstream sees an aborted message.
+        if (res.writableFinished) req.destroy();
+        else res.once('finish', () => req.destroy());
+      }
+      if (!last.res.headersSent) last.res.shouldKeepAlive = false;
+      if (last.res.writableFinished) socket.end();
+      else last.res.once('finish', () => socket.end()).once('close', () => socket.destroy());
+      if (unfinished > 0) return; // finish.ts audits those exchanges
+    }
+    rt.audit.write({ time: new Date().toISOString(), event: 'request', outcome: 'denied', agent, code, reason, status: code === 'headers_too_large' ? 431 : 400 });
+    rt.metrics?.requests.inc({ agent: agent ?? 'unknown', decision: 'denied', code });
+    if (last) return;
+    // The last response said Connection: close: what follows it is never read, nor answered.
+    if (isClosing(socket)) socket.end();
+    else sendErrorRaw(socket, new TurretError(code, reason), { scrub: (s) => s });
   };
 }
 
-export async function startProxyServer(rt: Runtime, listen: { host: string; port: number }): Promise<ProxyServer> {
+export async function startProxyServer(rt: Runtime, listen: { host: string; port: number }, transparentListen: { host: string; port: number } | null = null): Promise<ProxyServer> {
   const inner = http.createServer(serverOptions(rt));
   inner.on('request', (req, res) => {
+    trackRequest(req, res);
     armDeadline(rt.limits, req, res);
     void handleRequest(rt, req, res, tunnels.get(req.socket) ?? null);
   });
-  const innerGuard = guardSlowClients(inner, rt.limits);
+  const innerGuard = guardSlowClients(inner, rt.limits, (socket) => {
+    const e = clientTimeoutError(rt.limits);
+    rt.audit.write({ time: new Date().toISOString(), event: 'request', outcome: 'denied', agent: tunnels.get(socket)?.agent ?? null, code: e.code, reason: e.reason, status: e.status, tunnel_id: tunnels.get(socket)?.id });
+  });
   inner.on('clientError', onClientError(rt));
   // CONNECT inside an intercepted tunnel would open a tunnel nobody inspects: always refused.
   inner.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
@@ -74,6 +120,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   });
   const server = http.createServer(serverOptions(rt));
   server.on('request', (req, res) => {
+    trackRequest(req, res);
     armDeadline(rt.limits, req, res);
     void handleRequest(rt, req, res, null);
   });
@@ -97,9 +144,25 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   });
   const addr = server.address() as AddressInfo;
   rt.selfAddresses.add(addr.address);
+  let transparent: TransparentListener | null = null;
+  if (transparentListen) {
+    // Redirected plain HTTP gets a server with the same options; TLS goes to `inner`.
+    const plain = http.createServer(serverOptions(rt));
+    plain.on('clientError', onClientError(rt));
+    try {
+      transparent = await startTransparent(rt, { listen: transparentListen, inner, plain, sockets });
+    } catch (e) {
+      server.close();
+      throw e;
+    }
+  }
   return {
     server,
     address: () => server.address() as AddressInfo,
-    close: (graceMs = 2_000) => drain({ outer: server, inner, sockets, innerGuard }, graceMs),
+    transparentAddress: () => transparent?.address() ?? null,
+    close: (graceMs = 2_000) => {
+      transparent?.close();
+      return drain({ outer: server, inner, sockets, innerGuard }, graceMs);
+    },
   };
 }

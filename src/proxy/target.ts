@@ -38,6 +38,25 @@ export function targetFromAbsolute(url: string): ResolvedTarget {
   return { scheme, host: t.host, port: t.port, path: checkPath(m[3] ?? '') };
 }
 
+/**
+ * A proxy request's Host header: routing, policy and injection use the absolute-form target
+ * only, and the upstream gets a Host generated from it (RFC 9112 §3.2.2: a proxy MUST ignore the
+ * received Host and generate a new one). A Host that names another authority is therefore
+ * harmless and is allowed — Node's own `http.request({ host: proxy, path: absoluteUrl })` sends
+ * the proxy's address there. A Host that is not a valid authority at all (userinfo, NUL, path,
+ * spaces) is refused: no well-formed client sends one, and it is a probe for parsers that do route
+ * on Host. Duplicate and missing Host are refused in validate.ts.
+ */
+export function checkHostHeader(t: ResolvedTarget, hostHeader: string | undefined): ResolvedTarget {
+  if (hostHeader === undefined) return t;
+  try {
+    parseAuthority(hostHeader, t.scheme === 'https' ? 443 : 80);
+  } catch {
+    throw new TurretError('bad_request', 'the Host header is not a valid authority');
+  }
+  return t;
+}
+
 export function targetInTunnel(tunnel: Tunnel, url: string, hostHeader: string | undefined): ResolvedTarget {
   if (tunnel.mismatch) throw new TurretError('misdirected_request', tunnel.mismatch);
   let path = url;

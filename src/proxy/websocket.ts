@@ -10,8 +10,8 @@
  *
  * `Sec-WebSocket-Extensions` is removed from the request, so permessage-deflate is never
  * negotiated and every payload can be read; an upstream that answers with an extension anyway
- * is refused. A non-101 answer is relayed scrubbed (headers, then the body through the scrubber)
- * and the connection closed.
+ * is refused. A non-101 answer is relayed scrubbed (headers, then the body, its chunked framing
+ * decoded, through the scrubber; a content coding is refused) and the connection closed.
  */
 import type { IncomingMessage } from 'node:http';
 import { ServerResponse } from 'node:http';
@@ -22,6 +22,7 @@ import { stripQueryValues } from '../audit/record.js';
 import { createWsScrubber } from '../scrub/ws-frames.js';
 import { newExchange, type Exchange, type Tunnel } from './exchange.js';
 import { finishExchange } from './finish.js';
+import { unframe } from './unframe.js';
 import { STAGES } from './pipeline.js';
 import { sendErrorRaw } from './respond.js';
 import type { Runtime } from './runtime.js';
@@ -42,14 +43,23 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
     upstream = await x.state.upstream.connectRaw(x.host ?? '', x.port ?? 0, x.scheme === 'https', x.decision?.rule?.addressExceptions ?? []);
     upstream.on('error', () => socket.destroy());
     const lines = [`GET ${x.path ?? '/'} HTTP/1.1`];
-    for (const [k, v] of x.upstreamHeaders) if (k.toLowerCase() !== 'sec-websocket-extensions') lines.push(`${k}: ${v}`);
+    // No extensions (permessage-deflate) and no content coding: every byte that comes back must be
+    // readable by the scrubber, including the body of a refused (non-101) handshake.
+    for (const [k, v] of x.upstreamHeaders) if (!['sec-websocket-extensions', 'accept-encoding'].includes(k.toLowerCase())) lines.push(`${k}: ${v}`);
     lines.push('Connection: Upgrade', 'Upgrade: websocket');
     upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
-    if (head.length > 0) upstream.write(head);
+    // Bytes the client sent after its handshake (`head`) belong to the new protocol only once the
+    // upstream agreed to switch: sent before its 101, an upstream that answers 200 would parse
+    // them as its next HTTP request — a request no rule ever saw.
     const { status, rawHead, rest } = await readHead(upstream);
+    checkHead(rawHead);
     x.status = status;
     const scrubber = x.state.scrubbers.get(x.injections);
-    const redacted = scrubber.scrubString(rawHead);
+    // A non-101 answer is relayed as a plain response: its framing is decoded first (unframe.ts),
+    // so a chunk-size line or a content coding cannot split or hide a secret from the scrubber.
+    let bodyDone = (): void => undefined;
+    const framed = status === 101 ? null : unframe(rawHead, () => bodyDone());
+    const redacted = scrubber.scrubString(framed?.head ?? rawHead);
     x.redactions += redacted.redactions.length;
     if (status === 101 && /\r\nsec-websocket-extensions:/i.test(rawHead)) {
       throw new TurretError('upstream_protocol_error', 'the upstream negotiated a WebSocket extension that was not offered');
@@ -66,17 +76,34 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
       upstream?.destroy();
     });
     down.on('data', (c: Buffer) => (x.bytesOut += c.length));
-    if (rest.length > 0) down.write(rest);
-    upstream.pipe(down).pipe(socket);
+    const entry = framed?.body ?? down;
+    if (framed) {
+      framed.body.on('error', () => {
+        socket.destroy();
+        upstream?.destroy();
+      });
+      framed.body.pipe(down);
+    }
+    down.pipe(socket);
+    if (rest.length > 0) entry.write(rest);
+    upstream.pipe(entry);
+    const up = upstream;
     if (status === 101) {
+      if (head.length > 0) upstream.write(head);
       socket.on('data', (c: Buffer) => (x.bytesIn += c.length));
       socket.pipe(upstream);
+      up.once('close', () => socket.end());
     } else {
-      upstream.once('end', () => socket.end());
+      // The body is complete (or the upstream went away): end it, which flushes the scrubber.
+      const finish = (): void => {
+        up.unpipe(entry);
+        if (!entry.writableEnded) entry.end();
+        up.destroy();
+      };
+      bodyDone = finish;
+      up.once('close', finish);
     }
-    const up = upstream;
     socket.once('close', () => up.destroy());
-    up.once('close', () => socket.end());
     await new Promise<void>((resolve) => socket.once('close', () => resolve()));
   } catch (e) {
     x.error = asTurretError(e);
@@ -91,6 +118,17 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
   } finally {
     finishExchange(x, rt);
   }
+}
+
+/**
+ * The upstream's handshake answer is relayed as a head (scrubbed), so it must be a canonical one:
+ * no bare CR or LF, no obs-fold, token field names, no control characters in values. Anything
+ * else is 502 — never passed on for the client's parser to guess about.
+ */
+function checkHead(rawHead: string): void {
+  const lines = rawHead.split('\r\n');
+  const ok = lines.slice(1).every((l) => /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*$/.test(l));
+  if (!ok || /[\r\n]/.test(lines.join(''))) throw new TurretError('upstream_protocol_error', 'the upstream sent a malformed handshake answer');
 }
 
 /** Read the upstream's response head (bounded); `rest` is what followed it. */

@@ -9,21 +9,29 @@
  * (images, hashes) about once per 2^72 positions, while 6-8 chars would fire on real data. */
 export const MIN_EMBEDDED_BASE64 = 12;
 
-export type SecretForm = 'raw' | 'base64' | 'base64url' | 'base64-embedded' | 'base64url-embedded' | 'percent' | 'json';
+export type SecretForm = 'raw' | 'base64' | 'base64url' | 'base64-embedded' | 'base64url-embedded' | 'percent' | 'json' | 'hex' | 'utf16';
 
 export interface Needle {
   /** The form's bytes, as a latin1 string (one char per byte). */
   bytes: string;
   form: SecretForm;
+  /** Matched ignoring ASCII case: an upstream that upper-cases a value (or prints hex in either
+   * case) must not hand the secret back. Only for forms where case carries no meaning to find. */
+  caseless?: boolean;
 }
 
 export function secretNeedles(value: string): Needle[] {
   const raw = Buffer.from(value, 'utf8');
   const out = new Map<string, Needle>();
-  const add = (s: string, form: SecretForm): void => {
-    if (s.length > 0 && !out.has(s)) out.set(s, { bytes: s, form });
+  const add = (s: string, form: SecretForm, caseless = false): void => {
+    if (s.length > 0 && !out.has(s)) out.set(s, { bytes: s, form, ...(caseless ? { caseless } : {}) });
   };
-  add(raw.toString('latin1'), 'raw');
+  add(raw.toString('latin1'), 'raw', true);
+  // Hex dumps (either case) and UTF-16 text (Windows APIs, JSON in UTF-16) of the value: both
+  // decode back to the secret in one step (docs/security.md, "Reviewed attacks").
+  add(raw.toString('hex'), 'hex', true);
+  add(Buffer.from(value, 'utf16le').toString('latin1'), 'utf16');
+  add(Buffer.from(value, 'utf16le').swap16().toString('latin1'), 'utf16');
 
   const b64 = raw.toString('base64');
   add(b64, 'base64');

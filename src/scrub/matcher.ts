@@ -49,6 +49,8 @@ export class Matcher {
   readonly hasUnbounded: boolean;
   private readonly needleRe: RE2 | undefined;
   private readonly needles = new Map<string, NeedleInfo>();
+  /** Caseless needles by their lower-case bytes (the match may come back in any case). */
+  private readonly foldNeedles = new Map<string, NeedleInfo>();
   /** Needles with non-ASCII bytes: RE2 works in UTF-8 and cannot name a raw byte, so indexOf. */
   private readonly byteNeedles: { bytes: Buffer; info: NeedleInfo }[] = [];
   /** Patterns without keywords: run on every window (as a regex, or as a run scan). */
@@ -63,7 +65,7 @@ export class Matcher {
     this.blocks = patterns.filter((p) => p.block !== undefined);
     this.unboundedWindow = unboundedWindow;
     let window = 0;
-    const ascii: string[] = [];
+    const ascii: { len: number; src: string }[] = [];
     for (const s of secrets) {
       if (s.value.length === 0) continue; // an empty secret would match everywhere; nothing to hide
       const info: NeedleInfo = { replacement: Buffer.from(s.replacement, 'utf8'), redaction: { kind: 'secret', id: s.name } };
@@ -72,7 +74,8 @@ export class Matcher {
         window = Math.max(window, n.bytes.length);
         if (/^[\x00-\x7f]*$/.test(n.bytes)) {
           this.needles.set(n.bytes, info);
-          ascii.push(n.bytes);
+          if (n.caseless && !this.foldNeedles.has(n.bytes.toLowerCase())) this.foldNeedles.set(n.bytes.toLowerCase(), info);
+          ascii.push({ len: n.bytes.length, src: n.caseless ? `(?i:${escapeLiteral(n.bytes)})` : escapeLiteral(n.bytes) });
         } else {
           this.needles.set(n.bytes, info);
           this.byteNeedles.push({ bytes: Buffer.from(n.bytes, 'latin1'), info });
@@ -80,8 +83,8 @@ export class Matcher {
       }
     }
     // Longest first: RE2 alternation is leftmost-first, so at one start the longest form wins.
-    ascii.sort((a, b) => b.length - a.length);
-    this.needleRe = ascii.length > 0 ? newRE2(ascii.map(escapeLiteral).join('|'), 'g') : undefined;
+    ascii.sort((a, b) => b.len - a.len);
+    this.needleRe = ascii.length > 0 ? newRE2(ascii.map((a) => a.src).join('|'), 'g') : undefined;
 
     let unbounded = false;
     for (const p of this.plain) {
@@ -117,7 +120,8 @@ export class Matcher {
       const re = this.needleRe;
       re.lastIndex = from;
       for (let m = re.exec(buf); m; m = re.exec(buf)) {
-        const info = this.needles.get(m[0].toString('latin1'));
+        const text = m[0].toString('latin1');
+        const info = this.needles.get(text) ?? this.foldNeedles.get(text.toLowerCase());
         const end = m.index + m[0].length;
         if (info) out.push({ start: m.index, end, rStart: m.index, rEnd: end, ...info });
       }

@@ -81,6 +81,9 @@ function injectBasic(ctx: InjectContext, value: string, used: Used): string | nu
 export function injectHeaders(ctx: InjectContext, headers: HeaderPairs, used: Used): HeaderPairs {
   return headers.map(([name, value]) => {
     const lname = name.toLowerCase();
+    // A header *name* is never a place for a credential; without this it went out as sent.
+    for (const h of findHandles(name)) refuseLocation(ctx, h, 'in a header name');
+    refuseEncoded(ctx, name, 'in a header name');
     if (lname === 'authorization') {
       const basic = injectBasic(ctx, value, used);
       if (basic !== null) return [name, basic];

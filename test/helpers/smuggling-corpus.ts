@@ -18,8 +18,9 @@
  *   header line. A case without a CRLF CRLF head end, or whose request line cannot be read,
  *   is sent exactly as published (it then has no credential, and must still be refused as
  *   malformed, never with 407).
- * - Inside an intercepted tunnel the target becomes origin-form and Host the tunnel authority;
- *   no credential is needed there.
+ *   A case that carries its own Proxy-Authorization gets the agent's value in its place.
+ * - Inside an intercepted tunnel absolute-form targets to the upstream become origin-form and Host
+ *   the tunnel authority; no credential is needed there.
  */
 import { readFileSync } from 'node:fs';
 
@@ -76,10 +77,17 @@ export function mustReject(c: CorpusCase): boolean {
   return c.node20.startsWith('PARSE-ERROR') && !c.node20.includes('REQUEST ');
 }
 
+/** The bytes end inside a message (Node saw EOF mid-body): no proxy can answer before the client gives up. */
+export function incomplete(c: CorpusCase): boolean {
+  return c.node20.includes('HPE_INVALID_EOF_STATE');
+}
+
 export interface AdaptOptions {
   mode: 'proxy' | 'tunnel';
   /** Port the renamed hosts get when they carry none (the upstream's). */
   upstreamPort: number;
+  /** Port an `https://` absolute-form target gets (the TLS upstream's). */
+  tlsPort: number;
   proxyPort: number;
   /** Proxy-Authorization value (proxy mode). */
   auth: string;
@@ -96,11 +104,12 @@ export interface Adapted {
 const KEEP_TARGET = new Set(['request-target', 'connect']);
 const ALLOWED = 'allowed.turret.test';
 
-function rename(text: string, port: number): string {
+/** allowed/denied.example → *.turret.test, with `:port` added where none is given (null: never). */
+function rename(text: string, port: number | null): string {
   return text.replace(/\b(allowed|denied)\.example(\.?)(:[0-9]*)?(?![A-Za-z0-9-])/gi, (m: string, name: string, dot: string, p: string | undefined) => {
     const base = `${name}.turret.test`;
     const cased = m === m.toUpperCase() ? base.toUpperCase() : base;
-    return `${cased}${dot}${p ?? `:${port}`}`;
+    return `${cased}${dot}${p ?? (port === null ? '' : `:${port}`)}`;
   });
 }
 
@@ -110,31 +119,52 @@ export function adaptRequest(c: CorpusCase, o: AdaptOptions): Adapted {
   const lineEnd = s.indexOf('\r\n', lead.length);
   const headEnd = s.indexOf('\r\n\r\n', lead.length);
   const line = lineEnd < 0 ? '' : s.slice(lead.length, lineEnd);
-  const m = /^(\S+)( +)(\S+)( +)(HTTP\/\S*)$/.exec(line);
+  const m = /^(\S+)( +)(\S+)( +)([A-Z]+\/\S*)$/.exec(line);
   if (!m || headEnd < 0 || lineEnd > headEnd) {
     return { bytes: Buffer.from(s, 'latin1'), adapted: false, method: /^[A-Za-z]+/.exec(s.slice(lead.length))?.[0] ?? null };
   }
   const [, method = '', sp1 = ' ', target = '', sp2 = ' ', version = ''] = m;
   const authority = `${ALLOWED}:${o.upstreamPort}`;
   let fields = s.slice(lineEnd + 2, headEnd + 2); // header lines, each with its CRLF
-  let newTarget = rename(target, o.upstreamPort);
-  const convert = !KEEP_TARGET.has(c.category) && method !== 'CONNECT' && (target.startsWith('/') || o.mode === 'tunnel');
+  // A CONNECT target without a port (CO-02) must stay without one: that is the case's point.
+  const port = c.category === 'connect' ? null : o.upstreamPort;
+  let newTarget = rename(target, /^https:/i.test(target) ? o.tlsPort : port);
+  const absolute = /^https?:\/\/(allowed|denied)\.turret\.test[^/]*(\/.*)?$/i.exec(newTarget);
+  const convert = !KEEP_TARGET.has(c.category) && method !== 'CONNECT' && (target.startsWith('/') || (o.mode === 'tunnel' && absolute !== null));
   if (convert) {
     if (o.mode === 'proxy') newTarget = `http://${authority}${target}`;
-    else newTarget = target.startsWith('/') ? target : (/^[a-z]+:\/\/[^/]*(\/.*)?$/i.exec(newTarget)?.[1] ?? '/');
+    else newTarget = target.startsWith('/') ? target : (absolute?.[2] ?? '/');
     let hosts = 0;
-    fields = fields.replace(/(^|\r\n)(host:[ \t]*)[^\r\n]*/gi, (_all, pre: string, name: string) => {
-      hosts++;
-      return `${pre}${name}${authority}`;
-    });
-    if (hosts === 0 && version === 'HTTP/1.1') fields += `Host: ${authority}\r\n`;
+    // Curated cases keep their Host lines (renamed): duplicate, NUL, userinfo … are their point.
+    if (c.source === 'curated') fields = rename(fields, o.upstreamPort);
+    // Only the leading host[:port] of a Host value is replaced: "google.com\0.evil" keeps its NUL.
+    else {
+      fields = fields.replace(/(^|\r\n)(host:[ \t]*)[A-Za-z0-9.-]*(:[0-9]*)?/gi, (_all, pre: string, name: string) => {
+        hosts++;
+        return `${pre}${name}${authority}`;
+      });
+    }
+    if (hosts === 0 && version === 'HTTP/1.1' && !/(^|\r\n)host:/i.test(fields)) fields += `Host: ${authority}\r\n`;
   } else {
-    fields = rename(fields, o.upstreamPort);
+    fields = rename(fields, port);
   }
-  const inserted = `${o.mode === 'proxy' ? `Proxy-Authorization: ${o.auth}\r\n` : ''}X-Case: ${c.id}\r\n`;
+  // A case with its own Proxy-Authorization (HB-07) gets the agent's credential in its place.
+  let authorised = false;
+  if (o.mode === 'proxy') {
+    fields = fields.replace(/(^|\r\n)(proxy-authorization:[ \t]*)[^\r\n]*/gi, (_all, pre: string, name: string) => {
+      authorised = true;
+      return `${pre}${name}${o.auth}`;
+    });
+  }
+  const inserted = `${o.mode === 'proxy' && !authorised ? `Proxy-Authorization: ${o.auth}\r\n` : ''}X-Case: ${c.id}\r\n`;
   const out = `${lead}${method}${sp1}${newTarget}${sp2}${version}\r\n${fields}${inserted}${s.slice(headEnd + 2)}`;
   return { bytes: Buffer.from(out, 'latin1'), adapted: true, method };
 }
 
-/** Token-shaped strings (GitHub, Anthropic, OpenAI) in a response case, to check the scrubber. */
-export const TOKEN_SHAPES = /ghp_[A-Za-z0-9]{36}|sk-ant-api03-[A-Za-z0-9_-]{20,}|sk-proj-[A-Za-z0-9_-]{20,}/g;
+/**
+ * Token-shaped strings in a response case, to check the scrubber: GitHub classic tokens and
+ * Anthropic keys in their real formats. RS-17's "sk-proj-…T3BlbkFJabcdefgh" is not counted: it is
+ * far shorter than an OpenAI project key (58 or 74 characters on each side of T3BlbkFJ), so no
+ * pattern library built from real formats (gitleaks) treats it as one.
+ */
+export const TOKEN_SHAPES = /ghp_[A-Za-z0-9]{36}|sk-ant-api03-[A-Za-z0-9_-]{20,}/g;

@@ -156,6 +156,21 @@ describe('turret end to end with curl', () => {
     assert.equal(up.received.length, before, 'nothing reached the upstream');
   });
 
+  it('decides method-override headers too: a GET asking to be a DELETE is refused', async () => {
+    const before = up.received.length;
+    for (const h of ['X-HTTP-Method-Override: DELETE', 'X-HTTP-Method: delete', 'X-Method-Override: GET, PUT']) {
+      const r = await run([...proxyArgs(), '-H', h, `https://echo.turret.test:${up.port}/x`]);
+      assert.equal(r.status, 403, h);
+      assert.equal(r.headers['x-turret-error'], 'policy_denied', h);
+      assert.match(r.body, /asks the upstream to treat it as (DELETE|PUT)/, h);
+    }
+    const bad = await run([...proxyArgs(), '-H', 'X-HTTP-Method-Override: DE LETE', `https://echo.turret.test:${up.port}/x`]);
+    assert.equal(bad.headers['x-turret-error'], 'bad_request');
+    assert.equal(up.received.length, before, 'nothing reached the upstream');
+    const ok = await run([...proxyArgs(), '-X', 'POST', '-H', 'X-HTTP-Method-Override: GET', `https://echo.turret.test:${up.port}/x`]);
+    assert.equal(ok.status, 200, 'an override to an allowed method passes');
+  });
+
   it('answers unknown agents and wrong credentials with 407', async () => {
     for (const args of [
       ['-x', `http://127.0.0.1:${t.port}`, '--cacert', caFile],

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { compilePolicy } from '../../src/config/load.js';
-import { bodyTransform, prepareRequestBody } from '../../src/secrets/body.js';
+import { bodyTransform, MAX_REWRITTEN_BODY, prepareRequestBody } from '../../src/secrets/body.js';
 import { findEncodedHandles } from '../../src/secrets/encoded.js';
 import { issueHandle, type HandleClaims } from '../../src/secrets/handles.js';
 import { injectHeaders, injectTarget, type Used } from '../../src/secrets/inject.js';
@@ -153,7 +153,7 @@ describe('header and target injection', () => {
 
 async function run(c: InjectContext, mode: 'inject' | 'scan', pieces: string[], length?: string): Promise<{ body: string; length: string | undefined; used: Used }> {
   const used: Used = new Map();
-  const r = await prepareRequestBody(Readable.from(pieces.map((p) => Buffer.from(p))), length, { buffered: null, transforms: [bodyTransform(c, mode, used)], changesLength: mode === 'inject' });
+  const r = await prepareRequestBody(Readable.from(pieces.map((p) => Buffer.from(p))), length, { buffered: null, transforms: [bodyTransform(c, mode, used)], changesLength: mode === 'inject', limit: MAX_REWRITTEN_BODY });
   const parts: Buffer[] = [];
   if (Buffer.isBuffer(r.body)) parts.push(r.body);
   else for await (const x of r.body as Readable) parts.push(x as Buffer);

@@ -1,0 +1,174 @@
+/**
+ * The peer proxies of `npm run bench -- peers`, each started as one foreground process on
+ * 127.0.0.1 with a throw-away configuration in a temp dir, and stopped by its own pid. A peer
+ * whose binary is missing returns null and the bench reports it as "not installed".
+ *
+ *   tinyproxy — plain HTTP forward; CONNECT as an opaque tunnel (no interception)
+ *   squid     — same, caching off (`cache deny all`), access log to a file (Turret audits too),
+ *               DNS pointed at 127.0.0.1 so a stray lookup can never leave the machine
+ *   mitmdump  — intercepts HTTPS with its own CA (confdir in the temp dir), verifies the upstream
+ *               against the test CA; default options (it buffers whole bodies)
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export interface PeerProc {
+  port: number;
+  pid: number;
+  /** The intercepting CA a client must trust (mitmdump only). */
+  caPem?: string;
+  stop(): Promise<void>;
+}
+
+export function findBin(name: string): string | null {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin']) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return null;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((r) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), r(true)));
+    s.once('error', () => r(false));
+  });
+}
+
+/** Peak and current RSS (MB) and CPU time used so far (ms), from /proc. */
+export function procStats(pid: number): { peakRssMb: number; rssMb: number; cpuMs: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  // Fields after the ")" of the command name; utime and stime are the 14th and 15th overall.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]);
+  return { peakRssMb: kb('VmHWM') / 1024, rssMb: kb('VmRSS') / 1024, cpuMs: (ticks * 1000) / 100 };
+}
+
+/** Starts `bin` and waits until it accepts connections; stopping it also removes its temp `dir`. */
+async function launch(bin: string, dir: string, args: string[], port: number, ready: () => boolean = () => true): Promise<PeerProc> {
+  const proc: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
+  const stop = async (): Promise<void> => {
+    await new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+      proc.once('exit', () => resolve());
+      proc.kill('SIGTERM');
+      setTimeout(() => proc.kill('SIGKILL'), 3_000).unref();
+    });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; i < 200; i++) {
+    if (proc.exitCode !== null) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`${path.basename(bin)} exited ${proc.exitCode}: ${stderr}`);
+    }
+    if ((await canConnect(port)) && ready()) return { port, pid: proc.pid ?? -1, stop };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`${path.basename(bin)} did not listen within 20 s: ${stderr}`);
+}
+
+export async function startTinyproxy(): Promise<PeerProc | null> {
+  const bin = findBin('tinyproxy');
+  if (!bin) return null;
+  const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-tinyproxy-'));
+  const port = await freePort();
+  const conf = path.join(dir, 'tinyproxy.conf');
+  // No ConnectPort line: CONNECT is allowed to any port (the upstream's is random).
+  writeFileSync(conf, `Port ${port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 256\nLogLevel Error\nAllow 127.0.0.1\n`);
+  return launch(bin, dir, ['-d', '-c', conf], port);
+}
+
+export async function startSquid(): Promise<PeerProc | null> {
+  const bin = findBin('squid');
+  if (!bin) return null;
+  const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-squid-'));
+  // Squid started as root drops to its own user, which must be able to write its logs here.
+  chmodSync(dir, 0o777);
+  const port = await freePort();
+  const conf = path.join(dir, 'squid.conf');
+  writeFileSync(
+    conf,
+    [
+      `http_port 127.0.0.1:${port}`,
+      'acl bench src 127.0.0.1/32',
+      'http_access allow bench',
+      'http_access deny all',
+      'cache deny all',
+      'dns_nameservers 127.0.0.1',
+      'pid_filename none',
+      `cache_log ${path.join(dir, 'cache.log')}`,
+      `access_log stdio:${path.join(dir, 'access.log')}`,
+      `coredump_dir ${dir}`,
+      'visible_hostname turret-bench',
+      'shutdown_lifetime 0 seconds',
+      '',
+    ].join('\n'),
+  );
+  return launch(bin, dir, ['-N', '-f', conf], port);
+}
+
+export async function startMitmdump(upstreamCaFile: string): Promise<PeerProc | null> {
+  const bin = findBin('mitmdump');
+  if (!bin) return null;
+  const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-mitm-'));
+  const port = await freePort();
+  const caFile = path.join(dir, 'mitmproxy-ca-cert.pem');
+  const p = await launch(bin, dir, ['-q', '--listen-host', '127.0.0.1', '--listen-port', String(port), '--set', `confdir=${dir}`, '--set', `ssl_verify_upstream_trusted_ca=${upstreamCaFile}`], port, () => existsSync(caFile));
+  return { ...p, caPem: readFileSync(caFile, 'utf8') };
+}
+
+export interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+/** ms from wrk's "1.23ms" / "850.00us" / "1.02s". */
+function wrkMs(s: string | undefined): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(s ?? '');
+  if (!m) return NaN;
+  return Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 }[m[2] as 'us' | 'ms' | 's'] ?? NaN);
+}
+
+/**
+ * wrk against a plain-HTTP URL, optionally through a proxy (absolute-form request line via a Lua
+ * script: wrk itself knows nothing of proxies, and cannot do CONNECT). One thread, fixed
+ * connections; wrk's own timeout bounds every request.
+ */
+export function runWrk(o: { url: string; proxyPort?: number; proxyAuth?: string; connections: number; seconds: number }): WrkResult | null {
+  const bin = findBin('wrk');
+  if (!bin) return null;
+  const u = new URL(o.url);
+  const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-wrk-'));
+  const script = path.join(dir, 'proxy.lua');
+  const lines = [`wrk.headers["Host"] = ${JSON.stringify(u.host)}`];
+  if (o.proxyPort) lines.push(`wrk.path = ${JSON.stringify(o.url)}`);
+  if (o.proxyAuth) lines.push(`wrk.headers["Proxy-Authorization"] = ${JSON.stringify(o.proxyAuth)}`);
+  writeFileSync(script, `${lines.join('\n')}\n`);
+  const target = o.proxyPort ? `http://127.0.0.1:${o.proxyPort}/` : `http://127.0.0.1:${u.port}${u.pathname}`;
+  const r = spawnSync(bin, ['-t1', `-c${o.connections}`, `-d${o.seconds}s`, '--timeout', '10s', '--latency', '-s', script, target], { encoding: 'utf8', timeout: (o.seconds + 20) * 1000 });
+  rmSync(dir, { recursive: true, force: true });
+  const out = r.stdout ?? '';
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  if (r.status !== 0 || non2xx) throw new Error(`wrk failed (${r.status}, non-2xx ${non2xx?.[1] ?? 0}): ${out.slice(-400)} ${r.stderr ?? ''}`);
+  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN), p50: wrkMs(/\s50%\s+(\S+)/.exec(out)?.[1]), p99: wrkMs(/\s99%\s+(\S+)/.exec(out)?.[1]) };
+}

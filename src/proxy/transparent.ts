@@ -1,0 +1,279 @@
+/**
+ * Transparent mode (`turret start --transparent HOST:PORT`): a second listener for connections
+ * that nftables redirected to Turret (REDIRECT/DNAT of tcp 80 and 443 from a container network,
+ * deploy/nftables/turret-transparent.nft). The client believes it talks to the origin.
+ *
+ * Node cannot read SO_ORIGINAL_DST, so the destination is what the client says, never the
+ * address it dialled:
+ * - TLS (first byte 0x16): the ClientHello's SNI is the host, the port is 443. It is read without
+ *   consuming it (tls/client-hello.ts); no SNI, an IP literal as SNI, or a malformed hello closes
+ *   the connection. Then it is exactly a CONNECT to host:443: decide the tunnel, intercept with
+ *   a leaf for the host, and every request inside runs the full pipeline on the inner server
+ *   (Host must match the SNI, 421 otherwise). A refused tunnel still completes TLS with the
+ *   host's leaf, so the agent reads a 403 with its code instead of a reset.
+ * - Anything else is plain HTTP from port 80 (transparent-plain.ts): each origin-form request is
+ *   rewritten to the absolute form a proxy client would have sent (`http://Host:80/path`) and
+ *   runs the pipeline.
+ *
+ * The agent is known by its source address only (agents' `sources:`): a Proxy-Authorization
+ * header is removed, never honoured. Guarded connects are unchanged: Turret resolves the name
+ * itself, so the address the client dialled never chooses the upstream address.
+ */
+import http from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { TurretError, asTurretError } from '../core/errors.js';
+import { normaliseHost } from '../net/host.js';
+import { sourceTableFor } from '../net/sources.js';
+import { decideTunnel } from '../policy/decide.js';
+import { looksLikeTls, MAX_CLIENT_HELLO, parseClientHello } from '../tls/client-hello.js';
+import { tunnels } from './connect.js';
+import { newId, type Tunnel } from './exchange.js';
+import { checkLookalike, checkTunnelTarget } from './guards.js';
+import { holdTunnelSlot } from './limits.js';
+import { sendError } from './respond.js';
+import type { Runtime } from './runtime.js';
+import { clientOf, servePlain } from './transparent-plain.js';
+
+export interface TransparentListener {
+  address(): AddressInfo;
+  /** Stop accepting and end idle plain-HTTP keep-alive connections; the drain handles the rest. */
+  close(): void;
+}
+
+export interface TransparentOptions {
+  listen: { host: string; port: number };
+  /** The proxy's inner server: decrypted tunnels are emitted on it as connections. */
+  inner: http.Server;
+  /** A never-listening server with the proxy's options, for redirected plain HTTP. */
+  plain: http.Server;
+  /** The proxy's socket set, so the drain waits for (and at its deadline cuts) these too. */
+  sockets: Set<Socket>;
+}
+
+const HTTPS_PORT = 443;
+
+export async function startTransparent(rt: Runtime, o: TransparentOptions): Promise<TransparentListener> {
+  const plainGuard = servePlain(rt, o.plain);
+  const refusals = refusalServer(rt);
+  const listener = net.createServer({ pauseOnConnect: false }, (s) => onConnection(rt, o, refusals, s));
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(o.listen.port, o.listen.host, () => {
+      listener.off('error', reject);
+      resolve();
+    });
+  });
+  rt.selfAddresses.add((listener.address() as AddressInfo).address);
+  let sweep: NodeJS.Timeout | null = null;
+  return {
+    address: () => listener.address() as AddressInfo,
+    close: () => {
+      listener.close();
+      o.plain.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+        res.shouldKeepAlive = false;
+      });
+      // A request that ends turns its connection idle: sweep until the drain has cut the rest.
+      if (!sweep) sweep = setInterval(() => plainGuard.closeIdle(), 50);
+      sweep.unref();
+      plainGuard.closeIdle();
+    },
+  };
+}
+
+/** Read the first bytes without consuming them, then hand the connection to TLS or plain HTTP. */
+function onConnection(rt: Runtime, o: TransparentOptions, refusals: http.Server, s: Socket): void {
+  o.sockets.add(s);
+  s.once('close', () => o.sockets.delete(s));
+  s.on('error', () => s.destroy());
+  s.setTimeout(rt.limits.idleTimeoutMs, () => s.destroy());
+  const timer = setTimeout(() => s.destroy(), rt.limits.clientHeadersTimeoutMs);
+  timer.unref();
+  let buf: Buffer = Buffer.alloc(0);
+  let atLeast = 1;
+  const stop = (): void => {
+    s.off('data', onData);
+    s.pause();
+    clearTimeout(timer);
+  };
+  const onData = (c: Buffer): void => {
+    buf = buf.length === 0 ? c : Buffer.concat([buf, c]);
+    if (buf.length < atLeast) return;
+    if (!looksLikeTls(buf[0])) {
+      stop();
+      o.plain.emit('connection', replay(s, buf));
+      return;
+    }
+    const r = parseClientHello(buf);
+    switch (r.kind) {
+      case 'need_more':
+        atLeast = r.atLeast;
+        if (atLeast > MAX_CLIENT_HELLO * 2) {
+          stop();
+          closeRefused(rt, s, null, new TurretError('bad_target', 'the TLS ClientHello is too large'));
+        }
+        return;
+      case 'invalid':
+        stop();
+        closeRefused(rt, s, null, new TurretError('bad_target', `not a valid TLS ClientHello (${r.reason})`));
+        return;
+      case 'hello':
+        stop();
+        void openTunnel(rt, o.inner, refusals, s, buf, r.sni);
+        return;
+      default: {
+        const never: never = r;
+        return never;
+      }
+    }
+  };
+  s.on('data', onData);
+}
+
+function audit(rt: Runtime, s: Socket, rec: Record<string, unknown>): void {
+  rt.audit.write({ time: new Date().toISOString(), event: 'tunnel_open', outcome: 'denied', agent: null, scheme: 'https', port: HTTPS_PORT, client: clientOf(s), ...rec });
+}
+
+/** Nothing to answer in (no host to present a certificate for): audit and close. */
+function closeRefused(rt: Runtime, s: Socket, host: string | null, err: TurretError): void {
+  audit(rt, s, { ...(host ? { host } : {}), code: err.code, status: err.status, reason: err.reason });
+  rt.metrics?.requests.inc({ agent: 'unknown', decision: 'denied', code: err.code });
+  s.destroy();
+}
+
+async function openTunnel(rt: Runtime, inner: http.Server, refusals: http.Server, s: Socket, head: Buffer, sni: string | null): Promise<void> {
+  const started = process.hrtime.bigint();
+  const state = rt.state;
+  if (sni === null) return closeRefused(rt, s, null, new TurretError('bad_target', 'a redirected TLS connection must name its host in SNI; dialling an address directly is not supported'));
+  let t: { host: string; kind: 'name' | 'ipv4' | 'ipv6' };
+  try {
+    t = normaliseHost(sni);
+  } catch (e) {
+    return closeRefused(rt, s, null, asTurretError(e));
+  }
+  // RFC 6066 §3: SNI never carries an address. One that does names no host we could vouch for.
+  if (t.kind !== 'name') return closeRefused(rt, s, t.host, new TurretError('bad_target', 'TLS SNI must be a host name, not an address'));
+  const host = t.host;
+  let agent: string | null = null;
+  try {
+    agent = sourceTableFor(state.policy.agents).lookup(s.remoteAddress)?.agent ?? null;
+    if (!agent) throw new TurretError('proxy_auth_required', `source address ${s.remoteAddress ?? '?'} belongs to no agent (transparent mode identifies agents by their sources: ranges)`);
+    checkLookalike(state.policy, agent, host);
+    const d = decideTunnel(state.policy, agent, host, HTTPS_PORT);
+    if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
+    holdTunnelSlot(rt, agent, s);
+    await checkTunnelTarget(rt, state, agent, { host, port: HTTPS_PORT, kind: t.kind });
+    const tunnel: Tunnel = { id: newId(), agent, host, port: HTTPS_PORT, sni: host, mismatch: null, client: clientOf(s) };
+    audit(rt, s, { outcome: 'allowed', agent, host, rule: d.rule?.id ?? null, tunnel_id: tunnel.id, reason: `transparent: ${d.reason}` });
+    rt.metrics?.openTunnels.inc();
+    rt.metrics?.tunnels.inc({ mode: 'intercept' });
+    s.once('close', () => {
+      rt.metrics?.openTunnels.dec();
+      const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;
+      audit(rt, s, { event: 'tunnel_close', outcome: 'completed', agent, host, tunnel_id: tunnel.id, duration_ms: ms });
+    });
+    await terminateTls(rt, s, head, host, (tlsSocket) => {
+      tunnels.set(tlsSocket, tunnel);
+      inner.emit('connection', tlsSocket);
+    }, tunnel);
+  } catch (e) {
+    const err = asTurretError(e);
+    if (err.code === 'internal_error') rt.log.error('transparent tunnel failed', { error: String((e as Error)?.stack ?? e) });
+    audit(rt, s, { outcome: err.status < 500 ? 'denied' : 'failed', agent, host, code: err.code, status: err.status, reason: err.reason, rule: err.rule ?? null });
+    rt.metrics?.requests.inc({ agent: agent ?? 'unknown', decision: err.status < 500 ? 'denied' : 'failed', code: err.code });
+    // Answer inside TLS with the host's leaf: the agent (and the model behind it) reads why.
+    await terminateTls(rt, s, head, host, (tlsSocket) => {
+      refused.set(tlsSocket, { err, host, scrub: (x) => state.scrubbers.get().scrubString(x).text });
+      refusals.emit('connection', tlsSocket);
+    }).catch(() => s.destroy());
+  }
+}
+
+/** Server-side TLS over the redirected socket with a leaf for `host`, replaying the peeked bytes. */
+async function terminateTls(rt: Runtime, s: Socket, head: Buffer, host: string, use: (t: tls.TLSSocket) => void, tunnel?: Tunnel): Promise<void> {
+  const context = await rt.leaves.contextFor(host);
+  if (s.destroyed) return;
+  const tlsSocket = new tls.TLSSocket(replay(s, head) as Socket, {
+    isServer: true,
+    secureContext: context,
+    ALPNProtocols: ['http/1.1'],
+    // OpenSSL reads the same ClientHello again; should it ever see another name than our parser
+    // did, every request in the tunnel is refused (421) rather than trusting either reading.
+    SNICallback: (servername, cb) => {
+      let seen: string;
+      try {
+        seen = normaliseHost(servername).host;
+      } catch {
+        seen = servername.slice(0, 100);
+      }
+      if (tunnel && seen !== tunnel.host) tunnel.mismatch = `TLS SNI ${seen} does not match the SNI first read (${tunnel.host})`;
+      cb(null, context);
+    },
+  });
+  tlsSocket.on('error', (err: Error & { code?: string }) => {
+    rt.log.debug('transparent TLS error', { host, code: err.code ?? 'unknown' });
+    tlsSocket.destroy();
+  });
+  use(tlsSocket);
+}
+
+const refused = new WeakMap<object, { err: TurretError; host: string; scrub: (s: string) => string }>();
+
+/** A never-listening server that answers every request of a refused tunnel with its error. */
+function refusalServer(rt: Runtime): http.Server {
+  const server = http.createServer({ maxHeaderSize: rt.limits.maxHeaderBytes });
+  server.on('connection', (socket: Duplex) => {
+    // One answer, then the connection closes; a client that sends nothing is cut.
+    const t = setTimeout(() => socket.destroy(), rt.limits.clientHeadersTimeoutMs);
+    t.unref();
+    socket.once('close', () => clearTimeout(t));
+  });
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const r = refused.get(req.socket);
+    if (!r) return void req.socket.destroy();
+    res.shouldKeepAlive = false;
+    sendError(res, r.err, { method: req.method ?? null, target: `https://${r.host}`, scrub: r.scrub });
+  });
+  const drop = (_req: http.IncomingMessage, socket: Duplex): void => void socket.destroy();
+  server.on('connect', drop);
+  server.on('upgrade', drop);
+  server.on('clientError', (_e: Error, socket: Duplex) => socket.destroy());
+  return server;
+}
+
+/**
+ * A Duplex over `socket` that first yields the bytes already read. The TLS and HTTP machinery
+ * would otherwise read the socket's handle directly from C++ and lose them (same reason as
+ * connect.ts). The peer's addresses are copied so the pipeline sees who is asking.
+ */
+function replay(socket: Socket, head: Buffer): Duplex {
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end();
+      cb();
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  for (const k of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const) {
+    Object.defineProperty(d, k, { value: socket[k], enumerable: true });
+  }
+  // Node's HTTP server calls these when present; timeouts are the guard's and the socket's.
+  Object.assign(d, { setTimeout: () => d, setNoDelay: () => d, setKeepAlive: () => d });
+  d.push(head);
+  socket.on('data', (c: Buffer) => {
+    if (!d.push(c)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('close', () => d.destroy());
+  return d;
+}
