@@ -49,8 +49,8 @@ export function run(cmd: string, args: string[], input?: string, timeoutMs = 30_
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.stdout.on('data', (c: Buffer) => (stdout += c.toString('latin1')));
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    p.stdout?.on('data', (c: Buffer) => (stdout += c.toString('latin1')));
+    p.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     p.on('error', reject);
     p.on('close', (code) => {
       clearTimeout(timer);
