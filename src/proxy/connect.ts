@@ -6,7 +6,8 @@
  * never relays bytes it cannot inspect (docs/security.md).
  */
 import type { IncomingMessage, Server } from 'node:http';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { replayStream } from './replay.js';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { TurretError, asTurretError } from '../core/errors.js';
@@ -87,7 +88,7 @@ function intercept(rt: Runtime, inner: Server, socket: Duplex, head: Buffer, tun
     (context) => {
       // TLSSocket reads a net.Socket's handle directly from C++, so bytes the HTTP parser already
       // read past the CONNECT head would be lost; only then do we go through a JS stream.
-      const transport = head.length > 0 ? withHead(socket, head) : socket;
+      const transport = head.length > 0 ? replayStream(socket, head) : socket;
       const tlsSocket = new tls.TLSSocket(transport as Socket, {
         isServer: true,
         secureContext: context,
@@ -115,31 +116,4 @@ function intercept(rt: Runtime, inner: Server, socket: Duplex, head: Buffer, tun
     },
     () => socket.destroy(),
   );
-}
-
-/** A Duplex over `socket` that first yields `head`. */
-function withHead(socket: Duplex, head: Buffer): Duplex {
-  const d = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
-    },
-    final(cb) {
-      socket.end();
-      cb();
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  d.push(head);
-  socket.on('data', (c: Buffer) => {
-    if (!d.push(c)) socket.pause();
-  });
-  socket.on('end', () => d.push(null));
-  socket.on('close', () => d.destroy());
-  return d;
 }

@@ -21,7 +21,7 @@
  */
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { TurretError, asTurretError } from '../core/errors.js';
 import { normaliseHost } from '../net/host.js';
@@ -32,6 +32,7 @@ import { tunnels } from './connect.js';
 import { newId, type Tunnel } from './exchange.js';
 import { checkLookalike, checkTunnelTarget } from './guards.js';
 import { holdTunnelSlot } from './limits.js';
+import { replayStream } from './replay.js';
 import { sendError } from './respond.js';
 import type { Runtime } from './runtime.js';
 import { clientOf, servePlain } from './transparent-plain.js';
@@ -102,7 +103,7 @@ function onConnection(rt: Runtime, o: TransparentOptions, refusals: http.Server,
     if (buf.length < atLeast) return;
     if (!looksLikeTls(buf[0])) {
       stop();
-      o.plain.emit('connection', replay(s, buf));
+      o.plain.emit('connection', replayStream(s, buf));
       return;
     }
     const r = parseClientHello(buf);
@@ -194,7 +195,7 @@ async function openTunnel(rt: Runtime, inner: http.Server, refusals: http.Server
 async function terminateTls(rt: Runtime, s: Socket, head: Buffer, host: string, use: (t: tls.TLSSocket) => void, tunnel?: Tunnel): Promise<void> {
   const context = await rt.leaves.contextFor(host);
   if (s.destroyed) return;
-  const tlsSocket = new tls.TLSSocket(replay(s, head) as Socket, {
+  const tlsSocket = new tls.TLSSocket(replayStream(s, head) as Socket, {
     isServer: true,
     secureContext: context,
     ALPNProtocols: ['http/1.1'],
@@ -240,40 +241,4 @@ function refusalServer(rt: Runtime): http.Server {
   server.on('upgrade', drop);
   server.on('clientError', (_e: Error, socket: Duplex) => socket.destroy());
   return server;
-}
-
-/**
- * A Duplex over `socket` that first yields the bytes already read. The TLS and HTTP machinery
- * would otherwise read the socket's handle directly from C++ and lose them (same reason as
- * connect.ts). The peer's addresses are copied so the pipeline sees who is asking.
- */
-function replay(socket: Socket, head: Buffer): Duplex {
-  const d = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
-    },
-    final(cb) {
-      socket.end();
-      cb();
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  for (const k of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const) {
-    Object.defineProperty(d, k, { value: socket[k], enumerable: true });
-  }
-  // Node's HTTP server calls these when present; timeouts are the guard's and the socket's.
-  Object.assign(d, { setTimeout: () => d, setNoDelay: () => d, setKeepAlive: () => d });
-  d.push(head);
-  socket.on('data', (c: Buffer) => {
-    if (!d.push(c)) socket.pause();
-  });
-  socket.on('end', () => d.push(null));
-  socket.on('close', () => d.destroy());
-  return d;
 }
