@@ -10,25 +10,19 @@
  */
 import { TurretError, type ErrorCode } from '../core/errors.js';
 import { hostMatches, normalisePath } from '../policy/match.js';
-import type { Policy, Scheme, SecretDef } from '../policy/types.js';
+import type { Policy, RequestFacts, SecretDef } from '../policy/types.js';
 import { openHandle, type HandleClaims } from './handles.js';
 import type { KeyRing } from './keys.js';
 import type { Secret } from './secret.js';
 
-export interface InjectContext {
+/** The request (who, method, where) plus what resolving a handle needs. */
+export interface InjectContext extends Pick<RequestFacts, 'agent' | 'method' | 'scheme' | 'host' | 'port' | 'path'> {
   ring: KeyRing;
   policy: Policy;
   isRevoked: (id: string) => boolean;
   secretValue: (def: SecretDef) => Secret | null;
   /** Called when a misused handle's secret says `on_misuse: revoke`. */
   revoke?: (claims: HandleClaims) => void;
-  agent: string;
-  method: string;
-  scheme: Scheme;
-  host: string;
-  port: number;
-  /** Path and query as received. */
-  path: string;
   now?: number;
 }
 
