@@ -23,7 +23,12 @@ export interface GuardedConnectOptions {
   resolver: Resolver;
   permit?: (c: Classification) => boolean;
   selfAddresses?: ReadonlySet<string>;
-  tls?: { servername: string; ca?: string | Buffer | Array<string | Buffer>; ALPNProtocols?: string[] };
+  /**
+   * TLS toward the upstream. Prefer `secureContext` built once (with the CA list and
+   * minVersion TLSv1.2 inside): `ca` alone makes Node parse the whole CA list into a new
+   * context on every connection (~30 ms for the system roots, measured in bench/peers.ts).
+   */
+  tls?: { servername: string; ca?: string | Buffer | Array<string | Buffer>; secureContext?: tls.SecureContext; ALPNProtocols?: string[] };
   timeoutMs?: number;
   onRefused?: (c: Classification) => void;
   /** Aborts resolution, dialling and the handshake (e.g. when the agent hangs up). */
@@ -136,7 +141,7 @@ function handshake(socket: net.Socket, o: NonNullable<GuardedConnectOptions['tls
       host: name,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
-      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+      ...(o.secureContext !== undefined ? { secureContext: o.secureContext } : o.ca !== undefined ? { ca: o.ca } : {}),
       ...(o.ALPNProtocols ? { ALPNProtocols: o.ALPNProtocols } : {}),
     });
     let done = false;

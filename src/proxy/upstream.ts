@@ -7,6 +7,7 @@
  * exception set, so a connection opened under one rule's exception is never reused for a
  * request that was allowed without it.
  */
+import tls from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { compileExceptions, type AddressException } from '../net/exceptions.js';
 import { guardedConnect } from '../net/connect.js';
@@ -26,7 +27,12 @@ export interface UpstreamOptions {
 export class UpstreamPool {
   private readonly agents = new Map<string, Agent>();
 
-  constructor(private readonly o: UpstreamOptions) {}
+  /** Trust for every upstream TLS connection of this policy, built once (see net/connect.ts). */
+  private readonly secureContext: tls.SecureContext;
+
+  constructor(private readonly o: UpstreamOptions) {
+    this.secureContext = tls.createSecureContext({ ca: o.ca, minVersion: 'TLSv1.2' });
+  }
 
   dispatcher(exceptions: readonly AddressException[]): Dispatcher {
     const key = JSON.stringify(exceptions);
@@ -40,7 +46,8 @@ export class UpstreamPool {
 
   private create(exceptions: readonly AddressException[]): Agent {
     const permit = exceptions.length > 0 ? compileExceptions([...exceptions]) : undefined;
-    const { resolver, ca, selfAddresses, limits, metrics } = this.o;
+    const { resolver, selfAddresses, limits, metrics } = this.o;
+    const secureContext = this.secureContext;
     return new Agent({
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 60_000,
@@ -68,7 +75,7 @@ export class UpstreamPool {
           permit,
           selfAddresses,
           timeoutMs: limits.connectTimeoutMs,
-          tls: https ? { servername: opts.servername ?? target.host, ca, ALPNProtocols: ['http/1.1'] } : undefined,
+          tls: https ? { servername: opts.servername ?? target.host, secureContext, ALPNProtocols: ['http/1.1'] } : undefined,
           onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
         }).then(
           (socket) => {
@@ -86,7 +93,8 @@ export class UpstreamPool {
    * self addresses, timeouts and rule exceptions as this pool's connector, without undici.
    */
   connectRaw(host: string, port: number, https: boolean, exceptions: readonly AddressException[]): Promise<import('node:net').Socket> {
-    const { resolver, ca, selfAddresses, limits, metrics } = this.o;
+    const { resolver, selfAddresses, limits, metrics } = this.o;
+    const secureContext = this.secureContext;
     const target = normaliseHost(host);
     return guardedConnect({
       host: target.host,
@@ -96,7 +104,7 @@ export class UpstreamPool {
       permit: exceptions.length > 0 ? compileExceptions([...exceptions]) : undefined,
       selfAddresses,
       timeoutMs: limits.connectTimeoutMs,
-      tls: https ? { servername: target.host, ca, ALPNProtocols: ['http/1.1'] } : undefined,
+      tls: https ? { servername: target.host, secureContext, ALPNProtocols: ['http/1.1'] } : undefined,
       onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
     });
   }

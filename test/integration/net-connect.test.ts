@@ -202,6 +202,15 @@ test('TLS: SNI and verification against the given CA; failures are upstream_tls_
   await assert.rejects(guardedConnect({ ...base, host: 'upstream.test', tls: { servername: 'upstream.test' } }), code('upstream_tls_failed'), 'untrusted CA');
   await assert.rejects(guardedConnect({ ...base, host: 'other.test', tls: { servername: 'other.test', ca: cert } }), code('upstream_tls_failed'), 'wrong name');
 
+  // A prebuilt context (what the proxy passes) verifies exactly like `ca`, names included.
+  const trusted = tls.createSecureContext({ ca: cert, minVersion: 'TLSv1.2' });
+  const viaCtx = (await guardedConnect({ ...base, host: 'upstream.test', tls: { servername: 'upstream.test', secureContext: trusted } })) as tls.TLSSocket;
+  assert.equal(viaCtx.authorized, true);
+  viaCtx.destroy();
+  await assert.rejects(guardedConnect({ ...base, host: 'other.test', tls: { servername: 'other.test', secureContext: trusted } }), code('upstream_tls_failed'), 'wrong name with a context');
+  const roots = tls.createSecureContext({ minVersion: 'TLSv1.2' });
+  await assert.rejects(guardedConnect({ ...base, host: 'upstream.test', tls: { servername: 'upstream.test', secureContext: roots } }), code('upstream_tls_failed'), 'untrusted CA with a context');
+
   // A plain TCP upstream that hangs up, and one that never speaks.
   await assert.rejects(guardedConnect({ ...base, host: 'upstream.test', port: plain.port, tls: { servername: 'upstream.test', ca: cert } }), code('upstream_tls_failed'));
   const mute = await listen(net.createServer(), () => {});
