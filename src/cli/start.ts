@@ -61,6 +61,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
         scrub: (rec) => JSON.parse(scrubLine(JSON.stringify(rec))) as typeof rec,
         onError: (e) => {
           metrics.auditErrors.inc();
+          if (rt && rt.auditFailure === null) rt.auditFailure = e.message;
           log.error('audit write failed', { error: e.message });
         },
       })
@@ -99,6 +100,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
     production,
   );
   for (const p of problems) log.warn('insecure setup (production mode would refuse to start)', { problem: p.problem, fix: p.fix });
+  rt.failClosedOnAuditFailure = production;
   const state: StartupState = { rt, auditOpen: true, draining: false };
   if (transparentListen && ![...policy.agents.values()].some((a) => a.sources.length > 0)) {
     log.warn('--transparent is on but no agent has sources:; every redirected connection will be refused (407)');

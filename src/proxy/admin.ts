@@ -26,6 +26,8 @@ export interface Readiness {
   /** Secrets the rules name whose source gave no value (requests needing them are refused). */
   missing_secrets: string[];
   last_reload_error: { at: string; why: string; problems: string[] } | null;
+  /** First audit write failure since start; in production no request is served after one. */
+  audit_failure: string | null;
 }
 
 /** What start.ts has done so far; the admin listener is up before any of it. */
@@ -39,10 +41,10 @@ export function readiness(s: StartupState): Readiness {
   const rt = s.rt;
   const rules = rt?.ready === true;
   const missing = rules ? [...rt.state.policy.secrets.values()].filter((d) => !rt.secretValue(d)).map((d) => d.name) : [];
-  const checks = { ca: rt !== null, rules, secrets: rules && missing.length === 0, audit: s.auditOpen, draining: s.draining };
+  const checks = { ca: rt !== null, rules, secrets: rules && missing.length === 0, audit: s.auditOpen && (rt?.auditFailure ?? null) === null, draining: s.draining };
   const ready = checks.ca && checks.rules && checks.secrets && checks.audit && !s.draining;
   rt?.metrics?.ready.set(ready ? 1 : 0);
-  return { ready, checks, missing_secrets: missing, last_reload_error: rt?.lastReloadError ?? null };
+  return { ready, checks, missing_secrets: missing, last_reload_error: rt?.lastReloadError ?? null, audit_failure: rt?.auditFailure ?? null };
 }
 
 export interface AdminOptions {

@@ -40,7 +40,8 @@ const bodies = new WeakMap<Exchange, RequestInjection>();
 export const STAGES: readonly Stage[] = [
   {
     name: 'validate',
-    run(x) {
+    run(x, rt) {
+      rt.assertServing();
       validateRequest(x.req);
     },
   },

@@ -4,6 +4,7 @@
  * snapshot to the end, so a reload never changes the rules under a running request.
  */
 import { readFileSync } from 'node:fs';
+import { TurretError } from '../core/errors.js';
 import tls from 'node:tls';
 import type { AuditSink } from '../audit/writer.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -99,6 +100,21 @@ export class Runtime {
   readonly limiter = new RateLimiter();
   /** The last refused reload (null after a successful one), for health output. */
   lastReloadError: { at: string; why: string; problems: string[] } | null = null;
+  /** First audit write failure since start (message only), or null. */
+  auditFailure: string | null = null;
+  /** Production: refuse traffic once the audit log cannot be written (promise 5 over availability). */
+  failClosedOnAuditFailure = false;
+
+  /**
+   * Throws 503 when Turret must not serve: in production, after an audit write failed (a
+   * decision without a record breaks promise 5). Sticky until restart: the records lost in
+   * between cannot be recovered, and an operator should look (turret audit verify shows the gap).
+   */
+  assertServing(): void {
+    if (this.auditFailure !== null && this.failClosedOnAuditFailure) {
+      throw new TurretError('proxy_unavailable', 'the audit log cannot be written, and production mode refuses traffic that would leave no audit record');
+    }
+  }
   /** Tokens captured from OAuth token endpoints (in memory only; see oauth.ts). */
   readonly oauth: OAuthStore;
   private readonly lookup: LookupFn | undefined;

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { curl } from '../helpers/curl.js';
 import { cleanEnv, makeDirs, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
 
 const RULES = 'agents:\n  - name: agent-a\nrules:\n  - { name: r, methods: [read], hosts: ["example.test"] }\n';
@@ -115,5 +116,29 @@ describe('production mode', () => {
     assert.match(t.stderr(), /"admin":"0\.0\.0\.0:\d+","admin_auth":"bearer","mode":"production"/);
     assert.ok(!t.stderr().includes('"level":"warn"'), t.stderr());
     assert.ok(!t.stderr().includes(TOKEN));
+  });
+
+  it('in production, an audit log that cannot be written stops all traffic (503) and readiness says why', async () => {
+    // /dev/full accepts the open and fails every write with ENOSPC, like a full disk.
+    const t = await startTurret({ rules: { 'r.yaml': RULES }, args: ['--production', '--audit', '/dev/full', '--no-watch'] });
+    procs.push(t);
+    const env = await t.cli(['env', '--agent', 'agent-a']);
+    const token = /HTTP_PROXY='http:\/\/agent-a:([^@]+)@/.exec(env.stdout)?.[1] ?? '';
+    const adminPort = Number(/"admin":"127\.0\.0\.1:(\d+)"/.exec(t.stderr())?.[1]);
+    const proxied = () => curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `agent-a:${token}`, 'http://example.test/']);
+    await proxied(); // its audit record is the first write that fails
+    let r = await proxied();
+    for (let i = 0; i < 40 && r.status !== 503; i++) {
+      await new Promise((res) => setTimeout(res, 50));
+      r = await proxied();
+    }
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['x-turret-error'], 'proxy_unavailable');
+    assert.match(r.body, /audit log cannot be written/);
+    const ready = await curl([`http://127.0.0.1:${adminPort}/readyz`]);
+    assert.equal(ready.status, 503);
+    const body = JSON.parse(ready.body) as { checks: { audit: boolean }; audit_failure: string };
+    assert.equal(body.checks.audit, false);
+    assert.match(body.audit_failure, /ENOSPC/);
   });
 });
