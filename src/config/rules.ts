@@ -12,7 +12,7 @@ import type { Cursor } from './yaml.js';
 const SCHEMES: readonly Scheme[] = ['http', 'https'];
 export const RULE_KEYS = [
   'name', 'action', 'agents', 'methods', 'hosts', 'paths', 'path_regex', 'query', 'schemes', 'catalog',
-  'until', 'rate_limit', 'addresses', 'unsafe_addresses', 'description',
+  'until', 'rate_limit', 'addresses', 'unsafe_addresses', 'passthrough', 'description',
 ] as const;
 
 /** `inShared`: the rule belongs to a shared policy, whose agents come from where it is included. */
@@ -63,10 +63,19 @@ export function readRule(c: Cursor, index: number, inShared = false): Rule | und
   if (action === 'deny' && addressExceptions.length > 0) (m.get('addresses') ?? m.get('unsafe_addresses'))!.fail('address exceptions belong on an allow rule');
   const dc = m.get('description');
   const description = dc ? (dc.str() ?? null) : null;
+  const pt = m.get('passthrough');
+  const passthrough = pt?.bool() === true;
+  if (pt && passthrough) {
+    // Nothing inside an opaque tunnel can be checked, so no condition may pretend to be.
+    if (action === 'deny') pt.fail('passthrough belongs on an allow rule');
+    else if (spec.methods !== 'any') pt.fail('a passthrough tunnel carries every method unseen; write methods: [any]');
+    else if (paths || query.length > 0 || catalog.size > 0 || rateLimit) pt.fail('a passthrough tunnel cannot enforce paths, query, catalog or rate_limit; remove them or the passthrough');
+    else if (sc) pt.fail('a passthrough tunnel is whatever the client speaks; remove schemes');
+  }
   if (!name || !hosts || until === undefined || rateLimit === undefined) return undefined;
   return {
     id: c.where(), name, action, agents, methods: spec.methods, classes: spec.classes, methodSource, hosts, paths, query,
-    schemes, plainHttpWrites: sc !== undefined && schemes.has('http'), catalog, until, rateLimit, addressExceptions, origin: null, description,
+    schemes, plainHttpWrites: sc !== undefined && schemes.has('http'), catalog, until, rateLimit, addressExceptions, origin: null, description, passthrough,
   };
 }
 

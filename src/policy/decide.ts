@@ -153,6 +153,12 @@ export function decideTunnel(policy: Policy, agent: string, host: string, port: 
       return { allow: false, rule, code: 'policy_denied', reason: `denied by ${ruleLabel(rule)}${rule.description ? `: ${rule.description}` : ''}` };
     }
   }
+  // An opaque tunnel only when a passthrough rule names the host and no deny rule touches it: a
+  // deny rule limited to some paths or methods can only be enforced by intercepting.
+  if (!policy.rules.some((r) => r.action === 'deny' && live(r))) {
+    const pt = policy.rules.find((r) => r.action === 'allow' && r.passthrough && live(r));
+    if (pt) return { allow: true, rule: pt, code: null, reason: `opaque tunnel (passthrough, not inspected) allowed by ${ruleLabel(pt)}`, passthrough: true };
+  }
   for (const rule of policy.rules) {
     if (rule.action === 'allow' && live(rule)) return { allow: true, rule, code: null, reason: `tunnel allowed by ${ruleLabel(rule)}` };
   }

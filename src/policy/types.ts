@@ -131,6 +131,12 @@ export interface Rule {
   origin: string | null;
   /** Shown in denials by a deny rule (it tells the agent why). */
   description: string | null;
+  /**
+   * CONNECT to these hosts is relayed as an opaque TCP tunnel instead of intercepted (for clients
+   * that pin certificates). Turret then sees no request: no per-request decision, no injection,
+   * no scrubbing. Only allow rules with `methods: [any]` and no path/query/catalog conditions.
+   */
+  passthrough: boolean;
 }
 
 /** A per-agent rate limit (`limits:`); every agent it names gets its own bucket. */
@@ -240,4 +246,6 @@ export interface Decision {
   code: ErrorCode | null;
   /** How the request was classified ("git fetch", "GraphQL mutation" …), when a catalog entry applied. */
   shape?: string | null;
+  /** decideTunnel only: relay this tunnel opaquely instead of intercepting it (Rule.passthrough). */
+  passthrough?: boolean;
 }

@@ -46,15 +46,20 @@ export async function handleConnect(rt: Runtime, inner: Server, req: IncomingMes
     // Node hands CONNECT sockets over non-flowing, so bytes sent early wait in the buffer meanwhile.
     await checkTunnelTarget(rt, state, agent, t);
     const tunnel: Tunnel = { id: newId(), agent, host: t.host, port: t.port, sni: null, mismatch: null, client };
+    // Passthrough: dial before answering 200, so a refused or dead upstream is a readable error.
+    const opaque = d.passthrough ? await state.upstream.connectRaw(t.host, t.port, false, d.rule?.addressExceptions ?? []) : null;
+    const bytes = { in: 0, out: 0 };
     audit('allowed', 'tunnel_open', { rule: d.rule?.id ?? null, tunnel_id: tunnel.id, reason: d.reason });
     rt.metrics?.openTunnels.inc();
-    rt.metrics?.tunnels.inc({ mode: 'intercept' });
+    rt.metrics?.tunnels.inc({ mode: opaque ? 'passthrough' : 'intercept' });
     socket.once('close', () => {
       rt.metrics?.openTunnels.dec();
-      audit('completed', 'tunnel_close', { tunnel_id: tunnel.id, duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10 });
+      const extra = opaque ? { bytes_in: bytes.in, bytes_out: bytes.out, reason: 'opaque tunnel closed' } : {};
+      audit('completed', 'tunnel_close', { tunnel_id: tunnel.id, duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10, ...extra });
     });
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    intercept(rt, inner, socket, head, tunnel);
+    if (opaque) relayOpaque(socket, head, opaque, bytes);
+    else intercept(rt, inner, socket, head, tunnel);
   } catch (e) {
     const err = asTurretError(e);
     if (err.code === 'internal_error') rt.log.error('CONNECT failed', { error: String((e as Error)?.stack ?? e) });
@@ -62,6 +67,27 @@ export async function handleConnect(rt: Runtime, inner: Server, req: IncomingMes
     rt.metrics?.requests.inc({ agent: agent ?? 'unknown', decision: err.status < 500 ? 'denied' : 'failed', code: err.code });
     sendErrorRaw(socket, err, { method: 'CONNECT', target: host ? `${host}:${port}` : null, scrub: (s) => state.scrubbers.get().scrubString(s).text });
   }
+}
+
+/**
+ * An opaque tunnel (a passthrough rule): bytes both ways, counted, nothing parsed. Whatever
+ * closes or fails on one side closes the other.
+ */
+function relayOpaque(client: Duplex, head: Buffer, upstream: Socket, bytes: { in: number; out: number }): void {
+  const close = (): void => {
+    client.destroy();
+    upstream.destroy();
+  };
+  client.on('error', close).on('close', close);
+  upstream.on('error', close).on('close', close);
+  client.on('data', (c: Buffer) => (bytes.in += c.length));
+  upstream.on('data', (c: Buffer) => (bytes.out += c.length));
+  if (head.length > 0) {
+    bytes.in += head.length;
+    upstream.write(head);
+  }
+  client.pipe(upstream);
+  upstream.pipe(client);
 }
 
 /**

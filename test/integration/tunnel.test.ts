@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
-import { startTurret, type TurretProc } from '../helpers/turret.js';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { curl } from '../helpers/curl.js';
+import { runCli, startTurret, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const AUTH = `Basic ${Buffer.from('a:fake-agent-token-3').toString('base64')}`;
@@ -95,5 +96,69 @@ settings:
     const out = await exchange(s, `CONNECT other.turret.test:${up.port} HTTP/1.1\r\nHost: other.turret.test:${up.port}\r\n\r\n`);
     assert.match(out, /^HTTP\/1\.1 403/);
     assert.match(out, /x-turret-error: method_forbidden/i);
+  });
+});
+
+describe('passthrough rules: opaque tunnels for clients that pin certificates', () => {
+  let t: TurretProc;
+  let up: Upstream;
+  const curlVia = (url: string, cacert: string) =>
+    curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', 'a:fake-agent-token-4', '--cacert', cacert, url]);
+  before(async () => {
+    up = await startUpstream();
+    t = await startTurret({
+      env: { AGENT_TOKEN: 'fake-agent-token-4' },
+      rules: {
+        'r.yaml': `
+agents: [{ name: a, token: { env: AGENT_TOKEN } }]
+rules:
+  - name: pinned
+    methods: [any]
+    hosts: ["pinned.turret.test:*", "guarded.turret.test:*"]
+    passthrough: true
+    unsafe_addresses: [127.0.0.1/32]
+  - name: no-admin
+    action: deny
+    methods: [any]
+    hosts: ["guarded.turret.test:*"]
+    paths: ["/admin/**"]
+settings:
+  dns_hosts: { pinned.turret.test: [127.0.0.1], guarded.turret.test: [127.0.0.1] }
+`,
+      },
+    });
+  });
+  after(async () => {
+    await t?.stop();
+    await up?.close();
+  });
+
+  it('relays the upstream’s own TLS end to end (the client verifies the upstream, not Turret) and audits the bytes', async () => {
+    const r = await curlVia(`https://pinned.turret.test:${up.port}/pinned`, UPSTREAM_CA_FILE);
+    assert.equal(r.status, 200, r.raw + r.stderr);
+    assert.equal(up.received.at(-1)?.url, '/pinned');
+    let close: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && !close; i++) {
+      close = t.audit().find((x) => x.event === 'tunnel_close' && x.host === 'pinned.turret.test');
+      if (!close) await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(close && Number(close.bytes_in) > 0 && Number(close.bytes_out) > 0, JSON.stringify(close));
+    const open = t.audit().find((x) => x.event === 'tunnel_open' && x.host === 'pinned.turret.test');
+    assert.match(String(open?.reason), /passthrough/);
+  });
+
+  it('intercepts instead when a deny rule touches the host (the deny can only be enforced by looking)', async () => {
+    const pinnedFails = await curlVia(`https://guarded.turret.test:${up.port}/x`, UPSTREAM_CA_FILE);
+    assert.notEqual(pinnedFails.code, 0, 'a client pinning the upstream CA sees Turret’s leaf instead');
+    const viaTurret = await curlVia(`https://guarded.turret.test:${up.port}/admin/x`, path.join(t.caDir, 'ca.crt'));
+    assert.equal(viaTurret.status, 403);
+  });
+
+  it('refuses passthrough combined with conditions it cannot enforce (load error with file:line:col)', async () => {
+    const dir = mkdtempSync(path.join(t.dir, 'bad-'));
+    writeFileSync(path.join(dir, 'bad.yaml'), 'rules:\n  - name: p\n    methods: [read]\n    hosts: [x.test]\n    passthrough: true\n');
+    const r = await runCli(['rules', 'check', '--rules', dir]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /bad\.yaml:5:18: rules\[0\]\.passthrough: a passthrough tunnel carries every method unseen; write methods: \[any\]/);
   });
 });
