@@ -13,6 +13,7 @@ import { createResolver, type LookupFn, type Resolver } from '../net/resolver.js
 import { RateLimiter } from '../policy/ratelimit.js';
 import type { Policy, SecretDef } from '../policy/types.js';
 import type { KeyRing } from '../secrets/keys.js';
+import { openHandle } from '../secrets/handles.js';
 import { RevocationList } from '../secrets/revocations.js';
 import type { Secret } from '../secrets/secret.js';
 import { SecretValues } from '../secrets/sources.js';
@@ -166,7 +167,7 @@ export class Runtime {
     const upstream = new UpstreamPool({ resolver, ca, selfAddresses: this.selfAddresses, limits: this.limits, metrics: this.metrics });
     // Captured OAuth tokens join the secret table (a view) and so the scrubber and injection.
     const live = withDynamicSecrets(policy, this.oauth);
-    const scrubbers = new ScrubberCache(() => this.loadedSecrets(live), policyPatterns(policy));
+    const scrubbers = new ScrubberCache(() => this.loadedSecrets(live), policyPatterns(policy), (h) => openHandle(this.ring, h) !== null);
     const old = this.current;
     this.current = { policy: live, resolver, upstream, scrubbers, oauth: this.oauth };
     // Old connections finish their requests; the pool then closes.

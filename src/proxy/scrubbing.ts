@@ -56,6 +56,8 @@ export class ScrubberCache {
   constructor(
     private readonly secrets: () => Secret[],
     private readonly patterns: CompiledPattern[] = builtinPatterns(),
+    /** True for a string that opens as a Turret handle: token patterns never fire inside one. */
+    private readonly isHandle?: (text: string) => boolean,
   ) {}
 
   /** The scrubber for a response to a request that made these injections. */
@@ -67,7 +69,7 @@ export class ScrubberCache {
     const key = h.digest('base64');
     let s = this.cache.get(key);
     if (!s) {
-      s = compileScrubber({ secrets: known, patterns: this.patterns });
+      s = compileScrubber({ secrets: known, patterns: this.patterns, isHandle: this.isHandle });
       if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, s);
     }

@@ -9,6 +9,7 @@
  * RE2.Set was measured and rejected: with ~220 gitleaks rules its DFA thrashes on varied text
  * (~100 ms per KiB) and it may give up silently when its memory budget is hit.
  */
+import { HANDLE_PREFIX, HANDLE_RE } from '../core/handle-shape.js';
 import type { CompiledPattern, RE2 } from './patterns.js';
 import { newRE2, passesCheck, shannonEntropy } from './patterns.js';
 import { secretNeedles } from './encodings.js';
@@ -60,7 +61,12 @@ export class Matcher {
   private readonly keywords: KeywordIndex<CompiledPattern> | undefined;
   private readonly unboundedWindow: number;
 
-  constructor(secrets: readonly KnownSecret[], patterns: readonly CompiledPattern[], unboundedWindow: number) {
+  constructor(
+    secrets: readonly KnownSecret[],
+    patterns: readonly CompiledPattern[],
+    unboundedWindow: number,
+    private readonly isHandle?: (text: string) => boolean,
+  ) {
     this.plain = patterns.filter((p) => p.block === undefined);
     this.blocks = patterns.filter((p) => p.block !== undefined);
     this.unboundedWindow = unboundedWindow;
@@ -113,8 +119,22 @@ export class Matcher {
     return this.needles.size === 0 && this.plain.length === 0 && this.blocks.length === 0;
   }
 
-  /** Every candidate whose match starts at or after `from` (bytes before `from` are context only). */
+  /**
+   * Every candidate whose match starts at or after `from` (bytes before `from` are context only).
+   * Token-pattern finds inside a Turret handle are dropped: a handle is not a secret (it is what
+   * secrets are replaced with), and a random run inside one can look like a token.
+   */
   find(buf: Buffer, from: number): Candidate[] {
+    const out = this.findAll(buf, from);
+    const isHandle = this.isHandle;
+    if (!isHandle || !out.some((c) => c.redaction.kind === 'pattern') || buf.indexOf(HANDLE_PREFIX) < 0) return out;
+    const spans: Array<[number, number]> = [];
+    for (const m of buf.toString('latin1').matchAll(HANDLE_RE)) if (isHandle(m[0])) spans.push([m.index, m.index + m[0].length]);
+    if (spans.length === 0) return out;
+    return out.filter((c) => c.redaction.kind !== 'pattern' || !spans.some(([s, e]) => c.start < e && c.end > s));
+  }
+
+  private findAll(buf: Buffer, from: number): Candidate[] {
     const out: Candidate[] = [];
     if (this.needleRe) {
       const re = this.needleRe;

@@ -42,8 +42,13 @@ export interface Scrubber {
   readonly window: number;
 }
 
-export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: readonly CompiledPattern[] }): Scrubber {
-  const matcher = new Matcher(o.secrets, o.patterns, UNBOUNDED_PATTERN_WINDOW);
+/**
+ * `isHandle`: when given, token-pattern finds inside a handle-shaped run for which it returns true
+ * are not redacted (the proxy passes a check that the handle really opens with Turret's key, so
+ * an upstream cannot shield a token by prefixing it with `trt_`). Known secrets are always found.
+ */
+export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: readonly CompiledPattern[]; isHandle?: (text: string) => boolean }): Scrubber {
+  const matcher = new Matcher(o.secrets, o.patterns, UNBOUNDED_PATTERN_WINDOW, o.isHandle);
   const empty = matcher.empty;
 
   const scrubBuffer = (buf: Buffer): { buf: Buffer; redactions: Redaction[] } => {

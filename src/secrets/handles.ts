@@ -11,9 +11,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { KeyRing } from './keys.js';
 
-export const HANDLE_PREFIX = 'trt_';
-/** Finds candidate handles in text (headers, URLs). Long enough that ordinary words never match. */
-export const HANDLE_RE = /trt_[A-Za-z0-9_-]{40,}/g;
+import { HANDLE_PREFIX, HANDLE_RE } from '../core/handle-shape.js';
+
+export { HANDLE_PREFIX, HANDLE_RE };
 
 export interface HandleClaims {
   /** 128-bit random id (hex): what revocation lists name. */
