@@ -51,6 +51,9 @@ describe('audit CLI', () => {
     assert.equal((await curl([...px('agent-a'), '-X', 'POST', '-d', 'x', `https://echo.turret.test:${up.port}/two`])).status, 403);
     assert.equal((await curl([...px('agent-b'), `https://echo.turret.test:${up.port}/three`])).status, 200);
     assert.ok(await waitForAudit(t, (r) => r.event === 'request' && r.path === '/three'));
+    // Each curl's tunnel_close lands after its request record: wait for all three, so the copy
+    // below is the whole log and later tests compare against a log that no longer grows.
+    for (let i = 0; i < 100 && t.audit().filter((r) => r.event === 'tunnel_close').length < 3; i++) await new Promise((res) => setTimeout(res, 50));
     lines = t.auditText().split('\n').filter(Boolean);
   });
   after(async () => {
