@@ -9,7 +9,7 @@
  * (images, hashes) about once per 2^72 positions, while 6-8 chars would fire on real data. */
 export const MIN_EMBEDDED_BASE64 = 12;
 
-export type SecretForm = 'raw' | 'base64' | 'base64url' | 'base64-embedded' | 'base64url-embedded' | 'percent' | 'json' | 'hex' | 'utf16';
+export type SecretForm = 'raw' | 'base64' | 'base64url' | 'base64-embedded' | 'base64url-embedded' | 'percent' | 'json' | 'hex' | 'utf16' | 'html';
 
 export interface Needle {
   /** The form's bytes, as a latin1 string (one char per byte). */
@@ -58,6 +58,14 @@ export function secretNeedles(value: string): Needle[] {
   add(Buffer.from(json, 'utf8').toString('latin1'), 'json');
   add(Buffer.from(json.replace(/\//g, '\\/'), 'utf8').toString('latin1'), 'json'); // PHP-style \/
   add(asciiJson(json), 'json'); // non-ASCII as \uXXXX
+  // Every character as \uXXXX (some serialisers escape everything), either hex case.
+  add([...value].map((ch) => `\\u${(ch.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`).join(''), 'json', true);
+
+  // HTML: an error page that quotes the request escapes &<>"' — and may escape every character
+  // as a numeric reference (decimal or hex), as some template engines do.
+  add(Buffer.from(value.replace(/[&<>"']/g, (c) => HTML[c] ?? c), 'utf8').toString('latin1'), 'html');
+  add([...value].map((ch) => `&#${ch.codePointAt(0) ?? 0};`).join(''), 'html');
+  add([...value].map((ch) => `&#x${(ch.codePointAt(0) ?? 0).toString(16)};`).join(''), 'html', true);
   return [...out.values()];
 }
 
@@ -66,6 +74,8 @@ export function secretNeedles(value: string): Needle[] {
  * boundary inside a longer encoded string: the leading characters that mix in the preceding bytes
  * and the trailing one that mixes in the following bytes are cut off.
  */
+const HTML: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
 function embeddedBase64Core(raw: Buffer, k: number): string {
   const padded = Buffer.concat([Buffer.alloc(k), raw]);
   const enc = padded.toString('base64').replace(/=+$/, '');
