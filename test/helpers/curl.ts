@@ -20,21 +20,22 @@ export function curl(args: string[], env: Record<string, string> = {}): Promise<
     p.stdout.on('data', (c: Buffer) => (out += c.toString('latin1')));
     p.stderr.on('data', (c: Buffer) => (err += c.toString()));
     p.on('error', reject);
-    p.on('close', (code) => {
-      // With CONNECT, curl prints the proxy's "200 Connection established" block first; keep the last response.
-      const blocks = out.split(/\r\n\r\n/);
-      let i = 0;
-      while (i < blocks.length - 1 && /^HTTP\/[\d.]+ (1\d\d|200 Connection established)/i.test(blocks[i] ?? '')) i++;
-      const head = blocks[i] ?? '';
-      const body = blocks.slice(i + 1).join('\r\n\r\n');
-      const lines = head.split('\r\n');
-      const status = Number(/^HTTP\/[\d.]+ (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0);
-      const headers: Record<string, string> = {};
-      for (const l of lines.slice(1)) {
-        const c = l.indexOf(':');
-        if (c > 0) headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim();
-      }
-      resolve({ code: code ?? -1, status, headers, body, stderr: err, raw: out });
-    });
+    p.on('close', (code) => resolve(parseCurlOutput(code ?? -1, out, err)));
   });
+}
+
+/** Parses `curl -i` output. With CONNECT, curl prints the proxy's "200 Connection established" block first; the last response is kept. */
+export function parseCurlOutput(code: number, out: string, err: string): CurlResult {
+  const blocks = out.split(/\r\n\r\n/);
+  let i = 0;
+  while (i < blocks.length - 1 && /^HTTP\/[\d.]+ (1\d\d|200 Connection established)/i.test(blocks[i] ?? '')) i++;
+  const head = blocks[i] ?? '';
+  const lines = head.split('\r\n');
+  const status = Number(/^HTTP\/[\d.]+ (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0);
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const c = l.indexOf(':');
+    if (c > 0) headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim();
+  }
+  return { code, status, headers, body: blocks.slice(i + 1).join('\r\n\r\n'), stderr: err, raw: out };
 }

@@ -12,6 +12,7 @@
  * Needs root, `ip` (iproute2) and `nft` (nftables); `requireNetTools` fails loudly without them
  * (.ci/run installs both), because a skipped container-network test proves nothing.
  */
+import { parseCurlOutput, type CurlResult } from './curl.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -152,29 +153,10 @@ export async function leftovers(n: Pick<AgentNet, 'ns' | 'hostIf' | 'table'>): P
   return out;
 }
 
-export interface CurlResult {
-  code: number;
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  stderr: string;
-  raw: string;
-}
-
 /** curl inside the namespace, with the clean environment and parsing of test/helpers/curl.ts. */
 export async function curlIn(n: AgentNet, args: string[]): Promise<CurlResult> {
   const r = await n.exec('curl', ['-sS', '-i', '--max-time', '15', '--noproxy', '', ...args], 30_000);
-  const blocks = r.stdout.split(/\r\n\r\n/);
-  let i = 0;
-  while (i < blocks.length - 1 && /^HTTP\/[\d.]+ (1\d\d|200 Connection established)/i.test(blocks[i] ?? '')) i++;
-  const head = blocks[i] ?? '';
-  const lines = head.split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const l of lines.slice(1)) {
-    const c = l.indexOf(':');
-    if (c > 0) headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim();
-  }
-  return { code: r.code, status: Number(/^HTTP\/[\d.]+ (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0), headers, body: blocks.slice(i + 1).join('\r\n\r\n'), stderr: r.stderr, raw: r.stdout };
+  return parseCurlOutput(r.code, r.stdout, r.stderr);
 }
 
 /**

@@ -31,13 +31,7 @@ export function httpGet(port: number, path: string, headers: Record<string, stri
   });
 }
 
-/** The proxy credential `turret env` prints for an agent. */
-export async function agentToken(t: TurretProc, agent: string): Promise<string> {
-  const r = await t.cli(['env', '--agent', agent]);
-  const tok = new RegExp(`HTTPS_PROXY='http://${agent}:([^@]+)@`).exec(r.stdout)?.[1];
-  if (!tok) throw new Error(`turret env printed no credential for ${agent}: ${r.stderr}`);
-  return decodeURIComponent(tok);
-}
+export { agentToken } from './turret.js';
 
 export function basic(agent: string, token: string): string {
   return `Basic ${Buffer.from(`${agent}:${token}`).toString('base64')}`;

@@ -118,3 +118,11 @@ export async function waitForAudit(t: TurretProc, match: (r: Record<string, unkn
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** The proxy credential `turret env` prints for an agent (throws when there is none). */
+export async function agentToken(t: TurretProc, agent: string): Promise<string> {
+  const r = await t.cli(['env', '--agent', agent]);
+  const tok = new RegExp(`HTTPS_PROXY='http://${agent}:([^@']+)@`).exec(r.stdout)?.[1];
+  if (!tok) throw new Error(`turret env printed no credential for ${agent}: ${r.stderr}`);
+  return decodeURIComponent(tok);
+}

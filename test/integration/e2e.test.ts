@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
-import { startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const SECRET = `fake_echo_${randomBytes(18).toString('hex')}`;
@@ -85,10 +85,8 @@ describe('turret end to end with curl', () => {
     plain = await startUpstream({ tls: false });
     t = await startTurret({ rules: { 'test.yaml': rules() }, env: { TEST_ECHO_TOKEN: SECRET, TEST_OTHER_TOKEN: OTHER_SECRET } });
     caFile = path.join(t.caDir, 'ca.crt');
-    const envA = await t.cli(['env', '--agent', 'agent-a']);
-    tokenA = /HTTPS_PROXY='http:\/\/agent-a:([^@]+)@/.exec(envA.stdout)?.[1] ?? '';
-    const envB = await t.cli(['env', '--agent', 'agent-b']);
-    tokenB = /HTTPS_PROXY='http:\/\/agent-b:([^@]+)@/.exec(envB.stdout)?.[1] ?? '';
+    tokenA = await agentToken(t, 'agent-a');
+    tokenB = await agentToken(t, 'agent-b');
     assert.ok(tokenA && tokenB, 'turret env prints the agent credentials');
   });
 

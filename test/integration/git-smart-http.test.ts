@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { ROOT, cleanEnv, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { agentToken, ROOT, cleanEnv, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { FIXTURES, UPSTREAM_CA_FILE } from '../helpers/upstream.js';
 
 const BACKEND = path.join(execFileSync('git', ['--exec-path']).toString().trim(), 'git-http-backend');
@@ -117,9 +117,7 @@ settings:
   dns_hosts: { git.turret.test: [127.0.0.1] }
 `;
     t = await startTurret({ rules: { 'github-read-only.yaml': policy, 'test.yaml': test } });
-    const env = await t.cli(['env', '--agent', 'agent-a']);
-    const token = /HTTPS_PROXY='http:\/\/agent-a:([^@']+)@/.exec(env.stdout)?.[1];
-    assert.ok(token, env.stdout + env.stderr);
+    const token = await agentToken(t, 'agent-a');
     proxyUrl = `http://agent-a:${token}@127.0.0.1:${t.port}`;
     gitEnv = { GIT_SSL_CAINFO: path.join(t.caDir, 'ca.crt') };
   });

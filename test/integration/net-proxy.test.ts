@@ -16,7 +16,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { curl } from '../helpers/curl.js';
 import { startDnsServer, type DnsAnswer, type DnsServer } from '../helpers/dns-server.js';
 import { basicAuth, rawConnect, rawRequest, readResponse } from '../helpers/raw-proxy.js';
-import { startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const PUBLIC = '93.184.215.14'; // never dialled: it only ever appears beside a refused answer
@@ -120,9 +120,7 @@ settings:
     t = await startTurret({ rules: { 'net.yaml': rules } });
     caFile = path.join(t.caDir, 'ca.crt');
     for (const agent of ['agent-a', 'agent-b']) {
-      const env = await t.cli(['env', '--agent', agent]);
-      const token = new RegExp(`HTTPS_PROXY='http://${agent}:([^@]+)@`).exec(env.stdout)?.[1] ?? '';
-      assert.ok(token, env.stderr);
+      const token = await agentToken(t, agent);
       if (agent === 'agent-a') auth = basicAuth(agent, token);
       else authB = basicAuth(agent, token);
     }

@@ -17,7 +17,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { createAgentNet, curlIn, leftovers, rawIn, requireNetTools, run, type AgentNet } from '../helpers/netns.js';
-import { startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { FIXTURES, UPSTREAM_CA_FILE, type Received } from '../helpers/upstream.js';
 
 const SECRET = `fake_netns_${randomBytes(18).toString('hex')}`;
@@ -107,7 +107,7 @@ settings:
     assert.ok(tport > 0, `turret logs its transparent listener: ${t.stderr()}`);
     await n.confine({ transparentPort: tport, proxyPort: t.port });
     caFile = path.join(t.caDir, 'ca.crt');
-    otherToken = /HTTPS_PROXY='http:\/\/other:([^@]+)@/.exec((await t.cli(['env', '--agent', 'other'])).stdout)?.[1] ?? '';
+    otherToken = await agentToken(t, 'other');
     assert.ok(otherToken, 'turret env prints the credential of agent other');
   });
 

@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { startTurret, type TurretProc } from '../helpers/turret.js';
+import { agentToken, startTurret, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const base = (extra = '') => `
@@ -71,9 +71,7 @@ describe('rules under traffic', () => {
     plain = await startUpstream({ tls: false });
     secure = await startUpstream();
     t = await startTurret({ rules: { 'main.yaml': base() } });
-    const env = await t.cli(['env', '--agent', 'agent-a']);
-    const token = /HTTPS_PROXY='http:\/\/agent-a:([^@']+)@/.exec(env.stdout)?.[1] ?? '';
-    assert.ok(token);
+    const token = await agentToken(t, 'agent-a');
     auth = `Basic ${Buffer.from(`agent-a:${token}`).toString('base64')}`;
   });
 

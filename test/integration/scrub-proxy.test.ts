@@ -16,7 +16,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { ProxyAgent, WebSocket } from 'undici';
 import { curl } from '../helpers/curl.js';
-import { cleanEnv, ROOT, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
+import { agentToken, cleanEnv, ROOT, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
 import { FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const CORPORA = path.resolve(ROOT, '../shared/corpora');
@@ -183,8 +183,7 @@ describe('scrubbing through the proxy', () => {
     t = await startTurret({ rules: { 'r.yaml': rules(up.port, true) }, env, args: ['--admin', 'off'] });
     tDefault = await startTurret({ rules: { 'r.yaml': rules(up.port, false) }, env, args: ['--admin', 'off'] });
     for (const tp of [t, tDefault]) {
-      const e = await tp.cli(['env', '--agent', 'agent-a']);
-      tokens.set(tp, /HTTPS_PROXY='http:\/\/agent-a:([^@]+)@/.exec(e.stdout)?.[1] ?? '');
+      tokens.set(tp, await agentToken(tp, 'agent-a'));
     }
   });
 

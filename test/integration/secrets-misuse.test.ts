@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import zlib from 'node:zlib';
 import path from 'node:path';
 import { curl, type CurlResult } from '../helpers/curl.js';
-import { cleanEnv, MAIN, runCli, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { agentToken, cleanEnv, MAIN, runCli, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const API = `fake_api_${randomBytes(18).toString('hex')}`;
@@ -92,7 +92,7 @@ describe('handle misuse and opt-in injection', () => {
   before(async () => {
     up = await startUpstream();
     t = await startTurret({ rules: { 'r.yaml': rules() }, env: ENV });
-    for (const agent of ['a', 'b']) tokens[agent] = /HTTPS_PROXY='http:\/\/[a-z]+:([^@]+)@/.exec((await t.cli(['env', '--agent', agent])).stdout)?.[1] ?? '';
+    for (const agent of ['a', 'b']) tokens[agent] = await agentToken(t, agent);
     const set = await runCli(['secret', 'set', 'form-token', '--ca', t.caDir], { input: `${FORM}\n` });
     assert.equal(set.code, 0, set.stderr);
     seen.push(set.stdout, set.stderr);

@@ -19,7 +19,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { curl, type CurlResult } from '../helpers/curl.js';
-import { startTurret, type TurretProc } from '../helpers/turret.js';
+import { agentToken, startTurret, type TurretProc } from '../helpers/turret.js';
 import { FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const SECRET = `fake_sec_${randomBytes(18).toString('hex')}`;
@@ -129,7 +129,7 @@ describe('security review: reflections and cross-agent credentials', () => {
     await new Promise<void>((r) => ws.listen(0, '127.0.0.1', () => r()));
     wsPort = (ws.address() as AddressInfo).port;
     t = await startTurret({ rules: { 'r.yaml': rules(up.port) }, env: { T_SECRET: SECRET }, args: ['--admin', 'off'] });
-    for (const agent of ['a', 'b']) creds[agent] = /HTTPS_PROXY='http:\/\/[a-z]+:([^@]+)@/.exec((await t.cli(['env', '--agent', agent])).stdout)?.[1] ?? '';
+    for (const agent of ['a', 'b']) creds[agent] = await agentToken(t, agent);
   });
 
   after(async () => {
