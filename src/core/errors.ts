@@ -43,6 +43,7 @@ export const ERROR_TABLE = {
   upstream_connect_failed: { status: 502, what: 'the upstream could not be reached' },
   upstream_tls_failed: { status: 502, what: 'the upstream TLS certificate could not be verified' },
   upstream_protocol_error: { status: 502, what: 'the upstream sent an invalid response' },
+  upstream_coding_unsupported: { status: 502, what: 'the upstream response uses a content or transfer coding the proxy cannot decode and scan' },
   upstream_timeout: { status: 504, what: 'the upstream did not answer in time' },
   proxy_unavailable: { status: 503, what: 'the proxy is not ready (rules, CA or secrets not loaded)' },
   internal_error: { status: 500, what: 'the proxy failed internally' },

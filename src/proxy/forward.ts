@@ -100,6 +100,11 @@ export async function forward(
   } catch (e) {
     throw timedOut(e);
   }
+  // From here on the body stream may fail at any moment (reset, bad framing, or our own destroy(),
+  // which undici reports as RequestAbortedError). A stream 'error' without a listener is an
+  // uncaught exception that stops the whole process, so the body always has one; the stage that
+  // reads the body (pipeline, capture) still sees the error through its own listeners.
+  upstream.body.on('error', () => undefined);
   // Includes the guarded connect when no pooled connection was free (upstream_connect_seconds has that part alone).
   onUpstreamLatency?.(scheme, Number(process.hrtime.bigint() - sentAt) / 1e9);
 
@@ -128,7 +133,7 @@ async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber:
   if (scrubbing && coding !== 'identity' && coding !== '') {
     if (!DECODABLE.has(coding)) {
       body.destroy();
-      throw new TurretError('upstream_protocol_error', `the upstream used content coding "${coding.slice(0, 30)}", which cannot be inspected`);
+      throw new TurretError('upstream_coding_unsupported', `the upstream used content coding "${coding.slice(0, 30)}", which cannot be inspected`);
     }
     decode = decoderFor(coding);
   }

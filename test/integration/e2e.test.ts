@@ -71,6 +71,15 @@ describe('turret end to end with curl', () => {
       handler: (req, res, body) => {
         const coders: Record<string, (b: Buffer) => Buffer> = { '/gzip': zlib.gzipSync, '/deflate': zlib.deflateSync, '/br': zlib.brotliCompressSync };
         const coder = coders[req.url ?? ''];
+        if (req.url?.startsWith('/coding/')) {
+          // A hostile upstream: a coding Turret cannot scan (or a stack of them) around a body
+          // that holds the echoed secret. Several lines of one header are sent as such.
+          const codings = decodeURIComponent(req.url.slice('/coding/'.length)).split('|');
+          const z = zlib.gzipSync(Buffer.from(`token is ${req.headers.authorization ?? ''}`));
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': codings.length > 1 ? codings : (codings[0] ?? ''), 'content-length': z.length });
+          res.end(z);
+          return;
+        }
         if (coder) {
           const z = coder(Buffer.from(`token is ${req.headers.authorization ?? ''}`));
           res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': (req.url ?? '').slice(1), 'content-length': z.length });
@@ -143,6 +152,30 @@ describe('turret end to end with curl', () => {
       assert.equal(r.headers['content-encoding'], undefined, `${coding}: decoded by Turret`);
       assert.equal(r.body, `token is Bearer ${h}`, coding);
     }
+  });
+
+  it('refuses codings it cannot scan with 502, writes one record each, and keeps serving', async () => {
+    const h = await issue('agent-a', 'echo-token');
+    // Each of these stopped the whole process once (an unhandled stream error on the response path).
+    const codings = ['zstd', 'compress', 'gzip, gzip', 'identity, gzip', 'gzip|gzip', 'x-unknown', 'GZIP, br'];
+    for (const coding of codings) {
+      const url = `https://echo.turret.test:${up.port}/coding/${encodeURIComponent(coding)}`;
+      const r = await run([...proxyArgs(), '-H', `Authorization: Bearer ${h}`, url]);
+      assert.equal(r.status, 502, `${coding}: ${r.raw}`);
+      assert.equal(r.headers['x-turret-error'], 'upstream_coding_unsupported', coding);
+      const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === `/coding/${encodeURIComponent(coding)}`);
+      assert.equal(rec.code, 'upstream_coding_unsupported', coding);
+      assert.equal(rec.outcome, 'failed', coding);
+      // The process is alive and answers the next request.
+      const ok = await run([...proxyArgs(), `https://echo.turret.test:${up.port}/after`]);
+      assert.equal(ok.status, 200, `${coding}: the proxy still serves: ${ok.raw}${t.stderr()}`);
+    }
+    for (const coding of codings) {
+      const recs = t.audit().filter((x) => x.event === 'request' && x.path === `/coding/${encodeURIComponent(coding)}`);
+      assert.equal(recs.length, 1, `${coding}: exactly one record`);
+    }
+    assert.equal(t.proc.exitCode, null, 'turret is still running');
+    assert.doesNotMatch(t.stderr(), /uncaught|RequestAbortedError/i);
   });
 
   it('refuses a method the rules do not allow with 403 and a stable code', async () => {
