@@ -5,7 +5,7 @@
  */
 import { loadPolicy } from '../config/load.js';
 import { caPaths } from '../tls/ca.js';
-import { expectedToken } from '../proxy/identify.js';
+import { expectedToken } from '../proxy/stages/identify.js';
 import { issueHandle, parseTtl, type HandleClaims } from '../secrets/handles.js';
 import { recordIssued } from '../secrets/issued.js';
 import { loadKeyRing } from '../secrets/keys.js';

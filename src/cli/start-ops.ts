@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { AuditSink } from '../audit/writer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Policy } from '../policy/types.js';
-import { expectedToken } from '../proxy/identify.js';
+import { expectedToken } from '../proxy/stages/identify.js';
 import type { Runtime } from '../proxy/runtime.js';
 import { UsageError } from './common.js';
 import { parseDurationMs } from './limits.js';

@@ -15,7 +15,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../core/errors.js';
-import { sendErrorRaw } from './respond.js';
+import { sendErrorRaw } from './stages/respond.js';
 import type { Limits, Runtime } from './runtime.js';
 
 /** What a slow client gets before its connection closes: 408 client_timeout (respond.ts writes it). */

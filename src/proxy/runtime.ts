@@ -21,8 +21,8 @@ import { SecretStore, storeKey } from '../secrets/store.js';
 import type { CertificateAuthority } from '../tls/ca.js';
 import { LeafCache } from '../tls/leaf.js';
 import type { Logger } from '../core/log.js';
-import { OAuthStore, withDynamicSecrets } from './oauth.js';
-import { policyPatterns, ScrubberCache } from './scrubbing.js';
+import { OAuthStore, withDynamicSecrets } from './stages/oauth.js';
+import { policyPatterns, ScrubberCache } from './stages/scrubbing.js';
 import { UpstreamPool } from './upstream.js';
 
 /** Resource limits; names, flags and rationale in src/cli/limits.ts and docs/operations.md. */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { parseDnsServer } from '../../src/net/resolver.js';
 import { classify } from '../../src/net/classify.js';
 import { interfaceAddresses } from '../../src/net/self.js';
-import { checkLookalike } from '../../src/proxy/guards.js';
+import { checkLookalike } from '../../src/proxy/stages/guards.js';
 import { isTurretError } from '../../src/core/errors.js';
 import type { HostPattern, Policy } from '../../src/policy/types.js';
 

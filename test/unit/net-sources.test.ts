@@ -9,7 +9,7 @@ import { compilePolicy } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/yaml.js';
 import { TurretError } from '../../src/core/errors.js';
 import { clientAddress, parseSourceRange, rangesOverlap, sourceTableFor } from '../../src/net/sources.js';
-import { identifyAgent } from '../../src/proxy/identify.js';
+import { identifyAgent } from '../../src/proxy/stages/identify.js';
 import { setupProblems, isWildcard, type SetupFacts } from '../../src/cli/production.js';
 import type { KeyRing } from '../../src/secrets/keys.js';
 import type { SecretValues } from '../../src/secrets/sources.js';

@@ -14,7 +14,7 @@ import { keyRingFrom } from '../../src/secrets/keys.js';
 import type { InjectContext } from '../../src/secrets/resolve.js';
 import { Secret } from '../../src/secrets/secret.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
-import { unframe } from '../../src/proxy/unframe.js';
+import { unframe } from '../../src/proxy/listen/unframe.js';
 
 const SECRET = `fake_Sec_${randomBytes(16).toString('base64url')}`;
 const scrubber = compileScrubber({ secrets: [{ name: 's', value: SECRET, replacement: '[H]' }], patterns: [] });

@@ -3,15 +3,15 @@
  * check of a CONNECT target. Both run on the canonical host (net/host.ts) for absolute-form
  * requests and CONNECT alike, so a spelling cannot choose which path checks it.
  */
-import { TurretError } from '../core/errors.js';
-import { compileExceptions, type AddressException } from '../net/exceptions.js';
-import { checkAddresses } from '../net/connect.js';
-import type { HostKind } from '../net/host.js';
-import { isMixedScriptLookalike } from '../net/lookalike.js';
-import { hostPortMatches } from '../policy/match.js';
-import type { Policy, Rule } from '../policy/types.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { PolicyState } from './runtime.js';
+import { TurretError } from '../../core/errors.js';
+import { compileExceptions, type AddressException } from '../../net/exceptions.js';
+import { checkAddresses } from '../../net/connect.js';
+import type { HostKind } from '../../net/host.js';
+import { isMixedScriptLookalike } from '../../net/lookalike.js';
+import { hostPortMatches } from '../../policy/match.js';
+import type { Policy, Rule } from '../../policy/types.js';
+import type { Metrics } from '../../metrics/metrics.js';
+import type { PolicyState } from '../runtime.js';
 
 function forAgent(rule: Rule, agent: string): boolean {
   return rule.agents === 'any' || rule.agents.has(agent);

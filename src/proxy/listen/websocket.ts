@@ -17,15 +17,15 @@ import type { IncomingMessage } from 'node:http';
 import { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { TurretError, asTurretError } from '../core/errors.js';
-import { stripQueryValues } from '../audit/record.js';
-import { createWsScrubber } from '../scrub/ws-frames.js';
-import { newExchange, type Exchange, type Tunnel } from './exchange.js';
-import { finishExchange } from './finish.js';
+import { TurretError, asTurretError } from '../../core/errors.js';
+import { stripQueryValues } from '../../audit/record.js';
+import { createWsScrubber } from '../../scrub/ws-frames.js';
+import { newExchange, type Exchange, type Tunnel } from '../stages/exchange.js';
+import { finishExchange } from '../stages/finish.js';
 import { unframe } from './unframe.js';
-import { STAGES } from './pipeline.js';
-import { sendErrorRaw } from './respond.js';
-import type { Runtime } from './runtime.js';
+import { STAGES } from '../stages/pipeline.js';
+import { sendErrorRaw } from '../stages/respond.js';
+import type { Runtime } from '../runtime.js';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
 

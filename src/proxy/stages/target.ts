@@ -4,9 +4,9 @@
  * authority (RFC 9112 §3.2.2). Inside an intercepted tunnel the CONNECT host, the TLS SNI and
  * the Host header must all name the same host and port, or the request is refused with 421.
  */
-import { TurretError } from '../core/errors.js';
-import { parseAuthority } from '../net/host.js';
-import type { Scheme } from '../policy/types.js';
+import { TurretError } from '../../core/errors.js';
+import { parseAuthority } from '../../net/host.js';
+import type { Scheme } from '../../policy/types.js';
 import type { Tunnel } from './exchange.js';
 
 export interface ResolvedTarget {

@@ -7,11 +7,11 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { TurretError } from '../core/errors.js';
-import { sourceTableFor } from '../net/sources.js';
-import type { Policy } from '../policy/types.js';
-import { derivedAgentToken, type KeyRing } from '../secrets/keys.js';
-import type { SecretValues } from '../secrets/sources.js';
+import { TurretError } from '../../core/errors.js';
+import { sourceTableFor } from '../../net/sources.js';
+import type { Policy } from '../../policy/types.js';
+import { derivedAgentToken, type KeyRing } from '../../secrets/keys.js';
+import type { SecretValues } from '../../secrets/sources.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();

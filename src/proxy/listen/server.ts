@@ -6,16 +6,16 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { TurretError } from '../core/errors.js';
+import { TurretError } from '../../core/errors.js';
 import { handleConnect, tunnels } from './connect.js';
 import { drain, type DrainResult } from './drain.js';
-import { armDeadline, clientTimeoutError, guardSlowClients, nodeServerTimeouts } from './limits.js';
-import { handleRequest } from './pipeline.js';
-import { sendError, sendErrorRaw } from './respond.js';
+import { armDeadline, clientTimeoutError, guardSlowClients, nodeServerTimeouts } from '../limits.js';
+import { handleRequest } from '../stages/pipeline.js';
+import { sendError, sendErrorRaw } from '../stages/respond.js';
 import { startTransparent, type TransparentListener } from './transparent.js';
-import { isClosing, markMalformed, MALFORMED_REASON, openExchanges, trackRequest } from './validate.js';
+import { isClosing, markMalformed, MALFORMED_REASON, openExchanges, trackRequest } from '../stages/validate.js';
 import { handleUpgrade } from './websocket.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime } from '../runtime.js';
 
 export interface ProxyServer {
   server: http.Server;

@@ -8,13 +8,13 @@ import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
-import { TurretError, isTurretError } from '../core/errors.js';
-import type { Redaction, Scrubber } from '../scrub/scrubber.js';
-import { NO_BODY_PLAN, prepareRequestBody, type BodyPlan } from '../secrets/body.js';
+import { TurretError, isTurretError } from '../../core/errors.js';
+import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
+import { NO_BODY_PLAN, prepareRequestBody, type BodyPlan } from '../../secrets/body.js';
 import type { Exchange } from './exchange.js';
 import { clientResponseHeaders, DECODABLE } from './headers.js';
 import { scansContentType } from './scrubbing.js';
-import { deadlineOf } from './limits.js';
+import { deadlineOf } from '../limits.js';
 
 /** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
 export function upstreamError(e: unknown): TurretError {

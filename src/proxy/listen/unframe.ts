@@ -7,7 +7,7 @@
  * the client gets the body delimited by the connection's close (RFC 9112 §6.3, last rule).
  */
 import { Transform } from 'node:stream';
-import { TurretError } from '../core/errors.js';
+import { TurretError } from '../../core/errors.js';
 
 const FRAMING = new Set(['transfer-encoding', 'content-length', 'connection', 'keep-alive', 'content-encoding', 'trailer']);
 const MAX_LINE = 4096;

@@ -29,7 +29,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { TurretError } from '../core/errors.js';
+import { TurretError } from '../../core/errors.js';
 
 /** Fields req.headers holds with Node's default `maxHeadersCount` (2000 entries); more are dropped. */
 export const MAX_HEADER_FIELDS = 1000;

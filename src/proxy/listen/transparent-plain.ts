@@ -6,14 +6,14 @@
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { TurretError, asTurretError } from '../core/errors.js';
-import { formatAuthority, parseAuthority } from '../net/host.js';
-import { sourceTableFor } from '../net/sources.js';
-import { armDeadline, guardSlowClients } from './limits.js';
-import { handleRequest } from './pipeline.js';
-import { sendError, sendErrorRaw } from './respond.js';
-import type { Runtime } from './runtime.js';
-import { trackRequest } from './validate.js';
+import { TurretError, asTurretError } from '../../core/errors.js';
+import { formatAuthority, parseAuthority } from '../../net/host.js';
+import { sourceTableFor } from '../../net/sources.js';
+import { armDeadline, guardSlowClients } from '../limits.js';
+import { handleRequest } from '../stages/pipeline.js';
+import { sendError, sendErrorRaw } from '../stages/respond.js';
+import type { Runtime } from '../runtime.js';
+import { trackRequest } from '../stages/validate.js';
 import { handleUpgrade } from './websocket.js';
 
 const HTTP_PORT = 80;

@@ -8,11 +8,11 @@
  * (secret values, replacements) they were built from: a rotated file secret changes the key.
  */
 import { createHash } from 'node:crypto';
-import type { Policy, ScrubSettings } from '../policy/types.js';
-import { BUILTIN_PATTERNS, GENERIC_PATTERNS, compilePatterns, type CompiledPattern } from '../scrub/patterns.js';
-import { compileScrubber, type KnownSecret, type Scrubber } from '../scrub/scrubber.js';
-import type { Injection } from '../secrets/inject.js';
-import type { Secret } from '../secrets/secret.js';
+import type { Policy, ScrubSettings } from '../../policy/types.js';
+import { BUILTIN_PATTERNS, GENERIC_PATTERNS, compilePatterns, type CompiledPattern } from '../../scrub/patterns.js';
+import { compileScrubber, type KnownSecret, type Scrubber } from '../../scrub/scrubber.js';
+import type { Injection } from '../../secrets/inject.js';
+import type { Secret } from '../../secrets/secret.js';
 
 let builtin: CompiledPattern[] | null = null;
 export function builtinPatterns(): CompiledPattern[] {

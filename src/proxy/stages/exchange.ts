@@ -4,10 +4,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { TurretError } from '../core/errors.js';
-import type { Decision, Scheme } from '../policy/types.js';
-import type { Injection } from '../secrets/inject.js';
-import type { PolicyState } from './runtime.js';
+import type { TurretError } from '../../core/errors.js';
+import type { Decision, Scheme } from '../../policy/types.js';
+import type { Injection } from '../../secrets/inject.js';
+import type { PolicyState } from '../runtime.js';
 
 /** An intercepted CONNECT tunnel: requests inside it inherit its agent and must agree with its host. */
 export interface Tunnel {

@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { SlowClientGuard } from './limits.js';
+import type { SlowClientGuard } from '../limits.js';
 
 export interface DrainResult {
   /** True when everything finished before the deadline. */

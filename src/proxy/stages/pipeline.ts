@@ -9,15 +9,15 @@
  * through it again, so each inner request is decided on its own.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { TurretError, asTurretError } from '../core/errors.js';
-import { stripQueryValues } from '../audit/record.js';
-import { MAX_PEEK_BYTES, mediaType, needsBody } from '../policy/catalog.js';
-import { decide } from '../policy/decide.js';
-import { methodOverrides } from '../policy/override.js';
-import { limitChecks } from '../policy/ratelimit.js';
-import type { RequestFacts } from '../policy/types.js';
-import { injectRequest, type RequestInjection } from '../secrets/request.js';
-import { requestHasBody } from '../secrets/body.js';
+import { TurretError, asTurretError } from '../../core/errors.js';
+import { stripQueryValues } from '../../audit/record.js';
+import { MAX_PEEK_BYTES, mediaType, needsBody } from '../../policy/catalog.js';
+import { decide } from '../../policy/decide.js';
+import { methodOverrides } from '../../policy/override.js';
+import { limitChecks } from '../../policy/ratelimit.js';
+import type { RequestFacts } from '../../policy/types.js';
+import { injectRequest, type RequestInjection } from '../../secrets/request.js';
+import { requestHasBody } from '../../secrets/body.js';
 import { newExchange, type Exchange, type Tunnel } from './exchange.js';
 import { finishExchange } from './finish.js';
 import { forward } from './forward.js';
@@ -25,7 +25,7 @@ import { checkLookalike } from './guards.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { identifyAgent } from './identify.js';
 import { sendError } from './respond.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime } from '../runtime.js';
 import { checkHostHeader, targetFromAbsolute, targetInTunnel } from './target.js';
 import { isMalformed, MALFORMED_REASON, validateRequest } from './validate.js';
 

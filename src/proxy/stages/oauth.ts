@@ -15,12 +15,12 @@
  */
 import { Writable, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { TurretError } from '../core/errors.js';
-import type { OAuthCaptureDef, Policy, SecretDef } from '../policy/types.js';
-import type { Redaction, Scrubber } from '../scrub/scrubber.js';
-import { issueHandle } from '../secrets/handles.js';
-import type { KeyRing } from '../secrets/keys.js';
-import { Secret } from '../secrets/secret.js';
+import { TurretError } from '../../core/errors.js';
+import type { OAuthCaptureDef, Policy, SecretDef } from '../../policy/types.js';
+import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
+import { issueHandle } from '../../secrets/handles.js';
+import type { KeyRing } from '../../secrets/keys.js';
+import { Secret } from '../../secrets/secret.js';
 import type { Exchange } from './exchange.js';
 
 /** A token endpoint answer is small; anything bigger is not buffered for capture. */

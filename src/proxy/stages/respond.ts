@@ -7,7 +7,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import { isPolicyStatus, type TurretError } from '../core/errors.js';
+import { isPolicyStatus, type TurretError } from '../../core/errors.js';
 
 export interface DenialContext {
   method?: string | null;

@@ -10,15 +10,15 @@ import type { Duplex } from 'node:stream';
 import { replayStream } from './replay.js';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
-import { TurretError, asTurretError } from '../core/errors.js';
-import { parseAuthority, normaliseHost } from '../net/host.js';
-import { decideTunnel } from '../policy/decide.js';
-import { newId, type Tunnel } from './exchange.js';
-import { checkLookalike, checkTunnelTarget } from './guards.js';
-import { identifyAgent } from './identify.js';
-import { holdTunnelSlot } from './limits.js';
-import { sendErrorRaw } from './respond.js';
-import type { Runtime } from './runtime.js';
+import { TurretError, asTurretError } from '../../core/errors.js';
+import { parseAuthority, normaliseHost } from '../../net/host.js';
+import { decideTunnel } from '../../policy/decide.js';
+import { newId, type Tunnel } from '../stages/exchange.js';
+import { checkLookalike, checkTunnelTarget } from '../stages/guards.js';
+import { identifyAgent } from '../stages/identify.js';
+import { holdTunnelSlot } from '../limits.js';
+import { sendErrorRaw } from '../stages/respond.js';
+import type { Runtime } from '../runtime.js';
 
 export const tunnels = new WeakMap<object, Tunnel>();
 

@@ -23,18 +23,18 @@ import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { TurretError, asTurretError } from '../core/errors.js';
-import { normaliseHost } from '../net/host.js';
-import { sourceTableFor } from '../net/sources.js';
-import { decideTunnel } from '../policy/decide.js';
-import { looksLikeTls, MAX_CLIENT_HELLO, parseClientHello } from '../tls/client-hello.js';
+import { TurretError, asTurretError } from '../../core/errors.js';
+import { normaliseHost } from '../../net/host.js';
+import { sourceTableFor } from '../../net/sources.js';
+import { decideTunnel } from '../../policy/decide.js';
+import { looksLikeTls, MAX_CLIENT_HELLO, parseClientHello } from '../../tls/client-hello.js';
 import { tunnels } from './connect.js';
-import { newId, type Tunnel } from './exchange.js';
-import { checkLookalike, checkTunnelTarget } from './guards.js';
-import { holdTunnelSlot } from './limits.js';
+import { newId, type Tunnel } from '../stages/exchange.js';
+import { checkLookalike, checkTunnelTarget } from '../stages/guards.js';
+import { holdTunnelSlot } from '../limits.js';
 import { replayStream } from './replay.js';
-import { sendError } from './respond.js';
-import type { Runtime } from './runtime.js';
+import { sendError } from '../stages/respond.js';
+import type { Runtime } from '../runtime.js';
 import { clientOf, servePlain } from './transparent-plain.js';
 
 export interface TransparentListener {

@@ -14,9 +14,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Logger } from '../core/log.js';
-import { exposition, type Metrics } from '../metrics/metrics.js';
-import type { Runtime } from './runtime.js';
+import type { Logger } from '../../core/log.js';
+import { exposition, type Metrics } from '../../metrics/metrics.js';
+import type { Runtime } from '../runtime.js';
 
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8751';
 

@@ -2,10 +2,10 @@
  * finish: the one audit record and metrics update every exchange gets (plain requests, requests
  * inside tunnels, WebSocket upgrades), whatever happened to it.
  */
-import { stripQueryValues } from '../audit/record.js';
-import { fingerprint } from '../secrets/keys.js';
+import { stripQueryValues } from '../../audit/record.js';
+import { fingerprint } from '../../secrets/keys.js';
 import type { Exchange } from './exchange.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime } from '../runtime.js';
 
 export function outcome(x: Exchange): 'completed' | 'denied' | 'failed' {
   if (!x.error) return 'completed';
