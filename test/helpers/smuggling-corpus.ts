@@ -1,5 +1,5 @@
 /**
- * The public smuggling corpus (/work/shared/corpora/smuggling_cases.json) and how its cases are
+ * The public smuggling corpus (test/fixtures/corpora/smuggling_cases.json) and how its cases are
  * adapted to a running Turret. Adaptation rules (docs/security.md, "Malformed HTTP and smuggling"):
  *
  * - Only the header section of the FIRST message changes; the framing bytes (request line
@@ -23,8 +23,10 @@
  *   the tunnel authority; no credential is needed there.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const CORPUS_FILE = '/work/shared/corpora/smuggling_cases.json';
+export const CORPUS_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/corpora/smuggling_cases.json');
 
 export interface CorpusCase {
   id: string;

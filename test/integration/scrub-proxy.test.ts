@@ -16,10 +16,10 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { ProxyAgent, WebSocket } from 'undici';
 import { curl } from '../helpers/curl.js';
-import { agentToken, cleanEnv, ROOT, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
+import { agentToken, cleanEnv, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
 import { FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
-const CORPORA = path.resolve(ROOT, '../shared/corpora');
+const CORPORA = path.resolve(FIXTURES, 'corpora');
 interface CorpusRule { rule_id: string; regex: string; secret: string; example_raw: string }
 const examples = (JSON.parse(fs.readFileSync(path.join(CORPORA, 'secret_patterns.json'), 'utf8')) as CorpusRule[]).filter((r) => r.rule_id !== 'pkcs12-file');
 const unescape = (s: string): string => s.replace(/\\([\\nrt])/g, (_m, c: string) => ({ n: '\n', r: '\r', t: '\t', '\\': '\\' })[c] ?? c);

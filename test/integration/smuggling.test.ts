@@ -1,5 +1,5 @@
 /**
- * Every case of the public smuggling corpus (/work/shared/corpora, 2,117 cases) against the real
+ * Every case of the public smuggling corpus (test/fixtures/corpora, 2,117 cases) against the real
  * turret process, over raw sockets, with a raw recording upstream (test/helpers/raw-upstream.ts).
  * How cases are adapted is in test/helpers/smuggling-corpus.ts and docs/security.md.
  *

@@ -12,8 +12,8 @@ import { maxMatchBytes } from '../../src/scrub/regex-length.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
 import type { Scrubber } from '../../src/scrub/scrubber.js';
 
-// The corpora live in shared/ beside the repository (as in CI); a missing corpus fails, never skips.
-const CORPORA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/corpora');
+// The public corpora are committed under test/fixtures/corpora (README there: sources, licences).
+const CORPORA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/corpora');
 
 interface CorpusRule { rule_id: string; regex: string; secret: string; example_raw: string }
 const corpus = JSON.parse(fs.readFileSync(path.join(CORPORA, 'secret_patterns.json'), 'utf8')) as CorpusRule[];
@@ -167,4 +167,10 @@ test('patterns near look-alikes: context is kept, keyword rules redact only the 
   assert.equal(text, `{"gh": "[REDACTED:github-pat]", "sha": "${'a1'.repeat(20)}"}`); // git SHAs pass
   const t2 = all.scrubString(`'access_token': 'eyJ0eXAioiJKV1slS3oASx=='`).text;
   assert.equal(t2, `'access_token': '[REDACTED:generic-api-key]'`);
+});
+
+test('src/scrub/builtin-patterns.ts is exactly what test/gen-builtin-patterns.ts makes from the committed corpus', async () => {
+  const gen = await import('../gen-builtin-patterns.js');
+  const rows = JSON.parse(fs.readFileSync(gen.CORPUS, 'utf8')) as Parameters<typeof gen.generate>[0];
+  assert.equal(fs.readFileSync(gen.OUTPUT, 'utf8'), gen.generate(rows));
 });
