@@ -51,6 +51,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--agent <name>', 'explain: the agent making the request')
     .option('--content-type <type>', 'explain: the request content type (git and GraphQL catalog)')
     .option('--body <text>', 'explain: the request body (GraphQL over POST)')
+    .option('--websocket', 'explain: the request is a WebSocket upgrade (same as METHOD websocket or a ws:// / wss:// URL)')
     .option('--ca <dir>', 'Accepted for symmetry with the other commands; rules do not use the CA')
     .action((a: string, request: string[], o) => run(rulesCommand(a, request, o)));
 

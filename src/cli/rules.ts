@@ -13,6 +13,7 @@ export interface RulesOptions extends CommonOptions {
   agent?: string;
   contentType?: string;
   body?: string;
+  websocket?: boolean;
 }
 
 export async function rulesCommand(action: string, args: string[], o: RulesOptions): Promise<void> {
@@ -31,13 +32,13 @@ export async function rulesCommand(action: string, args: string[], o: RulesOptio
 }
 
 async function explainCommand(args: string[], o: RulesOptions): Promise<void> {
-  if (args.length !== 2 || !o.agent) throw new UsageError('usage: turret rules explain --agent NAME METHOD URL (for example: --agent demo POST https://api.github.com/repos/o/r/issues)');
+  if (args.length !== 2 || !o.agent) throw new UsageError('usage: turret rules explain --agent NAME [--websocket] METHOD URL (METHOD may be websocket; for example: --agent demo POST https://api.github.com/repos/o/r/issues)');
   const policy = await loadPolicy(rulesDir(o));
   const agent = String(o.agent);
   if (!policy.agents.has(agent)) throw new UsageError(`agent "${agent.slice(0, 40)}" is not defined in the rules (defined: ${[...policy.agents.keys()].join(', ') || 'none'})`);
   let req;
   try {
-    req = parseRequest(agent, String(args[0]).toUpperCase(), String(args[1]), { contentType: o.contentType ?? null, body: o.body ?? null });
+    req = parseRequest(agent, String(args[0]).toUpperCase(), String(args[1]), { contentType: o.contentType ?? null, body: o.body ?? null, websocket: o.websocket === true });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -45,6 +46,7 @@ async function explainCommand(args: string[], o: RulesOptions): Promise<void> {
   out(`decision: ${d.allow ? 'allow' : `deny (${d.code ?? 'policy_denied'})`}`);
   out(`rule: ${d.rule ? `${d.rule.id} (${d.rule.name}${d.rule.origin ? `, ${d.rule.origin}` : ''})` : 'none'}`);
   out(`reason: ${d.reason}`);
+  if (req.websocket) out('upgrade: websocket (allowed only by a rule listing websocket or any)');
   if (d.shape) out(`shape: ${d.shape}`);
   if (d.allow) {
     const limits = limitChecks(policy, agent, d.rule);

@@ -106,7 +106,7 @@ function readSources(c: Cursor | undefined, others: ReadonlyMap<string, AgentDef
 
 function readMethods(c: Cursor | undefined): ReadonlySet<string> | 'any' {
   if (!c) return 'any';
-  const r = methodsFromClasses(c.strings() ?? []);
+  const r = methodsFromClasses(c.strings() ?? [], { websocket: false });
   r.bad.forEach((b) => c.fail(b));
   return r.methods;
 }

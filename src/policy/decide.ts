@@ -12,7 +12,7 @@
  */
 import type { ErrorCode } from '../core/errors.js';
 import { classify, type Shape } from './catalog.js';
-import { FORBIDDEN_METHODS, READ_METHODS, hostMatches, hostPortMatches, pathViews } from './match.js';
+import { FORBIDDEN_METHODS, READ_METHODS, foldedViews, hostMatches, hostPortMatches, pathViews } from './match.js';
 import { queryValues } from './catalog.js';
 import type { Decision, Policy, RequestFacts, Rule } from './types.js';
 
@@ -20,6 +20,8 @@ type Verdict = { kind: 'skip' } | { kind: 'miss'; why: string; code: ErrorCode }
 
 interface Ctx {
   views: string[];
+  /** Case-folded spellings of the views (fold.ts): deny rules match these too. */
+  folded: string[];
   shapes: Shape[];
   now: number;
 }
@@ -39,7 +41,14 @@ function literalMethod(rule: Rule, method: string): boolean {
 }
 
 /** Does the rule's method list cover this request? Catalog shapes count only where the rule opted in. */
-function methodCovered(rule: Rule, method: string, shape: Shape | null): boolean {
+function methodCovered(rule: Rule, req: RequestFacts, shape: Shape | null): boolean {
+  const method = req.method;
+  if (req.websocket) {
+    // An upgrade opens a channel for any message: only `websocket` or `any` allows it. A deny on
+    // its method (GET, read) still refuses it, so a deny is never narrower than it looks.
+    if (rule.methods === 'any' || rule.classes.websocket) return true;
+    return rule.action === 'deny' && literalMethod(rule, method);
+  }
   if (!shape) return literalMethod(rule, method);
   const byClass = shape.kind === 'read' ? rule.classes.read : rule.classes.write;
   // For an allow, a write-shaped GET (git push discovery) needs the write class, not "GET";
@@ -55,13 +64,15 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
   if (rule.until !== null && ctx.now >= rule.until) return { kind: 'miss', why: `${label} expired at ${new Date(rule.until).toISOString()}`, code: 'policy_denied' };
   if (!rule.schemes.has(req.scheme)) return { kind: 'miss', why: `${label} covers this host only over ${[...rule.schemes].join(', ')}`, code: 'policy_denied' };
   const shape = ctx.shapes.find((s) => rule.catalog.has(s.entry)) ?? null;
-  if (!methodCovered(rule, req.method, shape)) {
-    return { kind: 'miss', why: `${label} covers only ${rule.methodSource.join(', ')} to this host${shape ? `, and this is a ${shape.what}` : ''}`, code: 'policy_denied' };
+  if (!methodCovered(rule, req, shape)) {
+    const what = req.websocket ? ', and this is a WebSocket upgrade (needs websocket or any)' : shape ? `, and this is a ${shape.what}` : '';
+    return { kind: 'miss', why: `${label} covers only ${rule.methodSource.join(', ')} to this host${what}`, code: 'policy_denied' };
   }
   if (rule.paths) {
     const hit = (v: string): boolean => rule.paths!.some((p) => p.test(v));
-    // An allow must hold for every view of the path, a deny applies if any view matches.
-    const ok = rule.action === 'allow' ? ctx.views.every(hit) : ctx.views.some(hit);
+    // An allow must hold for every view of the path; a deny applies if any view matches, or any
+    // case-folded view matches the folded pattern (servers that ignore letter case).
+    const ok = rule.action === 'allow' ? ctx.views.every(hit) : ctx.views.some(hit) || ctx.folded.some((v) => rule.paths!.some((p) => p.testFolded(v)));
     if (!ok) return { kind: 'miss', why: `${label} covers only paths ${rule.paths.map((p) => p.source).join(', ')}`, code: 'policy_denied' };
   }
   for (const q of rule.query) {
@@ -69,7 +80,8 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
     const ok = q.kind === 'present' ? values.length > 0 : q.kind === 'absent' ? values.length === 0 : values.length > 0 && values.every(q.test);
     if (!ok) return { kind: 'miss', why: `${label} requires query ${q.source}`, code: 'policy_denied' };
   }
-  const write = shape ? shape.kind === 'write' : !READS.has(req.method);
+  // A WebSocket carries writes as messages: over plain HTTP it needs `http` in schemes like a write.
+  const write = req.websocket === true || (shape ? shape.kind === 'write' : !READS.has(req.method));
   if (rule.action === 'allow' && write && req.scheme === 'http' && !rule.plainHttpWrites) {
     return { kind: 'miss', why: `${label} allows writes only over HTTPS (list http under schemes: to allow plain HTTP writes)`, code: 'https_required' };
   }
@@ -78,10 +90,11 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
 
 function context(req: RequestFacts, now: number): Ctx {
   const views = pathViews(req.path);
-  // Classify on every view; where views disagree, a write classification wins.
-  const shapes = views.flatMap((v) => classify(req, v));
+  // Classify on every view; where views disagree, a write classification wins. An upgrade is
+  // judged by the websocket class alone, never by a catalog shape.
+  const shapes = req.websocket ? [] : views.flatMap((v) => classify(req, v));
   shapes.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'write' ? -1 : 1));
-  return { views, shapes, now };
+  return { views, folded: foldedViews(views), shapes, now };
 }
 
 export interface Trace {
@@ -126,7 +139,7 @@ function decideWith(policy: Policy, req: RequestFacts, ctx: Ctx): Decision {
     if (v.kind === 'miss' && (!miss || (v.code === 'https_required' && miss.code !== 'https_required'))) miss = { rule, why: v.why, code: v.code };
   }
   const shown = ctx.views[0] ?? '/';
-  const base = `no rule allows ${req.method} ${req.scheme}://${req.host}:${req.port}${shown} for agent ${req.agent}`;
+  const base = `no rule allows ${req.websocket ? 'a WebSocket upgrade (GET)' : req.method} ${req.scheme}://${req.host}:${req.port}${shown} for agent ${req.agent}`;
   return { allow: false, rule: miss?.rule ?? null, code: miss?.code ?? 'policy_denied', reason: miss ? `${base}; ${miss.why}` : base };
 }
 

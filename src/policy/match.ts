@@ -4,6 +4,7 @@
  * here before any glob sees them.
  */
 import RE2 from 're2';
+import { foldPath } from './fold.js';
 import type { HostPattern, PathPattern, Scheme } from './types.js';
 
 export const READ_METHODS = ['GET', 'HEAD', 'OPTIONS'] as const;
@@ -101,10 +102,25 @@ export function pathViews(raw: string): string[] {
   return a === b ? [a] : [a, b];
 }
 
+/**
+ * The case-folded spellings of a path's views (fold.ts), dot segments removed again (a folded
+ * fullwidth `．．` is `..`). Deny rules also match these; allows do not need to.
+ */
+export function foldedViews(views: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const v of views) {
+    const f = removeDotSegments(foldPath(v));
+    if (!out.includes(f)) out.push(f);
+  }
+  return out;
+}
+
 /** A path regex written by the operator, run on re2 (linear time: no pattern can cause ReDoS). */
 export function compilePathRegex(source: string): PathPattern {
   const re = compileRe2(source);
-  return { source: `~${source}`, test: (p: string) => re.test(p) };
+  // On folded paths the regex runs case-insensitively (re2's Unicode simple folding).
+  const ci = new RE2(source, 'iu');
+  return { source: `~${source}`, test: (p: string) => re.test(p), testFolded: (p: string) => ci.test(p) };
 }
 
 export function compileRe2(source: string): RE2 {
@@ -125,7 +141,14 @@ export function compilePathGlob(source: string): PathPattern {
   if (!source.startsWith('/')) throw new Error('a path pattern must start with "/"');
   if (/[?#]/.test(source)) throw new Error('a path pattern has no "?" or "#"; put conditions on query keys under "query:"');
   if (/(^|\/)\.\.?(\/|$)|\/\//.test(source)) throw new Error('a path pattern has no "." or ".." segments and no "//" (requests are normalised before matching)');
-  const segs = normalisePath(source).split('/').slice(1);
+  const compiled = new RE2(globRegex(normalisePath(source)));
+  // The folded pattern matches folded paths: `/Admin/**` denies `/ADMIN/x` as well as `/admin/x`.
+  const folded = new RE2(globRegex(removeDotSegments(foldPath(normalisePath(source)))));
+  return { source, test: (p: string) => compiled.test(p), testFolded: (p: string) => folded.test(p) };
+}
+
+function globRegex(normalised: string): string {
+  const segs = normalised.split('/').slice(1);
   let re = '^';
   segs.forEach((seg, i) => {
     const last = i === segs.length - 1;
@@ -137,35 +160,43 @@ export function compilePathGlob(source: string): PathPattern {
     if (seg.includes('**')) throw new Error('"**" must be a whole path segment (like /a/**/b); use "*" inside a segment');
     re += '/' + seg.split('*').map((lit) => lit.replace(/[\\^$.|?+()[\]{}]/g, '\\$&')).join('[^/]*');
   });
-  re += '$';
-  const compiled = new RE2(re);
-  return { source, test: (p: string) => compiled.test(p) };
+  return `${re}$`;
 }
 
 export interface MethodSpec {
   methods: ReadonlySet<string> | 'any';
-  classes: { read: boolean; write: boolean };
+  classes: { read: boolean; write: boolean; websocket: boolean };
   bad: string[];
 }
 
-export function methodsFromClasses(classes: string[]): MethodSpec {
+/**
+ * `methods:` as written → methods and classes. `websocket` is a class of its own: a WebSocket
+ * upgrade is a GET on the wire but opens a two-way channel, so only `websocket` (or `any`) allows
+ * one; `read` and `GET` do not. `opts.websocket: false` where the class means nothing (secrets).
+ */
+export function methodsFromClasses(classes: string[], opts: { websocket?: boolean } = {}): MethodSpec {
   const out = new Set<string>();
   const bad: string[] = [];
-  const cls = { read: false, write: false };
+  const cls = { read: false, write: false, websocket: false };
+  const wsOk = opts.websocket !== false;
   for (const c of classes) {
     const u = c.trim();
     const l = u.toLowerCase();
-    if (u === '*' || l === 'any') return { methods: 'any', classes: { read: true, write: true }, bad };
+    if (u === '*' || l === 'any') return { methods: 'any', classes: { read: true, write: true, websocket: wsOk }, bad };
     if (l === 'read') {
       cls.read = true;
       READ_METHODS.forEach((m) => out.add(m));
     } else if (l === 'write') {
       cls.write = true;
       WRITE_METHODS.forEach((m) => out.add(m));
+    } else if (l === 'websocket' && wsOk) {
+      cls.websocket = true;
+    } else if (l === 'websocket') {
+      bad.push('websocket is a method class of rules; a secret used in an upgrade is scoped by GET');
     } else if (/^[A-Z]+$/.test(u)) {
       if (FORBIDDEN_METHODS.has(u)) bad.push(`${u} is never allowed through the proxy`);
       else out.add(u);
-    } else bad.push(`"${c.slice(0, 40)}" is not a method class (read, write, any) or an upper-case method name`);
+    } else bad.push(`"${c.slice(0, 40)}" is not a method class (${wsOk ? 'read, write, websocket, any' : 'read, write, any'}) or an upper-case method name`);
   }
   return { methods: out, classes: cls, bad };
 }

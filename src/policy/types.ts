@@ -22,6 +22,8 @@ export interface HostPattern {
 export interface PathPattern {
   source: string;
   test(normalisedPath: string): boolean;
+  /** The same pattern, case-folded, against a case-folded path (policy/fold.ts; deny rules). */
+  testFolded(foldedPath: string): boolean;
 }
 
 /** Where a source was written, for messages: "rules/default.yaml:12". */
@@ -110,8 +112,11 @@ export interface Rule {
   action: 'allow' | 'deny';
   agents: ReadonlySet<string> | 'any';
   methods: ReadonlySet<string> | 'any';
-  /** The rule names the read / write class (read-shaped and write-shaped requests use these). */
-  classes: { read: boolean; write: boolean };
+  /**
+   * The rule names the read / write class (read-shaped and write-shaped requests use these) and
+   * the websocket class (the only way besides `any` to allow a WebSocket upgrade).
+   */
+  classes: { read: boolean; write: boolean; websocket: boolean };
   /** Method classes as written, for explain ("read", "write", "POST"). */
   methodSource: string[];
   hosts: HostPattern[];
@@ -228,6 +233,11 @@ export interface RequestFacts {
   port: number;
   /** Path and query as received (normalised by decide before matching). */
   path: string;
+  /**
+   * The request asks to switch to WebSocket (an `Upgrade` header naming websocket). Only rules
+   * with the `websocket` method class (or `any`) allow it (docs/rules.md, Methods).
+   */
+  websocket?: boolean;
   /** Lower-case media type without parameters, when the request has a body. */
   contentType?: string | null;
   /**

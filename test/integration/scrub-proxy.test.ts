@@ -52,7 +52,7 @@ secrets:
     hosts: ["*.turret.test:*"]
 rules:
   - name: all
-    methods: [read, POST]
+    methods: [read, POST, websocket]
     hosts: ["up.turret.test:*", "auth.turret.test:*", "api.turret.test:*"]
     unsafe_addresses: [127.0.0.1/32]
 settings:

@@ -15,6 +15,7 @@ import { MAX_PEEK_BYTES, mediaType, needsBody } from '../../policy/catalog.js';
 import { decide } from '../../policy/decide.js';
 import { methodOverrides } from '../../policy/override.js';
 import { limitChecks } from '../../policy/ratelimit.js';
+import { asksWebSocket } from '../../policy/request.js';
 import type { RequestFacts } from '../../policy/types.js';
 import { injectRequest, type RequestInjection } from '../../secrets/request.js';
 import { requestHasBody } from '../../secrets/body.js';
@@ -68,14 +69,15 @@ export const STAGES: readonly Stage[] = [
     async run(x, rt) {
       checkLookalike(x.state.policy, x.agent ?? '', x.host ?? '');
       const facts: RequestFacts = { agent: x.agent ?? '', method: x.req.method ?? '', scheme: x.scheme ?? 'https', host: x.host ?? '', port: x.port ?? 0, path: x.path ?? '/', contentType: mediaType(x.req.headers['content-type']) };
+      if (asksWebSocket(x.req.headers)) facts.websocket = true;
       if (needsBody(x.state.policy, facts)) facts.body = await peekBody(x.req, MAX_PEEK_BYTES);
       const d = decide(x.state.policy, facts);
       x.decision = d;
       if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
-      for (const o of methodOverrides(x.req.headers)) {
+      for (const o of methodOverrides(x.req.headers, x.path ?? '')) {
         if ('invalid' in o) throw new TurretError('bad_request', `${o.header} must name a method`);
         if (o.method === facts.method) continue;
-        const od = decide(x.state.policy, { ...facts, method: o.method });
+        const od = decide(x.state.policy, { ...facts, method: o.method, websocket: false });
         if (!od.allow) throw new TurretError(od.code ?? 'policy_denied', `the request asks the upstream to treat it as ${o.method} (${o.header}); ${od.reason}`, { rule: od.rule?.id });
       }
       const lim = rt.limiter.take(limitChecks(x.state.policy, facts.agent, d.rule));
