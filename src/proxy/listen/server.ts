@@ -7,7 +7,8 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../../core/errors.js';
-import { handleConnect, tunnels } from './connect.js';
+import { handleConnect } from './connect.js';
+import { tunnels } from './tunnel.js';
 import { drain, type DrainResult } from './drain.js';
 import { armDeadline, clientTimeoutError, guardSlowClients, nodeServerTimeouts } from '../limits.js';
 import { handleRequest } from '../stages/pipeline.js';
@@ -16,6 +17,7 @@ import { startTransparent, type TransparentListener } from './transparent.js';
 import { isClosing, markMalformed, MALFORMED_REASON, openExchanges, trackRequest } from '../stages/validate.js';
 import { handleUpgrade } from './websocket.js';
 import type { Runtime } from '../runtime.js';
+import { clientOf, recordRefusal } from '../record.js';
 
 export interface ProxyServer {
   server: http.Server;
@@ -51,11 +53,12 @@ function onClientError(rt: Runtime) {
       socket.destroy();
       return;
     }
-    const agent = tunnels.get(socket)?.agent ?? null;
+    const tunnel = tunnels.get(socket);
+    const facts = { agent: tunnel?.agent ?? null, client: tunnel?.client ?? clientOf(socket as Socket), tunnelId: tunnel?.id };
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && !(socket as { _httpMessage?: unknown })._httpMessage) {
       // A slow client with no request under way: say why, and leave a record of it.
       const e = clientTimeoutError(rt.limits);
-      rt.audit.write({ time: new Date().toISOString(), event: 'request', outcome: 'denied', agent, code: e.code, reason: e.reason, status: e.status });
+      recordRefusal(rt, e, facts);
       sendErrorRaw(socket, e, { scrub: (s) => s });
       return;
     }
@@ -89,12 +92,12 @@ function onClientError(rt: Runtime) {
       else last.res.once('finish', () => socket.end()).once('close', () => socket.destroy());
       if (unfinished > 0) return; // finish.ts audits those exchanges
     }
-    rt.audit.write({ time: new Date().toISOString(), event: 'request', outcome: 'denied', agent, code, reason, status: code === 'headers_too_large' ? 431 : 400 });
-    rt.metrics?.requests.inc({ agent: agent ?? 'unknown', decision: 'denied', code });
+    const refusal = new TurretError(code, reason);
+    recordRefusal(rt, refusal, facts);
     if (last) return;
     // The last response said Connection: close: what follows it is never read, nor answered.
     if (isClosing(socket)) socket.end();
-    else sendErrorRaw(socket, new TurretError(code, reason), { scrub: (s) => s });
+    else sendErrorRaw(socket, refusal, { scrub: (s) => s });
   };
 }
 
@@ -106,16 +109,15 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
     void handleRequest(rt, req, res, tunnels.get(req.socket) ?? null);
   });
   const innerGuard = guardSlowClients(inner, rt.limits, (socket) => {
-    const e = clientTimeoutError(rt.limits);
-    rt.audit.write({ time: new Date().toISOString(), event: 'request', outcome: 'denied', agent: tunnels.get(socket)?.agent ?? null, code: e.code, reason: e.reason, status: e.status, tunnel_id: tunnels.get(socket)?.id });
+    const tunnel = tunnels.get(socket);
+    recordRefusal(rt, clientTimeoutError(rt.limits), { agent: tunnel?.agent ?? null, client: tunnel?.client, tunnelId: tunnel?.id });
   });
   inner.on('clientError', onClientError(rt));
   // CONNECT inside an intercepted tunnel would open a tunnel nobody inspects: always refused.
   inner.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
     const tunnel = tunnels.get(req.socket);
     const err = new TurretError('method_forbidden', 'CONNECT inside an intercepted tunnel is never allowed');
-    rt.audit.write({ time: new Date().toISOString(), event: 'request', outcome: 'denied', agent: tunnel?.agent ?? null, method: 'CONNECT', host: tunnel?.host, port: tunnel?.port, code: err.code, status: err.status, reason: err.reason, tunnel_id: tunnel?.id });
-    rt.metrics?.requests.inc({ agent: tunnel?.agent ?? 'unknown', decision: 'denied', code: err.code });
+    recordRefusal(rt, err, { agent: tunnel?.agent ?? null, client: tunnel?.client, method: 'CONNECT', host: tunnel?.host, port: tunnel?.port, tunnelId: tunnel?.id });
     sendErrorRaw(socket, err, { method: 'CONNECT', target: req.url ?? null, scrub: (t) => t });
   });
   const server = http.createServer(serverOptions(rt));

@@ -13,14 +13,11 @@ import { armDeadline, guardSlowClients } from '../limits.js';
 import { handleRequest } from '../stages/pipeline.js';
 import { sendError, sendErrorRaw } from '../stages/respond.js';
 import type { Runtime } from '../runtime.js';
+import { clientOf, recordRefusal } from '../record.js';
 import { trackRequest } from '../stages/validate.js';
 import { handleUpgrade } from './websocket.js';
 
 const HTTP_PORT = 80;
-
-export function clientOf(s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
-  return `${s.remoteAddress ?? '?'}:${s.remotePort ?? 0}`;
-}
 
 /** Redirected plain HTTP: origin-form requests become the absolute form, then the pipeline. */
 export function servePlain(rt: Runtime, plain: http.Server): ReturnType<typeof guardSlowClients> {
@@ -54,8 +51,7 @@ export function servePlain(rt: Runtime, plain: http.Server): ReturnType<typeof g
 
 function refuseRequest(rt: Runtime, req: http.IncomingMessage, err: TurretError, send: (err: TurretError) => void): void {
   const agent = sourceTableFor(rt.state.policy.agents).lookup(req.socket.remoteAddress)?.agent ?? null;
-  rt.audit.write({ time: new Date().toISOString(), event: 'request', outcome: 'denied', agent, method: req.method, scheme: 'http', code: err.code, status: err.status, reason: err.reason, client: clientOf(req.socket) });
-  rt.metrics?.requests.inc({ agent: agent ?? 'unknown', decision: 'denied', code: err.code });
+  recordRefusal(rt, err, { agent, method: req.method, scheme: 'http', client: clientOf(req.socket) });
   send(err);
 }
 

@@ -22,20 +22,16 @@
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
-import { TurretError, asTurretError } from '../../core/errors.js';
+import { TurretError } from '../../core/errors.js';
 import { normaliseHost } from '../../net/host.js';
 import { sourceTableFor } from '../../net/sources.js';
-import { decideTunnel } from '../../policy/decide.js';
 import { looksLikeTls, MAX_CLIENT_HELLO, parseClientHello } from '../../tls/client-hello.js';
-import { tunnels } from './connect.js';
-import { newId, type Tunnel } from '../stages/exchange.js';
-import { checkLookalike, checkTunnelTarget } from '../stages/guards.js';
-import { holdTunnelSlot } from '../limits.js';
-import { replayStream } from './replay.js';
-import { sendError } from '../stages/respond.js';
+import { clientOf, recordRefusal } from '../record.js';
 import type { Runtime } from '../runtime.js';
-import { clientOf, servePlain } from './transparent-plain.js';
+import { sendError } from '../stages/respond.js';
+import { replayStream } from './replay.js';
+import { servePlain } from './transparent-plain.js';
+import { openTunnel, terminateTls } from './tunnel.js';
 
 export interface TransparentListener {
   address(): AddressInfo;
@@ -121,7 +117,7 @@ function onConnection(rt: Runtime, o: TransparentOptions, refusals: http.Server,
         return;
       case 'hello':
         stop();
-        void openTunnel(rt, o.inner, refusals, s, buf, r.sni);
+        void openRedirectedTunnel(rt, o.inner, refusals, s, buf, r.sni);
         return;
       default: {
         const never: never = r;
@@ -132,91 +128,46 @@ function onConnection(rt: Runtime, o: TransparentOptions, refusals: http.Server,
   s.on('data', onData);
 }
 
-function audit(rt: Runtime, s: Socket, rec: Record<string, unknown>): void {
-  rt.audit.write({ time: new Date().toISOString(), event: 'tunnel_open', outcome: 'denied', agent: null, scheme: 'https', port: HTTPS_PORT, client: clientOf(s), ...rec });
-}
-
-/** Nothing to answer in (no host to present a certificate for): audit and close. */
+/** Nothing to answer in (no host to present a certificate for): record and close. */
 function closeRefused(rt: Runtime, s: Socket, host: string | null, err: TurretError): void {
-  audit(rt, s, { ...(host ? { host } : {}), code: err.code, status: err.status, reason: err.reason });
-  rt.metrics?.requests.inc({ agent: 'unknown', decision: 'denied', code: err.code });
+  recordRefusal(rt, err, { event: 'tunnel_open', agent: null, client: clientOf(s), scheme: 'https', host: host ?? undefined, port: HTTPS_PORT });
   s.destroy();
 }
 
-async function openTunnel(rt: Runtime, inner: http.Server, refusals: http.Server, s: Socket, head: Buffer, sni: string | null): Promise<void> {
-  const started = process.hrtime.bigint();
+/** A redirected TLS connection is a tunnel to its SNI host, port 443, for the agent its source address names. */
+function openRedirectedTunnel(rt: Runtime, inner: http.Server, refusals: http.Server, s: Socket, head: Buffer, sni: string | null): Promise<void> {
   const state = rt.state;
-  if (sni === null) return closeRefused(rt, s, null, new TurretError('bad_target', 'a redirected TLS connection must name its host in SNI; dialling an address directly is not supported'));
-  let t: { host: string; kind: 'name' | 'ipv4' | 'ipv6' };
-  try {
-    t = normaliseHost(sni);
-  } catch (e) {
-    return closeRefused(rt, s, null, asTurretError(e));
-  }
-  // RFC 6066 §3: SNI never carries an address. One that does names no host we could vouch for.
-  if (t.kind !== 'name') return closeRefused(rt, s, t.host, new TurretError('bad_target', 'TLS SNI must be a host name, not an address'));
-  const host = t.host;
-  let agent: string | null = null;
-  try {
-    agent = sourceTableFor(state.policy.agents).lookup(s.remoteAddress)?.agent ?? null;
-    if (!agent) throw new TurretError('proxy_auth_required', `source address ${s.remoteAddress ?? '?'} belongs to no agent (transparent mode identifies agents by their sources: ranges)`);
-    checkLookalike(state.policy, agent, host);
-    const d = decideTunnel(state.policy, agent, host, HTTPS_PORT);
-    if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
-    holdTunnelSlot(rt, agent, s);
-    await checkTunnelTarget(rt, state, agent, { host, port: HTTPS_PORT, kind: t.kind });
-    const tunnel: Tunnel = { id: newId(), agent, host, port: HTTPS_PORT, sni: host, mismatch: null, client: clientOf(s) };
-    audit(rt, s, { outcome: 'allowed', agent, host, rule: d.rule?.id ?? null, tunnel_id: tunnel.id, reason: `transparent: ${d.reason}` });
-    rt.metrics?.openTunnels.inc();
-    rt.metrics?.tunnels.inc({ mode: 'intercept' });
-    s.once('close', () => {
-      rt.metrics?.openTunnels.dec();
-      const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;
-      audit(rt, s, { event: 'tunnel_close', outcome: 'completed', agent, host, tunnel_id: tunnel.id, duration_ms: ms });
-    });
-    await terminateTls(rt, s, head, host, (tlsSocket) => {
-      tunnels.set(tlsSocket, tunnel);
-      inner.emit('connection', tlsSocket);
-    }, tunnel);
-  } catch (e) {
-    const err = asTurretError(e);
-    if (err.code === 'internal_error') rt.log.error('transparent tunnel failed', { error: String((e as Error)?.stack ?? e) });
-    audit(rt, s, { outcome: err.status < 500 ? 'denied' : 'failed', agent, host, code: err.code, status: err.status, reason: err.reason, rule: err.rule ?? null });
-    rt.metrics?.requests.inc({ agent: agent ?? 'unknown', decision: err.status < 500 ? 'denied' : 'failed', code: err.code });
-    // Answer inside TLS with the host's leaf: the agent (and the model behind it) reads why.
-    await terminateTls(rt, s, head, host, (tlsSocket) => {
-      refused.set(tlsSocket, { err, host, scrub: (x) => state.scrubbers.get().scrubString(x).text });
-      refusals.emit('connection', tlsSocket);
-    }).catch(() => s.destroy());
-  }
-}
-
-/** Server-side TLS over the redirected socket with a leaf for `host`, replaying the peeked bytes. */
-async function terminateTls(rt: Runtime, s: Socket, head: Buffer, host: string, use: (t: tls.TLSSocket) => void, tunnel?: Tunnel): Promise<void> {
-  const context = await rt.leaves.contextFor(host);
-  if (s.destroyed) return;
-  const tlsSocket = new tls.TLSSocket(replayStream(s, head) as Socket, {
-    isServer: true,
-    secureContext: context,
-    ALPNProtocols: ['http/1.1'],
-    // OpenSSL reads the same ClientHello again; should it ever see another name than our parser
-    // did, every request in the tunnel is refused (421) rather than trusting either reading.
-    SNICallback: (servername, cb) => {
-      let seen: string;
-      try {
-        seen = normaliseHost(servername).host;
-      } catch {
-        seen = servername.slice(0, 100);
-      }
-      if (tunnel && seen !== tunnel.host) tunnel.mismatch = `TLS SNI ${seen} does not match the SNI first read (${tunnel.host})`;
-      cb(null, context);
+  return openTunnel(rt, inner, {
+    socket: s,
+    head,
+    client: clientOf(s),
+    target: () => {
+      if (sni === null) throw new TurretError('bad_target', 'a redirected TLS connection must name its host in SNI; dialling an address directly is not supported');
+      const t = normaliseHost(sni);
+      // RFC 6066 §3: SNI never carries an address. One that does names no host we could vouch for.
+      if (t.kind !== 'name') throw new TurretError('bad_target', 'TLS SNI must be a host name, not an address');
+      return { host: t.host, port: HTTPS_PORT, kind: t.kind };
+    },
+    identify: () => {
+      const agent = sourceTableFor(state.policy.agents).lookup(s.remoteAddress)?.agent;
+      if (!agent) throw new TurretError('proxy_auth_required', `source address ${s.remoteAddress ?? '?'} belongs to no agent (transparent mode identifies agents by their sources: ranges)`);
+      return agent;
+    },
+    passthrough: false,
+    reasonPrefix: 'transparent: ',
+    // OpenSSL reads the same ClientHello again; should it ever see another name than our parser did,
+    // every request in the tunnel is refused (421) rather than trusting either reading.
+    sniAgainst: 'the SNI first read',
+    refuse: (err, t, scrub) => {
+      // No valid host name: nothing to present a certificate for.
+      if (!t) return void s.destroy();
+      // Answer inside TLS with the host's leaf: the agent (and the model behind it) reads why.
+      void terminateTls(rt, s, head, t.host, null, (tlsSocket) => {
+        refused.set(tlsSocket, { err, host: t.host, scrub });
+        refusals.emit('connection', tlsSocket);
+      });
     },
   });
-  tlsSocket.on('error', (err: Error & { code?: string }) => {
-    rt.log.debug('transparent TLS error', { host, code: err.code ?? 'unknown' });
-    tlsSocket.destroy();
-  });
-  use(tlsSocket);
 }
 
 const refused = new WeakMap<object, { err: TurretError; host: string; scrub: (s: string) => string }>();

@@ -6,16 +6,13 @@ import { stripQueryValues } from '../../audit/record.js';
 import { fingerprint } from '../../secrets/keys.js';
 import type { Exchange } from './exchange.js';
 import type { Runtime } from '../runtime.js';
+import { outcomeOf } from '../record.js';
 
-export function outcome(x: Exchange): 'completed' | 'denied' | 'failed' {
-  if (!x.error) return 'completed';
-  return x.error.status < 500 ? 'denied' : 'failed';
-}
 
 /** Exactly one audit record and one metrics update per exchange. */
 export function finishExchange(x: Exchange, rt: Runtime): void {
   const durationMs = Number(process.hrtime.bigint() - x.started) / 1e6;
-  const out = outcome(x);
+  const out = outcomeOf(x.error);
   const fps: Record<string, string> = {};
   for (const i of x.injections) fps[i.secret] = fingerprint(rt.ring, i.value.reveal());
   rt.audit.write({
