@@ -50,8 +50,9 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--rules <dir>', 'Rules directory (env TURRET_RULES, default rules)')
     .option('--agent <name>', 'explain: the agent making the request')
     .option('--content-type <type>', 'explain: the request content type (git and GraphQL catalog)')
-    .option('--body <text>', 'explain: the request body (GraphQL over POST)')
+    .option('--body <text>', 'explain: the request body (GraphQL, MCP/JSON-RPC, body schemas)')
     .option('--websocket', 'explain: the request is a WebSocket upgrade (same as METHOD websocket or a ws:// / wss:// URL)')
+    .option('--tainted <labels>', 'explain: session labels to assume (comma-separated), as if an earlier request had added them')
     .option('--ca <dir>', 'Accepted for symmetry with the other commands; rules do not use the CA')
     .action((a: string, request: string[], o) => run(rulesCommand(a, request, o)));
 

@@ -6,7 +6,7 @@
 import { loadPolicy } from '../config/load.js';
 import { explain, ruleLabel } from '../policy/decide.js';
 import { limitChecks } from '../policy/ratelimit.js';
-import { parseRequest } from '../policy/request.js';
+import { assumedTaints, parseRequest } from '../policy/request.js';
 import { out, rulesDir, UsageError, type CommonOptions } from './common.js';
 
 export interface RulesOptions extends CommonOptions {
@@ -14,6 +14,7 @@ export interface RulesOptions extends CommonOptions {
   contentType?: string;
   body?: string;
   websocket?: boolean;
+  tainted?: string;
 }
 
 export async function rulesCommand(action: string, args: string[], o: RulesOptions): Promise<void> {
@@ -38,7 +39,7 @@ async function explainCommand(args: string[], o: RulesOptions): Promise<void> {
   if (!policy.agents.has(agent)) throw new UsageError(`agent "${agent.slice(0, 40)}" is not defined in the rules (defined: ${[...policy.agents.keys()].join(', ') || 'none'})`);
   let req;
   try {
-    req = parseRequest(agent, String(args[0]).toUpperCase(), String(args[1]), { contentType: o.contentType ?? null, body: o.body ?? null, websocket: o.websocket === true });
+    req = parseRequest(agent, String(args[0]).toUpperCase(), String(args[1]), { contentType: o.contentType ?? null, body: o.body ?? null, websocket: o.websocket === true, taints: assumedTaints(o.tainted) });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

@@ -109,9 +109,11 @@ export function readUntil(c: Cursor): number | undefined {
 }
 
 export function readSettings(c: Cursor): Partial<Settings> | undefined {
-  const m = c.map(['upstream_ca_file', 'dns_hosts', 'dns_servers']);
+  const m = c.map(['upstream_ca_file', 'dns_hosts', 'dns_servers', 'taint_ttl']);
   if (!m) return undefined;
   const out: Partial<Settings> = {};
+  const tt = m.get('taint_ttl');
+  if (tt) out.taintTtlMs = readDuration(tt);
   const ds = m.get('dns_servers');
   if (ds) {
     const list = ds.strings() ?? [];

@@ -8,7 +8,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { runExamples } from '../policy/examples.js';
-import { parseRequestLine } from '../policy/request.js';
+import { assumedTaints, parseRequestLine } from '../policy/request.js';
 import type { AgentDef, AgentLimit, Example, Policy, Rule, SecretDef, Settings } from '../policy/types.js';
 import { readName, readRateLimit, readSettings } from './common.js';
 import { readRule } from './rules.js';
@@ -202,7 +202,7 @@ function readAgents(c: Cursor | undefined): Rule['agents'] {
 }
 
 function readExample(c: Cursor, agents: ReadonlyMap<string, AgentDef>): Example | undefined {
-  const m = c.map(['request', 'agent', 'expect', 'rule', 'code', 'content_type', 'body', 'description'], ['request', 'expect']);
+  const m = c.map(['request', 'agent', 'expect', 'rule', 'code', 'content_type', 'body', 'tainted', 'description'], ['request', 'expect']);
   if (!m) return undefined;
   let agent = m.get('agent')?.str();
   if (m.get('agent') && agent !== undefined && !agents.has(agent)) return m.get('agent')!.fail(`agent "${agent}" is not defined in any rule file`);
@@ -215,7 +215,8 @@ function readExample(c: Cursor, agents: ReadonlyMap<string, AgentDef>): Example 
   const text = m.get('request')?.str();
   if (agent === undefined || expect === undefined || text === undefined) return undefined;
   try {
-    const request = parseRequestLine(agent, text, { contentType: m.get('content_type')?.str() ?? null, body: m.get('body')?.str({ nonEmpty: false }) ?? null });
+    const tainted = m.get('tainted')?.strings();
+    const request = parseRequestLine(agent, text, { contentType: m.get('content_type')?.str() ?? null, body: m.get('body')?.str({ nonEmpty: false }) ?? null, taints: assumedTaints(tainted, 'example') });
     const { line, col } = c.doc.pos(c.node);
     return { where: c.where(), at: { file: c.doc.file, line, col }, request, text, expect, rule: m.get('rule')?.str() ?? null, code: m.get('code')?.str() ?? null };
   } catch (e) {

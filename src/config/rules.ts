@@ -6,6 +6,7 @@ import { CATALOG_ENTRIES } from '../policy/catalog.js';
 import { compilePathGlob, compilePathRegex, compileRe2, methodsFromClasses } from '../policy/match.js';
 import type { CatalogEntry, PathPattern, QueryCondition, Rule, Scheme } from '../policy/types.js';
 import { compileExceptions, type AddressException } from '../net/exceptions.js';
+import { readCapability } from './capability.js';
 import { readHosts, readKeys, readName, readRateLimit, readUntil } from './common.js';
 import type { Cursor } from './yaml.js';
 
@@ -13,6 +14,7 @@ const SCHEMES: readonly Scheme[] = ['http', 'https'];
 export const RULE_KEYS = [
   'name', 'action', 'agents', 'methods', 'hosts', 'paths', 'path_regex', 'query', 'schemes', 'catalog',
   'until', 'rate_limit', 'addresses', 'unsafe_addresses', 'passthrough', 'description',
+  'body_schema', 'mcp', 'jsonrpc', 'taints', 'unless_tainted',
 ] as const;
 
 /** `inShared`: the rule belongs to a shared policy, whose agents come from where it is included. */
@@ -71,11 +73,14 @@ export function readRule(c: Cursor, index: number, inShared = false): Rule | und
     else if (spec.methods !== 'any') pt.fail('a passthrough tunnel carries every method unseen; write methods: [any]');
     else if (paths || query.length > 0 || catalog.size > 0 || rateLimit) pt.fail('a passthrough tunnel cannot enforce paths, query, catalog or rate_limit; remove them or the passthrough');
     else if (sc) pt.fail('a passthrough tunnel is whatever the client speaks; remove schemes');
+    else if (['body_schema', 'mcp', 'jsonrpc', 'unless_tainted'].some((k) => m.has(k))) pt.fail('a passthrough tunnel cannot see bodies or sessions; remove body_schema, mcp, jsonrpc and unless_tainted, or the passthrough');
   }
+  const cap = readCapability(m, action, catalog);
   if (!name || !hosts || until === undefined || rateLimit === undefined) return undefined;
   return {
     id: c.where(), name, action, agents, methods: spec.methods, classes: spec.classes, methodSource, hosts, paths, query,
     schemes, plainHttpWrites: sc !== undefined && schemes.has('http'), catalog, until, rateLimit, addressExceptions, origin: null, description, passthrough,
+    ...cap,
   };
 }
 

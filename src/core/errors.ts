@@ -29,6 +29,8 @@ export const ERROR_TABLE = {
   handle_plain_http: { status: 403, what: 'a credential handle was sent over plain HTTP' },
   handle_location_unsupported: { status: 403, what: 'a credential handle was found where it cannot be injected' },
   secret_unavailable: { status: 403, what: 'the secret behind a handle could not be loaded' },
+  body_schema_invalid: { status: 403, what: 'the request body does not match the JSON Schema the rule requires' },
+  session_tainted: { status: 403, what: 'the session carries a label (from an earlier request) that the rule excludes' },
   body_encoding_unsupported: { status: 415, what: 'a compressed request body cannot be inspected for handles' },
   rate_limited: { status: 429, what: 'the agent exceeded its request rate limit' },
   too_many_tunnels: { status: 429, what: 'the agent has too many open tunnels' },

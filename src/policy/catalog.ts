@@ -18,8 +18,11 @@ import type { CatalogEntry, Policy, RequestFacts } from './types.js';
 
 export type Shape = { entry: CatalogEntry; kind: 'read' | 'write'; what: string };
 
-export const CATALOG_ENTRIES: readonly CatalogEntry[] = ['git', 'graphql'];
-/** The largest body the pipeline peeks at for GraphQL; larger bodies stay writes. */
+export const CATALOG_ENTRIES: readonly CatalogEntry[] = ['git', 'graphql', 'mcp', 'jsonrpc'];
+/**
+ * The largest body the pipeline peeks at (GraphQL, JSON-RPC/MCP, body schemas); larger bodies
+ * stay writes, and a rule that needs to see the body does not match them.
+ */
 export const MAX_PEEK_BYTES = 64 * 1024;
 
 export function queryValues(rawPath: string, key: string): string[] {
@@ -150,12 +153,16 @@ export function mediaType(header: string | string[] | undefined): string | null 
 }
 
 /**
- * Should the pipeline peek at this request's body before deciding? Only for a GraphQL-shaped POST
- * to a host where some rule for the agent opted into the graphql entry: everything else streams.
+ * Should the pipeline peek at this request's body before deciding? Only when some rule for the
+ * agent and host needs it: a GraphQL-shaped POST under the graphql entry, a POST under the mcp or
+ * jsonrpc entry, or any request under a rule with a body schema. Everything else streams.
  */
 export function needsBody(policy: Policy, req: RequestFacts): boolean {
-  if (req.method !== 'POST' || (req.contentType !== 'application/json' && req.contentType !== 'application/graphql')) return false;
+  const graphqlShaped = req.method === 'POST' && (req.contentType === 'application/json' || req.contentType === 'application/graphql');
   return policy.rules.some(
-    (r) => r.catalog.has('graphql') && (r.agents === 'any' || r.agents.has(req.agent)) && r.hosts.some((h) => hostMatches(h, req.host, req.port, req.scheme)),
+    (r) =>
+      (r.bodySchema !== null || (req.method === 'POST' && (r.catalog.has('mcp') || r.catalog.has('jsonrpc'))) || (graphqlShaped && r.catalog.has('graphql'))) &&
+      (r.agents === 'any' || r.agents.has(req.agent)) &&
+      r.hosts.some((h) => hostMatches(h, req.host, req.port, req.scheme)),
   );
 }

@@ -11,6 +11,7 @@
  * A rule whose `until` has passed matches nothing, at once, without a reload.
  */
 import type { ErrorCode } from '../core/errors.js';
+import { bodySchemaProblem, capabilityVerdict, taintMiss } from './capability-decide.js';
 import { classify, type Shape } from './catalog.js';
 import { FORBIDDEN_METHODS, READ_METHODS, foldedViews, hostMatches, hostPortMatches, pathViews } from './match.js';
 import { queryValues } from './catalog.js';
@@ -63,8 +64,13 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
   const label = ruleLabel(rule);
   if (rule.until !== null && ctx.now >= rule.until) return { kind: 'miss', why: `${label} expired at ${new Date(rule.until).toISOString()}`, code: 'policy_denied' };
   if (!rule.schemes.has(req.scheme)) return { kind: 'miss', why: `${label} covers this host only over ${[...rule.schemes].join(', ')}`, code: 'policy_denied' };
-  const shape = ctx.shapes.find((s) => rule.catalog.has(s.entry)) ?? null;
-  if (!methodCovered(rule, req, shape)) {
+  const tainted = taintMiss(rule, req);
+  if (tainted) return { kind: 'miss', why: `${label} ${tainted}`, code: 'session_tainted' };
+  // A JSON-RPC body under a rule with the mcp/jsonrpc catalog entry is decided element by element.
+  const rpc = req.websocket ? null : capabilityVerdict(rule, req, literalMethod(rule, req.method));
+  if (rpc && !rpc.ok) return rule.action === 'deny' ? { kind: 'skip' } : { kind: 'miss', why: `${label} does not cover it: ${rpc.why}`, code: 'policy_denied' };
+  const shape = rpc?.ok ? rpc.shape : (ctx.shapes.find((s) => rule.catalog.has(s.entry)) ?? null);
+  if (!rpc && !methodCovered(rule, req, shape)) {
     const what = req.websocket ? ', and this is a WebSocket upgrade (needs websocket or any)' : shape ? `, and this is a ${shape.what}` : '';
     return { kind: 'miss', why: `${label} covers only ${rule.methodSource.join(', ')} to this host${what}`, code: 'policy_denied' };
   }
@@ -79,6 +85,10 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
     const values = queryValues(req.path, q.key);
     const ok = q.kind === 'present' ? values.length > 0 : q.kind === 'absent' ? values.length === 0 : values.length > 0 && values.every(q.test);
     if (!ok) return { kind: 'miss', why: `${label} requires query ${q.source}`, code: 'policy_denied' };
+  }
+  if (rule.bodySchema) {
+    const problem = bodySchemaProblem(rule.bodySchema, req.body);
+    if (problem) return { kind: 'miss', why: `${label} requires a JSON body matching its schema (${rule.bodySchema.source}): ${problem}`, code: 'body_schema_invalid' };
   }
   // A WebSocket carries writes as messages: over plain HTTP it needs `http` in schemes like a write.
   const write = req.websocket === true || (shape ? shape.kind === 'write' : !READS.has(req.method));
@@ -135,8 +145,9 @@ function decideWith(policy: Policy, req: RequestFacts, ctx: Ctx): Decision {
     if (v.kind === 'match') {
       return { allow: true, rule: withHostExceptions(policy, rule, req, ctx.now), code: null, reason: `allowed by ${ruleLabel(rule)}`, shape: v.shape?.what ?? null };
     }
-    // The first miss is the nearest; an HTTPS-only miss is the most useful one to report.
-    if (v.kind === 'miss' && (!miss || (v.code === 'https_required' && miss.code !== 'https_required'))) miss = { rule, why: v.why, code: v.code };
+    // The first miss is the nearest; a miss with its own code (HTTPS only, body schema, session
+    // label) says more than a plain one, so it is the one reported.
+    if (v.kind === 'miss' && (!miss || (v.code !== 'policy_denied' && miss.code === 'policy_denied'))) miss = { rule, why: v.why, code: v.code };
   }
   const shown = ctx.views[0] ?? '/';
   const base = `no rule allows ${req.websocket ? 'a WebSocket upgrade (GET)' : req.method} ${req.scheme}://${req.host}:${req.port}${shown} for agent ${req.agent}`;

@@ -4,7 +4,14 @@
  * an example or an explanation decides exactly what the proxy would.
  */
 import { parseAuthority } from '../net/host.js';
-import type { RequestFacts, Scheme } from './types.js';
+import type { RequestFacts, Scheme, TaintMark } from './types.js';
+
+/** Session labels assumed by `rules explain --tainted a,b` and an example's `tainted:` list. */
+export function assumedTaints(labels: string | readonly string[] | undefined, by = 'explain --tainted'): ReadonlyMap<string, TaintMark> | undefined {
+  const list = (typeof labels === 'string' ? labels.split(',') : (labels ?? [])).map((l) => l.trim()).filter(Boolean);
+  if (list.length === 0) return undefined;
+  return new Map(list.map((label) => [label, { label, request: `(assumed by ${by})`, rule: '(none)', at: 0, expires: Infinity }]));
+}
 
 const ABSOLUTE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/;
 
@@ -13,6 +20,8 @@ export interface RequestOptions {
   body?: string | null;
   /** Ask about a WebSocket upgrade (also: method `websocket`, or a ws:// / wss:// URL). */
   websocket?: boolean;
+  /** Session labels to assume (explain --tainted, an example's tainted:). */
+  taints?: ReadonlyMap<string, TaintMark>;
 }
 
 export function parseRequest(agent: string, method: string, url: string, opts: RequestOptions = {}): RequestFacts {
@@ -44,6 +53,7 @@ export function parseRequest(agent: string, method: string, url: string, opts: R
   const path = raw === '' ? '/' : raw.startsWith('?') ? `/${raw}` : raw;
   const facts: RequestFacts = { agent, method, scheme: scheme as Scheme, host: t.host, port: t.port, path, contentType: opts.contentType ?? null, body: opts.body ?? null };
   if (websocket) facts.websocket = true;
+  if (opts.taints) facts.taints = opts.taints;
   return facts;
 }
 

@@ -6,6 +6,7 @@
 import type { AddressException } from '../net/exceptions.js';
 import type { SourceRange } from '../net/sources.js';
 import type { ErrorCode } from '../core/errors.js';
+import type { BodySchema, JsonRpcSpec, McpSpec } from './capability.js';
 
 export type Scheme = 'http' | 'https';
 
@@ -83,7 +84,7 @@ export interface SecretDef {
 }
 
 /** Protocol families whose POSTs can be reads (and whose GETs can be writes); see catalog.ts. */
-export type CatalogEntry = 'git' | 'graphql';
+export type CatalogEntry = 'git' | 'graphql' | 'mcp' | 'jsonrpc';
 
 /** A condition on one query key; every condition of a rule must hold. */
 export interface QueryCondition {
@@ -142,6 +143,26 @@ export interface Rule {
    * no scrubbing. Only allow rules with `methods: [any]` and no path/query/catalog conditions.
    */
   passthrough: boolean;
+  /** The JSON body must validate against this schema (capability.ts); null = not checked. */
+  bodySchema: BodySchema | null;
+  /** `mcp:` (with `catalog: [mcp]`): tools/call allowed by tool name, argument schemas. */
+  mcp: McpSpec | null;
+  /** `jsonrpc:` (with `catalog: [jsonrpc]`): allowed JSON-RPC method names. */
+  jsonrpc: JsonRpcSpec | null;
+  /** Session labels this rule adds when it allows a request (taint.ts). */
+  taints: readonly string[];
+  /** The rule does not apply while the session carries any of these labels. */
+  unlessTainted: readonly string[];
+}
+
+/** A session label and the request that added it (for explain and denials). */
+export interface TaintMark {
+  label: string;
+  /** request_id of the exchange that added it, and its rule id. */
+  request: string;
+  rule: string;
+  at: number;
+  expires: number;
 }
 
 /** A per-agent rate limit (`limits:`); every agent it names gets its own bucket. */
@@ -172,6 +193,8 @@ export interface Settings {
   dnsHosts: Record<string, string[]>;
   /** DNS servers ("IP[:port]") asked instead of the system's; absent = the system's. */
   dnsServers?: string[];
+  /** How long a session label (`taints:`) lasts, in ms; default 1 h. */
+  taintTtlMs?: number;
   /** The top-level `scrub:` section (config/scrub.ts); absent = DEFAULT_SCRUB_SETTINGS there. */
   scrub?: ScrubSettings;
 }
@@ -245,6 +268,8 @@ export interface RequestFacts {
    * that needs it (GraphQL over POST). null or absent: not peeked.
    */
   body?: string | null;
+  /** Labels the agent's session carries now (taint.ts); absent = none. */
+  taints?: ReadonlyMap<string, TaintMark>;
 }
 
 export interface Decision {

@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { interfaceAddresses } from '../net/self.js';
 import { createResolver, type LookupFn, type Resolver } from '../net/resolver.js';
 import { RateLimiter } from '../policy/ratelimit.js';
+import { TaintStore } from '../policy/taint.js';
 import type { Policy, SecretDef } from '../policy/types.js';
 import type { KeyRing } from '../secrets/keys.js';
 import { openHandle } from '../secrets/handles.js';
@@ -99,6 +100,8 @@ export class Runtime {
   readonly selfAddresses: Set<string> = interfaceAddresses();
   /** Rate-limit buckets; outlive reloads so a reload does not reset an agent's limit. */
   readonly limiter = new RateLimiter();
+  /** Session labels (policy/taint.ts); outlive reloads like the limiter. */
+  readonly taints = new TaintStore();
   /** The last refused reload (null after a successful one), for health output. */
   lastReloadError: { at: string; why: string; problems: string[] } | null = null;
   /** First audit write failure since start (message only), or null. */

@@ -48,6 +48,8 @@ export interface Exchange {
   error: TurretError | null;
   /** True once the response to the client has started (errors can then only abort). */
   responded: boolean;
+  /** An MCP tools/list answer to filter to the tools the rule allows (proxy/stages/mcp-filter.ts). */
+  toolFilter: { ids: unknown[]; tools: ReadonlySet<string> } | null;
 }
 
 export function newExchange(req: IncomingMessage, res: ServerResponse, tunnel: Tunnel | null, state: PolicyState): Exchange {
@@ -74,6 +76,7 @@ export function newExchange(req: IncomingMessage, res: ServerResponse, tunnel: T
     redactions: 0,
     error: null,
     responded: false,
+    toolFilter: null,
   };
 }
 

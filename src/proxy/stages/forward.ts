@@ -13,6 +13,7 @@ import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
 import { NO_BODY_PLAN, prepareRequestBody, type BodyPlan } from '../../secrets/body.js';
 import type { Exchange } from './exchange.js';
 import { clientResponseHeaders, DECODABLE } from './headers.js';
+import { toolListFilterStream } from './mcp-filter.js';
 import { scansContentType } from './scrubbing.js';
 import { deadlineOf } from '../limits.js';
 
@@ -129,8 +130,11 @@ async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber:
   const withBody = hasBody(req.method ?? 'GET', statusCode);
   const capture = withBody ? x.state.oauth?.captureFor(x) : undefined;
   const scrubbing = withBody && !scrubber.empty && (capture !== undefined || scansContentType(settings, upHeaders['content-type']));
+  // An MCP tools/list answer is rewritten (mcp-filter.ts): decoded first, sent without its length.
+  const filter = withBody && x.toolFilter ? toolListFilterStream(upHeaders['content-type'], x.toolFilter) : null;
+  const transforming = scrubbing || filter !== null;
   let decode: Transform | null = null;
-  if (scrubbing && coding !== 'identity' && coding !== '') {
+  if (transforming && coding !== 'identity' && coding !== '') {
     if (!DECODABLE.has(coding)) {
       body.destroy();
       throw new TurretError('upstream_coding_unsupported', `the upstream used content coding "${coding.slice(0, 30)}", which cannot be inspected`);
@@ -159,7 +163,7 @@ async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber:
   // A 1xx/204 has no content, so no Content-Length either (RFC 9110 §8.6): an upstream that sent
   // one (with bytes after it) must not make the client look for a body.
   const noContent = statusCode === 204 || statusCode < 200;
-  const outHeaders = clientResponseHeaders(upHeaders, !scrubbing && !noContent)
+  const outHeaders = clientResponseHeaders(upHeaders, !transforming && !noContent)
     .filter(([k]) => !(decode && k.toLowerCase() === 'content-encoding') && cleanName(k))
     .map(([k, v]): [string, string] => [k, scrubText(v)]);
   const chunked = !outHeaders.some(([k]) => k.toLowerCase() === 'content-length');
@@ -179,6 +183,7 @@ async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber:
   }
   const transforms: Transform[] = [];
   if (decode) transforms.push(decode);
+  if (filter) transforms.push(filter);
   if (scrubbing) {
     const max = settings?.maxBodyScan ?? null;
     transforms.push(scrubber.createStream({ onRedaction: count, idleFlushMs: IDLE_FLUSH_MS, ...(max !== null ? { maxScanBytes: max } : {}) }));

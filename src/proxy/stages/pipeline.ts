@@ -14,8 +14,10 @@ import { stripQueryValues } from '../../audit/record.js';
 import { MAX_PEEK_BYTES, mediaType, needsBody } from '../../policy/catalog.js';
 import { decide } from '../../policy/decide.js';
 import { methodOverrides } from '../../policy/override.js';
+import { toolListFilter } from '../../policy/capability.js';
 import { limitChecks } from '../../policy/ratelimit.js';
 import { asksWebSocket } from '../../policy/request.js';
+import { DEFAULT_TAINT_TTL_MS } from '../../policy/taint.js';
 import type { RequestFacts } from '../../policy/types.js';
 import { injectRequest, type RequestInjection } from '../../secrets/request.js';
 import { requestHasBody } from '../../secrets/body.js';
@@ -71,6 +73,8 @@ export const STAGES: readonly Stage[] = [
       const facts: RequestFacts = { agent: x.agent ?? '', method: x.req.method ?? '', scheme: x.scheme ?? 'https', host: x.host ?? '', port: x.port ?? 0, path: x.path ?? '/', contentType: mediaType(x.req.headers['content-type']) };
       if (asksWebSocket(x.req.headers)) facts.websocket = true;
       if (needsBody(x.state.policy, facts)) facts.body = await peekBody(x.req, MAX_PEEK_BYTES);
+      const session = sessionOf(x);
+      facts.taints = rt.taints.get(session);
       const d = decide(x.state.policy, facts);
       x.decision = d;
       if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
@@ -84,6 +88,8 @@ export const STAGES: readonly Stage[] = [
       if (!lim.ok) {
         throw new TurretError('rate_limited', `${lim.label} allows ${lim.spec.source}; retry after ${lim.retryAfterS}s`, { rule: d.rule?.id, retryAfterS: lim.retryAfterS });
       }
+      if (d.rule?.taints.length) rt.taints.add(session, d.rule.taints, { request: x.id, rule: d.rule.id }, x.state.policy.settings.taintTtlMs ?? DEFAULT_TAINT_TTL_MS);
+      x.toolFilter = toolListFilter(d.rule, facts.body);
     },
   },
   {
@@ -130,6 +136,11 @@ export const STAGES: readonly Stage[] = [
     },
   },
 ];
+
+/** The session whose labels a request reads and adds (policy/taint.ts): the agent. */
+function sessionOf(x: Exchange): string {
+  return `agent:${x.agent ?? ''}`;
+}
 
 export async function handleRequest(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel: Tunnel | null): Promise<void> {
   const x = newExchange(req, res, tunnel, rt.state);
