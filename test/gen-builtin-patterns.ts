@@ -66,7 +66,7 @@ const HEADER = `/**
  * is omitted, vault-service-token needs a digit, keyword-context rules
  * are split out as GENERIC_PATTERNS (opt-in). Data file: kept long on purpose, one rule a line.
  */
-import type { PatternSpec } from './patterns.js';
+import type { PatternSpec } from './pattern-spec.js';
 `;
 
 function line(r: Row): string {

@@ -4,7 +4,7 @@
  * gives the environment the same spelling. Flags win over the environment; unknown names and
  * bad values are usage errors (exit 2) that list what is accepted.
  */
-import { DEFAULT_LIMITS, type Limits } from '../proxy/runtime.js';
+import { DEFAULT_LIMITS, type Limits } from '../proxy/limits.js';
 import { UsageError } from './common.js';
 
 type Kind = 'bytes' | 'duration' | 'count';

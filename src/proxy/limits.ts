@@ -9,14 +9,47 @@
  *   trickling a byte a second into a tunnel would never be cut. `guardSlowClients` applies the
  *   same two deadlines to those sockets.
  *
- * The limits themselves (names, defaults, parsing) live in runtime.ts and cli/limits.ts.
+ * The limits' names and defaults are here; their flags and parsing in cli/limits.ts.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../core/errors.js';
 import { sendErrorRaw } from './stages/respond.js';
-import type { Limits, Runtime } from './runtime.js';
+
+/** Resource limits; names, flags and rationale in src/cli/limits.ts and docs/operations.md. */
+export interface Limits {
+  maxHeaderBytes: number;
+  connectTimeoutMs: number;
+  /** Upstream: request sent → response headers. */
+  headersTimeoutMs: number;
+  /** Upstream: longest pause between response body chunks. */
+  bodyTimeoutMs: number;
+  /** Client socket with no bytes either way. */
+  idleTimeoutMs: number;
+  /** Client: a complete request head within this of connecting or of the previous response. */
+  clientHeadersTimeoutMs: number;
+  /** Client: the whole request (head and body) within this; defeats a byte-a-second body. */
+  clientRequestTimeoutMs: number;
+  /** Whole exchange, first byte to the response's end; 0 = none. */
+  requestTimeoutMs: number;
+  maxTunnelsPerAgent: number;
+  /** Most bytes of one request body held in memory (SigV4 hashing, length correction). */
+  maxBufferedBodyBytes: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxHeaderBytes: 32 * 1024,
+  connectTimeoutMs: 10_000,
+  headersTimeoutMs: 60_000,
+  bodyTimeoutMs: 300_000,
+  idleTimeoutMs: 120_000,
+  clientHeadersTimeoutMs: 30_000,
+  clientRequestTimeoutMs: 300_000,
+  requestTimeoutMs: 900_000,
+  maxTunnelsPerAgent: 64,
+  maxBufferedBodyBytes: 8 * 1024 * 1024,
+};
 
 /** What a slow client gets before its connection closes: 408 client_timeout (respond.ts writes it). */
 export function clientTimeoutError(limits: Limits): TurretError {
@@ -50,21 +83,9 @@ export class TunnelSlots {
   }
 }
 
-const slots = new WeakMap<Runtime, TunnelSlots>();
-
-/** The tunnel counter of a runtime (kept beside it so runtime.ts needs no field for it). */
-export function tunnelSlots(rt: Runtime): TunnelSlots {
-  let s = slots.get(rt);
-  if (!s) {
-    s = new TunnelSlots();
-    slots.set(rt, s);
-  }
-  return s;
-}
-
-/** Takes a tunnel slot for `agent` and gives it back when `socket` closes. */
-export function holdTunnelSlot(rt: Runtime, agent: string, socket: Duplex): void {
-  const release = tunnelSlots(rt).acquire(agent, rt.limits.maxTunnelsPerAgent);
+/** Takes a tunnel slot for `agent` (Runtime.tunnelSlots) and gives it back when `socket` closes. */
+export function holdTunnelSlot(rt: { tunnelSlots: TunnelSlots; limits: Limits }, agent: string, socket: Duplex): void {
+  const release = rt.tunnelSlots.acquire(agent, rt.limits.maxTunnelsPerAgent);
   socket.once('close', release);
 }
 

@@ -22,43 +22,10 @@ import { SecretStore, storeKey } from '../secrets/store.js';
 import type { CertificateAuthority } from '../tls/ca.js';
 import { LeafCache } from '../tls/leaf.js';
 import type { Logger } from '../core/log.js';
-import { OAuthStore, withDynamicSecrets } from './stages/oauth.js';
+import { OAuthStore, withDynamicSecrets } from './oauth-store.js';
 import { policyPatterns, ScrubberCache } from './stages/scrubbing.js';
 import { UpstreamPool } from './upstream.js';
-
-/** Resource limits; names, flags and rationale in src/cli/limits.ts and docs/operations.md. */
-export interface Limits {
-  maxHeaderBytes: number;
-  connectTimeoutMs: number;
-  /** Upstream: request sent → response headers. */
-  headersTimeoutMs: number;
-  /** Upstream: longest pause between response body chunks. */
-  bodyTimeoutMs: number;
-  /** Client socket with no bytes either way. */
-  idleTimeoutMs: number;
-  /** Client: a complete request head within this of connecting or of the previous response. */
-  clientHeadersTimeoutMs: number;
-  /** Client: the whole request (head and body) within this; defeats a byte-a-second body. */
-  clientRequestTimeoutMs: number;
-  /** Whole exchange, first byte to the response's end; 0 = none. */
-  requestTimeoutMs: number;
-  maxTunnelsPerAgent: number;
-  /** Most bytes of one request body held in memory (SigV4 hashing, length correction). */
-  maxBufferedBodyBytes: number;
-}
-
-export const DEFAULT_LIMITS: Limits = {
-  maxHeaderBytes: 32 * 1024,
-  connectTimeoutMs: 10_000,
-  headersTimeoutMs: 60_000,
-  bodyTimeoutMs: 300_000,
-  idleTimeoutMs: 120_000,
-  clientHeadersTimeoutMs: 30_000,
-  clientRequestTimeoutMs: 300_000,
-  requestTimeoutMs: 900_000,
-  maxTunnelsPerAgent: 64,
-  maxBufferedBodyBytes: 8 * 1024 * 1024,
-};
+import { DEFAULT_LIMITS, TunnelSlots, type Limits } from './limits.js';
 
 /** Per-policy state: rebuilt on every successful reload. */
 export interface PolicyState {
@@ -102,6 +69,8 @@ export class Runtime {
   readonly limiter = new RateLimiter();
   /** Session labels (policy/taint.ts); outlive reloads like the limiter. */
   readonly taints = new TaintStore();
+  /** Open tunnels per agent (max_tunnels_per_agent); outlive reloads like the tunnels themselves. */
+  readonly tunnelSlots = new TunnelSlots();
   /** The last refused reload (null after a successful one), for health output. */
   lastReloadError: { at: string; why: string; problems: string[] } | null = null;
   /** First audit write failure since start (message only), or null. */

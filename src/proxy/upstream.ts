@@ -14,7 +14,7 @@ import { guardedConnect } from '../net/connect.js';
 import { normaliseHost } from '../net/host.js';
 import type { Resolver } from '../net/resolver.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Limits } from './runtime.js';
+import type { Limits } from './limits.js';
 
 export interface UpstreamOptions {
   resolver: Resolver;

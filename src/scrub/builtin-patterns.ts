@@ -8,7 +8,7 @@
  * is omitted, vault-service-token needs a digit, keyword-context rules
  * are split out as GENERIC_PATTERNS (opt-in). Data file: kept long on purpose, one rule a line.
  */
-import type { PatternSpec } from './patterns.js';
+import type { PatternSpec } from './pattern-spec.js';
 
 export const BUILTIN_PATTERNS: readonly PatternSpec[] = Object.freeze([
   { id: "1password-secret-key", regex: "\\bA3-[A-Z0-9]{6}-(?:(?:[A-Z0-9]{11})|(?:[A-Z0-9]{6}-[A-Z0-9]{5}))-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}\\b", minEntropy: 3.8, keywords: ["a3-"] },

@@ -3,8 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LIMIT_SPECS, parseDurationMs, parseLimits } from '../../src/cli/limits.js';
 import { parseDrainTimeout } from '../../src/cli/start-ops.js';
-import { TunnelSlots } from '../../src/proxy/limits.js';
-import { DEFAULT_LIMITS } from '../../src/proxy/runtime.js';
+import { DEFAULT_LIMITS, TunnelSlots } from '../../src/proxy/limits.js';
 
 describe('limits parsing', () => {
   it('defaults without flags or environment', () => {

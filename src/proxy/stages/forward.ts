@@ -15,6 +15,7 @@ import type { Exchange } from './exchange.js';
 import { clientResponseHeaders, DECODABLE } from './headers.js';
 import { toolListFilterStream } from './mcp-filter.js';
 import { scansContentType } from './scrubbing.js';
+import { captureFor } from './oauth.js';
 import { deadlineOf } from '../limits.js';
 
 /** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
@@ -128,7 +129,7 @@ async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber:
   const encodingRaw = upHeaders['content-encoding'];
   const coding = (Array.isArray(encodingRaw) ? encodingRaw.join(',') : (encodingRaw ?? 'identity')).trim().toLowerCase();
   const withBody = hasBody(req.method ?? 'GET', statusCode);
-  const capture = withBody ? x.state.oauth?.captureFor(x) : undefined;
+  const capture = withBody ? captureFor(x) : undefined;
   const scrubbing = withBody && !scrubber.empty && (capture !== undefined || scansContentType(settings, upHeaders['content-type']));
   // An MCP tools/list answer is rewritten (mcp-filter.ts): decoded first, sent without its length.
   const filter = withBody && x.toolFilter ? toolListFilterStream(upHeaders['content-type'], x.toolFilter) : null;
