@@ -28,8 +28,17 @@ export interface UpstreamConn {
   closed: boolean;
 }
 
+/**
+ * A scripted answer: `parts` are written one by one (each its own write, so the peer may see them
+ * in separate reads), then the connection ends with a FIN (`end`) or a TCP RST (`reset`).
+ */
+export interface RawAnswer {
+  parts: Buffer[];
+  close: 'end' | 'reset';
+}
+
 /** What to answer a complete request with; the default is a small 200 with Connection: close. */
-export type Responder = (req: WireMessage, caseId: string | null) => Buffer;
+export type Responder = (req: WireMessage, caseId: string | null) => Buffer | RawAnswer;
 
 export const OK_CLOSE = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok', 'latin1');
 
@@ -78,7 +87,14 @@ export async function startRawUpstream(respond: Responder = () => OK_CLOSE): Pro
       c.request = r.msg;
       c.caseId = header(r.msg, 'x-case')[0] ?? c.caseId;
       c.extra = c.data.subarray(consumed);
-      socket.end(respond(r.msg, c.caseId));
+      const answer = respond(r.msg, c.caseId);
+      if (Buffer.isBuffer(answer)) socket.end(answer);
+      else {
+        for (const p of answer.parts) socket.write(p);
+        // The reset after the written bytes are flushed, so the peer reads them first.
+        if (answer.close === 'reset') socket.write(Buffer.alloc(0), () => socket.resetAndDestroy());
+        else socket.end();
+      }
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {

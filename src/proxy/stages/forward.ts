@@ -6,14 +6,14 @@
  */
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
-import zlib from 'node:zlib';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { TurretError, isTurretError } from '../../core/errors.js';
 import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
 import { NO_BODY_PLAN, prepareRequestBody, type BodyPlan } from '../../secrets/body.js';
 import type { Exchange } from './exchange.js';
-import { clientResponseHeaders, DECODABLE } from './headers.js';
+import { clientResponseHeaders } from './headers.js';
 import { toolListFilterStream } from './mcp-filter.js';
+import { checkTransferCoding, contentCoding, decoderFor } from './codings.js';
 import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
 import { deadlineOf } from '../limits.js';
@@ -24,7 +24,17 @@ export function upstreamError(e: unknown): TurretError {
   if (e instanceof undiciErrors.HeadersTimeoutError || e instanceof undiciErrors.BodyTimeoutError || e instanceof undiciErrors.ConnectTimeoutError) {
     return new TurretError('upstream_timeout', 'the upstream did not answer in time');
   }
+  // A response undici's parser rejected (bad framing, a body that does not match its length, a
+  // 1xx it does not accept) is the upstream's protocol fault, not an unreachable host.
+  if (e instanceof undiciErrors.HTTPParserError || e instanceof undiciErrors.ResponseContentLengthMismatchError || (e instanceof undiciErrors.SocketError && e.message === 'bad response')) {
+    return new TurretError('upstream_protocol_error', 'the upstream sent an invalid response', { cause: e });
+  }
   const code = (e as { code?: string }).code ?? '';
+  // zlib (Z_DATA_ERROR, Z_BUF_ERROR) and brotli (ERR__ERROR_FORMAT_…) decoder failures: a body
+  // that does not decode with its declared coding.
+  if (code.startsWith('Z_') || code.startsWith('ERR__ERROR_')) {
+    return new TurretError('upstream_protocol_error', 'the upstream body does not decode with its declared content coding', { cause: e });
+  }
   if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
     return new TurretError('upstream_tls_failed', 'the upstream TLS certificate could not be verified', { cause: e });
   }
@@ -44,20 +54,6 @@ function counter(onBytes: (n: number) => void): Transform {
       cb(null, chunk);
     },
   });
-}
-
-function decoderFor(coding: string): Transform | null {
-  switch (coding) {
-    case 'gzip':
-    case 'x-gzip':
-      return zlib.createGunzip();
-    case 'deflate':
-      return zlib.createInflate();
-    case 'br':
-      return zlib.createBrotliDecompress();
-    default:
-      return null;
-  }
 }
 
 function hasBody(method: string, status: number): boolean {
@@ -126,8 +122,6 @@ async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber:
   const { req, res } = x;
   const { statusCode, headers: upHeaders, body } = upstream;
   const settings = x.state.policy.settings.scrub;
-  const encodingRaw = upHeaders['content-encoding'];
-  const coding = (Array.isArray(encodingRaw) ? encodingRaw.join(',') : (encodingRaw ?? 'identity')).trim().toLowerCase();
   const withBody = hasBody(req.method ?? 'GET', statusCode);
   const capture = withBody ? captureFor(x) : undefined;
   const scrubbing = withBody && !scrubber.empty && (capture !== undefined || scansContentType(settings, upHeaders['content-type']));
@@ -135,12 +129,14 @@ async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber:
   const filter = withBody && x.toolFilter ? toolListFilterStream(upHeaders['content-type'], x.toolFilter) : null;
   const transforming = scrubbing || filter !== null;
   let decode: Transform | null = null;
-  if (transforming && coding !== 'identity' && coding !== '') {
-    if (!DECODABLE.has(coding)) {
-      body.destroy();
-      throw new TurretError('upstream_coding_unsupported', `the upstream used content coding "${coding.slice(0, 30)}", which cannot be inspected`);
-    }
-    decode = decoderFor(coding);
+  try {
+    // A transfer coding other than chunked is never relayed (undici leaves it in the bytes), and
+    // a body that is scanned must be decodable first (codings.ts).
+    if (withBody) checkTransferCoding(upHeaders['transfer-encoding']);
+    if (transforming) decode = decoderFor(contentCoding(upHeaders['content-encoding']));
+  } catch (e) {
+    body.destroy();
+    throw e;
   }
   const count = (d: Redaction): void => {
     x.redactions++;

@@ -4,6 +4,7 @@
  * names are dropped in both directions. Framing (Content-Length / Transfer-Encoding) is decided
  * by the proxy for each side, never copied.
  */
+import { DECODABLE } from './codings.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -20,8 +21,6 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** Content codings Turret can decode in order to scrub. */
-export const DECODABLE = new Set(['gzip', 'x-gzip', 'deflate', 'br', 'identity']);
 
 function connectionTokens(pairs: Array<[string, string]>): Set<string> {
   const out = new Set<string>();
@@ -43,7 +42,11 @@ export function hostHeader(host: string, port: number, scheme: 'http' | 'https')
   return port === (scheme === 'https' ? 443 : 80) ? h : `${h}:${port}`;
 }
 
-/** Request headers for upstream: hop-by-hop removed, Host set, Accept-Encoding limited to what we can scrub. */
+/**
+ * Request headers for upstream: hop-by-hop removed, Host set, Accept-Encoding limited to what we
+ * can decode and scrub (codings.ts). A list left empty becomes `identity`, so a client that asked
+ * only for zstd or compress does not leave the upstream free to pick one (RFC 9110 §12.5.3).
+ */
 export function upstreamRequestHeaders(raw: string[], host: string, port: number, scheme: 'http' | 'https'): Array<[string, string]> {
   const pairs = pairsFromRaw(raw);
   const named = connectionTokens(pairs);
@@ -56,7 +59,7 @@ export function upstreamRequestHeaders(raw: string[], host: string, port: number
         .split(',')
         .map((t) => t.trim())
         .filter((t) => DECODABLE.has((t.split(';')[0] ?? '').trim().toLowerCase()));
-      if (allowed.length > 0) out.push([k, allowed.join(', ')]);
+      out.push([k, allowed.length > 0 ? allowed.join(', ') : 'identity']);
       continue;
     }
     out.push([k, v]);

@@ -1,0 +1,131 @@
+/**
+ * Response codings from a hostile upstream (issue #10, item 3), through the real proxy with real
+ * curl over an intercepted TLS tunnel. The bound host echoes the injected secret inside a body
+ * that is coded in a way Turret cannot undo (a transfer coding other than chunked, zstd,
+ * compress, a stack) — each ends in 502 `upstream_coding_unsupported` with one audit record,
+ * never in a relayed body. Turret asks upstream only for codings it can decode. Every output the
+ * agent can see is grepped for the secret raw, in base64 and percent-encoded.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { curl, type CurlResult } from '../helpers/curl.js';
+import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { startRawUpstream, type RawUpstream } from '../helpers/raw-upstream.js';
+import { header } from '../helpers/http-wire.js';
+import { UPSTREAM_CA_FILE } from '../helpers/upstream.js';
+
+const SECRET = `fake_coding/${randomBytes(16).toString('hex')}+x`;
+const FORMS = [SECRET, Buffer.from(SECRET).toString('base64'), encodeURIComponent(SECRET), encodeURIComponent(SECRET).toLowerCase()];
+
+function rules(): string {
+  return `
+agents:
+  - name: agent-a
+secrets:
+  - name: api
+    from: { env: TEST_CODING_TOKEN }
+    hosts: ["echo.turret.test:*"]
+rules:
+  - name: echo
+    methods: [read]
+    hosts: ["echo.turret.test:*"]
+    unsafe_addresses: [127.0.0.1/32]
+settings:
+  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
+  dns_hosts:
+    echo.turret.test: [127.0.0.1]
+`;
+}
+
+const chunk = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n0\r\n\r\n')]);
+
+/** The answers, by X-Case: each one carries the echoed Authorization value inside a coded body. */
+const ANSWERS: Record<string, (auth: string) => Buffer> = {
+  'te-gzip': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\n'), zlib.gzipSync(`auth=${a}`)]),
+  'te-gzip-chunked': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip, chunked\r\n\r\n'), chunk(zlib.gzipSync(`auth=${a}`))]),
+  'te-two-lines': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: deflate\r\nTransfer-Encoding: chunked\r\n\r\n'), chunk(zlib.deflateSync(`auth=${a}`))]),
+  'ce-zstd': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: zstd\r\nConnection: close\r\n\r\n'), zlib.gzipSync(`auth=${a}`)]),
+  'ce-compress': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: compress\r\nConnection: close\r\n\r\n'), zlib.gzipSync(`auth=${a}`)]),
+  'ce-stack-lines': (a) => {
+    const z = zlib.gzipSync(zlib.gzipSync(`auth=${a}`));
+    return Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\ncontent-encoding: GZIP\r\nContent-Length: ${z.length}\r\n\r\n`), z]);
+  },
+  // Mis-cased but single and decodable: decoded and scrubbed, the handle comes back.
+  'ce-mixed-case': (a) => {
+    const z = zlib.gzipSync(`auth=${a}`);
+    return Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: GZip\r\nTransfer-Encoding: Chunked\r\n\r\n`), chunk(z)]);
+  },
+};
+
+describe('hostile upstream codings', () => {
+  let t: TurretProc;
+  let up: RawUpstream;
+  let token = '';
+  const seen: string[] = [];
+
+  before(async () => {
+    up = await startRawUpstream((req, caseId) => {
+      const f = ANSWERS[caseId ?? ''];
+      return f ? f(header(req, 'authorization')[0] ?? '') : Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+    });
+    t = await startTurret({ rules: { 'r.yaml': rules() }, env: { TEST_CODING_TOKEN: SECRET }, args: ['--admin', 'off'] });
+    token = await agentToken(t, 'agent-a');
+  });
+
+  after(async () => {
+    await t?.stop();
+    await up?.close();
+    const all = [...seen, t.stdout(), t.stderr(), t.auditText()].join('\n');
+    for (const f of FORMS) assert.ok(!all.includes(f), 'no output the agent or operator sees holds the secret');
+  });
+
+  const get = async (caseId: string, extra: string[] = []): Promise<CurlResult> => {
+    const h = (await t.cli(['handle', 'issue', '--agent', 'agent-a', '--secret', 'api', '--ttl', '1h'])).stdout.trim();
+    const r = await curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `agent-a:${token}`, '--cacert', path.join(t.caDir, 'ca.crt'), '-H', `X-Case: ${caseId}`, '-H', `Authorization: Bearer ${h}`, ...extra, `https://echo.turret.test:${up.tlsPort}/${caseId}`]);
+    seen.push(r.raw, r.stderr);
+    // Whatever came back, decoded any way a client might: no form of the secret.
+    const body = Buffer.from(r.body, 'latin1');
+    for (const d of [zlib.gunzipSync, zlib.inflateSync]) {
+      try {
+        seen.push(d(body).toString('latin1'));
+      } catch {
+        /* not this coding */
+      }
+    }
+    return r;
+  };
+
+  for (const caseId of ['te-gzip', 'te-gzip-chunked', 'te-two-lines', 'ce-zstd', 'ce-compress', 'ce-stack-lines']) {
+    it(`${caseId}: 502 upstream_coding_unsupported, one record, the proxy keeps serving`, async () => {
+      const r = await get(caseId);
+      assert.equal(r.status, 502, r.raw);
+      assert.equal(r.headers['x-turret-error'], 'upstream_coding_unsupported', r.raw);
+      const conn = up.conns.find((c) => c.caseId === caseId);
+      assert.match(header(conn?.request ?? { headers: [] }, 'authorization')[0] ?? '', new RegExp(`^Bearer ${SECRET.replace(/[+/]/g, '\\$&')}$`), 'the secret was injected');
+      const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === `/${caseId}`);
+      assert.equal(rec?.code, 'upstream_coding_unsupported');
+      assert.equal(t.audit().filter((x) => x.path === `/${caseId}`).length, 1, 'exactly one record');
+      const next = await get('plain');
+      assert.equal(next.status, 200, next.raw);
+    });
+  }
+
+  it('a single decodable coding in any letter case is decoded and scrubbed', async () => {
+    const r = await get('ce-mixed-case', ['--compressed']);
+    assert.equal(r.status, 200, r.raw);
+    assert.equal(r.headers['content-encoding'], undefined, 'sent decoded');
+    assert.match(r.body, /^auth=Bearer trt_/, 'the echoed secret became the handle');
+  });
+
+  it('asks upstream only for codings it can decode; a list left empty becomes identity', async () => {
+    await get('plain', ['-H', 'Accept-Encoding: zstd, br;q=0.5, compress, *']);
+    const a = up.conns.filter((c) => c.caseId === 'plain').at(-1);
+    assert.deepEqual(header(a?.request ?? { headers: [] }, 'accept-encoding'), ['br;q=0.5']);
+    await get('plain', ['-H', 'Accept-Encoding: zstd']);
+    const b = up.conns.filter((c) => c.caseId === 'plain').at(-1);
+    assert.deepEqual(header(b?.request ?? { headers: [] }, 'accept-encoding'), ['identity']);
+  });
+});
