@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkTransferCoding, contentCoding } from '../../src/proxy/codings.js';
-import { upstreamRequestHeaders } from '../../src/proxy/headers.js';
+import { checkTransferCoding, contentCoding } from '../../src/proxy/stages/codings.js';
+import { upstreamRequestHeaders } from '../../src/proxy/stages/headers.js';
 import { isTurretError } from '../../src/core/errors.js';
 
 const refused = (f: () => unknown): boolean => {

@@ -13,7 +13,7 @@
  */
 import type { Transform } from 'node:stream';
 import zlib from 'node:zlib';
-import { TurretError } from '../core/errors.js';
+import { TurretError } from '../../core/errors.js';
 
 /** Content codings Turret can decode in order to scrub (also what it may ask for upstream). */
 export const DECODABLE = new Set(['gzip', 'x-gzip', 'deflate', 'br', 'identity']);
