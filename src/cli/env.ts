@@ -4,6 +4,7 @@
  * rules give `env:` names. Every handle issued is recorded in the issuance log (no handle value).
  */
 import { loadPolicy } from '../config/load.js';
+import type { Policy } from '../policy/types.js';
 import { caPaths } from '../tls/ca.js';
 import { expectedToken } from '../proxy/stages/identify.js';
 import { issueHandle, parseTtl, type HandleClaims } from '../secrets/handles.js';
@@ -24,6 +25,9 @@ export interface AgentEnvironment {
   /** Claims of the handles issued (for `turret run` to revoke). */
   issued: HandleClaims[];
   keyDir: string;
+  /** The agent's proxy credential (the run bridge announces connections with it). */
+  token: string;
+  policy: Policy;
 }
 
 export async function agentEnvironment(o: EnvOptions, by: string): Promise<AgentEnvironment> {
@@ -60,7 +64,7 @@ export async function agentEnvironment(o: EnvOptions, by: string): Promise<Agent
     issued.push(claims);
     for (const name of def.env) env[name] = handle;
   }
-  return { env, issued, keyDir: dir };
+  return { env, issued, keyDir: dir, token, policy };
 }
 
 function shellQuote(v: string): string {

@@ -73,12 +73,17 @@ export async function runCli(argv: string[]): Promise<number> {
     .action((a: string, name: string | undefined, o) => run(secretCommand(a, name, o)));
 
   cli
-    .command('run', 'Run a command as an agent: turret run --agent A [--ttl 1h] -- CMD ARGS')
+    .command('run', 'Run a command as an agent, isolated (see docs/security.md): turret run --agent A [--ttl 1h] -- CMD ARGS')
     .option('--rules <dir>', 'Rules directory')
     .option('--ca <dir>', 'CA and key directory')
     .option('--agent <name>', 'Agent name')
     .option('--ttl <duration>', 'Lifetime of the handles issued for the run', { default: '1h' })
-    .option('--proxy <host:port>', `Proxy address the command uses (default TURRET_LISTEN or ${DEFAULT_LISTEN})`)
+    .option('--proxy <host:port>', `Turret's proxy address (default TURRET_LISTEN or ${DEFAULT_LISTEN})`)
+    .option('--user <name|uid>', 'As root: the unprivileged user the command runs as (default nobody)')
+    .option('--allow-write <path>', 'Also writable inside the sandbox (repeatable; the working directory always is)')
+    .option('--pass-env <NAME>', 'Also pass this variable of your environment (repeatable or comma-separated)')
+    .option('--audit <file>', 'The audit log to hide from the command (env TURRET_AUDIT, default var/audit.jsonl)')
+    .option('--no-sandbox', 'Run without isolation: the command is cooperative only (warns on every start)')
     .action((o) =>
       run(
         runCommand(o).then((code) => {

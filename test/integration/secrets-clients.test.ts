@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
@@ -48,9 +48,11 @@ describe('clients started through turret run', () => {
   let gitServer: GitServer;
   const outputs: string[] = [];
   const work = mkdtempSync(path.join(tmpdir(), 'turret-run-'));
+  chmodSync(work, 0o777); // turret run (root) runs the command as nobody, in a sandbox
 
   const turretRun = async (cmd: string[], extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> => {
-    const r = await runCli(['run', '--agent', 'runner', '--rules', t.rulesDir, '--ca', t.caDir, '--proxy', `127.0.0.1:${t.port}`, ...extra, '--', ...cmd], {
+    const pass = ['--pass-env', 'GIT_TERMINAL_PROMPT,GIT_CONFIG_NOSYSTEM']; // the environment is an allow-list
+    const r = await runCli(['run', '--agent', 'runner', '--rules', t.rulesDir, '--ca', t.caDir, '--proxy', `127.0.0.1:${t.port}`, ...pass, ...extra, '--', ...cmd], {
       cwd: work,
       env: cleanEnv({ TEST_API_TOKEN: API, TEST_GIT_TOKEN: GIT, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', HOME: work }),
     });

@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -158,6 +158,7 @@ describe('AWS SigV4 re-signing through turret run', () => {
   const verdicts: Verdict[] = [];
   const outputs: string[] = [];
   const work = mkdtempSync(path.join(tmpdir(), 'turret-sigv4-'));
+  chmodSync(work, 0o777); // turret run (root) runs the command as nobody, in a sandbox
   const turretRun = async (cmd: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
     const r = await runCli(['run', '--agent', 'robot', '--rules', t.rulesDir, '--ca', t.caDir, '--proxy', `127.0.0.1:${t.port}`, '--', ...cmd], { cwd: work, env: cleanEnv(ENV) });
     outputs.push(r.stdout, r.stderr);

@@ -13,7 +13,8 @@ import { drain, type DrainResult } from './drain.js';
 import { armDeadline, clientTimeoutError, guardSlowClients, nodeServerTimeouts } from '../limits.js';
 import { handleRequest } from '../stages/pipeline.js';
 import { sendError, sendErrorRaw } from '../stages/respond.js';
-import { startTransparent, type TransparentListener } from './transparent.js';
+import { handleBridge, isBridgeConnect } from './bridge.js';
+import { startTransparent, transparentHandler, type TransparentListener } from './transparent.js';
 import { isClosing, markMalformed, MALFORMED_REASON, openExchanges, trackRequest } from '../stages/validate.js';
 import { handleUpgrade } from './websocket.js';
 import type { Runtime } from '../runtime.js';
@@ -126,12 +127,16 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
     armDeadline(rt.limits, req, res);
     void handleRequest(rt, req, res, null);
   });
-  server.on('connect', (req, socket, head) => handleConnect(rt, inner, req, socket, head));
+  const sockets = new Set<Socket>();
+  // Redirected plain HTTP (transparent listener, run bridge) gets a server with the same options; TLS goes to `inner`.
+  const plain = http.createServer(serverOptions(rt));
+  plain.on('clientError', onClientError(rt));
+  const web = transparentHandler(rt, { inner, plain, sockets });
+  server.on('connect', (req, socket, head) => (isBridgeConnect(req) ? handleBridge(rt, web, req, socket, head) : handleConnect(rt, inner, req, socket, head)));
   // WebSocket upgrades, plain and inside intercepted tunnels (websocket.ts).
   server.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, null));
   inner.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, tunnels.get(req.socket) ?? null));
   server.on('clientError', onClientError(rt));
-  const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     s.setTimeout(rt.limits.idleTimeoutMs, () => s.destroy());
     sockets.add(s);
@@ -148,11 +153,8 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   rt.selfAddresses.add(addr.address);
   let transparent: TransparentListener | null = null;
   if (transparentListen) {
-    // Redirected plain HTTP gets a server with the same options; TLS goes to `inner`.
-    const plain = http.createServer(serverOptions(rt));
-    plain.on('clientError', onClientError(rt));
     try {
-      transparent = await startTransparent(rt, { listen: transparentListen, inner, plain, sockets });
+      transparent = await startTransparent(rt, { listen: transparentListen, inner, plain, sockets }, web);
     } catch (e) {
       server.close();
       throw e;
@@ -164,6 +166,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
     transparentAddress: () => transparent?.address() ?? null,
     close: (graceMs = 2_000) => {
       transparent?.close();
+      web.stop();
       return drain({ outer: server, inner, sockets, innerGuard }, graceMs);
     },
   };

@@ -13,6 +13,7 @@ import { armDeadline, guardSlowClients } from '../limits.js';
 import { handleRequest } from '../stages/pipeline.js';
 import { sendError, sendErrorRaw } from '../stages/respond.js';
 import type { Runtime } from '../runtime.js';
+import { boundAgent } from '../bound.js';
 import { clientOf, recordRefusal } from '../record.js';
 import { trackRequest } from '../stages/validate.js';
 import { handleUpgrade } from './websocket.js';
@@ -50,7 +51,7 @@ export function servePlain(rt: Runtime, plain: http.Server): ReturnType<typeof g
 }
 
 function refuseRequest(rt: Runtime, req: http.IncomingMessage, err: TurretError, send: (err: TurretError) => void): void {
-  const agent = sourceTableFor(rt.state.policy.agents).lookup(req.socket.remoteAddress)?.agent ?? null;
+  const agent = boundAgent(req.socket) ?? sourceTableFor(rt.state.policy.agents).lookup(req.socket.remoteAddress)?.agent ?? null;
   recordRefusal(rt, err, { agent, method: req.method, scheme: 'http', client: clientOf(req.socket) });
   send(err);
 }

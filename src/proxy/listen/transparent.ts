@@ -30,6 +30,7 @@ import { clientOf, recordRefusal } from '../record.js';
 import type { Runtime } from '../runtime.js';
 import { sendError } from '../stages/respond.js';
 import { replayStream } from './replay.js';
+import { bindAgent } from '../bound.js';
 import { servePlain } from './transparent-plain.js';
 import { openTunnel, terminateTls } from './tunnel.js';
 
@@ -51,10 +52,43 @@ export interface TransparentOptions {
 
 const HTTPS_PORT = 443;
 
-export async function startTransparent(rt: Runtime, o: TransparentOptions): Promise<TransparentListener> {
+/** What the transparent listener and the run bridge (bridge.ts) share: one way to take a connection. */
+export interface TransparentHandler {
+  /**
+   * Take a connection whose first bytes are a TLS ClientHello or a plain HTTP request. `agent`
+   * is the agent the connection was authenticated as (the run bridge), or null to look the
+   * source address up in the agents' `sources:` ranges.
+   */
+  accept(s: Socket | Duplex, agent: string | null): void;
+  /** Draining: end idle plain-HTTP keep-alive connections now and as each turns idle. */
+  stop(): void;
+}
+
+export function transparentHandler(rt: Runtime, o: Omit<TransparentOptions, 'listen'>): TransparentHandler {
   const plainGuard = servePlain(rt, o.plain);
   const refusals = refusalServer(rt);
-  const listener = net.createServer({ pauseOnConnect: false }, (s) => onConnection(rt, o, refusals, s));
+  let sweep: NodeJS.Timeout | null = null;
+  return {
+    accept: (s, agent) => onConnection(rt, o, refusals, s, agent),
+    stop: () => {
+      if (sweep) return;
+      o.plain.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+        res.shouldKeepAlive = false;
+      });
+      // A request that ends turns its connection idle: sweep until the drain has cut the rest.
+      sweep = setInterval(() => plainGuard.closeIdle(), 50);
+      sweep.unref();
+      plainGuard.closeIdle();
+    },
+  };
+}
+
+export async function startTransparent(rt: Runtime, o: TransparentOptions, handler: TransparentHandler = transparentHandler(rt, o)): Promise<TransparentListener> {
+  const listener = net.createServer({ pauseOnConnect: false }, (s) => {
+    o.sockets.add(s);
+    s.once('close', () => o.sockets.delete(s));
+    handler.accept(s, null);
+  });
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     listener.listen(o.listen.port, o.listen.host, () => {
@@ -63,28 +97,19 @@ export async function startTransparent(rt: Runtime, o: TransparentOptions): Prom
     });
   });
   rt.selfAddresses.add((listener.address() as AddressInfo).address);
-  let sweep: NodeJS.Timeout | null = null;
   return {
     address: () => listener.address() as AddressInfo,
     close: () => {
       listener.close();
-      o.plain.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
-        res.shouldKeepAlive = false;
-      });
-      // A request that ends turns its connection idle: sweep until the drain has cut the rest.
-      if (!sweep) sweep = setInterval(() => plainGuard.closeIdle(), 50);
-      sweep.unref();
-      plainGuard.closeIdle();
+      handler.stop();
     },
   };
 }
 
 /** Read the first bytes without consuming them, then hand the connection to TLS or plain HTTP. */
-function onConnection(rt: Runtime, o: TransparentOptions, refusals: http.Server, s: Socket): void {
-  o.sockets.add(s);
-  s.once('close', () => o.sockets.delete(s));
+function onConnection(rt: Runtime, o: Omit<TransparentOptions, 'listen'>, refusals: http.Server, s: Socket | Duplex, agent: string | null): void {
   s.on('error', () => s.destroy());
-  s.setTimeout(rt.limits.idleTimeoutMs, () => s.destroy());
+  (s as Socket).setTimeout(rt.limits.idleTimeoutMs, () => s.destroy());
   const timer = setTimeout(() => s.destroy(), rt.limits.clientHeadersTimeoutMs);
   timer.unref();
   let buf: Buffer = Buffer.alloc(0);
@@ -99,7 +124,7 @@ function onConnection(rt: Runtime, o: TransparentOptions, refusals: http.Server,
     if (buf.length < atLeast) return;
     if (!looksLikeTls(buf[0])) {
       stop();
-      o.plain.emit('connection', replayStream(s, buf));
+      o.plain.emit('connection', bindAgent(replayStream(s, buf), agent));
       return;
     }
     const r = parseClientHello(buf);
@@ -117,7 +142,7 @@ function onConnection(rt: Runtime, o: TransparentOptions, refusals: http.Server,
         return;
       case 'hello':
         stop();
-        void openRedirectedTunnel(rt, o.inner, refusals, s, buf, r.sni);
+        void openRedirectedTunnel(rt, o.inner, refusals, s, buf, r.sni, agent);
         return;
       default: {
         const never: never = r;
@@ -129,18 +154,21 @@ function onConnection(rt: Runtime, o: TransparentOptions, refusals: http.Server,
 }
 
 /** Nothing to answer in (no host to present a certificate for): record and close. */
-function closeRefused(rt: Runtime, s: Socket, host: string | null, err: TurretError): void {
-  recordRefusal(rt, err, { event: 'tunnel_open', agent: null, client: clientOf(s), scheme: 'https', host: host ?? undefined, port: HTTPS_PORT });
+function closeRefused(rt: Runtime, s: Socket | Duplex, host: string | null, err: TurretError): void {
+  recordRefusal(rt, err, { event: 'tunnel_open', agent: null, client: clientOf(s as Socket), scheme: 'https', host: host ?? undefined, port: HTTPS_PORT });
   s.destroy();
 }
 
-/** A redirected TLS connection is a tunnel to its SNI host, port 443, for the agent its source address names. */
-function openRedirectedTunnel(rt: Runtime, inner: http.Server, refusals: http.Server, s: Socket, head: Buffer, sni: string | null): Promise<void> {
+/**
+ * A redirected TLS connection is a tunnel to its SNI host, port 443, for the agent its source
+ * address names — or, from the run bridge, the agent it was authenticated as (`bound`).
+ */
+function openRedirectedTunnel(rt: Runtime, inner: http.Server, refusals: http.Server, s: Socket | Duplex, head: Buffer, sni: string | null, bound: string | null): Promise<void> {
   const state = rt.state;
   return openTunnel(rt, inner, {
     socket: s,
     head,
-    client: clientOf(s),
+    client: clientOf(s as Socket),
     target: () => {
       if (sni === null) throw new TurretError('bad_target', 'a redirected TLS connection must name its host in SNI; dialling an address directly is not supported');
       const t = normaliseHost(sni);
@@ -149,8 +177,9 @@ function openRedirectedTunnel(rt: Runtime, inner: http.Server, refusals: http.Se
       return { host: t.host, port: HTTPS_PORT, kind: t.kind };
     },
     identify: () => {
-      const agent = sourceTableFor(state.policy.agents).lookup(s.remoteAddress)?.agent;
-      if (!agent) throw new TurretError('proxy_auth_required', `source address ${s.remoteAddress ?? '?'} belongs to no agent (transparent mode identifies agents by their sources: ranges)`);
+      if (bound !== null) return bound;
+      const agent = sourceTableFor(state.policy.agents).lookup((s as Socket).remoteAddress)?.agent;
+      if (!agent) throw new TurretError('proxy_auth_required', `source address ${(s as Socket).remoteAddress ?? '?'} belongs to no agent (transparent mode identifies agents by their sources: ranges)`);
       return agent;
     },
     passthrough: false,

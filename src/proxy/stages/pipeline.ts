@@ -26,6 +26,7 @@ import { finishExchange } from './finish.js';
 import { forward } from './forward.js';
 import { checkLookalike } from './guards.js';
 import { upstreamRequestHeaders } from './headers.js';
+import { boundAgent } from '../bound.js';
 import { identifyAgent } from './identify.js';
 import { sendError } from './respond.js';
 import type { Runtime } from '../runtime.js';
@@ -52,7 +53,8 @@ export const STAGES: readonly Stage[] = [
     name: 'identify',
     run(x, rt) {
       if (x.tunnel) return; // the tunnel's CONNECT was authenticated
-      x.agent = identifyAgent(x.req.headers, x.state.policy, rt.ring, rt.values, x.req.socket.remoteAddress);
+      // A connection that came through a run's bridge (listen/bridge.ts) was authenticated when it opened.
+      x.agent = boundAgent(x.req.socket) ?? identifyAgent(x.req.headers, x.state.policy, rt.ring, rt.values, x.req.socket.remoteAddress);
     },
   },
   {
