@@ -15,6 +15,7 @@ import { DEFAULT_ADMIN_LISTEN, readiness, startAdminServer, type AdminServer, ty
 import { Runtime } from '../proxy/runtime.js';
 import { startProxyServer } from '../proxy/listen/server.js';
 import { KEY_FILE, loadKeyRing } from '../secrets/keys.js';
+import { referHandles } from '../secrets/handle-ref.js';
 import { caKeyMode, caPaths, loadOrCreateCa } from '../tls/ca.js';
 import { adminToken, agentCredentials, countedSink, fileMode, lastWins, parseDrainTimeout, type OpsOptions } from './start-ops.js';
 import { parseLimits } from './limits.js';
@@ -74,8 +75,10 @@ export async function startCommand(opts: StartOptions): Promise<void> {
     if ((e as Error)?.name === 'StoreError') throw new UsageError(`${(e as Error).message}; generate one with: openssl rand -base64 32`);
     throw e;
   }
+  // Audit records and log lines: secrets scrubbed, and every handle replaced by its id
+  // (secrets/handle-ref.ts) — a handle is a live credential, the logs are not for using it.
   function scrubLine(s: string): string {
-    return rt.ready ? rt.state.scrubbers.get().scrubString(s).text : s;
+    return referHandles(ring, rt.ready ? rt.state.scrubbers.get().scrubString(s).text : s);
   }
   rt.install(policy);
   log.setScrub(scrubLine);

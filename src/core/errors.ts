@@ -14,6 +14,7 @@ export const ERROR_TABLE = {
   // 407 — who is asking
   proxy_auth_required: { status: 407, what: 'no agent credential was presented' },
   proxy_auth_invalid: { status: 407, what: 'the agent credential is unknown or wrong' },
+  proxy_auth_throttled: { status: 429, what: 'too many failed proxy credentials from this client address; wait for Retry-After' },
   // 403 — policy
   policy_denied: { status: 403, what: 'no rule allows this request' },
   method_forbidden: { status: 403, what: 'this method is never allowed through the proxy' },
@@ -31,6 +32,7 @@ export const ERROR_TABLE = {
   secret_unavailable: { status: 403, what: 'the secret behind a handle could not be loaded' },
   body_schema_invalid: { status: 403, what: 'the request body does not match the JSON Schema the rule requires' },
   session_tainted: { status: 403, what: 'the session carries a label (from an earlier request) that the rule excludes' },
+  secret_in_request: { status: 403, what: 'the request carries the value of a secret Turret keeps (use a handle instead)' },
   body_encoding_unsupported: { status: 415, what: 'a compressed request body cannot be inspected for handles' },
   rate_limited: { status: 429, what: 'the agent exceeded its request rate limit' },
   too_many_tunnels: { status: 429, what: 'the agent has too many open tunnels' },

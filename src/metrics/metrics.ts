@@ -39,6 +39,10 @@ export interface Metrics {
   lastReloadSuccess: Gauge;
   auditRecords: Counter<'event' | 'outcome'>;
   auditErrors: Counter;
+  /** Proxy credentials refused: wrong (`invalid`) or not even checked (`throttled`, auth-throttle.ts). */
+  proxyAuthFailures: Counter<'result'>;
+  /** Requests refused because they carried a known secret value (secret_in_request), by secret name. */
+  outboundSecrets: Counter<'secret'>;
   ready: Gauge;
   buildInfo: Gauge<'version' | 'node'>;
 }
@@ -76,6 +80,8 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
     lastReloadSuccess: new Gauge({ ...r, name: n('last_reload_success_timestamp_seconds'), help: 'Unix time of the last successful configuration load' }),
     auditRecords: new Counter({ ...r, name: n('audit_records_total'), help: 'Audit records written, by event and outcome', labelNames: ['event', 'outcome'] }),
     auditErrors: new Counter({ ...r, name: n('audit_errors_total'), help: 'Audit log appends or rotations that failed (records lost)' }),
+    proxyAuthFailures: new Counter({ ...r, name: n('proxy_auth_failures_total'), help: 'Proxy credentials refused: invalid (checked and wrong) or throttled (refused unchecked after too many failures from the address)', labelNames: ['result'] }),
+    outboundSecrets: new Counter({ ...r, name: n('outbound_secret_blocked_total'), help: 'Requests refused because they carried a known secret value, by secret name', labelNames: ['secret'] }),
     ready: new Gauge({ ...r, name: n('ready'), help: '1 when CA, rules and secret sources are loaded, else 0' }),
     buildInfo: new Gauge({ ...r, name: n('build_info'), help: 'Always 1; labels carry the Turret and Node.js versions', labelNames: ['version', 'node'] }),
   };
@@ -83,6 +89,7 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   for (const result of ['hit', 'mint'] satisfies LeafCacheResult[]) m.leafCache.inc({ result }, 0);
   for (const result of ['ok', 'failed'] satisfies ReloadResult[]) m.reloads.inc({ result }, 0);
   for (const mode of ['intercept', 'passthrough'] satisfies TunnelMode[]) m.tunnels.inc({ mode }, 0);
+  for (const result of ['invalid', 'throttled']) m.proxyAuthFailures.inc({ result }, 0);
   m.ready.set(0);
   m.buildInfo.set({ version: o.version ?? 'unknown', node: process.versions.node }, 1);
   if (o.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });

@@ -10,6 +10,7 @@ import type { AuditSink } from '../audit/writer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { interfaceAddresses } from '../net/self.js';
 import { createResolver, type LookupFn, type Resolver } from '../net/resolver.js';
+import { AuthThrottle } from './auth-throttle.js';
 import { RateLimiter } from '../policy/ratelimit.js';
 import { TaintStore } from '../policy/taint.js';
 import type { Policy, SecretDef } from '../policy/types.js';
@@ -71,6 +72,8 @@ export class Runtime {
   readonly taints = new TaintStore();
   /** Open tunnels per agent (max_tunnels_per_agent); outlive reloads like the tunnels themselves. */
   readonly tunnelSlots = new TunnelSlots();
+  /** Failed proxy credentials per client address (auth-throttle.ts); outlives reloads too. */
+  readonly authThrottle = new AuthThrottle();
   /** The last refused reload (null after a successful one), for health output. */
   lastReloadError: { at: string; why: string; problems: string[] } | null = null;
   /** First audit write failure since start (message only), or null. */

@@ -12,7 +12,7 @@ import { TurretError } from '../../core/errors.js';
 import { parseAuthority } from '../../net/host.js';
 import { clientOf } from '../record.js';
 import type { Runtime } from '../runtime.js';
-import { identifyAgent } from '../stages/identify.js';
+import { authenticate } from '../stages/identify.js';
 import { sendErrorRaw } from '../stages/respond.js';
 import { openTunnel } from './tunnel.js';
 
@@ -28,7 +28,7 @@ export async function handleConnect(rt: Runtime, inner: Server, req: IncomingMes
       checkConnectRequest(req);
       return parseAuthority(req.url ?? '', 443);
     },
-    identify: () => identifyAgent(req.headers, state.policy, rt.ring, rt.values, (socket as Socket).remoteAddress),
+    identify: () => authenticate(rt, req, (socket as Socket).remoteAddress, state.policy),
     passthrough: true,
     sniAgainst: 'the CONNECT host',
     established: () => socket.write('HTTP/1.1 200 Connection Established\r\n\r\n'),

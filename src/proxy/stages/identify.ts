@@ -6,12 +6,14 @@
  * networks an agent may instead be known by its source address (`sources:`, net/sources.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { TurretError } from '../../core/errors.js';
 import { sourceTableFor } from '../../net/sources.js';
 import type { Policy } from '../../policy/types.js';
 import { derivedAgentToken, type KeyRing } from '../../secrets/keys.js';
 import type { SecretValues } from '../../secrets/sources.js';
+import { AUTH_FAIL_BURST, AUTH_FAIL_REFILL_MS } from '../auth-throttle.js';
+import type { Runtime } from '../runtime.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
@@ -50,4 +52,31 @@ export function identifyAgent(headers: IncomingHttpHeaders, policy: Policy, ring
   const ok = timingSafeEqual(digest(token), digest(expected ?? `\0unknown\0${token}x`));
   if (!expected || !ok) throw new TurretError('proxy_auth_invalid', 'unknown agent or wrong agent credential');
   return agent;
+}
+
+/**
+ * identifyAgent with the request-level checks around it: a repeated `Proxy-Authorization` is a
+ * 400 (Node would keep the first and drop the rest, and a proxy in front might have read another
+ * one), and failed credentials are throttled per client address (auth-throttle.ts).
+ */
+export function authenticate(rt: Runtime, req: Pick<IncomingMessage, 'headers' | 'rawHeaders'>, remoteAddress: string | undefined, policy: Policy): string {
+  let count = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] ?? '').toLowerCase() === 'proxy-authorization') count++;
+  if (count > 1) throw new TurretError('bad_request', `Proxy-Authorization appears ${count} times; send exactly one credential`);
+  if (count === 1) {
+    const wait = rt.authThrottle.retryAfterS(remoteAddress);
+    if (wait > 0) {
+      rt.metrics?.proxyAuthFailures.inc({ result: 'throttled' });
+      throw new TurretError('proxy_auth_throttled', `too many failed proxy credentials from this address (${AUTH_FAIL_BURST}, then one per ${AUTH_FAIL_REFILL_MS / 1000} s); retry after ${wait}s`, { retryAfterS: wait });
+    }
+  }
+  try {
+    return identifyAgent(req.headers, policy, rt.ring, rt.values, remoteAddress);
+  } catch (e) {
+    if (e instanceof TurretError && e.code === 'proxy_auth_invalid') {
+      rt.authThrottle.fail(remoteAddress);
+      rt.metrics?.proxyAuthFailures.inc({ result: 'invalid' });
+    }
+    throw e;
+  }
 }

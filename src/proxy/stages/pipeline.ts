@@ -27,7 +27,7 @@ import { forward } from './forward.js';
 import { checkLookalike } from './guards.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { boundAgent } from '../bound.js';
-import { identifyAgent } from './identify.js';
+import { authenticate } from './identify.js';
 import { sendError } from './respond.js';
 import type { Runtime } from '../runtime.js';
 import { checkHostHeader, targetFromAbsolute, targetInTunnel } from './target.js';
@@ -54,7 +54,7 @@ export const STAGES: readonly Stage[] = [
     run(x, rt) {
       if (x.tunnel) return; // the tunnel's CONNECT was authenticated
       // A connection that came through a run's bridge (listen/bridge.ts) was authenticated when it opened.
-      x.agent = boundAgent(x.req.socket) ?? identifyAgent(x.req.headers, x.state.policy, rt.ring, rt.values, x.req.socket.remoteAddress);
+      x.agent = boundAgent(x.req.socket) ?? authenticate(rt, x.req, x.req.socket.remoteAddress, x.state.policy);
     },
   },
   {
