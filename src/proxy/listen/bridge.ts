@@ -21,7 +21,7 @@ import type { Duplex } from 'node:stream';
 import { TurretError, asTurretError } from '../../core/errors.js';
 import { clientOf, recordRefusal } from '../record.js';
 import type { Runtime } from '../runtime.js';
-import { identifyAgent } from '../stages/identify.js';
+import { authenticate } from '../stages/identify.js';
 import { sendErrorRaw } from '../stages/respond.js';
 import { replayStream } from './replay.js';
 import type { TransparentHandler } from './transparent.js';
@@ -43,7 +43,7 @@ export function handleBridge(rt: Runtime, web: TransparentHandler, req: Incoming
     // The credential alone decides: without one, identifyAgent would fall back to the source
     // address, which is exactly what the bridge exists to avoid.
     if (req.headers['proxy-authorization'] === undefined) throw new TurretError('proxy_auth_required', 'the run bridge needs the agent credential (Proxy-Authorization)');
-    agent = identifyAgent(req.headers, rt.state.policy, rt.ring, rt.values);
+    agent = authenticate(rt, req, (socket as Socket).remoteAddress, rt.state.policy); // the header is present: no source fallback
   } catch (e) {
     const err = asTurretError(e);
     recordRefusal(rt, err, { event: 'tunnel_open', agent, method: 'CONNECT', host: BRIDGE_HOST, client: clientOf(socket as Socket) });
