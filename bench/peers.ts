@@ -58,7 +58,7 @@ export function startUpstreams(): Promise<{ ports: Ports; stop: () => void }> {
 }
 
 // unsafe_addresses needs exact host names (no "*." patterns), so every name is listed.
-export function turretRules(scrub: boolean): string {
+export function turretRules(scrub: boolean, extraSecrets: readonly string[] = []): string {
   return `
 agents:
   - name: bench
@@ -66,6 +66,7 @@ secrets:
   - name: bench-token
     from: { env: BENCH_TOKEN }
     hosts: ["${HOST}:*"]
+${extraSecrets.join('\n')}
 rules:
   - name: bench
     methods: [read]
@@ -150,8 +151,12 @@ async function measure(s: Subject, ports: Ports): Promise<Row[]> {
 }
 
 /** `extraEnv` lets bench/peers-profile.ts pass NODE_OPTIONS (e.g. --cpu-prof) to the turret process. */
-export async function turretSubject(ports: Ports, scrub: boolean, name: string, extraEnv: Record<string, string> = {}): Promise<{ subject: Subject; stop: () => Promise<void> }> {
-  const t = await startTurret({ rules: { 'bench.yaml': turretRules(scrub) }, env: { BENCH_TOKEN: `fake_bench_${randomBytes(16).toString('hex')}`, ...extraEnv }, args: ['--admin', 'off'] });
+/**
+ * `extraSecrets`: secret entries (YAML list items) added beside bench-token, e.g. the file and
+ * store secrets of bench/cpu.ts; `beforeStart` may write their files into the turret's dir.
+ */
+export async function turretSubject(ports: Ports, scrub: boolean, name: string, extraEnv: Record<string, string> = {}, extraSecrets: readonly string[] = []): Promise<{ subject: Subject; stop: () => Promise<void>; caDir: string }> {
+  const t = await startTurret({ rules: { 'bench.yaml': turretRules(scrub, extraSecrets) }, env: { BENCH_TOKEN: `fake_bench_${randomBytes(16).toString('hex')}`, ...extraEnv }, args: ['--admin', 'off'] });
   try {
     const env = await t.cli(['env', '--agent', 'bench']);
     const token = /HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(env.stdout)?.[1];
@@ -162,7 +167,7 @@ export async function turretSubject(ports: Ports, scrub: boolean, name: string, 
     if (!handle.startsWith('trt_')) throw new Error(`turret handle issue printed no handle (exit ${issued.code}): ${issued.stderr.slice(0, 300)}`);
     const route: Route = { proxyPort: t.port, proxyAuth: `Basic ${Buffer.from(`bench:${token}`).toString('base64')}`, namedHosts: true, ca: readFileSync(path.join(t.caDir, 'ca.crt'), 'utf8') };
     const subject: Subject = { name, route, pid: t.proc.pid ?? 0, plainHttp: scrub, big: true, newHosts: scrub, variants: scrub ? { 'with handle injection': { authorization: `Bearer ${handle}` } } : {} };
-    return { subject, stop: async () => (await t.stop(), rmSync(t.dir, { recursive: true, force: true })) };
+    return { subject, caDir: t.caDir, stop: async () => (await t.stop(), rmSync(t.dir, { recursive: true, force: true })) };
   } catch (e) {
     await t.stop();
     rmSync(t.dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { benchScrub } from './scrub.js';
 
 const only = process.argv[2];
 const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: benchLeaf, dns: benchDns, scrub: benchScrub };
+benches.cpu = async () => (await import('./cpu.js')).benchCpu(); // turret CPU per small request (issue #15)
 benches.peers = async () => (await import('./peers.js')).benchPeers(); // needs peer proxies installed; see docs/benchmarks.md
 
 for (const [name, fn] of Object.entries(benches)) {
