@@ -61,6 +61,26 @@ async function scenarios(s: Subject, ports: Ports, label: string, out: Record<st
   }
 }
 
+/** 20 file secrets (written into `dir`) and 20 store secrets (`fillStore` once the turret made its key dir), bound to other hosts: they are scrubbed from every response. */
+export function manySecrets(dir: string): { entries: string[]; env: Record<string, string>; fillStore: (keyDir: string) => void } {
+  const storeKey = randomBytes(32);
+  const entries: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const f = path.join(dir, `tok${i}`);
+    writeFileSync(f, `fake_file_${i}_${randomBytes(16).toString('hex')}\n`);
+    entries.push(`  - name: file-${i}\n    from: { file: ${JSON.stringify(f)} }\n    hosts: ["f${i}.example.test"]`);
+    entries.push(`  - name: store-${i}\n    from: { store: store-${i} }\n    hosts: ["s${i}.example.test"]`);
+  }
+  return {
+    entries,
+    env: { TURRET_STORE_KEY: storeKey.toString('base64') },
+    fillStore: (keyDir) => {
+      const store = new SecretStore(keyDir, storeKey);
+      for (let i = 0; i < 20; i++) store.set(`store-${i}`, `fake_store_${i}_${randomBytes(16).toString('hex')}`);
+    },
+  };
+}
+
 export async function benchCpu(): Promise<Record<string, number>> {
   const up = await startUpstreams();
   const out: Record<string, number> = {};
@@ -72,19 +92,10 @@ export async function benchCpu(): Promise<Record<string, number>> {
     } finally {
       await one.stop();
     }
-    // 20 file + 20 store secrets, bound to other hosts (they are scrubbed from every response).
-    const storeKey = randomBytes(32);
-    const extra: string[] = [];
-    for (let i = 0; i < 20; i++) {
-      const f = path.join(files, `tok${i}`);
-      writeFileSync(f, `fake_file_${i}_${randomBytes(16).toString('hex')}\n`);
-      extra.push(`  - name: file-${i}\n    from: { file: ${JSON.stringify(f)} }\n    hosts: ["f${i}.example.test"]`);
-      extra.push(`  - name: store-${i}\n    from: { store: store-${i} }\n    hosts: ["s${i}.example.test"]`);
-    }
-    const many = await turretSubject(up.ports, true, 'turret', { TURRET_STORE_KEY: storeKey.toString('base64') }, extra);
+    const m = manySecrets(files);
+    const many = await turretSubject(up.ports, true, 'turret', m.env, m.entries);
     try {
-      const store = new SecretStore(many.caDir, storeKey);
-      for (let i = 0; i < 20; i++) store.set(`store-${i}`, `fake_store_${i}_${randomBytes(16).toString('hex')}`);
+      m.fillStore(many.caDir);
       await scenarios(many.subject, up.ports, '41 secrets', out);
     } finally {
       await many.stop();

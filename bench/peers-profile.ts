@@ -3,13 +3,15 @@
  * (dist/) under `--cpu-prof` with the peers bench's rules and upstreams, drives one scenario,
  * and prints the functions with the most self time, so a slow number can be traced to code.
  *
- *   node --import tsx bench/peers-profile.ts https|http|handle|big|newhost [--keep]
+ *   node --import tsx bench/peers-profile.ts https|http|handle|big|newhost [--keep] [--many]
  *
- * `big` downloads the 10 MB body over HTTPS; `newhost` sends one request to each of 30 new names.
+ * `big` downloads the 10 MB body over HTTPS; `newhost` sends one request to each of 30 new names;
+ * `--many` configures 20 file and 20 store secrets besides the bench's one (bench/cpu.ts).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { manySecrets } from './cpu.js';
 import { closedLoop, download, firstRequests, httpClient, httpsClient, type Client } from './peers-load.js';
 import { startUpstreams, turretSubject } from './peers.js';
 import { procStats } from './peers-procs.js';
@@ -96,7 +98,9 @@ const s = new inspector.Session(); s.connect(); s.post('Profiler.enable'); s.pos
 process.on('exit', () => s.post('Profiler.stop', (e, r) => { if (!e) writeFileSync(${JSON.stringify(path.join(dir, 'turret.cpuprofile'))}, JSON.stringify(r.profile)); }));\n`,
 );
 const up = await startUpstreams();
-const { subject: s, stop } = await turretSubject(up.ports, true, 'turret', { NODE_OPTIONS: `--import=${preload}` });
+const many = process.argv.includes('--many') ? manySecrets(dir) : null;
+const { subject: s, stop, caDir } = await turretSubject(up.ports, true, 'turret', { NODE_OPTIONS: `--import=${preload}`, ...many?.env }, many?.entries ?? []);
+many?.fillStore(caDir);
 const load = { concurrency: 16, warmupMs: 700, durationMs: 3_000, maxRequests: 300_000 };
 try {
   const hosts = Array.from({ length: 30 }, (_, i) => `h${i}.turret.test`);
@@ -131,5 +135,5 @@ try {
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
 if (file) console.log(top(path.join(dir, file), 25).join('\n'));
 else console.log('no profile was written');
-if (process.argv[3] === '--keep') console.log(`profile kept in ${dir}`);
+if (process.argv.includes('--keep')) console.log(`profile kept in ${dir}`);
 else rmSync(dir, { recursive: true, force: true });

@@ -21,6 +21,8 @@ interface Entry {
 
 export class OAuthStore {
   private readonly entries = new Map<string, Entry>();
+  /** Bumped by every capture: the scrubber cache loads the secret table again when it changes. */
+  version = 0;
 
   constructor(private readonly ring: KeyRing) {}
 
@@ -50,6 +52,7 @@ export class OAuthStore {
     this.entries.delete(def.name); // re-insert: Map order is the eviction order
     while (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value as string);
     this.entries.set(def.name, { def, value: new Secret(def.name, value), expires: now + ttlMs });
+    this.version++;
     return issueHandle(this.ring, { agent, secret: def.name, ttlSeconds: Math.max(1, Math.floor(ttlMs / 1000)) }).handle;
   }
 }

@@ -56,6 +56,8 @@ export function storeKey(ring: KeyRing, env: NodeJS.ProcessEnv = process.env): B
 export class SecretStore {
   readonly file: string;
   private cache: { mtimeMs: number; size: number; data: StoreFile } | null = null;
+  /** Plaintext per entry object ('' when it does not decrypt); the name is fixed by the lookup. */
+  private readonly opened = new WeakMap<Entry, string>();
 
   constructor(
     dir: string,
@@ -95,14 +97,25 @@ export class SecretStore {
       return null;
     }
     if (!e) return null;
+    // An entry object lives as long as the parsed file it came from (a changed file is parsed
+    // anew), so its plaintext is kept with it: a request that injects a store secret does not
+    // pay an AES-GCM decrypt each time.
+    let v = this.opened.get(e);
+    if (v === undefined) {
+      v = this.open(name, e);
+      this.opened.set(e, v);
+    }
+    return v ? new Secret(secretName, v) : null;
+  }
+
+  private open(name: string, e: Entry): string {
     try {
       const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(e.iv, 'base64'));
       d.setAAD(Buffer.from(`turret-store:${name}`));
       d.setAuthTag(Buffer.from(e.tag, 'base64'));
-      const v = Buffer.concat([d.update(Buffer.from(e.ct, 'base64')), d.final()]).toString('utf8');
-      return v ? new Secret(secretName, v) : null;
+      return Buffer.concat([d.update(Buffer.from(e.ct, 'base64')), d.final()]).toString('utf8');
     } catch {
-      return null;
+      return '';
     }
   }
 

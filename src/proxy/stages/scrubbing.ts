@@ -4,10 +4,10 @@
  * replaced by that handle (the agent sees exactly what it sent, and can keep using it), any
  * other secret by `[REDACTED:secret:<name>]`. Known token formats become `[REDACTED:<type>]`.
  *
- * Compiling a scrubber costs more than a request, so compiled ones are cached by the exact
- * (secret values, replacements) they were built from: a rotated file secret changes the key.
+ * Compiling a scrubber costs more than a request, so compiled ones are cached by the generation
+ * of secret values they were built from and their replacements: a rotated secret starts a new
+ * generation (see ScrubberCache for when values are looked at again).
  */
-import { createHash } from 'node:crypto';
 import type { Policy, ScrubSettings } from '../../policy/types.js';
 import { BUILTIN_PATTERNS, GENERIC_PATTERNS, compilePatterns, type CompiledPattern } from '../../scrub/patterns.js';
 import { compileScrubber, type KnownSecret, type Scrubber } from '../../scrub/scrubber.js';
@@ -49,26 +49,66 @@ export function secretMarker(name: string): string {
 }
 
 const MAX_CACHED = 256;
+/** How long a loaded set of secret values is trusted before the sources are asked again. */
+export const SECRETS_RECHECK_MS = 250;
 
+interface Snapshot {
+  /** Bumped whenever the loaded values differ from the previous load: part of every cache key. */
+  gen: number;
+  known: Secret[];
+  values: Map<string, string>;
+  /** `version()` when loaded, and when (ms). */
+  version: number;
+  at: number;
+}
+
+/**
+ * Loading every secret (a stat per file source; a stat and an AES-GCM decrypt per store entry)
+ * per response cost more than the rest of a small request with 40 secrets configured, so the
+ * loaded set is kept and asked again only when (a) `version()` changed (an OAuth token was
+ * captured, a reload built a new cache anyway), (b) a request injected a value that differs from
+ * the kept one (a rotated secret is scrubbed from the very response to the request that used
+ * it), or (c) SECRETS_RECHECK_MS passed (a file or store entry rotated on disk, a command
+ * refreshed: scrubbed within that bound). A reload that finds the same values keeps the compiled
+ * scrubbers.
+ */
 export class ScrubberCache {
   private readonly cache = new Map<string, Scrubber>();
+  private snap: Snapshot | null = null;
 
   constructor(
     private readonly secrets: () => Secret[],
     private readonly patterns: CompiledPattern[] = builtinPatterns(),
     /** True for a string that opens as a Turret handle: token patterns never fire inside one. */
     private readonly isHandle?: (text: string) => boolean,
+    /** A cheap number that changes when the secret table itself changes (OAuth captures). */
+    private readonly version: () => number = () => 0,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  private snapshot(injections: readonly Injection[]): Snapshot {
+    const s = this.snap;
+    const t = this.now();
+    if (s && s.version === this.version() && t - s.at < SECRETS_RECHECK_MS && injections.every((i) => s.values.get(i.secret) === i.value.reveal())) return s;
+    const known = this.secrets();
+    const values = new Map(known.map((k) => [k.name, k.reveal()]));
+    const same = s !== null && s.values.size === values.size && [...values].every(([k, v]) => s.values.get(k) === v);
+    if (!same) this.cache.clear();
+    this.snap = { gen: same && s ? s.gen : (s?.gen ?? 0) + 1, known, values, version: this.version(), at: t };
+    return this.snap;
+  }
 
   /** The scrubber for a response to a request that made these injections. */
   get(injections: readonly Injection[] = []): Scrubber {
-    const handleFor = new Map(injections.map((i) => [i.secret, i.handle]));
-    const known: KnownSecret[] = this.secrets().map((s) => ({ name: s.name, value: s.reveal(), replacement: handleFor.get(s.name) ?? secretMarker(s.name) }));
-    const h = createHash('sha256');
-    for (const k of known) h.update(`${k.name}\0${k.value}\0${k.replacement}\0`);
-    const key = h.digest('base64');
+    const snap = this.snapshot(injections);
+    // The key names the replacements only: the values are those of generation `gen`.
+    let key = String(snap.gen);
+    const handleFor = new Map<string, string>();
+    for (const i of injections) handleFor.set(i.secret, i.handle);
+    for (const [name, handle] of handleFor) key += `\0${name}\0${handle}`;
     let s = this.cache.get(key);
     if (!s) {
+      const known: KnownSecret[] = snap.known.map((k) => ({ name: k.name, value: k.reveal(), replacement: handleFor.get(k.name) ?? secretMarker(k.name) }));
       s = compileScrubber({ secrets: known, patterns: this.patterns, isHandle: this.isHandle });
       if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, s);
