@@ -2,16 +2,17 @@
  * Finding things to redact in one byte window. Pure: no stream state here (see engine.ts).
  *
  * Everything works on Buffers: RE2 reports byte offsets for Buffer input, so non-UTF-8 bytes pass
- * through untouched and offsets never drift. Known secrets are one RE2 alternation of literal
- * needles (one pass whatever their number). Token patterns are found through their keywords
- * (keywords.ts, one byte loop) and run only in windows around the hits (runWindow below); the
+ * through untouched and offsets never drift. Known secrets' ASCII forms are keywords in the same
+ * index as the token patterns' keywords (keywords.ts, one byte loop over the input for both):
+ * a hit is verified in place, byte for byte. Token patterns run only in windows around their
+ * keyword hits (runWindow below); the
  * one keyword-less built-in is a byte-loop run scan (runs.ts). docs/scrubbing.md, "How it is fast".
  * RE2.Set was measured and rejected: with ~220 gitleaks rules its DFA thrashes on varied text
  * (~100 ms per KiB) and it may give up silently when its memory budget is hit.
  */
 import { HANDLE_PREFIX, HANDLE_RE } from '../core/handle-shape.js';
-import type { CompiledPattern, RE2 } from './patterns.js';
-import { newRE2, passesCheck, shannonEntropy } from './patterns.js';
+import type { CompiledPattern } from './patterns.js';
+import { passesCheck, shannonEntropy } from './patterns.js';
 import { secretNeedles } from './encodings.js';
 import { KeywordIndex } from './keywords.js';
 import { findRuns } from './runs.js';
@@ -42,23 +43,32 @@ interface NeedleInfo {
   redaction: Redaction;
 }
 
+/** A known secret's ASCII form in the keyword index; the index matches ASCII-caselessly, so a
+ * case-sensitive form is compared exactly at each hit. */
+class NeedleItem {
+  constructor(
+    readonly bytes: Buffer,
+    readonly caseless: boolean,
+    readonly info: NeedleInfo,
+  ) {}
+}
+
+type Indexed = CompiledPattern | NeedleItem;
+
 export class Matcher {
   readonly plain: readonly CompiledPattern[];
   readonly blocks: readonly CompiledPattern[];
   /** Longest match any finder can produce, in bytes (block patterns: their begin lookahead). */
   readonly window: number;
   readonly hasUnbounded: boolean;
-  private readonly needleRe: RE2 | undefined;
   private readonly needles = new Map<string, NeedleInfo>();
-  /** Caseless needles by their lower-case bytes (the match may come back in any case). */
-  private readonly foldNeedles = new Map<string, NeedleInfo>();
-  /** Needles with non-ASCII bytes: RE2 works in UTF-8 and cannot name a raw byte, so indexOf. */
+  /** Needles with non-ASCII bytes: the index folds ASCII case only, so these use indexOf. */
   private readonly byteNeedles: { bytes: Buffer; info: NeedleInfo }[] = [];
   /** Patterns without keywords: run on every window (as a regex, or as a run scan). */
   private readonly always: CompiledPattern[] = [];
   private readonly alwaysBlocks: CompiledPattern[] = [];
-  /** Keyword → the patterns (plain and block) that need it. */
-  private readonly keywords: KeywordIndex<CompiledPattern> | undefined;
+  /** Keyword → the patterns (plain and block) that need it, and the known secrets' ASCII forms. */
+  private readonly keywords: KeywordIndex<Indexed> | undefined;
   private readonly unboundedWindow: number;
 
   constructor(
@@ -71,7 +81,7 @@ export class Matcher {
     this.blocks = patterns.filter((p) => p.block !== undefined);
     this.unboundedWindow = unboundedWindow;
     let window = 0;
-    const ascii: { len: number; src: string }[] = [];
+    const byKeyword = new Map<string, Indexed[]>();
     for (const s of secrets) {
       if (s.value.length === 0) continue; // an empty secret would match everywhere; nothing to hide
       const info: NeedleInfo = { replacement: Buffer.from(s.replacement, 'utf8'), redaction: { kind: 'secret', id: s.name } };
@@ -80,17 +90,14 @@ export class Matcher {
         window = Math.max(window, n.bytes.length);
         if (/^[\x00-\x7f]*$/.test(n.bytes)) {
           this.needles.set(n.bytes, info);
-          if (n.caseless && !this.foldNeedles.has(n.bytes.toLowerCase())) this.foldNeedles.set(n.bytes.toLowerCase(), info);
-          ascii.push({ len: n.bytes.length, src: n.caseless ? `(?i:${escapeLiteral(n.bytes)})` : escapeLiteral(n.bytes) });
+          const k = n.bytes.toLowerCase();
+          byKeyword.set(k, [...(byKeyword.get(k) ?? []), new NeedleItem(Buffer.from(n.bytes, 'latin1'), n.caseless === true, info)]);
         } else {
           this.needles.set(n.bytes, info);
           this.byteNeedles.push({ bytes: Buffer.from(n.bytes, 'latin1'), info });
         }
       }
     }
-    // Longest first: RE2 alternation is leftmost-first, so at one start the longest form wins.
-    ascii.sort((a, b) => b.len - a.len);
-    this.needleRe = ascii.length > 0 ? newRE2(ascii.map((a) => a.src).join('|'), 'g') : undefined;
 
     let unbounded = false;
     for (const p of this.plain) {
@@ -104,7 +111,6 @@ export class Matcher {
     if (unbounded) window = Math.max(window, unboundedWindow);
     this.hasUnbounded = unbounded;
     this.window = window;
-    const byKeyword = new Map<string, CompiledPattern[]>();
     for (const p of patterns) {
       if (!p.keywords) {
         (p.block ? this.alwaysBlocks : this.always).push(p);
@@ -136,16 +142,6 @@ export class Matcher {
 
   private findAll(buf: Buffer, from: number): Candidate[] {
     const out: Candidate[] = [];
-    if (this.needleRe) {
-      const re = this.needleRe;
-      re.lastIndex = from;
-      for (let m = re.exec(buf); m; m = re.exec(buf)) {
-        const text = m[0].toString('latin1');
-        const info = this.needles.get(text) ?? this.foldNeedles.get(text.toLowerCase());
-        const end = m.index + m[0].length;
-        if (info) out.push({ start: m.index, end, rStart: m.index, rEnd: end, ...info });
-      }
-    }
     for (const { bytes, info } of this.byteNeedles) {
       for (let i = buf.indexOf(bytes, from); i >= 0; i = buf.indexOf(bytes, i + bytes.length)) {
         out.push({ start: i, end: i + bytes.length, rStart: i, rEnd: i + bytes.length, ...info });
@@ -164,6 +160,12 @@ export class Matcher {
     const first = new Map<CompiledPattern, number>();
     this.keywords.scan(buf, from, (k, e) => {
       for (const p of e.items) {
+        if (p instanceof NeedleItem) {
+          // Every form found at every start (overlaps are merged by the engine: the union goes).
+          const end = k + p.bytes.length;
+          if (p.caseless || buf.compare(p.bytes, 0, p.bytes.length, k, end) === 0) out.push({ start: k, end, rStart: k, rEnd: end, ...p.info });
+          continue;
+        }
         if (p.block || !Number.isFinite(p.maxLength)) {
           if (!first.has(p)) first.set(p, k);
           continue;
@@ -282,14 +284,4 @@ function secretSpan(indices: RegExpIndicesArray | undefined, group: number | und
     if (g && g[1] > g[0]) return [g[0], g[1]];
   }
   return indices[0] ? [indices[0][0], indices[0][1]] : undefined;
-}
-
-function escapeLiteral(s: string): string {
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
-    out += alnum ? s[i] : `\\x{${c.toString(16)}}`;
-  }
-  return out;
 }
