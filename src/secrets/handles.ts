@@ -40,8 +40,35 @@ export function issueHandle(ring: KeyRing, o: { agent: string; secret: string; t
   return { handle, claims };
 }
 
-/** Open a handle; null when it is malformed, forged or sealed with another key. Expiry is not checked here. */
+/** Opened handles per key ring, most recently used last. */
+const opened = new WeakMap<KeyRing, Map<string, HandleClaims>>();
+const MAX_OPENED = 4096;
+
+/**
+ * Open a handle; null when it is malformed, forged or sealed with another key. Expiry is not
+ * checked here (nor revocation): callers check both on every use. A handle that opened is kept
+ * (bounded, per key ring): the same string under the same key always opens to the same claims,
+ * and an agent sends the same handle with every request, so the AES-GCM open and JSON parse are
+ * paid once. What fails to open is never kept, so garbage cannot evict real handles.
+ */
 export function openHandle(ring: KeyRing, handle: string): HandleClaims | null {
+  let cache = opened.get(ring);
+  if (!cache) opened.set(ring, (cache = new Map()));
+  const hit = cache.get(handle);
+  if (hit) {
+    cache.delete(handle);
+    cache.set(handle, hit);
+    return hit;
+  }
+  const claims = openUncached(ring, handle);
+  if (claims) {
+    if (cache.size >= MAX_OPENED) cache.delete(cache.keys().next().value as string);
+    cache.set(handle, Object.freeze(claims));
+  }
+  return claims;
+}
+
+function openUncached(ring: KeyRing, handle: string): HandleClaims | null {
   if (!handle.startsWith(HANDLE_PREFIX) || handle.length > 2048) return null;
   const raw = Buffer.from(handle.slice(HANDLE_PREFIX.length), 'base64url');
   // base64url decoding is lenient; insist on the canonical round trip so one handle has one spelling.
