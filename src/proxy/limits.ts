@@ -89,15 +89,13 @@ export function holdTunnelSlot(rt: { tunnelSlots: TunnelSlots; limits: Limits },
   socket.once('close', release);
 }
 
-const deadlines = new WeakMap<IncomingMessage, AbortSignal>();
-
 /**
  * Arms the whole-exchange deadline for one request. forward.ts passes the signal to undici, so
  * a request that outlives `requestTimeoutMs` is aborted with upstream_timeout wherever it is
  * (waiting for the upstream, or streaming the response). The same signal aborts the upstream
  * request when the client disconnects first.
  */
-export function armDeadline(limits: Limits, req: IncomingMessage, res: ServerResponse): void {
+export function armDeadline(limits: Limits, res: ServerResponse): AbortSignal {
   const ac = new AbortController();
   const s = Math.round(limits.requestTimeoutMs / 100) / 10;
   const timer = limits.requestTimeoutMs > 0 ? setTimeout(() => ac.abort(new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)), limits.requestTimeoutMs) : null;
@@ -108,12 +106,7 @@ export function armDeadline(limits: Limits, req: IncomingMessage, res: ServerRes
     // holds no pool connection and no upstream work for nobody.
     if (!res.writableFinished) ac.abort(new Error('the client closed the connection'));
   });
-  deadlines.set(req, ac.signal);
-}
-
-/** The deadline armed for `req`, if any. */
-export function deadlineOf(req: IncomingMessage): AbortSignal | undefined {
-  return deadlines.get(req);
+  return ac.signal;
 }
 
 interface Watched {

@@ -5,7 +5,7 @@
  * TLS-terminated with a leaf for the CONNECT host; a client that does not start TLS fails the
  * handshake and is closed: Turret never relays bytes it cannot inspect (docs/security.md).
  */
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../../core/errors.js';
@@ -14,12 +14,12 @@ import { clientOf } from '../record.js';
 import type { Runtime } from '../runtime.js';
 import { authenticate } from '../stages/identify.js';
 import { sendErrorRaw } from '../stages/respond.js';
-import { openTunnel } from './tunnel.js';
+import { openTunnel, type Intercepted } from './tunnel.js';
 
-export async function handleConnect(rt: Runtime, inner: Server, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+export async function handleConnect(rt: Runtime, intercepted: Intercepted, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   const state = rt.state;
   socket.on('error', () => socket.destroy());
-  await openTunnel(rt, inner, {
+  await openTunnel(rt, intercepted, {
     socket,
     head,
     client: clientOf(socket as Socket),

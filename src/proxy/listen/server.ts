@@ -1,23 +1,24 @@
 /**
  * The proxy listener: the only module that owns client sockets. One outer HTTP server takes
  * absolute-form requests and CONNECT; one inner HTTP server (never listening) takes the
- * decrypted connections of intercepted tunnels. Both feed pipeline.handleRequest.
+ * decrypted connections of intercepted tunnels. Both feed the pipeline (connection.ts serveRequest);
+ * per-connection state lives in one Connections object shared by them.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../../core/errors.js';
 import { handleConnect } from './connect.js';
-import { tunnels } from './tunnel.js';
 import { drain, type DrainResult } from './drain.js';
-import { armDeadline, clientTimeoutError, guardSlowClients, nodeServerTimeouts } from '../limits.js';
-import { handleRequest } from '../stages/pipeline.js';
+import { clientTimeoutError, guardSlowClients, nodeServerTimeouts } from '../limits.js';
 import { sendError, sendErrorRaw } from '../stages/respond.js';
 import { handleBridge, isBridgeConnect } from './bridge.js';
 import { startTransparent, transparentHandler, type TransparentListener } from './transparent.js';
-import { isClosing, markMalformed, MALFORMED_REASON, openExchanges, trackRequest } from '../stages/validate.js';
+import { MALFORMED_REASON } from '../stages/validate.js';
+import { Connections, serveRequest } from './connection.js';
 import { handleUpgrade } from './websocket.js';
 import type { Runtime } from '../runtime.js';
+import type { Tunnel } from '../stages/exchange.js';
 import { clientOf, recordRefusal } from '../record.js';
 
 export interface ProxyServer {
@@ -45,16 +46,14 @@ function serverOptions(rt: Runtime): http.ServerOptions {
   };
 }
 
-/** Sockets whose parser error was already answered: llhttp repeats the error for every later read. */
-const answered = new WeakSet<Duplex>();
-
-function onClientError(rt: Runtime) {
+function onClientError(rt: Runtime, conns: Connections) {
   return (err: Error & { code?: string }, socket: Duplex): void => {
     if (!socket.writable || (socket as Socket).destroyed) {
       socket.destroy();
       return;
     }
-    const tunnel = tunnels.get(socket);
+    const conn = conns.of(socket);
+    const tunnel = conn.tunnel;
     const facts = { agent: tunnel?.agent ?? null, client: tunnel?.client ?? clientOf(socket as Socket), tunnelId: tunnel?.id };
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && !(socket as { _httpMessage?: unknown })._httpMessage) {
       // A slow client with no request under way: say why, and leave a record of it.
@@ -67,11 +66,11 @@ function onClientError(rt: Runtime) {
       socket.destroy();
       return;
     }
-    if (answered.has(socket)) return;
-    answered.add(socket);
+    if (conn.answered) return;
+    conn.answered = true;
     const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request';
     const reason = code === 'headers_too_large' ? `request headers exceed ${rt.limits.maxHeaderBytes} bytes` : MALFORMED_REASON;
-    const open = openExchanges(socket);
+    const open = [...conn.open];
     const last = open.at(-1);
     if (last) {
       // Exchanges are under way on this connection: a raw 400 written now would be read as the
@@ -79,10 +78,10 @@ function onClientError(rt: Runtime) {
       // own response (and never forwarded: pipeline.ts checks the mark); complete requests before
       // it finish normally; then the connection closes.
       let unfinished = 0;
-      for (const { req, res } of open) {
+      for (const { req, res, x } of open) {
         if (req.complete) continue;
         unfinished++;
-        markMalformed(req);
+        if (x) x.malformed = true;
         if (!res.headersSent) sendError(res, new TurretError('bad_request', MALFORMED_REASON), { method: req.method, scrub: (s) => s });
         // Stop the body if it already streams upstream: the upstream sees an aborted message.
         if (res.writableFinished) req.destroy();
@@ -97,46 +96,44 @@ function onClientError(rt: Runtime) {
     recordRefusal(rt, refusal, facts);
     if (last) return;
     // The last response said Connection: close: what follows it is never read, nor answered.
-    if (isClosing(socket)) socket.end();
+    if (conn.closing) socket.end();
     else sendErrorRaw(socket, refusal, { scrub: (s) => s });
   };
 }
 
 export async function startProxyServer(rt: Runtime, listen: { host: string; port: number }, transparentListen: { host: string; port: number } | null = null): Promise<ProxyServer> {
+  const conns = new Connections();
   const inner = http.createServer(serverOptions(rt));
-  inner.on('request', (req, res) => {
-    trackRequest(req, res);
-    armDeadline(rt.limits, req, res);
-    void handleRequest(rt, req, res, tunnels.get(req.socket) ?? null);
-  });
+  inner.on('request', (req, res) => serveRequest(rt, conns.of(req.socket), req, res));
   const innerGuard = guardSlowClients(inner, rt.limits, (socket) => {
-    const tunnel = tunnels.get(socket);
+    const tunnel = conns.tunnelOf(socket);
     recordRefusal(rt, clientTimeoutError(rt.limits), { agent: tunnel?.agent ?? null, client: tunnel?.client, tunnelId: tunnel?.id });
   });
-  inner.on('clientError', onClientError(rt));
+  inner.on('clientError', onClientError(rt, conns));
   // CONNECT inside an intercepted tunnel would open a tunnel nobody inspects: always refused.
   inner.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
-    const tunnel = tunnels.get(req.socket);
+    const tunnel = conns.tunnelOf(req.socket);
     const err = new TurretError('method_forbidden', 'CONNECT inside an intercepted tunnel is never allowed');
     recordRefusal(rt, err, { agent: tunnel?.agent ?? null, client: tunnel?.client, method: 'CONNECT', host: tunnel?.host, port: tunnel?.port, tunnelId: tunnel?.id });
     sendErrorRaw(socket, err, { method: 'CONNECT', target: req.url ?? null, scrub: (t) => t });
   });
   const server = http.createServer(serverOptions(rt));
-  server.on('request', (req, res) => {
-    trackRequest(req, res);
-    armDeadline(rt.limits, req, res);
-    void handleRequest(rt, req, res, null);
-  });
+  server.on('request', (req, res) => serveRequest(rt, conns.of(req.socket), req, res));
+  // A decrypted tunnel becomes a connection of the inner server, with its tunnel attached.
+  const intercepted = (tlsSocket: Duplex, tunnel: Tunnel): void => {
+    conns.of(tlsSocket).tunnel = tunnel;
+    inner.emit('connection', tlsSocket);
+  };
   const sockets = new Set<Socket>();
   // Redirected plain HTTP (transparent listener, run bridge) gets a server with the same options; TLS goes to `inner`.
   const plain = http.createServer(serverOptions(rt));
-  plain.on('clientError', onClientError(rt));
-  const web = transparentHandler(rt, { inner, plain, sockets });
-  server.on('connect', (req, socket, head) => (isBridgeConnect(req) ? handleBridge(rt, web, req, socket, head) : handleConnect(rt, inner, req, socket, head)));
+  plain.on('clientError', onClientError(rt, conns));
+  const web = transparentHandler(rt, { intercepted, plain, conns, sockets });
+  server.on('connect', (req, socket, head) => (isBridgeConnect(req) ? handleBridge(rt, web, req, socket, head) : handleConnect(rt, intercepted, req, socket, head)));
   // WebSocket upgrades, plain and inside intercepted tunnels (websocket.ts).
   server.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, null));
-  inner.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, tunnels.get(req.socket) ?? null));
-  server.on('clientError', onClientError(rt));
+  inner.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, conns.tunnelOf(req.socket)));
+  server.on('clientError', onClientError(rt, conns));
   server.on('connection', (s: Socket) => {
     s.setTimeout(rt.limits.idleTimeoutMs, () => s.destroy());
     sockets.add(s);
@@ -154,7 +151,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   let transparent: TransparentListener | null = null;
   if (transparentListen) {
     try {
-      transparent = await startTransparent(rt, { listen: transparentListen, inner, plain, sockets }, web);
+      transparent = await startTransparent(rt, { listen: transparentListen, intercepted, plain, conns, sockets }, web);
     } catch (e) {
       server.close();
       throw e;

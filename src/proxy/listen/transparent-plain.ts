@@ -9,30 +9,29 @@ import type { Duplex } from 'node:stream';
 import { TurretError, asTurretError } from '../../core/errors.js';
 import { formatAuthority, parseAuthority } from '../../net/host.js';
 import { sourceTableFor } from '../../net/sources.js';
-import { armDeadline, guardSlowClients } from '../limits.js';
-import { handleRequest } from '../stages/pipeline.js';
+import { guardSlowClients } from '../limits.js';
 import { sendError, sendErrorRaw } from '../stages/respond.js';
 import type { Runtime } from '../runtime.js';
 import { boundAgent } from '../bound.js';
 import { clientOf, recordRefusal } from '../record.js';
-import { trackRequest } from '../stages/validate.js';
+import { serveRequest, type Connections } from './connection.js';
 import { handleUpgrade } from './websocket.js';
 
 const HTTP_PORT = 80;
 
 /** Redirected plain HTTP: origin-form requests become the absolute form, then the pipeline. */
-export function servePlain(rt: Runtime, plain: http.Server): ReturnType<typeof guardSlowClients> {
+export function servePlain(rt: Runtime, plain: http.Server, conns: Connections): ReturnType<typeof guardSlowClients> {
   const guard = guardSlowClients(plain, rt.limits);
   plain.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    trackRequest(req, res); // so a body the parser refuses later is answered like on the proxy port
-    armDeadline(rt.limits, req, res);
+    const conn = conns.of(req.socket);
     try {
       toProxyForm(req);
     } catch (e) {
+      conn.track(req, res, null); // so a body the parser refuses later is answered like on the proxy port
       refuseRequest(rt, req, asTurretError(e), (err) => sendError(res, err, { method: req.method ?? null, target: null, scrub: (s) => rt.state.scrubbers.get().scrubString(s).text }));
       return;
     }
-    void handleRequest(rt, req, res, null);
+    serveRequest(rt, conn, req, res);
   });
   plain.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     try {

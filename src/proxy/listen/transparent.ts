@@ -32,7 +32,8 @@ import { sendError } from '../stages/respond.js';
 import { replayStream } from './replay.js';
 import { bindAgent } from '../bound.js';
 import { servePlain } from './transparent-plain.js';
-import { openTunnel, terminateTls } from './tunnel.js';
+import type { Connections } from './connection.js';
+import { openTunnel, terminateTls, type Intercepted } from './tunnel.js';
 
 export interface TransparentListener {
   address(): AddressInfo;
@@ -42,10 +43,12 @@ export interface TransparentListener {
 
 export interface TransparentOptions {
   listen: { host: string; port: number };
-  /** The proxy's inner server: decrypted tunnels are emitted on it as connections. */
-  inner: http.Server;
+  /** Takes decrypted tunnels (to the proxy's inner server). */
+  intercepted: Intercepted;
   /** A never-listening server with the proxy's options, for redirected plain HTTP. */
   plain: http.Server;
+  /** The proxy's per-connection state (the plain server's requests are tracked there). */
+  conns: Connections;
   /** The proxy's socket set, so the drain waits for (and at its deadline cuts) these too. */
   sockets: Set<Socket>;
 }
@@ -65,7 +68,7 @@ export interface TransparentHandler {
 }
 
 export function transparentHandler(rt: Runtime, o: Omit<TransparentOptions, 'listen'>): TransparentHandler {
-  const plainGuard = servePlain(rt, o.plain);
+  const plainGuard = servePlain(rt, o.plain, o.conns);
   const refusals = refusalServer(rt);
   let sweep: NodeJS.Timeout | null = null;
   return {
@@ -107,7 +110,7 @@ export async function startTransparent(rt: Runtime, o: TransparentOptions, handl
 }
 
 /** Read the first bytes without consuming them, then hand the connection to TLS or plain HTTP. */
-function onConnection(rt: Runtime, o: Omit<TransparentOptions, 'listen'>, refusals: http.Server, s: Socket | Duplex, agent: string | null): void {
+function onConnection(rt: Runtime, o: Omit<TransparentOptions, 'listen'>, refusals: RefusalServer, s: Socket | Duplex, agent: string | null): void {
   s.on('error', () => s.destroy());
   (s as Socket).setTimeout(rt.limits.idleTimeoutMs, () => s.destroy());
   const timer = setTimeout(() => s.destroy(), rt.limits.clientHeadersTimeoutMs);
@@ -142,7 +145,7 @@ function onConnection(rt: Runtime, o: Omit<TransparentOptions, 'listen'>, refusa
         return;
       case 'hello':
         stop();
-        void openRedirectedTunnel(rt, o.inner, refusals, s, buf, r.sni, agent);
+        void openRedirectedTunnel(rt, o.intercepted, refusals, s, buf, r.sni, agent);
         return;
       default: {
         const never: never = r;
@@ -163,9 +166,9 @@ function closeRefused(rt: Runtime, s: Socket | Duplex, host: string | null, err:
  * A redirected TLS connection is a tunnel to its SNI host, port 443, for the agent its source
  * address names — or, from the run bridge, the agent it was authenticated as (`bound`).
  */
-function openRedirectedTunnel(rt: Runtime, inner: http.Server, refusals: http.Server, s: Socket | Duplex, head: Buffer, sni: string | null, bound: string | null): Promise<void> {
+function openRedirectedTunnel(rt: Runtime, intercepted: Intercepted, refusals: RefusalServer, s: Socket | Duplex, head: Buffer, sni: string | null, bound: string | null): Promise<void> {
   const state = rt.state;
-  return openTunnel(rt, inner, {
+  return openTunnel(rt, intercepted, {
     socket: s,
     head,
     client: clientOf(s as Socket),
@@ -192,17 +195,27 @@ function openRedirectedTunnel(rt: Runtime, inner: http.Server, refusals: http.Se
       if (!t) return void s.destroy();
       // Answer inside TLS with the host's leaf: the agent (and the model behind it) reads why.
       void terminateTls(rt, s, head, t.host, null, (tlsSocket) => {
-        refused.set(tlsSocket, { err, host: t.host, scrub });
-        refusals.emit('connection', tlsSocket);
+        refusals.refuse(tlsSocket, { err, host: t.host, scrub });
       });
     },
   });
 }
 
-const refused = new WeakMap<object, { err: TurretError; host: string; scrub: (s: string) => string }>();
+interface Refusal {
+  err: TurretError;
+  host: string;
+  scrub: (s: string) => string;
+}
+
+/** Answers inside TLS: `refuse` hands it a refused tunnel's decrypted connection. */
+interface RefusalServer {
+  refuse(tlsSocket: Duplex, r: Refusal): void;
+}
 
 /** A never-listening server that answers every request of a refused tunnel with its error. */
-function refusalServer(rt: Runtime): http.Server {
+function refusalServer(rt: Runtime): RefusalServer {
+  // The refusal of each connection it was handed (owned by this listener).
+  const refused = new WeakMap<object, Refusal>();
   const server = http.createServer({ maxHeaderSize: rt.limits.maxHeaderBytes });
   server.on('connection', (socket: Duplex) => {
     // One answer, then the connection closes; a client that sends nothing is cut.
@@ -220,5 +233,10 @@ function refusalServer(rt: Runtime): http.Server {
   server.on('connect', drop);
   server.on('upgrade', drop);
   server.on('clientError', (_e: Error, socket: Duplex) => socket.destroy());
-  return server;
+  return {
+    refuse: (tlsSocket, r) => {
+      refused.set(tlsSocket, r);
+      server.emit('connection', tlsSocket);
+    },
+  };
 }

@@ -7,7 +7,6 @@
  * opaque relay. The callers differ only in how the target and the agent are known, whether
  * passthrough applies, and how a refusal reaches the client.
  */
-import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -22,8 +21,8 @@ import { newId, type Tunnel } from '../stages/exchange.js';
 import { checkLookalike, checkTunnelTarget } from '../stages/guards.js';
 import { replayStream } from './replay.js';
 
-/** The tunnel each decrypted connection belongs to (set here, read by server.ts for its requests). */
-export const tunnels = new WeakMap<object, Tunnel>();
+/** Takes a decrypted tunnel connection (server.ts: attaches the tunnel, hands it to the inner server). */
+export type Intercepted = (tlsSocket: Duplex, tunnel: Tunnel) => void;
 
 export interface TunnelTarget {
   host: string;
@@ -55,7 +54,7 @@ export interface TunnelRequest {
   refuse(err: TurretError, target: TunnelTarget | null, scrub: (s: string) => string): void;
 }
 
-export async function openTunnel(rt: Runtime, inner: Server, r: TunnelRequest): Promise<void> {
+export async function openTunnel(rt: Runtime, intercepted: Intercepted, r: TunnelRequest): Promise<void> {
   const state = rt.state;
   const { socket } = r;
   let agent: string | null = null;
@@ -82,10 +81,7 @@ export async function openTunnel(rt: Runtime, inner: Server, r: TunnelRequest): 
       // Every request in the tunnel is then refused (421) rather than trusting either name.
       if (seen !== tunnel.host) tunnel.mismatch = `TLS SNI ${seen} does not match ${r.sniAgainst} ${tunnel.host}`;
     };
-    await terminateTls(rt, socket, r.head, tunnel.host, onSni, (tlsSocket) => {
-      tunnels.set(tlsSocket, tunnel);
-      inner.emit('connection', tlsSocket);
-    });
+    await terminateTls(rt, socket, r.head, tunnel.host, onSni, (tlsSocket) => intercepted(tlsSocket, tunnel));
   } catch (e) {
     const err = asTurretError(e);
     if (err.code === 'internal_error') rt.log.error('tunnel failed', { error: String((e as Error)?.stack ?? e) });

@@ -20,7 +20,7 @@ import type { Duplex } from 'node:stream';
 import { TurretError, asTurretError } from '../../core/errors.js';
 import { stripQueryValues } from '../../audit/record.js';
 import { createWsScrubber } from '../../scrub/ws-frames.js';
-import { newExchange, type Exchange, type Tunnel } from '../stages/exchange.js';
+import { newExchange, routed, targetUrl, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { finishExchange } from '../stages/finish.js';
 import { unframe } from './unframe.js';
 import { STAGES } from '../stages/pipeline.js';
@@ -40,9 +40,10 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
       if (stage.name === 'forward') break;
       await stage.run(x, rt);
     }
-    upstream = await x.state.upstream.connectRaw(x.host ?? '', x.port ?? 0, x.scheme === 'https', x.decision?.rule?.addressExceptions ?? []);
+    const t = routed(x).target;
+    upstream = await x.state.upstream.connectRaw(t.host, t.port, t.scheme === 'https', x.decision?.rule?.addressExceptions ?? []);
     upstream.on('error', () => socket.destroy());
-    const lines = [`GET ${x.path ?? '/'} HTTP/1.1`];
+    const lines = [`GET ${t.path} HTTP/1.1`];
     // No extensions (permessage-deflate) and no content coding: every byte that comes back must be
     // readable by the scrubber, including the body of a refused (non-101) handshake.
     for (const [k, v] of x.upstreamHeaders) if (!['sec-websocket-extensions', 'accept-encoding'].includes(k.toLowerCase())) lines.push(`${k}: ${v}`);
@@ -112,7 +113,7 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
     if (!x.responded) {
       x.status = x.error.status;
       const scrub = x.state.scrubbers.get(x.injections);
-      const target = x.host ? `${x.scheme}://${x.host}:${x.port}${stripQueryValues(x.path ?? '/')}` : null;
+      const target = targetUrl(x.target, stripQueryValues);
       sendErrorRaw(socket, x.error, { method: req.method, target, scrub: (s) => scrub.scrubString(s).text });
     } else socket.destroy();
   } finally {

@@ -4,9 +4,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { TurretError } from '../../core/errors.js';
+import { TurretError } from '../../core/errors.js';
 import type { Decision, Scheme } from '../../policy/types.js';
 import type { Injection } from '../../secrets/inject.js';
+import type { RequestInjection } from '../../secrets/request.js';
 import type { PolicyState } from '../runtime.js';
 
 /** An intercepted CONNECT tunnel: requests inside it inherit its agent and must agree with its host. */
@@ -22,6 +23,15 @@ export interface Tunnel {
   client: string;
 }
 
+/** Where a request goes, in canonical form (the target stage fills it in). */
+export interface ResolvedTarget {
+  scheme: Scheme;
+  host: string;
+  port: number;
+  /** Path and query (origin-form), starting with "/"; after inject, as sent upstream. */
+  path: string;
+}
+
 export interface Exchange {
   id: string;
   started: bigint;
@@ -32,12 +42,14 @@ export interface Exchange {
   state: PolicyState;
   client: string;
   agent: string | null;
-  scheme: Scheme | null;
-  host: string | null;
-  port: number | null;
-  /** Path and query as sent upstream. */
-  path: string | null;
+  target: ResolvedTarget | null;
   decision: Decision | null;
+  /** The whole-exchange deadline (limits.ts armDeadline); aborts the upstream request. */
+  deadline: AbortSignal | null;
+  /** The parser failed in this request's body (server.ts): it must never be forwarded. */
+  malformed: boolean;
+  /** What inject decided for the body (substitutions while it streams); forward applies it. */
+  bodyPlan: RequestInjection | null;
   injections: Injection[];
   /** Headers to send upstream (after hop-by-hop removal and injection). */
   upstreamHeaders: Array<[string, string]>;
@@ -63,11 +75,11 @@ export function newExchange(req: IncomingMessage, res: ServerResponse, tunnel: T
     state,
     client: tunnel?.client ?? `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`,
     agent: tunnel?.agent ?? null,
-    scheme: null,
-    host: null,
-    port: null,
-    path: null,
+    target: null,
     decision: null,
+    deadline: null,
+    malformed: false,
+    bodyPlan: null,
     injections: [],
     upstreamHeaders: [],
     status: null,
@@ -92,4 +104,20 @@ export function newId(): string {
   idCounter = (idCounter + 1) >>> 0;
   if (idCounter === 0) idPrefix = randomBytes(4).toString('hex'); // wrapped: a new prefix, never a repeat
   return idPrefix + idCounter.toString(16).padStart(8, '0');
+}
+
+/** An exchange past identify and target: the stages after them read these, never a default. */
+export interface Routed extends Exchange {
+  agent: string;
+  target: ResolvedTarget;
+}
+
+export function routed(x: Exchange): Routed {
+  if (x.agent === null || x.target === null) throw new TurretError('internal_error', 'a stage ran before identify and target');
+  return x as Routed;
+}
+
+/** `scheme://host:port/path` for messages (query values stripped by the caller), or null before target. */
+export function targetUrl(t: ResolvedTarget | null, strip: (p: string) => string): string | null {
+  return t ? `${t.scheme}://${t.host}:${t.port}${strip(t.path)}` : null;
 }

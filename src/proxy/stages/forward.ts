@@ -10,13 +10,12 @@ import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { TurretError, isTurretError } from '../../core/errors.js';
 import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
 import { NO_BODY_PLAN, prepareRequestBody, type BodyPlan } from '../../secrets/body.js';
-import type { Exchange } from './exchange.js';
+import { routed, type Exchange } from './exchange.js';
 import { clientResponseHeaders } from './headers.js';
 import { toolListFilterStream } from './mcp-filter.js';
 import { checkTransferCoding, contentCoding, decoderFor } from './codings.js';
 import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
-import { deadlineOf } from '../limits.js';
 
 /** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
 export function upstreamError(e: unknown): TurretError {
@@ -68,9 +67,7 @@ export async function forward(
   onUpstreamLatency?: (scheme: 'http' | 'https', seconds: number) => void,
 ): Promise<void> {
   const { req, res } = x;
-  const scheme = x.scheme ?? 'https';
-  const host = x.host ?? '';
-  const port = x.port ?? 443;
+  const { scheme, host, port, path } = routed(x).target;
   const rule = x.decision?.rule;
   const dispatcher = x.state.upstream.dispatcher(rule?.addressExceptions ?? []);
   const origin = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -82,14 +79,14 @@ export async function forward(
   if (sent.body !== undefined && sent.length !== undefined) headers.push(['content-length', sent.length]);
 
   // The whole-exchange deadline (limits.ts); its reason is the TurretError to report.
-  const signal = deadlineOf(req);
+  const signal = x.deadline ?? undefined;
   const timedOut = (e: unknown): TurretError => (signal?.aborted && isTurretError(signal.reason) ? signal.reason : upstreamError(e));
   let upstream;
   const sentAt = process.hrtime.bigint();
   try {
     upstream = await dispatcher.request({
       origin,
-      path: x.path ?? '/',
+      path,
       method: req.method as 'GET',
       headers: headers.flat(),
       body: sent.body,

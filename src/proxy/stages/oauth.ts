@@ -19,7 +19,7 @@ import { TurretError } from '../../core/errors.js';
 import type { OAuthCaptureDef } from '../../policy/types.js';
 import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
 import { dynamicDef, REFRESH_TTL_MS, type OAuthStore } from '../oauth-store.js';
-import type { Exchange } from './exchange.js';
+import { routed, type Exchange } from './exchange.js';
 
 /** A token endpoint answer is small; anything bigger is not buffered for capture. */
 export const MAX_TOKEN_RESPONSE = 256 * 1024;
@@ -27,9 +27,10 @@ export const MAX_TOKEN_RESPONSE = 256 * 1024;
 /** The capture that applies to this exchange (POST to a configured endpoint), if any. */
 export function captureFor(x: Exchange): Capture | undefined {
   const store = x.state.oauth;
-  if (!store || x.req.method !== 'POST' || x.scheme !== 'https') return undefined;
-  const path = (x.path ?? '/').split('?')[0];
-  const def = x.state.policy.settings.scrub?.oauthCapture.find((d) => d.host === x.host && (d.port ?? 443) === x.port && d.path === path);
+  const t = x.target;
+  if (!store || !t || x.req.method !== 'POST' || t.scheme !== 'https') return undefined;
+  const path = t.path.split('?')[0];
+  const def = x.state.policy.settings.scrub?.oauthCapture.find((d) => d.host === t.host && (d.port ?? 443) === t.port && d.path === path);
   return def ? new Capture(store, def) : undefined;
 }
 
@@ -54,7 +55,7 @@ export class Capture {
     await pipeline([body, ...(decode ? [decode] : []), collect]);
     let out: Buffer = Buffer.concat(chunks);
     const status = x.status ?? 0;
-    if (status >= 200 && status < 300) out = this.replaceTokens(out, x.agent ?? '');
+    if (status >= 200 && status < 300) out = this.replaceTokens(out, routed(x).agent);
     // Whatever else is in the answer (id_token, tokens in an error text) is scrubbed as usual.
     const r = scrubber.scrubBuffer(out);
     r.redactions.forEach(count);

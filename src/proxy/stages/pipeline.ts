@@ -8,7 +8,7 @@
  * Interception happens before this pipeline (connect.ts) and feeds every request inside a tunnel
  * through it again, so each inner request is decided on its own.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { TurretError, asTurretError } from '../../core/errors.js';
 import { stripQueryValues } from '../../audit/record.js';
 import { MAX_PEEK_BYTES, mediaType, needsBody } from '../../policy/catalog.js';
@@ -19,9 +19,9 @@ import { limitChecks } from '../../policy/ratelimit.js';
 import { asksWebSocket } from '../../policy/request.js';
 import { DEFAULT_TAINT_TTL_MS } from '../../policy/taint.js';
 import type { RequestFacts } from '../../policy/types.js';
-import { injectRequest, type RequestInjection } from '../../secrets/request.js';
+import { injectRequest } from '../../secrets/request.js';
 import { requestHasBody } from '../../secrets/body.js';
-import { newExchange, type Exchange, type Tunnel } from './exchange.js';
+import { routed, targetUrl, type Exchange } from './exchange.js';
 import { finishExchange } from './finish.js';
 import { forward } from './forward.js';
 import { checkLookalike } from './guards.js';
@@ -31,21 +31,19 @@ import { authenticate } from './identify.js';
 import { sendError } from './respond.js';
 import type { Runtime } from '../runtime.js';
 import { checkHostHeader, targetFromAbsolute, targetInTunnel } from './target.js';
-import { isMalformed, MALFORMED_REASON, validateRequest } from './validate.js';
+import { MALFORMED_REASON, validateRequest } from './validate.js';
 
 interface Stage {
   name: 'validate' | 'identify' | 'target' | 'decide' | 'inject' | 'forward';
   run(x: Exchange, rt: Runtime): void | Promise<void>;
 }
 
-/** Per-exchange injection results the forward stage needs (the body plan). */
-const bodies = new WeakMap<Exchange, RequestInjection>();
-
 export const STAGES: readonly Stage[] = [
   {
     name: 'validate',
     run(x, rt) {
       rt.assertServing();
+      if (x.malformed) throw new TurretError('bad_request', MALFORMED_REASON);
       validateRequest(x.req);
     },
   },
@@ -61,18 +59,15 @@ export const STAGES: readonly Stage[] = [
     name: 'target',
     run(x) {
       const url = x.req.url ?? '';
-      const t = x.tunnel ? targetInTunnel(x.tunnel, url, x.req.headers.host) : checkHostHeader(targetFromAbsolute(url), x.req.headers.host);
-      x.scheme = t.scheme;
-      x.host = t.host;
-      x.port = t.port;
-      x.path = t.path;
+      x.target = x.tunnel ? targetInTunnel(x.tunnel, url, x.req.headers.host) : checkHostHeader(targetFromAbsolute(url), x.req.headers.host);
     },
   },
   {
     name: 'decide',
     async run(x, rt) {
-      checkLookalike(x.state.policy, x.agent ?? '', x.host ?? '');
-      const facts: RequestFacts = { agent: x.agent ?? '', method: x.req.method ?? '', scheme: x.scheme ?? 'https', host: x.host ?? '', port: x.port ?? 0, path: x.path ?? '/', contentType: mediaType(x.req.headers['content-type']) };
+      const { agent, target: t } = routed(x);
+      checkLookalike(x.state.policy, agent, t.host);
+      const facts: RequestFacts = { agent, method: x.req.method ?? '', scheme: t.scheme, host: t.host, port: t.port, path: t.path, contentType: mediaType(x.req.headers['content-type']) };
       if (asksWebSocket(x.req.headers)) facts.websocket = true;
       if (needsBody(x.state.policy, facts)) facts.body = await peekBody(x.req, MAX_PEEK_BYTES);
       const session = sessionOf(x);
@@ -80,7 +75,7 @@ export const STAGES: readonly Stage[] = [
       const d = decide(x.state.policy, facts);
       x.decision = d;
       if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
-      for (const o of methodOverrides(x.req.headers, x.path ?? '')) {
+      for (const o of methodOverrides(x.req.headers, t.path)) {
         if ('invalid' in o) throw new TurretError('bad_request', `${o.header} must name a method`);
         if (o.method === facts.method) continue;
         const od = decide(x.state.policy, { ...facts, method: o.method, websocket: false });
@@ -97,7 +92,8 @@ export const STAGES: readonly Stage[] = [
   {
     name: 'inject',
     async run(x, rt) {
-      const headers = upstreamRequestHeaders(x.req.rawHeaders, x.host ?? '', x.port ?? 0, x.scheme ?? 'https');
+      const { agent, target: t } = routed(x);
+      const headers = upstreamRequestHeaders(x.req.rawHeaders, t.host, t.port, t.scheme);
       const r = await injectRequest(
         {
           ring: rt.ring,
@@ -105,19 +101,19 @@ export const STAGES: readonly Stage[] = [
           isRevoked: (id) => rt.revocations.has(id),
           secretValue: (def) => rt.secretValue(def),
           revoke: (c) => void rt.revocations.revoke(c.id, c.exp).catch(() => rt.log.error('revocation could not be written', { handle_id: c.id })),
-          agent: x.agent ?? '',
+          agent,
           method: x.req.method ?? 'GET',
-          scheme: x.scheme ?? 'https',
-          host: x.host ?? '',
-          port: x.port ?? 0,
-          path: x.path ?? '/',
+          scheme: t.scheme,
+          host: t.host,
+          port: t.port,
+          path: t.path,
         },
-        { headers, target: x.path ?? '/', reqHeaders: x.req.headers, reqBody: x.req, bodyExpected: requestHasBody(x.req.headers), load: (name, src) => rt.values.load(name, src), maxBuffered: rt.limits.maxBufferedBodyBytes },
+        { headers, target: t.path, reqHeaders: x.req.headers, reqBody: x.req, bodyExpected: requestHasBody(x.req.headers), load: (name, src) => rt.values.load(name, src), maxBuffered: rt.limits.maxBufferedBodyBytes },
       );
       x.upstreamHeaders = r.headers;
       x.injections = r.injections;
-      x.path = r.target;
-      bodies.set(x, r);
+      x.target = { ...t, path: r.target };
+      x.bodyPlan = r;
     },
   },
   {
@@ -126,9 +122,9 @@ export const STAGES: readonly Stage[] = [
       // The parser may have failed in this request's body since the head arrived: let the rest of
       // the segment be parsed before dialing (validate.ts explains why one macrotask suffices).
       if (requestHasBody(x.req.headers)) await new Promise<void>((resolve) => setImmediate(resolve));
-      if (isMalformed(x.req)) throw new TurretError('bad_request', MALFORMED_REASON);
+      if (x.malformed) throw new TurretError('bad_request', MALFORMED_REASON);
       const scrubber = x.state.scrubbers.get(x.injections);
-      const inj = bodies.get(x);
+      const inj = x.bodyPlan;
       try {
         await forward(x, scrubber, (type) => rt.metrics?.redactions.inc({ type }), inj?.body, (scheme, s) => rt.metrics?.upstreamLatency.observe({ scheme }, s));
       } finally {
@@ -141,17 +137,17 @@ export const STAGES: readonly Stage[] = [
 
 /** The session whose labels a request reads and adds (policy/taint.ts): the agent. */
 function sessionOf(x: Exchange): string {
-  return `agent:${x.agent ?? ''}`;
+  return `agent:${routed(x).agent}`;
 }
 
-export async function handleRequest(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel: Tunnel | null): Promise<void> {
-  const x = newExchange(req, res, tunnel, rt.state);
+/** Runs the stages on an exchange a listener created (and tracks); always ends in finish. */
+export async function runExchange(rt: Runtime, x: Exchange): Promise<void> {
   try {
     for (const stage of STAGES) await stage.run(x, rt);
   } catch (e) {
     x.error = asTurretError(e);
     // Whatever failed downstream of a body the parser refused, the client's fault is the cause.
-    if (isMalformed(x.req) && x.error.code !== 'bad_request') x.error = new TurretError('bad_request', MALFORMED_REASON);
+    if (x.malformed && x.error.code !== 'bad_request') x.error = new TurretError('bad_request', MALFORMED_REASON);
     if (x.error.code === 'internal_error') rt.log.error('request failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });
     fail(x, x.error);
   } finally {
@@ -161,12 +157,12 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
 
 function fail(x: Exchange, err: TurretError): void {
   // A body the parser refused was answered 400 by server.ts already; that answer stands.
-  if (isMalformed(x.req)) {
+  if (x.malformed) {
     x.status = 400;
     if (x.res.headersSent) return;
   }
   const scrub = x.state.scrubbers.get(x.injections);
-  const target = x.host ? `${x.scheme}://${x.host}:${x.port}${stripQueryValues(x.path ?? '/')}` : null;
+  const target = targetUrl(x.target, stripQueryValues);
   if (!x.res.headersSent) x.status = err.status;
   sendError(x.res, err, { method: x.req.method, target, scrub: (s) => scrub.scrubString(s).text });
 }

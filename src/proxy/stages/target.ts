@@ -6,16 +6,7 @@
  */
 import { TurretError } from '../../core/errors.js';
 import { parseAuthority } from '../../net/host.js';
-import type { Scheme } from '../../policy/types.js';
-import type { Tunnel } from './exchange.js';
-
-export interface ResolvedTarget {
-  scheme: Scheme;
-  host: string;
-  port: number;
-  /** Path and query (origin-form), starting with "/". */
-  path: string;
-}
+import type { ResolvedTarget, Tunnel } from './exchange.js';
 
 const ABSOLUTE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/;
 

@@ -22,67 +22,21 @@
  * Node emits 'request' when the head is complete and reports the body error to 'clientError'
  * later: llhttp runs in C++ and calls into JS once per event, so the pipeline's promises run
  * between the head and the error even for bytes that arrived in one segment. server.ts marks
- * every unfinished request on that socket as malformed and answers it 400; the forward stage
+ * every unfinished exchange on that connection as malformed (`Exchange.malformed`, found through
+ * the connection's open requests, listen/connection.ts) and answers it 400; the forward stage
  * yields one macrotask (setImmediate: the rest of that segment has been parsed by then) and
  * checks the mark before it dials, so such a request never reaches an upstream. A body that
  * fails in a later segment, while it already streams upstream, is aborted there instead.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import { TurretError } from '../../core/errors.js';
 
 /** Fields req.headers holds with Node's default `maxHeadersCount` (2000 entries); more are dropped. */
 export const MAX_HEADER_FIELDS = 1000;
 
-const malformed = new WeakSet<IncomingMessage>();
-const live = new WeakMap<Duplex, Set<LiveExchange>>();
-const closing = new WeakSet<Duplex>();
-
-export interface LiveExchange {
-  req: IncomingMessage;
-  res: ServerResponse;
-}
-
-/** Remember an exchange until its response has finished (server.ts, for every request). */
-export function trackRequest(req: IncomingMessage, res: ServerResponse): void {
-  let set = live.get(req.socket);
-  if (!set) {
-    set = new Set();
-    live.set(req.socket, set);
-  }
-  const s = set;
-  const x = { req, res };
-  s.add(x);
-  const drop = (): void => {
-    s.delete(x);
-    if (!res.shouldKeepAlive || /close/i.test(String(res.getHeader('connection') ?? ''))) closing.add(req.socket);
-  };
-  res.once('finish', drop).once('close', drop);
-}
-
-/** A response on `socket` already announced Connection: close (anything after it is ignored). */
-export function isClosing(socket: Duplex): boolean {
-  return closing.has(socket);
-}
-
-/** Exchanges on `socket` whose response has not finished yet, oldest first. */
-export function openExchanges(socket: Duplex): LiveExchange[] {
-  return [...(live.get(socket) ?? [])];
-}
-
-/** The parser failed inside this request's body: it must never be forwarded. */
-export function markMalformed(req: IncomingMessage): void {
-  malformed.add(req);
-}
-
-export function isMalformed(req: IncomingMessage): boolean {
-  return malformed.has(req);
-}
-
 export const MALFORMED_REASON = 'the request is not valid HTTP/1.1';
 
 export function validateRequest(req: IncomingMessage): void {
-  if (malformed.has(req)) throw new TurretError('bad_request', MALFORMED_REASON);
   const version = req.httpVersion;
   if (version !== '1.1' && version !== '1.0') throw new TurretError('bad_request', `HTTP/${version.slice(0, 10)} is not supported here (HTTP/1.1 or HTTP/1.0)`);
   if (req.rawHeaders.length / 2 > MAX_HEADER_FIELDS) throw new TurretError('headers_too_large', `a request may carry at most ${MAX_HEADER_FIELDS} header fields`);

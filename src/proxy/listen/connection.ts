@@ -1,0 +1,66 @@
+/**
+ * Per-connection state, owned by the proxy server (server.ts) and shared by its HTTP servers
+ * (outer, inner, transparent plain): which tunnel a decrypted connection belongs to, the requests
+ * on it whose responses have not finished, and what its parser error handling already did.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { armDeadline } from '../limits.js';
+import type { Runtime } from '../runtime.js';
+import { newExchange, type Exchange, type Tunnel } from '../stages/exchange.js';
+import { runExchange } from '../stages/pipeline.js';
+
+/** A request whose response has not finished; `x` when it runs the pipeline. */
+export interface OpenRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  x: Exchange | null;
+}
+
+export class ClientConnection {
+  /** The intercepted tunnel this (decrypted) connection belongs to, or null. */
+  tunnel: Tunnel | null = null;
+  /** Requests whose response has not finished, oldest first. */
+  readonly open = new Set<OpenRequest>();
+  /** A response announced Connection: close: anything after it is never read, nor answered. */
+  closing = false;
+  /** A parser error was answered: llhttp repeats the error for every later read. */
+  answered = false;
+
+  /** Remember a request until its response has finished (so a later parser error can answer it). */
+  track(req: IncomingMessage, res: ServerResponse, x: Exchange | null): void {
+    const entry = { req, res, x };
+    this.open.add(entry);
+    const drop = (): void => {
+      this.open.delete(entry);
+      if (!res.shouldKeepAlive || /close/i.test(String(res.getHeader('connection') ?? ''))) this.closing = true;
+    };
+    res.once('finish', drop).once('close', drop);
+  }
+}
+
+/** The connections of one proxy server, by socket (the TLS socket for a decrypted tunnel). */
+export class Connections {
+  private readonly bySocket = new WeakMap<object, ClientConnection>();
+
+  of(socket: object): ClientConnection {
+    let c = this.bySocket.get(socket);
+    if (!c) {
+      c = new ClientConnection();
+      this.bySocket.set(socket, c);
+    }
+    return c;
+  }
+
+  /** The tunnel of the connection on `socket`, if it is a decrypted one. */
+  tunnelOf(socket: object): Tunnel | null {
+    return this.bySocket.get(socket)?.tunnel ?? null;
+  }
+}
+
+/** A request on `conn`: an exchange, tracked, its deadline armed, run through the pipeline. */
+export function serveRequest(rt: Runtime, conn: ClientConnection, req: IncomingMessage, res: ServerResponse): void {
+  const x = newExchange(req, res, conn.tunnel, rt.state);
+  conn.track(req, res, x);
+  x.deadline = armDeadline(rt.limits, res);
+  void runExchange(rt, x);
+}
