@@ -1,11 +1,12 @@
 /**
- * `turret audit verify FILE...`: check the hash chain of audit logs.
+ * `turret audit verify FILE...`: check the hash chain of audit logs (every worker's chain when
+ * `turret start --workers N` wrote one per process: audit/chains.ts).
  * `turret audit tail [--follow] [--agent A] [--decision D] FILE`: print records (as written, so
  * the output can still be verified or piped to jq), filtered; --follow keeps going across
  * rotation until SIGINT/SIGTERM, then exits 0.
  */
 import { tailAudit } from '../audit/tail.js';
-import { verifyAuditFiles } from '../audit/verify.js';
+import { verifyAuditChains } from '../audit/chains.js';
 import { isTurretError } from '../core/errors.js';
 import { out, UsageError } from './common.js';
 
@@ -47,14 +48,15 @@ export async function auditCommand(action: string, files: string[], o: AuditOpti
   switch (action) {
     case 'verify': {
       if (files.length === 0) throw new UsageError('turret audit verify needs at least one FILE');
-      const r = await verifyAuditFiles(files);
-      if (r.ok) {
-        out(`ok: ${r.records} record(s), chain intact`);
-        return 0;
+      // One chain per process with --workers: audit.jsonl also means audit.w1.jsonl, audit.w2.jsonl …
+      const chains = await verifyAuditChains(files);
+      const many = chains.length > 1;
+      for (const r of chains) {
+        const p = r.problem;
+        if (r.ok) out(`ok: ${many ? `${r.chain}: ` : ''}${r.records} record(s), chain intact`);
+        else out(p ? `${p.file}:${p.line}: ${p.kind}: ${p.detail}` : `${r.chain}: chain broken`);
       }
-      const p = r.problem;
-      out(p ? `${p.file}:${p.line}: ${p.kind}: ${p.detail}` : 'chain broken');
-      return 1;
+      return chains.every((r) => r.ok) ? 0 : 1;
     }
     case 'tail':
       return tail(files, o);

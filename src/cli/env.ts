@@ -8,10 +8,10 @@ import type { Policy } from '../policy/types.js';
 import { caPaths } from '../tls/ca.js';
 import { expectedToken } from '../proxy/stages/identify.js';
 import { issueHandle, parseTtl, type HandleClaims } from '../secrets/handles.js';
-import { recordIssued } from '../secrets/issued.js';
 import { loadKeyRing } from '../secrets/keys.js';
 import { SecretValues } from '../secrets/sources.js';
 import { SecretStore, storeKey } from '../secrets/store.js';
+import { openCliState } from './shared-state.js';
 import { caDir, DEFAULT_LISTEN, out, rulesDir, UsageError, type CommonOptions } from './common.js';
 
 export interface EnvOptions extends CommonOptions {
@@ -57,12 +57,17 @@ export async function agentEnvironment(o: EnvOptions, by: string): Promise<Agent
     GIT_SSL_CAINFO: ca,
   };
   const issued: HandleClaims[] = [];
-  for (const def of policy.secrets.values()) {
-    if (def.env.length === 0) continue;
-    const { handle, claims } = issueHandle(ring, { agent: o.agent, secret: def.name, ttlSeconds: ttl });
-    await recordIssued(dir, claims, by);
-    issued.push(claims);
-    for (const name of def.env) env[name] = handle;
+  const state = await openCliState(o, policy.settings);
+  try {
+    for (const def of policy.secrets.values()) {
+      if (def.env.length === 0) continue;
+      const { handle, claims } = issueHandle(ring, { agent: o.agent, secret: def.name, ttlSeconds: ttl });
+      await state.recordIssued(claims, by);
+      issued.push(claims);
+      for (const name of def.env) env[name] = handle;
+    }
+  } finally {
+    await state.close();
   }
   return { env, issued, keyDir: dir, token, policy };
 }

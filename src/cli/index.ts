@@ -36,6 +36,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--transparent <host:port>', 'Also accept connections nftables redirected from ports 80/443; agents by source address (env TURRET_TRANSPARENT)')
     .option('--trust-source-addresses', 'Production: allow source-address identities on a 0.0.0.0/:: listener (see docs/operations.md)')
     .option('--limit <name=value>', 'Resource limit, repeatable, e.g. --limit max_tunnels_per_agent=32 (env TURRET_LIMITS; see docs/operations.md)')
+    .option('--workers <n>', 'Processes sharing the listen sockets: a number or "auto" (env TURRET_WORKERS, default 1; see docs/operations.md)')
     .action((o) => run(startCommand(o)));
 
   cli

@@ -12,12 +12,12 @@ import { accessSync, constants as fsConstants, realpathSync, statSync } from 'no
 import { constants, userInfo } from 'node:os';
 import path from 'node:path';
 import { KEY_FILE } from '../secrets/keys.js';
-import { RevocationList } from '../secrets/revocations.js';
 import { buildEnv, EnvError, parsePassEnv } from '../sandbox/env.js';
 import { launch, probe, type Sandbox } from '../sandbox/launch.js';
 import { checkAccess, fsPlan, PlanError, runUser, type RunUser } from '../sandbox/plan.js';
 import { agentEnvironment, type EnvOptions } from './env.js';
 import { caDir, DEFAULT_LISTEN, err, parseListen, rulesDir, UsageError } from './common.js';
+import { revokeShared } from './shared-state.js';
 
 export interface RunOptions extends EnvOptions {
   '--'?: string[];
@@ -69,10 +69,8 @@ export async function runCommand(o: RunOptions): Promise<number> {
   }
   const proxy = isolated ? `127.0.0.1:${insidePort}` : o.proxy;
   const built = await agentEnvironment({ ...o, proxy, ttl: o.ttl ?? '1h' }, 'run');
-  const revocations = new RevocationList(built.keyDir);
-  const revokeAll = async (): Promise<void> => {
-    for (const c of built.issued) await revocations.revoke(c.id, c.exp);
-  };
+  // The revocation file beside the key file and, with shared_state, Redis (every replica sees it).
+  const revokeAll = (): Promise<void> => revokeShared({ ...o, ca: built.keyDir }, built.issued, built.policy.settings);
   let code: number;
   try {
     const overrides: Record<string, string> = user ? { USER: user.name, LOGNAME: user.name } : {};

@@ -3,6 +3,7 @@
  * the audit log, start the proxy. SIGHUP and rule-file changes reload (an invalid new policy
  * keeps the old one serving); SIGTERM/SIGINT close the listener and let running requests end.
  */
+import cluster from 'node:cluster';
 import { watch } from 'node:fs';
 import path from 'node:path';
 import { openAuditLog, type AuditSink } from '../audit/writer.js';
@@ -20,6 +21,8 @@ import { caKeyMode, caPaths, loadOrCreateCa } from '../tls/ca.js';
 import { adminToken, agentCredentials, countedSink, fileMode, lastWins, parseDrainTimeout, type OpsOptions } from './start-ops.js';
 import { parseLimits } from './limits.js';
 import { enforceSetup, productionFromEnv } from './production.js';
+import { openProxyState } from './shared-state.js';
+import { parseWorkers, startPrimary, workerAuditPath } from './workers.js';
 import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
 
 export interface StartOptions extends CommonOptions, OpsOptions {
@@ -30,10 +33,14 @@ export interface StartOptions extends CommonOptions, OpsOptions {
   /** HOST:PORT of the transparent listener (proxy/transparent.ts). */
   transparent?: string;
   trustSourceAddresses?: boolean;
+  /** Processes sharing the listen sockets (workers.ts); default 1. */
+  workers?: string | number;
 }
 
 export async function startCommand(opts: StartOptions): Promise<void> {
   const o = lastWins(opts);
+  const workers = parseWorkers(o.workers);
+  if (workers > 1 && cluster.isPrimary) return startPrimary(o, workers);
   const log = createLogger({ level: (o.logLevel ?? process.env.TURRET_LOG_LEVEL ?? 'info') as Level });
   const rules = rulesDir(o);
   const listen = parseListen(o.listen ?? process.env.TURRET_LISTEN ?? DEFAULT_LISTEN, '--listen');
@@ -45,7 +52,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   const adminSpec = o.admin ?? process.env.TURRET_ADMIN ?? DEFAULT_ADMIN_LISTEN;
   const adminListen = adminSpec === 'off' ? null : parseListen(adminSpec, '--admin');
   const token = await adminToken(o);
-  const auditSpec = o.audit ?? process.env.TURRET_AUDIT ?? 'var/audit.jsonl';
+  const auditSpec = workerAuditPath(o.audit ?? process.env.TURRET_AUDIT ?? 'var/audit.jsonl');
   const policy = await loadPolicy(rules); // ConfigError → exit 2 before anything listens
   const dir = caDir(o);
   const { ca, created } = await loadOrCreateCa(dir, true);
@@ -104,6 +111,8 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   );
   for (const p of problems) log.warn('insecure setup (production mode would refuse to start)', { problem: p.problem, fix: p.fix });
   rt.failClosedOnAuditFailure = production;
+  // Before the listener opens: production must never serve a request without its shared state.
+  rt.shared = await openProxyState({ settings: policy.settings, local: rt.local, values: rt.values, production, log });
   const state: StartupState = { rt, auditOpen: true, draining: false };
   if (transparentListen && ![...policy.agents.values()].some((a) => a.sources.length > 0)) {
     log.warn('--transparent is on but no agent has sources:; every redirected connection will be refused (407)');
@@ -141,7 +150,10 @@ export async function startCommand(opts: StartOptions): Promise<void> {
     rule_count: policy.rules.length,
     ca: path.join(dir, 'ca.crt'),
     audit: auditPath ?? 'off',
+    shared_state: policy.settings.sharedState?.url ?? 'local',
+    ...(cluster.isWorker ? { worker: Number(process.env.TURRET_WORKER_ID) } : {}),
   });
+  if (cluster.isWorker) process.send?.({ turret: 'listening' });
 
   let reloading = false;
   const reload = async (why: string): Promise<void> => {
@@ -151,6 +163,9 @@ export async function startCommand(opts: StartOptions): Promise<void> {
       const next = await loadPolicy(rules);
       rt.install(next);
       rt.lastReloadError = null;
+      if (JSON.stringify(next.settings.sharedState ?? null) !== JSON.stringify(policy.settings.sharedState ?? null)) {
+        log.warn('settings.shared_state changed; the new value takes effect at the next restart', { why });
+      }
       metrics.reloads.inc({ result: 'ok' });
       metrics.lastReloadSuccess.setToCurrentTime();
       log.info('rules reloaded', { why, files: next.files, rule_count: next.rules.length });

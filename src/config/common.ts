@@ -109,7 +109,8 @@ export function readUntil(c: Cursor): number | undefined {
 }
 
 export function readSettings(c: Cursor): Partial<Settings> | undefined {
-  const m = c.map(['upstream_ca_file', 'dns_hosts', 'dns_servers', 'taint_ttl']);
+  // shared_state is read by config/shared-state.ts (load.ts calls it): it needs the secret-source reader.
+  const m = c.map(['upstream_ca_file', 'dns_hosts', 'dns_servers', 'taint_ttl', 'shared_state']);
   if (!m) return undefined;
   const out: Partial<Settings> = {};
   const tt = m.get('taint_ttl');

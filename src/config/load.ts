@@ -14,6 +14,7 @@ import { readName, readRateLimit, readSettings } from './common.js';
 import { readRule } from './rules.js';
 import { readAgent, readSecret } from './secrets.js';
 import { readScrub } from './scrub.js';
+import { readSharedState } from './shared-state.js';
 import { ConfigError, parseYaml, type Cursor, type Doc, type Problem } from './yaml.js';
 
 const TOP_KEYS = ['agents', 'secrets', 'rules', 'policies', 'limits', 'examples', 'settings', 'scrub'] as const;
@@ -121,6 +122,9 @@ export function compilePolicy(sources: Array<{ file: string; text: string }>, no
       else {
         const s = readSettings(st);
         if (s) settings = { ...settings, ...s };
+        const ss = st.get('shared_state');
+        const shared = ss ? readSharedState(ss) : undefined;
+        if (shared) settings = { ...settings, sharedState: shared };
         settingsFrom = st.where();
       }
     }

@@ -50,6 +50,7 @@ export const ERROR_TABLE = {
   upstream_coding_unsupported: { status: 502, what: 'the upstream response uses a content or transfer coding the proxy cannot decode and scan' },
   upstream_timeout: { status: 504, what: 'the upstream did not answer in time' },
   proxy_unavailable: { status: 503, what: 'the proxy is not ready (rules, CA or secrets not loaded)' },
+  state_unavailable: { status: 503, what: 'the shared state (Redis) is unreachable and production mode refuses to serve without it' },
   internal_error: { status: 500, what: 'the proxy failed internally' },
 } as const satisfies Record<string, { status: number; what: string }>;
 

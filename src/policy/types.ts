@@ -197,6 +197,23 @@ export interface Settings {
   taintTtlMs?: number;
   /** The top-level `scrub:` section (config/scrub.ts); absent = DEFAULT_SCRUB_SETTINGS there. */
   scrub?: ScrubSettings;
+  /** `shared_state:` (config/shared-state.ts): Redis for limits and revocations across replicas; absent = this process only. */
+  sharedState?: SharedStateSettings;
+}
+
+/** Where replicas keep the state they must agree on (docs/operations.md, "Shared state"). */
+export interface SharedStateSettings {
+  /** redis:// or rediss:// host, port and database; never a password (config refuses one). */
+  url: string;
+  /** PEM CA bundle that signs the Redis server certificate (rediss:// only); absent = system roots. */
+  caFile: string | null;
+  username: string | null;
+  /** Where the Redis password comes from (never a value in the rule file). */
+  password: SecretSource | null;
+  /** Prefix of every key and channel, so several deployments can share one Redis. */
+  keyPrefix: string;
+  /** How long one Redis command may take before it counts as a failure. */
+  timeoutMs: number;
 }
 
 /** An operator token pattern (`scrub.patterns`), validated by compiling it at load time. */

@@ -11,17 +11,17 @@ import type { Metrics } from '../metrics/metrics.js';
 import { interfaceAddresses } from '../net/self.js';
 import { createResolver, type LookupFn, type Resolver } from '../net/resolver.js';
 import { AuthThrottle } from './auth-throttle.js';
-import { RateLimiter } from '../policy/ratelimit.js';
 import { TaintStore } from '../policy/taint.js';
 import type { Policy, SecretDef } from '../policy/types.js';
 import type { KeyRing } from '../secrets/keys.js';
 import { openHandle } from '../secrets/handles.js';
-import { RevocationList } from '../secrets/revocations.js';
 import type { Secret } from '../secrets/secret.js';
 import { SecretValues } from '../secrets/sources.js';
 import { SecretStore, storeKey } from '../secrets/store.js';
 import type { CertificateAuthority } from '../tls/ca.js';
 import { LeafCache } from '../tls/leaf.js';
+import { LocalState } from '../state/local.js';
+import type { SharedState } from '../state/types.js';
 import type { Logger } from '../core/log.js';
 import { OAuthStore, withDynamicSecrets } from './oauth-store.js';
 import { policyPatterns, ScrubberCache } from './stages/scrubbing.js';
@@ -59,16 +59,20 @@ export class Runtime {
   readonly log: Logger;
   readonly limits: Limits;
   readonly leaves: LeafCache;
-  readonly revocations: RevocationList;
+  /** This process's buckets and the files beside the key file (state/local.ts). */
+  readonly local: LocalState;
+  /**
+   * Rate limits, revocations and issued records: `local`, or Redis when settings name
+   * shared_state (start.ts swaps it in before serving; state/redis.ts).
+   */
+  shared: SharedState;
   readonly values: SecretValues;
   /**
    * This host's interface addresses and Turret's listen addresses (server.ts adds those): never
    * a valid upstream without an unsafe_ exception. Loopback keeps its own class (net/classify.ts).
    */
   readonly selfAddresses: Set<string> = interfaceAddresses();
-  /** Rate-limit buckets; outlive reloads so a reload does not reset an agent's limit. */
-  readonly limiter = new RateLimiter();
-  /** Session labels (policy/taint.ts); outlive reloads like the limiter. */
+  /** Session labels (policy/taint.ts); outlive reloads like the rate-limit buckets; per process, not shared. */
   readonly taints = new TaintStore();
   /** Open tunnels per agent (max_tunnels_per_agent); outlive reloads like the tunnels themselves. */
   readonly tunnelSlots = new TunnelSlots();
@@ -90,6 +94,9 @@ export class Runtime {
     if (this.auditFailure !== null && this.failClosedOnAuditFailure) {
       throw new TurretError('proxy_unavailable', 'the audit log cannot be written, and production mode refuses traffic that would leave no audit record');
     }
+    // Production with Redis unreachable: no limit or revocation may silently stop applying.
+    const refusal = this.shared.refusal();
+    if (refusal !== null) throw new TurretError('state_unavailable', refusal);
   }
   /** Tokens captured from OAuth token endpoints (in memory only; see oauth.ts). */
   readonly oauth: OAuthStore;
@@ -107,7 +114,9 @@ export class Runtime {
       this.metrics?.leafCache.inc({ result: r });
       if (seconds !== undefined) this.metrics?.leafMint.observe(seconds);
     });
-    this.revocations = new RevocationList(o.keyDir);
+    // Rate-limit buckets live here, not on the policy: a reload does not reset an agent's limit.
+    this.local = new LocalState(o.keyDir);
+    this.shared = this.local;
     this.values = new SecretValues(o.env, new SecretStore(o.keyDir, storeKey(o.ring, o.env)));
     this.lookup = o.lookup;
     this.oauth = new OAuthStore(o.ring);
@@ -164,5 +173,6 @@ export class Runtime {
 
   async close(): Promise<void> {
     await this.current?.upstream.close();
+    await this.shared.close();
   }
 }

@@ -57,8 +57,11 @@ export function runCli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEn
   });
 }
 
-export async function startTurret(o: { rules: Record<string, string>; env?: Record<string, string>; args?: string[] }): Promise<TurretProc> {
-  const { dir, rulesDir, caDir } = makeDirs(o.rules);
+/** `caDir`: an existing CA and key directory (another replica's copy, or the same one after a restart). */
+export async function startTurret(o: { rules: Record<string, string>; env?: Record<string, string>; args?: string[]; caDir?: string }): Promise<TurretProc> {
+  const made = makeDirs(o.rules);
+  const { dir, rulesDir } = made;
+  const caDir = o.caDir ?? made.caDir;
   const auditPath = path.join(dir, 'audit.jsonl');
   const env = cleanEnv(o.env);
   // The admin listener gets an OS-chosen port too, so test files can run in parallel.

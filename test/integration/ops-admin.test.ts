@@ -98,7 +98,7 @@ describe('admin listener', () => {
     const r = await httpGet(admin, '/readyz', auth);
     assert.equal(r.status, 200, r.body);
     const j = JSON.parse(r.body);
-    assert.deepEqual(j.checks, { ca: true, rules: true, secrets: true, audit: true, draining: false });
+    assert.deepEqual(j.checks, { ca: true, rules: true, secrets: true, audit: true, shared_state: true, draining: false });
     assert.equal(j.last_reload_error, null);
   });
 

@@ -16,18 +16,21 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../core/log.js';
 import { exposition, type Metrics } from '../../metrics/metrics.js';
+import type { StateHealth } from '../../state/types.js';
 import type { Runtime } from '../runtime.js';
 
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8751';
 
 export interface Readiness {
   ready: boolean;
-  checks: { ca: boolean; rules: boolean; secrets: boolean; audit: boolean; draining: boolean };
+  checks: { ca: boolean; rules: boolean; secrets: boolean; audit: boolean; shared_state: boolean; draining: boolean };
   /** Secrets the rules name whose source gave no value (requests needing them are refused). */
   missing_secrets: string[];
   last_reload_error: { at: string; why: string; problems: string[] } | null;
   /** First audit write failure since start; in production no request is served after one. */
   audit_failure: string | null;
+  /** Where limits and revocations live, and whether that store is reachable (state/types.ts). */
+  shared_state: StateHealth | null;
 }
 
 /** What start.ts has done so far; the admin listener is up before any of it. */
@@ -41,10 +44,12 @@ export function readiness(s: StartupState): Readiness {
   const rt = s.rt;
   const rules = rt?.ready === true;
   const missing = rules ? [...rt.state.policy.secrets.values()].filter((d) => !rt.secretValue(d)).map((d) => d.name) : [];
-  const checks = { ca: rt !== null, rules, secrets: rules && missing.length === 0, audit: s.auditOpen && (rt?.auditFailure ?? null) === null, draining: s.draining };
-  const ready = checks.ca && checks.rules && checks.secrets && checks.audit && !s.draining;
+  // Development serves from local state while Redis is away, so it stays ready; production refuses.
+  const shared = rt !== null && rt.shared.refusal() === null;
+  const checks = { ca: rt !== null, rules, secrets: rules && missing.length === 0, audit: s.auditOpen && (rt?.auditFailure ?? null) === null, shared_state: shared, draining: s.draining };
+  const ready = checks.ca && checks.rules && checks.secrets && checks.audit && checks.shared_state && !s.draining;
   rt?.metrics?.ready.set(ready ? 1 : 0);
-  return { ready, checks, missing_secrets: missing, last_reload_error: rt?.lastReloadError ?? null, audit_failure: rt?.auditFailure ?? null };
+  return { ready, checks, missing_secrets: missing, last_reload_error: rt?.lastReloadError ?? null, audit_failure: rt?.auditFailure ?? null, shared_state: rt?.shared.health() ?? null };
 }
 
 export interface AdminOptions {

@@ -81,7 +81,7 @@ export const STAGES: readonly Stage[] = [
         const od = decide(x.state.policy, { ...facts, method: o.method, websocket: false });
         if (!od.allow) throw new TurretError(od.code ?? 'policy_denied', `the request asks the upstream to treat it as ${o.method} (${o.header}); ${od.reason}`, { rule: od.rule?.id });
       }
-      const lim = rt.limiter.take(limitChecks(x.state.policy, facts.agent, d.rule));
+      const lim = await rt.shared.take(limitChecks(x.state.policy, facts.agent, d.rule));
       if (!lim.ok) {
         throw new TurretError('rate_limited', `${lim.label} allows ${lim.spec.source}; retry after ${lim.retryAfterS}s`, { rule: d.rule?.id, retryAfterS: lim.retryAfterS });
       }
@@ -98,9 +98,9 @@ export const STAGES: readonly Stage[] = [
         {
           ring: rt.ring,
           policy: x.state.policy,
-          isRevoked: (id) => rt.revocations.has(id),
+          isRevoked: (id) => rt.shared.isRevoked(id),
           secretValue: (def) => rt.secretValue(def),
-          revoke: (c) => void rt.revocations.revoke(c.id, c.exp).catch(() => rt.log.error('revocation could not be written', { handle_id: c.id })),
+          revoke: (c) => void rt.shared.revoke(c.id, c.exp).catch(() => rt.log.error('revocation could not be written', { handle_id: c.id })),
           agent,
           method: x.req.method ?? 'GET',
           scheme: t.scheme,
