@@ -44,7 +44,7 @@ export async function openProxyState(o: { settings: Settings; local: LocalState;
   if (!s) return o.local;
   const credentialsOf = await credentials(s, () => Promise.resolve(o.values));
   const st = new RedisState({ settings: s, credentials: credentialsOf, local: o.local, production: o.production, log: o.log, server: true });
-  await st.start();
+  await st.start(Math.max(2000, s.timeoutMs * 2));
   return st;
 }
 

@@ -93,12 +93,24 @@ export class RedisState implements SharedState {
     }
   }
 
-  /** Connects (the proxy keeps retrying in the background; the CLI throws when Redis cannot be reached). */
-  async start(): Promise<void> {
+  /**
+   * Connects. The proxy waits until the revocation set has been read (so a restarted replica
+   * never serves a revoked handle from an empty mirror), at most `waitMs`; past that it starts
+   * anyway, refusing (production) or on local state (development), and keeps reconnecting.
+   * The CLI throws when Redis cannot be reached.
+   */
+  async start(waitMs = 0): Promise<void> {
     const first = this.cmd.connect();
     void this.sub?.connect().catch(() => {});
     if (this.o.server) {
       first.catch(() => {}); // reconnects on its own; refusal() reports the outage meanwhile
+      const end = Date.now() + waitMs;
+      while (!this.synced && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      if (!this.synced) {
+        const fields = { url: this.o.settings.url, error: this.lastError ?? 'not connected yet' };
+        if (this.o.production) this.o.log.error('shared state unreachable at start; refusing traffic until it is reachable (production)', fields);
+        else this.o.log.warn('shared state unreachable at start; serving limits and revocations from local state until it is reachable (development)', fields);
+      }
       return;
     }
     try {

@@ -54,3 +54,8 @@ it('policy/ stays pure: no proxy, secrets, scrub, tls, audit or metrics', () => 
   const bad = edges.filter((e) => e.from === 'policy' && ['proxy', 'secrets', 'scrub', 'tls', 'audit', 'metrics', 'config', 'cli'].includes(e.to));
   assert.deepEqual(bad, []);
 });
+
+it('state/ sits between proxy and {policy, secrets}: only cli/ and proxy/ import it, and it imports neither', () => {
+  const bad = edges.filter((e) => (e.to === 'state' && !['state', 'proxy', 'cli'].includes(e.from)) || (e.from === 'state' && ['proxy', 'cli', 'config', 'scrub', 'tls', 'net', 'audit', 'metrics'].includes(e.to)));
+  assert.deepEqual(bad, []);
+});
