@@ -122,6 +122,25 @@ export async function waitForAudit(t: TurretProc, match: (r: Record<string, unkn
   }
 }
 
+/**
+ * Wait for a condition that an event makes true (a request reached an upstream, a log line was
+ * written): checked every 25 ms, bounded, and the failure says what never happened.
+ */
+export async function until(cond: () => boolean, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Wait for a line of Turret's log (stderr, after offset `from`) that matches `re`; returns the match. */
+export async function waitForLog(t: TurretProc, re: RegExp, from = 0, timeoutMs = 10_000): Promise<string> {
+  let m: RegExpExecArray | null = null;
+  await until(() => (m = re.exec(t.stderr().slice(from))) !== null, () => `a log line ${re} in:\n${t.stderr().slice(from)}`, timeoutMs);
+  return (m as RegExpExecArray | null)?.[0] ?? '';
+}
+
 /** The proxy credential `turret env` prints for an agent (throws when there is none). */
 export async function agentToken(t: TurretProc, agent: string): Promise<string> {
   const r = await t.cli(['env', '--agent', agent]);

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { adminPort, agentToken, httpGet } from '../helpers/ops.js';
-import { startTurret, type TurretProc } from '../helpers/turret.js';
+import { startTurret, until, waitForLog, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const RULES = `
@@ -97,10 +97,12 @@ describe('lifecycle', () => {
     const { t, px } = await start('10s');
     const admin = adminPort(t);
     const running = curl([...px, `https://echo.turret.test:${up.port}/sleep/1500`]);
-    await new Promise((r) => setTimeout(r, 500)); // the request is at the upstream now
+    await until(() => up.received.some((r) => r.url === '/sleep/1500'), 'the request to reach the upstream');
     const exit = exited(t, 10_000);
+    const mark = t.stderr().length;
     t.proc.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    // Logged in the same tick as the listener closes.
+    await waitForLog(t, /"msg":"stopping: draining connections"/, mark);
     assert.equal(await refused(t.port), true, 'the proxy port no longer accepts');
     const ready = await httpGet(admin, '/readyz');
     assert.equal(ready.status, 503);
@@ -116,7 +118,7 @@ describe('lifecycle', () => {
   it('cuts what is still running at the drain deadline and exits promptly', async () => {
     const { t, px } = await start('1s');
     const running = curl([...px, `https://echo.turret.test:${up.port}/sleep/8000`]);
-    await new Promise((r) => setTimeout(r, 500));
+    await until(() => up.received.some((r) => r.url === '/sleep/8000'), 'the request to reach the upstream');
     const exit = exited(t, 6_000);
     t.proc.kill('SIGTERM');
     const e = await exit;

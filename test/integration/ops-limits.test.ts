@@ -135,14 +135,20 @@ describe('limits', () => {
     open.push(b.socket);
     assert.equal(b.status, 200, 'the limit is per agent');
     assert.ok(await waitForAudit(t, (x) => x.event === 'tunnel_open' && x.code === 'too_many_tunnels' && x.agent === 'agent-a'));
-    // Closing one gives its slot back.
+    // Closing one gives its slot back (released on the close that writes its tunnel_close).
+    const closed = (s: net.Socket): Promise<unknown> => {
+      const client = `127.0.0.1:${s.localPort}`;
+      return waitForAudit(t, (x) => x.event === 'tunnel_close' && x.client === client).then((rec) => assert.ok(rec, `tunnel_close of ${client}`));
+    };
+    const a1closed = closed(a1.socket);
     a1.socket.destroy();
-    await new Promise((r) => setTimeout(r, 200));
+    await a1closed;
     const a4 = await rawConnect(t.port, `echo.turret.test:${up.port}`, basic('agent-a', tokenA));
     open.push(a4.socket);
     assert.equal(a4.status, 200);
+    const rest = [a2.socket, a4.socket, b.socket].map(closed);
     for (const s of [a2.socket, a3.socket, a4.socket, b.socket]) s.destroy();
-    await new Promise((r) => setTimeout(r, 200));
+    await Promise.all(rest);
   });
 
   it('ends an exchange that outlives request_timeout with 504 upstream_timeout', async () => {
