@@ -45,6 +45,20 @@ export interface AuditRecord {
   client?: string;
   tunnel_id?: string;
   request_id?: string;
+  /** An `action: ask` request: how an operator (or the clock) decided it. */
+  approval?: ApprovalNote;
+}
+
+export interface ApprovalNote {
+  id: string;
+  decision: 'allowed_once' | 'allowed_for' | 'denied' | 'timed_out' | 'cancelled';
+  /** Who decided ("console", "cli", …) and when (RFC 3339); absent for timed_out/cancelled. */
+  by?: string;
+  at?: string;
+  /** allowed_for: the instant the added rule entry expires. */
+  until?: string;
+  /** denied: the operator's message to the agent. */
+  message?: string;
 }
 
 export function isAuditOutcome(s: string): s is AuditOutcome {
@@ -128,5 +142,11 @@ export function normalizeRecord(rec: AuditRecord): AuditRecord {
   set('client', str(rec.client));
   set('tunnel_id', str(rec.tunnel_id));
   set('request_id', str(rec.request_id));
+  const a = rec.approval;
+  if (a && typeof a === 'object' && typeof a.id === 'string') {
+    const note: ApprovalNote = { id: cap(a.id), decision: a.decision };
+    for (const k of ['by', 'at', 'until', 'message'] as const) if (typeof a[k] === 'string') note[k] = cap(a[k]);
+    set('approval', note);
+  }
   return out;
 }

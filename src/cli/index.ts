@@ -3,6 +3,7 @@
  * with an <action> argument, because cac matches only the first word.
  */
 import { cac } from 'cac';
+import { approvalsCommand } from './approvals.js';
 import { auditCommand, type AuditOptions } from './audit.js';
 import { caCommand } from './ca.js';
 import { DEFAULT_LISTEN, UsageError } from './common.js';
@@ -56,6 +57,17 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--tainted <labels>', 'explain: session labels to assume (comma-separated), as if an earlier request had added them')
     .option('--ca <dir>', 'Accepted for symmetry with the other commands; rules do not use the CA')
     .action((a: string, request: string[], o) => run(rulesCommand(a, request, o)));
+
+  cli
+    .command('approvals <action> [id]', 'Requests waiting for an operator (action: ask): list | allow ID [--for 1h] | deny ID [--message TEXT]')
+    .option('--admin <host:port>', 'The admin listener (env TURRET_ADMIN, default 127.0.0.1:8751)')
+    .option('--admin-token-file <file>', 'The admin token (or env TURRET_ADMIN_TOKEN)')
+    .option('--for <duration>', 'allow: allow this agent and host for a while (adds a rule entry with until:), e.g. 1h')
+    .option('--message <text>', 'deny: a message the agent sees')
+    .option('--as <name>', 'Who decides, for the audit record (default: cli)')
+    .option('--rules <dir>', 'Accepted for symmetry with the other commands; approvals do not read rules')
+    .option('--ca <dir>', 'Accepted for symmetry with the other commands; approvals do not use the CA')
+    .action((a: string, id: string | undefined, o) => run(approvalsCommand(a, id, o)));
 
   cli
     .command('handle <action> [target]', 'Credential handles: issue --agent A --secret S [--ttl 8h] | list [--all] | revoke ID|HANDLE|--agent A|--secret S')

@@ -44,7 +44,7 @@ async function explainCommand(args: string[], o: RulesOptions): Promise<void> {
     throw new UsageError((e as Error).message);
   }
   const { decision: d, trace } = explain(policy, req);
-  out(`decision: ${d.allow ? 'allow' : `deny (${d.code ?? 'policy_denied'})`}`);
+  out(`decision: ${d.allow ? 'allow' : d.ask ? 'ask an operator (action: ask; turret approvals or the console decides)' : `deny (${d.code ?? 'policy_denied'})`}`);
   out(`rule: ${d.rule ? `${d.rule.id} (${d.rule.name}${d.rule.origin ? `, ${d.rule.origin}` : ''})` : 'none'}`);
   out(`reason: ${d.reason}`);
   if (req.websocket) out('upgrade: websocket (allowed only by a rule listing websocket or any)');

@@ -4,6 +4,8 @@
  * keeps the old one serving); SIGTERM/SIGINT close the listener and let running requests end.
  */
 import cluster from 'node:cluster';
+import { Approvals } from '../proxy/approvals.js';
+import { addApprovalRule, approvalEntry } from '../proxy/approval-rules.js';
 import { watch } from 'node:fs';
 import path from 'node:path';
 import { openAuditLog, type AuditSink } from '../audit/writer.js';
@@ -179,6 +181,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
       reloading = false;
     }
   };
+  rt.approvals = new Approvals((a, until) => addApprovalRule(rules, approvalEntry(a, until, a.rule.methods), () => loadPolicy(rules), () => reload(`approval ${a.id}`)));
   process.on('SIGHUP', () => void reload('SIGHUP'));
   if (o.watch !== false) {
     let timer: NodeJS.Timeout | null = null;
@@ -193,6 +196,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     state.draining = true; // /readyz turns 503 so load balancers stop sending
+    rt.approvals.closeAll(); // nothing waits for an operator past shutdown
     readiness(state);
     log.info('stopping: draining connections', { signal: sig, drain_timeout_ms: drainMs });
     const d = await proxy.close(drainMs);

@@ -215,7 +215,7 @@ function readExample(c: Cursor, agents: ReadonlyMap<string, AgentDef>): Example 
     agent = [...agents.keys()][0];
   }
   const expect = m.get('expect')?.str();
-  if (expect !== undefined && expect !== 'allow' && expect !== 'deny') return m.get('expect')!.fail(`"${expect.slice(0, 40)}" is not allow or deny`);
+  if (expect !== undefined && expect !== 'allow' && expect !== 'deny' && expect !== 'ask') return m.get('expect')!.fail(`"${expect.slice(0, 40)}" is not allow, deny or ask`);
   const text = m.get('request')?.str();
   if (agent === undefined || expect === undefined || text === undefined) return undefined;
   try {

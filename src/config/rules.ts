@@ -7,14 +7,14 @@ import { compilePathGlob, compilePathRegex, compileRe2, methodsFromClasses } fro
 import type { CatalogEntry, PathPattern, QueryCondition, Rule, Scheme } from '../policy/types.js';
 import { compileExceptions, type AddressException } from '../net/exceptions.js';
 import { readCapability } from './capability.js';
-import { readHosts, readKeys, readName, readRateLimit, readUntil } from './common.js';
+import { readDuration, readHosts, readKeys, readName, readRateLimit, readUntil } from './common.js';
 import type { Cursor } from './yaml.js';
 
 const SCHEMES: readonly Scheme[] = ['http', 'https'];
 export const RULE_KEYS = [
   'name', 'action', 'agents', 'methods', 'hosts', 'paths', 'path_regex', 'query', 'schemes', 'catalog',
   'until', 'rate_limit', 'addresses', 'unsafe_addresses', 'passthrough', 'description',
-  'body_schema', 'mcp', 'jsonrpc', 'taints', 'unless_tainted',
+  'body_schema', 'mcp', 'jsonrpc', 'taints', 'unless_tainted', 'ask_timeout',
 ] as const;
 
 /** `inShared`: the rule belongs to a shared policy, whose agents come from where it is included. */
@@ -25,8 +25,8 @@ export function readRule(c: Cursor, index: number, inShared = false): Rule | und
   let action: Rule['action'] = 'allow';
   const act = m.get('action')?.str();
   if (act !== undefined) {
-    if (act === 'allow' || act === 'deny') action = act;
-    else m.get('action')!.fail(`"${act.slice(0, 40)}" is not an action (allow, deny)`);
+    if (act === 'allow' || act === 'deny' || act === 'ask') action = act;
+    else m.get('action')!.fail(`"${act.slice(0, 40)}" is not an action (allow, deny, ask)`);
   }
   let agents: Rule['agents'] = 'any';
   const ac = m.get('agents');
@@ -69,18 +69,20 @@ export function readRule(c: Cursor, index: number, inShared = false): Rule | und
   const passthrough = pt?.bool() === true;
   if (pt && passthrough) {
     // Nothing inside an opaque tunnel can be checked, so no condition may pretend to be.
-    if (action === 'deny') pt.fail('passthrough belongs on an allow rule');
+    if (action !== 'allow') pt.fail('passthrough belongs on an allow rule');
     else if (spec.methods !== 'any') pt.fail('a passthrough tunnel carries every method unseen; write methods: [any]');
     else if (paths || query.length > 0 || catalog.size > 0 || rateLimit) pt.fail('a passthrough tunnel cannot enforce paths, query, catalog or rate_limit; remove them or the passthrough');
     else if (sc) pt.fail('a passthrough tunnel is whatever the client speaks; remove schemes');
     else if (['body_schema', 'mcp', 'jsonrpc', 'unless_tainted'].some((k) => m.has(k))) pt.fail('a passthrough tunnel cannot see bodies or sessions; remove body_schema, mcp, jsonrpc and unless_tainted, or the passthrough');
   }
   const cap = readCapability(m, action, catalog);
+  const askTimeoutMs = readAskTimeout(m.get('ask_timeout'), action);
   if (!name || !hosts || until === undefined || rateLimit === undefined) return undefined;
   return {
     id: c.where(), name, action, agents, methods: spec.methods, classes: spec.classes, methodSource, hosts, paths, query,
     schemes, plainHttpWrites: sc !== undefined && schemes.has('http'), catalog, until, rateLimit, addressExceptions, origin: null, description, passthrough,
     ...cap,
+    askTimeoutMs,
   };
 }
 
@@ -160,4 +162,23 @@ function readExceptions(m: Map<string, Cursor>, hosts: Rule['hosts']): AddressEx
     }
   }
   return out;
+}
+
+/** Default and largest wait of an `action: ask` request for an operator (docs/console.md). */
+export const DEFAULT_ASK_TIMEOUT_MS = 60_000;
+export const MAX_ASK_TIMEOUT_MS = 10 * 60_000;
+
+function readAskTimeout(c: Cursor | undefined, action: Rule['action']): number | null {
+  if (action !== 'ask') {
+    if (c) c.fail('ask_timeout belongs on an action: ask rule');
+    return null;
+  }
+  if (!c) return DEFAULT_ASK_TIMEOUT_MS;
+  const ms = readDuration(c);
+  if (ms === undefined) return DEFAULT_ASK_TIMEOUT_MS;
+  if (ms > MAX_ASK_TIMEOUT_MS || ms < 1000) {
+    c.fail(`an operator can be waited for between 1s and ${MAX_ASK_TIMEOUT_MS / 60_000}m`);
+    return DEFAULT_ASK_TIMEOUT_MS;
+  }
+  return ms;
 }

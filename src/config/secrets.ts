@@ -6,7 +6,7 @@
 import { parseSourceRange, rangesOverlap, type SourceRange } from '../net/sources.js';
 import { compilePathGlob, methodsFromClasses } from '../policy/match.js';
 import type { AgentDef, AwsCredentialDef, PathPattern, SecretDef, SecretSource, SecretVariant } from '../policy/types.js';
-import { ENV_NAME, HEADER, NAME, readHosts, readName } from './common.js';
+import { ENV_NAME, HEADER, NAME, readDuration, readHosts, readName } from './common.js';
 import type { Cursor } from './yaml.js';
 
 const SOURCE_KINDS = ['env', 'file', 'command', 'store'] as const;
@@ -153,7 +153,7 @@ function readBool(m: Map<string, Cursor>, key: string): boolean {
 }
 
 export function readSecret(c: Cursor): SecretDef | undefined {
-  const keys = ['name', 'from', 'hosts', 'headers', 'env', 'methods', 'paths', 'query', 'body', 'on_misuse', 'variants', 'aws', 'description'];
+  const keys = ['name', 'from', 'hosts', 'headers', 'env', 'methods', 'paths', 'query', 'body', 'on_misuse', 'variants', 'aws', 'max_age', 'description'];
   const m = c.map(keys, ['name', 'from', 'hosts']);
   if (!m) return undefined;
   const name = m.get('name') && readName(m.get('name')!, 'secret');
@@ -185,6 +185,8 @@ export function readSecret(c: Cursor): SecretDef | undefined {
   }
   const variants = m.get('variants') ? readVariants(m.get('variants')!) : [];
   const aws = m.get('aws') ? readAws(m.get('aws')!) : null;
+  const ma = m.get('max_age');
+  const maxAgeMs = ma ? (readDuration(ma) ?? null) : null;
   if (!name || !source || !hosts || aws === undefined) return undefined;
   return {
     name,
@@ -199,6 +201,7 @@ export function readSecret(c: Cursor): SecretDef | undefined {
     onMisuse,
     variants,
     aws,
+    maxAgeMs,
     where: c.where(),
   };
 }

@@ -34,6 +34,10 @@ export const ERROR_TABLE = {
   session_tainted: { status: 403, what: 'the session carries a label (from an earlier request) that the rule excludes' },
   secret_in_request: { status: 403, what: 'the request carries the value of a secret Turret keeps (use a handle instead)' },
   body_encoding_unsupported: { status: 415, what: 'a compressed request body cannot be inspected for handles' },
+  approval_denied: { status: 403, what: 'an operator refused the request (action: ask)' },
+  approval_timeout: { status: 403, what: 'no operator decided the request in time (action: ask)' },
+  approval_cancelled: { status: 403, what: 'the client gave up before an operator decided (action: ask)' },
+  approvals_full: { status: 429, what: 'too many requests are already waiting for an operator' },
   rate_limited: { status: 429, what: 'the agent exceeded its request rate limit' },
   too_many_tunnels: { status: 429, what: 'the agent has too many open tunnels' },
   // 421 — authority mismatch inside a tunnel

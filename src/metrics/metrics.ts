@@ -44,6 +44,8 @@ export interface Metrics {
   /** Requests refused because they carried a known secret value (secret_in_request), by secret name. */
   outboundSecrets: Counter<'secret'>;
   ready: Gauge;
+  secretAge: Gauge<'secret'>;
+  secretStale: Gauge<'secret'>;
   buildInfo: Gauge<'version' | 'node'>;
 }
 
@@ -83,6 +85,8 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
     proxyAuthFailures: new Counter({ ...r, name: n('proxy_auth_failures_total'), help: 'Proxy credentials refused: invalid (checked and wrong) or throttled (refused unchecked after too many failures from the address)', labelNames: ['result'] }),
     outboundSecrets: new Counter({ ...r, name: n('outbound_secret_blocked_total'), help: 'Requests refused because they carried a known secret value, by secret name', labelNames: ['secret'] }),
     ready: new Gauge({ ...r, name: n('ready'), help: '1 when CA, rules and secret sources are loaded, else 0' }),
+    secretAge: new Gauge({ ...r, name: n('secret_age_seconds'), help: 'Age of each secret value (since its source last changed), updated when the console or /metrics is read', labelNames: ['secret'] }),
+    secretStale: new Gauge({ ...r, name: n('secret_stale'), help: '1 when a secret value is older than its max_age', labelNames: ['secret'] }),
     buildInfo: new Gauge({ ...r, name: n('build_info'), help: 'Always 1; labels carry the Turret and Node.js versions', labelNames: ['version', 'node'] }),
   };
   // Zero the closed-set series so dashboards and alerts see 0 rather than no data.

@@ -78,7 +78,7 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
     const hit = (v: string): boolean => rule.paths!.some((p) => p.test(v));
     // An allow must hold for every view of the path; a deny applies if any view matches, or any
     // case-folded view matches the folded pattern (servers that ignore letter case).
-    const ok = rule.action === 'allow' ? ctx.views.every(hit) : ctx.views.some(hit) || ctx.folded.some((v) => rule.paths!.some((p) => p.testFolded(v)));
+    const ok = rule.action !== 'deny' ? ctx.views.every(hit) : ctx.views.some(hit) || ctx.folded.some((v) => rule.paths!.some((p) => p.testFolded(v)));
     if (!ok) return { kind: 'miss', why: `${label} covers only paths ${rule.paths.map((p) => p.source).join(', ')}`, code: 'policy_denied' };
   }
   for (const q of rule.query) {
@@ -92,7 +92,7 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
   }
   // A WebSocket carries writes as messages: over plain HTTP it needs `http` in schemes like a write.
   const write = req.websocket === true || (shape ? shape.kind === 'write' : !READS.has(req.method));
-  if (rule.action === 'allow' && write && req.scheme === 'http' && !rule.plainHttpWrites) {
+  if (rule.action !== 'deny' && write && req.scheme === 'http' && !rule.plainHttpWrites) {
     return { kind: 'miss', why: `${label} allows writes only over HTTPS (list http under schemes: to allow plain HTTP writes)`, code: 'https_required' };
   }
   return { kind: 'match', shape };
@@ -120,7 +120,8 @@ export function explain(policy: Policy, req: RequestFacts, now: number = Date.no
     const v = evaluate(rule, req, ctx);
     if (v.kind === 'skip') continue;
     const why = v.kind === 'miss' ? v.why.replace(`${ruleLabel(rule)} `, '') : '';
-    trace.push({ rule, verdict: v.kind === 'match' ? `${rule.action === 'deny' ? 'denies' : 'allows'}${v.shape ? ` (${v.shape.what})` : ''}` : `does not apply: ${why}` });
+    const verb = rule.action === 'deny' ? 'denies' : rule.action === 'ask' ? 'asks an operator' : 'allows';
+    trace.push({ rule, verdict: v.kind === 'match' ? `${verb}${v.shape ? ` (${v.shape.what})` : ''}` : `does not apply: ${why}` });
   }
   return { decision: decideWith(policy, req, ctx), trace };
 }
@@ -147,6 +148,15 @@ function decideWith(policy: Policy, req: RequestFacts, ctx: Ctx): Decision {
     }
     // The first miss is the nearest; a miss with its own code (HTTPS only, body schema, session
     // label) says more than a plain one, so it is the one reported.
+    if (v.kind === 'miss' && (!miss || (v.code !== 'policy_denied' && miss.code === 'policy_denied'))) miss = { rule, why: v.why, code: v.code };
+  }
+  // No allow: an ask rule that matches puts the request to an operator (proxy/approvals.ts).
+  for (const rule of policy.rules) {
+    if (rule.action !== 'ask') continue;
+    const v = evaluate(rule, req, ctx);
+    if (v.kind === 'match') {
+      return { allow: false, ask: withHostExceptions(policy, rule, req, ctx.now), rule, code: 'approval_denied', reason: `${ruleLabel(rule)} asks an operator to decide`, shape: v.shape?.what ?? null };
+    }
     if (v.kind === 'miss' && (!miss || (v.code !== 'policy_denied' && miss.code === 'policy_denied'))) miss = { rule, why: v.why, code: v.code };
   }
   const shown = ctx.views[0] ?? '/';
@@ -184,7 +194,8 @@ export function decideTunnel(policy: Policy, agent: string, host: string, port: 
     if (pt) return { allow: true, rule: pt, code: null, reason: `opaque tunnel (passthrough, not inspected) allowed by ${ruleLabel(pt)}`, passthrough: true };
   }
   for (const rule of policy.rules) {
-    if (rule.action === 'allow' && live(rule)) return { allow: true, rule, code: null, reason: `tunnel allowed by ${ruleLabel(rule)}` };
+    // An ask rule opens the tunnel too: each request inside is then put to an operator.
+    if (rule.action !== 'deny' && live(rule)) return { allow: true, rule, code: null, reason: `tunnel allowed by ${ruleLabel(rule)}` };
   }
   return { allow: false, rule: null, code: 'policy_denied', reason: `no rule allows any request to ${host}:${port} for agent ${agent}` };
 }
@@ -192,7 +203,7 @@ export function decideTunnel(policy: Policy, agent: string, host: string, port: 
 /** The live allow rule whose address exceptions apply to a connection to host:port, if any. */
 export function exceptionRuleFor(policy: Policy, agent: string, host: string, port: number, now: number = Date.now()): Rule | null {
   for (const rule of policy.rules) {
-    if (rule.action !== 'allow' || rule.addressExceptions.length === 0 || !agentMatches(rule, agent)) continue;
+    if (rule.action === 'deny' || rule.addressExceptions.length === 0 || !agentMatches(rule, agent)) continue;
     if (rule.until !== null && now >= rule.until) continue;
     if (rule.hosts.some((h) => h.kind === 'exact' && hostPortMatches(h, host, port))) return rule;
   }

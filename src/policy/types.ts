@@ -80,6 +80,8 @@ export interface SecretDef {
   /** First matching variant's secret is injected instead (its own hosts and scope still apply). */
   variants: SecretVariant[];
   aws: AwsCredentialDef | null;
+  /** Optional: a value older than this is flagged (console, turret_secret_stale metric). */
+  maxAgeMs: number | null;
   where: Where;
 }
 
@@ -110,7 +112,9 @@ export interface Rule {
   id: string;
   name: string;
   /** Deny rules win over allow rules wherever both match (docs/rules.md, precedence). */
-  action: 'allow' | 'deny';
+  action: 'allow' | 'deny' | 'ask';
+  /** ask rules: how long a request waits for an operator (ms). */
+  askTimeoutMs: number | null;
   agents: ReadonlySet<string> | 'any';
   methods: ReadonlySet<string> | 'any';
   /**
@@ -180,7 +184,7 @@ export interface Example {
   request: RequestFacts;
   /** As written, for messages. */
   text: string;
-  expect: 'allow' | 'deny';
+  expect: 'allow' | 'deny' | 'ask';
   /** Optional: the deciding rule's name and the denial code. */
   rule: string | null;
   code: string | null;
@@ -298,6 +302,8 @@ export interface Decision {
   code: ErrorCode | null;
   /** How the request was classified ("git fetch", "GraphQL mutation" …), when a catalog entry applied. */
   shape?: string | null;
+  /** Set when no allow rule matched but an `action: ask` rule did: an operator decides (approvals). */
+  ask?: Rule | null;
   /** decideTunnel only: relay this tunnel opaquely instead of intercepting it (Rule.passthrough). */
   passthrough?: boolean;
 }

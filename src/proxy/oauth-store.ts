@@ -79,6 +79,7 @@ export function dynamicDef(d: OAuthCaptureDef, kind: 'access' | 'refresh', agent
     onMisuse: 'deny',
     variants: [],
     aws: null,
+    maxAgeMs: null,
     where: d.where,
   };
 }

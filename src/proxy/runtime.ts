@@ -27,6 +27,8 @@ import { OAuthStore, withDynamicSecrets } from './oauth-store.js';
 import { policyPatterns, ScrubberCache } from './stages/scrubbing.js';
 import { UpstreamPool } from './upstream.js';
 import { DEFAULT_LIMITS, TunnelSlots, type Limits } from './limits.js';
+import { Approvals } from './approvals.js';
+import { RecordFeed, teeToFeed } from './console/feed.js';
 
 /** Per-policy state: rebuilt on every successful reload. */
 export interface PolicyState {
@@ -54,6 +56,8 @@ export interface RuntimeOptions {
 export class Runtime {
   readonly ca: CertificateAuthority;
   readonly ring: KeyRing;
+  /** The CA directory: key file, store, issuance log, revocations. */
+  readonly keyDir: string;
   readonly audit: AuditSink;
   readonly metrics: Metrics | null;
   readonly log: Logger;
@@ -72,6 +76,10 @@ export class Runtime {
    * a valid upstream without an unsafe_ exception. Loopback keeps its own class (net/classify.ts).
    */
   readonly selfAddresses: Set<string> = interfaceAddresses();
+  /** Recent audit records for the console (console/feed.ts). */
+  readonly feed: RecordFeed;
+  /** Requests waiting for an operator (action: ask); start.ts gives it the rule-writing hook. */
+  approvals = new Approvals(() => Promise.reject(new Error('"allow for" needs the rules directory of a running turret start')));
   /** Session labels (policy/taint.ts); outlive reloads like the rate-limit buckets; per process, not shared. */
   readonly taints = new TaintStore();
   /** Open tunnels per agent (max_tunnels_per_agent); outlive reloads like the tunnels themselves. */
@@ -106,7 +114,8 @@ export class Runtime {
   constructor(o: RuntimeOptions) {
     this.ca = o.ca;
     this.ring = o.ring;
-    this.audit = o.audit;
+    this.feed = new RecordFeed((s) => (this.ready ? this.state.scrubbers.get().scrubString(s).text : s));
+    this.audit = teeToFeed(o.audit, this.feed);
     this.metrics = o.metrics;
     this.log = o.log;
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
@@ -117,6 +126,7 @@ export class Runtime {
     // Rate-limit buckets live here, not on the policy: a reload does not reset an agent's limit.
     this.local = new LocalState(o.keyDir);
     this.shared = this.local;
+    this.keyDir = o.keyDir;
     this.values = new SecretValues(o.env, new SecretStore(o.keyDir, storeKey(o.ring, o.env)));
     this.lookup = o.lookup;
     this.oauth = new OAuthStore(o.ring);

@@ -18,6 +18,9 @@ import type { Logger } from '../../core/log.js';
 import { exposition, type Metrics } from '../../metrics/metrics.js';
 import type { StateHealth } from '../../state/types.js';
 import type { Runtime } from '../runtime.js';
+import { Sessions } from '../console/auth.js';
+import { isConsolePath, routeConsole, type ConsoleContext } from '../console/router.js';
+import { secretViews } from '../console/state.js';
 
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8751';
 
@@ -83,8 +86,10 @@ function send(res: http.ServerResponse, status: number, type: string, body: stri
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-async function route(o: AdminOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
+async function route(o: AdminOptions, consoleCtx: ConsoleContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  // The operator's console and the approvals API (console/router.ts) share this listener.
+  if (isConsolePath(path)) return routeConsole(consoleCtx, req, res);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     send(res, 405, 'text/plain; charset=utf-8', 'only GET and HEAD\n', { allow: 'GET, HEAD' });
     return;
@@ -106,14 +111,16 @@ async function route(o: AdminOptions, req: http.IncomingMessage, res: http.Serve
     send(res, r.ready ? 200 : 503, JSON_TYPE, `${JSON.stringify(r)}\n`);
     return;
   }
+  if (o.state.rt?.ready) secretViews(o.state.rt); // refreshes the secret age gauges
   const e = await exposition(o.metrics);
   send(res, 200, e.contentType, e.body);
 }
 
 export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
   const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 15_000, maxHeaderSize: 8 * 1024 });
+  const consoleCtx: ConsoleContext = { token: o.token, sessions: new Sessions(), runtime: () => (o.state.rt?.ready ? o.state.rt : null) };
   server.on('request', (req, res) => {
-    route(o, req, res).catch((e: unknown) => {
+    route(o, consoleCtx, req, res).catch((e: unknown) => {
       o.log.error('admin request failed', { path: (req.url ?? '').slice(0, 100), error: (e as Error)?.message });
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import type { ApprovalNote } from '../../audit/record.js';
 import { TurretError } from '../../core/errors.js';
 import type { Decision, Scheme } from '../../policy/types.js';
 import type { Injection } from '../../secrets/inject.js';
@@ -60,6 +61,8 @@ export interface Exchange {
   error: TurretError | null;
   /** True once the response to the client has started (errors can then only abort). */
   responded: boolean;
+  /** An `action: ask` request: how it was decided (written into the audit record). */
+  approval: ApprovalNote | null;
   /** An MCP tools/list answer to filter to the tools the rule allows (proxy/stages/mcp-filter.ts). */
   toolFilter: { ids: unknown[]; tools: ReadonlySet<string> } | null;
 }
@@ -88,6 +91,7 @@ export function newExchange(req: IncomingMessage, res: ServerResponse, tunnel: T
     redactions: 0,
     error: null,
     responded: false,
+    approval: null,
     toolFilter: null,
   };
 }

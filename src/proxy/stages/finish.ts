@@ -38,6 +38,7 @@ export function finishExchange(x: Exchange, rt: Runtime): void {
     client: x.client,
     tunnel_id: x.tunnel?.id,
     request_id: x.id,
+    approval: x.approval ?? undefined,
   });
   const m = rt.metrics;
   if (m) {

@@ -24,7 +24,7 @@ function forAgent(rule: Rule, agent: string): boolean {
  */
 export function checkLookalike(policy: Policy, agent: string, host: string): void {
   if (!isMixedScriptLookalike(host)) return;
-  const named = policy.rules.some((r) => r.action === 'allow' && forAgent(r, agent) && r.hosts.some((h) => h.kind === 'exact' && h.host === host));
+  const named = policy.rules.some((r) => r.action !== 'deny' && forAgent(r, agent) && r.hosts.some((h) => h.kind === 'exact' && h.host === host));
   if (named) return;
   throw new TurretError('dest_host_lookalike', `${host} mixes scripts or symbols that imitate other names; only a rule naming this exact host allows it`);
 }
@@ -38,7 +38,7 @@ export function checkLookalike(policy: Policy, agent: string, host: string): voi
 function tunnelExceptions(policy: Policy, agent: string, host: string, port: number): AddressException[] {
   const out: AddressException[] = [];
   for (const r of policy.rules) {
-    if (r.action !== 'allow' || r.addressExceptions.length === 0 || !forAgent(r, agent)) continue;
+    if (r.action === 'deny' || r.addressExceptions.length === 0 || !forAgent(r, agent)) continue;
     if (r.hosts.some((h) => h.kind !== 'any' && hostPortMatches(h, host, port))) out.push(...r.addressExceptions);
   }
   return out;

@@ -22,6 +22,7 @@ import type { RequestFacts } from '../../policy/types.js';
 import { injectRequest } from '../../secrets/request.js';
 import { requestHasBody } from '../../secrets/body.js';
 import { routed, targetUrl, type Exchange } from './exchange.js';
+import { askOperator } from './ask.js';
 import { finishExchange } from './finish.js';
 import { forward } from './forward.js';
 import { checkLookalike } from './guards.js';
@@ -72,8 +73,9 @@ export const STAGES: readonly Stage[] = [
       if (needsBody(x.state.policy, facts)) facts.body = await peekBody(x.req, MAX_PEEK_BYTES);
       const session = sessionOf(x);
       facts.taints = rt.taints.get(session);
-      const d = decide(x.state.policy, facts);
+      let d = decide(x.state.policy, facts);
       x.decision = d;
+      if (!d.allow && d.ask) x.decision = d = await askOperator(x, rt, { ...d, ask: d.ask });
       if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
       for (const o of methodOverrides(x.req.headers, t.path)) {
         if ('invalid' in o) throw new TurretError('bad_request', `${o.header} must name a method`);

@@ -1,0 +1,51 @@
+/**
+ * The console's view of the audit stream: every record written is also kept (scrubbed, in its
+ * normalised form) in a bounded ring, and pushed to live subscribers (server-sent events). The
+ * file log stays the record of truth; this is a window onto its recent end.
+ */
+import { normalizeRecord, type AuditRecord } from '../../audit/record.js';
+import type { AuditSink } from '../../audit/writer.js';
+
+export const FEED_SIZE = 1000;
+
+export type FeedListener = (rec: AuditRecord) => void;
+
+export class RecordFeed {
+  private readonly ring: AuditRecord[] = [];
+  private readonly listeners = new Set<FeedListener>();
+
+  constructor(private readonly scrub: (s: string) => string) {}
+
+  push(rec: AuditRecord): void {
+    const clean = JSON.parse(this.scrub(JSON.stringify(normalizeRecord(rec)))) as AuditRecord;
+    this.ring.push(clean);
+    if (this.ring.length > FEED_SIZE) this.ring.shift();
+    for (const l of this.listeners) l(clean);
+  }
+
+  /** Newest first. */
+  recent(n = FEED_SIZE): AuditRecord[] {
+    return this.ring.slice(-n).reverse();
+  }
+
+  find(requestId: string): AuditRecord | undefined {
+    for (let i = this.ring.length - 1; i >= 0; i--) if (this.ring[i]?.request_id === requestId) return this.ring[i];
+    return undefined;
+  }
+
+  subscribe(l: FeedListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+}
+
+/** A sink that writes to `inner` and shows the record to the feed. */
+export function teeToFeed(inner: AuditSink, feed: RecordFeed): AuditSink {
+  return {
+    write(rec) {
+      inner.write(rec);
+      feed.push(rec);
+    },
+    close: () => inner.close(),
+  };
+}
