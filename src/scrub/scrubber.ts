@@ -36,10 +36,18 @@ export interface Scrubber {
   /** Byte-exact variant (e.g. a latin1 header value or a whole small body). */
   scrubBuffer(buf: Buffer): { buf: Buffer; redactions: Redaction[] };
   createStream(opts?: ScrubStreamOptions): ScrubStream;
+  /** The same incremental scrubbing, synchronous: `write` returns what may be emitted now, `end`
+   * the rest (WebSocket messages, ws-frames.ts, where output must follow frame boundaries). */
+  createIncremental(onRedaction?: (r: Redaction) => void): IncrementalScrub;
   /** True when there is nothing to look for (the proxy may skip the transform). */
   readonly empty: boolean;
   /** Bytes a stream holds back before emitting (the lookahead window). */
   readonly window: number;
+}
+
+export interface IncrementalScrub {
+  write(chunk: Buffer): Buffer;
+  end(last?: Buffer): Buffer;
 }
 
 /**
@@ -67,6 +75,11 @@ export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: 
       if (empty || text.length === 0) return { text, redactions: [] };
       const r = scrubBuffer(Buffer.from(text, 'utf8'));
       return { text: r.redactions.length === 0 ? text : r.buf.toString('utf8'), redactions: r.redactions };
+    },
+    createIncremental(onRedaction = () => undefined) {
+      if (empty) return { write: (b: Buffer) => b, end: (b?: Buffer) => b ?? Buffer.alloc(0) };
+      const engine = new ScrubEngine(matcher, DEFAULT_MAX_HOLD_BYTES, onRedaction);
+      return { write: (b: Buffer) => engine.write(b), end: (b?: Buffer) => engine.end(b) };
     },
     createStream(opts: ScrubStreamOptions = {}) {
       const maxHold = opts.maxHoldBytes ?? DEFAULT_MAX_HOLD_BYTES;

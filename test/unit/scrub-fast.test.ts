@@ -9,7 +9,7 @@ import { KeywordIndex } from '../../src/scrub/keywords.js';
 import { BUILTIN_PATTERNS, compilePatterns, newRE2 } from '../../src/scrub/patterns.js';
 import { findRuns, runSpecOf } from '../../src/scrub/runs.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
-import { createWsScrubber, encodeFrame } from '../../src/scrub/ws-frames.js';
+import { createWsScrubber, encodeFrame, parseFrame } from '../../src/scrub/ws-frames.js';
 
 function rng(seed: number): () => number {
   let x = seed >>> 0;
@@ -102,29 +102,68 @@ test('maxScanBytes: the first N bytes are scanned, the rest passes as is', async
   assert.equal(out.toString(), `H ${'x'.repeat(5000)} ${secret}`);
 });
 
-test('WebSocket: fragmented text scrubbed as one message, binary and control frames pass, protocol errors fail closed', async () => {
+test('WebSocket: every message and control payload scrubbed across fragments; protocol errors fail closed', async () => {
   const secret = 'fake_ws_secret_abcdef12';
   const s = compileScrubber({ secrets: [{ name: 'k', value: secret, replacement: 'HANDLE' }], patterns: [] });
   const frames = Buffer.concat([
     encodeFrame(0x1, Buffer.from(`a ${secret.slice(0, 9)}`), false),
-    encodeFrame(0x9, Buffer.from('ping')),
+    encodeFrame(0x9, Buffer.from(`ping ${secret}`)),
     encodeFrame(0x0, Buffer.from(`${secret.slice(9)} b`), true),
-    encodeFrame(0x2, Buffer.from(secret)),
+    encodeFrame(0x2, Buffer.from(secret.slice(0, 5)), false),
+    encodeFrame(0xa, Buffer.from(Buffer.from(secret).toString('base64'))),
+    encodeFrame(0x0, Buffer.from(secret.slice(5)), true),
     encodeFrame(0x8, Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from(`bye ${secret}`)])),
   ]);
   const parts: Buffer[] = [];
   for (let i = 0; i < frames.length; i += 3) parts.push(frames.subarray(i, i + 3));
   const out = await collect(createWsScrubber(s), parts);
+  // The first fragments were too short to release (held by the scrubber's window), so each
+  // message leaves as one frame once its FIN arrives; control frames are not held back.
   assert.deepEqual(out, Buffer.concat([
-    encodeFrame(0x9, Buffer.from('ping')),
+    encodeFrame(0x9, Buffer.from('ping HANDLE')),
     encodeFrame(0x1, Buffer.from('a HANDLE b')),
-    encodeFrame(0x2, Buffer.from(secret)),
+    encodeFrame(0xa, Buffer.from('HANDLE')),
+    encodeFrame(0x2, Buffer.from('HANDLE')),
     encodeFrame(0x8, Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from('bye HANDLE')])),
   ]));
   const masked = Buffer.from([0x81, 0x81, 1, 2, 3, 4, 0x41]);
   await assert.rejects(collect(createWsScrubber(s), [masked]), /masked/);
-  await assert.rejects(collect(createWsScrubber(s, { maxMessage: 10 }), [encodeFrame(0x1, Buffer.alloc(11, 0x61))]), /larger than 10/);
   await assert.rejects(collect(createWsScrubber(s), [Buffer.from([0xc1, 0x00])]), /reserved bits/);
+  await assert.rejects(collect(createWsScrubber(s), [encodeFrame(0x0, Buffer.from('x'))]), /continuation without a message/);
+  await assert.rejects(collect(createWsScrubber(s), [encodeFrame(0x3, Buffer.from('x'))]), /unknown opcode/);
+});
+
+test('WebSocket: a long fragmented message streams (bounded hold), fragments keep the message whole', async () => {
+  const secret = 'fake_ws_stream_secret_77';
+  const s = compileScrubber({ secrets: [{ name: 'k', value: secret, replacement: 'HANDLE' }], patterns: [] });
+  const piece = Buffer.alloc(256 * 1024, 0x61);
+  const input = [encodeFrame(0x2, piece, false)];
+  for (let i = 0; i < 40; i++) input.push(encodeFrame(0x0, i === 20 ? Buffer.concat([piece, Buffer.from(secret)]) : piece, false));
+  input.push(encodeFrame(0x0, Buffer.from('end'), true));
+  const t = createWsScrubber(s);
+  const frames: Array<{ op: number; fin: boolean; len: number }> = [];
+  let pending = Buffer.alloc(0);
+  let payload = 0;
+  let found = false;
+  t.on('data', (c: Buffer) => {
+    pending = Buffer.concat([pending, c]);
+    for (let p = parseFrame(pending); p; p = parseFrame(pending)) {
+      frames.push({ op: p.frame.opcode, fin: p.frame.fin, len: p.frame.payload.length });
+      payload += p.frame.payload.length;
+      if (p.frame.payload.includes('HANDLE')) found = true;
+      assert.ok(!p.frame.payload.includes(secret));
+      pending = pending.subarray(p.size);
+    }
+  });
+  for (const f of input) t.write(f);
+  t.end();
+  await new Promise((r) => t.on('end', r));
+  assert.equal(frames[0]?.op, 0x2, 'the first fragment carries the opcode');
+  assert.ok(frames.slice(1).every((f) => f.op === 0x0), 'the rest are continuations');
+  assert.deepEqual(frames.map((f) => f.fin), [...frames.slice(1).map(() => false), true], 'one FIN, at the end');
+  assert.ok(frames.length > 30, `released as it streams (${frames.length} frames)`);
+  assert.equal(payload, 41 * piece.length + 'HANDLE'.length + 3);
+  assert.ok(found);
 });
 
 test('scrub: section: defaults, content types, patterns; bad entries are file:line:col problems', () => {

@@ -1,33 +1,42 @@
 /**
  * WebSocket upgrades (RFC 6455), plain and inside intercepted tunnels. The handshake request
  * runs the same stages as any request (identify → target → decide → inject: handles in the
- * upgrade's headers are injected like anywhere else), then Turret dials the upstream through
- * the guarded connect of the state's upstream pool (same resolver, CA, rule exceptions), sends
- * the handshake, and relays:
+ * upgrade's headers are injected like anywhere else); then Node's HTTP client sends the handshake
+ * over a socket from the pool's guarded connect (same resolver, CA, rule exceptions) and parses
+ * the answer:
  *
- *   client → upstream: bytes as sent (masked frames; a handle inside a frame is not injected)
- *   upstream → client: frames parsed and TEXT messages scrubbed (scrub/ws-frames.ts)
+ *   'response' (not 101): relayed like any response (forward.ts `respond`: headers scrubbed,
+ *     framing decoded by Node's parser, codings checked and decoded, body scrubbed), then closed.
+ *   'upgrade' (101): the head is scrubbed and sent, then frames are relayed:
+ *     upstream → client: every message and control payload scrubbed (scrub/ws-frames.ts)
+ *     client → upstream: messages judged whole (ws-client.ts); handles injected into TEXT
+ *       messages of secrets that opt in with `body: true`, refused anywhere else
+ *       (secrets/ws-message.ts)
  *
  * `Sec-WebSocket-Extensions` is removed from the request, so permessage-deflate is never
- * negotiated and every payload can be read; an upstream that answers with an extension anyway
- * is refused. A non-101 answer is relayed scrubbed (headers, then the body, its chunked framing
- * decoded, through the scrubber; a content coding is refused) and the connection closed.
+ * negotiated and every payload can be read; a 101 that names an extension anyway is refused.
+ * A refusal after the switch (a handle where none may go, a protocol error) closes the session
+ * with a close frame naming the code; the one audit record carries it.
  */
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { TurretError, asTurretError } from '../../core/errors.js';
+import { TurretError, asTurretError, isTurretError } from '../../core/errors.js';
 import { stripQueryValues } from '../../audit/record.js';
-import { createWsScrubber } from '../../scrub/ws-frames.js';
+import type { Scrubber } from '../../scrub/scrubber.js';
+import { createWsScrubber, encodeFrame, OP, WsProtocolError } from '../../scrub/ws-frames.js';
+import { injectMessage, messageMode } from '../../secrets/ws-message.js';
+import type { Used } from '../../secrets/inject.js';
 import { newExchange, routed, targetUrl, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { finishExchange } from '../stages/finish.js';
-import { unframe } from './unframe.js';
-import { STAGES } from '../stages/pipeline.js';
+import { respond, upstreamError } from '../stages/forward.js';
+import { injectContext, STAGES } from '../stages/pipeline.js';
 import { sendErrorRaw } from '../stages/respond.js';
 import type { Runtime } from '../runtime.js';
+import { createWsClientFilter } from './ws-client.js';
 
-const MAX_RESPONSE_HEAD = 64 * 1024;
+type Answer = { kind: 'upgrade'; res: IncomingMessage; socket: Duplex; head: Buffer } | { kind: 'response'; res: IncomingMessage };
 
 export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: Duplex, head: Buffer, tunnel: Tunnel | null): Promise<void> {
   const x = newExchange(req, new ServerResponse(req), tunnel, rt.state);
@@ -42,70 +51,20 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
     }
     const t = routed(x).target;
     upstream = await x.state.upstream.connectRaw(t.host, t.port, t.scheme === 'https', x.decision?.rule?.addressExceptions ?? []);
-    upstream.on('error', () => socket.destroy());
-    const lines = [`GET ${t.path} HTTP/1.1`];
-    // No extensions (permessage-deflate) and no content coding: every byte that comes back must be
-    // readable by the scrubber, including the body of a refused (non-101) handshake.
-    for (const [k, v] of x.upstreamHeaders) if (!['sec-websocket-extensions', 'accept-encoding'].includes(k.toLowerCase())) lines.push(`${k}: ${v}`);
-    lines.push('Connection: Upgrade', 'Upgrade: websocket');
-    upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
-    // Bytes the client sent after its handshake (`head`) belong to the new protocol only once the
-    // upstream agreed to switch: sent before its 101, an upstream that answers 200 would parse
-    // them as its next HTTP request — a request no rule ever saw.
-    const { status, rawHead, rest } = await readHead(upstream);
-    checkHead(rawHead);
-    x.status = status;
+    const answer = await handshake(upstream, x, rt.limits.headersTimeoutMs);
     const scrubber = x.state.scrubbers.get(x.injections);
-    // A non-101 answer is relayed as a plain response: its framing is decoded first (unframe.ts),
-    // so a chunk-size line or a content coding cannot split or hide a secret from the scrubber.
-    let bodyDone = (): void => undefined;
-    const framed = status === 101 ? null : unframe(rawHead, () => bodyDone());
-    const redacted = scrubber.scrubString(framed?.head ?? rawHead);
-    x.redactions += redacted.redactions.length;
-    if (status === 101 && /\r\nsec-websocket-extensions:/i.test(rawHead)) {
-      throw new TurretError('upstream_protocol_error', 'the upstream negotiated a WebSocket extension that was not offered');
-    }
-    socket.write(`${redacted.text}\r\n\r\n`);
-    x.responded = true;
     const onRedaction = (): void => {
       x.redactions++;
       rt.metrics?.redactions.inc({ type: 'websocket' });
     };
-    const down = status === 101 ? createWsScrubber(scrubber, { onRedaction }) : scrubber.createStream({ onRedaction });
-    down.on('error', () => {
-      socket.destroy();
-      upstream?.destroy();
-    });
-    down.on('data', (c: Buffer) => (x.bytesOut += c.length));
-    const entry = framed?.body ?? down;
-    if (framed) {
-      framed.body.on('error', () => {
-        socket.destroy();
-        upstream?.destroy();
-      });
-      framed.body.pipe(down);
+    if (answer.kind === 'response') {
+      await relayAnswer(x, answer.res, socket, scrubber, rt);
+      return;
     }
-    down.pipe(socket);
-    if (rest.length > 0) entry.write(rest);
-    upstream.pipe(entry);
-    const up = upstream;
-    if (status === 101) {
-      if (head.length > 0) upstream.write(head);
-      socket.on('data', (c: Buffer) => (x.bytesIn += c.length));
-      socket.pipe(upstream);
-      up.once('close', () => socket.end());
-    } else {
-      // The body is complete (or the upstream went away): end it, which flushes the scrubber.
-      const finish = (): void => {
-        up.unpipe(entry);
-        if (!entry.writableEnded) entry.end();
-        up.destroy();
-      };
-      bodyDone = finish;
-      up.once('close', finish);
-    }
-    socket.once('close', () => up.destroy());
-    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    // Client bytes after its handshake (`head`) belong to the new protocol only now that the
+    // upstream agreed to switch: sent earlier, an upstream answering 200 would parse them as its
+    // next HTTP request — one no rule ever saw.
+    await relayFrames(rt, x, answer, socket, head, scrubber, onRedaction);
   } catch (e) {
     x.error = asTurretError(e);
     upstream?.destroy();
@@ -121,42 +80,126 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
   }
 }
 
-/**
- * The upstream's handshake answer is relayed as a head (scrubbed), so it must be a canonical one:
- * no bare CR or LF, no obs-fold, token field names, no control characters in values. Anything
- * else is 502 — never passed on for the client's parser to guess about.
- */
-function checkHead(rawHead: string): void {
-  const lines = rawHead.split('\r\n');
-  const ok = lines.slice(1).every((l) => /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*$/.test(l));
-  if (!ok || /[\r\n]/.test(lines.join(''))) throw new TurretError('upstream_protocol_error', 'the upstream sent a malformed handshake answer');
+/** Send the handshake with Node's HTTP client on the guarded socket; the answer, parsed. */
+function handshake(sock: Socket, x: Exchange, timeoutMs: number): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    // No extensions (permessage-deflate) and no content coding: every byte that comes back must be
+    // readable by the scrubber, the body of a refused (non-101) handshake included.
+    const headers: string[] = [];
+    for (const [k, v] of x.upstreamHeaders) if (!['sec-websocket-extensions', 'accept-encoding'].includes(k.toLowerCase())) headers.push(k, v);
+    headers.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
+    const r = http.request({ createConnection: () => sock, method: 'GET', path: routed(x).target.path, headers: headers as unknown as http.OutgoingHttpHeaders, setHost: false });
+    const timer = setTimeout(() => r.destroy(new TurretError('upstream_timeout', 'the upstream did not answer the WebSocket handshake in time')), timeoutMs);
+    const done = (): void => clearTimeout(timer);
+    r.on('upgrade', (res: IncomingMessage, s: Duplex, h: Buffer) => {
+      done();
+      resolve({ kind: 'upgrade', res, socket: s, head: h });
+    });
+    r.on('response', (res: IncomingMessage) => {
+      done();
+      resolve({ kind: 'response', res });
+    });
+    r.on('error', (e) => {
+      done();
+      reject(upstreamError(e));
+    });
+    r.end();
+  });
 }
 
-/** Read the upstream's response head (bounded); `rest` is what followed it. */
-function readHead(s: Socket): Promise<{ status: number; rawHead: string; rest: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const done = (err?: Error, v?: { status: number; rawHead: string; rest: Buffer }): void => {
-      s.off('data', onData).off('error', onErr).off('close', onClose);
-      if (err) reject(err);
-      else if (v) resolve(v);
-    };
-    const onData = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (buf.length > MAX_RESPONSE_HEAD) done(new TurretError('upstream_protocol_error', 'the upstream handshake answer is too large'));
-        return;
-      }
-      s.pause();
-      const rawHead = buf.subarray(0, end).toString('latin1');
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(rawHead);
-      if (!m) return done(new TurretError('upstream_protocol_error', 'the upstream sent an invalid handshake answer'));
-      done(undefined, { status: Number(m[1]), rawHead, rest: buf.subarray(end + 4) });
-      s.resume();
-    };
-    const onErr = (e: Error): void => done(new TurretError('upstream_connect_failed', 'the upstream closed the connection', { cause: e }));
-    const onClose = (): void => done(new TurretError('upstream_connect_failed', 'the upstream closed the connection during the handshake'));
-    s.on('data', onData).on('error', onErr).on('close', onClose);
+/** A refused handshake (not 101): relayed like any response, then the connection is closed. */
+async function relayAnswer(x: Exchange, res: IncomingMessage, socket: Duplex, scrubber: Scrubber, rt: Runtime): Promise<void> {
+  res.on('error', () => undefined); // the relay's pipeline reports it
+  x.res.shouldKeepAlive = false;
+  x.res.assignSocket(socket as Socket);
+  try {
+    await respond(x, { statusCode: res.statusCode ?? 502, headers: res.headers, body: res, get trailers() { return res.trailers; } }, scrubber, (type) => rt.metrics?.redactions.inc({ type }));
+  } finally {
+    res.socket?.destroy();
+  }
+  x.res.detachSocket(socket as Socket);
+  socket.end();
+  await closed(socket);
+}
+
+/** The 101 head for the client: fields scrubbed, a field whose name holds a secret dropped. */
+function switchHead(res: IncomingMessage, scrubber: Scrubber, count: (n: number) => void): Buffer {
+  const out: Buffer[] = [Buffer.from('HTTP/1.1 101 Switching Protocols\r\n')];
+  for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {
+    const name = scrubber.scrubBuffer(Buffer.from(res.rawHeaders[i] ?? '', 'latin1'));
+    count(name.redactions.length);
+    if (name.redactions.length > 0) continue;
+    const value = scrubber.scrubBuffer(Buffer.from(res.rawHeaders[i + 1] ?? '', 'latin1'));
+    count(value.redactions.length);
+    out.push(name.buf, Buffer.from(': '), value.buf, Buffer.from('\r\n'));
+  }
+  out.push(Buffer.from('\r\n'));
+  return Buffer.concat(out);
+}
+
+/** A close frame for the client naming why the session ended (RFC 6455 §7.4: 1008 policy, 1002 protocol). */
+function closeFrame(code: number, reason: string): Buffer {
+  const p = Buffer.alloc(2);
+  p.writeUInt16BE(code);
+  return encodeFrame(OP.close, Buffer.concat([p, Buffer.from(reason.slice(0, 120), 'utf8')]));
+}
+
+async function relayFrames(rt: Runtime, x: Exchange, a: Extract<Answer, { kind: 'upgrade' }>, socket: Duplex, head: Buffer, scrubber: Scrubber, onRedaction: () => void): Promise<void> {
+  const up = a.socket;
+  up.on('error', () => socket.destroy());
+  if (a.res.headers['sec-websocket-extensions'] !== undefined) {
+    up.destroy();
+    throw new TurretError('upstream_protocol_error', 'the upstream negotiated a WebSocket extension that was not offered');
+  }
+  x.status = 101;
+  socket.write(switchHead(a.res, scrubber, (n) => (x.redactions += n)));
+  x.responded = true;
+
+  // One end for the session, whichever side or failure comes first.
+  const end = (e: unknown, toClient: Buffer | null): void => {
+    x.error ??= e instanceof WsProtocolError ? e.closeCode === 1009 ? new TurretError('body_too_large', e.message) : new TurretError(toClient ? 'bad_request' : 'upstream_protocol_error', `invalid WebSocket frame: ${e.message}`) : asTurretError(e);
+    down.unpipe(socket);
+    up.destroy();
+    if (toClient) socket.end(toClient);
+    else socket.destroy();
+  };
+  const { agent, target } = routed(x);
+  const ctx = injectContext(x, rt, agent, target);
+  const mode = messageMode(ctx);
+  const used: Used = new Map(x.injections.map((i) => [i.handle, i]));
+  // A secret first injected inside a message is echoed back as its handle from then on.
+  let current = { size: used.size, scrubber };
+  const scrubberNow = (): Scrubber => {
+    if (used.size !== current.size) current = { size: used.size, scrubber: x.state.scrubbers.get([...used.values()]) };
+    return current.scrubber;
+  };
+  const down = createWsScrubber(scrubberNow, { onRedaction });
+  down.on('error', (e) => end(e, null));
+  down.on('data', (c: Buffer) => (x.bytesOut += c.length));
+  down.pipe(socket);
+  if (a.head.length > 0) down.write(a.head);
+  up.pipe(down);
+
+  const client = createWsClientFilter({ onMessage: (kind, p) => injectMessage(ctx, mode, kind, p, used) });
+  client.on('error', (e) => {
+    const code = isTurretError(e) ? e.code : e instanceof WsProtocolError ? 'bad_request' : 'internal_error';
+    end(e, closeFrame(isTurretError(e) ? 1008 : e instanceof WsProtocolError ? e.closeCode : 1011, `turret: ${code}`));
+  });
+  socket.on('data', (c: Buffer) => (x.bytesIn += c.length));
+  client.pipe(up);
+  if (head.length > 0) client.write(head);
+  socket.pipe(client);
+  up.once('close', () => {
+    if (!down.writableEnded) down.end();
+  });
+  socket.once('close', () => up.destroy());
+  await closed(socket);
+  x.injections = [...used.values()];
+}
+
+function closed(s: Duplex): Promise<void> {
+  return new Promise((resolve) => {
+    if (s.destroyed || (s as Socket).closed) resolve();
+    else s.once('close', () => resolve());
   });
 }

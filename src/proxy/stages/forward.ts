@@ -6,7 +6,7 @@
  */
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
-import { errors as undiciErrors, type Dispatcher } from 'undici';
+import { errors as undiciErrors } from 'undici';
 import { TurretError, isTurretError } from '../../core/errors.js';
 import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
 import { NO_BODY_PLAN, prepareRequestBody, type BodyPlan } from '../../secrets/body.js';
@@ -115,7 +115,16 @@ export const IDLE_FLUSH_MS = 50;
  * passes as received, compressed and with its Content-Length. An OAuth token endpoint's answer
  * goes through oauth.ts instead (tokens become handles).
  */
-async function respond(x: Exchange, upstream: Dispatcher.ResponseData, scrubber: Scrubber, onRedaction: (type: string) => void): Promise<void> {
+/** What the response half needs of an answer: undici's, or Node's for a WebSocket handshake refused. */
+export interface UpstreamAnswer {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+  /** Read once the body has ended. */
+  readonly trailers?: Record<string, string | string[] | undefined> | null;
+}
+
+export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: Scrubber, onRedaction: (type: string) => void): Promise<void> {
   const { req, res } = x;
   const { statusCode, headers: upHeaders, body } = upstream;
   const settings = x.state.policy.settings.scrub;

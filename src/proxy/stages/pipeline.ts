@@ -20,8 +20,9 @@ import { asksWebSocket } from '../../policy/request.js';
 import { DEFAULT_TAINT_TTL_MS } from '../../policy/taint.js';
 import type { RequestFacts } from '../../policy/types.js';
 import { injectRequest } from '../../secrets/request.js';
+import type { InjectContext } from '../../secrets/resolve.js';
 import { requestHasBody } from '../../secrets/body.js';
-import { routed, targetUrl, type Exchange } from './exchange.js';
+import { routed, targetUrl, type Exchange, type ResolvedTarget } from './exchange.js';
 import { askOperator } from './ask.js';
 import { finishExchange } from './finish.js';
 import { forward } from './forward.js';
@@ -37,6 +38,23 @@ import { MALFORMED_REASON, validateRequest } from './validate.js';
 interface Stage {
   name: 'validate' | 'identify' | 'target' | 'decide' | 'inject' | 'forward';
   run(x: Exchange, rt: Runtime): void | Promise<void>;
+}
+
+/** What resolving a handle of this exchange needs (the inject stage; WebSocket messages too). */
+export function injectContext(x: Exchange, rt: Runtime, agent: string, t: ResolvedTarget): InjectContext {
+  return {
+    ring: rt.ring,
+    policy: x.state.policy,
+    isRevoked: (id) => rt.shared.isRevoked(id),
+    secretValue: (def) => rt.secretValue(def),
+    revoke: (c) => void rt.shared.revoke(c.id, c.exp).catch(() => rt.log.error('revocation could not be written', { handle_id: c.id })),
+    agent,
+    method: x.req.method ?? 'GET',
+    scheme: t.scheme,
+    host: t.host,
+    port: t.port,
+    path: t.path,
+  };
 }
 
 export const STAGES: readonly Stage[] = [
@@ -97,19 +115,7 @@ export const STAGES: readonly Stage[] = [
       const { agent, target: t } = routed(x);
       const headers = upstreamRequestHeaders(x.req.rawHeaders, t.host, t.port, t.scheme);
       const r = await injectRequest(
-        {
-          ring: rt.ring,
-          policy: x.state.policy,
-          isRevoked: (id) => rt.shared.isRevoked(id),
-          secretValue: (def) => rt.secretValue(def),
-          revoke: (c) => void rt.shared.revoke(c.id, c.exp).catch(() => rt.log.error('revocation could not be written', { handle_id: c.id })),
-          agent,
-          method: x.req.method ?? 'GET',
-          scheme: t.scheme,
-          host: t.host,
-          port: t.port,
-          path: t.path,
-        },
+        injectContext(x, rt, agent, t),
         { headers, target: t.path, reqHeaders: x.req.headers, reqBody: x.req, bodyExpected: requestHasBody(x.req.headers), load: (name, src) => rt.values.load(name, src), maxBuffered: rt.limits.maxBufferedBodyBytes },
       );
       x.upstreamHeaders = r.headers;
