@@ -5,6 +5,7 @@
  * Revocations go to the revocation file beside the key file and, when settings name
  * shared_state, to Redis, which every replica reads (state/redis.ts).
  */
+import path from 'node:path';
 import { loadPolicy } from '../config/load.js';
 import { issueHandle, openHandle, parseTtl } from '../secrets/handles.js';
 import type { IssuedRecord } from '../secrets/issued.js';
@@ -72,7 +73,10 @@ export async function handleCommand(action: string, target: string | undefined, 
         revoked = await openCliState(o);
       } catch (e) {
         // Redis unreachable: an explicit id or handle still goes to the local file (exit 1 all the same).
-        if (target && !(e instanceof UsageError)) await revokeShared(o, await explicitTarget(target, dir)).catch(() => {});
+        if (target && !(e instanceof UsageError)) {
+          await revokeShared(o, await explicitTarget(target, dir)).catch(() => {});
+          throw new Error(`${(e as Error).message}; the revocation is in ${path.join(dir, 'revocations.txt')} only: run the same command again once Redis is reachable`);
+        }
         throw e;
       }
       try {

@@ -29,6 +29,7 @@ secrets:
   - name: api
     from: { env: T_SECRET }
     hosts: ["echo.turret.test:*"]
+    env: API_TOKEN
 rules:
   - name: echo
     methods: [read]
@@ -138,7 +139,7 @@ describe('shared state in Redis across replicas', () => {
     assert.equal(secure.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`);
     // The record is shared: another machine's `handle list` (r3's key directory) shows it.
     const listed = await r3.cli(['handle', 'list'], ENV);
-    const id = /^([0-9a-f]{32})\ta\tapi\t/m.exec(listed.stdout)?.[1];
+    const id = /^([0-9a-f]{32})\ta\tapi\t.*\tcli$/m.exec(listed.stdout)?.[1];
     assert.ok(id, listed.stdout);
 
     const marks = [r2.stderr().length, r3.stderr().length];
@@ -176,6 +177,12 @@ describe('shared state in Redis across replicas', () => {
     await waitLog(prod, /"level":"error","msg":"shared state unreachable; refusing traffic/, marks[1]);
     const d = await get(dev, url);
     assert.equal(d.status, 200, d.raw);
+    // The CLI cannot reach Redis: it says so (exit 1) and still writes this machine's revocation file.
+    const lone = randomBytes(16).toString('hex');
+    const cliRev = await dev.cli(['handle', 'revoke', lone], ENV);
+    assert.equal(cliRev.code, 1, cliRev.stderr);
+    assert.match(cliRev.stderr, /shared state .* cannot be reached/);
+    assert.ok(readFileSync(path.join(dev.caDir, 'revocations.txt'), 'utf8').includes(lone));
     const p = await get(prod, url);
     assert.equal(p.status, 503, p.raw);
     assert.equal(p.headers['x-turret-error'], 'state_unavailable');
@@ -194,6 +201,51 @@ describe('shared state in Redis across replicas', () => {
     assert.equal((await adminReady(prod)).status, 200);
     const revokedAfter = (await redis.cli(['ZRANGE', 'turret:revoked', '0', '-1'])).trim().split('\n').filter(Boolean);
     assert.deepEqual(revokedAfter.sort(), revokedBefore.sort());
+  });
+
+  it('turret run revokes its handles in Redis when the command exits', async () => {
+    const t = procs[0]!;
+    const before = (await redis.cli(['ZRANGE', 'turret:revoked', '0', '-1'])).trim().split('\n').filter(Boolean);
+    const r = await t.cli(['run', '--agent', 'a', '--no-sandbox', '--', 'sh', '-c', 'test -n "$API_TOKEN"'], ENV);
+    assert.equal(r.code, 0, r.stderr);
+    const issued = (await t.cli(['handle', 'list', '--all'], ENV)).stdout.split('\n').filter((l) => l.endsWith('\trun'));
+    assert.equal(issued.length, 1, 'one handle was issued for the run, and its record is in Redis');
+    const id = issued[0]!.split('\t')[0]!;
+    assert.match(issued[0]!, /\trevoked\trun$/);
+    const after = (await redis.cli(['ZRANGE', 'turret:revoked', '0', '-1'])).trim().split('\n').filter(Boolean);
+    assert.deepEqual(after.filter((x) => !before.includes(x)), [id]);
+  });
+
+  it('Redis unreachable at start: production starts refusing (503, not ready), development serves; both connect once it is there', async () => {
+    const late = await startRedis();
+    await late.stop();
+    const start = async (production: boolean): Promise<TurretProc> => {
+      const d = makeDirs({});
+      dirs.push(d.dir);
+      const caDir = path.join(d.dir, 'ca');
+      cpSync(seed.caDir, caDir, { recursive: true });
+      const t = await startTurret({ rules: { 'main.yaml': rules(late.url) }, env: ENV, caDir, args: ['--no-watch', ...(production ? ['--production'] : [])] });
+      procs.push(t);
+      return t;
+    };
+    const [prod, dev] = [await start(true), await start(false)];
+    assert.match(prod.stderr(), /"level":"error","msg":"shared state unreachable at start; refusing traffic/);
+    assert.match(dev.stderr(), /"level":"warn","msg":"shared state unreachable at start; serving limits and revocations from local state/);
+    const url = `http://echo.turret.test:${plain.port}/s`;
+    const p = await get(prod, url);
+    assert.equal(p.status, 503, p.raw);
+    assert.equal(p.headers['x-turret-error'], 'state_unavailable');
+    assert.equal((await adminReady(prod)).status, 503);
+    assert.equal((await get(dev, url)).status, 200);
+    await late.start();
+    try {
+      await waitLog(prod, /"msg":"shared state connected"/);
+      await waitLog(dev, /"msg":"shared state connected"/);
+      assert.equal((await get(prod, url)).status, 200);
+      assert.equal((await adminReady(prod)).status, 200);
+    } finally {
+      await late.stop();
+    }
   });
 });
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { curl } from '../helpers/curl.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { agentToken, makeDirs, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
+import { agentToken, makeDirs, runCli, startTurret, waitForLog, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 const rules = (shared: string): string => `
@@ -55,7 +55,7 @@ describe('turret start --workers 2', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  it('both workers serve, share one rate limit, and each audit chain verifies', async () => {
+  it('both workers serve and share one rate limit', async () => {
     // Bounded: round robin gives the second connection to the other worker; 20 is ample.
     for (let i = 0; i < 20 && (lines(chain(1)) === 0 || lines(chain(2)) === 0); i++) assert.equal(await get('echo'), 200);
     assert.ok(lines(chain(1)) > 0 && lines(chain(2)) > 0, 'both workers wrote records');
@@ -65,6 +65,21 @@ describe('turret start --workers 2', () => {
     for (let i = 0; i < 6; i++) statuses.push(await get('limited'));
     assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429]);
 
+  });
+
+  it('a worker that exits is replaced and the new one continues its chain', async () => {
+    const pids = JSON.parse(/"msg":"turret workers started".*?"pids":(\[[\d,]+\])/.exec(t.stderr())?.[1] ?? '[]') as number[];
+    assert.equal(pids.length, 2);
+    const mark = t.stderr().length;
+    process.kill(pids[1]!, 'SIGTERM'); // drains and exits 0, but the primary did not ask it to
+    await waitForLog(t, /"msg":"worker exited; starting a new one","worker":2/, mark);
+    await waitForLog(t, /"msg":"turret started"/, mark);
+    const before = lines(chain(2));
+    for (let i = 0; i < 20 && lines(chain(2)) === before; i++) assert.equal(await get('echo'), 200);
+    assert.ok(lines(chain(2)) > before, 'the new worker 2 serves and writes to audit.w2.jsonl');
+  });
+
+  it('both chains verify after the primary stops every worker', async () => {
     await t.stop();
     const v = await runCli(['audit', 'verify', t.auditPath]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
