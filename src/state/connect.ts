@@ -8,6 +8,7 @@
  * most `timeoutMs`, and reconnects back off to at most one second so Turret is serving again
  * within about a second of Redis coming back.
  */
+import { isIP } from 'node:net';
 import type { RedisOptions } from 'ioredis';
 import type { SharedStateSettings } from '../policy/types.js';
 
@@ -23,13 +24,16 @@ export function redisOptions(s: SharedStateSettings, cred: Credentials, o: { ser
   const u = new URL(s.url);
   const tls = u.protocol === 'rediss:';
   const db = Number(u.pathname.replace(/^\//, '') || '0');
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  // SNI carries names only (RFC 6066); for an address, Node checks the certificate against `host`.
+  const sni = isIP(host) === 0 ? { servername: host } : {};
   return {
-    host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
+    host,
     port: u.port ? Number(u.port) : 6379,
     db,
     ...(s.username ? { username: s.username } : {}),
     ...(cred.password ? { password: cred.password } : {}),
-    ...(tls ? { tls: { servername: u.hostname, ...(cred.ca ? { ca: [cred.ca] } : {}) } } : {}),
+    ...(tls ? { tls: { ...sni, ...(cred.ca ? { ca: [cred.ca] } : {}) } } : {}),
     connectTimeout: Math.max(2000, s.timeoutMs),
     commandTimeout: s.timeoutMs,
     // The proxy answers from local state or refuses; it never queues a request behind a reconnect.

@@ -2,9 +2,12 @@
  * A real redis-server (Debian package redis-server) for the shared-state tests: loopback only,
  * no persistence (`--save '' --appendonly no`), on a port the OS picked. stop() and start() keep
  * the port, so a test can take Redis away mid-traffic and bring it back at the same address.
+ * Optionally TLS-only and with a password, like a production Redis.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import path from 'node:path';
+import { FIXTURES, UPSTREAM_CA_FILE } from './upstream.js';
 
 export interface RedisServer {
   port: number;
@@ -28,12 +31,19 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/**
+ * `tls`: serve TLS only, with the committed test-only upstream certificate (SAN localhost,
+ * 127.0.0.1); `password`: requirepass.
+ */
+export async function startRedis(o: { tls?: boolean; password?: string } = {}): Promise<RedisServer> {
   const port = await freePort();
   let proc: ChildProcess | null = null;
+  const tlsArgs = o.tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', path.join(FIXTURES, 'upstream.crt'), '--tls-key-file', path.join(FIXTURES, 'upstream.key'), '--tls-ca-cert-file', UPSTREAM_CA_FILE, '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
   const start = async (): Promise<void> => {
     // Bounded: a port another process grabbed in between fails fast and visibly.
-    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('redis-server', [...tlsArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', ...(o.password ? ['--requirepass', o.password] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     proc = p;
     let out = '';
     await new Promise<void>((resolve, reject) => {
@@ -60,12 +70,13 @@ export async function startRedis(): Promise<RedisServer> {
     });
   const cli = (args: string[]): Promise<string> =>
     new Promise((resolve, reject) => {
-      const p = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const auth = [...(o.tls ? ['--tls', '--cacert', UPSTREAM_CA_FILE, '--sni', 'localhost'] : []), ...(o.password ? ['--no-auth-warning', '-a', o.password] : [])];
+      const p = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       p.stdout.on('data', (c: Buffer) => (out += c.toString()));
       p.on('error', reject);
       p.on('close', () => resolve(out));
     });
   await start();
-  return { port, url: `redis://127.0.0.1:${port}`, start, stop, cli };
+  return { port, url: o.tls ? `rediss://localhost:${port}` : `redis://127.0.0.1:${port}`, start, stop, cli };
 }

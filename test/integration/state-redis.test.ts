@@ -17,7 +17,7 @@ import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { curl, type CurlResult } from '../helpers/curl.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { agentToken, makeDirs, runCli, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { agentToken, makeDirs, runCli, startTurret, waitForAudit, waitForLog, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const SECRET = `fake_${randomBytes(18).toString('hex')}`;
@@ -49,15 +49,6 @@ settings:
     url: ${url}
 `;
 
-/** Bounded wait for a log line (the event), never for time. */
-async function waitLog(t: TurretProc, re: RegExp, from = 0): Promise<void> {
-  const end = Date.now() + 15_000;
-  while (!re.test(t.stderr().slice(from))) {
-    if (Date.now() > end) throw new Error(`no log line ${re}:\n${t.stderr().slice(from)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('shared state in Redis across replicas', () => {
   let redis: RedisServer;
   let plain: Upstream;
@@ -79,7 +70,7 @@ describe('shared state in Redis across replicas', () => {
     }
     const t = await startTurret({ rules: { 'main.yaml': rules(redis.url) }, env: ENV, caDir, args: ['--no-watch', ...(o.production ? ['--production'] : [])] });
     procs.push(t);
-    await waitLog(t, /"msg":"shared state connected"/);
+    await waitForLog(t, /"msg":"shared state connected"/);
     return t;
   };
   const get = async (t: TurretProc, url: string, agent = 'a', extra: string[] = []): Promise<CurlResult> => {
@@ -146,7 +137,7 @@ describe('shared state in Redis across replicas', () => {
     const rev = await issuer.cli(['handle', 'revoke', id], ENV);
     assert.equal(rev.code, 0, rev.stderr);
     for (const [i, t] of [r2, r3].entries()) {
-      await waitLog(t, new RegExp(`"msg":"handle revoked \\(shared state\\)","handle_id":"${id}"`), marks[i]);
+      await waitForLog(t, new RegExp(`"msg":"handle revoked \\(shared state\\)","handle_id":"${id}"`), marks[i]);
       const r = await get(t, url, 'a', ['-H', `authorization: Bearer ${handle}`]);
       assert.equal(r.status, 403, r.raw);
       assert.equal(r.headers['x-turret-error'], 'handle_revoked');
@@ -173,8 +164,8 @@ describe('shared state in Redis across replicas', () => {
     assert.ok(revokedBefore.length >= 1, 'the earlier revocation is in Redis');
     const marks = [dev.stderr().length, prod.stderr().length];
     await redis.stop();
-    await waitLog(dev, /"level":"warn","msg":"shared state unreachable; serving limits and revocations from local state/, marks[0]);
-    await waitLog(prod, /"level":"error","msg":"shared state unreachable; refusing traffic/, marks[1]);
+    await waitForLog(dev, /"level":"warn","msg":"shared state unreachable; serving limits and revocations from local state/, marks[0]);
+    await waitForLog(prod, /"level":"error","msg":"shared state unreachable; refusing traffic/, marks[1]);
     const d = await get(dev, url);
     assert.equal(d.status, 200, d.raw);
     // The CLI cannot reach Redis: it says so (exit 1) and still writes this machine's revocation file.
@@ -195,8 +186,8 @@ describe('shared state in Redis across replicas', () => {
 
     // Back, empty (no persistence): the replicas reconnect on their own and write back what they knew.
     await redis.start();
-    await waitLog(dev, /"msg":"shared state reconnected"/, marks[0]);
-    await waitLog(prod, /"msg":"shared state reconnected"/, marks[1]);
+    await waitForLog(dev, /"msg":"shared state reconnected"/, marks[0]);
+    await waitForLog(prod, /"msg":"shared state reconnected"/, marks[1]);
     assert.equal((await get(prod, url)).status, 200);
     assert.equal((await adminReady(prod)).status, 200);
     const revokedAfter = (await redis.cli(['ZRANGE', 'turret:revoked', '0', '-1'])).trim().split('\n').filter(Boolean);
@@ -239,8 +230,8 @@ describe('shared state in Redis across replicas', () => {
     assert.equal((await get(dev, url)).status, 200);
     await late.start();
     try {
-      await waitLog(prod, /"msg":"shared state connected"/);
-      await waitLog(dev, /"msg":"shared state connected"/);
+      await waitForLog(prod, /"msg":"shared state connected"/);
+      await waitForLog(dev, /"msg":"shared state connected"/);
       assert.equal((await get(prod, url)).status, 200);
       assert.equal((await adminReady(prod)).status, 200);
     } finally {
