@@ -36,6 +36,11 @@ rules:
     schemes: [http, https]
     ask_timeout: 60s
     unsafe_addresses: [127.0.0.1/32]
+  - name: ask-later
+    action: ask
+    methods: [POST]
+    hosts: ["later.turret.test:*"]
+    unsafe_addresses: [127.0.0.1/32]
   - name: ask-quick
     action: ask
     methods: [POST]
@@ -47,6 +52,7 @@ settings:
   dns_hosts:
     ask.turret.test: [127.0.0.1]
     quick.turret.test: [127.0.0.1]
+    later.turret.test: [127.0.0.1]
     read.turret.test: [127.0.0.1]
 `;
 }
@@ -153,30 +159,39 @@ describe('action: ask and the approvals API', () => {
     assert.equal(t.audit().filter((x) => x.event === 'request' && x.path === '/gone').length, 1);
   });
 
-  it('"allow for" adds a rule entry that survives a restart, shows in explain, and expires', async () => {
+  it('"allow for" adds a rule entry that survives a restart and shows in explain', async () => {
     const req = proxied(t, token, ['--data-binary', 'x', `https://ask.turret.test:${up.port}/for`]);
     const a = await pendingFor(t, '/for');
-    assert.equal((await approvals(t, ['allow', a.id, '--for', '20s'])).code, 0);
+    assert.equal((await approvals(t, ['allow', a.id, '--for', '1h'])).code, 0);
     assert.equal((await req).status, 200);
     const file = readFileSync(path.join(t.rulesDir, 'approvals.yaml'), 'utf8');
     assert.match(file, new RegExp(`name: approval-${a.id}`));
     // The next request passes without asking (the entry is in force once the reload ran).
     let next: CurlResult | null = null;
-    for (let i = 0; i < 100 && next?.status !== 200; i++) next = await proxied(t, token, ['--max-time', '1', '--data-binary', 'y', `https://ask.turret.test:${up.port}/for-next`]);
+    for (let i = 0; i < 100 && next?.status !== 200; i++) next = await proxied(t, token, ['--max-time', '2', '--data-binary', 'y', `https://ask.turret.test:${up.port}/for-next`]);
     assert.equal(next?.status, 200, 'allowed without asking');
     // A new process with the same rule files keeps it.
     const t2 = await startTurret({ rules: { 'rules.yaml': rules(), 'approvals.yaml': file }, env: { TURRET_ADMIN_TOKEN: ADMIN_TOKEN } });
     try {
       const ex = await t2.cli(['rules', 'explain', '--agent', 'bot', 'POST', `https://ask.turret.test:${up.port}/x`]);
       assert.match(ex.stdout, new RegExp(`decision: allow[\\s\\S]*approval-${a.id}`), ex.stdout + ex.stderr);
-      // …until its until: passes (bounded polling of explain, which sends nothing).
-      let out = ex.stdout;
-      for (let i = 0; i < 300 && !/decision: ask/.test(out); i++) out = (await t2.cli(['rules', 'explain', '--agent', 'bot', 'POST', `https://ask.turret.test:${up.port}/x`])).stdout;
-      assert.match(out, /decision: ask an operator[\s\S]*asks an operator/);
-      assert.match(out, /expired at/);
+      const tok2 = await agentToken(t2, 'bot');
+      assert.equal((await proxied(t2, tok2, ['--data-binary', 'z', `https://ask.turret.test:${up.port}/after-restart`])).status, 200, 'allowed after the restart');
     } finally {
       await t2.stop();
     }
+  });
+
+  it('an "allow for" entry expires: the host is asked about again', async () => {
+    const req = proxied(t, token, ['--data-binary', 'x', `https://later.turret.test:${up.port}/short`]);
+    const a = await pendingFor(t, '/short');
+    assert.equal((await approvals(t, ['allow', a.id, '--for', '2s'])).code, 0);
+    assert.equal((await req).status, 200);
+    // Bounded polling of explain (it sends nothing) until the entry's until: has passed.
+    const ask = (): Promise<string> => t.cli(['rules', 'explain', '--agent', 'bot', 'POST', `https://later.turret.test:${up.port}/x`]).then((r) => r.stdout);
+    let out = await ask();
+    for (let i = 0; i < 300 && !/decision: ask/.test(out); i++) out = await ask();
+    assert.match(out, /decision: ask an operator[\s\S]*expired at/);
   });
 
   it('the console and the API refuse without a session, the token, the form token, or from another origin', async () => {
