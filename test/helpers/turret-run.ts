@@ -3,6 +3,7 @@
  * environment that presets every trust and proxy setting to something WRONG (a preset must not win
  * over Turret's), and keeps every output so a test can grep all of them for secrets.
  */
+import { chmodSync } from 'node:fs';
 import { cleanEnv, runCli, type TurretProc } from './turret.js';
 
 /** Caller presets that would break the clients if they won over Turret's values. */
@@ -14,7 +15,6 @@ export const HOSTILE_PRESETS: Record<string, string> = {
   PIP_CERT: '/nonexistent/preset-ca.pem',
   NPM_CONFIG_CAFILE: '/nonexistent/preset-ca.pem',
   GIT_SSL_CAINFO: '/nonexistent/preset-ca.pem',
-  NODE_EXTRA_CA_CERTS: '/nonexistent/preset-ca.pem',
   PIP_PROXY: 'http://127.0.0.1:9',
   NPM_CONFIG_HTTPS_PROXY: 'http://127.0.0.1:9',
   npm_config_proxy: 'http://127.0.0.1:9',
@@ -33,8 +33,12 @@ export interface Runner {
   outputs: string[];
 }
 
+/** Variables the clients need beyond what Turret produces; `turret run`'s environment is an allow-list. */
+const PASS = ['GIT_TERMINAL_PROMPT', 'GIT_CONFIG_NOSYSTEM', 'AWS_EC2_METADATA_DISABLED'];
+
 export function turretRunner(t: () => TurretProc, agent: string, work: string, env: Record<string, string>): Runner {
   const outputs: string[] = [];
+  chmodSync(work, 0o777); // turret run (as root) runs the command as nobody, in a sandbox
   return {
     outputs,
     async run(cmd, extraEnv = {}) {
@@ -42,7 +46,8 @@ export function turretRunner(t: () => TurretProc, agent: string, work: string, e
       // `npm test` hands its own npm_config_* (userconfig, cache, registry …) to the tests.
       for (const k of Object.keys(base)) if (/^npm_/i.test(k) && !(k in HOSTILE_PRESETS) && !(k in extraEnv)) delete base[k];
       const tt = t();
-      const r = await runCli(['run', '--agent', agent, '--rules', tt.rulesDir, '--ca', tt.caDir, '--proxy', `127.0.0.1:${tt.port}`, '--', ...cmd], { cwd: work, env: base });
+      const pass = ['--pass-env', [...PASS, ...Object.keys(extraEnv)].join(',')];
+      const r = await runCli(['run', '--agent', agent, '--rules', tt.rulesDir, '--ca', tt.caDir, '--proxy', `127.0.0.1:${tt.port}`, ...pass, '--', ...cmd], { cwd: work, env: base });
       outputs.push(r.stdout, r.stderr);
       return r;
     },

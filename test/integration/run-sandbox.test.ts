@@ -120,12 +120,14 @@ describe('turret run isolates the command', () => {
 
   it('runs the command as nobody, and Turret key files, rules and audit log are out of reach', async () => {
     const key = path.join(t.caDir, 'turret.key');
-    const r = await run(['sh', '-c', `id -u; cat ${key} ${path.join(t.caDir, 'ca.key')} >/dev/null 2>&1 && echo READ-KEY; ls -A ${t.caDir}; ls -A ${t.rulesDir} | wc -l; touch ${path.join(t.rulesDir, 'evil.yaml')} 2>/dev/null && echo WROTE-RULES; cat ${t.auditPath} 2>/dev/null | wc -c; cat ${path.join(t.caDir, 'ca.crt')} | head -1`]);
+    const r = await run(['sh', '-c', `id -u; cat ${key} ${path.join(t.caDir, 'ca.key')} >/dev/null 2>&1 && echo READ-KEY; find ${t.caDir} -type f | sort | tr '\\n' ' '; echo; ls -A ${t.rulesDir} | wc -l; touch ${path.join(t.rulesDir, 'evil.yaml')} 2>/dev/null && echo WROTE-RULES; cat ${t.auditPath} 2>/dev/null | wc -c; grep -m1 -- -----BEGIN ${path.join(t.caDir, 'client', 'bundle.pem')}`]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     assert.equal(lines[0], '65534', 'the command runs as nobody');
     assert.ok(!r.stdout.includes('READ-KEY'), 'the key files must not be readable');
-    assert.equal(lines[1], 'ca.crt', 'only the CA certificate is visible in the CA directory');
+    const client = path.join(t.caDir, 'client');
+    // Only the public client files turret env points at (docs/clients.md) are visible in the CA directory.
+    assert.equal(lines[1]?.trim(), ['bundle.pem', 'truststore.p12', 'wgetrc'].map((f) => path.join(client, f)).join(' '), 'only the public client files are visible in the CA directory');
     assert.equal(lines[2], '0', 'the rules directory is empty inside');
     assert.ok(!r.stdout.includes('WROTE-RULES'), 'no file can be created in the rules directory');
     assert.equal(lines[3], '0', 'the audit log is empty inside');
