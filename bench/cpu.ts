@@ -13,6 +13,8 @@
  *
  * Each scenario runs ROUNDS times; the minimum and the median are printed (the minimum is the
  * least disturbed by other processes). About 40 s in all. Loopback only; not part of CI.
+ * BENCH_CPU_ROUNDS=N, BENCH_CPU_CASES=https,http and BENCH_CPU_MANY=0 (skip the 41-secret turret)
+ * make a shorter run for A/B comparisons of two builds.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -45,7 +47,9 @@ async function scenarios(s: Subject, ports: Ports, label: string, out: Record<st
     ['http', () => httpClient(s.route, ports.http, HOST, LOAD.concurrency), {}],
     ['https+handle', () => httpsClient(s.route, ports.https, HOST, LOAD.concurrency), handle],
   ];
+  const only = process.env.BENCH_CPU_CASES?.split(',');
   for (const [name, make, headers] of cases) {
+    if (only && !only.includes(name)) continue;
     const us: number[] = [];
     const rps: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
@@ -92,6 +96,7 @@ export async function benchCpu(): Promise<Record<string, number>> {
     } finally {
       await one.stop();
     }
+    if (process.env.BENCH_CPU_MANY === '0') return out;
     const m = manySecrets(files);
     const many = await turretSubject(up.ports, true, 'turret', m.env, m.entries);
     try {

@@ -2,11 +2,11 @@
  * The scrubber the proxy, the audit log, the logs and every error path share. Compiled once per
  * (secrets, patterns) set; cheap to call. See docs/scrubbing.md for what is found and what replaces.
  */
-import { Transform } from 'node:stream';
 import type { CompiledPattern } from './patterns.js';
 import { Matcher } from './matcher.js';
 import type { KnownSecret, Redaction } from './matcher.js';
 import { ScrubEngine } from './engine.js';
+import { ScrubTransform } from './stream.js';
 
 export type { KnownSecret, Redaction } from './matcher.js';
 
@@ -28,7 +28,9 @@ export interface ScrubStreamOptions {
 }
 
 /** The Transform plus a view of its buffer, for metrics and the memory-bound test. */
-export type ScrubStream = Transform & { readonly heldBytes: number; readonly peakHeldBytes: number; readonly scannedBytes: number };
+export type ScrubStream = ScrubTransform;
+
+const noop = (): void => undefined;
 
 export interface Scrubber {
   /** For headers, audit records, logs, error bodies. Text is handled as UTF-8. */
@@ -84,67 +86,8 @@ export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: 
     createStream(opts: ScrubStreamOptions = {}) {
       const maxHold = opts.maxHoldBytes ?? DEFAULT_MAX_HOLD_BYTES;
       if (!Number.isInteger(maxHold) || maxHold < 256) throw new Error('maxHoldBytes must be an integer >= 256');
-      const onRedaction = opts.onRedaction ?? (() => undefined);
-      const engine = new ScrubEngine(matcher, maxHold, onRedaction);
-      const limit = opts.maxScanBytes ?? Infinity;
-      const idleMs = opts.idleFlushMs;
-      let scanned = 0;
-      let passing = false;
-      let timer: NodeJS.Timeout | undefined;
-      const t: Transform = new Transform({
-        transform(chunk: Buffer | string, _enc, cb) {
-          if (timer) clearTimeout(timer);
-          timer = undefined;
-          try {
-            let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-            if (passing) return cb(null, buf);
-            let rest: Buffer | undefined;
-            if (scanned + buf.length > limit) {
-              rest = buf.subarray(limit - scanned);
-              buf = buf.subarray(0, limit - scanned);
-            }
-            scanned += buf.length;
-            const out = rest ? engine.end(buf) : engine.write(buf);
-            if (out.length > 0) this.push(out);
-            if (rest) {
-              passing = true;
-              if (rest.length > 0) this.push(rest);
-            } else if (idleMs !== undefined && engine.held > 0) {
-              timer = setTimeout(() => {
-                timer = undefined;
-                try {
-                  const soft = engine.flushSoft();
-                  if (soft.length > 0) t.push(soft);
-                } catch (e) {
-                  t.destroy(e instanceof Error ? e : new Error('scrubber failed'));
-                }
-              }, idleMs);
-            }
-            cb();
-          } catch (e) {
-            // Fail closed: the proxy aborts the response rather than pass unscrubbed bytes.
-            cb(e instanceof Error ? e : new Error('scrubber failed'));
-          }
-        },
-        flush(cb) {
-          if (timer) clearTimeout(timer);
-          try {
-            const out = passing ? Buffer.alloc(0) : engine.end();
-            if (out.length > 0) this.push(out);
-            cb();
-          } catch (e) {
-            cb(e instanceof Error ? e : new Error('scrubber failed'));
-          }
-        },
-        destroy(err, cb) {
-          if (timer) clearTimeout(timer);
-          cb(err);
-        },
-      });
-      Object.defineProperty(t, 'scannedBytes', { get: () => scanned });
-      Object.defineProperty(t, 'heldBytes', { get: () => engine.held });
-      Object.defineProperty(t, 'peakHeldBytes', { get: () => engine.peakHeld });
-      return t as ScrubStream;
+      const engine = new ScrubEngine(matcher, maxHold, opts.onRedaction ?? noop);
+      return new ScrubTransform(engine, opts.maxScanBytes ?? Infinity, opts.idleFlushMs);
     },
   };
 }
