@@ -4,7 +4,8 @@
  * whose binary is missing returns null and the bench reports it as "not installed".
  *
  *   tinyproxy — plain HTTP forward; CONNECT as an opaque tunnel (no interception)
- *   squid     — same, caching off (`cache deny all`), access log to a file (Turret audits too),
+ *   squid     — ssl-bump: intercepts HTTPS with its own CA like Turret; plain HTTP forward;
+ *               caching off (`cache deny all`), access log to a file (Turret audits too),
  *               DNS pointed at 127.0.0.1 so a stray lookup can never leave the machine
  *   mitmdump  — intercepts HTTPS with its own CA (confdir in the temp dir), verifies the upstream
  *               against the test CA; default options (it buffers whole bodies)
@@ -18,7 +19,7 @@ import path from 'node:path';
 export interface PeerProc {
   port: number;
   pid: number;
-  /** The intercepting CA a client must trust (mitmdump only). */
+  /** The intercepting CA a client must trust (squid with ssl-bump, mitmdump). */
   caPem?: string;
   stop(): Promise<void>;
 }
@@ -97,18 +98,49 @@ export async function startTinyproxy(): Promise<PeerProc | null> {
   return launch(bin, dir, ['-d', '-c', conf], port);
 }
 
-export async function startSquid(): Promise<PeerProc | null> {
+/**
+ * squid with ssl-bump: it intercepts HTTPS like Turret (its own CA, generated in the temp dir and
+ * trusted by the client; leaf certificates minted per host by security_file_certgen; the upstream
+ * verified against `upstreamCaFile`). Plain HTTP as a forward proxy. Caching off, access log to a
+ * file, DNS pointed at 127.0.0.1 so a stray lookup can never leave the machine.
+ */
+export async function startSquid(upstreamCaFile: string): Promise<PeerProc | null> {
   const bin = findBin('squid');
-  if (!bin) return null;
+  const certgen = ['/usr/lib/squid/security_file_certgen', '/usr/lib64/squid/security_file_certgen'].find((f) => existsSync(f));
+  if (!bin || !certgen) return null;
   const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-squid-'));
   // Squid started as root drops to its own user, which must be able to write its logs here.
   chmodSync(dir, 0o777);
   const port = await freePort();
+  const caKey = path.join(dir, 'ca.key');
+  const caCrt = path.join(dir, 'ca.crt');
+  const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', caCrt, '-days', '2', '-subj', '/CN=turret bench squid CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { encoding: 'utf8' });
+  if (gen.status !== 0) throw new Error(`openssl could not make the squid CA: ${gen.stderr}`);
+  chmodSync(caKey, 0o644);
+  const db = path.join(dir, 'ssl_db');
+  const init = spawnSync(certgen, ['-c', '-s', db, '-M', '16MB'], { encoding: 'utf8' });
+  if (init.status !== 0) throw new Error(`security_file_certgen -c failed: ${init.stderr}`);
+  spawnSync('chmod', ['-R', 'a+rwX', db]);
+  // Squid's own user may not reach the repository: it reads a copy of the upstream CA.
+  const upCa = path.join(dir, 'upstream-ca.crt');
+  writeFileSync(upCa, readFileSync(upstreamCaFile), { mode: 0o644 });
   const conf = path.join(dir, 'squid.conf');
   writeFileSync(
     conf,
     [
-      `http_port 127.0.0.1:${port}`,
+      `http_port 127.0.0.1:${port} ssl-bump tls-cert=${caCrt} tls-key=${caKey} generate-host-certificates=on dynamic_cert_mem_cache_size=16MB`,
+      `sslcrtd_program ${certgen} -s ${db} -M 16MB`,
+      'sslcrtd_children 4 startup=1 idle=1',
+      'acl step1 at_step SslBump1',
+      'ssl_bump peek step1',
+      'ssl_bump bump all',
+      `tls_outgoing_options cafile=${upCa}`,
+      // The peers get 127.0.0.1 in the URL and the name only in SNI; squid checks the upstream's
+      // certificate name against the CONNECT address, which it cannot match. Only that error is
+      // accepted: the chain is still verified against the upstream CA.
+      'acl name_mismatch ssl_error SQUID_X509_V_ERR_DOMAIN_MISMATCH',
+      'sslproxy_cert_error allow name_mismatch',
+      'sslproxy_cert_error deny all',
       'acl bench src 127.0.0.1/32',
       'http_access allow bench',
       'http_access deny all',
@@ -123,7 +155,17 @@ export async function startSquid(): Promise<PeerProc | null> {
       '',
     ].join('\n'),
   );
-  return launch(bin, dir, ['-N', '-f', conf], port);
+  const p = await launch(bin, dir, ['-N', '-f', conf], port);
+  return { ...p, caPem: readFileSync(caCrt, 'utf8') };
+}
+
+/** The minimal Node relay (bench/peers-relay.ts), the floor of Node's own TLS and HTTP cost. */
+export async function startRelay(upstreamCaFile: string): Promise<PeerProc | null> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-relay-'));
+  const port = await freePort();
+  const file = path.join(path.dirname(new URL(import.meta.url).pathname), 'peers-relay.ts');
+  const p = await launch(process.execPath, dir, ['--import', 'tsx', file, String(port), upstreamCaFile], port);
+  return { ...p, caPem: readFileSync(upstreamCaFile, 'utf8') };
 }
 
 export async function startMitmdump(upstreamCaFile: string): Promise<PeerProc | null> {

@@ -7,9 +7,12 @@
  *                with interception (keep-alive inside the tunnel); with and without a handle
  *                injection; default scrubbing. Plus "turret, scrub off" (a second turret whose
  *                `scrub.content_types` excludes JSON) for HTTPS only, to separate scrubbing out.
- *   tinyproxy, squid — plain HTTP forward; HTTPS as an opaque CONNECT tunnel: they do NOT
- *                intercept (no decision, no injection, no scrubbing is possible inside)
+ *   tinyproxy  — plain HTTP forward; HTTPS as an opaque CONNECT tunnel: it does NOT intercept
+ *                (no decision, no injection, no scrubbing is possible inside)
+ *   squid      — ssl-bump: intercepts HTTPS with its own CA (trusted by the client), like Turret
+ *                (but makes no per-request decision, injection or scrubbing); plain HTTP
  *   mitmproxy  — mitmdump, intercepting HTTPS with its own CA (trusted by the client); plain HTTP
+ *   node relay — bench/peers-relay.ts: terminates TLS, relays, nothing else: Node's floor
  *
  * Metrics: small-request req/s and p50/p99 at 16 connections (undici closed loop; plus wrk for
  * plain HTTP, where a C client cannot be the bottleneck), 10 MB download MB/s on one connection,
@@ -28,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { startTurret, cleanEnv } from '../test/helpers/turret.js';
 import { UPSTREAM_CA_FILE } from '../test/helpers/upstream.js';
 import { closedLoop, download, firstRequests, httpClient, httpsClient, type Client, type Route } from './peers-load.js';
-import { procStats, runWrk, startMitmdump, startSquid, startTinyproxy, type PeerProc } from './peers-procs.js';
+import { procStats, runWrk, startMitmdump, startRelay, startSquid, startTinyproxy, type PeerProc } from './peers-procs.js';
 import { printTables, type Row } from './peers-report.js';
 import { BIG_BYTES } from './peers-upstream.js';
 
@@ -177,8 +180,9 @@ export async function turretSubject(ports: Ports, scrub: boolean, name: string, 
 
 const PEERS: ReadonlyArray<[string, () => Promise<PeerProc | null>]> = [
   ['tinyproxy (HTTPS: opaque tunnel, no interception)', startTinyproxy],
-  ['squid (HTTPS: opaque tunnel, no interception)', startSquid],
+  ['squid (ssl-bump, intercepting)', () => startSquid(UPSTREAM_CA_FILE)],
   ['mitmproxy (mitmdump, intercepting)', () => startMitmdump(UPSTREAM_CA_FILE)],
+  ['node relay (TLS-terminating floor, nothing else)', () => startRelay(UPSTREAM_CA_FILE)],
 ];
 
 export async function benchPeers(): Promise<Record<string, number>> {

@@ -16,6 +16,7 @@ import { toolListFilterStream } from './mcp-filter.js';
 import { checkTransferCoding, contentCoding, decoderFor } from './codings.js';
 import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
+import { respondSmall, smallBodyLength } from './small-body.js';
 
 /** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
 export function upstreamError(e: unknown): TurretError {
@@ -175,6 +176,11 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
 
   if (capture) {
     await capture.respond(x, body as Readable, decode, outHeaders, scrubber, count);
+    return;
+  }
+  const small = withBody && decode === null && filter === null && announced.length === 0 ? smallBodyLength(upHeaders) : null;
+  if (small !== null) {
+    await respondSmall(x, body as Readable, { statusCode, headers: outHeaders, length: small, scrubber: scrubbing ? scrubber : null, maxScan: settings?.maxBodyScan ?? null, count, mapError: upstreamError });
     return;
   }
   res.writeHead(statusCode, outHeaders.flat());

@@ -1,0 +1,98 @@
+/**
+ * The small-body path of the response: an identity body with a Content-Length of at most
+ * SMALL_BODY_MAX bytes is read whole, scrubbed in one call and written with its (new) length in
+ * one write together with the head. Against the streaming path (stream.pipeline, a scrub
+ * Transform, a counting Transform, chunked framing) this saves the per-response stream machinery
+ * and a second TLS record, which were most of a small request's CPU.
+ *
+ * What does not change: every byte scanned is scanned by the same scrubber (scrubBuffer is the
+ * streaming engine's final pass, which sees the whole body at once); `scrub.max_body_scan` is
+ * honoured; a body that fails before its end is a clean error answer (no head was sent yet), and
+ * a client that goes away before the response is out fails the exchange as the pipeline did.
+ */
+import type { Readable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
+import type { TurretError } from '../../core/errors.js';
+import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
+import type { Exchange } from './exchange.js';
+
+export const SMALL_BODY_MAX = 64 * 1024;
+
+/** The body length when the small-body path applies to these upstream headers, else null. */
+export function smallBodyLength(headers: Record<string, string | string[] | undefined>): number | null {
+  if (headers['transfer-encoding'] !== undefined) return null;
+  const cl = headers['content-length'];
+  if (typeof cl !== 'string' || !/^\d{1,6}$/.test(cl)) return null;
+  const n = Number(cl);
+  return n <= SMALL_BODY_MAX ? n : null;
+}
+
+async function readAll(body: Readable & { arrayBuffer?: () => Promise<ArrayBuffer> }, expected: number): Promise<Buffer> {
+  if (typeof body.arrayBuffer === 'function') return Buffer.from(await body.arrayBuffer());
+  const parts: Buffer[] = [];
+  for await (const c of body) parts.push(c as Buffer);
+  return Buffer.concat(parts, expected);
+}
+
+/** Resolves when the response is handed to the socket; rejects when the client went first. */
+function ended(res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onFinish = (): void => {
+      res.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      res.off('finish', onFinish);
+      if (res.writableFinished) resolve();
+      else reject(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    };
+    res.once('finish', onFinish);
+    res.once('close', onClose);
+  });
+}
+
+export interface SmallBody {
+  statusCode: number;
+  /** Client response headers (scrubbed); any Content-Length in them is replaced. */
+  headers: Array<[string, string]>;
+  length: number;
+  /** Null when the body's type is not scanned. */
+  scrubber: Scrubber | null;
+  maxScan: number | null;
+  count: (r: Redaction) => void;
+  /** The same mapping the streaming path applies to a failed body or client. */
+  mapError: (e: unknown) => TurretError;
+}
+
+export async function respondSmall(x: Exchange, body: Readable, o: SmallBody): Promise<void> {
+  const res = x.res;
+  let out: Buffer;
+  try {
+    const buf = await readAll(body, o.length);
+    if (buf.length !== o.length) throw Object.assign(new Error('response body length differs from its Content-Length'), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' });
+    out = buf;
+    if (o.scrubber && buf.length > 0) {
+      const scan = o.maxScan !== null && buf.length > o.maxScan ? buf.subarray(0, o.maxScan) : buf;
+      const r = o.scrubber.scrubBuffer(scan);
+      r.redactions.forEach(o.count);
+      out = scan === buf ? r.buf : Buffer.concat([r.buf, buf.subarray(scan.length)]);
+    }
+  } catch (e) {
+    // Nothing was sent: the pipeline's fail() answers with the error's code and status.
+    body.destroy();
+    throw o.mapError(e);
+  }
+  const headers = o.headers.filter(([k]) => k.toLowerCase() !== 'content-length');
+  headers.push(['content-length', String(out.length)]);
+  res.writeHead(o.statusCode, headers.flat());
+  x.responded = true;
+  x.bytesOut += out.length;
+  const done = ended(res);
+  res.end(out);
+  try {
+    await done;
+  } catch (e) {
+    res.destroy();
+    throw o.mapError(e);
+  }
+}
