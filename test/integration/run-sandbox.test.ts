@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -232,5 +232,84 @@ describe('turret run isolates the command', () => {
     });
     assert.equal(r.code, 9);
     assert.match(r.stdout, /got-term/);
+  });
+});
+
+describe('turret run without namespaces, and with a terminal', () => {
+  let t: TurretProc;
+  const work = mkdtempSync(path.join(tmpdir(), 'turret-sbx2-'));
+  chmodSync(work, 0o777);
+
+  before(async () => {
+    t = await startTurret({ rules: { 'r.yaml': 'agents: [{ name: runner }]\nrules: []\n' }, env: { TURRET_ADMIN: 'off' } });
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  const runArgs = (extra: string[], cmd: string[]): string[] => [MAIN, 'run', '--agent', 'runner', '--rules', t.rulesDir, '--ca', t.caDir, '--proxy', `127.0.0.1:${t.port}`, ...extra, '--', ...cmd];
+
+  const runWith = (env: Record<string, string>, extra: string[], cmd: string[]): Promise<Run> =>
+    new Promise((resolve, reject) => {
+      const p = spawn(process.execPath, runArgs(extra, cmd), { cwd: work, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      p.on('error', reject);
+      p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+
+  it('refuses to run unisolated when bubblewrap is missing or user namespaces are off, naming cause and fix', async () => {
+    const missing = await runWith({ TURRET_BWRAP: path.join(work, 'no-such-bwrap') }, [], ['true']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot isolate the command: bubblewrap .* is not installed; install it/);
+    assert.match(missing.stderr, /--no-sandbox/);
+    // A bwrap that fails the way a kernel without unprivileged user namespaces makes it fail.
+    const fake = path.join(work, 'fake-bwrap');
+    writeFileSync(fake, '#!/bin/sh\necho "bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces." >&2\nexit 1\n', { mode: 0o755 });
+    const off = await runWith({ TURRET_BWRAP: fake }, [], ['sh', '-c', 'echo RAN']);
+    assert.equal(off.code, 2);
+    assert.ok(!off.stdout.includes('RAN'), 'the command never runs');
+    assert.match(off.stderr, /user namespaces/);
+    assert.match(off.stderr, /kernel\.unprivileged_userns_clone=1/);
+    // The explicit opt-out runs it, and says what it gives up, on every start.
+    for (let i = 0; i < 2; i++) {
+      const opted = await runWith({ TURRET_BWRAP: fake }, ['--no-sandbox'], ['sh', '-c', 'echo RAN; id -u']);
+      assert.equal(opted.code, 0, opted.stderr);
+      assert.match(opted.stdout, /^RAN$/m);
+      assert.match(opted.stderr, /WARNING: --no-sandbox: .*cooperative only/);
+    }
+  });
+
+  it('runs an interactive shell on a pty: commands, Ctrl-C of a foreground program, exit code', async () => {
+    const cmd = [process.execPath, ...runArgs([], ['bash', '--norc', '--noprofile', '-i'])].map((a) => `'${a}'`).join(' ');
+    const p = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: work, env: cleanEnv({ TERM: 'dumb', PS1: '$ ' }), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    const waitFor = (re: RegExp): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (re.test(out)) {
+            p.stdout.off('data', check);
+            p.off('close', fail);
+            resolve();
+          }
+        };
+        const fail = (): void => reject(new Error(`the shell ended before ${re}: ${out}`));
+        p.stdout.on('data', check);
+        p.once('close', fail);
+        check();
+      });
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.stdin.write('[ -t 0 ] && echo "TTY-$((6*7))"\n');
+    await waitFor(/TTY-42/);
+    p.stdin.write('echo "SLEEPING-$((1+1))"; sleep 1000\n');
+    await waitFor(/SLEEPING-2/);
+    p.stdin.write('\x03'); // Ctrl-C: the terminal interrupts the foreground program, the shell stays
+    p.stdin.write('echo "AFTER-$((40+3))"\n');
+    await waitFor(/AFTER-43/);
+    const closed = new Promise<number>((r) => p.once('close', (c) => r(c ?? -1)));
+    p.stdin.write('exit 5\n');
+    assert.equal(await closed, 5);
   });
 });
