@@ -13,7 +13,8 @@
 import { HANDLE_PREFIX, HANDLE_RE } from '../core/handle-shape.js';
 import type { CompiledPattern } from './patterns.js';
 import { passesCheck, shannonEntropy } from './patterns.js';
-import { secretNeedles } from './encodings.js';
+import { secretNeedles, type SecretForm } from './encodings.js';
+import { DecodedFinder, type DecodedNeedle } from './decoded.js';
 import { KeywordIndex } from './keywords.js';
 import { findRuns } from './runs.js';
 
@@ -24,6 +25,9 @@ export interface KnownSecret {
 }
 
 export type Redaction = { kind: 'secret' | 'pattern'; id: string };
+
+/** The forms searched again after decoding (escaped runs, wrapped base64): the plain spellings. */
+const DECODED_FORMS = new Set<SecretForm>(['raw', 'hex', 'base64', 'base64url', 'base64-embedded', 'base64url-embedded']);
 
 export interface Candidate {
   /** Whole match: what must be visible before the match can be trusted. */
@@ -70,6 +74,8 @@ export class Matcher {
   /** Keyword → the patterns (plain and block) that need it, and the known secrets' ASCII forms. */
   private readonly keywords: KeywordIndex<Indexed> | undefined;
   private readonly unboundedWindow: number;
+  /** Known secrets spelled with mixed escapes or wrapped base64 (decoded.ts). */
+  private readonly decoded: DecodedFinder<NeedleInfo>;
 
   constructor(
     secrets: readonly KnownSecret[],
@@ -82,11 +88,13 @@ export class Matcher {
     this.unboundedWindow = unboundedWindow;
     let window = 0;
     const byKeyword = new Map<string, Indexed[]>();
+    const decodedNeedles: DecodedNeedle<NeedleInfo>[] = [];
     for (const s of secrets) {
       if (s.value.length === 0) continue; // an empty secret would match everywhere; nothing to hide
       const info: NeedleInfo = { replacement: Buffer.from(s.replacement, 'utf8'), redaction: { kind: 'secret', id: s.name } };
       for (const n of secretNeedles(s.value)) {
         if (this.needles.has(n.bytes)) continue; // same bytes from an earlier secret: first wins
+        if (DECODED_FORMS.has(n.form)) decodedNeedles.push({ bytes: n.bytes, caseless: n.caseless === true, base64: n.form.startsWith('base64'), info });
         window = Math.max(window, n.bytes.length);
         if (/^[\x00-\x7f]*$/.test(n.bytes)) {
           this.needles.set(n.bytes, info);
@@ -99,6 +107,8 @@ export class Matcher {
       }
     }
 
+    this.decoded = new DecodedFinder(decodedNeedles);
+    window = Math.max(window, this.decoded.window);
     let unbounded = false;
     for (const p of this.plain) {
       if (Number.isFinite(p.maxLength)) window = Math.max(window, p.maxLength);
@@ -148,6 +158,7 @@ export class Matcher {
       }
     }
     if (from >= buf.length) return out;
+    this.decoded.find(buf, from, (start, end, info) => out.push({ start, end, rStart: start, rEnd: end, ...info }));
     for (const p of this.always) {
       if (p.run) this.runRuns(p, buf, from, out);
       else this.runPattern(p, buf, from, out);

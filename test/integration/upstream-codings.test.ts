@@ -53,12 +53,32 @@ const ANSWERS: Record<string, (auth: string) => Buffer> = {
     const z = zlib.gzipSync(zlib.gzipSync(`auth=${a}`));
     return Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\ncontent-encoding: GZIP\r\nContent-Length: ${z.length}\r\n\r\n`), z]);
   },
+  // Spellings that mix escaped and literal characters, and wrapped base64 (issue #10 item 5).
+  spellings: (a) => {
+    const v = a.replace(/^Bearer /, '');
+    const body = spellingsOf(v).join('\n');
+    return Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Quoted: ${pyQuote(v)}\r\nX-Entity: ${v.replace('/', '&#0047;')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  },
   // Mis-cased but single and decodable: decoded and scrubbed, the handle comes back.
   'ce-mixed-case': (a) => {
     const z = zlib.gzipSync(`auth=${a}`);
     return Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: GZip\r\nTransfer-Encoding: Chunked\r\n\r\n`), chunk(z)]);
   },
 };
+
+/** Python's urllib.parse.quote(): `/` kept, `+` and everything else outside [A-Za-z0-9_.~-] escaped. */
+const pyQuote = (v: string): string => v.replace(/[^A-Za-z0-9_.~/-]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+const wrap76 = (t: string): string => (t.match(/.{1,76}/g) ?? []).join('\r\n');
+function spellingsOf(v: string): string[] {
+  return [
+    `<p>quote: ${pyQuote(v)}</p>`,
+    `only-slash: ${v.replace('/', '%2F')}`,
+    `<p>entity: ${v.replace('/', '&#47;')}</p>`,
+    `<p>padded: ${v.replace('/', '&#0047;').replace('+', '&#x002B;')}</p>`,
+    `json: "${v.replace('/', '\\u002f')}"`,
+    `mime:\r\n${wrap76(Buffer.from(`Content-Disposition: attachment; token=${v}; end`).toString('base64'))}`,
+  ];
+}
 
 describe('hostile upstream codings', () => {
   let t: TurretProc;
@@ -112,6 +132,23 @@ describe('hostile upstream codings', () => {
       assert.equal(next.status, 200, next.raw);
     });
   }
+
+  it('spellings mixing escaped and literal characters, and MIME-wrapped base64, never give the secret back', async () => {
+    const r = await get('spellings');
+    assert.equal(r.status, 200, r.raw);
+    // Every spelling was found and replaced; decoding what arrived (one percent layer, HTML
+    // references, JSON escapes, joined base64 lines) does not produce the secret either.
+    const decoded = r.raw
+      .replace(/%([0-9a-f]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)))
+      .replace(/&#x([0-9a-f]+);?/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)))
+      .replace(/&#([0-9]+);?/g, (_m, d: string) => String.fromCharCode(Number(d)))
+      .replace(/\\u([0-9a-f]{4})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+    assert.ok(!decoded.includes(SECRET), 'no decoded spelling holds the secret');
+    const b64 = r.raw.replace(/\r\n/g, '').match(/[A-Za-z0-9+/=]{16,}/g) ?? [];
+    for (const run of b64) for (const k of [0, 1, 2, 3]) assert.ok(!Buffer.from(run.slice(k), 'base64').toString('latin1').includes(SECRET), 'no joined base64 run decodes to it');
+    assert.ok((r.raw.match(/\[REDACTED:secret:api\]|trt_/g) ?? []).length >= 8, `every spelling replaced: ${r.raw}`);
+    seen.push(decoded);
+  });
 
   it('a single decodable coding in any letter case is decoded and scrubbed', async () => {
     const r = await get('ce-mixed-case', ['--compressed']);
