@@ -10,13 +10,14 @@
  * - `allowed`   policy allowed it; the final result is written as `completed` or `failed`
  * - `completed` the upstream answered and the response was relayed
  * - `failed`    allowed, but the network or the proxy failed (a 5xx code)
+ * - `aborted`   cut short by the client (client_closed) or by the drain deadline at shutdown
  */
 
 export type AuditEvent = 'request' | 'tunnel_open' | 'tunnel_close';
-export type AuditOutcome = 'attempt' | 'denied' | 'allowed' | 'completed' | 'failed';
+export type AuditOutcome = 'attempt' | 'denied' | 'allowed' | 'completed' | 'failed' | 'aborted';
 
 export const AUDIT_EVENTS: readonly AuditEvent[] = ['request', 'tunnel_open', 'tunnel_close'];
-export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['attempt', 'denied', 'allowed', 'completed', 'failed'];
+export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['attempt', 'denied', 'allowed', 'completed', 'failed', 'aborted'];
 
 export interface AuditRecord {
   time: string;

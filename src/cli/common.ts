@@ -5,8 +5,6 @@
 import path from 'node:path';
 
 export class UsageError extends Error {
-  /** Bad configuration or usage: exit 2 (main.ts). */
-  readonly exitCode = 2;
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';

@@ -4,7 +4,6 @@
  */
 import { cac } from 'cac';
 import { approvalsCommand } from './approvals.js';
-import { VERSION } from '../core/version.js';
 import { auditCommand, type AuditOptions } from './audit.js';
 import { caCommand } from './ca.js';
 import { DEFAULT_LISTEN, UsageError } from './common.js';
@@ -119,7 +118,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .command('audit <action> [...files]', 'Audit log: verify FILE... | tail [--follow] [--agent A] [--decision D] FILE')
     .option('-f, --follow', 'tail: keep printing new records (across rotation) until interrupted')
     .option('--agent <name>', 'tail: only records of this agent')
-    .option('--decision <outcome>', 'tail: only records with this outcome (attempt, denied, allowed, completed, failed)')
+    .option('--decision <outcome>', 'tail: only records with this outcome (attempt, denied, allowed, completed, failed, aborted)')
     .action((a: string, files: string[], o: AuditOptions) =>
       run(
         auditCommand(a, files, o).then((code) => {
@@ -129,8 +128,8 @@ export async function runCli(argv: string[]): Promise<number> {
     );
 
   cli.help();
-  cli.version(VERSION);
-  const parsed = usage(() => cli.parse(argv, { run: false }));
+  cli.version('0.1.0');
+  const parsed = cli.parse(argv, { run: false });
   if (parsed.options.help || parsed.options.version) return 0;
   if (!cli.matchedCommand) {
     if (cli.args.length === 0) {
@@ -139,17 +138,7 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     throw new UsageError(`unknown command "${cli.args.join(' ').slice(0, 60)}"; see turret --help`);
   }
-  await usage(() => cli.runMatchedCommand());
+  await cli.runMatchedCommand();
   if (action) await action;
   return exit;
-}
-
-/** cac's own errors (missing argument, unknown option) are usage errors: exit 2 like ours. */
-function usage<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    if ((e as Error)?.name === 'CACError') throw new UsageError((e as Error).message);
-    throw e;
-  }
 }

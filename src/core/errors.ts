@@ -46,13 +46,19 @@ export const ERROR_TABLE = {
   client_timeout: { status: 408, what: 'the client did not send a complete request in time' },
   headers_too_large: { status: 431, what: 'request headers exceed the configured limit' },
   body_too_large: { status: 413, what: 'request body exceeds the configured limit' },
+  // An exchange cut short by the client or by shutdown (audit outcome `aborted`); 499 is the
+  // status recorded when nothing was sent (the client is gone and never sees it).
+  client_closed: { status: 499, what: 'the client closed the connection before the exchange completed' },
+  drain_deadline: { status: 503, what: 'the proxy was shutting down and the drain deadline cut the exchange' },
   // 5xx — network, not policy
   dns_failed: { status: 502, what: 'the destination host name could not be resolved' },
   upstream_connect_failed: { status: 502, what: 'the upstream could not be reached' },
   upstream_tls_failed: { status: 502, what: 'the upstream TLS certificate could not be verified' },
   upstream_protocol_error: { status: 502, what: 'the upstream sent an invalid response' },
   upstream_coding_unsupported: { status: 502, what: 'the upstream response uses a content or transfer coding the proxy cannot decode and scan' },
+  upstream_closed: { status: 502, what: 'the upstream closed the connection before its response was complete' },
   upstream_timeout: { status: 504, what: 'the upstream did not answer in time' },
+  emfile: { status: 503, what: 'the proxy ran out of file descriptors (raise its open-files limit, docs/operations.md)' },
   proxy_unavailable: { status: 503, what: 'the proxy is not ready (rules, CA or secrets not loaded)' },
   state_unavailable: { status: 503, what: 'the shared state (Redis) is unreachable and production mode refuses to serve without it' },
   internal_error: { status: 500, what: 'the proxy failed internally' },

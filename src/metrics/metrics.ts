@@ -11,7 +11,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** `decision` label of turret_requests_total. */
-export type RequestDecision = 'allowed' | 'denied' | 'failed';
+export type RequestDecision = 'allowed' | 'denied' | 'failed' | 'aborted';
 export type LeafCacheResult = 'hit' | 'mint';
 export type ReloadResult = 'ok' | 'failed';
 export type TunnelMode = 'intercept' | 'passthrough';

@@ -2,7 +2,7 @@
  * Enforcement of the resource limits that are not a Node or undici option:
  *
  * - concurrent tunnels per agent (429 too_many_tunnels),
- * - the total time of one exchange (504 upstream_timeout before the response starts, abort after),
+ * - the total time of one exchange (ending.ts: 504 upstream_timeout before the response starts, abort after),
  * - slow clients inside intercepted tunnels. Node checks `headersTimeout` and `requestTimeout`
  *   only for sockets a *listening* server accepted (Node 20: the check interval starts on
  *   'listening'); the inner server gets its connections by `emit('connection')`, so a client
@@ -15,6 +15,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../core/errors.js';
+import { endExchange } from './ending.js';
 import { sendErrorRaw } from './stages/respond.js';
 
 /** Resource limits; names, flags and rationale in src/cli/limits.ts and docs/operations.md. */
@@ -89,26 +90,6 @@ export function holdTunnelSlot(rt: { tunnelSlots: TunnelSlots; limits: Limits },
   socket.once('close', release);
 }
 
-/**
- * Arms the whole-exchange deadline for one request. forward.ts passes the signal to undici, so
- * a request that outlives `requestTimeoutMs` is aborted with upstream_timeout wherever it is
- * (waiting for the upstream, or streaming the response). The same signal aborts the upstream
- * request when the client disconnects first.
- */
-export function armDeadline(limits: Limits, res: ServerResponse): AbortSignal {
-  const ac = new AbortController();
-  const s = Math.round(limits.requestTimeoutMs / 100) / 10;
-  const timer = limits.requestTimeoutMs > 0 ? setTimeout(() => ac.abort(new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)), limits.requestTimeoutMs) : null;
-  timer?.unref();
-  res.once('close', () => {
-    if (timer) clearTimeout(timer);
-    // The client went away (or a drain deadline cut it): stop the upstream request too, so it
-    // holds no pool connection and no upstream work for nobody.
-    if (!res.writableFinished) ac.abort(new Error('the client closed the connection'));
-  });
-  return ac.signal;
-}
-
 interface Watched {
   /** When the connection started waiting for a request head (connect, or previous response end). */
   waitingSince: number | null;
@@ -170,8 +151,11 @@ export function guardSlowClients(server: Server, limits: Limits, onTimeout: (soc
         setTimeout(() => socket.destroy(), 100).unref();
       } else if (w.receivingSince !== null && now - w.receivingSince > limits.clientRequestTimeoutMs) {
         watched.delete(socket);
-        // The response may have started: closing is the only honest signal (the exchange is audited as failed).
-        w.req?.destroy(new TurretError('client_timeout', 'the client did not send the whole request in time (client_request_timeout)'));
+        // The response may have started: closing is the only honest signal (the exchange is
+        // audited with this cause, ending.ts).
+        const e = new TurretError('client_timeout', 'the client did not send the whole request in time (client_request_timeout)');
+        if (w.req) endExchange(w.req, e);
+        w.req?.destroy(e);
         socket.destroy();
       }
     }

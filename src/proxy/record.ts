@@ -8,11 +8,13 @@ import { isPolicyStatus, type TurretError } from '../core/errors.js';
 import type { AuditEvent } from '../audit/record.js';
 import type { TunnelMode } from '../metrics/metrics.js';
 import type { Scheme } from '../policy/types.js';
+import { ABORT_CODES } from './ending.js';
 import type { Runtime } from './runtime.js';
 
 /** The outcome of something that ended with `err` (or without an error): the one place the rule lives. */
-export function outcomeOf(err: TurretError | null): 'completed' | 'denied' | 'failed' {
+export function outcomeOf(err: TurretError | null): 'completed' | 'denied' | 'failed' | 'aborted' {
   if (!err) return 'completed';
+  if (ABORT_CODES.has(err.code)) return 'aborted';
   return isPolicyStatus(err.status) ? 'denied' : 'failed';
 }
 

@@ -109,9 +109,13 @@ export class UpstreamPool {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Graceful (a reload: running requests finish first), or forced (shutdown after the drain:
+   * whatever still holds a connection was cut already, and must not keep the process alive).
+   */
+  async close(force = false): Promise<void> {
     const all = [...this.agents.values()];
     this.agents.clear();
-    await Promise.allSettled(all.map((a) => a.close()));
+    await Promise.allSettled(all.map((a) => (force ? a.destroy() : a.close())));
   }
 }

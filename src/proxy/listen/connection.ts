@@ -4,7 +4,7 @@
  * on it whose responses have not finished, and what its parser error handling already did.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { armDeadline } from '../limits.js';
+import { armExchange } from '../ending.js';
 import type { Runtime } from '../runtime.js';
 import { newExchange, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { runExchange } from '../stages/pipeline.js';
@@ -61,6 +61,6 @@ export class Connections {
 export function serveRequest(rt: Runtime, conn: ClientConnection, req: IncomingMessage, res: ServerResponse): void {
   const x = newExchange(req, res, conn.tunnel, rt.state);
   conn.track(req, res, x);
-  x.deadline = armDeadline(rt.limits, res);
+  x.deadline = armExchange(rt, rt.limits, req, res);
   void runExchange(rt, x);
 }

@@ -29,6 +29,8 @@ export interface Drainable {
   /** Every socket the outer server accepted and that is still open. */
   sockets: ReadonlySet<Socket>;
   innerGuard: SlowClientGuard;
+  /** Called once when the deadline passes, before the remaining sockets are destroyed. */
+  onDeadline?: () => void;
 }
 
 export async function drain(d: Drainable, deadlineMs: number): Promise<DrainResult> {
@@ -69,6 +71,7 @@ export async function drain(d: Drainable, deadlineMs: number): Promise<DrainResu
   clearTimeout(deadline);
   let forced = 0;
   if (timedOut) {
+    d.onDeadline?.();
     const left = [...d.sockets];
     forced = left.length;
     await Promise.all(

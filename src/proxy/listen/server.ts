@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { TurretError } from '../../core/errors.js';
 import { handleConnect } from './connect.js';
 import { drain, type DrainResult } from './drain.js';
+import { clientClosedError, cutAll, endExchange } from '../ending.js';
 import { clientTimeoutError, guardSlowClients, nodeServerTimeouts } from '../limits.js';
 import { sendError, sendErrorRaw } from '../stages/respond.js';
 import { handleBridge, isBridgeConnect } from './bridge.js';
@@ -62,7 +63,25 @@ function onClientError(rt: Runtime, conns: Connections) {
       sendErrorRaw(socket, e, { scrub: (s) => s });
       return;
     }
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ECONNRESET') {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // Node's requestTimeout with a request under way (a slow body): its record says so (ending.ts).
+      const e = new TurretError('client_timeout', 'the client did not send the whole request in time (client_request_timeout)');
+      for (const { req } of conn.open) if (!req.complete) endExchange(req, e);
+      socket.destroy();
+      return;
+    }
+    if (err.code === 'HPE_INVALID_EOF_STATE') {
+      // The client closed its sending side in the middle of a message: not malformed input, a
+      // client that went away. An exchange under way ends with client_closed (its record is
+      // finish.ts's); a head cut short leaves a record here.
+      for (const { req, res } of conn.open) endExchange(req, clientClosedError(req, res));
+      if (conn.open.size === 0) {
+        recordRefusal(rt, new TurretError('client_closed', 'the client closed the connection before sending a whole request head'), facts);
+      }
+      socket.destroy();
+      return;
+    }
+    if (err.code === 'ECONNRESET') {
       socket.destroy();
       return;
     }
@@ -164,7 +183,9 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
     close: (graceMs = 2_000) => {
       transparent?.close();
       web.stop();
-      return drain({ outer: server, inner, sockets, innerGuard }, graceMs);
+      // At the deadline, what still runs is cut with its own cause before its sockets close.
+      const onDeadline = (): void => void cutAll(rt, new TurretError('drain_deadline', `the proxy is shutting down and the drain deadline (${Math.round(graceMs / 100) / 10}s) passed`));
+      return drain({ outer: server, inner, sockets, innerGuard, onDeadline }, graceMs);
     },
   };
 }

@@ -45,7 +45,7 @@ export interface Exchange {
   agent: string | null;
   target: ResolvedTarget | null;
   decision: Decision | null;
-  /** The whole-exchange deadline (limits.ts armDeadline); aborts the upstream request. */
+  /** Ends the exchange early with its cause (ending.ts armExchange); aborts the upstream request. */
   deadline: AbortSignal | null;
   /** The parser failed in this request's body (server.ts): it must never be forwarded. */
   malformed: boolean;

@@ -5,7 +5,7 @@
  * 1 GB download holds no more memory than a 1 KB one.
  */
 import { pipeline } from 'node:stream/promises';
-import { Transform, type Readable } from 'node:stream';
+import { pipeline as pipeCb, Transform, type Readable } from 'node:stream';
 import { errors as undiciErrors } from 'undici';
 import { TurretError, isTurretError } from '../../core/errors.js';
 import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
@@ -17,6 +17,8 @@ import { checkTransferCoding, contentCoding, decoderFor } from './codings.js';
 import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
 import { respondSmall, smallBodyLength } from './small-body.js';
+import { causeOf } from '../ending.js';
+import { HeadGate, prefetch } from './relay.js';
 
 /** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
 export function upstreamError(e: unknown): TurretError {
@@ -38,8 +40,11 @@ export function upstreamError(e: unknown): TurretError {
   if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
     return new TurretError('upstream_tls_failed', 'the upstream TLS certificate could not be verified', { cause: e });
   }
+  if (code === 'EMFILE' || code === 'ENFILE') {
+    return new TurretError('emfile', `the proxy has no file descriptor left to open an upstream connection (${code})`, { cause: e });
+  }
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
-    return new TurretError('upstream_connect_failed', 'the upstream closed the connection', { cause: e });
+    return new TurretError('upstream_closed', 'the upstream closed the connection before its response was complete', { cause: e });
   }
   if (code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_') || code === 'UND_ERR_RESPONSE_EXCEEDED_MAX_SIZE' || code === 'UND_ERR_HEADERS_OVERFLOW') {
     return new TurretError('upstream_protocol_error', 'the upstream sent an invalid response', { cause: e });
@@ -76,12 +81,16 @@ export async function forward(
   const length = req.headers['content-length'];
   const headers = x.upstreamHeaders.slice();
   // Handle substitution in the body may change its length (secrets/body.ts corrects it).
-  const sent = await prepareRequestBody(bodyExpected ? (req.pipe(counter((n) => (x.bytesIn += n))) as Readable) : null, length, plan);
+  // pipeline, not pipe: a client that goes away mid-body must fail the body undici is sending,
+  // or the upstream request waits for the rest forever (ending.ts).
+  const source = bodyExpected ? (pipeCb(req, counter((n) => (x.bytesIn += n)), () => {}) as Readable) : null;
+  const sent = await prepareRequestBody(source, length, plan);
   if (sent.body !== undefined && sent.length !== undefined) headers.push(['content-length', sent.length]);
 
-  // The whole-exchange deadline (limits.ts); its reason is the TurretError to report.
+  // Ended early (client close, client or total timeout, drain deadline: ending.ts)? Then that
+  // is the cause, whatever undici reports as a consequence.
   const signal = x.deadline ?? undefined;
-  const timedOut = (e: unknown): TurretError => (signal?.aborted && isTurretError(signal.reason) ? signal.reason : upstreamError(e));
+  const timedOut = (e: unknown): TurretError => causeOf(req) ?? upstreamError(e);
   let upstream;
   const sentAt = process.hrtime.bigint();
   try {
@@ -104,7 +113,11 @@ export async function forward(
   // Includes the guarded connect when no pooled connection was free (upstream_connect_seconds has that part alone).
   onUpstreamLatency?.(scheme, Number(process.hrtime.bigint() - sentAt) / 1e9);
 
-  await respond(x, upstream, scrubber, onRedaction);
+  try {
+    await respond(x, upstream, scrubber, onRedaction);
+  } catch (e) {
+    throw causeOf(req) ?? e;
+  }
 }
 
 /** Quiet time after which the scrubber emits held bytes up to the last line feed (SSE events). */
@@ -179,18 +192,24 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
     return;
   }
   const small = withBody && decode === null && filter === null && announced.length === 0 ? smallBodyLength(upHeaders) : null;
-  if (small !== null) {
-    await respondSmall(x, body as Readable, { statusCode, headers: outHeaders, length: small, scrubber: scrubbing ? scrubber : null, maxScan: settings?.maxBodyScan ?? null, count, mapError: upstreamError });
+  // The small-body path sends the head with the whole body; a body not all there at once streams
+  // instead, so its head is not withheld (relay.ts).
+  const early = small !== null ? await prefetch(body as Readable, IDLE_FLUSH_MS) : null;
+  if (small !== null && early && 'whole' in early) {
+    await respondSmall(x, early.whole, { statusCode, headers: outHeaders, length: small, scrubber: scrubbing ? scrubber : null, maxScan: settings?.maxBodyScan ?? null, count, mapError: (e) => causeOf(req) ?? upstreamError(e) });
     return;
   }
-  res.writeHead(statusCode, outHeaders.flat());
-  x.responded = true;
+  const rest = early && 'rest' in early ? early.rest : (body as Readable);
   if (!withBody) {
+    res.writeHead(statusCode, outHeaders.flat());
+    x.responded = true;
     body.resume();
     res.end();
     return;
   }
-  const transforms: Transform[] = [];
+  // The head leaves when the body starts, not when the scrubber first releases bytes (relay.ts).
+  const gate = new HeadGate(res, statusCode, outHeaders, () => (x.responded = true), IDLE_FLUSH_MS);
+  const transforms: Transform[] = [gate.tap()];
   if (decode) transforms.push(decode);
   if (filter) transforms.push(filter);
   if (scrubbing) {
@@ -214,11 +233,15 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
     }),
   );
   try {
-    await pipeline([body as Readable, ...transforms, res]);
+    await pipeline([rest, ...transforms, gate.sink()]);
   } catch (e) {
+    gate.stop();
+    // The cause is taken before any destroy (which would look like a client close). Nothing
+    // reached the client yet: the pipeline stage answers with the error (a 502 with its code).
     // Headers are out: the only honest signal left is to abort the response.
-    res.destroy();
-    throw upstreamError(e);
+    const err = causeOf(req) ?? upstreamError(e);
+    if (gate.sent) res.destroy();
+    throw err;
   }
 }
 

@@ -9,7 +9,7 @@
  * through it again, so each inner request is decided on its own.
  */
 import type { IncomingMessage } from 'node:http';
-import { TurretError, asTurretError } from '../../core/errors.js';
+import { TurretError, asTurretError, isTurretError } from '../../core/errors.js';
 import { stripQueryValues } from '../../audit/record.js';
 import { MAX_PEEK_BYTES, mediaType, needsBody } from '../../policy/catalog.js';
 import { decide } from '../../policy/decide.js';
@@ -22,6 +22,7 @@ import type { RequestFacts } from '../../policy/types.js';
 import { injectRequest } from '../../secrets/request.js';
 import type { InjectContext } from '../../secrets/resolve.js';
 import { requestHasBody } from '../../secrets/body.js';
+import { causeOf } from '../ending.js';
 import { routed, targetUrl, type Exchange, type ResolvedTarget } from './exchange.js';
 import { askOperator } from './ask.js';
 import { finishExchange } from './finish.js';
@@ -153,7 +154,9 @@ export async function runExchange(rt: Runtime, x: Exchange): Promise<void> {
   try {
     for (const stage of STAGES) await stage.run(x, rt);
   } catch (e) {
-    x.error = asTurretError(e);
+    // A stage that failed because the exchange was ended early (client gone, timeouts, drain)
+    // reports that cause, not the error it saw as a consequence (ending.ts).
+    x.error = isTurretError(e) ? e : (causeOf(x.req) ?? asTurretError(e));
     // Whatever failed downstream of a body the parser refused, the client's fault is the cause.
     if (x.malformed && x.error.code !== 'bad_request') x.error = new TurretError('bad_request', MALFORMED_REASON);
     if (x.error.code === 'internal_error') rt.log.error('request failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });

@@ -1,0 +1,112 @@
+/**
+ * The response head, relayed as soon as the upstream's body starts — not when the scrubber
+ * first lets bytes through. Node sends a head written with writeHead() only together with the
+ * first body bytes, and the scrubber may hold those back (a token could be forming), so a slow
+ * body (a byte a second, SSE) used to leave the client with nothing at all, headers included.
+ *
+ * The head opens when the first body chunk arrives from the upstream, after `quietMs` without one
+ * (a long poll or an event stream that starts quiet), or at the end of the body, whichever comes
+ * first. Until then nothing has reached the client, so an upstream that fails right after its
+ * head (closes, resets) can still be answered with a 502 and its code instead of an empty reply.
+ * The sink writes into the response without being the response, so a failed pipeline does not
+ * destroy it before that answer is written (forward.ts decides).
+ */
+import type { ServerResponse } from 'node:http';
+import { Readable, Transform, Writable } from 'node:stream';
+
+export class HeadGate {
+  private opened = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly status: number,
+    private readonly headers: Array<[string, string]>,
+    private readonly onOpen: () => void,
+    quietMs: number,
+  ) {
+    this.timer = setTimeout(() => this.open(), quietMs);
+    this.timer.unref();
+  }
+
+  /** True once the head was handed to the client connection. */
+  get sent(): boolean {
+    return this.opened;
+  }
+
+  open(): void {
+    this.stop();
+    if (this.opened || this.res.destroyed) return;
+    this.opened = true;
+    this.res.writeHead(this.status, this.headers.flat());
+    this.res.flushHeaders();
+    this.onOpen();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** First in the chain: the first upstream body chunk opens the head. */
+  tap(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.open();
+        cb(null, chunk);
+      },
+    });
+  }
+
+  /** Last in the chain: writes into the response with its backpressure, and ends it. */
+  sink(): Writable {
+    const res = this.res;
+    return new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        this.open();
+        if (res.write(chunk)) cb();
+        else res.once('drain', () => cb());
+      },
+      final: (cb) => {
+        this.open();
+        res.end(() => cb());
+      },
+    });
+  }
+}
+
+/**
+ * For the small-body path (small-body.ts), which sends the head only together with the whole
+ * body: waits up to `quietMs` for the body to end. Ended → `whole`, a stream of what arrived
+ * (with the `arrayBuffer()` small-body.ts reads). Not yet (a slow body) → `rest`, a stream that
+ * replays what arrived and continues with the body, for the streaming path and its HeadGate.
+ * An error in between goes the streaming way too, where it is reported as before.
+ */
+export function prefetch(body: Readable, quietMs: number): Promise<{ whole: Readable } | { rest: Readable }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const finish = (ended: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      body.off('data', onData).off('end', onEnd).off('error', onError);
+      if (ended) {
+        const buf = Buffer.concat(chunks);
+        resolve({ whole: Object.assign(Readable.from([buf], { objectMode: false }), { arrayBuffer: async () => buf }) });
+        return;
+      }
+      body.pause();
+      async function* replay(): AsyncGenerator<Buffer> {
+        yield* chunks;
+        for await (const c of body) yield c as Buffer;
+      }
+      resolve({ rest: Readable.from(replay(), { objectMode: false }) });
+    };
+    const onData = (c: Buffer): void => void chunks.push(c);
+    const onEnd = (): void => finish(true);
+    const onError = (): void => finish(false);
+    const timer = setTimeout(() => finish(false), quietMs);
+    body.on('data', onData).once('end', onEnd).once('error', onError);
+  });
+}
