@@ -58,7 +58,7 @@ export function runCli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEn
 }
 
 /** `caDir`: an existing CA and key directory (another replica's copy, or the same one after a restart). */
-export async function startTurret(o: { rules: Record<string, string>; env?: Record<string, string>; args?: string[]; caDir?: string }): Promise<TurretProc> {
+export async function startTurret(o: { rules: Record<string, string>; env?: Record<string, string>; args?: string[]; caDir?: string; startTimeoutMs?: number }): Promise<TurretProc> {
   const made = makeDirs(o.rules);
   const { dir, rulesDir } = made;
   const caDir = o.caDir ?? made.caDir;
@@ -71,7 +71,13 @@ export async function startTurret(o: { rules: Record<string, string>; env?: Reco
   let stderr = '';
   proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`turret did not start in 20 s:\n${stderr}`)), 20_000);
+    // On timeout the process is killed: a caller whose before() failed has no handle to stop it,
+    // and a live child would keep the test file from ever ending.
+    const limit = o.startTimeoutMs ?? 20_000;
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`turret did not start in ${limit / 1000} s:\n${stderr}`));
+    }, limit);
     proc.stderr?.on('data', (c: Buffer) => {
       stderr += c.toString();
       const m = /"msg":"turret started".*?"listen":"[^"]*:(\d+)"/.exec(stderr);

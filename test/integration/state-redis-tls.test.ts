@@ -35,7 +35,7 @@ describe('shared state over TLS with a password', () => {
   let up: Upstream;
   const procs: TurretProc[] = [];
   const start = async (ca: boolean, password: string): Promise<TurretProc> => {
-    const t = await startTurret({ rules: { 'main.yaml': rules(redis.url, ca) }, env: { T_REDIS_PASSWORD: password }, args: ['--no-watch'] });
+    const t = await startTurret({ rules: { 'main.yaml': rules(redis.url, ca) }, env: { T_REDIS_PASSWORD: password }, args: ['--no-watch'], startTimeoutMs: 60_000 });
     procs.push(t);
     return t;
   };
@@ -57,7 +57,7 @@ describe('shared state over TLS with a password', () => {
 
   it('connects with the CA file and the password, and enforces limits through it', async () => {
     const t = await start(true, PASSWORD);
-    await waitForLog(t, /"msg":"shared state connected","url":"rediss:\/\/localhost:\d+"/);
+    await waitForLog(t, /"msg":"shared state connected","url":"rediss:\/\/localhost:\d+"/, 0, 30_000);
     const token = await agentToken(t, 'a');
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) statuses.push((await curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `a:${token}`, `http://limited.turret.test:${up.port}/`])).status);

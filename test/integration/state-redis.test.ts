@@ -68,9 +68,9 @@ describe('shared state in Redis across replicas', () => {
       caDir = path.join(d.dir, 'ca');
       cpSync(seed.caDir, caDir, { recursive: true });
     }
-    const t = await startTurret({ rules: { 'main.yaml': rules(redis.url) }, env: ENV, caDir, args: ['--no-watch', ...(o.production ? ['--production'] : [])] });
+    const t = await startTurret({ rules: { 'main.yaml': rules(redis.url) }, env: ENV, caDir, args: ['--no-watch', ...(o.production ? ['--production'] : [])], startTimeoutMs: 60_000 });
     procs.push(t);
-    await waitForLog(t, /"msg":"shared state connected"/);
+    await waitForLog(t, /"msg":"shared state connected"/, 0, 30_000);
     return t;
   };
   const get = async (t: TurretProc, url: string, agent = 'a', extra: string[] = []): Promise<CurlResult> => {
@@ -137,7 +137,7 @@ describe('shared state in Redis across replicas', () => {
     const rev = await issuer.cli(['handle', 'revoke', id], ENV);
     assert.equal(rev.code, 0, rev.stderr);
     for (const [i, t] of [r2, r3].entries()) {
-      await waitForLog(t, new RegExp(`"msg":"handle revoked \\(shared state\\)","handle_id":"${id}"`), marks[i]);
+      await waitForLog(t, new RegExp(`"msg":"handle revoked \\(shared state\\)","handle_id":"${id}"`), marks[i], 30_000);
       const r = await get(t, url, 'a', ['-H', `authorization: Bearer ${handle}`]);
       assert.equal(r.status, 403, r.raw);
       assert.equal(r.headers['x-turret-error'], 'handle_revoked');
@@ -164,8 +164,8 @@ describe('shared state in Redis across replicas', () => {
     assert.ok(revokedBefore.length >= 1, 'the earlier revocation is in Redis');
     const marks = [dev.stderr().length, prod.stderr().length];
     await redis.stop();
-    await waitForLog(dev, /"level":"warn","msg":"shared state unreachable; serving limits and revocations from local state/, marks[0]);
-    await waitForLog(prod, /"level":"error","msg":"shared state unreachable; refusing traffic/, marks[1]);
+    await waitForLog(dev, /"level":"warn","msg":"shared state unreachable; serving limits and revocations from local state/, marks[0], 30_000);
+    await waitForLog(prod, /"level":"error","msg":"shared state unreachable; refusing traffic/, marks[1], 30_000);
     const d = await get(dev, url);
     assert.equal(d.status, 200, d.raw);
     // The CLI cannot reach Redis: it says so (exit 1) and still writes this machine's revocation file.
@@ -186,8 +186,8 @@ describe('shared state in Redis across replicas', () => {
 
     // Back, empty (no persistence): the replicas reconnect on their own and write back what they knew.
     await redis.start();
-    await waitForLog(dev, /"msg":"shared state reconnected"/, marks[0]);
-    await waitForLog(prod, /"msg":"shared state reconnected"/, marks[1]);
+    await waitForLog(dev, /"msg":"shared state reconnected"/, marks[0], 30_000);
+    await waitForLog(prod, /"msg":"shared state reconnected"/, marks[1], 30_000);
     assert.equal((await get(prod, url)).status, 200);
     assert.equal((await adminReady(prod)).status, 200);
     const revokedAfter = (await redis.cli(['ZRANGE', 'turret:revoked', '0', '-1'])).trim().split('\n').filter(Boolean);
@@ -215,7 +215,7 @@ describe('shared state in Redis across replicas', () => {
       dirs.push(d.dir);
       const caDir = path.join(d.dir, 'ca');
       cpSync(seed.caDir, caDir, { recursive: true });
-      const t = await startTurret({ rules: { 'main.yaml': rules(late.url) }, env: ENV, caDir, args: ['--no-watch', ...(production ? ['--production'] : [])] });
+      const t = await startTurret({ rules: { 'main.yaml': rules(late.url) }, env: ENV, caDir, args: ['--no-watch', ...(production ? ['--production'] : [])], startTimeoutMs: 60_000 });
       procs.push(t);
       return t;
     };
@@ -230,8 +230,8 @@ describe('shared state in Redis across replicas', () => {
     assert.equal((await get(dev, url)).status, 200);
     await late.start();
     try {
-      await waitForLog(prod, /"msg":"shared state connected"/);
-      await waitForLog(dev, /"msg":"shared state connected"/);
+      await waitForLog(prod, /"msg":"shared state connected"/, 0, 30_000);
+      await waitForLog(dev, /"msg":"shared state connected"/, 0, 30_000);
       assert.equal((await get(prod, url)).status, 200);
       assert.equal((await adminReady(prod)).status, 200);
     } finally {

@@ -43,7 +43,7 @@ describe('turret start --workers 2', () => {
   before(async () => {
     redis = await startRedis();
     up = await startUpstream({ tls: false });
-    t = await startTurret({ rules: { 'main.yaml': rules(`  shared_state: { url: "${redis.url}" }`) }, args: ['--workers', '2', '--no-watch'] });
+    t = await startTurret({ rules: { 'main.yaml': rules(`  shared_state: { url: "${redis.url}" }`) }, args: ['--workers', '2', '--no-watch'], startTimeoutMs: 60_000 }); // three processes start one after another
     dirs.push(t.dir);
     token = await agentToken(t, 'a');
   });
@@ -68,12 +68,13 @@ describe('turret start --workers 2', () => {
   });
 
   it('a worker that exits is replaced and the new one continues its chain', async () => {
-    const pids = JSON.parse(/"msg":"turret workers started".*?"pids":(\[[\d,]+\])/.exec(t.stderr())?.[1] ?? '[]') as number[];
+    const started = await waitForLog(t, /"msg":"turret workers started".*?"pids":\[[\d,]+\]/, 0, 60_000);
+    const pids = JSON.parse(/"pids":(\[[\d,]+\])/.exec(started)?.[1] ?? '[]') as number[];
     assert.equal(pids.length, 2);
     const mark = t.stderr().length;
     process.kill(pids[1]!, 'SIGTERM'); // drains and exits 0, but the primary did not ask it to
-    await waitForLog(t, /"msg":"worker exited; starting a new one","worker":2/, mark);
-    await waitForLog(t, /"msg":"turret started"/, mark);
+    await waitForLog(t, /"msg":"worker exited; starting a new one","worker":2/, mark, 60_000);
+    await waitForLog(t, /"msg":"turret started"/, mark, 60_000);
     const before = lines(chain(2));
     for (let i = 0; i < 20 && lines(chain(2)) === before; i++) assert.equal(await get('echo'), 200);
     assert.ok(lines(chain(2)) > before, 'the new worker 2 serves and writes to audit.w2.jsonl');
