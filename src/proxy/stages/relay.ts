@@ -80,17 +80,22 @@ export class HeadGate {
  * body: waits up to `quietMs` for the body to end. Ended → `whole`, a stream of what arrived
  * (with the `arrayBuffer()` small-body.ts reads). Not yet (a slow body) → `rest`, a stream that
  * replays what arrived and continues with the body, for the streaming path and its HeadGate.
- * An error in between goes the streaming way too, where it is reported as before.
+ * A body that fails within `quietMs` is `whole` too, failing as small-body.ts reads it (a 502).
  */
 export function prefetch(body: Readable, quietMs: number): Promise<{ whole: Readable } | { rest: Readable }> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let settled = false;
-    const finish = (ended: boolean): void => {
+    const finish = (ended: boolean, err?: Error): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       body.off('data', onData).off('end', onEnd).off('error', onError);
+      if (err) {
+        // Failed before the head could leave: the small-body path answers with the error.
+        resolve({ whole: Object.assign(Readable.from([], { objectMode: false }), { arrayBuffer: () => Promise.reject(err) }) });
+        return;
+      }
       if (ended) {
         const buf = Buffer.concat(chunks);
         resolve({ whole: Object.assign(Readable.from([buf], { objectMode: false }), { arrayBuffer: async () => buf }) });
@@ -105,7 +110,7 @@ export function prefetch(body: Readable, quietMs: number): Promise<{ whole: Read
     };
     const onData = (c: Buffer): void => void chunks.push(c);
     const onEnd = (): void => finish(true);
-    const onError = (): void => finish(false);
+    const onError = (e: Error): void => finish(false, e);
     const timer = setTimeout(() => finish(false), quietMs);
     body.on('data', onData).once('end', onEnd).once('error', onError);
   });
