@@ -5,7 +5,6 @@
  * extra properties on the object sees them dropped by `normalizeRecord`).
  *
  * Outcomes, in the order a request can pass through them:
- * - `attempt`   a request or tunnel was seen but no decision was made yet (e.g. a tunnel opened)
  * - `denied`    policy refused it (a 4xx with an X-Turret-Error code)
  * - `allowed`   policy allowed it; the final result is written as `completed` or `failed`
  * - `completed` the upstream answered and the response was relayed
@@ -14,10 +13,10 @@
  */
 
 export type AuditEvent = 'request' | 'tunnel_open' | 'tunnel_close';
-export type AuditOutcome = 'attempt' | 'denied' | 'allowed' | 'completed' | 'failed' | 'aborted';
+export type AuditOutcome = 'denied' | 'allowed' | 'completed' | 'failed' | 'aborted';
 
 export const AUDIT_EVENTS: readonly AuditEvent[] = ['request', 'tunnel_open', 'tunnel_close'];
-export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['attempt', 'denied', 'allowed', 'completed', 'failed', 'aborted'];
+export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['denied', 'allowed', 'completed', 'failed', 'aborted'];
 
 export interface AuditRecord {
   time: string;

@@ -23,7 +23,7 @@ export interface TailOptions {
   follow: boolean;
   /** Only records whose `agent` is exactly this. */
   agent?: string;
-  /** Only records whose `outcome` is this (attempt, denied, allowed, completed, failed, aborted). */
+  /** Only records whose `outcome` is this (denied, allowed, completed, failed, aborted). */
   decision?: string;
   /** Receives each line without its newline. */
   out: (line: string) => void;

@@ -118,7 +118,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .command('audit <action> [...files]', 'Audit log: verify FILE... | tail [--follow] [--agent A] [--decision D] FILE')
     .option('-f, --follow', 'tail: keep printing new records (across rotation) until interrupted')
     .option('--agent <name>', 'tail: only records of this agent')
-    .option('--decision <outcome>', 'tail: only records with this outcome (attempt, denied, allowed, completed, failed, aborted)')
+    .option('--decision <outcome>', 'tail: only records with this outcome (denied, allowed, completed, failed, aborted)')
     .action((a: string, files: string[], o: AuditOptions) =>
       run(
         auditCommand(a, files, o).then((code) => {

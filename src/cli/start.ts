@@ -25,6 +25,7 @@ import { parseLimits } from './limits.js';
 import { enforceSetup, productionFromEnv } from './production.js';
 import { openProxyState } from './shared-state.js';
 import { parseWorkers, startPrimary, workerAuditPath } from './workers.js';
+import { scrubJson } from '../scrub/json.js';
 import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
 
 export interface StartOptions extends CommonOptions, OpsOptions {
@@ -68,7 +69,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   const auditSink: AuditSink = auditPath
     ? await openAuditLog({
         path: auditPath,
-        scrub: (rec) => JSON.parse(scrubLine(JSON.stringify(rec))) as typeof rec,
+        scrub: (rec) => scrubJson(rec, scrubLine) as typeof rec,
         onError: (e) => {
           metrics.auditErrors.inc();
           if (rt && rt.auditFailure === null) rt.auditFailure = e.message;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parsePrometheusText, type ParsedExposition } from '../../src/metrics/parse.js';
+import { parsePrometheusText, type ParsedExposition } from '../helpers/prometheus.js';
 import { curl } from '../helpers/curl.js';
 import { adminPort, agentToken, basic, httpGet, rawConnect } from '../helpers/ops.js';
 import { startTurret, type TurretProc } from '../helpers/turret.js';

@@ -166,7 +166,7 @@ test('follow waits for a file that does not exist yet; an already-aborted signal
   const done = tailAudit({ path, follow: true, pollMs: 10, signal: ac.signal, out: (l) => out.push(l) });
   await sleep(30);
   const log = await openAuditLog({ path });
-  log.write(rec('a', 'attempt', 1, { event: 'tunnel_open' }));
+  log.write(rec('a', 'allowed', 1, { event: 'tunnel_open' }));
   await log.close();
   await until(() => out.length === 1);
   ac.abort();

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExpositionError, parsePrometheusText } from '../../src/metrics/parse.js';
+import { ExpositionError, parsePrometheusText } from '../helpers/prometheus.js';
 
 // The parser is the check the /metrics tests rely on, so it must reject what Prometheus rejects.
 

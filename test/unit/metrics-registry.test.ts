@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { register as globalRegister } from 'prom-client';
 import { createMetrics, exposition, METRIC_PREFIX, NO_CODE } from '../../src/metrics/metrics.js';
-import { parsePrometheusText, type Sample } from '../../src/metrics/parse.js';
+import { parsePrometheusText, type Sample } from '../helpers/prometheus.js';
 
 const find = (samples: Sample[], name: string, labels: Record<string, string> = {}): Sample | undefined =>
   samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
