@@ -4,10 +4,11 @@
  */
 import { benchDns } from './dns.js';
 import { benchLeaf } from './leaf.js';
+import { benchOutbound } from './outbound.js';
 import { benchScrub } from './scrub.js';
 
 const only = process.argv[2];
-const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: benchLeaf, dns: benchDns, scrub: benchScrub };
+const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: benchLeaf, dns: benchDns, scrub: benchScrub, outbound: benchOutbound };
 benches.cpu = async () => (await import('./cpu.js')).benchCpu(); // turret CPU per small request (issue #15)
 benches.state = async () => (await import('./state.js')).benchState(); // redis-server on loopback; one process vs --workers 2 (issue #16)
 benches.sandbox = async () => (await import('./sandbox.js')).benchSandbox(); // turret run bridge cost; root + bubblewrap

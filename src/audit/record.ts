@@ -42,6 +42,10 @@ export interface AuditRecord {
   /** Secret name → short fingerprint, so an operator can tell which version of a secret was used. */
   fingerprints?: Record<string, string>;
   redactions?: number;
+  /** Something an operator should look at: `secret_in_request` (an agent sent a secret's value). */
+  alert?: string;
+  /** The secret the alert is about (its name, never its value). */
+  alert_secret?: string;
   client?: string;
   tunnel_id?: string;
   request_id?: string;
@@ -139,6 +143,8 @@ export function normalizeRecord(rec: AuditRecord): AuditRecord {
     set('fingerprints', Object.fromEntries(entries.map(([k, v]) => [cap(k), cap(v)])));
   }
   set('redactions', num(rec.redactions));
+  set('alert', str(rec.alert));
+  set('alert_secret', str(rec.alert_secret));
   set('client', str(rec.client));
   set('tunnel_id', str(rec.tunnel_id));
   set('request_id', str(rec.request_id));

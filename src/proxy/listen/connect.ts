@@ -13,6 +13,7 @@ import { parseAuthority } from '../../net/host.js';
 import { clientOf } from '../record.js';
 import type { Runtime } from '../runtime.js';
 import { authenticate } from '../stages/identify.js';
+import { checkAuthority } from '../stages/outbound.js';
 import { sendErrorRaw } from '../stages/respond.js';
 import { openTunnel, type Intercepted } from './tunnel.js';
 
@@ -26,6 +27,8 @@ export async function handleConnect(rt: Runtime, intercepted: Intercepted, req: 
     method: 'CONNECT',
     target: () => {
       checkConnectRequest(req);
+      // A secret spelled into the host name would leave through DNS before any request is seen.
+      checkAuthority(state.scrubbers.known(), req.url ?? '', (f) => rt.metrics?.outboundSecrets.inc({ secret: f.secret }));
       return parseAuthority(req.url ?? '', 443);
     },
     identify: () => authenticate(rt, req, (socket as Socket).remoteAddress, state.policy),

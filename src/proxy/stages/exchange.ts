@@ -63,6 +63,10 @@ export interface Exchange {
   responded: boolean;
   /** An `action: ask` request: how it was decided (written into the audit record). */
   approval: ApprovalNote | null;
+  /** The request carried a known secret value (outbound.ts): the audit record raises an alert. */
+  alert: { code: 'secret_in_request'; secret: string; where: string } | null;
+  /** The running body check (outbound.ts), for the refusal that says how much of the body was sent. */
+  outbound: { sent(): number; refusal(f: { secret: string; where: string }): TurretError } | null;
   /** An MCP tools/list answer to filter to the tools the rule allows (proxy/stages/mcp-filter.ts). */
   toolFilter: { ids: unknown[]; tools: ReadonlySet<string> } | null;
 }
@@ -93,6 +97,8 @@ export function newExchange(req: IncomingMessage, res: ServerResponse, tunnel: T
     responded: false,
     approval: null,
     toolFilter: null,
+    alert: null,
+    outbound: null,
   };
 }
 

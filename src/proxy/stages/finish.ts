@@ -35,6 +35,8 @@ export function finishExchange(x: Exchange, rt: Runtime): void {
     secrets: x.injections.length ? [...new Set(x.injections.map((i) => i.secret))] : undefined,
     fingerprints: x.injections.length ? fps : undefined,
     redactions: x.redactions || undefined,
+    alert: x.alert?.code,
+    alert_secret: x.alert?.secret,
     client: x.client,
     tunnel_id: x.tunnel?.id,
     request_id: x.id,
@@ -46,5 +48,6 @@ export function finishExchange(x: Exchange, rt: Runtime): void {
     m.requests.inc({ agent: x.agent ?? 'unknown', decision, code: x.error?.code ?? 'none' });
     m.requestDuration.observe({ decision }, durationMs / 1000);
     for (const i of x.injections) m.injections.inc({ secret: i.secret });
+    if (x.alert) m.outboundSecrets.inc({ secret: x.alert.secret });
   }
 }

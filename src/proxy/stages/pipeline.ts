@@ -31,6 +31,7 @@ import { checkLookalike } from './guards.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { boundAgent } from '../bound.js';
 import { authenticate } from './identify.js';
+import { checkHead, planBodyCheck, type OutboundFind } from './outbound.js';
 import { sendError } from './respond.js';
 import type { Runtime } from '../runtime.js';
 import { checkHostHeader, targetFromAbsolute, targetInTunnel } from './target.js';
@@ -85,6 +86,9 @@ export const STAGES: readonly Stage[] = [
   {
     name: 'decide',
     async run(x, rt) {
+      // A secret value in the target or a header is refused (and alerted) whatever the rules say,
+      // checked as the agent sent it, before anything is injected (outbound.ts).
+      checkHead(x.state.scrubbers.known(), x.req.url ?? '', x.req.rawHeaders, (f) => void (x.alert = { code: 'secret_in_request', ...f }));
       const { agent, target: t } = routed(x);
       checkLookalike(x.state.policy, agent, t.host);
       const facts: RequestFacts = { agent, method: x.req.method ?? '', scheme: t.scheme, host: t.host, port: t.port, path: t.path, contentType: mediaType(x.req.headers['content-type']) };
@@ -114,11 +118,14 @@ export const STAGES: readonly Stage[] = [
     name: 'inject',
     async run(x, rt) {
       const { agent, target: t } = routed(x);
+      const known = x.state.scrubbers.known();
+      const onFind = (f: OutboundFind): void => void (x.alert = { code: 'secret_in_request', ...f });
       const headers = upstreamRequestHeaders(x.req.rawHeaders, t.host, t.port, t.scheme);
       const r = await injectRequest(
         injectContext(x, rt, agent, t),
         { headers, target: t.path, reqHeaders: x.req.headers, reqBody: x.req, bodyExpected: requestHasBody(x.req.headers), load: (name, src) => rt.values.load(name, src), maxBuffered: rt.limits.maxBufferedBodyBytes },
       );
+      await planBodyCheck(x, r.body, known, onFind, rt.limits.maxBufferedBodyBytes);
       x.upstreamHeaders = r.headers;
       x.injections = r.injections;
       x.target = { ...t, path: r.target };
@@ -136,6 +143,10 @@ export const STAGES: readonly Stage[] = [
       const inj = x.bodyPlan;
       try {
         await forward(x, scrubber, (type) => rt.metrics?.redactions.inc({ type }), inj?.body, (scheme, s) => rt.metrics?.upstreamLatency.observe({ scheme }, s));
+      } catch (e) {
+        // The body check aborted the upstream request: whatever undici reports, that is the cause.
+        if (x.alert) throw x.outbound?.refusal(x.alert) ?? e;
+        throw e;
       } finally {
         // Body substitutions happen while the body streams; the audit record names them too.
         if (inj) x.injections = [...inj.used.values()];

@@ -98,6 +98,21 @@ export class ScrubberCache {
     return this.snap;
   }
 
+  private detector: { gen: number; scrubber: Scrubber } | null = null;
+
+  /**
+   * Known secret values only (no token patterns), for the outbound check (outbound.ts): which
+   * secret a request carries, in any form the scrubber knows. Recompiled when the values change.
+   */
+  known(): Scrubber {
+    const snap = this.snapshot([]);
+    if (this.detector?.gen !== snap.gen) {
+      const known: KnownSecret[] = snap.known.map((k) => ({ name: k.name, value: k.reveal(), replacement: secretMarker(k.name) }));
+      this.detector = { gen: snap.gen, scrubber: compileScrubber({ secrets: known, patterns: [] }) };
+    }
+    return this.detector.scrubber;
+  }
+
   /** The scrubber for a response to a request that made these injections. */
   get(injections: readonly Injection[] = []): Scrubber {
     const snap = this.snapshot(injections);

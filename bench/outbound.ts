@@ -1,0 +1,120 @@
+/**
+ * Cost of the outbound secret check (src/proxy/stages/outbound.ts) on request bodies: a 64 MB
+ * upload through a real turret (dist/) over an intercepted CONNECT tunnel, sent by curl, to a
+ * local HTTPS upstream that discards it. Compared in one run, one turret process per mode:
+ *
+ *   baseline  — a policy with no secret: nothing to look for, no check in the body path
+ *   1 secret  — one known secret: every body byte passes the check before it is sent
+ *   20 secrets— twenty known secrets (one RE2 alternation of all their forms)
+ *
+ * Reports upload throughput (MB/s, curl's average upload speed, median of 3) and the proxy's
+ * peak RSS. Also the check alone (in-process, 64 KiB chunks) for 1 and 20 secrets.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { compileScrubber } from '../src/scrub/scrubber.js';
+import { cleanEnv, startTurret, type TurretProc } from '../test/helpers/turret.js';
+import { FIXTURES, UPSTREAM_CA_FILE } from '../test/helpers/upstream.js';
+
+const TOTAL = 64 * 1024 * 1024;
+
+function rules(port: number, secrets: number): string {
+  const defs = Array.from({ length: secrets }, (_v, i) => `  - { name: s${i}, from: { env: BENCH_S${i} }, hosts: ["big.turret.test:*"] }`).join('\n');
+  return `
+agents: [{ name: bench }]
+${secrets > 0 ? `secrets:\n${defs}` : ''}
+rules:
+  - { name: up, methods: [write], hosts: ["big.turret.test:${port}"], unsafe_addresses: [127.0.0.1/32] }
+settings:
+  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
+  dns_hosts: { big.turret.test: [127.0.0.1] }
+`;
+}
+
+function peakRssMb(t: TurretProc): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${t.proc.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+}
+
+function upload(t: TurretProc, token: string, url: string, file: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const args = ['-sS', '--noproxy', '', '-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `bench:${token}`, '--cacert', path.join(t.caDir, 'ca.crt'), '-o', '/dev/null', '-w', '%{http_code} %{size_upload} %{speed_upload}', '--data-binary', `@${file}`, '-H', 'Content-Type: application/octet-stream', url];
+    const p = spawn('curl', args, { env: cleanEnv() });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      const [status, size, speed] = out.trim().split(' ').map(Number);
+      if (code !== 0 || status !== 200 || size !== TOTAL) reject(new Error(`curl exited ${code}, status ${status}, ${size} bytes`));
+      else resolve((speed ?? 0) / 1e6);
+    });
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+function inProcess(body: Buffer, secrets: number): Promise<number> {
+  const known = Array.from({ length: secrets }, (_v, i) => ({ name: `s${i}`, value: `fake_${randomBytes(16).toString('hex')}`, replacement: 'x' }));
+  const st = compileScrubber({ secrets: known, patterns: [] }).createStream();
+  st.resume();
+  const t0 = performance.now();
+  for (let i = 0; i < TOTAL; i += 65536) {
+    const off = i % body.length;
+    st.write(body.subarray(off, Math.min(body.length, off + 65536)));
+  }
+  st.end();
+  return new Promise((r) => st.on('end', () => r(TOTAL / 1e6 / ((performance.now() - t0) / 1000))));
+}
+
+export async function benchOutbound(): Promise<Record<string, number>> {
+  // Text-like body: JSON lines with hex ids (many near-misses for a hex/base64 needle), 1 MiB repeated.
+  const line = (i: number): string => `${JSON.stringify({ id: i, sha: randomBytes(20).toString('hex'), note: 'upload part', data: randomBytes(48).toString('base64') })}\n`;
+  let text = '';
+  for (let i = 0; text.length < 1 << 20; i++) text += line(i);
+  const block = Buffer.from(text);
+  const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-outbound-'));
+  const file = path.join(dir, 'body.bin');
+  writeFileSync(file, Buffer.concat(Array.from({ length: Math.ceil(TOTAL / block.length) }, () => block)).subarray(0, TOTAL));
+
+  const up = https.createServer({ key: readFileSync(path.join(FIXTURES, 'upstream.key')), cert: readFileSync(path.join(FIXTURES, 'upstream.crt')) }, (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', () => r()));
+  const port = (up.address() as AddressInfo).port;
+  const out: Record<string, number> = {};
+  try {
+    for (const [mode, n] of [['baseline (no secret)', 0], ['1 secret', 1], ['20 secrets', 20]] as const) {
+      const env: Record<string, string> = {};
+      for (let i = 0; i < n; i++) env[`BENCH_S${i}`] = `fake_${randomBytes(16).toString('hex')}`;
+      const t = await startTurret({ rules: { 'bench.yaml': rules(port, n) }, env, args: ['--admin', 'off'] });
+      try {
+        const e = await t.cli(['env', '--agent', 'bench']);
+        const token = decodeURIComponent(/HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(e.stdout)?.[1] ?? '');
+        const url = `https://big.turret.test:${port}/up`;
+        await upload(t, token, url, file); // warm-up: leaf, pools, JIT
+        const runs = [];
+        for (let i = 0; i < 3; i++) runs.push(await upload(t, token, url, file));
+        out[`proxy upload, ${mode}: MB/s`] = median(runs);
+        out[`proxy upload, ${mode}: peak RSS MB`] = peakRssMb(t);
+      } finally {
+        await t.stop();
+      }
+    }
+  } finally {
+    up.closeAllConnections();
+    up.close();
+  }
+  out['ratio 1 secret / baseline'] = (out['proxy upload, 1 secret: MB/s'] ?? 0) / (out['proxy upload, baseline (no secret): MB/s'] ?? 1);
+  out['ratio 20 secrets / baseline'] = (out['proxy upload, 20 secrets: MB/s'] ?? 0) / (out['proxy upload, baseline (no secret): MB/s'] ?? 1);
+  out['check alone, 1 secret: MB/s'] = await inProcess(block, 1);
+  out['check alone, 20 secrets: MB/s'] = await inProcess(block, 20);
+  return out;
+}
