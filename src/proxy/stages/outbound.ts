@@ -46,6 +46,11 @@ export function findSecret(known: Scrubber, text: string): string | null {
   return known.scrubBuffer(Buffer.from(text, 'latin1')).redactions[0]?.id ?? null;
 }
 
+/** `%XX` → the byte (as a latin1 char); anything else as it is. */
+function percentDecode(s: string): string {
+  return s.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+
 /** Target and headers as received; throws `secret_in_request` with the find recorded by `onFind`. */
 export function checkHead(known: Scrubber, url: string, rawHeaders: readonly string[], onFind: (f: OutboundFind) => void): void {
   if (known.empty) return;
@@ -56,7 +61,15 @@ export function checkHead(known: Scrubber, url: string, rawHeaders: readonly str
     onFind(f);
     throw refusal(f);
   };
-  check('the request target', url);
+  // The scrubber's percent forms escape every reserved byte; an agent may also escape letters
+  // (`%66ake…`) or mix: the target is checked decoded too, up to three layers (`%2566…`).
+  let target = url;
+  for (let i = 0; i < 4; i++) {
+    check('the request target', target);
+    const next = percentDecode(target);
+    if (next === target) break;
+    target = next;
+  }
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? '';
     if (name.toLowerCase() === 'proxy-authorization') continue;
