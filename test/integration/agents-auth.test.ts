@@ -76,7 +76,7 @@ describe('hostile agents: proxy credentials and handles in records', () => {
     assert.equal(c.res.status, 400);
     assert.equal(c.res.headers['x-turret-error'], 'bad_request');
     assert.equal(up.received.length, before, 'nothing reached the upstream');
-    const rec = await waitForAudit(t, (x) => x.event === 'tunnel_open' && x.code === 'bad_request');
+    const rec = await waitForAudit(t, (x) => x.event === 'tunnel_open' && x.code === 'bad_request', 20_000);
     assert.equal(rec?.outcome, 'denied');
   });
 
@@ -101,7 +101,7 @@ describe('hostile agents: proxy credentials and handles in records', () => {
     // Another address is not affected, and requests without a credential are never throttled.
     const other = await run(['--interface', '127.0.0.8', `https://read.turret.test:${up.port}/`]);
     assert.equal(other.status, 200, other.raw);
-    const rec = await waitForAudit(t, (x) => x.code === 'proxy_auth_throttled' && x.event === 'request');
+    const rec = await waitForAudit(t, (x) => x.code === 'proxy_auth_throttled' && x.event === 'request', 20_000);
     assert.equal(rec?.status, 429);
     assert.match(String(rec?.client), /^127\.0\.0\.7:/);
     const m1 = await metrics();
@@ -127,8 +127,8 @@ describe('hostile agents: proxy credentials and handles in records', () => {
     ];
     for (const r of refused) assert.ok(r.status >= 400, r.raw);
     // The agent may see its own handle in a denial; the records may not hold it.
-    await waitForAudit(t, (x) => String(x.path ?? '').includes('/forged/'));
-    await waitForAudit(t, (x) => String(x.path ?? '') === '/header');
+    assert.ok(await waitForAudit(t, (x) => String(x.path ?? '').includes('/forged/'), 20_000), 'the forged-handle record was written');
+    assert.ok(await waitForAudit(t, (x) => String(x.path ?? '') === '/header', 20_000), 'the header record was written');
     const audit = t.auditText();
     const all = [audit, t.stderr(), t.stdout(), await metrics()].join('\n');
     for (const needle of [h, h.slice(4), encoded, forged, forged.slice(4)]) assert.ok(!all.includes(needle), `a handle spelling reached the records: ${needle.slice(0, 12)}…`);

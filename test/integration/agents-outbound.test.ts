@@ -113,7 +113,7 @@ describe('hostile agents: a real secret value never goes out', () => {
     ];
     for (const [what, args] of cases) refused(await run(args), what);
     assert.equal(completed.length, 0, 'no request reached the upstream');
-    const rec = await waitForAudit(t, (x) => x.alert === 'secret_in_request' && String(x.reason).includes('header X-Api-Key'));
+    const rec = await waitForAudit(t, (x) => x.alert === 'secret_in_request' && String(x.reason).includes('header X-Api-Key'), 20_000);
     assert.match(String(rec?.reason), /the request header X-Api-Key carries the value of secret api/);
     assert.equal(rec?.alert_secret, 'api');
     assert.equal(rec?.code, 'secret_in_request');
@@ -151,7 +151,7 @@ describe('hostile agents: a real secret value never goes out', () => {
     const r = await run(['--data-binary', `@${file('big.bin', body)}`, '-H', 'Transfer-Encoding: chunked', '-H', 'Content-Type: application/octet-stream', `https://other.turret.test:${upPort}/big`]);
     assert.equal(r.status, 403, `${r.raw.slice(0, 200)} ${r.stderr}`);
     assert.equal(r.headers['x-turret-error'], 'secret_in_request');
-    const rec = await waitForAudit(t, (x) => x.alert === 'secret_in_request' && x.path === '/big');
+    const rec = await waitForAudit(t, (x) => x.alert === 'secret_in_request' && x.path === '/big', 20_000);
     assert.equal(rec?.code, 'secret_in_request');
     const sent = Number(/aborted after (\d+) body bytes/.exec(String(rec?.reason))?.[1]);
     assert.ok(sent >= 0 && sent <= filler.length, `the record says how much was sent: ${String(rec?.reason)}`);

@@ -97,7 +97,7 @@ describe('hostile agents: letter case, upgrades, overrides', () => {
       assert.match(r.body, /denied by rule no-admin .*admin pages are off limits/, p);
     }
     assert.equal(up.received.length, before, 'no spelling reached the upstream');
-    const rec = await waitForAudit(t, (x) => x.outcome === 'denied' && String(x.path ?? '').includes('%EF%BC%A1dmin'));
+    const rec = await waitForAudit(t, (x) => x.outcome === 'denied' && String(x.path ?? '').includes('%EF%BC%A1dmin'), 20_000);
     assert.equal(rec?.code, 'policy_denied');
     assert.match(String(rec?.rule), /r\.yaml:\d+/);
   });
@@ -143,7 +143,7 @@ describe('hostile agents: letter case, upgrades, overrides', () => {
     assert.equal(got, 'echo DELETE /users/42 on /socket');
     assert.equal(upgrades, 1);
     await dispatcher.destroy();
-    const rec = await waitForAudit(t, (x) => x.host === 'chat.turret.test' && x.status === 101);
+    const rec = await waitForAudit(t, (x) => x.host === 'chat.turret.test' && x.status === 101, 20_000);
     assert.equal(rec?.outcome, 'completed', JSON.stringify(t.audit().slice(-3)));
   });
 
