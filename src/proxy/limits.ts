@@ -35,6 +35,8 @@ export interface Limits {
   /** Whole exchange, first byte to the response's end; 0 = none. */
   requestTimeoutMs: number;
   maxTunnelsPerAgent: number;
+  /** Upstream connections per (agent, origin): one agent's hung requests cannot take another's (upstream.ts). */
+  upstreamConnectionsPerAgent: number;
   /** Most bytes of one request body held in memory (SigV4 hashing, length correction). */
   maxBufferedBodyBytes: number;
 }
@@ -49,6 +51,7 @@ export const DEFAULT_LIMITS: Limits = {
   clientRequestTimeoutMs: 300_000,
   requestTimeoutMs: 900_000,
   maxTunnelsPerAgent: 64,
+  upstreamConnectionsPerAgent: 64,
   maxBufferedBodyBytes: 8 * 1024 * 1024,
 };
 

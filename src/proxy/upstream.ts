@@ -34,8 +34,14 @@ export class UpstreamPool {
     this.secureContext = tls.createSecureContext({ ca: o.ca, minVersion: 'TLSv1.2' });
   }
 
-  dispatcher(exceptions: readonly AddressException[]): Dispatcher {
-    const key = JSON.stringify(exceptions);
+  /**
+   * The pool for `agent`'s requests under `exceptions`. Each agent has its own pools (undici
+   * keeps one per origin inside an Agent), of upstreamConnectionsPerAgent connections each, so
+   * one agent's hung or slow requests queue behind that agent's own connections and never delay
+   * another agent's requests to the same origin (docs/operations.md, "Fair upstream connections").
+   */
+  dispatcher(exceptions: readonly AddressException[], agentName = ''): Dispatcher {
+    const key = `${agentName}\u0000${JSON.stringify(exceptions)}`;
     let agent = this.agents.get(key);
     if (!agent) {
       agent = this.create(exceptions);
@@ -54,7 +60,7 @@ export class UpstreamPool {
       headersTimeout: limits.headersTimeoutMs,
       bodyTimeout: limits.bodyTimeoutMs,
       maxHeaderSize: 64 * 1024,
-      connections: 128,
+      connections: limits.upstreamConnectionsPerAgent,
       connect: (opts, callback) => {
         const started = process.hrtime.bigint();
         const hostname = opts.hostname.replace(/^\[(.*)\]$/, '$1');

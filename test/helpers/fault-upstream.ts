@@ -27,6 +27,8 @@ export interface FaultUpstream {
   waitOpen(n: number, maxMs?: number): Promise<void>;
   /** Resolves once `count` requests for exactly the path `p` have arrived; rejects after maxMs. */
   waitSeen(p: string, count?: number, maxMs?: number): Promise<void>;
+  /** Resolves once `ok()` holds (checked on every connection, close and request); rejects after maxMs. */
+  waitFor(ok: () => boolean, what: string, maxMs?: number): Promise<void>;
   /** Sends the next byte of every /slow response; the number of responses that got one. */
   step(): number;
   /** Answers every held /hang request (200 "late"). */
@@ -104,6 +106,7 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
     open: () => sockets.size,
     waitOpen: (n, maxMs = 10_000) => until(() => sockets.size === n, () => `upstream still has ${sockets.size} open sockets, expected ${n}`, maxMs),
     waitSeen: (p, count = 1, maxMs = 10_000) => until(() => seen.filter((s) => s === p).length >= count, () => `upstream saw ${seen.filter((s) => s === p).length} requests for ${p}, expected ${count}`, maxMs),
+    waitFor: (ok, what, maxMs = 10_000) => until(ok, () => `${what} (seen ${seen.length}, open ${sockets.size})`, maxMs),
     step: () => {
       let n = 0;
       for (const r of slow) {

@@ -75,7 +75,7 @@ export async function forward(
   const { req, res } = x;
   const { scheme, host, port, path } = routed(x).target;
   const rule = x.decision?.rule;
-  const dispatcher = x.state.upstream.dispatcher(rule?.addressExceptions ?? []);
+  const dispatcher = x.state.upstream.dispatcher(rule?.addressExceptions ?? [], x.agent ?? '');
   const origin = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const bodyExpected = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
   const length = req.headers['content-length'];
