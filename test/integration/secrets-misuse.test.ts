@@ -197,7 +197,7 @@ describe('handle misuse and opt-in injection', () => {
     const r = await t.cli(['secret', 'list'], ENV);
     seen.push(r.stdout, r.stderr);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^form\tstore form-token\tloaded\t\d+s\t[0-9a-f]{16}\tform\.turret\.test:\*$/m);
+    assert.match(r.stdout, /^form\tstore form-token\tloaded\t\d+[smhd]\t[0-9a-f]{16}\tform\.turret\.test:\*$/m);
     assert.match(r.stdout, /^api\tenv T_API\tloaded\t-\t[0-9a-f]{16}\t/m);
   });
 });
