@@ -15,6 +15,7 @@ import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TurretError } from '../core/errors.js';
 import { formatChainLine, GENESIS_PREV, parseChainLine } from './line.js';
+import { fileProblem } from './file-guard.js';
 import { readLastLine } from './read-lines.js';
 import { normalizeRecord, type AuditRecord } from './record.js';
 
@@ -38,6 +39,8 @@ export interface AuditLogOptions {
    * or a rotation fails (nothing is lost; the current file keeps growing).
    */
   onError?: (err: Error) => void;
+  /** Called when an append succeeds after one failed (writes resumed; readiness, start.ts). */
+  onRecover?: () => void;
 }
 
 export interface AuditLog extends AuditSink {
@@ -99,6 +102,10 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   let running: Promise<void> | null = null;
   let closed = false;
   let firstError: Error | null = null;
+  // The last append failed (or found the file gone); the next success calls onRecover.
+  let failing = false;
+  // A failed append could not be cut back; the next append cuts first.
+  let torn = false;
   // Raised after a failed rotation so the next attempt comes only after another maxBytes, not per line.
   let limit = maxBytes;
 
@@ -125,11 +132,34 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   }
 
   async function append(lines: string[]): Promise<void> {
+    if (torn) {
+      await fh.truncate(size);
+      torn = false;
+    }
+    const problem = await fileProblem(fh, path).catch((e: Error) => e.message);
+    if (problem !== null) {
+      // Reopen at the path (recreating its directory) so later records land where operators look;
+      // the failure is still reported: production refuses traffic after any audit failure.
+      await fh.close().catch(() => undefined);
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      fh = await open(path, 'a', 0o600);
+      size = (await fh.stat()).size;
+      o.onError?.(new Error(`${problem}; reopened it`));
+      failing = true;
+    }
     let chunk: Buffer[] = [];
     let chunkBytes = 0;
     const writeOut = async (): Promise<void> => {
       if (chunk.length === 0) return;
-      await fh.appendFile(Buffer.concat(chunk, chunkBytes));
+      try {
+        await fh.appendFile(Buffer.concat(chunk, chunkBytes));
+      } catch (e) {
+        // A partial append (disk full) leaves half a line that a later record would be glued
+        // to: cut the file back to its last complete record. Those records are lost; verify
+        // shows the gap with its bounds, and a restart finds a complete last line.
+        await fh.truncate(size).catch(() => (torn = true));
+        throw e;
+      }
       size += chunkBytes;
       chunk = [];
       chunkBytes = 0;
@@ -153,9 +183,14 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
       queue = [];
       try {
         await append(lines);
+        if (failing) {
+          failing = false;
+          o.onRecover?.();
+        }
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
         firstError ??= err;
+        failing = true;
         o.onError?.(err);
       }
     }

@@ -75,6 +75,12 @@ export async function startCommand(opts: StartOptions): Promise<void> {
           if (rt && rt.auditFailure === null) rt.auditFailure = e.message;
           log.error('audit write failed', { error: e.message });
         },
+        // Development: readiness recovers once records land again. Production stays 503 until
+        // a restart (runtime.ts assertServing): the records lost in between need an operator.
+        onRecover: () => {
+          log.info('audit writes resumed', { production });
+          if (rt && !production) rt.auditFailure = null;
+        },
       })
     : noAudit;
   let rt: Runtime;
