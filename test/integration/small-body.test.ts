@@ -2,9 +2,9 @@
  * The small-body path (src/proxy/stages/small-body.ts: an identity body with Content-Length
  * ≤ 64 KiB is read whole, scrubbed once and written with its new length) through the real proxy,
  * real curl, a local HTTPS upstream: the secret and a token are gone from the body, the length
- * the client gets is the scrubbed body's; an upstream that dies in the middle of its body (not
- * all there, so it streams) still ends in exactly one audit record with its cause. Every output
- * is grepped for the secret.
+ * the client gets is the scrubbed body's; an upstream that dies in the middle of its body and
+ * one that sends more than it announced still end in exactly one audit record with the cause the
+ * client was given. Every output is grepped for the secret.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -89,15 +89,17 @@ settings:
     assert.equal(rec?.bytes_out, Buffer.byteLength(r.body));
   });
 
-  it('an upstream that dies mid-body: the body is not all there, so it streams (#13: head relayed, then cut); one record with the cause, no secret', async () => {
+  it('an upstream that dies mid-body: a clean 502 with its code, none of the partial body, one record with the same cause', async () => {
     const r = await curl([...args, `https://up.turret.test:${up.port}/short`]);
     seen.push(r.raw, r.stderr);
-    // The small-body path takes only a body that is all there; this one streams and is cut short.
-    assert.equal(r.status, 200);
-    assert.notEqual(r.code, 0, 'curl sees an incomplete transfer, not a complete response');
+    assert.equal(r.status, 502);
+    const code = r.headers['x-turret-error'];
+    assert.match(code ?? '', /^upstream_/);
+    assert.ok(!r.body.includes('partial'), 'no byte of the unfinished body reaches the client');
     const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/short');
     assert.equal(rec?.outcome, 'failed');
-    assert.match(String(rec?.code), /^upstream_/);
+    assert.equal(rec?.code, code);
+    assert.equal(rec?.status, 502);
     assert.equal(t.audit().filter((x) => x.event === 'request' && x.path === '/short').length, 1);
   });
 });
