@@ -49,7 +49,7 @@ function exportsOf(stdout: string): Map<string, string> {
 describe('turret env: client trust, presets and handles', () => {
   let t: TurretProc;
   before(async () => {
-    t = await startTurret({ rules: { 'r.yaml': rules }, env: { ...SECRETS, TURRET_ADMIN: 'off' } });
+    t = await startTurret({ rules: { 'r.yaml': rules }, env: { ...SECRETS, TURRET_ADMIN: 'off' }, startTimeoutMs: 60_000 });
   });
   after(async () => {
     await t?.stop();

@@ -27,6 +27,7 @@ secrets:
   - name: api-token
     from: { env: TEST_API_TOKEN }
     hosts: ["echo.turret.test:*", "plain.turret.test:*"]
+    headers: [x-api-key]
     env: API_TOKEN
   - name: git-token
     from: { env: TEST_GIT_TOKEN }
@@ -94,6 +95,29 @@ if (which === 'got') { const { default: got } = await import(${JSON.stringify(pa
 console.log(out);
 `;
 
+// Trust and proxy host come from JAVA_TOOL_OPTIONS; Java reads no proxy variables, so the program
+// supplies the proxy credential (from HTTPS_PROXY) to an Authenticator, as docs/clients.md says.
+const JAVA = `
+import java.net.*;
+import java.net.http.*;
+import java.nio.charset.StandardCharsets;
+public class Client {
+  public static void main(String[] args) throws Exception {
+    String[] cred = URI.create(System.getenv("HTTPS_PROXY")).getRawUserInfo().split(":", 2);
+    String user = URLDecoder.decode(cred[0], StandardCharsets.UTF_8), pass = URLDecoder.decode(cred[1], StandardCharsets.UTF_8);
+    HttpClient c = HttpClient.newBuilder().proxy(ProxySelector.getDefault()).authenticator(new Authenticator() {
+      protected PasswordAuthentication getPasswordAuthentication() {
+        return getRequestorType() == RequestorType.PROXY ? new PasswordAuthentication(user, pass.toCharArray()) : null;
+      }
+    }).build();
+    // With an Authenticator set, HttpClient drops a user-set Authorization header: an API-key header instead.
+    HttpRequest r = HttpRequest.newBuilder(URI.create(args[0])).header("X-Api-Key", System.getenv("API_TOKEN")).build();
+    HttpResponse<String> res = c.send(r, HttpResponse.BodyHandlers.ofString());
+    System.out.println(res.statusCode() + " " + res.body());
+  }
+}
+`;
+
 describe('client matrix through turret run', () => {
   let t: TurretProc;
   let up: Upstream;
@@ -106,9 +130,10 @@ describe('client matrix through turret run', () => {
     up = await startUpstream();
     plain = await startUpstream({ tls: false });
     gitServer = await startGitServer({ user: 'x-access-token', password: GIT });
-    t = await startTurret({ rules: { 'r.yaml': rules() }, env: ENV });
+    t = await startTurret({ rules: { 'r.yaml': rules() }, env: ENV, startTimeoutMs: 60_000 });
     writeFileSync(path.join(work, 'client.py'), PY);
     writeFileSync(path.join(work, 'client.mjs'), NODE);
+    writeFileSync(path.join(work, 'Client.java'), JAVA);
   });
 
   after(async () => {
@@ -133,7 +158,7 @@ describe('client matrix through turret run', () => {
     const got = server.received.find((x) => x.url === urlPath);
     assert.equal(got?.headers.authorization, `Bearer ${API}`, `the upstream received the real secret on ${urlPath}`);
     assert.match(stdout, /Bearer trt_/, 'the echo the client printed carries the handle, not the secret');
-    const rec = await waitForAudit(t, (x) => x.path === urlPath && x.outcome === 'completed');
+    const rec = await waitForAudit(t, (x) => x.path === urlPath && x.outcome === 'completed', 30_000);
     assert.deepEqual(rec?.secrets, ['api-token']);
   };
 
@@ -172,9 +197,18 @@ describe('client matrix through turret run', () => {
     assert.match(r.stdout, /^200 /);
     assert.ok(plain.received.some((x) => x.url === '/node-plain'));
     // plain.turret.test resolves only inside Turret (dns_hosts): the request went through it.
-    const rec = await waitForAudit(t, (x) => x.path === '/node-plain' && x.outcome === 'completed');
+    const rec = await waitForAudit(t, (x) => x.path === '/node-plain' && x.outcome === 'completed', 30_000);
     assert.equal(rec?.agent, 'runner');
     assert.equal(rec?.scheme, 'http');
+  });
+
+  it('Java HttpClient: trust store and proxy from JAVA_TOOL_OPTIONS', async () => {
+    const r = await runner.run(['java', 'Client.java', `https://echo.turret.test:${up.port}/java`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^200 .*"x-api-key":"trt_/, 'the echo the client printed carries the handle');
+    assert.equal(up.received.find((x) => x.url === '/java')?.headers['x-api-key'], API, 'the upstream received the real secret');
+    const rec = await waitForAudit(t, (x) => x.path === '/java' && x.outcome === 'completed', 30_000);
+    assert.deepEqual(rec?.secrets, ['api-token']);
   });
 
   it('git clone and push: basic proxy auth from the first CONNECT, no 407 round trip', async () => {
@@ -184,7 +218,7 @@ describe('client matrix through turret run', () => {
     const r = await runner.run(['sh', '-c', script]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(gitServer.auths.includes(`Basic ${Buffer.from(`x-access-token:${GIT}`).toString('base64')}`), 'the git server received the real password');
-    await waitForAudit(t, (x) => x.event === 'tunnel_close');
+    await waitForAudit(t, (x) => x.event === 'tunnel_close', 30_000);
     const records = t.audit().slice(before);
     assert.ok(records.some((x) => x.outcome === 'completed'), 'git requests were recorded');
     assert.deepEqual(
@@ -198,7 +232,7 @@ describe('client matrix through turret run', () => {
     const r = await runner.run(['sh', '-c', `curl -sS -o /dev/null -w '%{ssl_verify_result}' https://pinned.turret.test:${up.port}/pinned`]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(up.received.some((x) => x.url === '/pinned'), 'the request reached the real upstream');
-    const rec = await waitForAudit(t, (x) => x.event === 'tunnel_open' && String(x.host) === 'pinned.turret.test');
+    const rec = await waitForAudit(t, (x) => x.event === 'tunnel_open' && String(x.host) === 'pinned.turret.test', 30_000);
     assert.ok(rec, 'the tunnel was recorded');
     assert.equal(r.stdout, '0', 'curl verified the real upstream certificate');
   });

@@ -69,7 +69,7 @@ describe('package managers and an AWS SDK through turret run', () => {
     npm = await startNpmRegistry(NPM);
     pypi = await startPypiIndex(PYPI);
     aws = await startAwsServer(AWS_ID, AWS_KEY);
-    t = await startTurret({ rules: { 'r.yaml': rules() }, env: ENV });
+    t = await startTurret({ rules: { 'r.yaml': rules() }, env: ENV, startTimeoutMs: 60_000 });
   });
 
   after(async () => {
