@@ -286,10 +286,10 @@ describe('turret run without namespaces, and with a terminal', () => {
     const cmd = [process.execPath, ...runArgs([], ['bash', '--norc', '--noprofile', '-i'])].map((a) => `'${a}'`).join(' ');
     const p = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: work, env: cleanEnv({ TERM: 'dumb', PS1: '$ ' }), stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
-    const waitFor = (re: RegExp): Promise<void> =>
+    const waitFor = (re: RegExp | (() => boolean)): Promise<void> =>
       new Promise((resolve, reject) => {
         const check = (): void => {
-          if (re.test(out)) {
+          if (typeof re === 'function' ? re() : re.test(out)) {
             p.stdout.off('data', check);
             p.off('close', fail);
             resolve();
@@ -305,7 +305,11 @@ describe('turret run without namespaces, and with a terminal', () => {
     await waitFor(/TTY-42/);
     p.stdin.write('echo "SLEEPING-$((1+1))"; sleep 1000\n');
     await waitFor(/SLEEPING-2/);
+    const prompts = (): number => (out.match(/\$ /g) ?? []).length;
+    const before = prompts();
     p.stdin.write('\x03'); // Ctrl-C: the terminal interrupts the foreground program, the shell stays
+    // The terminal flushes typed-ahead input on Ctrl-C: type the next line at the next prompt.
+    await waitFor(() => prompts() > before);
     p.stdin.write('echo "AFTER-$((40+3))"\n');
     await waitFor(/AFTER-43/);
     const closed = new Promise<number>((r) => p.once('close', (c) => r(c ?? -1)));
