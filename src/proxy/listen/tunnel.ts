@@ -111,7 +111,8 @@ export async function terminateTls(rt: Runtime, socket: Duplex, head: Buffer, ho
   const tlsSocket = new tls.TLSSocket(transport as Socket, {
     isServer: true,
     secureContext: context,
-    ALPNProtocols: ['http/1.1'],
+    // http/1.0 too: a client offering only that (curl -0) must not fail the handshake.
+    ALPNProtocols: ['http/1.1', 'http/1.0'],
     SNICallback: (servername, cb) => {
       let seen: string;
       try {
