@@ -4,16 +4,11 @@
  * 2 bad usage or configuration), print messages without stack traces for expected errors.
  */
 import { runCli } from './cli/index.js';
-import { ConfigError } from './config/yaml.js';
-import { CaError } from './tls/ca.js';
-import { KeyFileError } from './secrets/keys.js';
 
+/** An error says its own exit code (ConfigError, UsageError, CaError, KeyFileError: 2); anything else is 1. */
 function exitCodeFor(e: unknown): number {
-  if (e instanceof ConfigError) return 2;
-  const name = (e as Error)?.name;
-  if (name === 'UsageError' || name === 'CACError') return 2;
-  if (e instanceof CaError || e instanceof KeyFileError) return 2;
-  return 1;
+  const code = (e as { exitCode?: unknown } | null)?.exitCode;
+  return typeof code === 'number' && Number.isInteger(code) && code > 0 ? code : 1;
 }
 
 runCli(process.argv).then(

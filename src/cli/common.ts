@@ -5,6 +5,8 @@
 import path from 'node:path';
 
 export class UsageError extends Error {
+  /** Bad configuration or usage: exit 2 (main.ts). */
+  readonly exitCode = 2;
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';

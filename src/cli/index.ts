@@ -4,6 +4,7 @@
  */
 import { cac } from 'cac';
 import { approvalsCommand } from './approvals.js';
+import { VERSION } from '../core/version.js';
 import { auditCommand, type AuditOptions } from './audit.js';
 import { caCommand } from './ca.js';
 import { DEFAULT_LISTEN, UsageError } from './common.js';
@@ -128,8 +129,8 @@ export async function runCli(argv: string[]): Promise<number> {
     );
 
   cli.help();
-  cli.version('0.1.0');
-  const parsed = cli.parse(argv, { run: false });
+  cli.version(VERSION);
+  const parsed = usage(() => cli.parse(argv, { run: false }));
   if (parsed.options.help || parsed.options.version) return 0;
   if (!cli.matchedCommand) {
     if (cli.args.length === 0) {
@@ -138,7 +139,17 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     throw new UsageError(`unknown command "${cli.args.join(' ').slice(0, 60)}"; see turret --help`);
   }
-  await cli.runMatchedCommand();
+  await usage(() => cli.runMatchedCommand());
   if (action) await action;
   return exit;
+}
+
+/** cac's own errors (missing argument, unknown option) are usage errors: exit 2 like ours. */
+function usage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if ((e as Error)?.name === 'CACError') throw new UsageError((e as Error).message);
+    throw e;
+  }
 }

@@ -27,6 +27,8 @@ import { openProxyState } from './shared-state.js';
 import { parseWorkers, startPrimary, workerAuditPath } from './workers.js';
 import { scrubJson } from '../scrub/json.js';
 import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
+import { VERSION } from '../core/version.js';
+import { serialReloads } from './reload.js';
 
 export interface StartOptions extends CommonOptions, OpsOptions {
   listen?: string;
@@ -63,7 +65,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   const ring = await loadKeyRing(dir, true);
   const auditOff = auditSpec === 'off';
   const auditPath = auditOff ? null : path.resolve(auditSpec);
-  const metrics = createMetrics({ version: '0.1.0' });
+  const metrics = createMetrics({ version: VERSION });
   // --audit off (development only: production refuses it below) still needs a sink to write to.
   const noAudit: AuditSink = { write: () => {}, close: async () => {} };
   const auditSink: AuditSink = auditPath
@@ -164,10 +166,8 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   });
   if (cluster.isWorker) process.send?.({ turret: 'listening' });
 
-  let reloading = false;
-  const reload = async (why: string): Promise<void> => {
-    if (reloading) return;
-    reloading = true;
+  // One reload at a time; a change that lands during one is reloaded right after it (reload.ts).
+  const reload = serialReloads(async (why: string): Promise<void> => {
     try {
       const next = await loadPolicy(rules);
       rt.install(next);
@@ -184,10 +184,8 @@ export async function startCommand(opts: StartOptions): Promise<void> {
       const problems = e instanceof ConfigError ? e.message.split('\n') : [(e as Error).message];
       rt.lastReloadError = { at: new Date().toISOString(), why, problems };
       log.error('reload refused; the previous rules keep serving', { why, problems });
-    } finally {
-      reloading = false;
     }
-  };
+  });
   rt.approvals = new Approvals((a, until) => addApprovalRule(rules, approvalEntry(a, until, a.rule.methods), () => loadPolicy(rules), () => reload(`approval ${a.id}`)));
   process.on('SIGHUP', () => void reload('SIGHUP'));
   if (o.watch !== false) {

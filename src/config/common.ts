@@ -2,6 +2,8 @@
  * Readers shared by the rule-file sections: names, host patterns, durations, rate limits,
  * timestamps, and the `settings:` section.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { isIP } from 'node:net';
 import { normaliseHost } from '../net/host.js';
 import { parseDnsServer } from '../net/resolver.js';
@@ -129,7 +131,7 @@ export function readSettings(c: Cursor): Partial<Settings> | undefined {
     out.dnsServers = list;
   }
   const ca = m.get('upstream_ca_file');
-  if (ca) out.upstreamCaFile = ca.str() ?? null;
+  if (ca) Object.assign(out, readCaFile(ca));
   const dh = m.get('dns_hosts');
   if (dh) {
     const names = dh.map(readKeys(dh));
@@ -152,3 +154,23 @@ export function readSettings(c: Cursor): Partial<Settings> | undefined {
   }
   return out;
 }
+
+/**
+ * settings.upstream_ca_file: read and checked here, so a file that is missing or holds no
+ * certificate is a load problem with its file:line (not a start-up failure after `rules check`
+ * said ok). A relative path is resolved from the rule file's directory, like body_schema files.
+ */
+function readCaFile(c: Cursor): Pick<Settings, 'upstreamCaFile' | 'upstreamCa'> | undefined {
+  const name = c.str();
+  if (name === undefined) return undefined;
+  const file = path.resolve(path.dirname(c.doc.file), name);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return c.fail(`CA file "${name.slice(0, 80)}" cannot be read (a relative path is resolved from this rule file's directory)`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) return c.fail(`CA file "${name.slice(0, 80)}" holds no PEM certificate`);
+  return { upstreamCaFile: file, upstreamCa: text };
+}
+

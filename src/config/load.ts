@@ -72,7 +72,7 @@ export function compilePolicy(sources: Array<{ file: string; text: string }>, no
   const limits: AgentLimit[] = [];
   const limitCursors: Cursor[] = [];
   const exampleCursors: Cursor[] = [];
-  let settings: Settings = { upstreamCaFile: null, dnsHosts: {} };
+  let settings: Settings = { upstreamCaFile: null, upstreamCa: null, dnsHosts: {} };
   let settingsFrom: string | null = null;
   const docs: Doc[] = [];
 

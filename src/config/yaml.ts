@@ -20,6 +20,8 @@ export function formatProblem(p: Problem): string {
 }
 
 export class ConfigError extends Error {
+  /** Bad configuration or usage: exit 2 (main.ts). */
+  readonly exitCode = 2;
   constructor(readonly problems: Problem[]) {
     super(problems.map(formatProblem).join('\n'));
     this.name = 'ConfigError';

@@ -191,8 +191,10 @@ export interface Example {
 }
 
 export interface Settings {
-  /** Extra CA bundle (PEM) trusted for upstream TLS, beside the system roots. */
+  /** Extra CA bundle trusted for upstream TLS, beside the system roots: the file as written... */
   upstreamCaFile: string | null;
+  /** ...and its PEM text, read and checked by the loader (so `rules check` and `start` agree). */
+  upstreamCa: string | null;
   /** Operator-pinned name → addresses (bypasses DNS; the addresses are still classified). */
   dnsHosts: Record<string, string[]>;
   /** DNS servers ("IP[:port]") asked instead of the system's; absent = the system's. */

@@ -3,7 +3,6 @@
  * `Runtime.state` is replaced atomically: a request reads it once at its start and keeps that
  * snapshot to the end, so a reload never changes the rules under a running request.
  */
-import { readFileSync } from 'node:fs';
 import { TurretError } from '../core/errors.js';
 import tls from 'node:tls';
 import type { AuditSink } from '../audit/writer.js';
@@ -141,17 +140,10 @@ export class Runtime {
     return this.current !== null;
   }
 
-  /** Build per-policy state and swap it in. Throws (keeping the old state) when the policy's settings are unusable. */
+  /** Build per-policy state and swap it in (the loader has checked the settings it reads). */
   install(policy: Policy): void {
-    let extraCa: string | null = null;
-    if (policy.settings.upstreamCaFile) {
-      try {
-        extraCa = readFileSync(policy.settings.upstreamCaFile, 'utf8');
-      } catch {
-        throw new Error(`settings.upstream_ca_file ${policy.settings.upstreamCaFile} cannot be read`);
-      }
-      if (!extraCa.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`settings.upstream_ca_file ${policy.settings.upstreamCaFile} holds no PEM certificate`);
-    }
+    // settings.upstream_ca_file was read and checked by the loader (config/common.ts).
+    const extraCa = policy.settings.upstreamCa;
     const servers = policy.settings.dnsServers;
     const resolver = createResolver({ lookup: this.lookup, staticHosts: policy.settings.dnsHosts, ...(servers ? { servers } : {}) });
     // Interfaces change (DHCP, containers): every reload adds the current ones. Addresses are

@@ -20,6 +20,8 @@ export interface KeyRing {
 export const KEY_FILE = 'turret.key';
 
 export class KeyFileError extends Error {
+  /** Bad configuration or usage: exit 2 (main.ts). */
+  readonly exitCode = 2;
   constructor(message: string) {
     super(message);
     this.name = 'KeyFileError';

@@ -34,6 +34,8 @@ export interface CertificateAuthority {
 }
 
 export class CaError extends Error {
+  /** Bad configuration or usage: exit 2 (main.ts). */
+  readonly exitCode = 2;
   constructor(message: string) {
     super(message);
     this.name = 'CaError';
