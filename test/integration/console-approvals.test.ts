@@ -85,7 +85,8 @@ describe('action: ask and the approvals API', () => {
   });
 
   const proxied = (p: TurretProc, tok: string, args: string[]): Promise<CurlResult> =>
-    curl(['-x', `http://127.0.0.1:${p.port}`, '--proxy-user', `bot:${tok}`, '--cacert', path.join(p.caDir, 'ca.crt'), ...args]).then((r) => {
+    // A request may wait for an operator: a longer --max-time than the helper's (the last one wins).
+    curl(['-x', `http://127.0.0.1:${p.port}`, '--proxy-user', `bot:${tok}`, '--cacert', path.join(p.caDir, 'ca.crt'), '--max-time', '120', ...args]).then((r) => {
       outputs.push(r.raw);
       return r;
     });

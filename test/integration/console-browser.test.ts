@@ -82,7 +82,7 @@ describe('the console in Chromium', () => {
   });
 
   const request = (args: string[]): Promise<CurlResult> =>
-    curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `bot:${token}`, '--cacert', path.join(t.caDir, 'ca.crt'), ...args]).then((r) => {
+    curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `bot:${token}`, '--cacert', path.join(t.caDir, 'ca.crt'), '--max-time', '120', ...args]).then((r) => {
       seen.push(r.raw);
       return r;
     });

@@ -11,25 +11,34 @@ export const FEED_SIZE = 1000;
 export type FeedListener = (rec: AuditRecord) => void;
 
 export class RecordFeed {
+  /** Records as written; normalised and scrubbed only when someone looks (the hot path only pushes). */
   private readonly ring: AuditRecord[] = [];
   private readonly listeners = new Set<FeedListener>();
 
   constructor(private readonly scrub: (s: string) => string) {}
 
+  private clean(rec: AuditRecord): AuditRecord {
+    return JSON.parse(this.scrub(JSON.stringify(normalizeRecord(rec)))) as AuditRecord;
+  }
+
   push(rec: AuditRecord): void {
-    const clean = JSON.parse(this.scrub(JSON.stringify(normalizeRecord(rec)))) as AuditRecord;
-    this.ring.push(clean);
+    this.ring.push(rec);
     if (this.ring.length > FEED_SIZE) this.ring.shift();
+    if (this.listeners.size === 0) return;
+    const clean = this.clean(rec);
     for (const l of this.listeners) l(clean);
   }
 
   /** Newest first. */
   recent(n = FEED_SIZE): AuditRecord[] {
-    return this.ring.slice(-n).reverse();
+    return this.ring
+      .slice(-n)
+      .reverse()
+      .map((r) => this.clean(r));
   }
 
   find(requestId: string): AuditRecord | undefined {
-    for (let i = this.ring.length - 1; i >= 0; i--) if (this.ring[i]?.request_id === requestId) return this.ring[i];
+    for (let i = this.ring.length - 1; i >= 0; i--) if (this.ring[i]?.request_id === requestId) return this.clean(this.ring[i]!);
     return undefined;
   }
 
