@@ -139,8 +139,10 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     throw new UsageError(`unknown command "${cli.args.join(' ').slice(0, 60)}"; see turret --help`);
   }
-  await usage(() => cli.runMatchedCommand());
-  if (action) await action;
+  usage(() => cli.runMatchedCommand());
+  // `action` is set by the command's handler during runMatchedCommand (TypeScript cannot see that).
+  const pending = action as Promise<unknown> | null;
+  if (pending) await pending;
   return exit;
 }
 

@@ -12,6 +12,7 @@
  *   --allow-write paths writable; Turret's state hidden under empty tmpfs; the command.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface Mounts {
   cwd: string;
@@ -27,6 +28,13 @@ export interface Mounts {
   data: ReadonlyArray<{ fd: number; dest: string }>;
 }
 
+const PRIVATE_DIRS = ['/tmp', '/run', '/var/tmp'];
+
+/** The directory holding Turret's dist/ and node_modules/ (this file is dist/sandbox/bwrap.js). */
+function installRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+}
+
 export function outerArgs(): string[] {
   return ['--unshare-user', '--unshare-net', '--uid', '0', '--gid', '0', '--cap-add', 'ALL', '--die-with-parent', '--dev-bind', '/', '/'];
 }
@@ -38,6 +46,10 @@ export function innerArgs(m: Mounts, uid: number, gid: number, infoFd: number): 
   // Host daemons' sockets (D-Bus, container runtimes …) live under /run: a Unix socket on a
   // read-only filesystem can still be connected to, and it is not behind the network namespace.
   a.push('--tmpfs', '/tmp', '--tmpfs', '/run', '--tmpfs', '/var/tmp');
+  // Turret's own install (the Node preload in dist/client/ and the undici it imports) must stay
+  // readable when it lives under one of those private directories (a checkout in /tmp).
+  const install = installRoot();
+  if (PRIVATE_DIRS.some((d) => within(install, d))) a.push('--ro-bind', install, install);
   a.push('--bind', m.cwd, m.cwd);
   for (const w of m.writable) a.push('--bind', w, w);
   // Hidden after the writable binds: a CA directory inside the working directory stays hidden.

@@ -245,6 +245,7 @@ export class RedisState implements SharedState {
 
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all([this.cmd, this.sub].map((c) => c?.quit().catch(() => c.disconnect())));
+    const clients: Redis[] = this.sub ? [this.cmd, this.sub] : [this.cmd];
+    await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
   }
 }

@@ -82,7 +82,7 @@ describe('streaming both ways', () => {
       const req = http.request({ host: '127.0.0.1', port: t.port, method: 'CONNECT', path: `${opts.host}:${opts.port}`, headers: { 'proxy-authorization': `Basic ${Buffer.from('a:fake-agent-token-2').toString('base64')}` } });
       req.on('connect', (res, socket) => {
         if (res.statusCode !== 200) return cb(new Error(`CONNECT ${res.statusCode}`));
-        import('node:tls').then((tls) => cb(null, tls.connect({ socket, servername: opts.host, ca })));
+        void import('node:tls').then((tls) => cb(null, tls.connect({ socket, servername: opts.host, ca })), cb);
       });
       req.on('error', cb);
       req.end();

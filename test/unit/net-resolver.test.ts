@@ -64,7 +64,7 @@ test('TTL is clamped to [minTtlMs, maxTtlMs] and the shortest answer TTL wins', 
 test('concurrent lookups of one name are coalesced into one query', async () => {
   const dns = fakeDns({ 'c.test': [{ address: '8.8.8.8', family: 4, ttl: 60 }] });
   let open!: () => void;
-  dns.hold(new Promise<void>((res) => (open = res)));
+  void dns.hold(new Promise<void>((res) => (open = res)));
   const r = createResolver({ lookup: dns.lookup });
   const all = Array.from({ length: 50 }, () => r.resolve('c.test'));
   open();
