@@ -115,8 +115,13 @@ describe('handle misuse and opt-in injection', () => {
     await denied(await req(['-H', `Authorization: Bearer ${h}`, url('other', '/ok/x')]), 'handle_host_not_bound', 'api');
     await denied(await req(['-H', `Authorization: Bearer ${h}`, url('echo', '/ok/x')], { agent: 'b' }), 'handle_wrong_agent', 'api');
     const short = await issue('a', 'api', '1s');
-    await new Promise((r) => setTimeout(r, 2100));
-    await denied(await req(['-H', `Authorization: Bearer ${short}`, url('echo', '/ok/x')]), 'handle_expired', 'api');
+    // Until the 1 s lifetime has passed (bounded; each try is a real request).
+    let r = await req(['-H', `Authorization: Bearer ${short}`, url('echo', '/ok/x')]);
+    for (let i = 0; i < 100 && r.headers['x-turret-error'] !== 'handle_expired'; i++) {
+      await new Promise((res) => setTimeout(res, 50));
+      r = await req(['-H', `Authorization: Bearer ${short}`, url('echo', '/ok/x')]);
+    }
+    await denied(r, 'handle_expired', 'api');
     assert.ok(!up.received.some((x) => JSON.stringify(x).includes('trt_')), 'no handle reached any upstream');
   });
 
@@ -139,8 +144,11 @@ describe('handle misuse and opt-in injection', () => {
   it('on_misuse: revoke kills the handle on its first misuse', async () => {
     const h = await issue('a', 'burn');
     await denied(await req(['-H', `Authorization: Bearer ${h}`, url('other', '/x')]), 'handle_host_not_bound', 'burn');
-    await new Promise((r) => setTimeout(r, 300));
-    await denied(await req(['-H', `Authorization: Bearer ${h}`, url('echo', '/x')]), 'handle_revoked', 'burn');
+    // The revocation is written asynchronously: wait for the event (the misuse's record says so).
+    await waitForAudit(t, (x) => x.code === 'handle_host_not_bound' && String(x.path) === '/x', 20_000);
+    let r = await req(['-H', `Authorization: Bearer ${h}`, url('echo', '/x')]);
+    for (let i = 0; i < 100 && r.headers['x-turret-error'] !== 'handle_revoked'; i++) r = await req(['-H', `Authorization: Bearer ${h}`, url('echo', '/x')]);
+    await denied(r, 'handle_revoked', 'burn');
   });
 
   it('a revocation survives a restart and reaches a replica sharing the key directory', async () => {
@@ -150,8 +158,12 @@ describe('handle misuse and opt-in injection', () => {
     try {
       assert.equal((await req(['-H', `Authorization: Bearer ${h}`, url('echo', '/x')], { port: replica.port })).status, 200, 'the replica opens a handle it never saw issued');
       assert.equal((await t.cli(['handle', 'revoke', id])).code, 0);
-      await new Promise((r) => setTimeout(r, 300));
-      const r = await req(['-H', `Authorization: Bearer ${h}`, url('echo', '/x')], { port: replica.port });
+      // The replica re-reads the shared revocation list: bounded tries until it refuses.
+      let r = await req(['-H', `Authorization: Bearer ${h}`, url('echo', '/x')], { port: replica.port });
+      for (let i = 0; i < 100 && r.headers['x-turret-error'] !== 'handle_revoked'; i++) {
+        await new Promise((res) => setTimeout(res, 50));
+        r = await req(['-H', `Authorization: Bearer ${h}`, url('echo', '/x')], { port: replica.port });
+      }
       assert.equal(r.headers['x-turret-error'], 'handle_revoked');
     } finally {
       replica.stop();
