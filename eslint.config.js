@@ -16,7 +16,10 @@ export default tseslint.config(
       // node:test's it/describe return promises the runner itself tracks.
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { ignoreVoid: true, allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['it', 'test', 'describe', 'before', 'after', 'beforeEach', 'afterEach', 'suite'] }] },
+        {
+          ignoreVoid: true,
+          allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['it', 'test', 'describe', 'before', 'after', 'beforeEach', 'afterEach', 'suite'] }],
+        },
       ],
       // An async callback where a void one is expected (event listeners, forEach) drops its errors.
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],

@@ -43,7 +43,26 @@ function peakRssMb(t: TurretProc): number {
 
 function upload(t: TurretProc, token: string, url: string, file: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const args = ['-sS', '--noproxy', '', '-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `bench:${token}`, '--cacert', path.join(t.caDir, 'ca.crt'), '-o', '/dev/null', '-w', '%{http_code} %{size_upload} %{speed_upload}', '--data-binary', `@${file}`, '-H', 'Content-Type: application/octet-stream', url];
+    const args = [
+      '-sS',
+      '--noproxy',
+      '',
+      '-x',
+      `http://127.0.0.1:${t.port}`,
+      '--proxy-user',
+      `bench:${token}`,
+      '--cacert',
+      path.join(t.caDir, 'ca.crt'),
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{size_upload} %{speed_upload}',
+      '--data-binary',
+      `@${file}`,
+      '-H',
+      'Content-Type: application/octet-stream',
+      url,
+    ];
     const p = spawn('curl', args, { env: cleanEnv() });
     let out = '';
     p.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -91,7 +110,11 @@ export async function benchOutbound(): Promise<Record<string, number>> {
   await new Promise<void>((r) => up.listen(0, '127.0.0.1', () => r()));
   const port = (up.address() as AddressInfo).port;
   const out: Record<string, number> = {};
-  const modes = [['baseline (no secret)', 0], ['1 secret', 1], ['20 secrets', 20]] as const;
+  const modes = [
+    ['baseline (no secret)', 0],
+    ['1 secret', 1],
+    ['20 secrets', 20],
+  ] as const;
   const procs: Array<{ mode: string; t: TurretProc; token: string; runs: number[] }> = [];
   try {
     for (const [mode, n] of modes) {

@@ -84,7 +84,10 @@ function quantile(sorted: number[], q: number): number {
  * at the latest; it lasts `durationMs`. `onMeasureStart` runs when it opens. Stops early after 50
  * errors (a broken peer must not spin for the whole window).
  */
-export async function closedLoop(get: () => Promise<number>, o: { concurrency: number; warmupMs: number; durationMs: number; maxRequests: number; onMeasureStart?: () => void }): Promise<LoadResult> {
+export async function closedLoop(
+  get: () => Promise<number>,
+  o: { concurrency: number; warmupMs: number; durationMs: number; maxRequests: number; onMeasureStart?: () => void },
+): Promise<LoadResult> {
   const start = performance.now();
   let measureFrom = Infinity;
   let deadline = start + 10_000 + o.durationMs;

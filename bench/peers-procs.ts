@@ -114,7 +114,31 @@ export async function startSquid(upstreamCaFile: string): Promise<PeerProc | nul
   const port = await freePort();
   const caKey = path.join(dir, 'ca.key');
   const caCrt = path.join(dir, 'ca.crt');
-  const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', caCrt, '-days', '2', '-subj', '/CN=turret bench squid CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { encoding: 'utf8' });
+  const gen = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      caKey,
+      '-out',
+      caCrt,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=turret bench squid CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    { encoding: 'utf8' },
+  );
   if (gen.status !== 0) throw new Error(`openssl could not make the squid CA: ${gen.stderr}`);
   chmodSync(caKey, 0o644);
   const db = path.join(dir, 'ssl_db');
@@ -174,7 +198,13 @@ export async function startMitmdump(upstreamCaFile: string): Promise<PeerProc | 
   const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-mitm-'));
   const port = await freePort();
   const caFile = path.join(dir, 'mitmproxy-ca-cert.pem');
-  const p = await launch(bin, dir, ['-q', '--listen-host', '127.0.0.1', '--listen-port', String(port), '--set', `confdir=${dir}`, '--set', `ssl_verify_upstream_trusted_ca=${upstreamCaFile}`], port, () => existsSync(caFile));
+  const p = await launch(
+    bin,
+    dir,
+    ['-q', '--listen-host', '127.0.0.1', '--listen-port', String(port), '--set', `confdir=${dir}`, '--set', `ssl_verify_upstream_trusted_ca=${upstreamCaFile}`],
+    port,
+    () => existsSync(caFile),
+  );
   return { ...p, caPem: readFileSync(caFile, 'utf8') };
 }
 
@@ -207,7 +237,10 @@ export function runWrk(o: { url: string; proxyPort?: number; proxyAuth?: string;
   if (o.proxyAuth) lines.push(`wrk.headers["Proxy-Authorization"] = ${JSON.stringify(o.proxyAuth)}`);
   writeFileSync(script, `${lines.join('\n')}\n`);
   const target = o.proxyPort ? `http://127.0.0.1:${o.proxyPort}/` : `http://127.0.0.1:${u.port}${u.pathname}`;
-  const r = spawnSync(bin, ['-t1', `-c${o.connections}`, `-d${o.seconds}s`, '--timeout', '10s', '--latency', '-s', script, target], { encoding: 'utf8', timeout: (o.seconds + 20) * 1000 });
+  const r = spawnSync(bin, ['-t1', `-c${o.connections}`, `-d${o.seconds}s`, '--timeout', '10s', '--latency', '-s', script, target], {
+    encoding: 'utf8',
+    timeout: (o.seconds + 20) * 1000,
+  });
   rmSync(dir, { recursive: true, force: true });
   const out = r.stdout ?? '';
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);

@@ -74,7 +74,13 @@ function byFile(p: Profile, byId: Map<number, Node>): string[] {
   const files = new Map<string, number>();
   for (const id of p.samples) {
     const u = byId.get(id)?.callFrame.url ?? '';
-    const key = u.includes('/dist/') ? u.replace(/^.*\/dist\//, 'dist/') : u.includes('node_modules/') ? u.replace(/^.*node_modules\/([^/]+).*$/, 'node_modules/$1') : u.startsWith('node:') ? u : `(native) ${byId.get(id)?.callFrame.functionName ?? ''}`;
+    const key = u.includes('/dist/')
+      ? u.replace(/^.*\/dist\//, 'dist/')
+      : u.includes('node_modules/')
+        ? u.replace(/^.*node_modules\/([^/]+).*$/, 'node_modules/$1')
+        : u.startsWith('node:')
+          ? u
+          : `(native) ${byId.get(id)?.callFrame.functionName ?? ''}`;
     files.set(key, (files.get(key) ?? 0) + 1);
   }
   return ['', 'self time by file:'].concat(
@@ -105,7 +111,8 @@ const load = { concurrency: 16, warmupMs: 700, durationMs: 3_000, maxRequests: 3
 try {
   const hosts = Array.from({ length: 30 }, (_, i) => `h${i}.turret.test`);
   const headers = scenario === 'handle' ? (s.variants['with handle injection'] ?? {}) : {};
-  const client = (connections: number): Client => (scenario === 'http' ? httpClient : httpsClient)(s.route, scenario === 'http' ? up.ports.http : up.ports.https, 'echo.turret.test', connections);
+  const client = (connections: number): Client =>
+    (scenario === 'http' ? httpClient : httpsClient)(s.route, scenario === 'http' ? up.ports.http : up.ports.https, 'echo.turret.test', connections);
   const smallLoop = async (durationMs: number): Promise<{ rps: number; count: number }> => {
     const c = client(16);
     try {

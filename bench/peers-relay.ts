@@ -33,7 +33,12 @@ async function relay(req: http.IncomingMessage, res: http.ServerResponse, origin
   const headers: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
   try {
-    const r = await pool(origin, servername).request({ method: req.method as 'GET', path, headers: { ...headers, host: req.headers.host ?? servername }, body: req.method === 'GET' || req.method === 'HEAD' ? null : req });
+    const r = await pool(origin, servername).request({
+      method: req.method as 'GET',
+      path,
+      headers: { ...headers, host: req.headers.host ?? servername },
+      body: req.method === 'GET' || req.method === 'HEAD' ? null : req,
+    });
     const out: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !HOP.has(k)) out[k] = v;
     res.writeHead(r.statusCode, out);

@@ -69,10 +69,14 @@ export function printTables(rows: Row[], notes: string[], extra: Record<string, 
   const out: string[] = [];
   out.push('| path | HTTP req/s (undici) | p50 / p99 ms | HTTP req/s (wrk) | p50 / p99 ms | HTTPS req/s | p50 / p99 ms | proxy CPU ms per request, HTTP / HTTPS |');
   out.push('|---|---|---|---|---|---|---|---|');
-  for (const r of rows) out.push(`| ${label(r)} | ${fmt(r.httpRps)} | ${lat(r.httpP50, r.httpP99)} | ${fmt(r.wrkRps)} | ${lat(r.wrkP50, r.wrkP99)} | ${fmt(r.httpsRps)} | ${lat(r.httpsP50, r.httpsP99)} | ${fmt(per(r.cpuHttpPer1k))} / ${fmt(per(r.cpuPer1k))} |`);
+  for (const r of rows)
+    out.push(
+      `| ${label(r)} | ${fmt(r.httpRps)} | ${lat(r.httpP50, r.httpP99)} | ${fmt(r.wrkRps)} | ${lat(r.wrkP50, r.wrkP99)} | ${fmt(r.httpsRps)} | ${lat(r.httpsP50, r.httpsP99)} | ${fmt(per(r.cpuHttpPer1k))} / ${fmt(per(r.cpuPer1k))} |`,
+    );
   out.push('', '| path | HTTP 10 MB MB/s | HTTPS 10 MB MB/s | new HTTPS host, first request ms | new connection, known host ms | proxy RSS after start / peak MB |');
   out.push('|---|---|---|---|---|---|');
-  for (const r of rows.filter((x) => !x.variant && (x.httpsMBs !== undefined || x.newHostMs !== undefined))) out.push(`| ${label(r)} | ${fmt(r.httpMBs)} | ${fmt(r.httpsMBs)} | ${fmt(r.newHostMs)} | ${fmt(r.knownHostMs)} | ${fmt(r.idleRssMb)} / ${fmt(r.peakRssMb)} |`);
+  for (const r of rows.filter((x) => !x.variant && (x.httpsMBs !== undefined || x.newHostMs !== undefined)))
+    out.push(`| ${label(r)} | ${fmt(r.httpMBs)} | ${fmt(r.httpsMBs)} | ${fmt(r.newHostMs)} | ${fmt(r.knownHostMs)} | ${fmt(r.idleRssMb)} / ${fmt(r.peakRssMb)} |`);
   out.push('', `| ratio to direct / to turret | ${RATIO_METRICS.map((m) => UNITS[m]).join(' | ')} |`, `|---|${RATIO_METRICS.map(() => '---').join('|')}|`);
   for (const r of rows) out.push(`| ${label(r)} | ${RATIO_METRICS.map((m) => `${ratio(r[m], direct?.[m])} / ${ratio(r[m], turret?.[m])}`).join(' | ')} |`);
   for (const n of notes) out.push('', `- ${n}`);

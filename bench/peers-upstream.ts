@@ -22,14 +22,27 @@ export const BIG_BYTES = 10 * 1000 * 1000;
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures');
 
 const SMALL = Buffer.from(
-  JSON.stringify({ id: 4242, login: 'octo-bench', url: 'https://api.example.test/repos/org/repo/issues/4242', state: 'open', labels: ['bug', 'p2'], comments: 3, created_at: '2026-11-22T10:00:00Z', body: 'A small JSON response, typical of an API read.' }),
+  JSON.stringify({
+    id: 4242,
+    login: 'octo-bench',
+    url: 'https://api.example.test/repos/org/repo/issues/4242',
+    state: 'open',
+    labels: ['bug', 'p2'],
+    comments: 3,
+    created_at: '2026-11-22T10:00:00Z',
+    body: 'A small JSON response, typical of an API read.',
+  }),
 );
 
 function bigBody(): Buffer {
   const parts: string[] = [];
   let size = 0;
   for (let i = 0; size < BIG_BYTES; i++) {
-    const t = JSON.stringify({ id: i, login: `user-${i}`, url: `https://api.example.test/repos/org/repo-${i}/issues/${i}`, sha: (i * 2654435761).toString(16).padStart(40, '0'), state: 'open' }, null, 2);
+    const t = JSON.stringify(
+      { id: i, login: `user-${i}`, url: `https://api.example.test/repos/org/repo-${i}/issues/${i}`, sha: (i * 2654435761).toString(16).padStart(40, '0'), state: 'open' },
+      null,
+      2,
+    );
     parts.push(t);
     size += t.length + 2;
   }

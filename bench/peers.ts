@@ -133,7 +133,15 @@ async function measure(s: Subject, ports: Ports): Promise<Row[]> {
     const r = await small(s, 'http small', httpClient(s.route, ports.http, HOST, CONCURRENCY));
     if (r) Object.assign(base, { httpRps: r.rps, httpP50: r.p50, httpP99: r.p99, cpuHttpPer1k: r.cpuPer1k });
     const authority = `${s.route.namedHosts ? HOST : '127.0.0.1'}:${ports.http}`;
-    const w = await guarded(`${s.name} wrk`, async () => runWrk({ url: `http://${authority}/small`, ...(s.route.proxyPort ? { proxyPort: s.route.proxyPort } : {}), ...(s.route.proxyAuth ? { proxyAuth: s.route.proxyAuth } : {}), connections: CONCURRENCY, seconds: 3 }));
+    const w = await guarded(`${s.name} wrk`, async () =>
+      runWrk({
+        url: `http://${authority}/small`,
+        ...(s.route.proxyPort ? { proxyPort: s.route.proxyPort } : {}),
+        ...(s.route.proxyAuth ? { proxyAuth: s.route.proxyAuth } : {}),
+        connections: CONCURRENCY,
+        seconds: 3,
+      }),
+    );
     if (w) Object.assign(base, { wrkRps: w.rps, wrkP50: w.p50, wrkP99: w.p99 });
     if (s.big) base.httpMBs = await guarded(`${s.name} http big`, () => withClient(httpClient(s.route, ports.http, HOST, 1), (c) => download(c, BIG_BYTES, BIG)));
   }
@@ -142,7 +150,12 @@ async function measure(s: Subject, ports: Ports): Promise<Row[]> {
   if (s.big) base.httpsMBs = await guarded(`${s.name} https big`, () => withClient(https(HOST, 1), (c) => download(c, BIG_BYTES, BIG)));
   if (s.newHosts) {
     base.newHostMs = await guarded(`${s.name} new hosts`, () => firstRequests((h) => https(h, 1), hostNames));
-    base.knownHostMs = await guarded(`${s.name} known host`, () => firstRequests((h) => https(h, 1), hostNames.map(() => HOST)));
+    base.knownHostMs = await guarded(`${s.name} known host`, () =>
+      firstRequests(
+        (h) => https(h, 1),
+        hostNames.map(() => HOST),
+      ),
+    );
   }
   rows.push(base);
   for (const [label, headers] of Object.entries(s.variants)) {
@@ -158,8 +171,18 @@ async function measure(s: Subject, ports: Ports): Promise<Row[]> {
  * `extraSecrets`: secret entries (YAML list items) added beside bench-token, e.g. the file and
  * store secrets of bench/cpu.ts; `beforeStart` may write their files into the turret's dir.
  */
-export async function turretSubject(ports: Ports, scrub: boolean, name: string, extraEnv: Record<string, string> = {}, extraSecrets: readonly string[] = []): Promise<{ subject: Subject; stop: () => Promise<void>; caDir: string }> {
-  const t = await startTurret({ rules: { 'bench.yaml': turretRules(scrub, extraSecrets) }, env: { BENCH_TOKEN: `fake_bench_${randomBytes(16).toString('hex')}`, ...extraEnv }, args: ['--admin', 'off'] });
+export async function turretSubject(
+  ports: Ports,
+  scrub: boolean,
+  name: string,
+  extraEnv: Record<string, string> = {},
+  extraSecrets: readonly string[] = [],
+): Promise<{ subject: Subject; stop: () => Promise<void>; caDir: string }> {
+  const t = await startTurret({
+    rules: { 'bench.yaml': turretRules(scrub, extraSecrets) },
+    env: { BENCH_TOKEN: `fake_bench_${randomBytes(16).toString('hex')}`, ...extraEnv },
+    args: ['--admin', 'off'],
+  });
   try {
     const env = await t.cli(['env', '--agent', 'bench']);
     const token = /HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(env.stdout)?.[1];
@@ -168,8 +191,21 @@ export async function turretSubject(ports: Ports, scrub: boolean, name: string, 
     // stderr only (stdout holds credentials): e.g. dist/ being rebuilt under the bench.
     if (!token) throw new Error(`turret env printed no agent credential (exit ${env.code}): ${env.stderr.slice(0, 300)}`);
     if (!handle.startsWith('trt_')) throw new Error(`turret handle issue printed no handle (exit ${issued.code}): ${issued.stderr.slice(0, 300)}`);
-    const route: Route = { proxyPort: t.port, proxyAuth: `Basic ${Buffer.from(`bench:${token}`).toString('base64')}`, namedHosts: true, ca: readFileSync(path.join(t.caDir, 'ca.crt'), 'utf8') };
-    const subject: Subject = { name, route, pid: t.proc.pid ?? 0, plainHttp: scrub, big: true, newHosts: scrub, variants: scrub ? { 'with handle injection': { authorization: `Bearer ${handle}` } } : {} };
+    const route: Route = {
+      proxyPort: t.port,
+      proxyAuth: `Basic ${Buffer.from(`bench:${token}`).toString('base64')}`,
+      namedHosts: true,
+      ca: readFileSync(path.join(t.caDir, 'ca.crt'), 'utf8'),
+    };
+    const subject: Subject = {
+      name,
+      route,
+      pid: t.proc.pid ?? 0,
+      plainHttp: scrub,
+      big: true,
+      newHosts: scrub,
+      variants: scrub ? { 'with handle injection': { authorization: `Bearer ${handle}` } } : {},
+    };
     return { subject, caDir: t.caDir, stop: async () => (await t.stop(), rmSync(t.dir, { recursive: true, force: true })) };
   } catch (e) {
     await t.stop();
@@ -193,7 +229,10 @@ export async function benchPeers(): Promise<Record<string, number>> {
   const load: Record<string, number> = { 'load average (1 min) at start': loadavg()[0] ?? NaN };
   try {
     rows.push(...(await measure({ name: 'direct (no proxy)', route: { namedHosts: false, ca: upCa }, plainHttp: true, variants: {}, big: true, newHosts: true }, up.ports)));
-    for (const [scrub, name] of [[true, 'turret'], [false, 'turret, scrub off']] as const) {
+    for (const [scrub, name] of [
+      [true, 'turret'],
+      [false, 'turret, scrub off'],
+    ] as const) {
       const t = await guarded(`${name} start`, () => turretSubject(up.ports, scrub, name));
       if (!t) {
         missing.push(`${name}: failed to start (see stderr)`);
@@ -213,13 +252,20 @@ export async function benchPeers(): Promise<Record<string, number>> {
       if (!p) continue;
       try {
         // Tunnel peers: the client verifies the upstream itself; mitmdump: its own CA.
-        rows.push(...(await measure({ name, route: { proxyPort: p.port, namedHosts: false, ca: p.caPem ?? upCa }, pid: p.pid, plainHttp: true, variants: {}, big: true, newHosts: true }, up.ports)));
+        rows.push(
+          ...(await measure(
+            { name, route: { proxyPort: p.port, namedHosts: false, ca: p.caPem ?? upCa }, pid: p.pid, plainHttp: true, variants: {}, big: true, newHosts: true },
+            up.ports,
+          )),
+        );
       } finally {
         await p.stop();
       }
     }
     // The machine may be shared: a second baseline at the end shows how much it drifted.
-    rows.push(...(await measure({ name: 'direct, again at the end', route: { namedHosts: false, ca: upCa }, plainHttp: true, variants: {}, big: false, newHosts: false }, up.ports)));
+    rows.push(
+      ...(await measure({ name: 'direct, again at the end', route: { namedHosts: false, ca: upCa }, plainHttp: true, variants: {}, big: false, newHosts: false }, up.ports)),
+    );
   } finally {
     up.stop();
   }

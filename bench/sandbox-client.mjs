@@ -61,7 +61,11 @@ t.on('data', (c) => {
   if (!chunked && left === 0) return done();
   if (rest.length > 0) onBody(rest);
 });
-const get = (path) => new Promise((r) => { pending = r; t.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`); });
+const get = (path) =>
+  new Promise((r) => {
+    pending = r;
+    t.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  });
 await get('/small');
 const lat = [];
 for (let i = 0; i < Number(n); i++) {

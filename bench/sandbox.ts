@@ -59,9 +59,14 @@ export async function benchSandbox(): Promise<Record<string, number>> {
   mkdirSync(work);
   chmodSync(work, 0o777);
   chmodSync(dir, 0o755);
-  writeFileSync(path.join(dir, 'rules/r.yaml'), `agents: [{ name: bench }]\nrules:\n  - name: b\n    methods: [read]\n    hosts: ["bench.turret.test:443"]\n    unsafe_addresses: [${ADDR}/32]\nsettings:\n  upstream_ca_file: ${JSON.stringify(path.join(FIX, 'upstream-ca.crt'))}\n  dns_hosts:\n    bench.turret.test: [${ADDR}]\n`);
+  writeFileSync(
+    path.join(dir, 'rules/r.yaml'),
+    `agents: [{ name: bench }]\nrules:\n  - name: b\n    methods: [read]\n    hosts: ["bench.turret.test:443"]\n    unsafe_addresses: [${ADDR}/32]\nsettings:\n  upstream_ca_file: ${JSON.stringify(path.join(FIX, 'upstream-ca.crt'))}\n  dns_hosts:\n    bench.turret.test: [${ADDR}]\n`,
+  );
   const common = ['--rules', path.join(dir, 'rules'), '--ca', path.join(dir, 'ca')];
-  const turret = spawn(process.execPath, [MAIN, 'start', ...common, '--listen', '127.0.0.1:0', '--admin', 'off', '--audit', path.join(dir, 'audit.jsonl'), '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const turret = spawn(process.execPath, [MAIN, 'start', ...common, '--listen', '127.0.0.1:0', '--admin', 'off', '--audit', path.join(dir, 'audit.jsonl'), '--log-level', 'info'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const port = await new Promise<number>((resolve) => {
     let err = '';
     turret.stderr.on('data', (c: Buffer) => {
@@ -75,12 +80,19 @@ export async function benchSandbox(): Promise<Record<string, number>> {
     const proxyUrl = /HTTPS_PROXY='([^']+)'/.exec(env)?.[1] ?? '';
     const ca = path.join(dir, 'ca/ca.crt');
     const clientArgs = (mode: string): string[] => [CLIENT, mode, 'bench.turret.test', '443', String(N), String(BIG)];
-    const outside = JSON.parse(await run(process.execPath, clientArgs('proxy'), { env: { ...process.env, HTTPS_PROXY: proxyUrl, NODE_EXTRA_CA_CERTS: ca } })) as Record<string, number>;
+    const outside = JSON.parse(await run(process.execPath, clientArgs('proxy'), { env: { ...process.env, HTTPS_PROXY: proxyUrl, NODE_EXTRA_CA_CERTS: ca } })) as Record<
+      string,
+      number
+    >;
     const runArgs = [MAIN, 'run', '--agent', 'bench', ...common, '--proxy', `127.0.0.1:${port}`, '--audit', path.join(dir, 'audit.jsonl'), '--', 'node'];
     const bridged = JSON.parse(await run(process.execPath, [...runArgs, ...clientArgs('proxy')], { cwd: work })) as Record<string, number>;
     const direct = JSON.parse(await run(process.execPath, [...runArgs, ...clientArgs('direct')], { cwd: work })) as Record<string, number>;
     const r: Record<string, number> = {};
-    for (const [name, x] of [['outside, explicit proxy', outside], ['turret run, explicit proxy over the bridge', bridged], ['turret run, proxy ignored (443 → transparent)', direct]] as const) {
+    for (const [name, x] of [
+      ['outside, explicit proxy', outside],
+      ['turret run, explicit proxy over the bridge', bridged],
+      ['turret run, proxy ignored (443 → transparent)', direct],
+    ] as const) {
       r[`${name}: p50 ms`] = x.p50 ?? 0;
       r[`${name}: p99 ms`] = x.p99 ?? 0;
       r[`${name}: MB/s`] = x.mbps ?? 0;

@@ -25,7 +25,16 @@ function jsonBlock(): Buffer {
   const items: string[] = [];
   let size = 0;
   for (let i = 0; size < 1 << 20; i++) {
-    const o = { id: i, login: `user-${i}`, url: `https://api.github.com/repos/org/repo-${i}/issues/${i}`, sha: randomBytes(20).toString('hex'), created_at: new Date(i * 1e6).toISOString(), body: 'Token refresh failed; see the docs for the key rotation schedule and password policy.', labels: ['bug', 'p2'], state: 'open' };
+    const o = {
+      id: i,
+      login: `user-${i}`,
+      url: `https://api.github.com/repos/org/repo-${i}/issues/${i}`,
+      sha: randomBytes(20).toString('hex'),
+      created_at: new Date(i * 1e6).toISOString(),
+      body: 'Token refresh failed; see the docs for the key rotation schedule and password policy.',
+      labels: ['bug', 'p2'],
+      state: 'open',
+    };
     const t = JSON.stringify(o, null, 2);
     items.push(t);
     size += t.length + 2;
@@ -60,7 +69,22 @@ function peakRssMb(t: TurretProc): number {
 
 function download(t: TurretProc, token: string, url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const args = ['-sS', '--noproxy', '', '-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `bench:${token}`, '--cacert', path.join(t.caDir, 'ca.crt'), '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', url];
+    const args = [
+      '-sS',
+      '--noproxy',
+      '',
+      '-x',
+      `http://127.0.0.1:${t.port}`,
+      '--proxy-user',
+      `bench:${token}`,
+      '--cacert',
+      path.join(t.caDir, 'ca.crt'),
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{size_download} %{speed_download}',
+      url,
+    ];
     const p = spawn('curl', args, { env: cleanEnv() });
     let out = '';
     p.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -109,7 +133,11 @@ export async function benchScrub(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const env = { BENCH_TOKEN: `fake_${randomBytes(16).toString('hex')}` };
   try {
-    for (const [mode, scanned, kind] of [['unscrubbed', false, 'json'], ['json', true, 'json'], ['binary', true, 'binary']] as const) {
+    for (const [mode, scanned, kind] of [
+      ['unscrubbed', false, 'json'],
+      ['json', true, 'json'],
+      ['binary', true, 'binary'],
+    ] as const) {
       const t = await startTurret({ rules: { 'bench.yaml': rules(up.port, scanned) }, env, args: ['--admin', 'off'] });
       try {
         const e = await t.cli(['env', '--agent', 'bench']);

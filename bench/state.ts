@@ -40,7 +40,11 @@ ${redisUrl ? `  shared_state: { url: "${redisUrl}" }\n` : ''}`;
 }
 
 async function throughput(ports: Ports, o: { limit: boolean; redis: RedisServer | null; workers: number }): Promise<{ rps: number; p50: number }> {
-  const t = await startTurret({ rules: { 'bench.yaml': rules(o.limit, o.redis?.url ?? null) }, args: ['--admin', 'off', '--no-watch', ...(o.workers > 1 ? ['--workers', String(o.workers)] : [])], startTimeoutMs: 120_000 });
+  const t = await startTurret({
+    rules: { 'bench.yaml': rules(o.limit, o.redis?.url ?? null) },
+    args: ['--admin', 'off', '--no-watch', ...(o.workers > 1 ? ['--workers', String(o.workers)] : [])],
+    startTimeoutMs: 120_000,
+  });
   try {
     const env = await t.cli(['env', '--agent', 'bench']);
     const token = /HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(env.stdout)?.[1];

@@ -46,13 +46,7 @@ async function firstSeq(file: string): Promise<number> {
 }
 
 /** Looks for any seq in [lo, hi] from the current position onwards (the rest of `gen`, then later files). */
-async function findSkipped(
-  gen: AsyncGenerator<RawLine>,
-  file: string,
-  later: string[],
-  lo: number,
-  hi: number,
-): Promise<string | null> {
+async function findSkipped(gen: AsyncGenerator<RawLine>, file: string, later: string[], lo: number, hi: number): Promise<string | null> {
   const inRange = (l: RawLine): boolean => {
     const p = parseChainLine(l.line);
     return p.ok && p.seq >= lo && p.seq <= hi;
@@ -107,7 +101,12 @@ export async function verifyAuditFiles(files: string[]): Promise<VerifyResult> {
           if (p.prev !== prevHash) {
             // Most likely the earlier record was edited and its own hash recomputed; it could also
             // be this record's prev that was forged, so the detail names both lines.
-            return fail(prevFile, prevLine, 'modified', `seq ${p.seq - 1}: its hash is not the prev of the next record (${file}:${lineNo}); one of the two was altered and rehashed`);
+            return fail(
+              prevFile,
+              prevLine,
+              'modified',
+              `seq ${p.seq - 1}: its hash is not the prev of the next record (${file}:${lineNo}); one of the two was altered and rehashed`,
+            );
           }
         } else if (p.seq < expected) {
           return fail(file, lineNo, 'reordered', `seq ${p.seq} comes after seq ${expected - 1}`);

@@ -20,7 +20,10 @@ export interface ApprovalsOptions {
 type ApprovalJson = Approval;
 
 function line(a: ApprovalJson): string {
-  const when = a.state === 'pending' ? `waits until ${new Date(a.deadline).toISOString()}` : `${a.by ?? ''}${a.until ? ` until ${new Date(a.until).toISOString()}` : ''}${a.message ? `: ${a.message}` : ''}`;
+  const when =
+    a.state === 'pending'
+      ? `waits until ${new Date(a.deadline).toISOString()}`
+      : `${a.by ?? ''}${a.until ? ` until ${new Date(a.until).toISOString()}` : ''}${a.message ? `: ${a.message}` : ''}`;
   return [a.id, a.state, a.agent, `${a.method} ${a.scheme}://${a.host}:${a.port}${a.path}`, `${a.rule.name} (${a.rule.id})`, when].join('\t');
 }
 
@@ -32,9 +35,15 @@ export async function approvalsCommand(action: string, id: string | undefined, o
   const call = async (url: string, body?: unknown): Promise<Record<string, unknown>> => {
     let r: Response;
     try {
-      r = await fetch(url, { method: body === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      r = await fetch(url, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     } catch (e) {
-      throw new Error(`cannot reach the admin listener at ${listen.host}:${listen.port} (${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}); is turret start running, and is --admin right?`);
+      throw new Error(
+        `cannot reach the admin listener at ${listen.host}:${listen.port} (${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}); is turret start running, and is --admin right?`,
+      );
     }
     const json = (await r.json().catch(() => ({}))) as Record<string, unknown>;
     if (!r.ok) {
@@ -54,7 +63,10 @@ export async function approvalsCommand(action: string, id: string | undefined, o
     case 'allow':
     case 'deny': {
       if (!id) throw new UsageError(`usage: turret approvals ${action} ID${action === 'allow' ? ' [--for 1h]' : ' [--message TEXT]'}`);
-      const body = action === 'allow' ? { ...(o.for ? { for: String(o.for) } : {}), ...(o.as ? { by: o.as } : {}) } : { ...(o.message ? { message: String(o.message) } : {}), ...(o.as ? { by: o.as } : {}) };
+      const body =
+        action === 'allow'
+          ? { ...(o.for ? { for: String(o.for) } : {}), ...(o.as ? { by: o.as } : {}) }
+          : { ...(o.message ? { message: String(o.message) } : {}), ...(o.as ? { by: o.as } : {}) };
       const r = await call(`${base}/${encodeURIComponent(id)}/${action}`, body);
       out(line(r.approval as ApprovalJson));
       return;

@@ -125,10 +125,31 @@ async function buildTruststore(dir: string, caDir: string, extraCaFile: string |
   try {
     if (cacerts) {
       // Convert (JKS or PKCS12 alike) into a fresh PKCS12 store with the known password.
-      await run(keytool, ['-importkeystore', '-noprompt', '-srckeystore', cacerts, '-srcstorepass', TRUSTSTORE_PASSWORD, '-destkeystore', tmp, '-deststoretype', 'PKCS12', '-deststorepass', TRUSTSTORE_PASSWORD], { timeout: 60_000 });
+      await run(
+        keytool,
+        [
+          '-importkeystore',
+          '-noprompt',
+          '-srckeystore',
+          cacerts,
+          '-srcstorepass',
+          TRUSTSTORE_PASSWORD,
+          '-destkeystore',
+          tmp,
+          '-deststoretype',
+          'PKCS12',
+          '-deststorepass',
+          TRUSTSTORE_PASSWORD,
+        ],
+        { timeout: 60_000 },
+      );
     }
     for (const [alias, file] of imports) {
-      await run(keytool, ['-importcert', '-noprompt', '-trustcacerts', '-alias', alias, '-file', file, '-keystore', tmp, '-storetype', 'PKCS12', '-storepass', TRUSTSTORE_PASSWORD], { timeout: 60_000 });
+      await run(
+        keytool,
+        ['-importcert', '-noprompt', '-trustcacerts', '-alias', alias, '-file', file, '-keystore', tmp, '-storetype', 'PKCS12', '-storepass', TRUSTSTORE_PASSWORD],
+        { timeout: 60_000 },
+      );
     }
     await fs.chmod(tmp, 0o644);
     await fs.rename(tmp, store);
@@ -136,7 +157,9 @@ async function buildTruststore(dir: string, caDir: string, extraCaFile: string |
     return store;
   } catch (e) {
     await fs.rm(tmp, { force: true });
-    warnings.push(`keytool (${keytool}) could not build the Java trust store, Java clients are not configured: ${((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n')[0]}`);
+    warnings.push(
+      `keytool (${keytool}) could not build the Java trust store, Java clients are not configured: ${((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n')[0]}`,
+    );
     return null;
   }
 }

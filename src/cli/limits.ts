@@ -26,9 +26,19 @@ export const LIMIT_SPECS: Readonly<Record<string, LimitSpec>> = {
   client_headers_timeout: { key: 'clientHeadersTimeoutMs', kind: 'duration', min: 100, help: 'a complete request head must arrive within this → 408, closed' },
   client_request_timeout: { key: 'clientRequestTimeoutMs', kind: 'duration', min: 100, help: 'the whole request (head + body) must arrive within this → closed' },
   request_timeout: { key: 'requestTimeoutMs', kind: 'duration', min: 0, help: 'whole exchange, 0 = none → 504 upstream_timeout or aborted' },
-  max_buffered_body: { key: 'maxBufferedBodyBytes', kind: 'bytes', min: 1024, help: 'request body held in memory (SigV4 payload hashing, length correction after body injection); larger → 413 body_too_large' },
+  max_buffered_body: {
+    key: 'maxBufferedBodyBytes',
+    kind: 'bytes',
+    min: 1024,
+    help: 'request body held in memory (SigV4 payload hashing, length correction after body injection); larger → 413 body_too_large',
+  },
   max_tunnels_per_agent: { key: 'maxTunnelsPerAgent', kind: 'count', min: 1, help: 'CONNECT tunnels open at once per agent → 429 too_many_tunnels' },
-  upstream_connections_per_agent: { key: 'upstreamConnectionsPerAgent', kind: 'count', min: 1, help: 'upstream connections per agent and origin; more requests wait for that agent\'s own connections, never for another agent\'s' },
+  upstream_connections_per_agent: {
+    key: 'upstreamConnectionsPerAgent',
+    kind: 'count',
+    min: 1,
+    help: "upstream connections per agent and origin; more requests wait for that agent's own connections, never for another agent's",
+  },
 };
 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };

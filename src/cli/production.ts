@@ -57,7 +57,28 @@ export function isLoopback(host: string): boolean {
 }
 
 /** Values seen in examples, tutorials and compose files; matched case-insensitively, ignoring non-letters. */
-const KNOWN_DEFAULTS = ['changeme', 'change-me', 'default', 'secret', 'password', 'passw0rd', 'turret', 'example', 'test', 'testing', 'development', 'dev', 'admin', 'replaceme', 'replace-me', 'todo', 'xxx', 'key', 'storekey', 'insecure'];
+const KNOWN_DEFAULTS = [
+  'changeme',
+  'change-me',
+  'default',
+  'secret',
+  'password',
+  'passw0rd',
+  'turret',
+  'example',
+  'test',
+  'testing',
+  'development',
+  'dev',
+  'admin',
+  'replaceme',
+  'replace-me',
+  'todo',
+  'xxx',
+  'key',
+  'storekey',
+  'insecure',
+];
 
 /** True when the store key is a placeholder or has no entropy, whatever its encoding. */
 export function isDefaultStoreKey(raw: string): boolean {
@@ -82,13 +103,25 @@ function groupOrOtherCanRead(mode: number): boolean {
 export function setupProblems(f: SetupFacts): SetupProblem[] {
   const out: SetupProblem[] = [];
   if (f.caKeyMode !== null && groupOrOtherCanRead(f.caKeyMode)) {
-    out.push({ id: 'ca_key_mode', problem: `the CA key ${f.caKeyPath} is accessible to group or others (mode ${f.caKeyMode.toString(8).padStart(3, '0')})`, fix: `chmod 600 ${f.caKeyPath} (and chown it to the user Turret runs as)` });
+    out.push({
+      id: 'ca_key_mode',
+      problem: `the CA key ${f.caKeyPath} is accessible to group or others (mode ${f.caKeyMode.toString(8).padStart(3, '0')})`,
+      fix: `chmod 600 ${f.caKeyPath} (and chown it to the user Turret runs as)`,
+    });
   }
   if (f.keyFileMode !== null && groupOrOtherCanRead(f.keyFileMode)) {
-    out.push({ id: 'key_file_mode', problem: `the key file ${f.keyFilePath} is accessible to group or others (mode ${f.keyFileMode.toString(8).padStart(3, '0')})`, fix: `chmod 600 ${f.keyFilePath}` });
+    out.push({
+      id: 'key_file_mode',
+      problem: `the key file ${f.keyFilePath} is accessible to group or others (mode ${f.keyFileMode.toString(8).padStart(3, '0')})`,
+      fix: `chmod 600 ${f.keyFilePath}`,
+    });
   }
   if (f.adminListen && !isLoopback(f.adminListen.host) && f.adminToken === null) {
-    out.push({ id: 'admin_open', problem: `the admin listener ${f.adminListen.host}:${f.adminListen.port} is beyond loopback without a token`, fix: 'set --admin-token-file FILE or TURRET_ADMIN_TOKEN, or listen on 127.0.0.1 (--admin 127.0.0.1:8751)' });
+    out.push({
+      id: 'admin_open',
+      problem: `the admin listener ${f.adminListen.host}:${f.adminListen.port} is beyond loopback without a token`,
+      fix: 'set --admin-token-file FILE or TURRET_ADMIN_TOKEN, or listen on 127.0.0.1 (--admin 127.0.0.1:8751)',
+    });
   }
   if (f.adminListen && f.adminToken !== null && f.adminToken.length < 16) {
     out.push({ id: 'admin_token_weak', problem: 'the admin token is shorter than 16 characters', fix: 'use a random token, e.g. openssl rand -hex 32 > admin.token' });
@@ -98,7 +131,10 @@ export function setupProblems(f: SetupFacts): SetupProblem[] {
     if (f.agents.length === 0 || without.length > 0) {
       out.push({
         id: 'proxy_open_without_auth',
-        problem: f.agents.length === 0 ? `the proxy listens on ${f.proxyListen.host} beyond loopback and the rules define no agent` : `the proxy listens on ${f.proxyListen.host} beyond loopback and agent(s) ${without.join(', ')} have no usable credential`,
+        problem:
+          f.agents.length === 0
+            ? `the proxy listens on ${f.proxyListen.host} beyond loopback and the rules define no agent`
+            : `the proxy listens on ${f.proxyListen.host} beyond loopback and agent(s) ${without.join(', ')} have no usable credential`,
         fix: 'give every agent a token: source with a value (or remove token: to use the derived credential from turret env), or listen on 127.0.0.1',
       });
     }
@@ -118,7 +154,11 @@ export function setupProblems(f: SetupFacts): SetupProblem[] {
     out.push({ id: 'audit_off', problem: 'the audit log is off (--audit off)', fix: 'give --audit FILE (or TURRET_AUDIT) a path on persistent storage' });
   }
   if (f.storeKeyEnv !== undefined && isDefaultStoreKey(f.storeKeyEnv)) {
-    out.push({ id: 'store_key_default', problem: 'TURRET_STORE_KEY is a placeholder or low-entropy value', fix: 'generate one with: openssl rand -base64 32 (or unset it to use the key file)' });
+    out.push({
+      id: 'store_key_default',
+      problem: 'TURRET_STORE_KEY is a placeholder or low-entropy value',
+      fix: 'generate one with: openssl rand -base64 32 (or unset it to use the key file)',
+    });
   }
   return out;
 }

@@ -33,13 +33,21 @@ export async function rulesCommand(action: string, args: string[], o: RulesOptio
 }
 
 async function explainCommand(args: string[], o: RulesOptions): Promise<void> {
-  if (args.length !== 2 || !o.agent) throw new UsageError('usage: turret rules explain --agent NAME [--websocket] METHOD URL (METHOD may be websocket; for example: --agent demo POST https://api.github.com/repos/o/r/issues)');
+  if (args.length !== 2 || !o.agent)
+    throw new UsageError(
+      'usage: turret rules explain --agent NAME [--websocket] METHOD URL (METHOD may be websocket; for example: --agent demo POST https://api.github.com/repos/o/r/issues)',
+    );
   const policy = await loadPolicy(rulesDir(o));
   const agent = String(o.agent);
   if (!policy.agents.has(agent)) throw new UsageError(`agent "${agent.slice(0, 40)}" is not defined in the rules (defined: ${[...policy.agents.keys()].join(', ') || 'none'})`);
   let req;
   try {
-    req = parseRequest(agent, String(args[0]).toUpperCase(), String(args[1]), { contentType: o.contentType ?? null, body: o.body ?? null, websocket: o.websocket === true, taints: assumedTaints(o.tainted) });
+    req = parseRequest(agent, String(args[0]).toUpperCase(), String(args[1]), {
+      contentType: o.contentType ?? null,
+      body: o.body ?? null,
+      websocket: o.websocket === true,
+      taints: assumedTaints(o.tainted),
+    });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

@@ -32,7 +32,7 @@ export interface RunOptions extends EnvOptions {
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export const UNSANDBOXED_WARNING =
-  'turret run: WARNING: --no-sandbox: the command runs without isolation. It is cooperative only: it can ignore the proxy variables and connect anywhere, and it can read (and change) whatever your user can, including Turret\'s key files, rules and audit log.';
+  "turret run: WARNING: --no-sandbox: the command runs without isolation. It is cooperative only: it can ignore the proxy variables and connect anywhere, and it can read (and change) whatever your user can, including Turret's key files, rules and audit log.";
 
 function list(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)];
@@ -85,7 +85,16 @@ export async function runCommand(o: RunOptions): Promise<number> {
   return code;
 }
 
-async function runIsolated(o: RunOptions, argv: string[], env: Record<string, string>, built: { token: string }, listen: { host: string; port: number }, insidePort: number, user: RunUser | null, bwrap: string): Promise<number> {
+async function runIsolated(
+  o: RunOptions,
+  argv: string[],
+  env: Record<string, string>,
+  built: { token: string },
+  listen: { host: string; port: number },
+  insidePort: number,
+  user: RunUser | null,
+  bwrap: string,
+): Promise<number> {
   const cwd = process.cwd();
   const audit = o.audit ?? process.env.TURRET_AUDIT ?? 'var/audit.jsonl';
   const fsp = fsPlan(cwd, list(o.allowWrite), { caDir: caDir(o), rulesDir: rulesDir(o), audit: audit === 'off' ? null : audit }, env);

@@ -15,7 +15,9 @@ async function readStdin(): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of process.stdin) parts.push(c as Buffer);
   // One trailing newline is how `echo` and terminals end input, not part of the secret.
-  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(parts)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 function age(d: Date | null, now = Date.now()): string {
@@ -58,7 +60,16 @@ export async function secretCommand(action: string, name: string | undefined, o:
       for (const def of policy?.secrets.values() ?? []) {
         if (def.source.kind === 'store') referenced.add(def.source.name);
         const v = values.load(def.name, def.source);
-        out([def.name, values.describe(def.source), v ? 'loaded' : 'missing', age(values.changedAt(def.source)), v ? fingerprint(ring, v.reveal()) : '-', def.hosts.map((h) => h.source).join(',')].join('\t'));
+        out(
+          [
+            def.name,
+            values.describe(def.source),
+            v ? 'loaded' : 'missing',
+            age(values.changedAt(def.source)),
+            v ? fingerprint(ring, v.reveal()) : '-',
+            def.hosts.map((h) => h.source).join(','),
+          ].join('\t'),
+        );
       }
       for (const e of store.list()) {
         if (referenced.has(e.name)) continue;

@@ -186,7 +186,14 @@ export async function startCommand(opts: StartOptions): Promise<void> {
       log.error('reload refused; the previous rules keep serving', { why, problems });
     }
   });
-  rt.approvals = new Approvals((a, until) => addApprovalRule(rules, approvalEntry(a, until, a.rule.methods), () => loadPolicy(rules), () => reload(`approval ${a.id}`)));
+  rt.approvals = new Approvals((a, until) =>
+    addApprovalRule(
+      rules,
+      approvalEntry(a, until, a.rule.methods),
+      () => loadPolicy(rules),
+      () => reload(`approval ${a.id}`),
+    ),
+  );
   process.on('SIGHUP', () => void reload('SIGHUP'));
   if (o.watch !== false) {
     let timer: NodeJS.Timeout | null = null;

@@ -75,7 +75,12 @@ export function readSchema(c: Cursor): BodySchema | undefined {
     // The meta-schema's first complaint is the precise one (later ones restate it via anyOf).
     const e = v.errors?.[0];
     const spot = cursorAt(at, e?.instancePath ?? '');
-    c.doc.problems.push({ file: at.doc.file, ...at.doc.pos(spot.node), path: spot.path, message: `not a valid JSON Schema: ${e?.instancePath || '/'} ${e?.message ?? 'is invalid'}` });
+    c.doc.problems.push({
+      file: at.doc.file,
+      ...at.doc.pos(spot.node),
+      path: spot.path,
+      message: `not a valid JSON Schema: ${e?.instancePath || '/'} ${e?.message ?? 'is invalid'}`,
+    });
     return undefined;
   }
   let check: ReturnType<Ajv['compile']>;

@@ -66,7 +66,6 @@ export function readHosts(c: Cursor): HostPattern[] | undefined {
   return out;
 }
 
-
 /** All keys of a mapping are allowed (free-form maps: dns_hosts, query). */
 export function readKeys(c: Cursor): string[] {
   const node = c.node as { items?: Array<{ key?: { value?: unknown } }> };
@@ -173,4 +172,3 @@ function readCaFile(c: Cursor): Pick<Settings, 'upstreamCaFile' | 'upstreamCa'> 
   if (!text.includes('-----BEGIN CERTIFICATE-----')) return c.fail(`CA file "${name.slice(0, 80)}" holds no PEM certificate`);
   return { upstreamCaFile: file, upstreamCa: text };
 }
-

@@ -48,7 +48,10 @@ export async function loadPolicy(dir: string, now: number = Date.now()): Promise
       return fs.readFile(f, 'utf8');
     }),
   );
-  return compilePolicy(files.map((f, i) => ({ file: f, text: texts[i] ?? '' })), now);
+  return compilePolicy(
+    files.map((f, i) => ({ file: f, text: texts[i] ?? '' })),
+    now,
+  );
 }
 
 interface Include {
@@ -100,21 +103,27 @@ export function compilePolicy(sources: Array<{ file: string; text: string }>, no
       if (prev) pc.fail(`policy "${p.name}" is already defined at ${prev.where}`);
       else shared.set(p.name, p);
     }
-    top?.get('rules')?.list()?.forEach((rc, i) => {
-      if (isInclude(rc)) {
-        const inc = readInclude(rc);
-        if (inc) entries.push(inc);
-      } else {
-        const rule = readRule(rc, i);
-        if (rule) entries.push({ rule, cursor: rc });
-      }
-    });
-    top?.get('limits')?.list()?.forEach((lc, i) => {
-      const spec = readRateLimit(lc, ['agents', 'description']);
-      if (!spec) return;
-      limits.push({ id: `${lc.where()} (limits[${i}])`, agents: readAgents(lc.get('agents')), spec });
-      limitCursors.push(lc);
-    });
+    top
+      ?.get('rules')
+      ?.list()
+      ?.forEach((rc, i) => {
+        if (isInclude(rc)) {
+          const inc = readInclude(rc);
+          if (inc) entries.push(inc);
+        } else {
+          const rule = readRule(rc, i);
+          if (rule) entries.push({ rule, cursor: rc });
+        }
+      });
+    top
+      ?.get('limits')
+      ?.list()
+      ?.forEach((lc, i) => {
+        const spec = readRateLimit(lc, ['agents', 'description']);
+        if (!spec) return;
+        limits.push({ id: `${lc.where()} (limits[${i}])`, agents: readAgents(lc.get('agents')), spec });
+        limitCursors.push(lc);
+      });
     exampleCursors.push(...(top?.get('examples')?.list() ?? []));
     const st = top?.get('settings');
     if (st) {
@@ -190,11 +199,13 @@ function readShared(c: Cursor): Shared | undefined {
   const m = c.map(['name', 'rules', 'description'], ['name', 'rules']);
   const name = m?.get('name') && readName(m.get('name')!, 'policy');
   const rules: Rule[] = [];
-  m?.get('rules')?.list()?.forEach((rc, i) => {
-    if (isInclude(rc)) return void rc.fail('a shared policy cannot include another policy; include both where they are used');
-    const r = readRule(rc, i, true);
-    if (r) rules.push({ ...r, name: r.name.startsWith('rule-') && !rc.keys().includes('name') ? `${name ?? 'policy'}-${i + 1}` : r.name });
-  });
+  m?.get('rules')
+    ?.list()
+    ?.forEach((rc, i) => {
+      if (isInclude(rc)) return void rc.fail('a shared policy cannot include another policy; include both where they are used');
+      const r = readRule(rc, i, true);
+      if (r) rules.push({ ...r, name: r.name.startsWith('rule-') && !rc.keys().includes('name') ? `${name ?? 'policy'}-${i + 1}` : r.name });
+    });
   if (!name) return undefined;
   return { name, where: c.where(), rules };
 }
@@ -220,7 +231,11 @@ function readExample(c: Cursor, agents: ReadonlyMap<string, AgentDef>): Example 
   if (agent === undefined || expect === undefined || text === undefined) return undefined;
   try {
     const tainted = m.get('tainted')?.strings();
-    const request = parseRequestLine(agent, text, { contentType: m.get('content_type')?.str() ?? null, body: m.get('body')?.str({ nonEmpty: false }) ?? null, taints: assumedTaints(tainted, 'example') });
+    const request = parseRequestLine(agent, text, {
+      contentType: m.get('content_type')?.str() ?? null,
+      body: m.get('body')?.str({ nonEmpty: false }) ?? null,
+      taints: assumedTaints(tainted, 'example'),
+    });
     const { line, col } = c.doc.pos(c.node);
     return { where: c.where(), at: { file: c.doc.file, line, col }, request, text, expect, rule: m.get('rule')?.str() ?? null, code: m.get('code')?.str() ?? null };
   } catch (e) {

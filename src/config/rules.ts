@@ -12,9 +12,28 @@ import type { Cursor } from './yaml.js';
 
 const SCHEMES: readonly Scheme[] = ['http', 'https'];
 export const RULE_KEYS = [
-  'name', 'action', 'agents', 'methods', 'hosts', 'paths', 'path_regex', 'query', 'schemes', 'catalog',
-  'until', 'rate_limit', 'addresses', 'unsafe_addresses', 'passthrough', 'description',
-  'body_schema', 'mcp', 'jsonrpc', 'taints', 'unless_tainted', 'ask_timeout',
+  'name',
+  'action',
+  'agents',
+  'methods',
+  'hosts',
+  'paths',
+  'path_regex',
+  'query',
+  'schemes',
+  'catalog',
+  'until',
+  'rate_limit',
+  'addresses',
+  'unsafe_addresses',
+  'passthrough',
+  'description',
+  'body_schema',
+  'mcp',
+  'jsonrpc',
+  'taints',
+  'unless_tainted',
+  'ask_timeout',
 ] as const;
 
 /** `inShared`: the rule belongs to a shared policy, whose agents come from where it is included. */
@@ -71,16 +90,35 @@ export function readRule(c: Cursor, index: number, inShared = false): Rule | und
     // Nothing inside an opaque tunnel can be checked, so no condition may pretend to be.
     if (action !== 'allow') pt.fail('passthrough belongs on an allow rule');
     else if (spec.methods !== 'any') pt.fail('a passthrough tunnel carries every method unseen; write methods: [any]');
-    else if (paths || query.length > 0 || catalog.size > 0 || rateLimit) pt.fail('a passthrough tunnel cannot enforce paths, query, catalog or rate_limit; remove them or the passthrough');
+    else if (paths || query.length > 0 || catalog.size > 0 || rateLimit)
+      pt.fail('a passthrough tunnel cannot enforce paths, query, catalog or rate_limit; remove them or the passthrough');
     else if (sc) pt.fail('a passthrough tunnel is whatever the client speaks; remove schemes');
-    else if (['body_schema', 'mcp', 'jsonrpc', 'unless_tainted'].some((k) => m.has(k))) pt.fail('a passthrough tunnel cannot see bodies or sessions; remove body_schema, mcp, jsonrpc and unless_tainted, or the passthrough');
+    else if (['body_schema', 'mcp', 'jsonrpc', 'unless_tainted'].some((k) => m.has(k)))
+      pt.fail('a passthrough tunnel cannot see bodies or sessions; remove body_schema, mcp, jsonrpc and unless_tainted, or the passthrough');
   }
   const cap = readCapability(m, action, catalog);
   const askTimeoutMs = readAskTimeout(m.get('ask_timeout'), action);
   if (!name || !hosts || until === undefined || rateLimit === undefined) return undefined;
   return {
-    id: c.where(), name, action, agents, methods: spec.methods, classes: spec.classes, methodSource, hosts, paths, query,
-    schemes, plainHttpWrites: sc !== undefined && schemes.has('http'), catalog, until, rateLimit, addressExceptions, origin: null, description, passthrough,
+    id: c.where(),
+    name,
+    action,
+    agents,
+    methods: spec.methods,
+    classes: spec.classes,
+    methodSource,
+    hosts,
+    paths,
+    query,
+    schemes,
+    plainHttpWrites: sc !== undefined && schemes.has('http'),
+    catalog,
+    until,
+    rateLimit,
+    addressExceptions,
+    origin: null,
+    description,
+    passthrough,
     ...cap,
     askTimeoutMs,
   };
@@ -89,7 +127,10 @@ export function readRule(c: Cursor, index: number, inShared = false): Rule | und
 function readPaths(pc: Cursor | undefined, rc: Cursor | undefined): PathPattern[] | null {
   if (!pc && !rc) return null;
   const out: PathPattern[] = [];
-  for (const [cur, compile] of [[pc, compilePathGlob], [rc, compilePathRegex]] as const) {
+  for (const [cur, compile] of [
+    [pc, compilePathGlob],
+    [rc, compilePathRegex],
+  ] as const) {
     for (const item of cur?.listOrOne() ?? []) {
       const s = item.str();
       if (s === undefined) continue;
@@ -145,7 +186,10 @@ function readQuery(c: Cursor): QueryCondition[] {
 
 function readExceptions(m: Map<string, Cursor>, hosts: Rule['hosts']): AddressException[] {
   const out: AddressException[] = [];
-  for (const [key, unsafe] of [['addresses', false], ['unsafe_addresses', true]] as const) {
+  for (const [key, unsafe] of [
+    ['addresses', false],
+    ['unsafe_addresses', true],
+  ] as const) {
     const xc = m.get(key);
     if (!xc) continue;
     const cidrs = xc.strings() ?? [];

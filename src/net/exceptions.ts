@@ -111,7 +111,9 @@ function compileOne(e: AddressException, index: number): Compiled {
       if (needUnsafe.size > 0) {
         throw new Error(`exception CIDR ${cidr} covers ${[...needUnsafe].join(', ')} addresses, which need an unsafe_ exception`);
       }
-      throw new Error(`exception CIDR ${cidr} can never apply: it covers only ${[...new Set(rows.map((r) => r.verdict?.class))].join(', ')} addresses, which exceptions cannot open`);
+      throw new Error(
+        `exception CIDR ${cidr} can never apply: it covers only ${[...new Set(rows.map((r) => r.verdict?.class))].join(', ')} addresses, which exceptions cannot open`,
+      );
     }
     for (const c of usable) allowed.add(c);
     nets.push(net);

@@ -60,7 +60,8 @@ export function parseDnsServer(entry: string): string {
   if (bracketed && isIP(host) !== 6) throw new Error(`DNS server ${JSON.stringify(entry.slice(0, 64))}: brackets are for IPv6 addresses only`);
   const port = m?.[2] ? Number(m[2]) : 53;
   // Zone ids (fe80::1%eth0) are refused like everywhere else in Turret: isIP accepts them.
-  if (!m || host.includes('%') || isIP(host) === 0) throw new Error(`DNS server ${JSON.stringify(entry.slice(0, 64))} is not an IP address (write "IP" or "IP:port"; IPv6 as "[addr]:port")`);
+  if (!m || host.includes('%') || isIP(host) === 0)
+    throw new Error(`DNS server ${JSON.stringify(entry.slice(0, 64))} is not an IP address (write "IP" or "IP:port"; IPv6 as "[addr]:port")`);
   if (port < 1 || port > 65535) throw new Error(`DNS server ${JSON.stringify(entry)} has a port out of range`);
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }

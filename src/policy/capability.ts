@@ -36,8 +36,15 @@ export interface JsonRpcSpec {
 
 /** MCP methods that only read (MCP 2025-06-18, client → server). Notifications count as reads. */
 export const MCP_READ_METHODS: ReadonlySet<string> = new Set([
-  'initialize', 'ping', 'tools/list', 'resources/list', 'resources/templates/list', 'resources/read',
-  'prompts/list', 'prompts/get', 'completion/complete',
+  'initialize',
+  'ping',
+  'tools/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
 ]);
 
 export interface RpcElement {

@@ -58,14 +58,18 @@ export function classifyGraphql(req: RequestFacts): Shape | null {
   if (req.body === null || req.body === undefined) return shapeOf(false);
   const docs = req.contentType === 'application/graphql' ? [req.body] : jsonDocuments(req.body);
   if (!docs || docs.length === 0) return shapeOf(false);
-  return shapeOf(docs.every((d) => {
-    const kinds = operationKinds(d);
-    return kinds.length > 0 && kinds.every((k) => k === 'query');
-  }));
+  return shapeOf(
+    docs.every((d) => {
+      const kinds = operationKinds(d);
+      return kinds.length > 0 && kinds.every((k) => k === 'query');
+    }),
+  );
 }
 
 function shapeOf(read: boolean): Shape {
-  return read ? { entry: 'graphql', kind: 'read', what: 'GraphQL query' } : { entry: 'graphql', kind: 'write', what: 'GraphQL mutation (or a body that cannot be read as a query)' };
+  return read
+    ? { entry: 'graphql', kind: 'read', what: 'GraphQL query' }
+    : { entry: 'graphql', kind: 'write', what: 'GraphQL mutation (or a body that cannot be read as a query)' };
 }
 
 /** `{"query": "…"}` or a batch `[{…}, …]`; null when the body is not that shape. */

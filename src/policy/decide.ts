@@ -137,7 +137,8 @@ function decideWith(policy: Policy, req: RequestFacts, ctx: Ctx): Decision {
   for (const rule of policy.rules) {
     if (rule.action !== 'deny') continue;
     const v = evaluate(rule, req, ctx);
-    if (v.kind === 'match') return { allow: false, rule, code: 'policy_denied', reason: `denied by ${ruleLabel(rule)}${rule.description ? `: ${rule.description}` : ''}`, shape: v.shape?.what ?? null };
+    if (v.kind === 'match')
+      return { allow: false, rule, code: 'policy_denied', reason: `denied by ${ruleLabel(rule)}${rule.description ? `: ${rule.description}` : ''}`, shape: v.shape?.what ?? null };
   }
   let miss: { rule: Rule; why: string; code: ErrorCode } | null = null;
   for (const rule of policy.rules) {
@@ -155,7 +156,14 @@ function decideWith(policy: Policy, req: RequestFacts, ctx: Ctx): Decision {
     if (rule.action !== 'ask') continue;
     const v = evaluate(rule, req, ctx);
     if (v.kind === 'match') {
-      return { allow: false, ask: withHostExceptions(policy, rule, req, ctx.now), rule, code: 'approval_denied', reason: `${ruleLabel(rule)} asks an operator to decide`, shape: v.shape?.what ?? null };
+      return {
+        allow: false,
+        ask: withHostExceptions(policy, rule, req, ctx.now),
+        rule,
+        code: 'approval_denied',
+        reason: `${ruleLabel(rule)} asks an operator to decide`,
+        shape: v.shape?.what ?? null,
+      };
     }
     if (v.kind === 'miss' && (!miss || (v.code !== 'policy_denied' && miss.code === 'policy_denied'))) miss = { rule, why: v.why, code: v.code };
   }

@@ -17,7 +17,10 @@ export function runExamples(policy: Policy, now: number = Date.now()): ExampleFa
     const d = decide(policy, ex.request, now);
     const got = d.allow ? 'allow' : d.ask ? 'ask' : 'deny';
     if (got !== ex.expect) {
-      out.push({ example: ex, message: `example "${ex.text}" expects ${ex.expect}, but the rules ${got === 'allow' ? 'allow it' : got === 'ask' ? 'ask an operator' : 'deny it'}: ${d.reason}` });
+      out.push({
+        example: ex,
+        message: `example "${ex.text}" expects ${ex.expect}, but the rules ${got === 'allow' ? 'allow it' : got === 'ask' ? 'ask an operator' : 'deny it'}: ${d.reason}`,
+      });
       continue;
     }
     if (ex.rule !== null && d.rule?.name !== ex.rule) {

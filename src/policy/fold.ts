@@ -20,7 +20,12 @@ const ESCAPE_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function foldChars(s: string): string {
-  return s.normalize('NFKC').toUpperCase().toLowerCase().replace(/i\u0307/g, 'i').normalize('NFKC');
+  return s
+    .normalize('NFKC')
+    .toUpperCase()
+    .toLowerCase()
+    .replace(/i\u0307/g, 'i')
+    .normalize('NFKC');
 }
 
 /** Emit folded text: unreserved ASCII and "/" literally, other ASCII and non-ASCII as escapes. */

@@ -87,7 +87,9 @@ export function normalisePath(raw: string): string {
  * past an allow for `/public/**`, nor dodge a deny on `/admin/**`.
  */
 export function strictPathView(raw: string): string {
-  let p = normalisePath(raw).replace(/%2F|%5C/g, '/').replace(/\\/g, '/');
+  let p = normalisePath(raw)
+    .replace(/%2F|%5C/g, '/')
+    .replace(/\\/g, '/');
   p = p
     .split('/')
     .map((seg) => seg.replace(/;.*$/, ''))
@@ -158,7 +160,12 @@ function globRegex(normalised: string): string {
       return;
     }
     if (seg.includes('**')) throw new Error('"**" must be a whole path segment (like /a/**/b); use "*" inside a segment');
-    re += '/' + seg.split('*').map((lit) => lit.replace(/[\\^$.|?+()[\]{}]/g, '\\$&')).join('[^/]*');
+    re +=
+      '/' +
+      seg
+        .split('*')
+        .map((lit) => lit.replace(/[\\^$.|?+()[\]{}]/g, '\\$&'))
+        .join('[^/]*');
   });
   return `${re}$`;
 }

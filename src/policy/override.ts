@@ -6,14 +6,7 @@
  * carrying one is decided for the overriding method too, and must be allowed as both. Values are
  * validated: anything that is not a plain method token is refused.
  */
-export const OVERRIDE_HEADERS = [
-  'x-http-method-override',
-  'x-http-method',
-  'x-method-override',
-  'x-original-method',
-  'x-original-http-method',
-  'x-method',
-] as const;
+export const OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-method', 'x-original-http-method', 'x-method'] as const;
 
 /** Query keys that frameworks read as the method (compared after URL-decoding, any letter case). */
 export const OVERRIDE_QUERY_KEYS: readonly string[] = ['_method'];

@@ -121,7 +121,8 @@ export class Approvals extends EventEmitter {
   async allow(id: string, by: string, forMs?: number): Promise<Approval> {
     const a = this.pending(id);
     if (forMs === undefined) return this.finish(id, { state: 'allowed_once', by });
-    if (!Number.isFinite(forMs) || forMs < 1000 || forMs > MAX_ALLOW_FOR_MS) throw new ApprovalError(`"allow for" takes a duration between 1s and ${MAX_ALLOW_FOR_MS / 86_400_000}d`, 400);
+    if (!Number.isFinite(forMs) || forMs < 1000 || forMs > MAX_ALLOW_FOR_MS)
+      throw new ApprovalError(`"allow for" takes a duration between 1s and ${MAX_ALLOW_FOR_MS / 86_400_000}d`, 400);
     const until = this.now() + forMs;
     await this.grant(a, until);
     // The entry may have timed out or been cancelled while the rule was written: the rule stays
@@ -132,7 +133,10 @@ export class Approvals extends EventEmitter {
 
   deny(id: string, by: string, message?: string): Approval {
     this.pending(id);
-    const msg = message?.replace(/[\x00-\x1f\x7f]+/g, ' ').trim().slice(0, 500);
+    const msg = message
+      ?.replace(/[\x00-\x1f\x7f]+/g, ' ')
+      .trim()
+      .slice(0, 500);
     return this.finish(id, { state: 'denied', by, ...(msg ? { message: msg } : {}) });
   }
 

@@ -45,7 +45,10 @@ export function armExchange(owner: object, limits: Limits, req: IncomingMessage,
   const set = live;
   set.add(req);
   const s = Math.round(limits.requestTimeoutMs / 100) / 10;
-  const timer = limits.requestTimeoutMs > 0 ? setTimeout(() => endExchange(req, new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)), limits.requestTimeoutMs) : null;
+  const timer =
+    limits.requestTimeoutMs > 0
+      ? setTimeout(() => endExchange(req, new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)), limits.requestTimeoutMs)
+      : null;
   timer?.unref();
   // A request whose body never completed, or a response that never finished: the client (or a
   // cut that already set its own cause) ended it. Stop the upstream request too, so it holds no

@@ -85,6 +85,13 @@ export function recordTunnel(rt: Runtime, t: TunnelFacts, socket: { once(event: 
   socket.once('close', () => {
     rt.metrics?.openTunnels.dec();
     const bytes = t.bytes ? { bytes_in: t.bytes.in, bytes_out: t.bytes.out, reason: 'opaque tunnel closed' } : {};
-    rt.audit.write({ time: new Date().toISOString(), event: 'tunnel_close', outcome: 'completed', ...base, duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10, ...bytes });
+    rt.audit.write({
+      time: new Date().toISOString(),
+      event: 'tunnel_close',
+      outcome: 'completed',
+      ...base,
+      duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10,
+      ...bytes,
+    });
   });
 }

@@ -155,7 +155,12 @@ export class Runtime {
     const upstream = new UpstreamPool({ resolver, ca, selfAddresses: this.selfAddresses, limits: this.limits, metrics: this.metrics });
     // Captured OAuth tokens join the secret table (a view) and so the scrubber and injection.
     const live = withDynamicSecrets(policy, this.oauth);
-    const scrubbers = new ScrubberCache(() => this.loadedSecrets(live), policyPatterns(policy), (h) => openHandle(this.ring, h) !== null, () => this.oauth.version);
+    const scrubbers = new ScrubberCache(
+      () => this.loadedSecrets(live),
+      policyPatterns(policy),
+      (h) => openHandle(this.ring, h) !== null,
+      () => this.oauth.version,
+    );
     const old = this.current;
     this.current = { policy: live, resolver, upstream, scrubbers, oauth: this.oauth };
     // Old connections finish their requests; the pool then closes.

@@ -74,7 +74,8 @@ export function within(inner: string, outer: string): boolean {
  */
 export function explainFailure(stderr: string, bwrap: string, notFound: boolean): string {
   const fix = 'or pass --no-sandbox to run the command without isolation (it can then read what your user can read)';
-  if (notFound) return `bubblewrap (${bwrap}) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap, Fedora: dnf install bubblewrap, or set TURRET_BWRAP to its path), ${fix}`;
+  if (notFound)
+    return `bubblewrap (${bwrap}) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap, Fedora: dnf install bubblewrap, or set TURRET_BWRAP to its path), ${fix}`;
   const said = stderr.trim().split('\n').slice(-2).join(' ').slice(0, 300);
   if (/user namespace|uid map|setting up uid|No permissions to creat|Operation not permitted|Permission denied/i.test(stderr)) {
     return `this system does not let an unprivileged process create user namespaces (bwrap said: ${said}). Enable them — sysctl kernel.unprivileged_userns_clone=1 (Debian), user.max_user_namespaces > 0, kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+); in a container, run it with a seccomp/AppArmor profile that allows unshare(CLONE_NEWUSER) — ${fix}`;

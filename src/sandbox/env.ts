@@ -14,12 +14,40 @@ import type { Policy, SecretSource } from '../policy/types.js';
 
 /** Names a terminal program reasonably expects; none of them carries a credential. */
 export const ALLOWED: readonly string[] = [
-  'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TERM', 'COLORTERM', 'TERM_PROGRAM',
-  'TZ', 'EDITOR', 'VISUAL', 'PAGER', 'LESS', 'COLUMNS', 'LINES', 'NO_COLOR', 'FORCE_COLOR', 'CLICOLOR',
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'TERM',
+  'COLORTERM',
+  'TERM_PROGRAM',
+  'TZ',
+  'EDITOR',
+  'VISUAL',
+  'PAGER',
+  'LESS',
+  'COLUMNS',
+  'LINES',
+  'NO_COLOR',
+  'FORCE_COLOR',
+  'CLICOLOR',
 ];
 
 /** Never passed, even when named: they point at host sockets or rewire the dynamic loader. */
-const NEVER = new Set(['SSH_AUTH_SOCK', 'DBUS_SESSION_BUS_ADDRESS', 'DISPLAY', 'WAYLAND_DISPLAY', 'XDG_RUNTIME_DIR', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT', 'NODE_CHANNEL_FD']);
+const NEVER = new Set([
+  'SSH_AUTH_SOCK',
+  'DBUS_SESSION_BUS_ADDRESS',
+  'DISPLAY',
+  'WAYLAND_DISPLAY',
+  'XDG_RUNTIME_DIR',
+  'LD_PRELOAD',
+  'LD_LIBRARY_PATH',
+  'LD_AUDIT',
+  'NODE_CHANNEL_FD',
+]);
 
 export class EnvError extends Error {}
 

@@ -43,11 +43,28 @@ export interface Sandbox {
 const INSIDE = fileURLToPath(new URL('./inside.js', import.meta.url));
 const INFO_FD = 4;
 const FIRST_DATA_FD = 5;
-const SCRIPT = 'n="$1"; i="$2"; p="$3"; shift 3; env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS "$n" "$i" "$p" || exit 125; exec 3>&-; unset NODE_CHANNEL_FD NODE_CHANNEL_SERIALIZATION_MODE; exec "$@"';
+const SCRIPT =
+  'n="$1"; i="$2"; p="$3"; shift 3; env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS "$n" "$i" "$p" || exit 125; exec 3>&-; unset NODE_CHANNEL_FD NODE_CHANNEL_SERIALIZATION_MODE; exec "$@"';
 
 /** null when isolation works here; otherwise what is missing and how to fix it. */
 export function probe(bwrap: string, user: SandboxPlan['user']): Promise<string | null> {
-  const args = [...outerArgs(), '--', bwrap, '--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--disable-userns', '--ro-bind', '/', '/', '--proc', '/proc', '--', 'true'];
+  const args = [
+    ...outerArgs(),
+    '--',
+    bwrap,
+    '--unshare-user',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--disable-userns',
+    '--ro-bind',
+    '/',
+    '/',
+    '--proc',
+    '/proc',
+    '--',
+    'true',
+  ];
   return new Promise((resolve) => {
     execFile(bwrap, args, { ...(user ?? {}), timeout: 20_000 }, (e, _out, stderr) => {
       if (!e) return resolve(null);
@@ -104,7 +121,13 @@ function deliver(child: ChildProcess, info: string, sig: NodeJS.Signals): void {
   // bwrap's init (pid 1 inside) ignores what it has no handler for; the command is its child.
   try {
     const init = (JSON.parse(info) as { 'child-pid'?: number })['child-pid'];
-    const kids = init ? readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(/\s+/).map(Number).filter((n) => n > 0) : [];
+    const kids = init
+      ? readFileSync(`/proc/${init}/task/${init}/children`, 'utf8')
+          .trim()
+          .split(/\s+/)
+          .map(Number)
+          .filter((n) => n > 0)
+      : [];
     if (kids.length > 0) {
       for (const pid of kids) process.kill(pid, sig);
       return;

@@ -24,10 +24,39 @@ const MIN_WRAPPED_LINE = 40;
 const MAX_WINDOW = 16 * 1024;
 
 const NAMED: Record<string, number> = {
-  amp: 0x26, lt: 0x3c, gt: 0x3e, quot: 0x22, apos: 0x27, sol: 0x2f, bsol: 0x5c, plus: 0x2b, equals: 0x3d, lowbar: 0x5f, period: 0x2e,
-  colon: 0x3a, semi: 0x3b, comma: 0x2c, excl: 0x21, quest: 0x3f, num: 0x23, dollar: 0x24, percnt: 0x25, ast: 0x2a, lpar: 0x28,
-  rpar: 0x29, lsqb: 0x5b, rsqb: 0x5d, lcub: 0x7b, rcub: 0x7d, verbar: 0x7c, tilde: 0x7e, hat: 0x5e, grave: 0x60, commat: 0x40,
-  hyphen: 0x2d, dash: 0x2d,
+  amp: 0x26,
+  lt: 0x3c,
+  gt: 0x3e,
+  quot: 0x22,
+  apos: 0x27,
+  sol: 0x2f,
+  bsol: 0x5c,
+  plus: 0x2b,
+  equals: 0x3d,
+  lowbar: 0x5f,
+  period: 0x2e,
+  colon: 0x3a,
+  semi: 0x3b,
+  comma: 0x2c,
+  excl: 0x21,
+  quest: 0x3f,
+  num: 0x23,
+  dollar: 0x24,
+  percnt: 0x25,
+  ast: 0x2a,
+  lpar: 0x28,
+  rpar: 0x29,
+  lsqb: 0x5b,
+  rsqb: 0x5d,
+  lcub: 0x7b,
+  rcub: 0x7d,
+  verbar: 0x7c,
+  tilde: 0x7e,
+  hat: 0x5e,
+  grave: 0x60,
+  commat: 0x40,
+  hyphen: 0x2d,
+  dash: 0x2d,
 };
 
 const B64 = new Uint8Array(256);
@@ -151,7 +180,7 @@ export class DecodedFinder<T> {
     const out: number[] = [];
     const at: number[] = []; // original offset of each decoded byte
     const to: number[] = []; // original end of each decoded byte
-    for (let i = s; i < e; ) {
+    for (let i = s; i < e;) {
       const esc = escapeAt(buf, i);
       const len = esc ? esc.len : 1;
       for (const b of esc ? esc.bytes : [buf[i] ?? 0]) {

@@ -63,7 +63,13 @@ export function secretNeedles(value: string): Needle[] {
 
   // HTML: an error page that quotes the request escapes &<>"' — and may escape every character
   // as a numeric reference (decimal or hex), as some template engines do.
-  add(Buffer.from(value.replace(/[&<>"']/g, (c) => HTML[c] ?? c), 'utf8').toString('latin1'), 'html');
+  add(
+    Buffer.from(
+      value.replace(/[&<>"']/g, (c) => HTML[c] ?? c),
+      'utf8',
+    ).toString('latin1'),
+    'html',
+  );
   add([...value].map((ch) => `&#${ch.codePointAt(0) ?? 0};`).join(''), 'html');
   add([...value].map((ch) => `&#x${(ch.codePointAt(0) ?? 0).toString(16)};`).join(''), 'html', true);
   return [...out.values()];

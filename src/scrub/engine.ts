@@ -85,7 +85,7 @@ export class ScrubEngine {
     if (nl < from) return EMPTY;
     let cut = nl + 1;
     const cands = this.m.find(buf, from).filter((c) => !c.block || this.validBlock(c, buf, false));
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const c of cands) {
         if (c.start < cut && (needEnd(c) > cut || c.block)) {
@@ -128,7 +128,7 @@ export class ScrubEngine {
     let cut = final ? buf.length : buf.length - this.w;
     if (!final) {
       // A candidate that is not wholly before the cut may still change with more data: hold it.
-      for (let changed = true; changed; ) {
+      for (let changed = true; changed;) {
         changed = false;
         for (const c of cands) {
           if (c.start < cut && needEnd(c) > cut) {
@@ -276,6 +276,13 @@ function isTokenByte(c: number): boolean {
     (c >= 0x30 && c <= 0x39) ||
     (c >= 0x41 && c <= 0x5a) ||
     (c >= 0x61 && c <= 0x7a) ||
-    c === 0x2b || c === 0x2f || c === 0x3d || c === 0x5f || c === 0x2d || c === 0x2e || c === 0x7e || c === 0x25
+    c === 0x2b ||
+    c === 0x2f ||
+    c === 0x3d ||
+    c === 0x5f ||
+    c === 0x2d ||
+    c === 0x2e ||
+    c === 0x7e ||
+    c === 0x25
   );
 }

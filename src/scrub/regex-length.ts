@@ -54,7 +54,7 @@ class Parser {
         return WIDE;
       default: {
         // A literal; non-ASCII literals take their UTF-8 length.
-        const cp = c === undefined ? 0 : c.codePointAt(0) ?? 0;
+        const cp = c === undefined ? 0 : (c.codePointAt(0) ?? 0);
         return cp < 0x80 ? 1 : Buffer.byteLength(String.fromCodePoint(cp));
       }
     }

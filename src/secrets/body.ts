@@ -55,7 +55,8 @@ export function bodyTransform(ctx: InjectContext, mode: BodyMode, used: Used): T
       const h = m[0];
       if (mode === 'scan') refuseLocation(ctx, h, 'in the request body');
       const r = resolveHandle(ctx, h);
-      if (!r.def.body) refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `secret ${r.def.name} is not injected into request bodies (set body: true on the secret to allow it)`);
+      if (!r.def.body)
+        refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `secret ${r.def.name} is not injected into request bodies (set body: true on the secret to allow it)`);
       used.set(h, { secret: r.effective.name, handle: h, value: r.value });
       out.push(pending.subarray(pos, start), Buffer.from(r.value.reveal(), 'utf8'));
       pos = start + h.length;
@@ -119,7 +120,11 @@ export function readBody(s: Readable, limit = MAX_REWRITTEN_BODY): Promise<Buffe
  * with its exact length (a handle refused mid-body then never reaches the upstream at all);
  * larger or unframed bodies stream with chunked framing instead of a wrong length.
  */
-export async function prepareRequestBody(source: Readable | null, length: string | undefined, plan: BodyPlan): Promise<{ body: Readable | Buffer | undefined; length: string | undefined }> {
+export async function prepareRequestBody(
+  source: Readable | null,
+  length: string | undefined,
+  plan: BodyPlan,
+): Promise<{ body: Readable | Buffer | undefined; length: string | undefined }> {
   let src = source;
   let len = length;
   if (plan.buffered) {

@@ -55,7 +55,14 @@ export class CommandValues {
 
   private runSync(src: CommandSource): string | null {
     try {
-      const out = execFileSync(src.argv[0] ?? '', src.argv.slice(1), { timeout: src.timeoutMs, killSignal: 'SIGKILL', maxBuffer: MAX_OUTPUT, stdio: ['ignore', 'pipe', 'ignore'], env: this.env, encoding: 'utf8' });
+      const out = execFileSync(src.argv[0] ?? '', src.argv.slice(1), {
+        timeout: src.timeoutMs,
+        killSignal: 'SIGKILL',
+        maxBuffer: MAX_OUTPUT,
+        stdio: ['ignore', 'pipe', 'ignore'],
+        env: this.env,
+        encoding: 'utf8',
+      });
       return clean(out);
     } catch {
       return null;
@@ -64,7 +71,12 @@ export class CommandValues {
 
   private runAsync(src: CommandSource, done: (v: string | null) => void): void {
     try {
-      const child = execFile(src.argv[0] ?? '', src.argv.slice(1), { timeout: src.timeoutMs, killSignal: 'SIGKILL', maxBuffer: MAX_OUTPUT, env: this.env, encoding: 'utf8' }, (err, stdout) => done(err ? null : clean(stdout)));
+      const child = execFile(
+        src.argv[0] ?? '',
+        src.argv.slice(1),
+        { timeout: src.timeoutMs, killSignal: 'SIGKILL', maxBuffer: MAX_OUTPUT, env: this.env, encoding: 'utf8' },
+        (err, stdout) => done(err ? null : clean(stdout)),
+      );
       child.stdin?.end();
     } catch {
       done(null);

@@ -97,7 +97,13 @@ export function injectHeaders(ctx: InjectContext, headers: HeaderPairs, used: Us
       name,
       replaceHandles(ctx, value, used, (r) => {
         if (!r.def.headers.includes(lname)) {
-          refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `secret ${r.def.name} is not injected into header ${lname.slice(0, 40)}; allowed: Authorization${r.def.headers.length ? `, ${r.def.headers.join(', ')}` : ''}`);
+          refuse(
+            ctx,
+            r.claims,
+            r.def,
+            'handle_location_unsupported',
+            `secret ${r.def.name} is not injected into header ${lname.slice(0, 40)}; allowed: Authorization${r.def.headers.length ? `, ${r.def.headers.join(', ')}` : ''}`,
+          );
         }
       }),
     ];
@@ -130,7 +136,8 @@ export function injectTarget(ctx: InjectContext, target: string, used: Used): st
       kv.slice(eq + 1),
       used,
       (r) => {
-        if (!r.def.query) refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `secret ${r.def.name} is not injected into query parameters (set query: true on the secret to allow it)`);
+        if (!r.def.query)
+          refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `secret ${r.def.name} is not injected into query parameters (set query: true on the secret to allow it)`);
       },
       encodeQueryValue,
     );

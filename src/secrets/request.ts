@@ -117,10 +117,15 @@ export async function injectRequest(ctx: InjectContext, input: InjectRequestInpu
 
   let changesLength = false;
   if (input.bodyExpected || buffered) {
-    const coding = String(input.reqHeaders['content-encoding'] ?? 'identity').trim().toLowerCase();
+    const coding = String(input.reqHeaders['content-encoding'] ?? 'identity')
+      .trim()
+      .toLowerCase();
     const optedIn = [...ctx.policy.secrets.values()].some((d: SecretDef) => d.body && d.hosts.some((h) => hostMatches(h, ctx.host, ctx.port, ctx.scheme)));
     if (coding !== 'identity' && coding !== '' && optedIn) {
-      throw new TurretError('body_encoding_unsupported', `the request body is ${coding.slice(0, 20)}-encoded; handles in compressed bodies cannot be injected, send it uncompressed`);
+      throw new TurretError(
+        'body_encoding_unsupported',
+        `the request body is ${coding.slice(0, 20)}-encoded; handles in compressed bodies cannot be injected, send it uncompressed`,
+      );
     }
     if (coding === 'identity' || coding === '') {
       // A signed payload cannot change: SigV4 bodies are scanned, never rewritten.

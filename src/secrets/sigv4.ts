@@ -136,7 +136,16 @@ export interface HeaderResign {
  * sent (lower-case names); only the agent's signed names are signed. `body` is needed only when
  * no x-amz-content-sha256 header gives the payload hash.
  */
-export async function resignHeaders(o: { method: string; host: string; target: string; headers: Record<string, string>; auth: SigV4Auth; creds: AwsCredentials; date: Date; body: Buffer | null }): Promise<HeaderResign> {
+export async function resignHeaders(o: {
+  method: string;
+  host: string;
+  target: string;
+  headers: Record<string, string>;
+  auth: SigV4Auth;
+  creds: AwsCredentials;
+  date: Date;
+  body: Buffer | null;
+}): Promise<HeaderResign> {
   const { path, rawQuery } = splitTarget(o.target);
   const signed = new Set(o.auth.signedHeaders);
   const headers: Record<string, string> = {};
@@ -164,7 +173,16 @@ export function presignedAuth(target: string): { auth: SigV4Auth; date: Date; ex
 }
 
 /** Presign the URL again with `creds`; returns the new target (path + query). */
-export async function represign(o: { method: string; host: string; target: string; headers: Record<string, string>; auth: SigV4Auth; creds: AwsCredentials; date: Date; expires: number }): Promise<string> {
+export async function represign(o: {
+  method: string;
+  host: string;
+  target: string;
+  headers: Record<string, string>;
+  auth: SigV4Auth;
+  creds: AwsCredentials;
+  date: Date;
+  expires: number;
+}): Promise<string> {
   const { path, rawQuery } = splitTarget(o.target);
   const query = parseQuery(rawQuery);
   for (const k of PRESIGN_PARAMS) delete query[k];

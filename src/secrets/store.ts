@@ -127,7 +127,13 @@ export class SecretStore {
     c.setAAD(Buffer.from(`turret-store:${name}`));
     const ct = Buffer.concat([c.update(value, 'utf8'), c.final()]);
     const prev = data.entries[name];
-    data.entries[name] = { iv: iv.toString('base64'), ct: ct.toString('base64'), tag: c.getAuthTag().toString('base64'), created: prev?.created ?? now.toISOString(), updated: now.toISOString() };
+    data.entries[name] = {
+      iv: iv.toString('base64'),
+      ct: ct.toString('base64'),
+      tag: c.getAuthTag().toString('base64'),
+      created: prev?.created ?? now.toISOString(),
+      updated: now.toISOString(),
+    };
     this.write(data);
   }
 

@@ -33,7 +33,8 @@ export function injectMessage(ctx: InjectContext, mode: BodyMode, kind: MessageK
     const start = m.index ?? 0;
     if (mode === 'scan' || kind !== 'text') refuseLocation(ctx, h, where);
     const r = resolveHandle(ctx, h);
-    if (!r.def.body) refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `secret ${r.def.name} is not injected into WebSocket messages (set body: true on the secret to allow it)`);
+    if (!r.def.body)
+      refuse(ctx, r.claims, r.def, 'handle_location_unsupported', `secret ${r.def.name} is not injected into WebSocket messages (set body: true on the secret to allow it)`);
     used.set(h, { secret: r.effective.name, handle: h, value: r.value });
     out.push(payload.subarray(pos, start), Buffer.from(r.value.reveal(), 'utf8'));
     pos = start + h.length;

@@ -240,7 +240,12 @@ export class RedisState implements SharedState {
   }
 
   health(): StateHealth {
-    return { kind: 'redis', connected: this.synced, mode: this.synced ? 'shared' : this.o.production ? 'refusing' : 'local-fallback', lastError: this.synced ? null : (this.lastError ?? 'not connected yet') };
+    return {
+      kind: 'redis',
+      connected: this.synced,
+      mode: this.synced ? 'shared' : this.o.production ? 'refusing' : 'local-fallback',
+      lastError: this.synced ? null : (this.lastError ?? 'not connected yet'),
+    };
   }
 
   async close(): Promise<void> {

@@ -104,8 +104,18 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
     tlsPort,
     seen,
     open: () => sockets.size,
-    waitOpen: (n, maxMs = 10_000) => until(() => sockets.size === n, () => `upstream still has ${sockets.size} open sockets, expected ${n}`, maxMs),
-    waitSeen: (p, count = 1, maxMs = 10_000) => until(() => seen.filter((s) => s === p).length >= count, () => `upstream saw ${seen.filter((s) => s === p).length} requests for ${p}, expected ${count}`, maxMs),
+    waitOpen: (n, maxMs = 10_000) =>
+      until(
+        () => sockets.size === n,
+        () => `upstream still has ${sockets.size} open sockets, expected ${n}`,
+        maxMs,
+      ),
+    waitSeen: (p, count = 1, maxMs = 10_000) =>
+      until(
+        () => seen.filter((s) => s === p).length >= count,
+        () => `upstream saw ${seen.filter((s) => s === p).length} requests for ${p}, expected ${count}`,
+        maxMs,
+      ),
     waitFor: (ok, what, maxMs = 10_000) => until(ok, () => `${what} (seen ${seen.length}, open ${sockets.size})`, maxMs),
     step: () => {
       let n = 0;

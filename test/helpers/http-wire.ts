@@ -112,11 +112,16 @@ export function parseMessage(buf: Buffer, o: { kind: 'request' | 'response'; met
   if (cl.length > 1) return { state: 'invalid', problem: 'more than one Content-Length' };
   if (cl.length === 1 && !/^\d{1,15}$/.test(cl[0] ?? '')) return { state: 'invalid', problem: `Content-Length is not a number: ${JSON.stringify(cl[0])}` };
   if (te.length > 0 && cl.length > 0) return { state: 'invalid', problem: 'Transfer-Encoding and Content-Length together' };
-  if (te.length > 1 || (te.length === 1 && (te[0] ?? '').toLowerCase() !== 'chunked')) return { state: 'invalid', problem: `Transfer-Encoding other than one "chunked": ${JSON.stringify(te.join(', '))}` };
+  if (te.length > 1 || (te.length === 1 && (te[0] ?? '').toLowerCase() !== 'chunked'))
+    return { state: 'invalid', problem: `Transfer-Encoding other than one "chunked": ${JSON.stringify(te.join(', '))}` };
   if (o.kind === 'request' && header(msg, 'host').length !== 1) return { state: 'invalid', problem: `a request with ${header(msg, 'host').length} Host fields` };
   const at = end + 4;
   const noBody = o.kind === 'response' && (o.method === 'HEAD' || (status >= 100 && status < 200) || status === 204 || status === 304 || (o.method === 'CONNECT' && status < 300));
-  const done = (body: Buffer, framing: WireMessage['framing'], consumed: number, trailers: Array<[string, string]> = []): WireResult => ({ state: 'complete', msg: { startLine, headers, body, framing, trailers, status }, consumed });
+  const done = (body: Buffer, framing: WireMessage['framing'], consumed: number, trailers: Array<[string, string]> = []): WireResult => ({
+    state: 'complete',
+    msg: { startLine, headers, body, framing, trailers, status },
+    consumed,
+  });
   if (noBody) {
     if ((status === 204 || (status >= 100 && status < 200)) && (cl.length > 0 || te.length > 0)) return { state: 'invalid', problem: `framing fields on a ${status}` };
     return done(Buffer.alloc(0), 'none', at);

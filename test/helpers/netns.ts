@@ -26,7 +26,13 @@ export const SHIPPED_NFT = path.join(ROOT, 'deploy/nftables/turret-transparent.n
  * the test confines the agent with the very rules operators load.
  */
 export function shippedRules(v: { table: string; agentIf: string; agentNet: string; turretAddr: string; proxyPort: number; transparentPort: number }): string {
-  const values: Record<string, string> = { AGENT_IF: `"${v.agentIf}"`, AGENT_NET: v.agentNet, TURRET_ADDR: v.turretAddr, PROXY_PORT: String(v.proxyPort), TRANSPARENT_PORT: String(v.transparentPort) };
+  const values: Record<string, string> = {
+    AGENT_IF: `"${v.agentIf}"`,
+    AGENT_NET: v.agentNet,
+    TURRET_ADDR: v.turretAddr,
+    PROXY_PORT: String(v.proxyPort),
+    TRANSPARENT_PORT: String(v.transparentPort),
+  };
   let text = readFileSync(SHIPPED_NFT, 'utf8');
   for (const [k, val] of Object.entries(values)) {
     const re = new RegExp(`^define ${k} = .*$`, 'm');

@@ -38,7 +38,11 @@ export function basic(agent: string, token: string): string {
 }
 
 /** Opens a CONNECT tunnel with a raw socket; resolves with the socket and the proxy's answer. */
-export async function rawConnect(port: number, authority: string, auth: string | null): Promise<{ socket: net.Socket; status: number; headers: Record<string, string>; body: string }> {
+export async function rawConnect(
+  port: number,
+  authority: string,
+  auth: string | null,
+): Promise<{ socket: net.Socket; status: number; headers: Record<string, string>; body: string }> {
   const socket = net.connect(port, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());

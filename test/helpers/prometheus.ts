@@ -58,7 +58,7 @@ function parseLabels(text: string, line: number): { labels: Record<string, strin
     if (text[eq + 1] !== '"') throw new ExpositionError(line, `label "${name}" value is not quoted`);
     let v = '';
     let j = eq + 2;
-    for (;; j++) {
+    for (; ; j++) {
       const c = text[j];
       if (c === undefined) throw new ExpositionError(line, `unterminated value of label "${name}"`);
       if (c === '"') break;
@@ -131,7 +131,10 @@ export function parsePrometheusText(text: string): ParsedExposition {
     const value = parseValue(parts[0] ?? '', line);
     const family = familyOf(name, types) ?? name;
     sampled.add(family);
-    const key = `${name}{${Object.keys(labels).sort().map((k) => `${k}=${JSON.stringify(labels[k])}`).join(',')}}`;
+    const key = `${name}{${Object.keys(labels)
+      .sort()
+      .map((k) => `${k}=${JSON.stringify(labels[k])}`)
+      .join(',')}}`;
     if (seen.has(key)) throw new ExpositionError(line, `duplicate series ${key}`);
     seen.add(key);
     samples.push({ name, labels: { ...labels }, value, line });
@@ -146,7 +149,11 @@ function checkHistograms(types: Map<string, MetricType>, samples: Sample[]): voi
     if (t !== 'histogram') continue;
     const groups = new Map<string, { buckets: { le: number; v: number; line: number }[]; count?: number }>();
     const keyOf = (s: Sample): string =>
-      JSON.stringify(Object.entries(s.labels).filter(([k]) => k !== 'le').sort(([a], [b]) => (a < b ? -1 : 1)));
+      JSON.stringify(
+        Object.entries(s.labels)
+          .filter(([k]) => k !== 'le')
+          .sort(([a], [b]) => (a < b ? -1 : 1)),
+      );
     for (const s of samples) {
       if (s.name !== `${family}_bucket` && s.name !== `${family}_count`) continue;
       const g = groups.get(keyOf(s)) ?? { buckets: [] };

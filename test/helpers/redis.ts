@@ -39,11 +39,28 @@ export async function startRedis(o: { tls?: boolean; password?: string } = {}): 
   const port = await freePort();
   let proc: ChildProcess | null = null;
   const tlsArgs = o.tls
-    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', path.join(FIXTURES, 'upstream.crt'), '--tls-key-file', path.join(FIXTURES, 'upstream.key'), '--tls-ca-cert-file', UPSTREAM_CA_FILE, '--tls-auth-clients', 'no']
+    ? [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        path.join(FIXTURES, 'upstream.crt'),
+        '--tls-key-file',
+        path.join(FIXTURES, 'upstream.key'),
+        '--tls-ca-cert-file',
+        UPSTREAM_CA_FILE,
+        '--tls-auth-clients',
+        'no',
+      ]
     : ['--port', String(port)];
   const start = async (): Promise<void> => {
     // Bounded: a port another process grabbed in between fails fast and visibly.
-    const p = spawn('redis-server', [...tlsArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', ...(o.password ? ['--requirepass', o.password] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(
+      'redis-server',
+      [...tlsArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', ...(o.password ? ['--requirepass', o.password] : [])],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     proc = p;
     let out = '';
     await new Promise<void>((resolve, reject) => {

@@ -54,7 +54,14 @@ export async function replayPlain(port: number, bytes: Buffer, o: { method?: str
 }
 
 /** CONNECT authority, TLS with Turret's CA, then the case bytes inside the tunnel. */
-export async function replayInTunnel(port: number, authority: string, auth: string, ca: Buffer, bytes: Buffer, o: { method?: string; quietMs?: number; hardMs?: number } = {}): Promise<Replayed> {
+export async function replayInTunnel(
+  port: number,
+  authority: string,
+  auth: string,
+  ca: Buffer,
+  bytes: Buffer,
+  o: { method?: string; quietMs?: number; hardMs?: number } = {},
+): Promise<Replayed> {
   const raw = net.connect({ host: '127.0.0.1', port });
   await new Promise<void>((resolve, reject) => raw.once('connect', resolve).once('error', reject));
   raw.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nProxy-Authorization: ${auth}\r\n\r\n`);

@@ -38,7 +38,26 @@ export interface FuzzCase {
 }
 
 const STATUSES = [200, 200, 200, 201, 203, 206, 204, 304, 301, 302, 400, 404, 410, 418, 500, 502, 503, 299, 599];
-const CODINGS = ['gzip', 'x-gzip', 'deflate', 'br', 'identity', 'zstd', 'compress', 'x-unknown', 'GZIP', 'Gzip', 'BR', 'gzip, gzip', 'identity, gzip', 'gzip, br', 'deflate,gzip', ' gzip ', 'gzip,', '*'];
+const CODINGS = [
+  'gzip',
+  'x-gzip',
+  'deflate',
+  'br',
+  'identity',
+  'zstd',
+  'compress',
+  'x-unknown',
+  'GZIP',
+  'Gzip',
+  'BR',
+  'gzip, gzip',
+  'identity, gzip',
+  'gzip, br',
+  'deflate,gzip',
+  ' gzip ',
+  'gzip,',
+  '*',
+];
 const TRANSFERS = ['chunked', 'chunked', 'Chunked', 'CHUNKED', 'gzip, chunked', 'gzip', 'deflate', 'identity', 'chunked, chunked', 'x-custom, chunked', 'br'];
 const INTERIMS = ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 102 Processing\r\n\r\n', 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n'];
 
@@ -79,7 +98,10 @@ export function fuzzCase(seed: number, index: number, secret: string): FuzzCase 
     ce.push(pick(CODINGS));
     if (chance(0.15)) ce.push(pick(CODINGS));
   }
-  const declared = ce.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  const declared = ce
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
   // Codings apply in the order listed; one that has no encoder is stood in for by gzip.
   for (const c of declared) body = encode(c, body) ?? zlib.gzipSync(body);
   if (declared.length > 0) notes.push(`CE ${JSON.stringify(ce)}`);
@@ -96,7 +118,10 @@ export function fuzzCase(seed: number, index: number, secret: string): FuzzCase 
   // Transfer-Encoding and its framing.
   const te: string[] = chance(0.45) ? [pick(TRANSFERS)] : [];
   if (te.length > 0 && chance(0.1)) te.push(pick(TRANSFERS));
-  const teList = te.flatMap((v) => v.split(',')).map((v) => v.trim().toLowerCase()).filter((v) => v !== '');
+  const teList = te
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim().toLowerCase())
+    .filter((v) => v !== '');
   const chunked = teList.at(-1) === 'chunked';
   for (const c of teList.filter((c) => c !== 'chunked')) body = encode(c, body) ?? zlib.gzipSync(body);
   if (te.length > 0) notes.push(`TE ${JSON.stringify(te)}`);
@@ -112,7 +137,7 @@ export function fuzzCase(seed: number, index: number, secret: string): FuzzCase 
   let trailers = false;
   if (chunked) {
     const parts: Buffer[] = [];
-    for (let i = 0; i < body.length; ) {
+    for (let i = 0; i < body.length;) {
       const n = 1 + Math.floor(r() * 700);
       const piece = body.subarray(i, i + n);
       const ext = chance(0.1) ? ';ext=1' : '';
@@ -160,7 +185,9 @@ export function fuzzCase(seed: number, index: number, secret: string): FuzzCase 
   if (chance(0.3)) fields.push('Connection: close');
   if (te.length > 0 && fields.some((f) => f.startsWith('Content-Length'))) clean = false;
 
-  const statusLine = chance(0.04) ? pick(['HTTP/1.0 200 OK', 'HTTP/1.1 200', 'HTTP/1.1 2000 Odd', 'HTTP/2 200 OK', 'HTTP/1.1 200 OK\r\nX-Folded: a\r\n b']) : `HTTP/1.1 ${status} Status`;
+  const statusLine = chance(0.04)
+    ? pick(['HTTP/1.0 200 OK', 'HTTP/1.1 200', 'HTTP/1.1 2000 Odd', 'HTTP/2 200 OK', 'HTTP/1.1 200 OK\r\nX-Folded: a\r\n b'])
+    : `HTTP/1.1 ${status} Status`;
   if (!statusLine.startsWith(`HTTP/1.1 ${status}`)) {
     notes.push(`status line ${JSON.stringify(statusLine)}`);
     clean = false;
@@ -191,7 +218,7 @@ export function fuzzCase(seed: number, index: number, secret: string): FuzzCase 
   }
   // Split into writes at random points (a secret or a chunk line may be cut anywhere).
   const parts: Buffer[] = [];
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const n = 1 + Math.floor(r() * (chance(0.5) ? 64 : 4096));
     parts.push(bytes.subarray(i, i + n));
     i += n;

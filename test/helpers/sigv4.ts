@@ -40,7 +40,14 @@ export async function verifySigV4(REAL_ID: string, REAL_KEY: string, req: http.I
   const cred = presigned ? (query['X-Amz-Credential'] ?? '').split('/') : m ? [m[1], m[2], m[3], m[4]] : [];
   const [id, , region = '', service = ''] = cred;
   if (id !== REAL_ID) return { url: url.pathname, ok: false, why: 'wrong access key id' };
-  const signer = new SignatureV4({ credentials: { accessKeyId: REAL_ID, secretAccessKey: REAL_KEY }, region, service, sha256: Sha256 as never, uriEscapePath: service !== 's3', applyChecksum: false });
+  const signer = new SignatureV4({
+    credentials: { accessKeyId: REAL_ID, secretAccessKey: REAL_KEY },
+    region,
+    service,
+    sha256: Sha256 as never,
+    uriEscapePath: service !== 's3',
+    applyChecksum: false,
+  });
   const amzDate = presigned ? (query['X-Amz-Date'] ?? '') : String(req.headers['x-amz-date']);
   const date = new Date(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
   const signedNames = (presigned ? (query['X-Amz-SignedHeaders'] ?? '') : (m?.[5] ?? '')).split(';');
@@ -49,15 +56,28 @@ export async function verifySigV4(REAL_ID: string, REAL_KEY: string, req: http.I
   if (presigned) {
     const q = { ...query };
     for (const k of ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature']) delete q[k];
-    const out = await signer.presign({ method: req.method ?? 'GET', protocol: 'https:', hostname: headers.host ?? '', path: url.pathname, query: q, headers: { ...headers, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } } as never, { signingDate: date, expiresIn: Number(query['X-Amz-Expires']), unsignableHeaders: new Set(['x-amz-content-sha256']), unhoistableHeaders: new Set(['x-amz-content-sha256']) });
+    const out = await signer.presign(
+      {
+        method: req.method ?? 'GET',
+        protocol: 'https:',
+        hostname: headers.host ?? '',
+        path: url.pathname,
+        query: q,
+        headers: { ...headers, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      } as never,
+      { signingDate: date, expiresIn: Number(query['X-Amz-Expires']), unsignableHeaders: new Set(['x-amz-content-sha256']), unhoistableHeaders: new Set(['x-amz-content-sha256']) },
+    );
     const ok = (out as { query: Record<string, string> }).query['X-Amz-Signature'] === presigned;
     return { url: url.pathname, ok, why: ok ? 'presigned ok' : 'presigned signature mismatch' };
   }
   const sha = req.headers['x-amz-content-sha256'];
   // Without x-amz-content-sha256 the signature covers the SHA-256 of the body received.
-  const signed = await signer.sign({ method: req.method ?? 'GET', protocol: 'https:', hostname: headers.host ?? '', path: url.pathname, query, headers, body } as never, { signingDate: date, signableHeaders: new Set(signedNames) });
+  const signed = await signer.sign({ method: req.method ?? 'GET', protocol: 'https:', hostname: headers.host ?? '', path: url.pathname, query, headers, body } as never, {
+    signingDate: date,
+    signableHeaders: new Set(signedNames),
+  });
   const want = /Signature=([0-9a-f]{64})/.exec((signed as { headers: Record<string, string> }).headers.authorization ?? '')?.[1];
-  if (want !== m?.[6]) return { url: url.pathname, ok: false, why: "header signature mismatch" };
+  if (want !== m?.[6]) return { url: url.pathname, ok: false, why: 'header signature mismatch' };
   if (sha !== 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD') return { url: url.pathname, ok: true, why: `header ok (${String(sha ?? 'hashed').slice(0, 20)})` };
   // Verify the chunk chain independently of Turret's code.
   let key = hmac(`AWS4${REAL_KEY}`, amzDate.slice(0, 8));
@@ -83,4 +103,3 @@ export async function verifySigV4(REAL_ID: string, REAL_KEY: string, req: http.I
   const ok = String(data.length) === req.headers['x-amz-decoded-content-length'];
   return { url: url.pathname, ok, why: ok ? `chunked ok ${data.length}` : 'decoded length mismatch' };
 }
-

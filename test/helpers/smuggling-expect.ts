@@ -74,7 +74,10 @@ export const SPECIAL: Record<string, Check> = {
   'CL-17': forwarded(body('1234567890', '10')),
   // "Transfer_Encoding" is another field name: framed by Content-Length, never chunked.
   'TE-16': forwarded((r) => body('0\r\n\r\nG', '6')(r) ?? (header(r, 'transfer-encoding').length > 0 ? 'chunked upstream' : null)),
-  'CH-14': either(refused(400), forwarded((r) => (r.trailers.length > 0 ? 'trailers forwarded' : null))),
+  'CH-14': either(
+    refused(400),
+    forwarded((r) => (r.trailers.length > 0 ? 'trailers forwarded' : null)),
+  ),
   'CH-15': forwarded((r) => (r.trailers.length > 0 ? 'trailers forwarded' : null)),
   // obs-text in a value passes unchanged, byte for byte.
   'HD-10': forwarded((r) => (header(r, 'x')[0] === '\xffvalue\xff' ? null : `X became ${JSON.stringify(header(r, 'x')[0])}`)),

@@ -47,7 +47,10 @@ export function turretRunner(t: () => TurretProc, agent: string, work: string, e
       for (const k of Object.keys(base)) if (/^npm_/i.test(k) && !(k in HOSTILE_PRESETS) && !(k in extraEnv)) delete base[k];
       const tt = t();
       const pass = ['--pass-env', [...PASS, ...Object.keys(extraEnv)].join(',')];
-      const r = await runCli(['run', '--agent', agent, '--rules', tt.rulesDir, '--ca', tt.caDir, '--proxy', `127.0.0.1:${tt.port}`, ...pass, '--', ...cmd], { cwd: work, env: base });
+      const r = await runCli(['run', '--agent', agent, '--rules', tt.rulesDir, '--ca', tt.caDir, '--proxy', `127.0.0.1:${tt.port}`, ...pass, '--', ...cmd], {
+        cwd: work,
+        env: base,
+      });
       outputs.push(r.stdout, r.stderr);
       return r;
     },

@@ -16,7 +16,8 @@ export const MAIN = path.join(ROOT, 'dist/main.js');
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const k of Object.keys(env)) {
-    if (/^(https?_proxy|all_proxy|no_proxy|GIT_SSL_CAINFO|GIT_SSL_CAPATH|CURL_CA_BUNDLE|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|NODE_EXTRA_CA_CERTS|NODE_OPTIONS)$/i.test(k)) delete env[k];
+    if (/^(https?_proxy|all_proxy|no_proxy|GIT_SSL_CAINFO|GIT_SSL_CAPATH|CURL_CA_BUNDLE|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|NODE_EXTRA_CA_CERTS|NODE_OPTIONS)$/i.test(k))
+      delete env[k];
   }
   return { ...env, ...extra };
 }
@@ -58,7 +59,13 @@ export function runCli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEn
 }
 
 /** `caDir`: an existing CA and key directory (another replica's copy, or the same one after a restart). */
-export async function startTurret(o: { rules: Record<string, string>; env?: Record<string, string>; args?: string[]; caDir?: string; startTimeoutMs?: number }): Promise<TurretProc> {
+export async function startTurret(o: {
+  rules: Record<string, string>;
+  env?: Record<string, string>;
+  args?: string[];
+  caDir?: string;
+  startTimeoutMs?: number;
+}): Promise<TurretProc> {
   const made = makeDirs(o.rules);
   const { dir, rulesDir } = made;
   const caDir = o.caDir ?? made.caDir;
@@ -66,7 +73,11 @@ export async function startTurret(o: { rules: Record<string, string>; env?: Reco
   const env = cleanEnv(o.env);
   // The admin listener gets an OS-chosen port too, so test files can run in parallel.
   const admin = (o.args ?? []).includes('--admin') ? [] : ['--admin', '127.0.0.1:0'];
-  const proc = spawn(process.execPath, [MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...admin, ...(o.args ?? [])], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...admin, ...(o.args ?? [])], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -143,7 +154,11 @@ export async function until(cond: () => boolean, what: string | (() => string), 
 /** Wait for a line of Turret's log (stderr, after offset `from`) that matches `re`; returns the match. */
 export async function waitForLog(t: TurretProc, re: RegExp, from = 0, timeoutMs = 10_000): Promise<string> {
   let m: RegExpExecArray | null = null;
-  await until(() => (m = re.exec(t.stderr().slice(from))) !== null, () => `a log line ${re} in:\n${t.stderr().slice(from)}`, timeoutMs);
+  await until(
+    () => (m = re.exec(t.stderr().slice(from))) !== null,
+    () => `a log line ${re} in:\n${t.stderr().slice(from)}`,
+    timeoutMs,
+  );
   return (m as RegExpExecArray | null)?.[0] ?? '';
 }
 

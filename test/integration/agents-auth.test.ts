@@ -62,13 +62,20 @@ describe('hostile agents: proxy credentials and handles in records', () => {
     const good = basicAuth('a', token);
     const bad = basicAuth('a', 'wrong');
     const before = up.received.length;
-    for (const pair of [[good, bad], [bad, good], [good, good]]) {
+    for (const pair of [
+      [good, bad],
+      [bad, good],
+      [good, good],
+    ]) {
       const head = pair.map((p) => `Proxy-Authorization: ${p}\r\n`).join('');
       const r = await rawRequest(t.port, `GET http://read.turret.test:${up.port}/x HTTP/1.1\r\nHost: read.turret.test:${up.port}\r\n${head}Connection: close\r\n\r\n`);
       assert.equal(r.status, 400, JSON.stringify(r));
       assert.equal(r.headers['x-turret-error'], 'bad_request');
       assert.match(r.body, /Proxy-Authorization appears 2 times/);
-      const lower = await rawRequest(t.port, `GET http://read.turret.test:${up.port}/x HTTP/1.1\r\nHost: read.turret.test:${up.port}\r\nproxy-authorization: ${pair[0]}\r\nPROXY-AUTHORIZATION: ${pair[1]}\r\nConnection: close\r\n\r\n`);
+      const lower = await rawRequest(
+        t.port,
+        `GET http://read.turret.test:${up.port}/x HTTP/1.1\r\nHost: read.turret.test:${up.port}\r\nproxy-authorization: ${pair[0]}\r\nPROXY-AUTHORIZATION: ${pair[1]}\r\nConnection: close\r\n\r\n`,
+      );
       assert.equal(lower.status, 400, 'letter case of the field name does not matter');
     }
     const c = await rawConnect(t.port, `read.turret.test:${up.port}`, `${good}\r\nProxy-Authorization: ${bad}`);

@@ -99,7 +99,14 @@ describe('hostile agents: a real secret value never goes out', () => {
     const b64 = Buffer.from(SECRET).toString('base64');
     const cases: Array<[string, string[]]> = [
       ['query', [`${other}/x?token=${SECRET}`]],
-      ['query, letters percent-encoded', [`${other}/x?token=%${SECRET.charCodeAt(0).toString(16)}${SECRET.slice(1, -1)}%${SECRET.charCodeAt(SECRET.length - 1).toString(16).toUpperCase()}`]],
+      [
+        'query, letters percent-encoded',
+        [
+          `${other}/x?token=%${SECRET.charCodeAt(0).toString(16)}${SECRET.slice(1, -1)}%${SECRET.charCodeAt(SECRET.length - 1)
+            .toString(16)
+            .toUpperCase()}`,
+        ],
+      ],
       ['path, two layers of escapes', [`${other}/p/%25${SECRET.charCodeAt(0).toString(16)}${SECRET.slice(1)}`]],
       ['path', [`${other}/files/${SECRET}`]],
       ['path, upper case', [`${other}/files/${SECRET.toUpperCase()}`]],
@@ -148,7 +155,15 @@ describe('hostile agents: a real secret value never goes out', () => {
     const before = Buffer.concat(bytes).length;
     const filler = Buffer.alloc(2 * 1024 * 1024, 'a');
     const body = Buffer.concat([filler, Buffer.from(` ${SECRET} `), Buffer.alloc(64 * 1024, 'b')]);
-    const r = await run(['--data-binary', `@${file('big.bin', body)}`, '-H', 'Transfer-Encoding: chunked', '-H', 'Content-Type: application/octet-stream', `https://other.turret.test:${upPort}/big`]);
+    const r = await run([
+      '--data-binary',
+      `@${file('big.bin', body)}`,
+      '-H',
+      'Transfer-Encoding: chunked',
+      '-H',
+      'Content-Type: application/octet-stream',
+      `https://other.turret.test:${upPort}/big`,
+    ]);
     assert.equal(r.status, 403, `${r.raw.slice(0, 200)} ${r.stderr}`);
     assert.equal(r.headers['x-turret-error'], 'secret_in_request');
     const rec = await waitForAudit(t, (x) => x.alert === 'secret_in_request' && x.path === '/big', 20_000);

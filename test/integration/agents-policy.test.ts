@@ -112,7 +112,12 @@ describe('hostile agents: letter case, upgrades, overrides', () => {
   it('a WebSocket upgrade is refused under read/GET and passes only where a rule lists websocket', async () => {
     // curl sends the handshake as written: every spelling of Upgrade, with or without Connection.
     const hs = ['-H', 'Sec-WebSocket-Version: 13', '-H', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`];
-    for (const [upg, conn] of [['websocket', 'Upgrade'], ['WebSocket', 'keep-alive, Upgrade'], ['WEBSOCKET', null], ['h2c, websocket', 'upgrade']] as const) {
+    for (const [upg, conn] of [
+      ['websocket', 'Upgrade'],
+      ['WebSocket', 'keep-alive, Upgrade'],
+      ['WEBSOCKET', null],
+      ['h2c, websocket', 'upgrade'],
+    ] as const) {
       const args = [...hs, '-H', `Upgrade: ${upg}`, ...(conn ? ['-H', `Connection: ${conn}`] : [])];
       const r = await run([...args, `https://read.turret.test:${wsPort}/socket`]);
       assert.equal(r.status, upg.startsWith('h2c') ? 400 : 403, `${upg}/${conn}: ${r.raw}`);
@@ -166,7 +171,11 @@ describe('hostile agents: letter case, upgrades, overrides', () => {
       assert.equal(r.headers['x-turret-error'], 'policy_denied');
       assert.match(r.body, /asks the upstream to treat it as (DELETE|PUT|PATCH)/);
     }
-    for (const [args, url] of [[['-H', 'X-Method: DE LETE'], base], [[], `${base}?_method=DE%20LETE`], [[], `${base}?_method=`]] as Array<[string[], string]>) {
+    for (const [args, url] of [
+      [['-H', 'X-Method: DE LETE'], base],
+      [[], `${base}?_method=DE%20LETE`],
+      [[], `${base}?_method=`],
+    ] as Array<[string[], string]>) {
       const r = await run([...args, url]);
       assert.equal(r.status, 400, r.raw);
       assert.equal(r.headers['x-turret-error'], 'bad_request');

@@ -91,7 +91,11 @@ async function startMcpServer(calls: string[]): Promise<{ port: number; close: (
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -119,7 +123,11 @@ describe('capabilities: MCP tools, body schemas, session labels', () => {
   });
 
   const client = async (): Promise<Client> => {
-    const dispatcher = new ProxyAgent({ uri: `http://127.0.0.1:${t.port}`, token: `Basic ${Buffer.from(`bot:${token}`).toString('base64')}`, requestTls: { ca: readFileSync(caFile) } });
+    const dispatcher = new ProxyAgent({
+      uri: `http://127.0.0.1:${t.port}`,
+      token: `Basic ${Buffer.from(`bot:${token}`).toString('base64')}`,
+      requestTls: { ca: readFileSync(caFile) },
+    });
     const transport = new StreamableHTTPClientTransport(new URL(`https://mcp.turret.test:${mcp.port}/mcp`), {
       fetch: (url, init) => undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
     });
@@ -160,7 +168,15 @@ describe('capabilities: MCP tools, body schemas, session labels', () => {
       { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_rooms', arguments: {} } },
       { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'delete_room', arguments: {} } },
     ]);
-    const r = await run(['-H', 'content-type: application/json', '-H', 'accept: application/json, text/event-stream', '--data-binary', batch, `https://mcp.turret.test:${mcp.port}/mcp`]);
+    const r = await run([
+      '-H',
+      'content-type: application/json',
+      '-H',
+      'accept: application/json, text/event-stream',
+      '--data-binary',
+      batch,
+      `https://mcp.turret.test:${mcp.port}/mcp`,
+    ]);
     assert.equal(r.status, 403, r.raw);
     assert.equal(r.headers['x-turret-error'], 'policy_denied');
     assert.match(r.body, /delete_room.*whole batch/s);
@@ -176,7 +192,11 @@ describe('capabilities: MCP tools, body schemas, session labels', () => {
     const n = up.received.length;
     const cases: Array<[string, string[], RegExp]> = [
       ['extra property', ['--data-binary', JSON.stringify({ msgtype: 'm.text', body: 'hi', admin: true })], /must NOT have additional properties/],
-      ['too long', ['--data-binary', JSON.stringify({ msgtype: 'm.text', body: 'x'.repeat(4097) })], /\/body must NOT have more than 4096 characters \(schema #\/properties\/body\/maxLength\)/],
+      [
+        'too long',
+        ['--data-binary', JSON.stringify({ msgtype: 'm.text', body: 'x'.repeat(4097) })],
+        /\/body must NOT have more than 4096 characters \(schema #\/properties\/body\/maxLength\)/,
+      ],
       ['wrong const', ['--data-binary', JSON.stringify({ msgtype: 'm.image', body: 'x' })], /\/msgtype must be equal to constant/],
       ['not json', ['--data-binary', '{"msgtype": m.text'], /not JSON/],
       ['oversized', ['--data-binary', JSON.stringify({ msgtype: 'm.text', body: 'y'.repeat(70_000) })], /could not be inspected/],

@@ -16,7 +16,9 @@ import { pathToFileURL } from 'node:url';
 import { ROOT, startTurret, type TurretProc } from '../helpers/turret.js';
 import { UPSTREAM_CA_FILE } from '../helpers/upstream.js';
 
-const SECRETS = Object.fromEntries(['USED', 'SUFFIX', 'OTHER', 'NORULE', 'PASS', 'EXPIRED', 'PORT', 'ASKED'].map((n) => [`T_${n}`, `fake_${n.toLowerCase()}_${randomBytes(12).toString('hex')}`]));
+const SECRETS = Object.fromEntries(
+  ['USED', 'SUFFIX', 'OTHER', 'NORULE', 'PASS', 'EXPIRED', 'PORT', 'ASKED'].map((n) => [`T_${n}`, `fake_${n.toLowerCase()}_${randomBytes(12).toString('hex')}`]),
+);
 
 const rules = `
 agents: [{ name: alpha }, { name: beta }]
@@ -39,7 +41,23 @@ settings:
   upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
 `;
 
-const TRUST = ['SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'GIT_SSL_CAINFO', 'NODE_EXTRA_CA_CERTS', 'AWS_CA_BUNDLE', 'PIP_CERT', 'npm_config_cafile', 'CARGO_HTTP_CAINFO', 'DENO_CERT', 'BUNDLE_SSL_CA_CERT', 'HEX_CACERTS_PATH', 'COMPOSER_CAFILE', 'HTTPLIB2_CA_CERTS', 'GRPC_DEFAULT_SSL_ROOTS_FILE_PATH'];
+const TRUST = [
+  'SSL_CERT_FILE',
+  'CURL_CA_BUNDLE',
+  'REQUESTS_CA_BUNDLE',
+  'GIT_SSL_CAINFO',
+  'NODE_EXTRA_CA_CERTS',
+  'AWS_CA_BUNDLE',
+  'PIP_CERT',
+  'npm_config_cafile',
+  'CARGO_HTTP_CAINFO',
+  'DENO_CERT',
+  'BUNDLE_SSL_CA_CERT',
+  'HEX_CACERTS_PATH',
+  'COMPOSER_CAFILE',
+  'HTTPLIB2_CA_CERTS',
+  'GRPC_DEFAULT_SSL_ROOTS_FILE_PATH',
+];
 
 /** `export K='v'` lines → map (values are single-quoted without embedded quotes here). */
 function exportsOf(stdout: string): Map<string, string> {
@@ -85,7 +103,13 @@ describe('turret env: client trust, presets and handles', () => {
   });
 
   it('unsets presets that would win and combines NODE_OPTIONS / JAVA_TOOL_OPTIONS', async () => {
-    const r = await t.cli(['env', '--agent', 'alpha'], { NPM_CONFIG_CAFILE: '/x.pem', PIP_PROXY: 'http://127.0.0.1:9', Https_Proxy: 'http://127.0.0.1:9', NODE_OPTIONS: '--max-old-space-size=300', JAVA_TOOL_OPTIONS: '-Dfoo=bar' });
+    const r = await t.cli(['env', '--agent', 'alpha'], {
+      NPM_CONFIG_CAFILE: '/x.pem',
+      PIP_PROXY: 'http://127.0.0.1:9',
+      Https_Proxy: 'http://127.0.0.1:9',
+      NODE_OPTIONS: '--max-old-space-size=300',
+      JAVA_TOOL_OPTIONS: '-Dfoo=bar',
+    });
     assert.equal(r.code, 0, r.stderr);
     for (const k of ['NPM_CONFIG_CAFILE', 'PIP_PROXY', 'Https_Proxy']) assert.match(r.stdout, new RegExp(`^unset ${k}$`, 'm'));
     const env = exportsOf(r.stdout);
@@ -102,7 +126,10 @@ describe('turret env: client trust, presets and handles', () => {
     for (const k of ['OTHER_TOKEN', 'NORULE_TOKEN', 'PASS_TOKEN', 'EXPIRED_TOKEN', 'PORT_TOKEN']) assert.equal(alpha.get(k), undefined, k);
     const beta = exportsOf((await t.cli(['env', '--agent', 'beta'])).stdout);
     assert.match(beta.get('OTHER_TOKEN') ?? '', /^trt_/);
-    assert.deepEqual([...beta.keys()].filter((k) => k.endsWith('_TOKEN')), ['OTHER_TOKEN']);
+    assert.deepEqual(
+      [...beta.keys()].filter((k) => k.endsWith('_TOKEN')),
+      ['OTHER_TOKEN'],
+    );
     const issued = (await t.cli(['handle', 'list', '--all'])).stdout;
     for (const s of ['no-rule', 'passthrough-only', 'expired', 'other-port']) assert.ok(!issued.includes(`\t${s}\t`), `no handle was ever issued for ${s}`);
   });
@@ -113,7 +140,10 @@ describe('turret env: client trust, presets and handles', () => {
     // The preload away from Turret's installation: its undici cannot be resolved.
     copyFileSync(path.join(ROOT, 'dist/client/preload.js'), path.join(lone, 'preload.mjs'));
     assert.ok(!existsSync(path.join(lone, 'node_modules')));
-    const r = spawnSync(process.execPath, ['-e', 'console.log("program ran")'], { encoding: 'utf8', env: { PATH: process.env.PATH, NODE_OPTIONS: `--import=${pathToFileURL(path.join(lone, 'preload.mjs')).href}` } });
+    const r = spawnSync(process.execPath, ['-e', 'console.log("program ran")'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, NODE_OPTIONS: `--import=${pathToFileURL(path.join(lone, 'preload.mjs')).href}` },
+    });
     assert.equal(r.status, 70);
     assert.equal(r.stdout, '', 'the program did not run around the proxy');
     assert.match(r.stderr, /^turret preload \(.*preload\.mjs\): could not route fetch and http\(s\) through Turret's proxy: /);

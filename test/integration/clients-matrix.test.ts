@@ -214,13 +214,21 @@ describe('client matrix through turret run', () => {
   it('git clone and push: basic proxy auth from the first CONNECT, no 407 round trip', async () => {
     const before = t.audit().length;
     const url = `https://x-access-token:$GIT_TOKEN@git.turret.test:${gitServer.port}/repo.git`;
-    const script = [`git clone -q "${url}" clone`, 'cd clone', 'git -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m via-matrix', 'git push -q origin HEAD:main'].join(' && ');
+    const script = [
+      `git clone -q "${url}" clone`,
+      'cd clone',
+      'git -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m via-matrix',
+      'git push -q origin HEAD:main',
+    ].join(' && ');
     const r = await runner.run(['sh', '-c', script]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(gitServer.auths.includes(`Basic ${Buffer.from(`x-access-token:${GIT}`).toString('base64')}`), 'the git server received the real password');
     await waitForAudit(t, (x) => x.event === 'tunnel_close', 30_000);
     const records = t.audit().slice(before);
-    assert.ok(records.some((x) => x.outcome === 'completed'), 'git requests were recorded');
+    assert.ok(
+      records.some((x) => x.outcome === 'completed'),
+      'git requests were recorded',
+    );
     assert.deepEqual(
       records.filter((x) => String(x.code ?? '').startsWith('proxy_auth')),
       [],
@@ -231,7 +239,10 @@ describe('client matrix through turret run', () => {
   it('a passthrough host verifies against the bundle (Turret does not sign it)', async () => {
     const r = await runner.run(['sh', '-c', `curl -sS -o /dev/null -w '%{ssl_verify_result}' https://pinned.turret.test:${up.port}/pinned`]);
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(up.received.some((x) => x.url === '/pinned'), 'the request reached the real upstream');
+    assert.ok(
+      up.received.some((x) => x.url === '/pinned'),
+      'the request reached the real upstream',
+    );
     const rec = await waitForAudit(t, (x) => x.event === 'tunnel_open' && String(x.host) === 'pinned.turret.test', 30_000);
     assert.ok(rec, 'the tunnel was recorded');
     assert.equal(r.stdout, '0', 'curl verified the real upstream certificate');

@@ -87,12 +87,19 @@ describe('package managers and an AWS SDK through turret run', () => {
 
   it('npm publish and install with a token handle in ~/.npmrc', async () => {
     const registry = `https://registry.turret.test:${npm.up.port}/`;
-    writeFileSync(path.join(work, '.npmrc'), `registry=${registry}\n//registry.turret.test:${npm.up.port}/:_authToken=\${NPM_TOKEN}\ncache=${path.join(work, 'npm-cache')}\nupdate-notifier=false\naudit=false\nfund=false\n`);
+    writeFileSync(
+      path.join(work, '.npmrc'),
+      `registry=${registry}\n//registry.turret.test:${npm.up.port}/:_authToken=\${NPM_TOKEN}\ncache=${path.join(work, 'npm-cache')}\nupdate-notifier=false\naudit=false\nfund=false\n`,
+    );
     mkdirSync(path.join(work, 'pkg'));
     writeFileSync(path.join(work, 'pkg', 'package.json'), JSON.stringify({ name: 'turret-demo-pkg', version: '1.0.0', main: 'index.js' }));
     writeFileSync(path.join(work, 'pkg', 'index.js'), "module.exports = 'published through turret';\n");
     chmodSync(path.join(work, 'pkg'), 0o777); // the command runs as nobody
-    const r = await runner.run(['sh', '-c', 'cd pkg && npm publish --ignore-scripts && mkdir ../app && cd ../app && npm init -y >/dev/null && npm install --ignore-scripts turret-demo-pkg && node -p "require(\'turret-demo-pkg\')"']);
+    const r = await runner.run([
+      'sh',
+      '-c',
+      'cd pkg && npm publish --ignore-scripts && mkdir ../app && cd ../app && npm init -y >/dev/null && npm install --ignore-scripts turret-demo-pkg && node -p "require(\'turret-demo-pkg\')"',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /published through turret/);
     assert.deepEqual(npm.refused, [], 'every request carried the real token');
@@ -102,7 +109,11 @@ describe('package managers and an AWS SDK through turret run', () => {
 
   it('pip install from a private PEP 503 index with a handle in the index URL', async () => {
     const index = `https://__token__:$PIP_INDEX_TOKEN@pypi.turret.test:${pypi.up.port}/simple/`;
-    const r = await runner.run(['sh', '-c', `/usr/bin/python3 -m pip install --no-deps --no-cache-dir --disable-pip-version-check --no-input --target pip-target --index-url "${index}" turretdemo && PYTHONPATH=pip-target /usr/bin/python3 -c "import turretdemo; print(turretdemo.VALUE)"`]);
+    const r = await runner.run([
+      'sh',
+      '-c',
+      `/usr/bin/python3 -m pip install --no-deps --no-cache-dir --disable-pip-version-check --no-input --target pip-target --index-url "${index}" turretdemo && PYTHONPATH=pip-target /usr/bin/python3 -c "import turretdemo; print(turretdemo.VALUE)"`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /from-the-private-index/);
     assert.deepEqual(pypi.refused, [], 'every request carried the real credential');
@@ -115,8 +126,15 @@ describe('package managers and an AWS SDK through turret run', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /written through turret\ndynamodb ok/);
     assert.ok(aws.verdicts.length >= 3);
-    assert.deepEqual(aws.verdicts.filter((v) => !v.ok), [], 'every request was signed with the real key');
+    assert.deepEqual(
+      aws.verdicts.filter((v) => !v.ok),
+      [],
+      'every request was signed with the real key',
+    );
     assert.equal(aws.objects.get('/bucket/report.txt')?.toString(), 'written through turret');
-    assert.deepEqual(aws.dynamo.map((d) => d.target), ['DynamoDB_20120810.PutItem']);
+    assert.deepEqual(
+      aws.dynamo.map((d) => d.target),
+      ['DynamoDB_20120810.PutItem'],
+    );
   });
 });

@@ -221,7 +221,9 @@ describe('action: ask and the approvals API', () => {
     const evil = '/<script>alert(1)</script><img/src=x/onerror=alert(2)>';
     const s = net.connect(t.port, '127.0.0.1');
     await new Promise((r) => s.once('connect', r));
-    s.write(`GET http://read.turret.test:${up.port}${evil} HTTP/1.1\r\nHost: read.turret.test:${up.port}\r\nProxy-Authorization: Basic ${Buffer.from(`bot:${token}`).toString('base64')}\r\nConnection: close\r\n\r\n`);
+    s.write(
+      `GET http://read.turret.test:${up.port}${evil} HTTP/1.1\r\nHost: read.turret.test:${up.port}\r\nProxy-Authorization: Basic ${Buffer.from(`bot:${token}`).toString('base64')}\r\nConnection: close\r\n\r\n`,
+    );
     await new Promise((r) => s.on('close', r).resume());
     const rec = await waitForAudit(t, (x) => x.event === 'request' && String(x.path).includes('alert(1)'));
     assert.ok(rec, 'the request has a record');

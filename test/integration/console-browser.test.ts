@@ -67,7 +67,16 @@ describe('the console in Chromium', () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-proxy-server'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-proxy-server',
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   });
@@ -109,7 +118,7 @@ describe('the console in Chromium', () => {
     await shot('decisions');
     await row.first().locator('a').click();
     await page.waitForSelector('table.detail');
-    assert.match(await page.textContent('table.detail') ?? '', /request_id/);
+    assert.match((await page.textContent('table.detail')) ?? '', /request_id/);
     await shot('record');
   });
 

@@ -59,7 +59,14 @@ describe('turret end to end with curl', () => {
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
   };
-  const proxyArgs = (agent = 'agent-a', token?: string): string[] => ['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `${agent}:${token ?? (agent === 'agent-a' ? tokenA : tokenB)}`, '--cacert', caFile];
+  const proxyArgs = (agent = 'agent-a', token?: string): string[] => [
+    '-x',
+    `http://127.0.0.1:${t.port}`,
+    '--proxy-user',
+    `${agent}:${token ?? (agent === 'agent-a' ? tokenA : tokenB)}`,
+    '--cacert',
+    caFile,
+  ];
   const run = async (args: string[]) => {
     const r = await curl(args);
     curlOutputs.push(r.raw, r.stderr);
@@ -206,11 +213,7 @@ describe('turret end to end with curl', () => {
   });
 
   it('answers unknown agents and wrong credentials with 407', async () => {
-    for (const args of [
-      ['-x', `http://127.0.0.1:${t.port}`, '--cacert', caFile],
-      proxyArgs('nobody', 'x'),
-      proxyArgs('agent-a', 'wrong'),
-    ]) {
+    for (const args of [['-x', `http://127.0.0.1:${t.port}`, '--cacert', caFile], proxyArgs('nobody', 'x'), proxyArgs('agent-a', 'wrong')]) {
       const r = await run([...args, `http://echo.turret.test:${plain.port}/`]);
       assert.equal(r.status, 407);
       assert.match(r.headers['proxy-authenticate'] ?? '', /^Basic/);
@@ -259,7 +262,10 @@ describe('turret end to end with curl', () => {
   it('forwards plain HTTP absolute-form requests with keep-alive', async () => {
     const r = await run([...proxyArgs(), `http://echo.turret.test:${plain.port}/one`, `http://echo.turret.test:${plain.port}/two`]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(plain.received.map((x) => x.url), ['/one', '/two']);
+    assert.deepEqual(
+      plain.received.map((x) => x.url),
+      ['/one', '/two'],
+    );
     assert.equal(plain.connections, 1, 'both requests reused one upstream connection');
   });
 

@@ -77,7 +77,12 @@ describe('fair upstream connections', () => {
     await up.waitOpen(0, 30_000);
     const rec = await waitForAudit(t, () => t.audit().filter((x) => x.event === 'request' && String(x.path).startsWith('/hang/a-')).length === HUNG, 30_000);
     assert.ok(rec, `${t.audit().filter((x) => String(x.path).startsWith('/hang/a-')).length} records for A's requests`);
-    const codes = new Set(t.audit().filter((x) => String(x.path).startsWith('/hang/a-')).map((x) => x.code));
+    const codes = new Set(
+      t
+        .audit()
+        .filter((x) => String(x.path).startsWith('/hang/a-'))
+        .map((x) => x.code),
+    );
     assert.deepEqual([...codes], ['client_closed']);
   });
 });

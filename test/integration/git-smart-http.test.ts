@@ -70,7 +70,15 @@ async function startGitServer(projectRoot: string): Promise<GitServer> {
     cgi.on('close', () => (started ? res.end() : res.writeHead(500).end()));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { port: (server.address() as AddressInfo).port, requests, close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  return {
+    port: (server.address() as AddressInfo).port,
+    requests,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
 
 function git(args: string[], o: { cwd: string; env?: Record<string, string> }): Promise<{ code: number; out: string }> {
@@ -105,7 +113,10 @@ describe('git smart HTTP through turret under the shipped read-only GitHub polic
     srv = await startGitServer(work);
 
     const shipped = readFileSync(path.join(ROOT, 'rules/github-read-only.yaml'), 'utf8');
-    const policy = shipped.replace(/\bgithub\.com\b/g, '"git.turret.test:*"').replace(/\bapi\."git/g, '"api.git').replace(/codeload\."git/g, '"codeload.git');
+    const policy = shipped
+      .replace(/\bgithub\.com\b/g, '"git.turret.test:*"')
+      .replace(/\bapi\."git/g, '"api.git')
+      .replace(/codeload\."git/g, '"codeload.git');
     assert.match(policy, /"git\.turret\.test:\*"/);
     const test = `
 agents: [{ name: agent-a }]
@@ -131,7 +142,10 @@ settings:
     const r = await git(['-c', `http.proxy=${proxyUrl}`, 'clone', url(), 'clone'], { cwd: work, env: gitEnv });
     assert.equal(r.code, 0, r.out);
     assert.equal(readFileSync(path.join(work, 'clone', 'README'), 'utf8'), 'hello from the test repo\n');
-    assert.ok(srv.requests.some((q) => q.method === 'POST' && q.url.endsWith('/git-upload-pack')), 'the fetch POST reached the server');
+    assert.ok(
+      srv.requests.some((q) => q.method === 'POST' && q.url.endsWith('/git-upload-pack')),
+      'the fetch POST reached the server',
+    );
     const rec = await waitForAudit(t, (x) => x.method === 'POST' && String(x.path).endsWith('/git-upload-pack') && x.outcome === 'completed');
     assert.match(String(rec?.rule), /github-read-only\.yaml:\d+$/, 'decided by the shipped policy');
   });

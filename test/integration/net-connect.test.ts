@@ -71,7 +71,22 @@ async function connectVia(authority: string, extra: Partial<GuardedConnectOption
 }
 
 test('no spelling of loopback reaches the listener without an unsafe exception', async () => {
-  const spellings = ['127.0.0.1', '2130706433', '0x7f.1', '0177.0.0.1', '127.1', '0x7F000001', '127.0.0.1.', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]', '[64:ff9b::127.0.0.1]', '[::127.0.0.1]', 'localhost', 'LOOP.test.', '127\u30020\u30020\u30021'];
+  const spellings = [
+    '127.0.0.1',
+    '2130706433',
+    '0x7f.1',
+    '0177.0.0.1',
+    '127.1',
+    '0x7F000001',
+    '127.0.0.1.',
+    '[::ffff:127.0.0.1]',
+    '[::ffff:7f00:1]',
+    '[64:ff9b::127.0.0.1]',
+    '[::127.0.0.1]',
+    'localhost',
+    'LOOP.test.',
+    '127\u30020\u30020\u30021',
+  ];
   const refused: string[] = [];
   for (const s of spellings) {
     await assert.rejects(connectVia(s, { onRefused: (c) => refused.push(c.class) }), code('dest_address_forbidden'), s);
@@ -144,10 +159,7 @@ test('all checked addresses failing is upstream_connect_failed; a slow resolver 
     guardedConnect({ host: 'slow', port: plain.port, kind: 'name', resolver: createResolver({ lookup: slow }), permit: UNSAFE_LOOPBACK, timeoutMs: 50 }),
     code('upstream_timeout'),
   );
-  await assert.rejects(
-    guardedConnect({ host: 'nx', port: plain.port, kind: 'name', resolver: createResolver({ lookup: dead }) }),
-    code('dns_failed'),
-  );
+  await assert.rejects(guardedConnect({ host: 'nx', port: plain.port, kind: 'name', resolver: createResolver({ lookup: dead }) }), code('dns_failed'));
 });
 
 test('an aborted connect fails and leaves no connection', async () => {
@@ -207,9 +219,17 @@ test('TLS: SNI and verification against the given CA; failures are upstream_tls_
   const viaCtx = (await guardedConnect({ ...base, host: 'upstream.test', tls: { servername: 'upstream.test', secureContext: trusted } })) as tls.TLSSocket;
   assert.equal(viaCtx.authorized, true);
   viaCtx.destroy();
-  await assert.rejects(guardedConnect({ ...base, host: 'other.test', tls: { servername: 'other.test', secureContext: trusted } }), code('upstream_tls_failed'), 'wrong name with a context');
+  await assert.rejects(
+    guardedConnect({ ...base, host: 'other.test', tls: { servername: 'other.test', secureContext: trusted } }),
+    code('upstream_tls_failed'),
+    'wrong name with a context',
+  );
   const roots = tls.createSecureContext({ minVersion: 'TLSv1.2' });
-  await assert.rejects(guardedConnect({ ...base, host: 'upstream.test', tls: { servername: 'upstream.test', secureContext: roots } }), code('upstream_tls_failed'), 'untrusted CA with a context');
+  await assert.rejects(
+    guardedConnect({ ...base, host: 'upstream.test', tls: { servername: 'upstream.test', secureContext: roots } }),
+    code('upstream_tls_failed'),
+    'untrusted CA with a context',
+  );
 
   // A plain TCP upstream that hangs up, and one that never speaks.
   await assert.rejects(guardedConnect({ ...base, host: 'upstream.test', port: plain.port, tls: { servername: 'upstream.test', ca: cert } }), code('upstream_tls_failed'));

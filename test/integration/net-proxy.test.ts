@@ -139,7 +139,23 @@ settings:
   };
 
   it('refuses IPv4-mapped IPv6 and numeric spellings of loopback, absolute-form and CONNECT alike', async () => {
-    const spellings = ['[::ffff:127.0.0.1]', '[::ffff:7f00:1]', '[0:0:0:0:0:ffff:127.0.0.1]', '2130706433', '0x7f.1', '0177.0.0.1', '127.1', '0x7f000001', '017700000001', '127.0.0.1.', '[::1]', '[::127.0.0.1]', '0', '0.0.0.0', '[64:ff9b::7f00:1]'];
+    const spellings = [
+      '[::ffff:127.0.0.1]',
+      '[::ffff:7f00:1]',
+      '[0:0:0:0:0:ffff:127.0.0.1]',
+      '2130706433',
+      '0x7f.1',
+      '0177.0.0.1',
+      '127.1',
+      '0x7f000001',
+      '017700000001',
+      '127.0.0.1.',
+      '[::1]',
+      '[::127.0.0.1]',
+      '0',
+      '0.0.0.0',
+      '[64:ff9b::7f00:1]',
+    ];
     for (const host of spellings) {
       for (const [via, r] of [
         ['absolute-form', await get(host)],
@@ -257,7 +273,21 @@ settings:
 
   it('answers 400 to malformed authorities, absolute-form and CONNECT alike', async () => {
     const before = victim.accepted;
-    const bad = ['victim.test:0', 'victim.test:65536', 'victim.test:99999999', 'user@victim.test:80', 'victim.test:', ':80', '[::1:80', '[fe80::1%25lo]:80', '1.2.3.256:80', 'a..b:80', 'a%00b:80', 'foo.123:80', '[::ffff:0177.0.0.1]:80'];
+    const bad = [
+      'victim.test:0',
+      'victim.test:65536',
+      'victim.test:99999999',
+      'user@victim.test:80',
+      'victim.test:',
+      ':80',
+      '[::1:80',
+      '[fe80::1%25lo]:80',
+      '1.2.3.256:80',
+      'a..b:80',
+      'a%00b:80',
+      'foo.123:80',
+      '[::ffff:0177.0.0.1]:80',
+    ];
     for (const authority of bad) {
       const a = await rawRequest(t.port, `GET http://${authority}/ HTTP/1.1\r\nHost: x\r\nProxy-Authorization: ${auth}\r\n\r\n`);
       assert.equal(a.status, 400, `absolute-form ${authority}: ${a.body}`);

@@ -43,7 +43,10 @@ async function fixedUpstream(port: 80 | 443): Promise<Fixed> {
       res.end(out);
     });
   };
-  const server = port === 443 ? https.createServer({ key: readFileSync(path.join(FIXTURES, 'upstream.key')), cert: readFileSync(path.join(FIXTURES, 'upstream.crt')) }, onRequest) : http.createServer(onRequest);
+  const server =
+    port === 443
+      ? https.createServer({ key: readFileSync(path.join(FIXTURES, 'upstream.key')), cert: readFileSync(path.join(FIXTURES, 'upstream.crt')) }, onRequest)
+      : http.createServer(onRequest);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, UPSTREAM, () => resolve());
@@ -145,7 +148,10 @@ settings:
     assert.equal(got?.headers.authorization, `Bearer ${SECRET}`, 'the upstream received the real secret');
     assert.equal(r.headers['x-echo-auth'], `Bearer ${h}`, 'the echoed secret came back as the handle');
     assert.ok(!r.raw.includes(SECRET));
-    const open = await waitForAudit(t!, (x) => x.event === 'tunnel_open' && x.outcome === 'allowed' && x.host === 'echo.turret.test' && String(x.client).startsWith(`${n!.agentAddr}:`));
+    const open = await waitForAudit(
+      t!,
+      (x) => x.event === 'tunnel_open' && x.outcome === 'allowed' && x.host === 'echo.turret.test' && String(x.client).startsWith(`${n!.agentAddr}:`),
+    );
     assert.equal(open?.agent, 'builder', 'the agent was identified by its source address');
     assert.equal(open?.port, 443);
     const rec = await waitForAudit(t!, (x) => x.event === 'request' && x.path === '/transparent?q=');
@@ -213,7 +219,7 @@ settings:
     assert.equal(bystanderHits, 0, 'the host service never saw a connection');
   });
 
-  it('a forged source address outside the agents\' range is dropped before Turret sees it (anti-spoofing)', async () => {
+  it("a forged source address outside the agents' range is dropped before Turret sees it (anti-spoofing)", async () => {
     const forged = `10.235.${randomInt(0, 256)}.9`;
     const add = await n!.exec('ip', ['addr', 'add', `${forged}/32`, 'dev', n!.nsIf]);
     assert.equal(add.code, 0, add.stderr);
@@ -243,7 +249,9 @@ settings:
   it('a client outside every sources: range gets 407 without a credential', async () => {
     // From the root namespace, whose address on the veth is not the agent's.
     const r = await new Promise<string>((resolve) => {
-      const s = net.connect({ host: n!.hostAddr, port: t!.port, localAddress: n!.hostAddr }, () => s.write('GET http://echo.turret.test/ HTTP/1.1\r\nHost: echo.turret.test\r\nConnection: close\r\n\r\n'));
+      const s = net.connect({ host: n!.hostAddr, port: t!.port, localAddress: n!.hostAddr }, () =>
+        s.write('GET http://echo.turret.test/ HTTP/1.1\r\nHost: echo.turret.test\r\nConnection: close\r\n\r\n'),
+      );
       let out = '';
       s.on('data', (c: Buffer) => (out += c.toString()));
       s.on('close', () => resolve(out));

@@ -110,9 +110,15 @@ describe('audit CLI', () => {
     const out = b.stdout.split('\n').filter(Boolean);
     assert.ok(out.length >= 1);
     assert.ok(out.every((l) => JSON.parse(l).agent === 'agent-b'));
-    assert.ok(out.every((l) => lines.includes(l)), 'byte-identical to the log');
+    assert.ok(
+      out.every((l) => lines.includes(l)),
+      'byte-identical to the log',
+    );
     const d = await runCli(['audit', 'tail', '--agent', 'agent-a', '--decision', 'denied', t.auditPath]);
-    const denied = d.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const denied = d.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(denied.length, 1, d.stdout);
     assert.equal(denied[0]?.path, '/two');
     const bad = await runCli(['audit', 'tail', '--decision', 'maybe', t.auditPath]);

@@ -79,7 +79,10 @@ describe('lifecycle', () => {
 
   it('logs a structured start-up summary: listeners, mode, rules, agents, secret names, limits', async () => {
     const { t } = await start('30s');
-    const line = t.stderr().split('\n').find((l) => l.includes('"msg":"turret started"'));
+    const line = t
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('"msg":"turret started"'));
     assert.ok(line);
     const s = JSON.parse(line) as Record<string, unknown>;
     assert.match(String(s.listen), /^127\.0\.0\.1:\d+$/);

@@ -14,7 +14,19 @@ describe('GraphQL queries are reads, mutations are writes', () => {
   let t: TurretProc;
   let up: Upstream;
   const post = (body: string) =>
-    curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', 'a:fake-agent-token-gql', '--cacert', path.join(t.caDir, 'ca.crt'), '-H', 'content-type: application/json', '--data-binary', body, `https://api.turret.test:${up.port}/graphql`]);
+    curl([
+      '-x',
+      `http://127.0.0.1:${t.port}`,
+      '--proxy-user',
+      'a:fake-agent-token-gql',
+      '--cacert',
+      path.join(t.caDir, 'ca.crt'),
+      '-H',
+      'content-type: application/json',
+      '--data-binary',
+      body,
+      `https://api.turret.test:${up.port}/graphql`,
+    ]);
 
   before(async () => {
     up = await startUpstream();
@@ -50,7 +62,10 @@ settings:
 
   it('refuses a mutation, also inside a batch, and sends nothing', async () => {
     const before = up.received.length;
-    for (const body of [JSON.stringify({ query: 'mutation { deleteRepository(id: 1) { id } }' }), JSON.stringify([{ query: '{ viewer { login } }' }, { query: 'mutation M { x }' }])]) {
+    for (const body of [
+      JSON.stringify({ query: 'mutation { deleteRepository(id: 1) { id } }' }),
+      JSON.stringify([{ query: '{ viewer { login } }' }, { query: 'mutation M { x }' }]),
+    ]) {
       const r = await post(body);
       assert.equal(r.status, 403, r.raw);
       assert.equal(r.headers['x-turret-error'], 'policy_denied');

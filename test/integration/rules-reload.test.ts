@@ -117,7 +117,9 @@ describe('rules under traffic', () => {
     (agent as unknown as { createConnection: unknown }).createConnection = (_o: unknown, cb: (e: Error | null, s?: Duplex) => void) => {
       tunnels++;
       const c = http.request({ host: '127.0.0.1', port: t.port, method: 'CONNECT', path: `echo.turret.test:${secure.port}`, headers: { 'proxy-authorization': auth } });
-      c.on('connect', (res, socket) => (res.statusCode === 200 ? cb(null, tls.connect({ socket, servername: 'echo.turret.test', ca })) : cb(new Error(`CONNECT ${res.statusCode}`))));
+      c.on('connect', (res, socket) =>
+        res.statusCode === 200 ? cb(null, tls.connect({ socket, servername: 'echo.turret.test', ca })) : cb(new Error(`CONNECT ${res.statusCode}`)),
+      );
       c.on('error', (e) => cb(e));
       c.end();
       return undefined;
@@ -134,7 +136,10 @@ describe('rules under traffic', () => {
       });
     assert.equal((await inTunnel('/blocked/a')).status, 200);
     const mark = t.stderr().length;
-    writeFileSync(path.join(t.rulesDir, 'main.yaml'), base('  - { name: no-blocked, action: deny, methods: any, hosts: ["echo.turret.test:*"], paths: ["/blocked/**"], description: blocked for this test }'));
+    writeFileSync(
+      path.join(t.rulesDir, 'main.yaml'),
+      base('  - { name: no-blocked, action: deny, methods: any, hosts: ["echo.turret.test:*"], paths: ["/blocked/**"], description: blocked for this test }'),
+    );
     await waitLog(/"msg":"rules reloaded/, mark);
     const r = await inTunnel('/blocked/b');
     assert.equal(r.status, 403);

@@ -8,7 +8,11 @@ import { ROOT, startTurret } from '../helpers/turret.js';
 describe('shipped rules', () => {
   it('turret start runs with them and no environment; rules check runs their examples', async () => {
     const dir = path.join(ROOT, 'rules');
-    const rules = Object.fromEntries(readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]));
+    const rules = Object.fromEntries(
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]),
+    );
     assert.ok(rules['default.yaml'] && rules['github-read-only.yaml']);
     const t = await startTurret({ rules });
     try {

@@ -23,7 +23,10 @@ const OTHER = `tra_other_${randomBytes(18).toString('hex')}`;
 // A loopback address of our own for the port-443/80 upstream, so parallel tests never collide.
 const ADDR = `127.${randomInt(1, 250)}.${randomInt(1, 250)}.${randomInt(2, 250)}`;
 // The machine's own non-loopback address when it has one (else one inside a range the sandbox has no route to).
-const HOST_ADDR = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address ?? '10.200.0.1';
+const HOST_ADDR =
+  Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === 'IPv4' && !i.internal)?.address ?? '10.200.0.1';
 
 const rules = (): string => `
 agents:
@@ -62,9 +65,28 @@ describe('turret run isolates the command', () => {
   const work = mkdtempSync(path.join(tmpdir(), 'turret-sbx-'));
   chmodSync(work, 0o777); // the command runs as nobody and writes here
 
-  const run = (cmd: string[], o: { extra?: string[]; env?: Record<string, string>; input?: string; onStdout?: (s: string, p: ReturnType<typeof spawn>) => void } = {}): Promise<Run> =>
+  const run = (
+    cmd: string[],
+    o: { extra?: string[]; env?: Record<string, string>; input?: string; onStdout?: (s: string, p: ReturnType<typeof spawn>) => void } = {},
+  ): Promise<Run> =>
     new Promise((resolve, reject) => {
-      const args = [MAIN, 'run', '--agent', 'runner', '--rules', t.rulesDir, '--ca', t.caDir, '--proxy', `127.0.0.1:${t.port}`, '--audit', t.auditPath, ...(o.extra ?? []), '--', ...cmd];
+      const args = [
+        MAIN,
+        'run',
+        '--agent',
+        'runner',
+        '--rules',
+        t.rulesDir,
+        '--ca',
+        t.caDir,
+        '--proxy',
+        `127.0.0.1:${t.port}`,
+        '--audit',
+        t.auditPath,
+        ...(o.extra ?? []),
+        '--',
+        ...cmd,
+      ];
       const p = spawn(process.execPath, args, { cwd: work, env: cleanEnv({ TEST_SANDBOX_SECRET: SECRET, OTHER_AGENT_TOKEN: OTHER, ...o.env }), stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
@@ -94,7 +116,10 @@ describe('turret run isolates the command', () => {
     };
     const tlsServer = https.createServer({ key: readFileSync(path.join(FIXTURES, 'upstream.key')), cert: readFileSync(path.join(FIXTURES, 'upstream.crt')) }, onRequest);
     const plainServer = http.createServer(onRequest);
-    for (const [s, port] of [[tlsServer, 443], [plainServer, 80]] as const) {
+    for (const [s, port] of [
+      [tlsServer, 443],
+      [plainServer, 80],
+    ] as const) {
       await new Promise<void>((r) => s.listen(port, ADDR, () => r()));
       servers.push(s);
     }
@@ -120,14 +145,22 @@ describe('turret run isolates the command', () => {
 
   it('runs the command as nobody, and Turret key files, rules and audit log are out of reach', async () => {
     const key = path.join(t.caDir, 'turret.key');
-    const r = await run(['sh', '-c', `id -u; cat ${key} ${path.join(t.caDir, 'ca.key')} >/dev/null 2>&1 && echo READ-KEY; find ${t.caDir} -type f | sort | tr '\\n' ' '; echo; ls -A ${t.rulesDir} | wc -l; touch ${path.join(t.rulesDir, 'evil.yaml')} 2>/dev/null && echo WROTE-RULES; cat ${t.auditPath} 2>/dev/null | wc -c; grep -m1 -- -----BEGIN ${path.join(t.caDir, 'client', 'bundle.pem')}`]);
+    const r = await run([
+      'sh',
+      '-c',
+      `id -u; cat ${key} ${path.join(t.caDir, 'ca.key')} >/dev/null 2>&1 && echo READ-KEY; find ${t.caDir} -type f | sort | tr '\\n' ' '; echo; ls -A ${t.rulesDir} | wc -l; touch ${path.join(t.rulesDir, 'evil.yaml')} 2>/dev/null && echo WROTE-RULES; cat ${t.auditPath} 2>/dev/null | wc -c; grep -m1 -- -----BEGIN ${path.join(t.caDir, 'client', 'bundle.pem')}`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     assert.equal(lines[0], '65534', 'the command runs as nobody');
     assert.ok(!r.stdout.includes('READ-KEY'), 'the key files must not be readable');
     const client = path.join(t.caDir, 'client');
     // Only the public client files turret env points at (docs/clients.md) are visible in the CA directory.
-    assert.equal(lines[1]?.trim(), ['bundle.pem', 'truststore.p12', 'wgetrc'].map((f) => path.join(client, f)).join(' '), 'only the public client files are visible in the CA directory');
+    assert.equal(
+      lines[1]?.trim(),
+      ['bundle.pem', 'truststore.p12', 'wgetrc'].map((f) => path.join(client, f)).join(' '),
+      'only the public client files are visible in the CA directory',
+    );
     assert.equal(lines[2], '0', 'the rules directory is empty inside');
     assert.ok(!r.stdout.includes('WROTE-RULES'), 'no file can be created in the rules directory');
     assert.equal(lines[3], '0', 'the audit log is empty inside');
@@ -151,7 +184,8 @@ describe('turret run isolates the command', () => {
   it('passes an allow-listed environment: no secret, no source variable, no other agent token', async () => {
     const r = await run(['env'], { env: { AWS_SECRET_ACCESS_KEY: 'fake-aws', MY_SETTING: 'kept' }, extra: ['--pass-env', 'MY_SETTING'] });
     assert.equal(r.code, 0, r.stderr);
-    for (const bad of [SECRET, OTHER, 'TEST_SANDBOX_SECRET', 'OTHER_AGENT_TOKEN', 'AWS_SECRET_ACCESS_KEY', 'fake-aws']) assert.ok(!r.stdout.includes(bad), `the environment must not hold ${bad}`);
+    for (const bad of [SECRET, OTHER, 'TEST_SANDBOX_SECRET', 'OTHER_AGENT_TOKEN', 'AWS_SECRET_ACCESS_KEY', 'fake-aws'])
+      assert.ok(!r.stdout.includes(bad), `the environment must not hold ${bad}`);
     assert.match(r.stdout, /^MY_SETTING=kept$/m);
     assert.match(r.stdout, /^API_TOKEN=trt_/m, 'the handle variable is there');
     assert.match(r.stdout, /^HTTPS_PROXY=http:\/\/runner:/m);
@@ -198,7 +232,8 @@ describe('turret run isolates the command', () => {
   });
 
   it('carries curl with every proxy variable unset to https://NAME/ on 443 and http://NAME/ on 80 through Turret', async () => {
-    const cmd = 'unset HTTPS_PROXY HTTP_PROXY https_proxy http_proxy ALL_PROXY all_proxy; env | grep -ciE "^(https?|all)_proxy=" ; curl -sS --max-time 20 -H "Authorization: Bearer $API_TOKEN" https://web.turret.test/direct-tls; echo; curl -sS --max-time 20 http://web.turret.test/direct-plain';
+    const cmd =
+      'unset HTTPS_PROXY HTTP_PROXY https_proxy http_proxy ALL_PROXY all_proxy; env | grep -ciE "^(https?|all)_proxy=" ; curl -sS --max-time 20 -H "Authorization: Bearer $API_TOKEN" https://web.turret.test/direct-tls; echo; curl -sS --max-time 20 http://web.turret.test/direct-plain';
     const r = await run(['sh', '-c', cmd]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^0$/m, 'no proxy variable left');
@@ -214,7 +249,11 @@ describe('turret run isolates the command', () => {
   it('runs python3, node and git', async () => {
     const py = `import os, urllib.request; print(urllib.request.urlopen("https://echo.turret.test:${up.port}/py", timeout=20).status)`;
     const nodeJs = `require('https').get('https://web.turret.test/node', (res) => { console.log('node', res.statusCode); res.resume(); });`;
-    const r = await run(['sh', '-c', `/usr/bin/python3 -c '${py}' && node -e "${nodeJs}" && git init -q repo && cd repo && git -c user.name=a -c user.email=a@b commit -q --allow-empty -m one && git log --oneline | wc -l`]);
+    const r = await run([
+      'sh',
+      '-c',
+      `/usr/bin/python3 -c '${py}' && node -e "${nodeJs}" && git init -q repo && cd repo && git -c user.name=a -c user.email=a@b commit -q --allow-empty -m one && git log --oneline | wc -l`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^200$/m);
     assert.match(r.stdout, /^node 200$/m);
@@ -247,7 +286,21 @@ describe('turret run without namespaces, and with a terminal', () => {
     await t?.stop();
   });
 
-  const runArgs = (extra: string[], cmd: string[]): string[] => [MAIN, 'run', '--agent', 'runner', '--rules', t.rulesDir, '--ca', t.caDir, '--proxy', `127.0.0.1:${t.port}`, ...extra, '--', ...cmd];
+  const runArgs = (extra: string[], cmd: string[]): string[] => [
+    MAIN,
+    'run',
+    '--agent',
+    'runner',
+    '--rules',
+    t.rulesDir,
+    '--ca',
+    t.caDir,
+    '--proxy',
+    `127.0.0.1:${t.port}`,
+    ...extra,
+    '--',
+    ...cmd,
+  ];
 
   const runWith = (env: Record<string, string>, extra: string[], cmd: string[]): Promise<Run> =>
     new Promise((resolve, reject) => {
@@ -267,7 +320,11 @@ describe('turret run without namespaces, and with a terminal', () => {
     assert.match(missing.stderr, /--no-sandbox/);
     // A bwrap that fails the way a kernel without unprivileged user namespaces makes it fail.
     const fake = path.join(work, 'fake-bwrap');
-    writeFileSync(fake, '#!/bin/sh\necho "bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces." >&2\nexit 1\n', { mode: 0o755 });
+    writeFileSync(
+      fake,
+      '#!/bin/sh\necho "bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces." >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
     const off = await runWith({ TURRET_BWRAP: fake }, [], ['sh', '-c', 'echo RAN']);
     assert.equal(off.code, 2);
     assert.ok(!off.stdout.includes('RAN'), 'the command never runs');

@@ -20,7 +20,12 @@ import { agentToken, cleanEnv, runCli, startTurret, type TurretProc } from '../h
 import { FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const CORPORA = path.resolve(FIXTURES, 'corpora');
-interface CorpusRule { rule_id: string; regex: string; secret: string; example_raw: string }
+interface CorpusRule {
+  rule_id: string;
+  regex: string;
+  secret: string;
+  example_raw: string;
+}
 const examples = (JSON.parse(fs.readFileSync(path.join(CORPORA, 'secret_patterns.json'), 'utf8')) as CorpusRule[]).filter((r) => r.rule_id !== 'pkcs12-file');
 const unescape = (s: string): string => s.replace(/\\([\\nrt])/g, (_m, c: string) => ({ n: '\n', r: '\r', t: '\t', '\\': '\\' })[c] ?? c);
 const negatives = fs
@@ -74,7 +79,7 @@ scrub:
 
 async function dribble(res: http.ServerResponse, body: Buffer, seed: number): Promise<void> {
   let x = seed;
-  for (let i = 0; i < body.length; ) {
+  for (let i = 0; i < body.length;) {
     x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
     const n = 1 + (x % 97);
     res.write(body.subarray(i, i + n));
@@ -165,7 +170,9 @@ describe('scrubbing through the proxy', () => {
     wsUp = https.createServer({ key: fs.readFileSync(path.join(FIXTURES, 'upstream.key')), cert: fs.readFileSync(path.join(FIXTURES, 'upstream.crt')) });
     wsUp.on('upgrade', (req: http.IncomingMessage, socket: Socket) => {
       wsState.extensions = String(req.headers['sec-websocket-extensions'] ?? '');
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${wsAccept(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${wsAccept(String(req.headers['sec-websocket-key']))}\r\n\r\n`,
+      );
       const frame = (fin: boolean, op: number, text: string | Buffer): Buffer => {
         const p = Buffer.isBuffer(text) ? text : Buffer.from(text);
         return Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | op, p.length]), p]);
@@ -249,7 +256,9 @@ describe('scrubbing through the proxy', () => {
 
   it('SSE: event 1 reaches the client before the upstream sends event 2', async () => {
     const h = (await t.cli(['handle', 'issue', '--agent', 'agent-a', '--secret', 'ws-token', '--ttl', '1h'])).stdout.trim();
-    const p = spawn('curl', ['-sS', '-N', '--noproxy', '', ...args(t, tokens.get(t) ?? ''), '-H', `Authorization: Bearer ${h}`, `https://up.turret.test:${up.port}/sse`], { env: cleanEnv() });
+    const p = spawn('curl', ['-sS', '-N', '--noproxy', '', ...args(t, tokens.get(t) ?? ''), '-H', `Authorization: Bearer ${h}`, `https://up.turret.test:${up.port}/sse`], {
+      env: cleanEnv(),
+    });
     let out = '';
     let firstAt = 0;
     p.stdout.on('data', (c: Buffer) => {
@@ -306,9 +315,18 @@ describe('scrubbing through the proxy', () => {
     ws.close();
     const texts = msgs.filter((m): m is string => typeof m === 'string');
     seen.push(...texts);
-    assert.ok(texts.some((m) => m.includes(`auth=Bearer ${h}`)), `the handle was injected upstream and scrubbed back: ${texts.join(' | ')}`);
-    assert.ok(texts.some((m) => m.includes('frag [REDACTED:github-pat] end')), texts.join(' | '));
-    assert.ok(msgs.some((m) => Buffer.isBuffer(m) && m.toString('latin1') === `bin ${h}`), 'binary frames are scrubbed too: the echoed secret became the handle');
+    assert.ok(
+      texts.some((m) => m.includes(`auth=Bearer ${h}`)),
+      `the handle was injected upstream and scrubbed back: ${texts.join(' | ')}`,
+    );
+    assert.ok(
+      texts.some((m) => m.includes('frag [REDACTED:github-pat] end')),
+      texts.join(' | '),
+    );
+    assert.ok(
+      msgs.some((m) => Buffer.isBuffer(m) && m.toString('latin1') === `bin ${h}`),
+      'binary frames are scrubbed too: the echoed secret became the handle',
+    );
     assert.equal(wsState.extensions, '', 'permessage-deflate was stripped from the upgrade');
   });
 

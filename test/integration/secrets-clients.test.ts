@@ -94,7 +94,17 @@ describe('clients started through turret run', () => {
     // After the run: the same handle, from the same agent, is revoked.
     const env = await t.cli(['env', '--agent', 'runner']);
     const token = /HTTPS_PROXY='http:\/\/runner:([^@]+)@/.exec(env.stdout)?.[1] ?? '';
-    const after = await curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `runner:${token}`, '--cacert', path.join(t.caDir, 'ca.crt'), '-H', `Authorization: Bearer ${handle}`, `https://echo.turret.test:${up.port}/after`]);
+    const after = await curl([
+      '-x',
+      `http://127.0.0.1:${t.port}`,
+      '--proxy-user',
+      `runner:${token}`,
+      '--cacert',
+      path.join(t.caDir, 'ca.crt'),
+      '-H',
+      `Authorization: Bearer ${handle}`,
+      `https://echo.turret.test:${up.port}/after`,
+    ]);
     outputs.push(after.raw);
     assert.equal(after.status, 403);
     assert.equal(after.headers['x-turret-error'], 'handle_revoked');
@@ -116,7 +126,10 @@ describe('clients started through turret run', () => {
     assert.match(r.stdout, /hello from the test repo/);
     const expected = `Basic ${Buffer.from(`x-access-token:${GIT}`).toString('base64')}`;
     assert.ok(gitServer.auths.includes(expected), 'the git server received the real password');
-    assert.ok(gitServer.auths.every((a) => !Buffer.from(a.slice(6), 'base64').toString().includes('trt_')), 'no handle reached the git server');
+    assert.ok(
+      gitServer.auths.every((a) => !Buffer.from(a.slice(6), 'base64').toString().includes('trt_')),
+      'no handle reached the git server',
+    );
     assert.match(execFileSync('git', ['--git-dir', path.join(gitServer.root, 'repo.git'), 'log', '-1', '--format=%s', 'main'], { encoding: 'utf8' }), /pushed-through-turret/);
   });
 

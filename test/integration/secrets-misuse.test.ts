@@ -50,7 +50,10 @@ settings:
 
 /** A second turret process on the same rules and key directory (a restart, or another replica). */
 function startReplica(t: TurretProc): Promise<{ port: number; stop: () => void; output: () => string }> {
-  const p = spawn(process.execPath, [MAIN, 'start', '--rules', t.rulesDir, '--ca', t.caDir, '--listen', '127.0.0.1:0', '--audit', path.join(t.dir, 'audit2.jsonl')], { env: cleanEnv(ENV), stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [MAIN, 'start', '--rules', t.rulesDir, '--ca', t.caDir, '--listen', '127.0.0.1:0', '--audit', path.join(t.dir, 'audit2.jsonl')], {
+    env: cleanEnv(ENV),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   p.stdout.on('data', (c: Buffer) => (out += c.toString()));
   return new Promise((resolve, reject) => {
@@ -153,7 +156,11 @@ describe('handle misuse and opt-in injection', () => {
 
   it('a revocation survives a restart and reaches a replica sharing the key directory', async () => {
     const h = await issue('a', 'burn');
-    const id = (await t.cli(['handle', 'list', '--secret', 'burn'])).stdout.split('\n').find((l) => l.includes('\tactive\t'))?.split('\t')[0] ?? '';
+    const id =
+      (await t.cli(['handle', 'list', '--secret', 'burn'])).stdout
+        .split('\n')
+        .find((l) => l.includes('\tactive\t'))
+        ?.split('\t')[0] ?? '';
     const replica = await startReplica(t);
     try {
       assert.equal((await req(['-H', `Authorization: Bearer ${h}`, url('echo', '/x')], { port: replica.port })).status, 200, 'the replica opens a handle it never saw issued');

@@ -120,7 +120,15 @@ describe('AWS SigV4 re-signing through turret run', () => {
       ].join(' && echo && '),
     ]);
     assert.equal(r.code, 0, r.stdout + r.stderr + JSON.stringify(verdicts));
-    assert.deepEqual(verdicts.map((v) => [v.url, v.ok]), [['/bucket/key', true], ['/bucket/put', true], ['/v1/items', true]], JSON.stringify(verdicts));
+    assert.deepEqual(
+      verdicts.map((v) => [v.url, v.ok]),
+      [
+        ['/bucket/key', true],
+        ['/bucket/put', true],
+        ['/v1/items', true],
+      ],
+      JSON.stringify(verdicts),
+    );
     assert.equal(up.received.at(-1)?.body, '{"a":1}');
   });
 
@@ -140,13 +148,21 @@ describe('AWS SigV4 re-signing through turret run', () => {
     const big = path.join(work, 'big.bin');
     writeFileSync(big, Buffer.alloc(9 * 1024 * 1024, 'z'));
     const before = up.received.length;
-    const r = await turretRun(['sh', '-c', `curl -sS -o /dev/null -w '%{http_code} %header{x-turret-error}' --aws-sigv4 aws:amz:eu-west-1:execute-api --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" --data-binary @${big} https://api.turret.test:${up.port}/v1/big`]);
+    const r = await turretRun([
+      'sh',
+      '-c',
+      `curl -sS -o /dev/null -w '%{http_code} %header{x-turret-error}' --aws-sigv4 aws:amz:eu-west-1:execute-api --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" --data-binary @${big} https://api.turret.test:${up.port}/v1/big`,
+    ]);
     assert.equal(r.stdout.trim(), '413 body_too_large');
     assert.equal(up.received.length, before, 'nothing was sent upstream');
   });
 
   it('a SigV4 handle toward an unbound host is a misuse', async () => {
-    const r = await turretRun(['sh', '-c', `curl -sS -o /dev/null -w '%{http_code} %header{x-turret-error}' --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" https://other.turret.test:${up.port}/x`]);
+    const r = await turretRun([
+      'sh',
+      '-c',
+      `curl -sS -o /dev/null -w '%{http_code} %header{x-turret-error}' --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" https://other.turret.test:${up.port}/x`,
+    ]);
     assert.equal(r.stdout.trim(), '403 handle_host_not_bound');
   });
 });

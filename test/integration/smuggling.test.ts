@@ -78,7 +78,8 @@ function judge(v: Verdict, authorities: string[]): string[] {
     if (!c.request) continue;
     if (!authorities.includes(header(c.request, 'host')[0]?.toLowerCase() ?? '')) out.push(`upstream Host ${header(c.request, 'host')[0]} is not the target authority`);
     const ws = header(c.request, 'upgrade')[0]?.toLowerCase() === 'websocket';
-    for (const h of ['proxy-authorization', 'proxy-connection', 'te', 'trailer', ...(ws ? [] : ['upgrade'])]) if (header(c.request, h).length > 0) out.push(`hop-by-hop ${h} forwarded`);
+    for (const h of ['proxy-authorization', 'proxy-connection', 'te', 'trailer', ...(ws ? [] : ['upgrade'])])
+      if (header(c.request, h).length > 0) out.push(`hop-by-hop ${h} forwarded`);
   }
   const special = SPECIAL[v.c.id]?.(v, s);
   if (special) out.push(special);
@@ -140,7 +141,16 @@ settings:
     const conns = byCase(from);
     return sent.map(({ c, a, replay }) => {
       const v: Verdict = { c, adapted: a.adapted, method: a.method, replay, upstream: conns.get(c.id) ?? [] };
-      if (process.env.SMUG_DEBUG?.split(',').includes(c.id)) console.log(c.id, JSON.stringify(a.bytes.toString('latin1')), '\n=>', JSON.stringify(replay.data.toString('latin1')), replay, '\nupstream:', v.upstream.map((x) => JSON.stringify(x.data.toString('latin1'))));
+      if (process.env.SMUG_DEBUG?.split(',').includes(c.id))
+        console.log(
+          c.id,
+          JSON.stringify(a.bytes.toString('latin1')),
+          '\n=>',
+          JSON.stringify(replay.data.toString('latin1')),
+          replay,
+          '\nupstream:',
+          v.upstream.map((x) => JSON.stringify(x.data.toString('latin1'))),
+        );
       return { c, v, problems: judge(v, authorities) };
     });
   }
@@ -153,7 +163,12 @@ settings:
   /** First-answer statuses and upstream framing, for docs/security.md. */
   function breakdown(results: Array<{ c: CorpusCase; v: Verdict }>): string {
     const count = (xs: string[]): string => JSON.stringify(Object.fromEntries([...new Set(xs)].sort().map((k) => [k, xs.filter((x) => x === k).length])));
-    const first = results.map((r) => String(parseResponses(r.v.replay.data, { method: r.v.method ?? undefined, closed: r.v.replay.closed }).responses.find((x) => x.status >= 200)?.status ?? (r.v.replay.closed ? 'closed' : 'none')));
+    const first = results.map((r) =>
+      String(
+        parseResponses(r.v.replay.data, { method: r.v.method ?? undefined, closed: r.v.replay.closed }).responses.find((x) => x.status >= 200)?.status ??
+          (r.v.replay.closed ? 'closed' : 'none'),
+      ),
+    );
     const framing = results.flatMap((r) => r.v.upstream.flatMap((c) => (c.request ? [c.request.framing] : ['incomplete'])));
     const capped = results.filter((r) => r.v.replay.timedOut).map((r) => r.c.id);
     const odd = results.filter((_r, i) => first[i] === '407').map((r) => r.c.id);
@@ -172,7 +187,11 @@ settings:
     const started = Date.now();
     const results = await run(requestCases, 'proxy');
     const stray = up.conns.filter((c) => c.data.length > 0 && !requestCases.some((x) => x.id === c.caseId) && !bytesOf.has(c.caseId ?? ''));
-    assert.deepEqual(stray.map((c) => c.data.toString('latin1').slice(0, 80)), [], 'upstream connections no case accounts for (smuggled requests)');
+    assert.deepEqual(
+      stray.map((c) => c.data.toString('latin1').slice(0, 80)),
+      [],
+      'upstream connections no case accounts for (smuggled requests)',
+    );
     const rejected = results.filter((r) => {
       const first = parseResponses(r.v.replay.data, { closed: r.v.replay.closed }).responses.find((x) => x.status >= 200);
       return r.v.upstream.length === 0 && (first ? REJECT.has(first.status) : r.v.replay.closed);
@@ -180,7 +199,9 @@ settings:
     const forwarded = results.filter((r) => r.v.upstream.some((c) => c.request)).length;
     ctx.diagnostic(timing(results));
     ctx.diagnostic(breakdown(results));
-    ctx.diagnostic(`${results.length} request cases in ${Date.now() - started} ms: ${rejected} rejected as malformed, ${forwarded} forwarded re-serialised, ${results.length - rejected - forwarded} refused otherwise (403/407/421/…); must-reject: ${results.filter((r) => mustReject(r.c)).length}; sent as published: ${results.filter((r) => !r.v.adapted).length}`);
+    ctx.diagnostic(
+      `${results.length} request cases in ${Date.now() - started} ms: ${rejected} rejected as malformed, ${forwarded} forwarded re-serialised, ${results.length - rejected - forwarded} refused otherwise (403/407/421/…); must-reject: ${results.filter((r) => mustReject(r.c)).length}; sent as published: ${results.filter((r) => !r.v.adapted).length}`,
+    );
     assert.equal(results.filter((r) => r.problems.length > 0).length, 0, report(results));
     if (!only) assert.ok(forwarded > 60, `only ${forwarded} cases were forwarded: the adaptation is broken`);
   });

@@ -68,7 +68,13 @@ describe('shared state in Redis across replicas', () => {
       caDir = path.join(d.dir, 'ca');
       cpSync(seed.caDir, caDir, { recursive: true });
     }
-    const t = await startTurret({ rules: { 'main.yaml': rules(redis.url) }, env: ENV, caDir, args: ['--no-watch', ...(o.production ? ['--production'] : [])], startTimeoutMs: 60_000 });
+    const t = await startTurret({
+      rules: { 'main.yaml': rules(redis.url) },
+      env: ENV,
+      caDir,
+      args: ['--no-watch', ...(o.production ? ['--production'] : [])],
+      startTimeoutMs: 60_000,
+    });
     procs.push(t);
     await waitForLog(t, /"msg":"shared state connected"/, 0, 30_000);
     return t;
@@ -202,7 +208,13 @@ describe('shared state in Redis across replicas', () => {
       dirs.push(d.dir);
       const caDir = path.join(d.dir, 'ca');
       cpSync(seed.caDir, caDir, { recursive: true });
-      const t = await startTurret({ rules: { 'main.yaml': rules(late.url) }, env: ENV, caDir, args: ['--no-watch', ...(production ? ['--production'] : [])], startTimeoutMs: 60_000 });
+      const t = await startTurret({
+        rules: { 'main.yaml': rules(late.url) },
+        env: ENV,
+        caDir,
+        args: ['--no-watch', ...(production ? ['--production'] : [])],
+        startTimeoutMs: 60_000,
+      });
       procs.push(t);
       return t;
     };

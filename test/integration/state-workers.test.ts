@@ -38,7 +38,8 @@ describe('turret start --workers 2', () => {
   const chain = (k: number): string => t.auditPath.replace(/\.jsonl$/, `.w${k}.jsonl`);
   const lines = (f: string): number => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0);
   // curl opens a new connection each time, so cluster hands successive requests to both workers.
-  const get = (host: string): Promise<number> => curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `a:${token}`, `http://${host}.turret.test:${up.port}/`]).then((r) => r.status);
+  const get = (host: string): Promise<number> =>
+    curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `a:${token}`, `http://${host}.turret.test:${up.port}/`]).then((r) => r.status);
 
   before(async () => {
     redis = await startRedis();
@@ -64,7 +65,6 @@ describe('turret start --workers 2', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push(await get('limited'));
     assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429]);
-
   });
 
   it('a worker that exits is replaced and the new one continues its chain', async () => {
@@ -103,7 +103,9 @@ describe('turret start --workers 2', () => {
   it('production refuses --workers without shared state (exit 2)', async () => {
     const d = makeDirs({ 'main.yaml': rules('') });
     dirs.push(d.dir);
-    const r = await runCli(['start', '--rules', d.rulesDir, '--ca', d.caDir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--production'], { cwd: d.dir });
+    const r = await runCli(['start', '--rules', d.rulesDir, '--ca', d.caDir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--production'], {
+      cwd: d.dir,
+    });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--workers 2 without settings\.shared_state/);
     assert.ok(!r.stderr.includes('turret started'));

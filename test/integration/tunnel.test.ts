@@ -102,8 +102,7 @@ settings:
 describe('passthrough rules: opaque tunnels for clients that pin certificates', () => {
   let t: TurretProc;
   let up: Upstream;
-  const curlVia = (url: string, cacert: string) =>
-    curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', 'a:fake-agent-token-4', '--cacert', cacert, url]);
+  const curlVia = (url: string, cacert: string) => curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', 'a:fake-agent-token-4', '--cacert', cacert, url]);
   before(async () => {
     up = await startUpstream();
     t = await startTurret({

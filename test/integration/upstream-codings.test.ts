@@ -45,19 +45,30 @@ const chunk = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length.toSt
 /** The answers, by X-Case: each one carries the echoed Authorization value inside a coded body. */
 const ANSWERS: Record<string, (auth: string) => Buffer> = {
   'te-gzip': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n\r\n'), zlib.gzipSync(`auth=${a}`)]),
-  'te-gzip-chunked': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip, chunked\r\n\r\n'), chunk(zlib.gzipSync(`auth=${a}`))]),
-  'te-two-lines': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: deflate\r\nTransfer-Encoding: chunked\r\n\r\n'), chunk(zlib.deflateSync(`auth=${a}`))]),
+  'te-gzip-chunked': (a) =>
+    Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip, chunked\r\n\r\n'), chunk(zlib.gzipSync(`auth=${a}`))]),
+  'te-two-lines': (a) =>
+    Buffer.concat([
+      Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: deflate\r\nTransfer-Encoding: chunked\r\n\r\n'),
+      chunk(zlib.deflateSync(`auth=${a}`)),
+    ]),
   'ce-zstd': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: zstd\r\nConnection: close\r\n\r\n'), zlib.gzipSync(`auth=${a}`)]),
-  'ce-compress': (a) => Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: compress\r\nConnection: close\r\n\r\n'), zlib.gzipSync(`auth=${a}`)]),
+  'ce-compress': (a) =>
+    Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: compress\r\nConnection: close\r\n\r\n'), zlib.gzipSync(`auth=${a}`)]),
   'ce-stack-lines': (a) => {
     const z = zlib.gzipSync(zlib.gzipSync(`auth=${a}`));
-    return Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\ncontent-encoding: GZIP\r\nContent-Length: ${z.length}\r\n\r\n`), z]);
+    return Buffer.concat([
+      Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\ncontent-encoding: GZIP\r\nContent-Length: ${z.length}\r\n\r\n`),
+      z,
+    ]);
   },
   // Spellings that mix escaped and literal characters, and wrapped base64 (issue #10 item 5).
   spellings: (a) => {
     const v = a.replace(/^Bearer /, '');
     const body = spellingsOf(v).join('\n');
-    return Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Quoted: ${pyQuote(v)}\r\nX-Entity: ${v.replace('/', '&#0047;')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    return Buffer.from(
+      `HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Quoted: ${pyQuote(v)}\r\nX-Entity: ${v.replace('/', '&#0047;')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   },
   // Mis-cased but single and decodable: decoded and scrubbed, the handle comes back.
   'ce-mixed-case': (a) => {
@@ -104,7 +115,20 @@ describe('hostile upstream codings', () => {
 
   const get = async (caseId: string, extra: string[] = []): Promise<CurlResult> => {
     const h = (await t.cli(['handle', 'issue', '--agent', 'agent-a', '--secret', 'api', '--ttl', '1h'])).stdout.trim();
-    const r = await curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `agent-a:${token}`, '--cacert', path.join(t.caDir, 'ca.crt'), '-H', `X-Case: ${caseId}`, '-H', `Authorization: Bearer ${h}`, ...extra, `https://echo.turret.test:${up.tlsPort}/${caseId}`]);
+    const r = await curl([
+      '-x',
+      `http://127.0.0.1:${t.port}`,
+      '--proxy-user',
+      `agent-a:${token}`,
+      '--cacert',
+      path.join(t.caDir, 'ca.crt'),
+      '-H',
+      `X-Case: ${caseId}`,
+      '-H',
+      `Authorization: Bearer ${h}`,
+      ...extra,
+      `https://echo.turret.test:${up.tlsPort}/${caseId}`,
+    ]);
     seen.push(r.raw, r.stderr);
     // Whatever came back, decoded any way a client might: no form of the secret.
     const body = Buffer.from(r.body, 'latin1');

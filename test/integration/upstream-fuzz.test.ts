@@ -91,7 +91,7 @@ function dechunkPartial(raw: Buffer): Buffer {
   const at = raw.indexOf('\r\n\r\n');
   if (at < 0 || !/\r\ntransfer-encoding: *chunked/i.test(raw.subarray(0, at).toString('latin1'))) return at < 0 ? Buffer.alloc(0) : raw.subarray(at + 4);
   const out: Buffer[] = [];
-  for (let i = at + 4; i < raw.length; ) {
+  for (let i = at + 4; i < raw.length;) {
     const nl = raw.indexOf('\r\n', i);
     if (nl < 0) break;
     const n = parseInt(raw.subarray(i, nl).toString('latin1'), 16);
@@ -131,7 +131,10 @@ describe(`response-framing fuzz (seed ${SEED}, ${CASES} cases)`, () => {
   });
 
   const request = (host: string, port: number, path: string, method: string, caseId: string): Promise<Buffer> =>
-    rawRequest(t.port, `${method} http://${host}:${port}${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nProxy-Authorization: ${auth}\r\nX-Case: ${caseId}\r\nConnection: close\r\n\r\n`);
+    rawRequest(
+      t.port,
+      `${method} http://${host}:${port}${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nProxy-Authorization: ${auth}\r\nX-Case: ${caseId}\r\nConnection: close\r\n\r\n`,
+    );
 
   /** Records for a path, once at least one is there (the writer appends asynchronously). */
   const recordsFor = async (path: string): Promise<Array<Record<string, unknown>>> => {
@@ -162,7 +165,10 @@ describe(`response-framing fuzz (seed ${SEED}, ${CASES} cases)`, () => {
       if (final && c.bodyExpected && final.status < 300 && !code) {
         // A body that was relayed was scanned: never with a coding the client would still undo.
         const ce = header(final, 'content-encoding').map((v) => v.trim().toLowerCase());
-        assert.ok(ce.every((v) => v === '' || v === 'identity'), `${where}: a coded body was relayed: ${ce.join(',')}`);
+        assert.ok(
+          ce.every((v) => v === '' || v === 'identity'),
+          `${where}: a coded body was relayed: ${ce.join(',')}`,
+        );
       }
       // An unscannable coding or a transfer coding other than chunked never ends in a relayed body.
       const teBad = c.transferEncoding.some((x) => x !== 'chunked');
@@ -170,14 +176,20 @@ describe(`response-framing fuzz (seed ${SEED}, ${CASES} cases)`, () => {
       if (final && c.bodyExpected && (teBad || ceBad) && final.status === c.status && final.status !== 502) {
         assert.fail(`${where}: relayed as ${final.status} although its coding cannot be scanned`);
       }
-      const key = final ? `${final.status}${code ? ` ${code}` : ''}${parsed.rest.length > 0 || (final === undefined && got.length > 0) ? ' aborted' : ''}` : got.length === 0 ? 'closed' : 'aborted';
+      const key = final
+        ? `${final.status}${code ? ` ${code}` : ''}${parsed.rest.length > 0 || (final === undefined && got.length > 0) ? ' aborted' : ''}`
+        : got.length === 0
+          ? 'closed'
+          : 'aborted';
       outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
-
 
       // The proxy still serves, and the case has its one record.
       const next = await request('probe.turret.test', probePort, `/probe/${c.id}`, 'GET', `probe-${c.id}`);
       const probed = parseResponses(next, { method: 'GET', closed: true }).responses[0];
-      assert.ok(probed?.status === 200 && probed.body.toString() === 'probe-ok', `${where}: the proxy answers the next request: ${next.toString('latin1').slice(0, 300)}\n${t.stderr().slice(-2000)}`);
+      assert.ok(
+        probed?.status === 200 && probed.body.toString() === 'probe-ok',
+        `${where}: the proxy answers the next request: ${next.toString('latin1').slice(0, 300)}\n${t.stderr().slice(-2000)}`,
+      );
       const recs = await recordsFor(`/fuzz/${c.id}`);
       assert.equal(recs.length, 1, `${where}: exactly one audit record (${recs.length})`);
       if (process.env.TURRET_FUZZ_TRACE) console.log(`# ${c.id} [${c.describe}] -> ${key} (${String(recs[0]?.reason)})`);
@@ -189,6 +201,11 @@ describe(`response-framing fuzz (seed ${SEED}, ${CASES} cases)`, () => {
     assert.equal(t.proc.exitCode, null, 'turret is still running');
     assert.doesNotMatch(t.stderr(), /uncaught|unhandled/i);
     for (const f of FORMS) assert.ok(!t.auditText().includes(f) && !t.stderr().includes(f) && !t.stdout().includes(f), 'no secret in the audit log or logs');
-    console.log(`# fuzz outcomes: ${[...outcomes].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`).join('; ')}`);
+    console.log(
+      `# fuzz outcomes: ${[...outcomes]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k}: ${n}`)
+        .join('; ')}`,
+    );
   });
 });

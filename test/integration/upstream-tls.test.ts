@@ -38,7 +38,15 @@ describe('upstream TLS verification', () => {
   });
 
   it('refuses an upstream whose certificate does not chain to the system roots (502 upstream_tls_failed)', async () => {
-    const r = await curl(['-x', `http://127.0.0.1:${noCa.port}`, '--proxy-user', 'a:fake-agent-token-1', '--cacert', path.join(noCa.caDir, 'ca.crt'), `https://echo.turret.test:${up.port}/`]);
+    const r = await curl([
+      '-x',
+      `http://127.0.0.1:${noCa.port}`,
+      '--proxy-user',
+      'a:fake-agent-token-1',
+      '--cacert',
+      path.join(noCa.caDir, 'ca.crt'),
+      `https://echo.turret.test:${up.port}/`,
+    ]);
     assert.equal(r.status, 502, r.raw);
     assert.equal(r.headers['x-turret-error'], 'upstream_tls_failed');
     assert.match(r.body, /network failure/);
@@ -79,7 +87,13 @@ describe('streaming both ways', () => {
     const ca = readFileSync(path.join(t.caDir, 'ca.crt'));
     const agent = new https.Agent({ ca, keepAlive: false });
     (agent as unknown as { createConnection: unknown }).createConnection = (opts: { host: string; port: number }, cb: (e: Error | null, s?: unknown) => void) => {
-      const req = http.request({ host: '127.0.0.1', port: t.port, method: 'CONNECT', path: `${opts.host}:${opts.port}`, headers: { 'proxy-authorization': `Basic ${Buffer.from('a:fake-agent-token-2').toString('base64')}` } });
+      const req = http.request({
+        host: '127.0.0.1',
+        port: t.port,
+        method: 'CONNECT',
+        path: `${opts.host}:${opts.port}`,
+        headers: { 'proxy-authorization': `Basic ${Buffer.from('a:fake-agent-token-2').toString('base64')}` },
+      });
       req.on('connect', (res, socket) => {
         if (res.statusCode !== 200) return cb(new Error(`CONNECT ${res.statusCode}`));
         void import('node:tls').then((tls) => cb(null, tls.connect({ socket, servername: opts.host, ca })), cb);

@@ -203,7 +203,10 @@ describe('WebSocket against a hostile upstream', () => {
     assert.deepEqual(text, [`say ${h}`, `frag ${h} end`], 'text echoes, one fragmented inside the secret, came back as the handle');
     assert.deepEqual(bin, [`say ${h}`, h], 'binary echoes (raw and percent-encoded) came back as the handle');
     assert.ok(ms.some((m) => m.opcode === OP.ping) && ms.some((m) => m.opcode === OP.pong), 'control frames relayed');
-    assert.ok(ms.some((m) => m.opcode === OP.close), 'the close frame relayed');
+    assert.ok(
+      ms.some((m) => m.opcode === OP.close),
+      'the close frame relayed',
+    );
     for (const f of FORMS(SECRET)) assert.ok(!r.raw.toString('latin1').includes(f), 'no form of the secret in any frame');
     const rec = await recordFor('/echo');
     assert.equal(rec.status, 101);
@@ -212,11 +215,39 @@ describe('WebSocket against a hostile upstream', () => {
   });
 
   for (const c of [
-    { name: 'a handle in a binary message', host: 'ws.turret.test', p: '/bin', secret: 'chat', f: (h: string) => frame(OP.binary, `x ${h}`, { mask: true }), code: 'handle_location_unsupported' },
+    {
+      name: 'a handle in a binary message',
+      host: 'ws.turret.test',
+      p: '/bin',
+      secret: 'chat',
+      f: (h: string) => frame(OP.binary, `x ${h}`, { mask: true }),
+      code: 'handle_location_unsupported',
+    },
     { name: 'a handle in a ping', host: 'ws.turret.test', p: '/ping', secret: 'chat', f: (h: string) => frame(OP.ping, h.slice(0, 125), { mask: true }), code: 'handle_invalid' },
-    { name: 'a text handle of a secret without body: true', host: 'ws.turret.test', p: '/other', secret: 'other', f: (h: string) => frame(OP.text, `x ${h}`, { mask: true }), code: 'handle_location_unsupported' },
-    { name: 'a base64-encoded handle in a text message', host: 'ws.turret.test', p: '/b64', secret: 'chat', f: (h: string) => frame(OP.text, Buffer.from(h).toString('base64'), { mask: true }), code: 'handle_location_unsupported' },
-    { name: 'a text handle toward a host the secret is not bound to', host: 'plain.turret.test', p: '/unbound', secret: 'chat', f: (h: string) => frame(OP.text, `x ${h}`, { mask: true }), code: 'handle_host_not_bound' },
+    {
+      name: 'a text handle of a secret without body: true',
+      host: 'ws.turret.test',
+      p: '/other',
+      secret: 'other',
+      f: (h: string) => frame(OP.text, `x ${h}`, { mask: true }),
+      code: 'handle_location_unsupported',
+    },
+    {
+      name: 'a base64-encoded handle in a text message',
+      host: 'ws.turret.test',
+      p: '/b64',
+      secret: 'chat',
+      f: (h: string) => frame(OP.text, Buffer.from(h).toString('base64'), { mask: true }),
+      code: 'handle_location_unsupported',
+    },
+    {
+      name: 'a text handle toward a host the secret is not bound to',
+      host: 'plain.turret.test',
+      p: '/unbound',
+      secret: 'chat',
+      f: (h: string) => frame(OP.text, `x ${h}`, { mask: true }),
+      code: 'handle_host_not_bound',
+    },
   ]) {
     it(`${c.name}: the session closes with 1008 and the record carries ${c.code}; nothing reaches the upstream`, async () => {
       const h = await issue(c.secret);

@@ -4,15 +4,27 @@ import assert from 'node:assert/strict';
 import { Approvals, ApprovalError, MAX_PENDING, type ApprovalRequest } from '../../src/proxy/approvals.js';
 
 const REQ: ApprovalRequest = {
-  agent: 'bot', method: 'POST', scheme: 'https', host: 'api.example.com', port: 443, path: '/x?a=', rule: { id: 'r.yaml:3', name: 'ask', methods: ['POST'] }, reason: 'asks', requestId: 'req1', secrets: [],
+  agent: 'bot',
+  method: 'POST',
+  scheme: 'https',
+  host: 'api.example.com',
+  port: 443,
+  path: '/x?a=',
+  rule: { id: 'r.yaml:3', name: 'ask', methods: ['POST'] },
+  reason: 'asks',
+  requestId: 'req1',
+  secrets: [],
 };
 
 function make(grant: (until: number) => Promise<void> = async () => undefined): { ap: Approvals; grants: number[] } {
   const grants: number[] = [];
-  const ap = new Approvals(async (_a, until) => {
-    grants.push(until);
-    await grant(until);
-  }, () => 1_000_000);
+  const ap = new Approvals(
+    async (_a, until) => {
+      grants.push(until);
+      await grant(until);
+    },
+    () => 1_000_000,
+  );
   return { ap, grants };
 }
 
@@ -60,8 +72,14 @@ describe('approvals', () => {
     assert.equal(r.allow, false);
     assert.equal(r.note.message, 'not now X-Injected: 1');
     await assert.rejects(ap.allow(id, 'cli'), (e: unknown) => e instanceof ApprovalError && e.status === 409);
-    assert.throws(() => ap.deny(id, 'cli'), (e: unknown) => e instanceof ApprovalError && e.status === 409);
-    assert.throws(() => ap.deny('nope', 'cli'), (e: unknown) => e instanceof ApprovalError && e.status === 404);
+    assert.throws(
+      () => ap.deny(id, 'cli'),
+      (e: unknown) => e instanceof ApprovalError && e.status === 409,
+    );
+    assert.throws(
+      () => ap.deny('nope', 'cli'),
+      (e: unknown) => e instanceof ApprovalError && e.status === 404,
+    );
   });
 
   it('bad "allow for" durations are refused', async () => {

@@ -80,9 +80,18 @@ test('order is preserved under a burst of writes and close() flushes everything'
   await log.close();
   const all = await parsed(path);
   assert.equal(all.length, 2000);
-  assert.deepEqual(all.map((l) => l.seq), Array.from({ length: 2000 }, (_, i) => i + 1));
-  assert.deepEqual(all.map((l) => l['path']), Array.from({ length: 2000 }, (_, i) => `/items/${i + 1}?page=`));
-  assert.throws(() => log.write(rec(1)), (e: unknown) => isTurretError(e) && e.code === 'internal_error');
+  assert.deepEqual(
+    all.map((l) => l.seq),
+    Array.from({ length: 2000 }, (_, i) => i + 1),
+  );
+  assert.deepEqual(
+    all.map((l) => l['path']),
+    Array.from({ length: 2000 }, (_, i) => `/items/${i + 1}?page=`),
+  );
+  assert.throws(
+    () => log.write(rec(1)),
+    (e: unknown) => isTurretError(e) && e.code === 'internal_error',
+  );
 });
 
 test('reopening continues the chain from the last line of the existing file', async () => {
@@ -93,7 +102,10 @@ test('reopening continues the chain from the last line of the existing file', as
     await log.close();
   }
   const all = await parsed(path);
-  assert.deepEqual(all.map((l) => l.seq), Array.from({ length: 15 }, (_, i) => i + 1));
+  assert.deepEqual(
+    all.map((l) => l.seq),
+    Array.from({ length: 15 }, (_, i) => i + 1),
+  );
   assert.equal(all[5]?.prev, all[4]?.hash);
   assert.equal(all[10]?.prev, all[9]?.hash);
   assert.equal((await verifyAuditFiles([path])).ok, true);
@@ -108,9 +120,7 @@ test('rotation renames path → .1 → .2 and the chain continues across files',
   const files = (await readdir(d)).sort();
   assert.ok(files.length >= 4, `expected several rotated files, got ${files.join(',')}`);
   // Oldest first: audit.log.N … audit.log.1, audit.log.
-  const ordered = files
-    .map((f) => join(d, f))
-    .sort((a, b) => suffix(b) - suffix(a));
+  const ordered = files.map((f) => join(d, f)).sort((a, b) => suffix(b) - suffix(a));
   let expected = 1;
   let prev = GENESIS_PREV;
   for (const f of ordered) {

@@ -79,10 +79,7 @@ test('filters match the fields, not text that merely looks like them', async () 
 test('an unknown decision is a usage error; a missing file without follow rejects', async () => {
   const path = await fresh();
   await writeFile(path, '');
-  await assert.rejects(
-    tailAudit({ path, follow: false, decision: 'allow', out: () => {} }),
-    (e: unknown) => isTurretError(e) && e.code === 'bad_request',
-  );
+  await assert.rejects(tailAudit({ path, follow: false, decision: 'allow', out: () => {} }), (e: unknown) => isTurretError(e) && e.code === 'bad_request');
   await assert.rejects(tailAudit({ path: `${path}.nope`, follow: false, out: () => {} }), { code: 'ENOENT' });
 });
 
@@ -156,7 +153,10 @@ test('follow catches up on several rotations that happen between two polls', asy
   await sleep(200);
   ac.abort();
   await done;
-  assert.deepEqual(pathsOf(out), Array.from({ length: 31 }, (_, i) => `/n/${i}`));
+  assert.deepEqual(
+    pathsOf(out),
+    Array.from({ length: 31 }, (_, i) => `/n/${i}`),
+  );
 });
 
 test('follow waits for a file that does not exist yet; an already-aborted signal returns at once', async () => {

@@ -16,7 +16,14 @@ async function makeLog(count: number, opts: { maxBytes?: number } = {}): Promise
   const path = join(dir, 'audit.log');
   const log = await openAuditLog({ path, maxFiles: 100, ...opts });
   for (let i = 1; i <= count; i++) {
-    log.write({ time: `2026-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`, event: 'request', outcome: i % 2 === 0 ? 'denied' : 'completed', agent: 'bot', host: 'h.example', path: `/r/${i}` });
+    log.write({
+      time: `2026-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`,
+      event: 'request',
+      outcome: i % 2 === 0 ? 'denied' : 'completed',
+      agent: 'bot',
+      host: 'h.example',
+      path: `/r/${i}`,
+    });
   }
   await log.close();
   const lines = (await readFile(path, 'utf8')).split('\n').slice(0, -1);

@@ -28,8 +28,14 @@ it('Dockerfile: a build stage and a slim runtime stage', () => {
   assert.equal(froms.length, 2);
   assert.match(froms[0] ?? '', / AS build$/);
   assert.match(froms[1] ?? '', /-slim$/);
-  assert.ok(instructions.some((l) => /^COPY --from=build \/src\/dist /.test(l)), 'the runtime stage takes the built dist/');
-  assert.ok(instructions.some((l) => /npm prune --omit=dev/.test(l)), 'no dev dependencies at run time');
+  assert.ok(
+    instructions.some((l) => /^COPY --from=build \/src\/dist /.test(l)),
+    'the runtime stage takes the built dist/',
+  );
+  assert.ok(
+    instructions.some((l) => /npm prune --omit=dev/.test(l)),
+    'no dev dependencies at run time',
+  );
 });
 
 it('Dockerfile: runs as a non-root user, with a HEALTHCHECK on /healthz and SIGTERM', () => {

@@ -56,6 +56,10 @@ it('policy/ stays pure: no proxy, secrets, scrub, tls, audit or metrics', () => 
 });
 
 it('state/ sits between proxy and {policy, secrets}: only cli/ and proxy/ import it, and it imports neither', () => {
-  const bad = edges.filter((e) => (e.to === 'state' && !['state', 'proxy', 'cli'].includes(e.from)) || (e.from === 'state' && ['proxy', 'cli', 'config', 'scrub', 'tls', 'net', 'audit', 'metrics'].includes(e.to)));
+  const bad = edges.filter(
+    (e) =>
+      (e.to === 'state' && !['state', 'proxy', 'cli'].includes(e.from)) ||
+      (e.from === 'state' && ['proxy', 'cli', 'config', 'scrub', 'tls', 'net', 'audit', 'metrics'].includes(e.to)),
+  );
   assert.deepEqual(bad, []);
 });

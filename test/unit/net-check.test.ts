@@ -29,19 +29,23 @@ const forbidden = (cls: string) => (err: unknown) =>
 test('rebinding: public first, loopback second — refused, and the resolver is asked once', async () => {
   const resolver = rebinding([['93.184.216.34'], ['127.0.0.1']]);
   const first = await checkAddresses({ host: 'rebind.test', kind: 'name', resolver });
-  assert.deepEqual(first.map((c) => c.address), ['93.184.216.34']);
+  assert.deepEqual(
+    first.map((c) => c.address),
+    ['93.184.216.34'],
+  );
   await assert.rejects(checkAddresses({ host: 'rebind.test', kind: 'name', resolver }), forbidden('loopback'));
   assert.equal(resolver.calls, 2, 'one resolution per connect, never a second one inside');
 });
 
 test('one public and one loopback answer in the same response: the whole name is refused', async () => {
-  for (const answers of [['93.184.216.34', '127.0.0.1'], ['127.0.0.1', '93.184.216.34'], ['2606:4700::1', '::ffff:7f00:1']]) {
+  for (const answers of [
+    ['93.184.216.34', '127.0.0.1'],
+    ['127.0.0.1', '93.184.216.34'],
+    ['2606:4700::1', '::ffff:7f00:1'],
+  ]) {
     const refused: Classification[] = [];
     const resolver = rebinding([answers]);
-    await assert.rejects(
-      checkAddresses({ host: 'mixed.test', kind: 'name', resolver, onRefused: (c) => refused.push(c) }),
-      forbidden('loopback'),
-    );
+    await assert.rejects(checkAddresses({ host: 'mixed.test', kind: 'name', resolver, onRefused: (c) => refused.push(c) }), forbidden('loopback'));
     assert.equal(refused.length, 1);
     assert.equal(resolver.calls, 1);
   }
@@ -60,7 +64,10 @@ test('IP literals are classified directly, the resolver is never asked', async (
   const resolver = rebinding([['93.184.216.34']]);
   await assert.rejects(checkAddresses({ host: '169.254.169.254', kind: 'ipv4', resolver }), forbidden('metadata'));
   await assert.rejects(checkAddresses({ host: '::ffff:a9fe:a9fe', kind: 'ipv6', resolver }), forbidden('metadata'));
-  assert.deepEqual((await checkAddresses({ host: '8.8.8.8', kind: 'ipv4', resolver })).map((c) => c.class), ['public']);
+  assert.deepEqual(
+    (await checkAddresses({ host: '8.8.8.8', kind: 'ipv4', resolver })).map((c) => c.class),
+    ['public'],
+  );
   assert.equal(resolver.calls, 0);
 });
 
@@ -69,7 +76,10 @@ test('self addresses are refused; an exception opens only what it names', async 
   await assert.rejects(checkAddresses({ host: 'me.test', kind: 'name', resolver: rebinding([['203.0.114.7']]), selfAddresses: self }), forbidden('self'));
   const permit = compileExceptions([{ cidrs: ['10.2.3.4/32'], unsafe: false }]);
   const ok = await checkAddresses({ host: 'internal.corp', kind: 'name', resolver: rebinding([['10.2.3.4', '8.8.8.8']]), permit });
-  assert.deepEqual(ok.map((c) => c.class), ['private', 'public']);
+  assert.deepEqual(
+    ok.map((c) => c.class),
+    ['private', 'public'],
+  );
   await assert.rejects(checkAddresses({ host: 'internal.corp', kind: 'name', resolver: rebinding([['10.2.3.4', '10.2.3.5']]), permit }), forbidden('private'));
   await assert.rejects(checkAddresses({ host: 'internal.corp', kind: 'name', resolver: rebinding([['10.2.3.4', '127.0.0.1']]), permit }), forbidden('loopback'));
 });
@@ -79,10 +89,7 @@ test('a resolver answer that is not an address fails closed', async () => {
     checkAddresses({ host: 'x.test', kind: 'name', resolver: rebinding([['8.8.8.8', 'localhost']]) }),
     (e: unknown) => isTurretError(e) && e.code === 'dns_failed',
   );
-  await assert.rejects(
-    checkAddresses({ host: 'x.test', kind: 'name', resolver: rebinding([[]]) }),
-    (e: unknown) => isTurretError(e) && e.code === 'dns_failed',
-  );
+  await assert.rejects(checkAddresses({ host: 'x.test', kind: 'name', resolver: rebinding([[]]) }), (e: unknown) => isTurretError(e) && e.code === 'dns_failed');
 });
 
 test('candidates interleave families, starting with the first answer', () => {

@@ -22,7 +22,25 @@ test('parseDnsServer accepts IP literals with optional ports and nothing else', 
     ['[2001:db8::1]:65535', '[2001:db8::1]:65535'],
   ];
   for (const [input, want] of ok) assert.equal(parseDnsServer(input), want, input);
-  const bad = ['', 'dns.google', 'dns.google:53', '127.1', '0x7f.0.0.1', '1.2.3.4:0', '1.2.3.4:65536', '1.2.3.4:', '1.2.3.4:53:53', '[::1]:', '[fe80::1%eth0]:53', 'fe80::1%eth0', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.4\u0000', '[1.2.3.4]:53', 'x'.repeat(100)];
+  const bad = [
+    '',
+    'dns.google',
+    'dns.google:53',
+    '127.1',
+    '0x7f.0.0.1',
+    '1.2.3.4:0',
+    '1.2.3.4:65536',
+    '1.2.3.4:',
+    '1.2.3.4:53:53',
+    '[::1]:',
+    '[fe80::1%eth0]:53',
+    'fe80::1%eth0',
+    '1.2.3.4 ',
+    ' 1.2.3.4',
+    '1.2.3.4\u0000',
+    '[1.2.3.4]:53',
+    'x'.repeat(100),
+  ];
   for (const input of bad) assert.throws(() => parseDnsServer(input), Error, JSON.stringify(input));
 });
 

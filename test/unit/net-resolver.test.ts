@@ -45,7 +45,10 @@ test('TTL is clamped to [minTtlMs, maxTtlMs] and the shortest answer TTL wins', 
   const dns = fakeDns({
     zero: [{ address: '1.1.1.1', family: 4, ttl: 0 }],
     long: [{ address: '1.1.1.2', family: 4, ttl: 86_400 }],
-    mixed: [{ address: '1.1.1.3', family: 4, ttl: 300 }, { address: '2606:4700::1', family: 6, ttl: 5 }],
+    mixed: [
+      { address: '1.1.1.3', family: 4, ttl: 300 },
+      { address: '2606:4700::1', family: 6, ttl: 5 },
+    ],
   });
   const c = clock();
   const r = createResolver({ lookup: dns.lookup, now: c.now, minTtlMs: 2_000, maxTtlMs: 60_000 });
@@ -109,7 +112,10 @@ test('the cache is a bounded LRU', async () => {
   await r.resolve('h3.test'); // evicts h1
   await r.resolve('h0.test');
   await r.resolve('h2.test');
-  assert.deepEqual([0, 1, 2, 3].map((i) => dns.calls.get(`h${i}.test`)), [1, 1, 1, 1]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((i) => dns.calls.get(`h${i}.test`)),
+    [1, 1, 1, 1],
+  );
   await r.resolve('h1.test');
   assert.equal(dns.calls.get('h1.test'), 2, 'h1 was evicted');
   for (let i = 4; i < 10; i++) await r.resolve(`h${i}.test`);
@@ -124,10 +130,16 @@ test('answers are canonicalised and de-duplicated; an unparseable answer fails t
       { address: '2001:db8::1', family: 6, ttl: 60 },
       { address: '8.8.8.8', family: 4, ttl: 60 },
     ],
-    odd: [{ address: '8.8.8.8', family: 4 }, { address: '0x7f.1', family: 4 }],
+    odd: [
+      { address: '8.8.8.8', family: 4 },
+      { address: '0x7f.1', family: 4 },
+    ],
   });
   const r = createResolver({ lookup: dns.lookup });
-  assert.deepEqual(await r.resolve('dup'), [{ address: '2001:db8::1', family: 6 }, { address: '8.8.8.8', family: 4 }]);
+  assert.deepEqual(await r.resolve('dup'), [
+    { address: '2001:db8::1', family: 6 },
+    { address: '8.8.8.8', family: 4 },
+  ]);
   await assert.rejects(r.resolve('odd'), dnsFailed, 'never drop an answer we cannot judge');
 });
 
@@ -143,7 +155,10 @@ test('callers cannot poison the cache by mutating a result', async () => {
 test('static hosts bypass DNS and are validated at creation', async () => {
   const dns = fakeDns({});
   const r = createResolver({ lookup: dns.lookup, staticHosts: { 'Internal.Corp.': ['10.2.3.4', 'FD00::1'] } });
-  assert.deepEqual(await r.resolve('internal.corp'), [{ address: '10.2.3.4', family: 4 }, { address: 'fd00::1', family: 6 }]);
+  assert.deepEqual(await r.resolve('internal.corp'), [
+    { address: '10.2.3.4', family: 4 },
+    { address: 'fd00::1', family: 6 },
+  ]);
   assert.equal(dns.calls.size, 0);
   assert.throws(() => createResolver({ staticHosts: { x: ['0x7f.1'] } }), /not an IP address/);
   assert.throws(() => createResolver({ staticHosts: { x: [] } }), /no addresses/);

@@ -36,7 +36,26 @@ describe('parseSourceRange', () => {
   });
 
   it('refuses odd spellings, host bits, /0, zones, mapped ranges and junk', () => {
-    for (const bad of ['10.88.0.1/24', '0.0.0.0/0', '::/0', '10.1/16', '012.0.0.0/8', '0x0a.0.0.0/8', '167772160/8', 'fe80::1%eth0/128', '::ffff:10.0.0.0/104', '::ffff:0:0/96', '::/8', '10.0.0.0/33', '10.0.0.0/', '', ' ', 'example.com', '10.0.0.0/24/1', '10.0.0.0/+8']) {
+    for (const bad of [
+      '10.88.0.1/24',
+      '0.0.0.0/0',
+      '::/0',
+      '10.1/16',
+      '012.0.0.0/8',
+      '0x0a.0.0.0/8',
+      '167772160/8',
+      'fe80::1%eth0/128',
+      '::ffff:10.0.0.0/104',
+      '::ffff:0:0/96',
+      '::/8',
+      '10.0.0.0/33',
+      '10.0.0.0/',
+      '',
+      ' ',
+      'example.com',
+      '10.0.0.0/24/1',
+      '10.0.0.0/+8',
+    ]) {
       assert.throws(() => parseSourceRange(bad), Error, `should refuse ${JSON.stringify(bad)}`);
     }
   });
@@ -125,12 +144,28 @@ describe('identify with sources', () => {
   });
 
   it('407s unknown addresses, and never falls back from a wrong or malformed credential', () => {
-    assert.equal(code(() => identifyAgent({}, p, ring, values, '10.88.1.9')), 'proxy_auth_required');
-    assert.equal(code(() => identifyAgent({}, p, ring, values, undefined)), 'proxy_auth_required');
+    assert.equal(
+      code(() => identifyAgent({}, p, ring, values, '10.88.1.9')),
+      'proxy_auth_required',
+    );
+    assert.equal(
+      code(() => identifyAgent({}, p, ring, values, undefined)),
+      'proxy_auth_required',
+    );
     const wrong = `Basic ${Buffer.from('builder:nope').toString('base64')}`;
-    assert.equal(code(() => identifyAgent({ 'proxy-authorization': wrong }, p, ring, values, '10.88.0.9')), 'proxy_auth_invalid');
-    assert.equal(code(() => identifyAgent({ 'proxy-authorization': 'Bearer x' }, p, ring, values, '10.88.0.9')), 'proxy_auth_invalid');
-    assert.equal(code(() => identifyAgent({ 'proxy-authorization': '' }, p, ring, values, '10.88.0.9')), 'none', 'an empty header is no credential');
+    assert.equal(
+      code(() => identifyAgent({ 'proxy-authorization': wrong }, p, ring, values, '10.88.0.9')),
+      'proxy_auth_invalid',
+    );
+    assert.equal(
+      code(() => identifyAgent({ 'proxy-authorization': 'Bearer x' }, p, ring, values, '10.88.0.9')),
+      'proxy_auth_invalid',
+    );
+    assert.equal(
+      code(() => identifyAgent({ 'proxy-authorization': '' }, p, ring, values, '10.88.0.9')),
+      'none',
+      'an empty header is no credential',
+    );
   });
 });
 

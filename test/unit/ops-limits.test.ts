@@ -26,10 +26,28 @@ describe('limits parsing', () => {
   });
 
   it('refuses unknown names, missing or bad values, and values below the minimum (exit 2)', () => {
-    const bad = ['nope=1', 'max_header_bytes', 'max_header_bytes=', 'max_header_bytes=-1', 'max_header_bytes=1e9', 'max_header_bytes=10', 'connect_timeout=fast', 'connect_timeout=0', 'connect_timeout=1d',
-      'max_tunnels_per_agent=0', 'max_tunnels_per_agent=1.5', 'max_tunnels_per_agent=99999999999999999999', '__proto__=1', 'client_headers_timeout=10m'];
+    const bad = [
+      'nope=1',
+      'max_header_bytes',
+      'max_header_bytes=',
+      'max_header_bytes=-1',
+      'max_header_bytes=1e9',
+      'max_header_bytes=10',
+      'connect_timeout=fast',
+      'connect_timeout=0',
+      'connect_timeout=1d',
+      'max_tunnels_per_agent=0',
+      'max_tunnels_per_agent=1.5',
+      'max_tunnels_per_agent=99999999999999999999',
+      '__proto__=1',
+      'client_headers_timeout=10m',
+    ];
     for (const b of bad) {
-      assert.throws(() => parseLimits([b], {}), (e: Error) => e.name === 'UsageError', b);
+      assert.throws(
+        () => parseLimits([b], {}),
+        (e: Error) => e.name === 'UsageError',
+        b,
+      );
     }
     assert.throws(() => parseLimits(undefined, { TURRET_LIMITS: 'bogus=1' }), /TURRET_LIMITS: unknown limit "bogus"; known: max_header_bytes/);
   });
@@ -43,7 +61,10 @@ describe('limits parsing', () => {
     for (const b of ['', 's', '-1s', '1 day', '1e3s', 'Infinity']) assert.equal(parseDurationMs(b), null, b);
     assert.equal(parseDrainTimeout(undefined, {}), 30_000);
     assert.equal(parseDrainTimeout(undefined, { TURRET_DRAIN_TIMEOUT: '5s' }), 5_000);
-    assert.throws(() => parseDrainTimeout('soon', {}), (e: Error) => e.name === 'UsageError');
+    assert.throws(
+      () => parseDrainTimeout('soon', {}),
+      (e: Error) => e.name === 'UsageError',
+    );
   });
 });
 
@@ -52,7 +73,10 @@ describe('tunnel slots', () => {
     const s = new TunnelSlots();
     const r1 = s.acquire('a', 2);
     const r2 = s.acquire('a', 2);
-    assert.throws(() => s.acquire('a', 2), (e: Error & { code?: string }) => e.code === 'too_many_tunnels');
+    assert.throws(
+      () => s.acquire('a', 2),
+      (e: Error & { code?: string }) => e.code === 'too_many_tunnels',
+    );
     assert.doesNotThrow(() => s.acquire('b', 2), 'another agent has its own count');
     r1();
     r1(); // a second release must not free a slot that is in use

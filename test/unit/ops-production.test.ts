@@ -51,7 +51,18 @@ describe('production checks', () => {
   it('proxy beyond loopback needs every agent to have a credential', () => {
     const open = { host: '0.0.0.0', port: 8750 };
     assert.deepEqual(ids(facts({ proxyListen: open })), []);
-    assert.deepEqual(ids(facts({ proxyListen: open, agents: [{ name: 'a', hasCredential: true }, { name: 'b', hasCredential: false }] })), ['proxy_open_without_auth']);
+    assert.deepEqual(
+      ids(
+        facts({
+          proxyListen: open,
+          agents: [
+            { name: 'a', hasCredential: true },
+            { name: 'b', hasCredential: false },
+          ],
+        }),
+      ),
+      ['proxy_open_without_auth'],
+    );
     assert.match(setupProblems(facts({ proxyListen: open, agents: [{ name: 'b', hasCredential: false }] }))[0]?.problem ?? '', /agent\(s\) b/);
     assert.deepEqual(ids(facts({ proxyListen: open, agents: [] })), ['proxy_open_without_auth']);
     assert.deepEqual(ids(facts({ agents: [{ name: 'b', hasCredential: false }] })), [], 'on loopback the missing credential only fails closed (407)');
@@ -62,9 +73,24 @@ describe('production checks', () => {
   });
 
   it('store key placeholders and low-entropy keys', () => {
-    const weak = ['changeme', 'CHANGEME', ' changeme ', 'change-me', 'ChangeMe123', 'replace_me', 'default', 'secret', 'password', 'test', '',
-      Buffer.alloc(32).toString('base64'), Buffer.alloc(32, 0xff).toString('base64'), Buffer.from('changeme'.repeat(4)).toString('base64'),
-      Buffer.from('this-is-my-turret-store-key-1234').toString('base64'), Buffer.from('abab'.repeat(8)).toString('base64')];
+    const weak = [
+      'changeme',
+      'CHANGEME',
+      ' changeme ',
+      'change-me',
+      'ChangeMe123',
+      'replace_me',
+      'default',
+      'secret',
+      'password',
+      'test',
+      '',
+      Buffer.alloc(32).toString('base64'),
+      Buffer.alloc(32, 0xff).toString('base64'),
+      Buffer.from('changeme'.repeat(4)).toString('base64'),
+      Buffer.from('this-is-my-turret-store-key-1234').toString('base64'),
+      Buffer.from('abab'.repeat(8)).toString('base64'),
+    ];
     for (const k of weak) assert.equal(isDefaultStoreKey(k), true, JSON.stringify(k));
     for (let i = 0; i < 50; i++) assert.equal(isDefaultStoreKey(randomBytes(32).toString('base64')), false);
     assert.deepEqual(ids(facts({ storeKeyEnv: 'changeme' })), ['store_key_default']);
@@ -83,7 +109,12 @@ describe('production checks', () => {
         assert.equal(e.name, 'UsageError', 'exit code 2');
         assert.match(e.message, /^production mode refuses to start:/);
         assert.equal(e.message.split('\n').filter((l) => l.startsWith('  - ')).length, 4);
-        assert.ok(e.message.split('\n').slice(1).every((l) => l.includes('; fix: ')));
+        assert.ok(
+          e.message
+            .split('\n')
+            .slice(1)
+            .every((l) => l.includes('; fix: ')),
+        );
         assert.ok(!e.message.includes('changeme'), 'the store key value is never printed');
         return true;
       },

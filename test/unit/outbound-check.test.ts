@@ -37,7 +37,12 @@ it('a secret split at every byte across two chunks is found, and none of its byt
 
 it('a body without a secret passes byte for byte, also in one-byte chunks', async () => {
   const body = randomBytes(20_000);
-  const one = await send([...body].map((b) => Buffer.from([b])).slice(0, 3000).concat([body.subarray(3000)]));
+  const one = await send(
+    [...body]
+      .map((b) => Buffer.from([b]))
+      .slice(0, 3000)
+      .concat([body.subarray(3000)]),
+  );
   assert.equal(one.err, null);
   assert.ok(one.out.equals(body));
 });

@@ -59,7 +59,17 @@ rules:
 const policy = compilePolicy([{ file: 'caps.yaml', text: RULES }]);
 
 function post(host: string, body: unknown, extra: Partial<RequestFacts> = {}): RequestFacts {
-  return { agent: 'bot', method: 'POST', scheme: 'https', host, port: 443, path: '/mcp', contentType: 'application/json', body: body === null || typeof body === 'string' ? body : JSON.stringify(body), ...extra };
+  return {
+    agent: 'bot',
+    method: 'POST',
+    scheme: 'https',
+    host,
+    port: 443,
+    path: '/mcp',
+    contentType: 'application/json',
+    body: body === null || typeof body === 'string' ? body : JSON.stringify(body),
+    ...extra,
+  };
 }
 const call = (id: number, name: string, args: unknown = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
 
@@ -82,7 +92,10 @@ describe('MCP and JSON-RPC decisions', () => {
     const d = decide(policy, post('mcp.example.org', call(1, 'drop_tables')));
     assert.equal(d.allow, false);
     assert.match(d.reason, /MCP tool "drop_tables" is not in its tools \(send, list\)/);
-    assert.match(decide(policy, post('mcp.example.org', call(1, 'send', { to: 'someone-long' }))).reason, /arguments do not match the schema .*\/to must NOT have more than 5 characters/);
+    assert.match(
+      decide(policy, post('mcp.example.org', call(1, 'send', { to: 'someone-long' }))).reason,
+      /arguments do not match the schema .*\/to must NOT have more than 5 characters/,
+    );
     assert.match(decide(policy, post('mcp.example.org', { jsonrpc: '2.0', id: 1, method: 'tools/call', params: {} })).reason, /names no tool/);
     assert.match(decide(policy, post('mcp.example.org', { jsonrpc: '2.0', id: 1, method: 'sampling/whatever' })).reason, /is a write/);
   });
@@ -116,7 +129,12 @@ describe('MCP and JSON-RPC decisions', () => {
 describe('body schemas', () => {
   it('valid passes; invalid, non-JSON and unreadable bodies are refused with body_schema_invalid', () => {
     assert.equal(decide(policy, post('api.example.org', { a: 1 })).allow, true);
-    for (const [body, why] of [[{ a: 'x' }, /\/a must be integer \(schema #\/properties\/a\/type\)/], [{}, /must have required property 'a'/], ['{', /not JSON/], [null, /could not be inspected/]] as const) {
+    for (const [body, why] of [
+      [{ a: 'x' }, /\/a must be integer \(schema #\/properties\/a\/type\)/],
+      [{}, /must have required property 'a'/],
+      ['{', /not JSON/],
+      [null, /could not be inspected/],
+    ] as const) {
       const d = decide(policy, post('api.example.org', body));
       assert.equal(d.allow, false);
       assert.equal(d.code, 'body_schema_invalid');

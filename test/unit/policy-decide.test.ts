@@ -12,7 +12,9 @@ function policy(rules: string, extra = ''): Policy {
 const ask = (p: Policy, line: string, agent = 'a', o: { contentType?: string; body?: string } = {}, now?: number) => decide(p, parseRequestLine(agent, line, o), now);
 
 describe('method classes', () => {
-  const p = policy(`  - { name: r, methods: [read], hosts: ["*"] }\n  - { name: w, methods: [write], hosts: [api.example.com] }\n  - { name: x, methods: [PROPFIND], hosts: [dav.example.com] }`);
+  const p = policy(
+    `  - { name: r, methods: [read], hosts: ["*"] }\n  - { name: w, methods: [write], hosts: [api.example.com] }\n  - { name: x, methods: [PROPFIND], hosts: [dav.example.com] }`,
+  );
   it('reads anywhere, writes only to approved hosts', () => {
     for (const m of ['GET', 'HEAD', 'OPTIONS']) assert.equal(ask(p, `${m} https://anything.example.org/x`).allow, true, m);
     for (const m of ['POST', 'PUT', 'PATCH', 'DELETE']) {
@@ -66,7 +68,17 @@ describe('paths', () => {
     assert.equal(ask(p, 'GET https://h.test/publicx').allow, false);
   });
   it('normalisation: dot segments, encoded dots, duplicate slashes, %2F, backslashes and ;params cannot escape', () => {
-    for (const path of ['/public/../admin', '/public/%2e%2e/admin', '/public/%2E%2E/admin', '/public/..%2F..%2Fadmin', '/public/..%2fadmin', '/public/..%5Cadmin', '/public/..\\admin', '/public/..;/admin', '/files/..%2Fsecret.txt']) {
+    for (const path of [
+      '/public/../admin',
+      '/public/%2e%2e/admin',
+      '/public/%2E%2E/admin',
+      '/public/..%2F..%2Fadmin',
+      '/public/..%2fadmin',
+      '/public/..%5Cadmin',
+      '/public/..\\admin',
+      '/public/..;/admin',
+      '/files/..%2Fsecret.txt',
+    ]) {
       assert.equal(ask(p, `GET https://h.test${path}`).allow, false, path);
     }
     for (const path of ['//public//a', '/x/../public/a', '/%70ublic/a', '/public/./a']) assert.equal(ask(p, `GET https://h.test${path}`).allow, true, path);
@@ -78,7 +90,8 @@ describe('paths', () => {
   });
   it('a deny on a path applies under every view of the path', () => {
     const d = policy(`  - { methods: [read], hosts: [h.test] }\n  - { action: deny, methods: any, hosts: [h.test], paths: ["/admin/**"] }`);
-    for (const path of ['/admin', '/admin/x', '/x/..%2Fadmin/y', '//admin', '/ADMIN/../admin/', '/a/..;/admin']) assert.equal(ask(d, `GET https://h.test${path}`).allow, false, path);
+    for (const path of ['/admin', '/admin/x', '/x/..%2Fadmin/y', '//admin', '/ADMIN/../admin/', '/a/..;/admin'])
+      assert.equal(ask(d, `GET https://h.test${path}`).allow, false, path);
     assert.equal(ask(d, 'GET https://h.test/administrator').allow, true);
   });
 });
@@ -108,7 +121,9 @@ describe('HTTPS-only writes', () => {
 });
 
 describe('precedence', () => {
-  const p = policy(`  - { name: first, methods: [read], hosts: ["*.e.test"] }\n  - { name: second, methods: [read], hosts: [a.e.test] }\n  - { name: block, action: deny, agents: [b], methods: any, hosts: [a.e.test], description: "agent b may not read a.e.test" }`);
+  const p = policy(
+    `  - { name: first, methods: [read], hosts: ["*.e.test"] }\n  - { name: second, methods: [read], hosts: [a.e.test] }\n  - { name: block, action: deny, agents: [b], methods: any, hosts: [a.e.test], description: "agent b may not read a.e.test" }`,
+  );
   it('the first matching allow in file order is reported', () => {
     assert.equal(ask(p, 'GET https://a.e.test/').rule?.name, 'first');
   });

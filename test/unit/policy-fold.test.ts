@@ -23,14 +23,22 @@ describe('case-folded denies', () => {
     ].join('\n'),
   );
   const denied = [
-    '/admin/users/42', '/ADMIN/users/42', '/Admin', '/aDmIn/', '/%41dmin/x', '/%61DMIN/x',
+    '/admin/users/42',
+    '/ADMIN/users/42',
+    '/Admin',
+    '/aDmIn/',
+    '/%41dmin/x',
+    '/%61DMIN/x',
     '/adm%C4%B1n/x', // dotless ı upper-cases to I
     '/adm%C4%B0n/x', // Turkish İ lower-cases to i + U+0307, as a Turkish-locale server reads it: i
     '/%EF%BC%A1dmin/x', // fullwidth Ａ (NFKC → A)
     '/admin%EF%BC%8Fx', // fullwidth solidus: a separator after NFKC
     '/public/..%2F..%2FADMIN/x', // decoding-server view, then folded
-    '/secret/a.txt', '/SECRET/B.Txt', '/%C5%BFecret/a.txt', // long s → S → s
-    '/INTERNAL/42', '/Internal/7',
+    '/secret/a.txt',
+    '/SECRET/B.Txt',
+    '/%C5%BFecret/a.txt', // long s → S → s
+    '/INTERNAL/42',
+    '/Internal/7',
   ];
   for (const path of denied) {
     it(`denies ${path}`, () => {

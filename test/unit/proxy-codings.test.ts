@@ -26,7 +26,10 @@ describe('response codings (proxy/codings.ts)', () => {
 
   it('unknown, undecodable and stacked content codings are refused', () => {
     for (const v of ['zstd', 'compress', 'x-compress', 'x-unknown', '*', 'gzip, gzip', 'identity, gzip', 'gzip, br', ['gzip', 'gzip'], ['br', 'identity']]) {
-      assert.ok(refused(() => contentCoding(v)), JSON.stringify(v));
+      assert.ok(
+        refused(() => contentCoding(v)),
+        JSON.stringify(v),
+      );
     }
   });
 
@@ -35,12 +38,18 @@ describe('response codings (proxy/codings.ts)', () => {
     checkTransferCoding('chunked');
     checkTransferCoding('Chunked');
     for (const v of ['gzip', 'gzip, chunked', 'chunked, chunked', 'identity', ['deflate', 'chunked'], 'x-custom']) {
-      assert.ok(refused(() => checkTransferCoding(v)), JSON.stringify(v));
+      assert.ok(
+        refused(() => checkTransferCoding(v)),
+        JSON.stringify(v),
+      );
     }
   });
 
   it('Accept-Encoding upstream names only decodable codings, identity when none is left', () => {
-    const ae = (v: string): string[] => upstreamRequestHeaders(['Accept-Encoding', v], 'h.test', 443, 'https').filter(([k]) => k === 'Accept-Encoding').map(([, x]) => x);
+    const ae = (v: string): string[] =>
+      upstreamRequestHeaders(['Accept-Encoding', v], 'h.test', 443, 'https')
+        .filter(([k]) => k === 'Accept-Encoding')
+        .map(([, x]) => x);
     assert.deepEqual(ae('gzip, zstd, br;q=0.5, compress, *'), ['gzip, br;q=0.5']);
     assert.deepEqual(ae('zstd'), ['identity']);
     assert.deepEqual(ae('zstd, compress;q=1'), ['identity']);

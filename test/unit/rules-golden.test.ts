@@ -31,7 +31,9 @@ function render(input: string): string {
 }
 
 describe('golden rule files', () => {
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.txt')).sort();
+  const files = readdirSync(DIR)
+    .filter((f) => f.endsWith('.txt'))
+    .sort();
   it('has golden files', () => assert.ok(files.length > 40, `${files.length} files`));
   for (const f of files) {
     it(f, () => {

@@ -71,11 +71,30 @@ describe('environment allow-list', () => {
       ['b', { name: 'b', token: { kind: 'env', name: 'B_TOKEN' } }],
     ]),
   } as unknown as Policy;
-  const host = { PATH: '/usr/bin', HOME: '/home/x', LC_TIME: 'C', TERM: 'xterm', REAL_API_TOKEN: 'real-secret', B_TOKEN: 'tok-b', AWS_SECRET_ACCESS_KEY: 'k', SSH_AUTH_SOCK: '/run/ssh', COPY: 'real-secret', OK_VAR: 'fine' };
+  const host = {
+    PATH: '/usr/bin',
+    HOME: '/home/x',
+    LC_TIME: 'C',
+    TERM: 'xterm',
+    REAL_API_TOKEN: 'real-secret',
+    B_TOKEN: 'tok-b',
+    AWS_SECRET_ACCESS_KEY: 'k',
+    SSH_AUTH_SOCK: '/run/ssh',
+    COPY: 'real-secret',
+    OK_VAR: 'fine',
+  };
 
   it('passes the allow-list, LC_*, named variables and everything the env builder produced', () => {
     const env = buildEnv({ host, produced: { HTTPS_PROXY: 'http://a:t@127.0.0.1:8750', AWS_CA_BUNDLE: '/ca/bundle.pem' }, pass: ['OK_VAR'], policy });
-    assert.deepEqual(env, { PATH: '/usr/bin', HOME: '/home/x', TERM: 'xterm', LC_TIME: 'C', OK_VAR: 'fine', HTTPS_PROXY: 'http://a:t@127.0.0.1:8750', AWS_CA_BUNDLE: '/ca/bundle.pem' });
+    assert.deepEqual(env, {
+      PATH: '/usr/bin',
+      HOME: '/home/x',
+      TERM: 'xterm',
+      LC_TIME: 'C',
+      OK_VAR: 'fine',
+      HTTPS_PROXY: 'http://a:t@127.0.0.1:8750',
+      AWS_CA_BUNDLE: '/ca/bundle.pem',
+    });
   });
 
   it('refuses to pass a secret source, an agent token, a host socket, or a copy of a secret value', () => {

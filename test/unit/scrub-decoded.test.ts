@@ -22,7 +22,7 @@ function streamed(text: string, sizes: () => number): string {
   const out: Buffer[] = [];
   st.on('data', (c: Buffer) => out.push(c));
   const buf = Buffer.from(text);
-  for (let i = 0; i < buf.length; ) {
+  for (let i = 0; i < buf.length;) {
     const n = sizes();
     st.write(buf.subarray(i, i + n));
     i += n;
@@ -65,7 +65,11 @@ for (const [name, form] of Object.entries(forms)) {
     const once = s.scrubString(text);
     assert.ok(once.redactions.length > 0, `${name}: ${form}`);
     assert.ok(once.text.includes('[K]') && once.text.endsWith('then more text</p>'), once.text);
-    assert.equal(streamed(text, () => 1), once.text, 'one byte at a time');
+    assert.equal(
+      streamed(text, () => 1),
+      once.text,
+      'one byte at a time',
+    );
     assert.equal(streamed(text, rnd), once.text, 'random chunks');
     // Nothing decodable back to the value is left.
     const out = once.text;

@@ -59,7 +59,11 @@ test('the run scan finds what the regex shape means, including runs one byte apa
     }
     assert.deepEqual(got, want);
     re.lastIndex = 0;
-    for (let m = re.exec(s); m; m = re.exec(s)) assert.ok(got.some((g) => g.startsWith(`${m?.indices?.[1]?.[0]}-`)), 'everything the regex finds');
+    for (let m = re.exec(s); m; m = re.exec(s))
+      assert.ok(
+        got.some((g) => g.startsWith(`${m?.indices?.[1]?.[0]}-`)),
+        'everything the regex finds',
+      );
   }
 });
 
@@ -76,7 +80,16 @@ test('windowed patterns: a token after a keyword hit far into a buffer is found;
 
 async function collect(t: NodeJS.ReadWriteStream, parts: Buffer[]): Promise<Buffer> {
   const got: Buffer[] = [];
-  await pipeline(Readable.from(parts), t, new Writable({ write(c: Buffer, _e, cb) { got.push(c); cb(); } }));
+  await pipeline(
+    Readable.from(parts),
+    t,
+    new Writable({
+      write(c: Buffer, _e, cb) {
+        got.push(c);
+        cb();
+      },
+    }),
+  );
   return Buffer.concat(got);
 }
 
@@ -119,13 +132,16 @@ test('WebSocket: every message and control payload scrubbed across fragments; pr
   const out = await collect(createWsScrubber(s), parts);
   // The first fragments were too short to release (held by the scrubber's window), so each
   // message leaves as one frame once its FIN arrives; control frames are not held back.
-  assert.deepEqual(out, Buffer.concat([
-    encodeFrame(0x9, Buffer.from('ping HANDLE')),
-    encodeFrame(0x1, Buffer.from('a HANDLE b')),
-    encodeFrame(0xa, Buffer.from('HANDLE')),
-    encodeFrame(0x2, Buffer.from('HANDLE')),
-    encodeFrame(0x8, Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from('bye HANDLE')])),
-  ]));
+  assert.deepEqual(
+    out,
+    Buffer.concat([
+      encodeFrame(0x9, Buffer.from('ping HANDLE')),
+      encodeFrame(0x1, Buffer.from('a HANDLE b')),
+      encodeFrame(0xa, Buffer.from('HANDLE')),
+      encodeFrame(0x2, Buffer.from('HANDLE')),
+      encodeFrame(0x8, Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from('bye HANDLE')])),
+    ]),
+  );
   const masked = Buffer.from([0x81, 0x81, 1, 2, 3, 4, 0x41]);
   await assert.rejects(collect(createWsScrubber(s), [masked]), /masked/);
   await assert.rejects(collect(createWsScrubber(s), [Buffer.from([0xc1, 0x00])]), /reserved bits/);
@@ -159,8 +175,15 @@ test('WebSocket: a long fragmented message streams (bounded hold), fragments kee
   t.end();
   await new Promise((r) => t.on('end', r));
   assert.equal(frames[0]?.op, 0x2, 'the first fragment carries the opcode');
-  assert.ok(frames.slice(1).every((f) => f.op === 0x0), 'the rest are continuations');
-  assert.deepEqual(frames.map((f) => f.fin), [...frames.slice(1).map(() => false), true], 'one FIN, at the end');
+  assert.ok(
+    frames.slice(1).every((f) => f.op === 0x0),
+    'the rest are continuations',
+  );
+  assert.deepEqual(
+    frames.map((f) => f.fin),
+    [...frames.slice(1).map(() => false), true],
+    'one FIN, at the end',
+  );
   assert.ok(frames.length > 30, `released as it streams (${frames.length} frames)`);
   assert.equal(payload, 41 * piece.length + 'HANDLE'.length + 3);
   assert.ok(found);
@@ -168,7 +191,12 @@ test('WebSocket: a long fragmented message streams (bounded hold), fragments kee
 
 test('scrub: section: defaults, content types, patterns; bad entries are file:line:col problems', () => {
   const base = 'agents:\n  - name: a\nrules:\n  - name: r\n    methods: [read]\n    hosts: [x.test]\n';
-  const p = compilePolicy([{ file: 'a.yaml', text: `${base}scrub:\n  content_types: [text/*, application/json]\n  max_body_scan: 1048576\n  patterns:\n    - { id: acme, regex: "acme_[a-z]{8}", keywords: [acme_] }\n  oauth_capture:\n    - { name: o, token_url: "https://auth.x.test/token", hosts: [api.x.test] }\n` }]);
+  const p = compilePolicy([
+    {
+      file: 'a.yaml',
+      text: `${base}scrub:\n  content_types: [text/*, application/json]\n  max_body_scan: 1048576\n  patterns:\n    - { id: acme, regex: "acme_[a-z]{8}", keywords: [acme_] }\n  oauth_capture:\n    - { name: o, token_url: "https://auth.x.test/token", hosts: [api.x.test] }\n`,
+    },
+  ]);
   const sc = p.settings.scrub;
   assert.deepEqual(sc?.contentTypes, ['text/*', 'application/json']);
   assert.equal(sc?.maxBodyScan, 1048576);
@@ -176,7 +204,11 @@ test('scrub: section: defaults, content types, patterns; bad entries are file:li
   assert.equal(sc?.oauthCapture[0]?.host, 'auth.x.test');
   assert.equal(sc?.oauthCapture[0]?.path, '/token');
   const bad = (text: string, re: RegExp): void => {
-    assert.throws(() => compilePolicy([{ file: 'b.yaml', text: `${base}scrub:\n${text}` }]), (e: Error) => re.test(e.message), text);
+    assert.throws(
+      () => compilePolicy([{ file: 'b.yaml', text: `${base}scrub:\n${text}` }]),
+      (e: Error) => re.test(e.message),
+      text,
+    );
   };
   bad('  patterns:\n    - { id: x1, regex: "(a)\\\\1" }\n', /^b\.yaml:9:\d+: scrub\.patterns\[0\]\.regex: pattern "x1" cannot be used/m);
   bad('  patterns:\n    - { id: x2, regex: "a*" }\n', /b\.yaml:9:\d+: .*matches the empty string/);

@@ -33,11 +33,17 @@ it('the run is a token by itself (so the tests below can fail)', () => {
 
 it('a genuine handle passes whole', () => {
   const text = `{"access_token":"${HANDLE}","n":1}`;
-  assert.equal(scrub((h) => h === HANDLE, text), text);
+  assert.equal(
+    scrub((h) => h === HANDLE, text),
+    text,
+  );
 });
 
 it('a handle-shaped string that does not open as a handle gets no protection', () => {
-  assert.match(scrub(() => false, `{"x":"${HANDLE}"}`), /\[REDACTED:aws/);
+  assert.match(
+    scrub(() => false, `{"x":"${HANDLE}"}`),
+    /\[REDACTED:aws/,
+  );
 });
 
 it('a known secret inside a handle-shaped run is still replaced', () => {

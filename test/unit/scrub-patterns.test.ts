@@ -15,7 +15,12 @@ import type { Scrubber } from '../../src/scrub/scrubber.js';
 // The public corpora are committed under test/fixtures/corpora (README there: sources, licences).
 const CORPORA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/corpora');
 
-interface CorpusRule { rule_id: string; regex: string; secret: string; example_raw: string }
+interface CorpusRule {
+  rule_id: string;
+  regex: string;
+  secret: string;
+  example_raw: string;
+}
 const corpus = JSON.parse(fs.readFileSync(path.join(CORPORA, 'secret_patterns.json'), 'utf8')) as CorpusRule[];
 const unescape = (s: string): string => s.replace(/\\([\\nrt])/g, (_m, c: string) => ({ n: '\n', r: '\r', t: '\t', '\\': '\\' })[c] ?? c);
 const negatives = fs
@@ -42,14 +47,23 @@ const examples = corpus.filter((r) => r.rule_id !== 'pkcs12-file'); // a file-na
 
 async function streamThrough(s: Scrubber, input: Buffer, sizes: () => number, maxHoldBytes?: number): Promise<{ out: Buffer; peak: number }> {
   const parts: Buffer[] = [];
-  for (let i = 0; i < input.length; ) {
+  for (let i = 0; i < input.length;) {
     const n = Math.max(1, sizes());
     parts.push(input.subarray(i, i + n));
     i += n;
   }
   const t = s.createStream(maxHoldBytes === undefined ? {} : { maxHoldBytes });
   const got: Buffer[] = [];
-  await pipeline(Readable.from(parts), t, new Writable({ write(c: Buffer, _e, cb) { got.push(c); cb(); } }));
+  await pipeline(
+    Readable.from(parts),
+    t,
+    new Writable({
+      write(c: Buffer, _e, cb) {
+        got.push(c);
+        cb();
+      },
+    }),
+  );
   return { out: Buffer.concat(got), peak: t.peakHeldBytes };
 }
 
@@ -74,10 +88,21 @@ test('compilePatterns: what RE2 or the scrubber cannot run is a load error namin
     ['longregex', { regex: 'a'.repeat(5000) }],
   ];
   for (const [id, spec] of bad) {
-    assert.throws(() => compilePatterns([{ id, regex: 'x', ...spec }]), (e: Error) => e.message.startsWith(`pattern ${id}: `), id);
+    assert.throws(
+      () => compilePatterns([{ id, regex: 'x', ...spec }]),
+      (e: Error) => e.message.startsWith(`pattern ${id}: `),
+      id,
+    );
   }
   assert.throws(() => compilePatterns([{ id: 'Bad Id]', regex: 'x' }]), /^Error: pattern Bad Id\]: id must match/);
-  assert.throws(() => compilePatterns([{ id: 'a', regex: 'x' }, { id: 'a', regex: 'y' }]), /pattern a: duplicate id/);
+  assert.throws(
+    () =>
+      compilePatterns([
+        { id: 'a', regex: 'x' },
+        { id: 'a', regex: 'y' },
+      ]),
+    /pattern a: duplicate id/,
+  );
   assert.equal(compilePatterns(BUILTIN_PATTERNS).length, BUILTIN_PATTERNS.length);
 });
 

@@ -20,7 +20,16 @@ async function stream(sc: Scrubber, parts: Buffer[], opts: { maxHoldBytes?: numb
   const reds: Redaction[] = [];
   const t = sc.createStream({ ...opts, onRedaction: (r) => reds.push(r) });
   const got: Buffer[] = [];
-  await pipeline(Readable.from(parts), t, new Writable({ write(c: Buffer, _e, cb) { got.push(c); cb(); } }));
+  await pipeline(
+    Readable.from(parts),
+    t,
+    new Writable({
+      write(c: Buffer, _e, cb) {
+        got.push(c);
+        cb();
+      },
+    }),
+  );
   return { out: Buffer.concat(got), peak: t.peakHeldBytes, reds };
 }
 const chunks = (b: Buffer, n: number): Buffer[] => {
@@ -42,7 +51,12 @@ const forms: [string, string][] = [
   ['percent lower-case', encodeURIComponent(VALUE).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())],
   ['form-urlencoded', new URLSearchParams({ t: VALUE }).toString().slice(2)],
   ['JSON-escaped', JSON.stringify(VALUE).slice(1, -1)],
-  ['JSON-escaped ASCII', JSON.stringify(VALUE).slice(1, -1).replace(/[\u0080-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))],
+  [
+    'JSON-escaped ASCII',
+    JSON.stringify(VALUE)
+      .slice(1, -1)
+      .replace(/[\u0080-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')),
+  ],
   ['JSON with \\/', JSON.stringify(VALUE).slice(1, -1).replace(/\//g, '\\/')],
 ];
 
@@ -66,7 +80,10 @@ test('base64 of a secret embedded in a longer base64 string is cut at all three 
       const { text, redactions } = s.scrubString(`Authorization: Basic ${enc}`);
       // The handle replaces the core, unless a token pattern (a 40-char run looks like an AWS
       // secret key) overlapped it: then the union is one marker. Either way nothing decodes back.
-      assert.ok(redactions.some((r) => r.kind === 'secret' && r.id === 'github'), `${pre}|${post}: found`);
+      assert.ok(
+        redactions.some((r) => r.kind === 'secret' && r.id === 'github'),
+        `${pre}|${post}: found`,
+      );
       assert.ok(!decodedRuns(text).includes(VALUE.slice(0, 12)), `${pre}|${post}: decodes back`);
       const url = Buffer.from(pre + VALUE + post).toString('base64url');
       assert.ok(!decodedRuns(s.scrubString(`x=${url}`).text).includes(VALUE.slice(0, 12)), `${pre}|${post}: base64url`);
@@ -149,7 +166,11 @@ test('PEM private keys: redacted whole when split anywhere; placeholders and pub
     assert.equal(out.toString(), 'config:\n[REDACTED:private-key]\nafter the key\n', `chunk ${n}`);
     assert.ok(!out.toString().includes(bodyLine));
   }
-  for (const ok of ['-----BEGIN PRIVATE KEY-----\nanything\n-----END PRIVATE KEY-----', '-----BEGIN OPENSSH PRIVATE KEY----------END OPENSSH PRIVATE KEY-----', '-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----']) {
+  for (const ok of [
+    '-----BEGIN PRIVATE KEY-----\nanything\n-----END PRIVATE KEY-----',
+    '-----BEGIN OPENSSH PRIVATE KEY----------END OPENSSH PRIVATE KEY-----',
+    '-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----',
+  ]) {
     assert.equal(s.scrubString(ok).text, ok);
   }
 });
@@ -171,7 +192,16 @@ test('scrubJson deep-scrubs keys and values, bounded depth, cycles marked', () =
   const cyc: Record<string, unknown> = { a: VALUE };
   cyc['self'] = cyc;
   const shared = { v: VALUE };
-  const rec = { msg: `echo ${VALUE}`, [VALUE]: 1, list: [VALUE, 2, null, true, { x: Buffer.from(VALUE).toString('base64') }], err: new Error(`bad ${VALUE}`), deep, cyc, s1: shared, s2: shared };
+  const rec = {
+    msg: `echo ${VALUE}`,
+    [VALUE]: 1,
+    list: [VALUE, 2, null, true, { x: Buffer.from(VALUE).toString('base64') }],
+    err: new Error(`bad ${VALUE}`),
+    deep,
+    cyc,
+    s1: shared,
+    s2: shared,
+  };
   const out = scrubJson(rec, s);
   const json = JSON.stringify(out);
   assert.ok(!json.includes(JSON.stringify(VALUE).slice(1, -1)) && !json.includes('fake-'));

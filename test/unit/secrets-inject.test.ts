@@ -108,21 +108,37 @@ describe('header and target injection', () => {
     ];
     for (const [over, want, handle] of cases) {
       const c = ctx(over);
-      assert.equal(code(() => injectHeaders(c, [['authorization', `Bearer ${handle}`]], new Map())), want, want);
+      assert.equal(
+        code(() => injectHeaders(c, [['authorization', `Bearer ${handle}`]], new Map())),
+        want,
+        want,
+      );
       const revokes = ['handle_host_not_bound', 'handle_wrong_agent', 'handle_plain_http', 'handle_scope_denied'].includes(want);
       assert.equal(c.revoked.length, revokes ? 1 : 0, `${want} revocation`);
     }
   });
 
   it('refuses handles in other headers, the path, and in the query unless the secret opts in', () => {
-    assert.equal(code(() => injectHeaders(ctx(), [['cookie', `s=${h('gh')}`]], new Map())), 'handle_location_unsupported');
-    assert.equal(code(() => injectTarget(ctx(), `/repos/${h('gh')}`, new Map())), 'handle_location_unsupported');
-    assert.equal(code(() => injectTarget(ctx(), `/x?token=${h('gh')}`, new Map())), 'handle_location_unsupported');
+    assert.equal(
+      code(() => injectHeaders(ctx(), [['cookie', `s=${h('gh')}`]], new Map())),
+      'handle_location_unsupported',
+    );
+    assert.equal(
+      code(() => injectTarget(ctx(), `/repos/${h('gh')}`, new Map())),
+      'handle_location_unsupported',
+    );
+    assert.equal(
+      code(() => injectTarget(ctx(), `/x?token=${h('gh')}`, new Map())),
+      'handle_location_unsupported',
+    );
     const qc = ctx({ host: 'q.example.com', path: '/search' });
     const out = injectTarget(qc, `/search?a=1&key=${h('q')}&b=2`, new Map());
     assert.equal(out, `/search?a=1&key=${encodeURIComponent(VALUES.q!).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}&b=2`);
     assert.equal(new URLSearchParams(out.split('?')[1]).get('key'), VALUES.q, 'the value is percent-encoded, not spliced raw');
-    assert.equal(code(() => injectTarget(qc, `/search?${h('q')}=1`, new Map())), 'handle_location_unsupported');
+    assert.equal(
+      code(() => injectTarget(qc, `/search?${h('q')}=1`, new Map())),
+      'handle_location_unsupported',
+    );
   });
 
   it('refuses percent- and base64-encoded handles toward an unbound host with the misuse code', () => {
@@ -139,7 +155,11 @@ describe('header and target injection', () => {
       assert.equal(code(run), 'handle_host_not_bound', where);
     }
     assert.equal(evil.revoked.length, 5);
-    assert.equal(code(() => injectHeaders(ctx(), [['x-data', Buffer.from(t).toString('base64')]], new Map())), 'handle_location_unsupported', 'encoded toward a bound host is still refused');
+    assert.equal(
+      code(() => injectHeaders(ctx(), [['x-data', Buffer.from(t).toString('base64')]], new Map())),
+      'handle_location_unsupported',
+      'encoded toward a bound host is still refused',
+    );
   });
 
   it('finds each base64 alignment and ignores look-alike noise', () => {
@@ -153,7 +173,12 @@ describe('header and target injection', () => {
 
 async function run(c: InjectContext, mode: 'inject' | 'scan', pieces: string[], length?: string): Promise<{ body: string; length: string | undefined; used: Used }> {
   const used: Used = new Map();
-  const r = await prepareRequestBody(Readable.from(pieces.map((p) => Buffer.from(p))), length, { buffered: null, transforms: [bodyTransform(c, mode, used)], changesLength: mode === 'inject', limit: MAX_REWRITTEN_BODY });
+  const r = await prepareRequestBody(Readable.from(pieces.map((p) => Buffer.from(p))), length, {
+    buffered: null,
+    transforms: [bodyTransform(c, mode, used)],
+    changesLength: mode === 'inject',
+    limit: MAX_REWRITTEN_BODY,
+  });
   const parts: Buffer[] = [];
   if (Buffer.isBuffer(r.body)) parts.push(r.body);
   else for await (const x of r.body as Readable) parts.push(x as Buffer);
@@ -184,7 +209,10 @@ describe('request bodies', () => {
   it('refuses a handle of a secret without body opt-in, and any handle in scan mode', async () => {
     await assert.rejects(run(bc(), 'inject', [`x=${h('q')}`], '200'), (e: { code?: string }) => e.code === 'handle_host_not_bound');
     await assert.rejects(run(ctx({ host: 'b.example.com' }), 'scan', ['abc', `x=${h('b')}`], '200'), (e: { code?: string }) => e.code === 'handle_location_unsupported');
-    await assert.rejects(run(ctx({ host: 'evil.example.net' }), 'scan', [Buffer.from(h('b')).toString('base64')], '300'), (e: { code?: string }) => e.code === 'handle_host_not_bound');
+    await assert.rejects(
+      run(ctx({ host: 'evil.example.net' }), 'scan', [Buffer.from(h('b')).toString('base64')], '300'),
+      (e: { code?: string }) => e.code === 'handle_host_not_bound',
+    );
   });
 
   it('passes ordinary bodies through unchanged in scan mode', async () => {

@@ -18,7 +18,13 @@ const CHUNK2 = '0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497
 const FINAL = 'b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9';
 
 describe('SigV4 re-signing', () => {
-  const auth = { accessKeyId: 'trt_x', shortDate: '20130524', region: 'us-east-1', service: 's3', signedHeaders: ['content-encoding', 'content-length', 'host', 'x-amz-content-sha256', 'x-amz-date', 'x-amz-decoded-content-length', 'x-amz-storage-class'] };
+  const auth = {
+    accessKeyId: 'trt_x',
+    shortDate: '20130524',
+    region: 'us-east-1',
+    service: 's3',
+    signedHeaders: ['content-encoding', 'content-length', 'host', 'x-amz-content-sha256', 'x-amz-date', 'x-amz-decoded-content-length', 'x-amz-storage-class'],
+  };
   const headers = {
     'content-encoding': 'aws-chunked',
     'content-length': '66824',
@@ -34,7 +40,10 @@ describe('SigV4 re-signing', () => {
     const r = await resignHeaders({ method: 'PUT', host: 's3.amazonaws.com', target: '/examplebucket/chunkObject.txt', headers, auth, creds: CREDS, date: DATE, body: null });
     assert.equal(r.signature, SEED);
     assert.equal(r.scope, SCOPE);
-    assert.match(r.authorization, /^AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE\/20130524\/us-east-1\/s3\/aws4_request, SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class, Signature=/);
+    assert.match(
+      r.authorization,
+      /^AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE\/20130524\/us-east-1\/s3\/aws4_request, SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class, Signature=/,
+    );
   });
 
   it('re-chains every chunk signature of the example from the new seed, whatever the agent signed', async () => {
@@ -54,7 +63,10 @@ describe('SigV4 re-signing', () => {
     for await (const c of Readable.from(pieces).pipe(chunkResigner({ key, longDate: '20130524T000000Z', scope: SCOPE, seed: SEED }))) out.push(c as Buffer);
     const text = Buffer.concat(out).toString('latin1');
     assert.equal(Buffer.concat(out).length, framed.length, 'the framed length is unchanged');
-    assert.deepEqual([...text.matchAll(/chunk-signature=([0-9a-f]{64})/g)].map((m) => m[1]), [CHUNK1, CHUNK2, FINAL]);
+    assert.deepEqual(
+      [...text.matchAll(/chunk-signature=([0-9a-f]{64})/g)].map((m) => m[1]),
+      [CHUNK1, CHUNK2, FINAL],
+    );
   });
 
   it('refuses trailers and malformed chunk framing', async () => {
@@ -74,9 +86,15 @@ describe('SigV4 re-signing', () => {
     assert.deepEqual(a, { accessKeyId: 'trt_abc', shortDate: '20240101', region: 'eu-west-1', service: 'sts', signedHeaders: ['host', 'x-amz-date'] });
     assert.equal(parseAuthorization(`AWS4-HMAC-SHA256 Credential=trt_abc/2024/eu/s3/aws4_request, SignedHeaders=host, Signature=${'0'.repeat(64)}`), null);
     assert.equal(parseAuthorization(`AWS4-HMAC-SHA256 Credential=trt_abc/20240101/eu/s3/other, SignedHeaders=host, Signature=${'0'.repeat(64)}`), null);
-    const p = presignedAuth('/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=trt_abc%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=00');
+    const p = presignedAuth(
+      '/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=trt_abc%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=00',
+    );
     assert.equal(p?.auth.accessKeyId, 'trt_abc');
     assert.equal(p?.expires, 300);
-    assert.equal(presignedAuth('/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=trt_abc%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Expires=9999999'), null, 'an expiry beyond 7 days is refused');
+    assert.equal(
+      presignedAuth('/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=trt_abc%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Expires=9999999'),
+      null,
+      'an expiry beyond 7 days is refused',
+    );
   });
 });

@@ -87,7 +87,9 @@ describe('sources', () => {
 describe('secret config', () => {
   const load = (secret: string) => compilePolicy([{ file: 's.yaml', text: `secrets:\n  - ${secret}\n` }]);
   it('reads every option', () => {
-    const p = load(`{ name: x, from: { command: [pass, show, x], timeout: 2s, refresh: 10m }, hosts: [a.example.com], env: [AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY], methods: [read], paths: ["/v1/**"], query: true, body: true, on_misuse: revoke, aws: { access_key_id: { store: x-id } } }`);
+    const p = load(
+      `{ name: x, from: { command: [pass, show, x], timeout: 2s, refresh: 10m }, hosts: [a.example.com], env: [AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY], methods: [read], paths: ["/v1/**"], query: true, body: true, on_misuse: revoke, aws: { access_key_id: { store: x-id } } }`,
+    );
     const d = p.secrets.get('x')!;
     assert.deepEqual(d.source, { kind: 'command', argv: ['pass', 'show', 'x'], timeoutMs: 2000, refreshMs: 600_000 });
     assert.deepEqual(d.env, ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
@@ -98,7 +100,10 @@ describe('secret config', () => {
   });
   it('rejects inline values without echoing them, and bad options with positions', () => {
     const v = `fake_inline_${randomBytes(8).toString('hex')}`;
-    assert.throws(() => load(`{ name: x, from: { value: ${v} }, hosts: [a.example.com] }`), (e: Error) => !e.message.includes(v) && /s\.yaml:2:\d+: .*must not be written/.test(e.message));
+    assert.throws(
+      () => load(`{ name: x, from: { value: ${v} }, hosts: [a.example.com] }`),
+      (e: Error) => !e.message.includes(v) && /s\.yaml:2:\d+: .*must not be written/.test(e.message),
+    );
     assert.throws(() => load(`{ name: x, from: { env: A, file: /f }, hosts: [a.example.com] }`), /exactly one of/);
     assert.throws(() => load(`{ name: x, from: { env: A, timeout: 1s }, hosts: [a.example.com] }`), /only to command/);
     assert.throws(() => load(`{ name: x, from: { command: "pass show x" }, hosts: [a.example.com] }`), /list/);

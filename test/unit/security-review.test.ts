@@ -57,9 +57,7 @@ describe('scrubber: spellings an upstream can reflect', () => {
 
 describe('a handle in a request header name', () => {
   const ring = keyRingFrom(randomBytes(32));
-  const policy = compilePolicy([
-    { file: 't.yaml', text: 'agents: [{ name: a }]\nsecrets:\n  - { name: gh, from: { env: GH }, hosts: [api.example.com] }\nrules: []\n' },
-  ]);
+  const policy = compilePolicy([{ file: 't.yaml', text: 'agents: [{ name: a }]\nsecrets:\n  - { name: gh, from: { env: GH }, hosts: [api.example.com] }\nrules: []\n' }]);
   const ctx = (host: string): InjectContext => ({
     ring,
     policy,

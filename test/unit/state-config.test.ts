@@ -58,7 +58,10 @@ it('builds ioredis options: password and CA only in the options, TLS for rediss,
   assert.equal(plain.enableOfflineQueue, false);
   assert.equal(plain.commandTimeout, 800);
   const retry = plain.retryStrategy as (n: number) => number;
-  assert.ok([1, 5, 50, 5000].every((n) => retry(n) > 0 && retry(n) <= 1000), 'reconnects forever, at most a second apart');
+  assert.ok(
+    [1, 5, 50, 5000].every((n) => retry(n) > 0 && retry(n) <= 1000),
+    'reconnects forever, at most a second apart',
+  );
   const tls = redisOptions({ ...base, url: 'rediss://[::1]', username: 'turret' }, { password: null, ca: 'PEM' }, { server: false });
   assert.equal(tls.host, '::1');
   assert.equal(tls.port, 6379);

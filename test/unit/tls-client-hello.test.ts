@@ -43,10 +43,12 @@ function hello(exts: Array<[number, Buffer]>): Buffer {
 const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
 const record = (frag: Buffer): Buffer => Buffer.concat([Buffer.from([0x16, 3, 1]), u16(frag.length), frag]);
 function sni(...names: Array<[number, string | Buffer]>): Buffer {
-  const list = Buffer.concat(names.map(([t, n]) => {
-    const b = Buffer.isBuffer(n) ? n : Buffer.from(n, 'latin1');
-    return Buffer.concat([Buffer.from([t]), u16(b.length), b]);
-  }));
+  const list = Buffer.concat(
+    names.map(([t, n]) => {
+      const b = Buffer.isBuffer(n) ? n : Buffer.from(n, 'latin1');
+      return Buffer.concat([Buffer.from([t]), u16(b.length), b]);
+    }),
+  );
   return Buffer.concat([u16(list.length), list]);
 }
 
@@ -75,7 +77,13 @@ describe('parseClientHello', () => {
 
   it('refuses hostile hellos', () => {
     const bad: Array<[string, Buffer]> = [
-      ['two server_name extensions', hello([[0, sni([0, 'a.test'])], [0, sni([0, 'b.test'])]])],
+      [
+        'two server_name extensions',
+        hello([
+          [0, sni([0, 'a.test'])],
+          [0, sni([0, 'b.test'])],
+        ]),
+      ],
       ['two host names', hello([[0, sni([0, 'a.test'], [0, 'b.test'])]])],
       ['a NUL in the name', hello([[0, sni([0, 'a.test\0.evil'])]])],
       ['a space in the name', hello([[0, sni([0, 'a .test'])]])],

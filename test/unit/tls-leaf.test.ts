@@ -98,6 +98,16 @@ it('DER helpers encode lengths, integers, OIDs and both time forms per X.690 / R
   assert.equal(uint(Buffer.from([0x80])).toString('hex'), '02020080');
   assert.equal(uint(Buffer.from([0, 0, 5])).toString('hex'), '020105');
   assert.equal(oid('1.2.840.10045.4.3.2').toString('hex'), '06082a8648ce3d040302');
-  assert.equal(time(new Date(Date.UTC(2049, 11, 31, 23, 59, 59))).toString('latin1').slice(2), '491231235959Z');
-  assert.equal(time(new Date(Date.UTC(2050, 0, 1))).toString('latin1').slice(2), '20500101000000Z');
+  assert.equal(
+    time(new Date(Date.UTC(2049, 11, 31, 23, 59, 59)))
+      .toString('latin1')
+      .slice(2),
+    '491231235959Z',
+  );
+  assert.equal(
+    time(new Date(Date.UTC(2050, 0, 1)))
+      .toString('latin1')
+      .slice(2),
+    '20500101000000Z',
+  );
 });

@@ -26,14 +26,18 @@ export interface AgentView {
 }
 
 function hidden(csrf: string, fields: Record<string, string>): string {
-  return [`<input type="hidden" name="_csrf" value="${esc(csrf)}">`, ...Object.entries(fields).map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)].join('');
+  return [`<input type="hidden" name="_csrf" value="${esc(csrf)}">`, ...Object.entries(fields).map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)].join(
+    '',
+  );
 }
 
 export function agentsPage(csrf: string, agents: AgentView[]): string {
   const section = (a: AgentView): string => {
     const handles = a.handles
-      .map((h) => `<tr data-handle="${esc(h.id)}"><td>${esc(h.id)}</td><td>${esc(h.secret)}</td><td>${esc(h.expires)}</td><td>${esc(h.status)}</td>
-<td>${h.status === 'active' ? `<form method="post" action="/console/agents/revoke">${hidden(csrf, { id: h.id })}<button class="revoke">Revoke</button></form>` : ''}</td></tr>`)
+      .map(
+        (h) => `<tr data-handle="${esc(h.id)}"><td>${esc(h.id)}</td><td>${esc(h.secret)}</td><td>${esc(h.expires)}</td><td>${esc(h.status)}</td>
+<td>${h.status === 'active' ? `<form method="post" action="/console/agents/revoke">${hidden(csrf, { id: h.id })}<button class="revoke">Revoke</button></form>` : ''}</td></tr>`,
+      )
       .join('\n');
     const all = a.handles.some((h) => h.status === 'active')
       ? `<form method="post" action="/console/agents/revoke">${hidden(csrf, { agent: a.name })}<button class="revoke-all">Revoke all of ${esc(a.name)}'s handles</button></form>`

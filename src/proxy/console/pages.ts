@@ -119,5 +119,10 @@ export function approvalsList(list: Approval[], csrf: string): string {
 }
 
 export function approvalsPage(list: Approval[], csrf: string): string {
-  return layout('Approvals', csrf, `<h2>Approvals</h2><p class="hint">Requests an <code>action: ask</code> rule matched wait here. "Allow for" adds a rule entry with <code>until:</code> to <code>rules/approvals.yaml</code>.</p><div id="approvals">${approvalsList(list, csrf)}</div>`, '/console/approvals');
+  return layout(
+    'Approvals',
+    csrf,
+    `<h2>Approvals</h2><p class="hint">Requests an <code>action: ask</code> rule matched wait here. "Allow for" adds a rule entry with <code>until:</code> to <code>rules/approvals.yaml</code>.</p><div id="approvals">${approvalsList(list, csrf)}</div>`,
+    '/console/approvals',
+  );
 }

@@ -59,7 +59,8 @@ async function api(c: ConsoleContext, rt: Runtime, req: http.IncomingMessage, re
   if (!m || !tokenMatches(m[1] ?? '', c.token)) return sendJson(res, 401, { error: 'admin token required: Authorization: Bearer <token>' });
   if (path === '/api/approvals' && req.method === 'GET') return sendJson(res, 200, { approvals: rt.approvals.list() });
   const act = /^\/api\/approvals\/([0-9a-f]{1,40})\/(allow|deny)$/.exec(path);
-  if (!act || req.method !== 'POST') return sendJson(res, 404, { error: 'GET /api/approvals, POST /api/approvals/ID/allow {"for":"1h"}, POST /api/approvals/ID/deny {"message":"…"}' });
+  if (!act || req.method !== 'POST')
+    return sendJson(res, 404, { error: 'GET /api/approvals, POST /api/approvals/ID/allow {"for":"1h"}, POST /api/approvals/ID/deny {"message":"…"}' });
   let body: { for?: unknown; message?: unknown; by?: unknown } = {};
   const text = await readBody(req);
   if (text.trim()) {
@@ -106,7 +107,8 @@ export async function routeConsole(c: ConsoleContext, req: http.IncomingMessage,
     if (req.method === 'POST') return await post(c, rt, s, req, res, path);
     return await page(rt, s, req, res, path, url.searchParams);
   } catch (e) {
-    if (e instanceof ApprovalError) return path.startsWith('/api/') ? sendJson(res, e.status, { error: e.message }) : sendHtml(res, e.status, `<p>${e.message.replace(/[<&>"']/g, '')}</p>`);
+    if (e instanceof ApprovalError)
+      return path.startsWith('/api/') ? sendJson(res, e.status, { error: e.message }) : sendHtml(res, e.status, `<p>${e.message.replace(/[<&>"']/g, '')}</p>`);
     if (e instanceof BodyError) return path.startsWith('/api/') ? sendJson(res, 400, { error: e.message }) : sendHtml(res, 400, loginPage(e.message));
     throw e;
   }

@@ -49,10 +49,24 @@ export function readiness(s: StartupState): Readiness {
   const missing = rules ? [...rt.state.policy.secrets.values()].filter((d) => !rt.secretValue(d)).map((d) => d.name) : [];
   // Development serves from local state while Redis is away, so it stays ready; production refuses.
   const shared = rt !== null && rt.shared.refusal() === null;
-  const checks = { ca: rt !== null, rules, secrets: rules && missing.length === 0, audit: s.auditOpen && (rt?.auditFailure ?? null) === null, shared_state: shared, draining: s.draining };
+  const checks = {
+    ca: rt !== null,
+    rules,
+    secrets: rules && missing.length === 0,
+    audit: s.auditOpen && (rt?.auditFailure ?? null) === null,
+    shared_state: shared,
+    draining: s.draining,
+  };
   const ready = checks.ca && checks.rules && checks.secrets && checks.audit && checks.shared_state && !s.draining;
   rt?.metrics?.ready.set(ready ? 1 : 0);
-  return { ready, checks, missing_secrets: missing, last_reload_error: rt?.lastReloadError ?? null, audit_failure: rt?.auditFailure ?? null, shared_state: rt?.shared.health() ?? null };
+  return {
+    ready,
+    checks,
+    missing_secrets: missing,
+    last_reload_error: rt?.lastReloadError ?? null,
+    audit_failure: rt?.auditFailure ?? null,
+    shared_state: rt?.shared.health() ?? null,
+  };
 }
 
 export interface AdminOptions {

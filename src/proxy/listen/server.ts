@@ -184,7 +184,8 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
       transparent?.close();
       web.stop();
       // At the deadline, what still runs is cut with its own cause before its sockets close.
-      const onDeadline = (): void => void cutAll(rt, new TurretError('drain_deadline', `the proxy is shutting down and the drain deadline (${Math.round(graceMs / 100) / 10}s) passed`));
+      const onDeadline = (): void =>
+        void cutAll(rt, new TurretError('drain_deadline', `the proxy is shutting down and the drain deadline (${Math.round(graceMs / 100) / 10}s) passed`));
       return drain({ outer: server, inner, sockets, innerGuard, onDeadline }, graceMs);
     },
   };

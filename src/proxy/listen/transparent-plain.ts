@@ -28,7 +28,9 @@ export function servePlain(rt: Runtime, plain: http.Server, conns: Connections):
       toProxyForm(req);
     } catch (e) {
       conn.track(req, res, null); // so a body the parser refuses later is answered like on the proxy port
-      refuseRequest(rt, req, asTurretError(e), (err) => sendError(res, err, { method: req.method ?? null, target: null, scrub: (s) => rt.state.scrubbers.get().scrubString(s).text }));
+      refuseRequest(rt, req, asTurretError(e), (err) =>
+        sendError(res, err, { method: req.method ?? null, target: null, scrub: (s) => rt.state.scrubbers.get().scrubString(s).text }),
+      );
       return;
     }
     serveRequest(rt, conn, req, res);
@@ -37,7 +39,9 @@ export function servePlain(rt: Runtime, plain: http.Server, conns: Connections):
     try {
       toProxyForm(req);
     } catch (e) {
-      refuseRequest(rt, req, asTurretError(e), (err) => sendErrorRaw(socket, err, { method: req.method ?? null, target: null, scrub: (s) => rt.state.scrubbers.get().scrubString(s).text }));
+      refuseRequest(rt, req, asTurretError(e), (err) =>
+        sendErrorRaw(socket, err, { method: req.method ?? null, target: null, scrub: (s) => rt.state.scrubbers.get().scrubString(s).text }),
+      );
       return;
     }
     void handleUpgrade(rt, req, socket, head, null);

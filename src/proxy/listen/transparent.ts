@@ -166,7 +166,15 @@ function closeRefused(rt: Runtime, s: Socket | Duplex, host: string | null, err:
  * A redirected TLS connection is a tunnel to its SNI host, port 443, for the agent its source
  * address names — or, from the run bridge, the agent it was authenticated as (`bound`).
  */
-function openRedirectedTunnel(rt: Runtime, intercepted: Intercepted, refusals: RefusalServer, s: Socket | Duplex, head: Buffer, sni: string | null, bound: string | null): Promise<void> {
+function openRedirectedTunnel(
+  rt: Runtime,
+  intercepted: Intercepted,
+  refusals: RefusalServer,
+  s: Socket | Duplex,
+  head: Buffer,
+  sni: string | null,
+  bound: string | null,
+): Promise<void> {
   const state = rt.state;
   return openTunnel(rt, intercepted, {
     socket: s,
@@ -182,7 +190,11 @@ function openRedirectedTunnel(rt: Runtime, intercepted: Intercepted, refusals: R
     identify: () => {
       if (bound !== null) return bound;
       const agent = sourceTableFor(state.policy.agents).lookup((s as Socket).remoteAddress)?.agent;
-      if (!agent) throw new TurretError('proxy_auth_required', `source address ${(s as Socket).remoteAddress ?? '?'} belongs to no agent (transparent mode identifies agents by their sources: ranges)`);
+      if (!agent)
+        throw new TurretError(
+          'proxy_auth_required',
+          `source address ${(s as Socket).remoteAddress ?? '?'} belongs to no agent (transparent mode identifies agents by their sources: ranges)`,
+        );
       return agent;
     },
     passthrough: false,

@@ -95,7 +95,14 @@ export async function openTunnel(rt: Runtime, intercepted: Intercepted, r: Tunne
  * `use` before the socket flows again. `onSni` sees the canonical SNI the client sent. A client
  * that does not speak TLS fails the handshake: nothing is ever relayed raw.
  */
-export async function terminateTls(rt: Runtime, socket: Duplex, head: Buffer, host: string, onSni: ((seen: string) => void) | null, use: (t: tls.TLSSocket) => void): Promise<void> {
+export async function terminateTls(
+  rt: Runtime,
+  socket: Duplex,
+  head: Buffer,
+  host: string,
+  onSni: ((seen: string) => void) | null,
+  use: (t: tls.TLSSocket) => void,
+): Promise<void> {
   socket.pause();
   let context: tls.SecureContext;
   try {

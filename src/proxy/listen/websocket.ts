@@ -113,7 +113,19 @@ async function relayAnswer(x: Exchange, res: IncomingMessage, socket: Duplex, sc
   x.res.shouldKeepAlive = false;
   x.res.assignSocket(socket as Socket);
   try {
-    await respond(x, { statusCode: res.statusCode ?? 502, headers: res.headers, body: res, get trailers() { return res.trailers; } }, scrubber, (type) => rt.metrics?.redactions.inc({ type }));
+    await respond(
+      x,
+      {
+        statusCode: res.statusCode ?? 502,
+        headers: res.headers,
+        body: res,
+        get trailers() {
+          return res.trailers;
+        },
+      },
+      scrubber,
+      (type) => rt.metrics?.redactions.inc({ type }),
+    );
   } finally {
     res.socket?.destroy();
   }
@@ -144,7 +156,15 @@ function closeFrame(code: number, reason: string): Buffer {
   return encodeFrame(OP.close, Buffer.concat([p, Buffer.from(reason.slice(0, 120), 'utf8')]));
 }
 
-async function relayFrames(rt: Runtime, x: Exchange, a: Extract<Answer, { kind: 'upgrade' }>, socket: Duplex, head: Buffer, scrubber: Scrubber, onRedaction: () => void): Promise<void> {
+async function relayFrames(
+  rt: Runtime,
+  x: Exchange,
+  a: Extract<Answer, { kind: 'upgrade' }>,
+  socket: Duplex,
+  head: Buffer,
+  scrubber: Scrubber,
+  onRedaction: () => void,
+): Promise<void> {
   const up = a.socket;
   up.on('error', () => socket.destroy());
   if (a.res.headers['sec-websocket-extensions'] !== undefined) {
@@ -157,7 +177,12 @@ async function relayFrames(rt: Runtime, x: Exchange, a: Extract<Answer, { kind: 
 
   // One end for the session, whichever side or failure comes first.
   const end = (e: unknown, toClient: Buffer | null): void => {
-    x.error ??= e instanceof WsProtocolError ? e.closeCode === 1009 ? new TurretError('body_too_large', e.message) : new TurretError(toClient ? 'bad_request' : 'upstream_protocol_error', `invalid WebSocket frame: ${e.message}`) : asTurretError(e);
+    x.error ??=
+      e instanceof WsProtocolError
+        ? e.closeCode === 1009
+          ? new TurretError('body_too_large', e.message)
+          : new TurretError(toClient ? 'bad_request' : 'upstream_protocol_error', `invalid WebSocket frame: ${e.message}`)
+        : asTurretError(e);
     down.unpipe(socket);
     up.destroy();
     if (toClient) socket.end(toClient);

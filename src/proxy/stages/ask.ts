@@ -44,10 +44,16 @@ export async function askOperator(x: Exchange, rt: Runtime, d: Decision & { ask:
   }
   switch (v.note.decision) {
     case 'denied':
-      throw new TurretError('approval_denied', `an operator (${v.note.by ?? '?'}) refused it (approval ${v.note.id})${v.note.message ? `: ${v.note.message}` : ''}`, { rule: rule.id });
+      throw new TurretError('approval_denied', `an operator (${v.note.by ?? '?'}) refused it (approval ${v.note.id})${v.note.message ? `: ${v.note.message}` : ''}`, {
+        rule: rule.id,
+      });
     case 'cancelled':
       throw new TurretError('approval_cancelled', `the client gave up before an operator decided (approval ${v.note.id})`, { rule: rule.id });
     default:
-      throw new TurretError('approval_timeout', `no operator decided within ${Math.round((rule.askTimeoutMs ?? 60_000) / 1000)}s (approval ${v.note.id}); ${ruleLabel(rule)} asks one to decide`, { rule: rule.id });
+      throw new TurretError(
+        'approval_timeout',
+        `no operator decided within ${Math.round((rule.askTimeoutMs ?? 60_000) / 1000)}s (approval ${v.note.id}); ${ruleLabel(rule)} asks one to decide`,
+        { rule: rule.id },
+      );
   }
 }

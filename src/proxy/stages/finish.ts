@@ -8,7 +8,6 @@ import type { Exchange } from './exchange.js';
 import type { Runtime } from '../runtime.js';
 import { outcomeOf } from '../record.js';
 
-
 /** Exactly one audit record and one metrics update per exchange. */
 export function finishExchange(x: Exchange, rt: Runtime): void {
   const durationMs = Number(process.hrtime.bigint() - x.started) / 1e6;

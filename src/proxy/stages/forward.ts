@@ -28,7 +28,11 @@ export function upstreamError(e: unknown): TurretError {
   }
   // A response undici's parser rejected (bad framing, a body that does not match its length, a
   // 1xx it does not accept) is the upstream's protocol fault, not an unreachable host.
-  if (e instanceof undiciErrors.HTTPParserError || e instanceof undiciErrors.ResponseContentLengthMismatchError || (e instanceof undiciErrors.SocketError && e.message === 'bad response')) {
+  if (
+    e instanceof undiciErrors.HTTPParserError ||
+    e instanceof undiciErrors.ResponseContentLengthMismatchError ||
+    (e instanceof undiciErrors.SocketError && e.message === 'bad response')
+  ) {
     return new TurretError('upstream_protocol_error', 'the upstream sent an invalid response', { cause: e });
   }
   const code = (e as { code?: string }).code ?? '';
@@ -83,7 +87,13 @@ export async function forward(
   // Handle substitution in the body may change its length (secrets/body.ts corrects it).
   // pipeline, not pipe: a client that goes away mid-body must fail the body undici is sending,
   // or the upstream request waits for the rest forever (ending.ts).
-  const source = bodyExpected ? (pipeCb(req, counter((n) => (x.bytesIn += n)), () => {}) as Readable) : null;
+  const source = bodyExpected
+    ? (pipeCb(
+        req,
+        counter((n) => (x.bytesIn += n)),
+        () => {},
+      ) as Readable)
+    : null;
   const sent = await prepareRequestBody(source, length, plan);
   if (sent.body !== undefined && sent.length !== undefined) headers.push(['content-length', sent.length]);
 
@@ -196,7 +206,15 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
   // instead, so its head is not withheld (relay.ts).
   const early = small !== null ? await prefetch(body as Readable, IDLE_FLUSH_MS) : null;
   if (small !== null && early && 'whole' in early) {
-    await respondSmall(x, early.whole, { statusCode, headers: outHeaders, length: small, scrubber: scrubbing ? scrubber : null, maxScan: settings?.maxBodyScan ?? null, count, mapError: (e) => causeOf(req) ?? upstreamError(e) });
+    await respondSmall(x, early.whole, {
+      statusCode,
+      headers: outHeaders,
+      length: small,
+      scrubber: scrubbing ? scrubber : null,
+      maxScan: settings?.maxBodyScan ?? null,
+      count,
+      mapError: (e) => causeOf(req) ?? upstreamError(e),
+    });
     return;
   }
   const rest = early && 'rest' in early ? early.rest : (body as Readable);

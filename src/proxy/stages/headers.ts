@@ -21,7 +21,6 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-
 function connectionTokens(pairs: Array<[string, string]>): Set<string> {
   const out = new Set<string>();
   for (const [k, v] of pairs) {

@@ -67,7 +67,11 @@ export function authenticate(rt: Runtime, req: Pick<IncomingMessage, 'headers' |
     const wait = rt.authThrottle.retryAfterS(remoteAddress);
     if (wait > 0) {
       rt.metrics?.proxyAuthFailures.inc({ result: 'throttled' });
-      throw new TurretError('proxy_auth_throttled', `too many failed proxy credentials from this address (${AUTH_FAIL_BURST}, then one per ${AUTH_FAIL_REFILL_MS / 1000} s); retry after ${wait}s`, { retryAfterS: wait });
+      throw new TurretError(
+        'proxy_auth_throttled',
+        `too many failed proxy credentials from this address (${AUTH_FAIL_BURST}, then one per ${AUTH_FAIL_REFILL_MS / 1000} s); retry after ${wait}s`,
+        { retryAfterS: wait },
+      );
     }
   }
   try {

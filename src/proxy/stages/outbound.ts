@@ -132,7 +132,8 @@ const DECODERS: Record<string, (b: Buffer, max: number) => Buffer> = {
  */
 export async function checkCompressedBody(known: Scrubber, coding: string, body: Readable, limit: number, onFind: (f: OutboundFind) => void): Promise<Buffer> {
   const decode = DECODERS[coding];
-  if (!decode) throw new TurretError('body_encoding_unsupported', `the request body is ${coding.slice(0, 30)}-encoded; only gzip, deflate and br bodies can be checked for secrets`);
+  if (!decode)
+    throw new TurretError('body_encoding_unsupported', `the request body is ${coding.slice(0, 30)}-encoded; only gzip, deflate and br bodies can be checked for secrets`);
   const raw = await readBody(body, limit);
   let plain: Buffer;
   try {
@@ -142,7 +143,10 @@ export async function checkCompressedBody(known: Scrubber, coding: string, body:
     if (tooBig) throw new TurretError('body_too_large', `the ${coding} request body decodes to more than ${limit * 8} bytes`);
     throw new TurretError('bad_request', `the request body is not valid ${coding}`);
   }
-  for (const [what, buf] of [['', plain], [` (${coding}-encoded bytes)`, raw]] as const) {
+  for (const [what, buf] of [
+    ['', plain],
+    [` (${coding}-encoded bytes)`, raw],
+  ] as const) {
     const secret = known.scrubBuffer(buf).redactions[0]?.id;
     if (secret !== undefined) {
       const f = { secret, where: `the request body${what}` };

@@ -91,7 +91,15 @@ export const STAGES: readonly Stage[] = [
       checkHead(x.state.scrubbers.known(), x.req.url ?? '', x.req.rawHeaders, (f) => void (x.alert = { code: 'secret_in_request', ...f }));
       const { agent, target: t } = routed(x);
       checkLookalike(x.state.policy, agent, t.host);
-      const facts: RequestFacts = { agent, method: x.req.method ?? '', scheme: t.scheme, host: t.host, port: t.port, path: t.path, contentType: mediaType(x.req.headers['content-type']) };
+      const facts: RequestFacts = {
+        agent,
+        method: x.req.method ?? '',
+        scheme: t.scheme,
+        host: t.host,
+        port: t.port,
+        path: t.path,
+        contentType: mediaType(x.req.headers['content-type']),
+      };
       if (asksWebSocket(x.req.headers)) facts.websocket = true;
       if (needsBody(x.state.policy, facts)) facts.body = await peekBody(x.req, MAX_PEEK_BYTES);
       const session = sessionOf(x);
@@ -104,7 +112,8 @@ export const STAGES: readonly Stage[] = [
         if ('invalid' in o) throw new TurretError('bad_request', `${o.header} must name a method`);
         if (o.method === facts.method) continue;
         const od = decide(x.state.policy, { ...facts, method: o.method, websocket: false });
-        if (!od.allow) throw new TurretError(od.code ?? 'policy_denied', `the request asks the upstream to treat it as ${o.method} (${o.header}); ${od.reason}`, { rule: od.rule?.id });
+        if (!od.allow)
+          throw new TurretError(od.code ?? 'policy_denied', `the request asks the upstream to treat it as ${o.method} (${o.header}); ${od.reason}`, { rule: od.rule?.id });
       }
       const lim = await rt.shared.take(limitChecks(x.state.policy, facts.agent, d.rule));
       if (!lim.ok) {
@@ -121,10 +130,15 @@ export const STAGES: readonly Stage[] = [
       const known = x.state.scrubbers.known();
       const onFind = (f: OutboundFind): void => void (x.alert = { code: 'secret_in_request', ...f });
       const headers = upstreamRequestHeaders(x.req.rawHeaders, t.host, t.port, t.scheme);
-      const r = await injectRequest(
-        injectContext(x, rt, agent, t),
-        { headers, target: t.path, reqHeaders: x.req.headers, reqBody: x.req, bodyExpected: requestHasBody(x.req.headers), load: (name, src) => rt.values.load(name, src), maxBuffered: rt.limits.maxBufferedBodyBytes },
-      );
+      const r = await injectRequest(injectContext(x, rt, agent, t), {
+        headers,
+        target: t.path,
+        reqHeaders: x.req.headers,
+        reqBody: x.req,
+        bodyExpected: requestHasBody(x.req.headers),
+        load: (name, src) => rt.values.load(name, src),
+        maxBuffered: rt.limits.maxBufferedBodyBytes,
+      });
       await planBodyCheck(x, r.body, known, onFind, rt.limits.maxBufferedBodyBytes);
       x.upstreamHeaders = r.headers;
       x.injections = r.injections;
@@ -142,7 +156,13 @@ export const STAGES: readonly Stage[] = [
       const scrubber = x.state.scrubbers.get(x.injections);
       const inj = x.bodyPlan;
       try {
-        await forward(x, scrubber, (type) => rt.metrics?.redactions.inc({ type }), inj?.body, (scheme, s) => rt.metrics?.upstreamLatency.observe({ scheme }, s));
+        await forward(
+          x,
+          scrubber,
+          (type) => rt.metrics?.redactions.inc({ type }),
+          inj?.body,
+          (scheme, s) => rt.metrics?.upstreamLatency.observe({ scheme }, s),
+        );
       } catch (e) {
         // The body check aborted the upstream request: whatever undici reports, that is the cause.
         if (x.alert) throw x.outbound?.refusal(x.alert) ?? e;

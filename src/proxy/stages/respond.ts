@@ -17,17 +17,17 @@ export interface DenialContext {
 
 export function denialBody(err: TurretError, ctx: DenialContext): string {
   const what = ctx.method && ctx.target ? `${ctx.method} ${ctx.target}` : 'this request';
-  const lines = [
-    `Turret refused ${what}.`,
-    `Reason: ${err.reason}`,
-    `Code: ${err.code}${err.rule ? ` (rule ${err.rule})` : ''}`,
-  ];
+  const lines = [`Turret refused ${what}.`, `Reason: ${err.reason}`, `Code: ${err.code}${err.rule ? ` (rule ${err.rule})` : ''}`];
   if (err.status === 408) {
     lines.push('The request did not arrive in time; send it again on a new connection.');
   } else if (err.status === 407) {
-    lines.push('Authenticate to the proxy with your agent credential (the proxy URL from `turret env --agent NAME`), or, on a container network, connect from an address the rules assign to an agent.');
+    lines.push(
+      'Authenticate to the proxy with your agent credential (the proxy URL from `turret env --agent NAME`), or, on a container network, connect from an address the rules assign to an agent.',
+    );
   } else if (isPolicyStatus(err.status)) {
-    lines.push('This is a policy decision of the egress proxy, not a network fault: retrying, or reaching the host another way, will not help. Ask the operator to change the rules if this request is needed.');
+    lines.push(
+      'This is a policy decision of the egress proxy, not a network fault: retrying, or reaching the host another way, will not help. Ask the operator to change the rules if this request is needed.',
+    );
   } else {
     lines.push('This is a network failure between the proxy and the upstream, not a policy decision.');
   }
