@@ -50,6 +50,9 @@ export const ERROR_TABLE = {
   // status recorded when nothing was sent (the client is gone and never sees it).
   client_closed: { status: 499, what: 'the client closed the connection before the exchange completed' },
   drain_deadline: { status: 503, what: 'the proxy was shutting down and the drain deadline cut the exchange' },
+  // A tunnel whose client never completed TLS with Turret's leaf (rejected the certificate, no
+  // common ALPN, not TLS, closed mid-handshake): outcome `aborted`; no HTTP answer is possible.
+  client_tls_failed: { status: 400, what: "the client's TLS handshake inside a tunnel failed (the reason names OpenSSL's error or alert)" },
   // 5xx — network, not policy
   dns_failed: { status: 502, what: 'the destination host name could not be resolved' },
   upstream_connect_failed: { status: 502, what: 'the upstream could not be reached' },

@@ -22,7 +22,7 @@ const controllers = new WeakMap<IncomingMessage, AbortController>();
 const liveByOwner = new WeakMap<object, Set<IncomingMessage>>();
 
 /** Codes of exchanges cut short for a reason that is neither policy nor an upstream failure. */
-export const ABORT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['client_closed', 'drain_deadline']);
+export const ABORT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['client_closed', 'drain_deadline', 'client_tls_failed']);
 
 /** Why a client close ended an exchange, by the phase it was in. */
 export function clientClosedError(req: IncomingMessage, res: ServerResponse): TurretError {

@@ -70,6 +70,8 @@ export interface TunnelFacts {
   reason: string;
   /** Bytes relayed, for opaque (passthrough) tunnels; read when the tunnel closes. */
   bytes?: { in: number; out: number };
+  /** Why the tunnel ended badly (the client's TLS handshake failed), read when it closes; null when it did not. */
+  ending?: () => TurretError | null;
 }
 
 /**
@@ -85,11 +87,13 @@ export function recordTunnel(rt: Runtime, t: TunnelFacts, socket: { once(event: 
   socket.once('close', () => {
     rt.metrics?.openTunnels.dec();
     const bytes = t.bytes ? { bytes_in: t.bytes.in, bytes_out: t.bytes.out, reason: 'opaque tunnel closed' } : {};
+    const err = t.ending?.() ?? null;
     rt.audit.write({
       time: new Date().toISOString(),
       event: 'tunnel_close',
-      outcome: 'completed',
+      outcome: outcomeOf(err),
       ...base,
+      ...(err ? { code: err.code, reason: err.reason, status: err.status } : {}),
       duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10,
       ...bytes,
     });

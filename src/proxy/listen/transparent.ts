@@ -117,11 +117,22 @@ function onConnection(rt: Runtime, o: Omit<TransparentOptions, 'listen'>, refusa
   timer.unref();
   let buf: Buffer = Buffer.alloc(0);
   let atLeast = 1;
+  // Read now: a closed socket no longer knows its peer.
+  const client = clientOf(s as Socket);
   const stop = (): void => {
     s.off('data', onData);
+    s.off('close', onClose);
     s.pause();
     clearTimeout(timer);
   };
+  // Gone in the middle of its ClientHello: no host is known, but the attempt leaves a record.
+  // (A connection that closes without sending a byte is a probe, not an attempt.)
+  const onClose = (): void => {
+    clearTimeout(timer);
+    if (buf.length > 0 && looksLikeTls(buf[0]))
+      closeRefused(rt, s, client, new TurretError('client_tls_failed', `the client closed the connection in the middle of its TLS ClientHello (${buf.length} bytes)`));
+  };
+  s.once('close', onClose);
   const onData = (c: Buffer): void => {
     buf = buf.length === 0 ? c : Buffer.concat([buf, c]);
     if (buf.length < atLeast) return;
@@ -136,12 +147,12 @@ function onConnection(rt: Runtime, o: Omit<TransparentOptions, 'listen'>, refusa
         atLeast = r.atLeast;
         if (atLeast > MAX_CLIENT_HELLO * 2) {
           stop();
-          closeRefused(rt, s, null, new TurretError('bad_target', 'the TLS ClientHello is too large'));
+          closeRefused(rt, s, client, new TurretError('bad_target', 'the TLS ClientHello is too large'));
         }
         return;
       case 'invalid':
         stop();
-        closeRefused(rt, s, null, new TurretError('bad_target', `not a valid TLS ClientHello (${r.reason})`));
+        closeRefused(rt, s, client, new TurretError('bad_target', `not a valid TLS ClientHello (${r.reason})`));
         return;
       case 'hello':
         stop();
@@ -157,8 +168,8 @@ function onConnection(rt: Runtime, o: Omit<TransparentOptions, 'listen'>, refusa
 }
 
 /** Nothing to answer in (no host to present a certificate for): record and close. */
-function closeRefused(rt: Runtime, s: Socket | Duplex, host: string | null, err: TurretError): void {
-  recordRefusal(rt, err, { event: 'tunnel_open', agent: null, client: clientOf(s as Socket), scheme: 'https', host: host ?? undefined, port: HTTPS_PORT });
+function closeRefused(rt: Runtime, s: Socket | Duplex, client: string, err: TurretError): void {
+  recordRefusal(rt, err, { event: 'tunnel_open', agent: null, client, scheme: 'https', port: HTTPS_PORT });
   s.destroy();
 }
 

@@ -20,6 +20,7 @@ import type { Runtime } from '../runtime.js';
 import { newId, type Tunnel } from '../stages/exchange.js';
 import { checkLookalike, checkTunnelTarget } from '../stages/guards.js';
 import { replayStream } from './replay.js';
+import { HandshakeWatch } from './handshake.js';
 
 /** Takes a decrypted tunnel connection (server.ts: attaches the tunnel, hands it to the inner server). */
 export type Intercepted = (tlsSocket: Duplex, tunnel: Tunnel) => void;
@@ -73,7 +74,10 @@ export async function openTunnel(rt: Runtime, intercepted: Intercepted, r: Tunne
     const opaque = r.passthrough && d.passthrough ? await state.upstream.connectRaw(target.host, target.port, false, d.rule?.addressExceptions ?? []) : null;
     const bytes = { in: 0, out: 0 };
     const facts = { id: tunnel.id, agent, client: r.client, host: target.host, port: target.port, rule: d.rule?.id ?? null, reason: `${r.reasonPrefix ?? ''}${d.reason}` };
-    recordTunnel(rt, { ...facts, ...(r.method ? { method: r.method } : {}), mode: opaque ? 'passthrough' : 'intercept', ...(opaque ? { bytes } : {}) }, socket);
+    // An intercepted tunnel's close record waits for the TLS side, to name a failed handshake.
+    const watch = opaque ? null : watchHandshake(rt, socket, { agent, host: target.host, client: r.client, tunnel_id: tunnel.id });
+    const ending = watch ? { ending: () => watch.cause() } : {};
+    recordTunnel(rt, { ...facts, ...(r.method ? { method: r.method } : {}), mode: opaque ? 'passthrough' : 'intercept', ...(opaque ? { bytes } : {}), ...ending }, watch ?? socket);
     r.established?.();
     if (opaque) return relayOpaque(socket, r.head, opaque, bytes);
     const onSni = (seen: string): void => {
@@ -81,7 +85,7 @@ export async function openTunnel(rt: Runtime, intercepted: Intercepted, r: Tunne
       // Every request in the tunnel is then refused (421) rather than trusting either name.
       if (seen !== tunnel.host) tunnel.mismatch = `TLS SNI ${seen} does not match ${r.sniAgainst} ${tunnel.host}`;
     };
-    await terminateTls(rt, socket, r.head, tunnel.host, onSni, (tlsSocket) => intercepted(tlsSocket, tunnel));
+    await terminateTls(rt, socket, r.head, tunnel.host, onSni, (tlsSocket) => intercepted(tlsSocket, tunnel), watch ?? undefined);
   } catch (e) {
     const err = asTurretError(e);
     if (err.code === 'internal_error') rt.log.error('tunnel failed', { error: String((e as Error)?.stack ?? e) });
@@ -91,9 +95,18 @@ export async function openTunnel(rt: Runtime, intercepted: Intercepted, r: Tunne
 }
 
 /**
+ * Watches the client's TLS handshake on `socket` (handshake.ts): a failure is logged at info once,
+ * with what is known of the connection, when it closes.
+ */
+export function watchHandshake(rt: Runtime, socket: Duplex, facts: Record<string, unknown>): HandshakeWatch {
+  return new HandshakeWatch(socket, (err) => rt.log.info('tunnel TLS handshake failed', { ...facts, code: err.code, reason: err.reason }));
+}
+
+/**
  * Server-side TLS over the client socket with a leaf for `host`, replaying `head` first, handed to
  * `use` before the socket flows again. `onSni` sees the canonical SNI the client sent. A client
- * that does not speak TLS fails the handshake: nothing is ever relayed raw.
+ * that does not speak TLS fails the handshake: nothing is ever relayed raw. `watch` learns how
+ * the handshake went (a new one, logging only, when the caller keeps no record of it).
  */
 export async function terminateTls(
   rt: Runtime,
@@ -102,6 +115,7 @@ export async function terminateTls(
   host: string,
   onSni: ((seen: string) => void) | null,
   use: (t: tls.TLSSocket) => void,
+  watch: HandshakeWatch = watchHandshake(rt, socket, { host }),
 ): Promise<void> {
   socket.pause();
   let context: tls.SecureContext;
@@ -135,6 +149,7 @@ export async function terminateTls(
     rt.log.debug('tunnel TLS error', { host, code: err.code ?? 'unknown' });
     tlsSocket.destroy();
   });
+  watch.attach(tlsSocket);
   use(tlsSocket);
   socket.resume();
 }
