@@ -5,7 +5,7 @@
  * behaviour (the rest names the test case):
  *
  *   /hang          reads the request, never answers (until release())
- *   /slow          sends headers and the first body byte, then one more byte per step()
+ *   /slow          sends headers (100 bytes announced) and the first body byte, then one more byte per step()
  *   /headers-only  sends a head announcing 100 bytes, then closes the connection
  *   anything else  reads the whole request, answers 200 "ok <bytes>"
  */
@@ -42,6 +42,8 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
   const waiters = new Set<() => void>();
   const held: http.ServerResponse[] = [];
   const slow: http.ServerResponse[] = [];
+  /** Body bytes written to each /slow response. */
+  const sent = new WeakMap<http.ServerResponse, number>();
   const changed = (): void => {
     for (const w of [...waiters]) w();
   };
@@ -122,6 +124,9 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
       for (const r of slow) {
         if (r.destroyed || r.writableEnded) continue;
         r.write('b');
+        // The 100th byte completes the announced body: end it, so the connection can serve the next request.
+        sent.set(r, (sent.get(r) ?? 1) + 1);
+        if (sent.get(r) === 100) r.end();
         n++;
       }
       return n;
