@@ -39,6 +39,12 @@ export const LIMIT_SPECS: Readonly<Record<string, LimitSpec>> = {
     min: 1,
     help: "upstream connections per agent and origin; more requests wait for that agent's own connections, never for another agent's",
   },
+  upstream_queue_timeout: {
+    key: 'upstreamQueueTimeoutMs',
+    kind: 'duration',
+    min: 0,
+    help: "longest wait for one of the agent's own upstream connections (includes opening one) → 503 upstream_queue_timeout; 0 = up to request_timeout",
+  },
 };
 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };

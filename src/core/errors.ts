@@ -61,6 +61,10 @@ export const ERROR_TABLE = {
   upstream_coding_unsupported: { status: 502, what: 'the upstream response uses a content or transfer coding the proxy cannot decode and scan' },
   upstream_closed: { status: 502, what: 'the upstream closed the connection before its response was complete' },
   upstream_timeout: { status: 504, what: 'the upstream did not answer in time' },
+  upstream_queue_timeout: {
+    status: 503,
+    what: "every one of the agent's own upstream connections to the origin stayed busy longer than upstream_queue_timeout; the request was never sent",
+  },
   emfile: { status: 503, what: 'the proxy ran out of file descriptors (raise its open-files limit, docs/operations.md)' },
   proxy_unavailable: { status: 503, what: 'the proxy is not ready (rules, CA or secrets not loaded)' },
   state_unavailable: { status: 503, what: 'the shared state (Redis) is unreachable and production mode refuses to serve without it' },

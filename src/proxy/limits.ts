@@ -37,6 +37,8 @@ export interface Limits {
   maxTunnelsPerAgent: number;
   /** Upstream connections per (agent, origin): one agent's hung requests cannot take another's (upstream.ts). */
   upstreamConnectionsPerAgent: number;
+  /** Longest wait for one of those connections (queue-wait.ts); 0 = up to request_timeout. */
+  upstreamQueueTimeoutMs: number;
   /** Most bytes of one request body held in memory (SigV4 hashing, length correction). */
   maxBufferedBodyBytes: number;
 }
@@ -52,6 +54,7 @@ export const DEFAULT_LIMITS: Limits = {
   requestTimeoutMs: 900_000,
   maxTunnelsPerAgent: 64,
   upstreamConnectionsPerAgent: 64,
+  upstreamQueueTimeoutMs: 30_000,
   maxBufferedBodyBytes: 8 * 1024 * 1024,
 };
 

@@ -15,6 +15,7 @@ import { normaliseHost } from '../net/host.js';
 import type { Resolver } from '../net/resolver.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Limits } from './limits.js';
+import { reportStart } from './queue-wait.js';
 
 export interface UpstreamOptions {
   resolver: Resolver;
@@ -25,13 +26,19 @@ export interface UpstreamOptions {
 }
 
 export class UpstreamPool {
-  private readonly agents = new Map<string, Agent>();
+  /** Each pool, and the same pool as requests dispatch to (with the queue-wait report, queue-wait.ts). */
+  private readonly agents = new Map<string, { agent: Agent; dispatch: Dispatcher }>();
 
   /** Trust for every upstream TLS connection of this policy, built once (see net/connect.ts). */
   private readonly secureContext: tls.SecureContext;
 
   constructor(private readonly o: UpstreamOptions) {
     this.secureContext = tls.createSecureContext({ ca: o.ca, minVersion: 'TLSv1.2' });
+  }
+
+  /** How long a request may wait for one of its agent's connections (queue-wait.ts). */
+  get queueTimeoutMs(): number {
+    return this.o.limits.upstreamQueueTimeoutMs;
   }
 
   /**
@@ -42,12 +49,13 @@ export class UpstreamPool {
    */
   dispatcher(exceptions: readonly AddressException[], agentName = ''): Dispatcher {
     const key = `${agentName}\u0000${JSON.stringify(exceptions)}`;
-    let agent = this.agents.get(key);
-    if (!agent) {
-      agent = this.create(exceptions);
-      this.agents.set(key, agent);
+    let pool = this.agents.get(key);
+    if (!pool) {
+      const agent = this.create(exceptions);
+      pool = { agent, dispatch: agent.compose(reportStart) };
+      this.agents.set(key, pool);
     }
-    return agent;
+    return pool.dispatch;
   }
 
   private create(exceptions: readonly AddressException[]): Agent {
@@ -122,6 +130,6 @@ export class UpstreamPool {
   async close(force = false): Promise<void> {
     const all = [...this.agents.values()];
     this.agents.clear();
-    await Promise.allSettled(all.map((a) => (force ? a.destroy() : a.close())));
+    await Promise.allSettled(all.map(({ agent: a }) => (force ? a.destroy() : a.close())));
   }
 }

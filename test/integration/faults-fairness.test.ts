@@ -38,7 +38,9 @@ describe('fair upstream connections', () => {
 
   before(async () => {
     up = await startFaultUpstream();
-    t = await startTurret({ rules: { 'r.yaml': RULES }, args: ['--limit', `upstream_connections_per_agent=${PER_AGENT}`] });
+    // The queue-wait bound is out of the way here (its own test is below): A's 196 queued requests
+    // must still be queued when its clients give up, whatever the machine's load.
+    t = await startTurret({ rules: { 'r.yaml': RULES }, args: ['--limit', `upstream_connections_per_agent=${PER_AGENT}`, '--limit', 'upstream_queue_timeout=0'] });
   });
   after(async () => {
     for (const s of clients) s.destroy();
@@ -84,5 +86,87 @@ describe('fair upstream connections', () => {
         .map((x) => x.code),
     );
     assert.deepEqual([...codes], ['client_closed']);
+  });
+});
+
+/**
+ * The queue-wait bound (upstream_queue_timeout): A's requests that find all of A's connections held
+ * by hung requests are answered 503 upstream_queue_timeout once the bound passes, never reach the
+ * upstream, and get one record each; the held ones are untouched, and B is served meanwhile.
+ */
+describe('queue-wait bound for one agent’s own requests', () => {
+  let t: TurretProc;
+  let up: FaultUpstream;
+  const clients: net.Socket[] = [];
+  const QUEUED = 3;
+
+  before(async () => {
+    up = await startFaultUpstream();
+    t = await startTurret({
+      rules: { 'r.yaml': RULES },
+      args: ['--limit', `upstream_connections_per_agent=${PER_AGENT}`, '--limit', 'upstream_queue_timeout=1s'],
+    });
+  });
+  after(async () => {
+    for (const s of clients) s.destroy();
+    await t?.stop();
+    await up?.close();
+  });
+
+  it(`A's requests queued behind its ${PER_AGENT} hung ones get 503 upstream_queue_timeout, one record each`, async () => {
+    const authA = basic('agent-a', await agentToken(t, 'agent-a'));
+    const authB = basic('agent-b', await agentToken(t, 'agent-b'));
+    const origin = `http://up.turret.test:${up.port}`;
+    const send = (auth: string, p: string): net.Socket => {
+      const s = net.connect(t.port, '127.0.0.1');
+      s.on('error', () => {});
+      s.write(`GET ${origin}${p} HTTP/1.1\r\nHost: up.turret.test:${up.port}\r\nProxy-Authorization: ${auth}\r\n\r\n`);
+      clients.push(s);
+      return s;
+    };
+    const hung = (): number => up.seen.filter((p) => p.startsWith('/hang/held-')).length;
+    const held = Array.from({ length: PER_AGENT }, (_, i) => send(authA, `/hang/held-${i}`));
+    await up.waitFor(() => hung() === PER_AGENT && up.open() === PER_AGENT, `agent A should hold ${PER_AGENT} upstream connections`, 30_000);
+
+    const queued = Array.from({ length: QUEUED }, (_, i) => {
+      const s = send(authA, `/hang/queued-${i}`);
+      return readResponse(s, { timeoutMs: 30_000 });
+    });
+    const answers = await Promise.all(queued);
+    for (const r of answers) {
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['x-turret-error'], 'upstream_queue_timeout');
+      assert.match(r.body, /upstream_queue_timeout/);
+    }
+    // B is served meanwhile, and A's held requests are still held.
+    const b = send(authB, '/ok/b');
+    const rb = await readResponse(b, { timeoutMs: 20_000 });
+    assert.equal(rb.status, 200);
+    assert.equal(hung(), PER_AGENT);
+
+    for (let i = 0; i < QUEUED; i++) {
+      const rec = await waitForAudit(t, (x) => x.path === `/hang/queued-${i}`);
+      assert.equal(rec?.outcome, 'failed');
+      assert.equal(rec?.code, 'upstream_queue_timeout');
+      assert.equal(rec?.status, 503);
+    }
+    // Release the held requests: they complete, and the queued ones were never sent upstream.
+    up.release();
+    for (const s of held) {
+      const r = await readResponse(s, { timeoutMs: 20_000 });
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'late');
+    }
+    await waitForAudit(t, () => t.audit().filter((x) => String(x.path).startsWith('/hang/held-')).length === PER_AGENT, 20_000);
+    assert.deepEqual(
+      t
+        .audit()
+        .filter((x) => String(x.path).startsWith('/hang/'))
+        .map((x) => x.code ?? 'none')
+        .sort(),
+      [...Array<string>(PER_AGENT).fill('none'), ...Array<string>(QUEUED).fill('upstream_queue_timeout')].sort(),
+      'one record per exchange',
+    );
+    assert.equal(up.seen.filter((p) => p.startsWith('/hang/queued-')).length, 0, 'a request that timed out in the queue never reached the upstream');
   });
 });

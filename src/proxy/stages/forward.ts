@@ -19,6 +19,7 @@ import { captureFor } from './oauth.js';
 import { respondSmall, smallBodyLength } from './small-body.js';
 import { causeOf } from '../ending.js';
 import { HeadGate, prefetch } from './relay.js';
+import { boundQueueWait, settleOnAbort } from '../queue-wait.js';
 
 /** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
 export function upstreamError(e: unknown): TurretError {
@@ -99,21 +100,27 @@ export async function forward(
 
   // Ended early (client close, client or total timeout, drain deadline: ending.ts)? Then that
   // is the cause, whatever undici reports as a consequence.
-  const signal = x.deadline ?? undefined;
+  // Waiting for one of this agent's own connections is bounded too (queue-wait.ts).
+  const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.deadline ?? undefined);
   const timedOut = (e: unknown): TurretError => causeOf(req) ?? upstreamError(e);
   let upstream;
   const sentAt = process.hrtime.bigint();
   try {
-    upstream = await dispatcher.request({
-      origin,
-      path,
-      method: req.method as 'GET',
-      headers: headers.flat(),
-      body: sent.body,
-      signal,
-    });
+    upstream = await settleOnAbort(
+      dispatcher.request({
+        origin,
+        path,
+        method: req.method as 'GET',
+        headers: headers.flat(),
+        body: sent.body,
+        signal: queue.signal,
+      }),
+      queue.signal,
+    );
   } catch (e) {
     throw timedOut(e);
+  } finally {
+    queue.clear();
   }
   // From here on the body stream may fail at any moment (reset, bad framing, or our own destroy(),
   // which undici reports as RequestAbortedError). A stream 'error' without a listener is an

@@ -1,0 +1,95 @@
+/**
+ * The bound on how long a request waits for one of its agent's own upstream connections
+ * (`upstream_queue_timeout`, upstream.ts: one pool per agent and origin). An agent whose
+ * connections to an origin are all held (a hanging endpoint, slow uploads) would otherwise have its
+ * further requests wait in undici's queue until request_timeout (15 min by default); past the bound
+ * such a request is answered 503 upstream_queue_timeout without ever reaching the upstream.
+ *
+ * The wait ends when undici hands the request to a connection (onRequestStart, which comes after
+ * the connect when a new connection had to be opened). undici tells that only to the request's
+ * dispatch handler, so an interceptor on each pool reports it, found by the request's signal.
+ */
+import type { Dispatcher } from 'undici';
+import { TurretError } from '../core/errors.js';
+
+/** The signal of each request being bounded → what to call when it got a connection. */
+const waiting = new WeakMap<AbortSignal, () => void>();
+
+export interface QueueBound {
+  /** The request's signal: the exchange's own, plus the queue bound. */
+  signal: AbortSignal | undefined;
+  /** Stop the bound (the request failed or ended some other way). */
+  clear(): void;
+}
+
+/** Bounds the queue wait of one upstream request (`ms` 0: no bound). */
+export function boundQueueWait(ms: number, agent: string, origin: string, signal: AbortSignal | undefined): QueueBound {
+  if (ms <= 0) return { signal, clear: () => undefined };
+  const ac = new AbortController();
+  const combined = signal ? AbortSignal.any([signal, ac.signal]) : ac.signal;
+  const s = Math.round(ms / 100) / 10;
+  const timer = setTimeout(
+    () =>
+      ac.abort(
+        new TurretError(
+          'upstream_queue_timeout',
+          `all of agent ${agent}'s upstream connections to ${origin} stayed busy for ${s}s (upstream_queue_timeout; upstream_connections_per_agent bounds them)`,
+        ),
+      ),
+    ms,
+  );
+  timer.unref();
+  const clear = (): void => clearTimeout(timer);
+  waiting.set(combined, clear);
+  return { signal: combined, clear };
+}
+
+/** A pool interceptor: tells boundQueueWait when its request got a connection. */
+export const reportStart: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) => {
+  // request() passes its options through, signal included (the type names only the dispatch fields).
+  const signal = (opts as { signal?: unknown }).signal;
+  const started = signal instanceof AbortSignal ? waiting.get(signal) : undefined;
+  if (!started) return dispatch(opts, handler);
+  return dispatch(opts, {
+    onRequestStart: (controller, context) => {
+      started();
+      handler.onRequestStart?.(controller, context);
+    },
+    onRequestUpgrade: (controller, statusCode, headers, socket) => handler.onRequestUpgrade?.(controller, statusCode, headers, socket),
+    onResponseStart: (controller, statusCode, headers, statusMessage) => handler.onResponseStart?.(controller, statusCode, headers, statusMessage),
+    onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
+    onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+    onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
+  });
+};
+
+/**
+ * `request` (an undici request() promise), or its signal's reason as soon as the signal aborts.
+ * undici notices an abort of a request still waiting in its queue only when a connection takes it
+ * (it then aborts it unsent), so without this a queued request would end only after some held
+ * connection freed up: its 503 or its client_closed record would wait as long.
+ */
+export function settleOnAbort<T extends { body: { destroy(): unknown } }>(request: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return request;
+  return new Promise<T>((resolve, reject) => {
+    let lost = false;
+    const onAbort = (): void => {
+      lost = true;
+      reject(signal.reason as Error);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    request.then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort);
+        // Answered after all (a race with the abort): nobody reads this body.
+        if (lost) r.body.destroy();
+        else resolve(r);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e as Error);
+      },
+    );
+  });
+}
