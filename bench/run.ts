@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: b
 benches.cpu = async () => (await import('./cpu.js')).benchCpu(); // turret CPU per small request (issue #15)
 benches.state = async () => (await import('./state.js')).benchState(); // redis-server on loopback; one process vs --workers 2 (issue #16)
 benches.sandbox = async () => (await import('./sandbox.js')).benchSandbox(); // turret run bridge cost; root + bubblewrap
+benches.faults = async () => (await import('./faults.js')).benchFaults(); // idle tunnel fds/RSS, one agent's hung requests vs another (issue #13)
 benches.peers = async () => (await import('./peers.js')).benchPeers(); // needs peer proxies installed; see docs/benchmarks.md
 
 for (const [name, fn] of Object.entries(benches)) {

@@ -39,6 +39,12 @@ export const LIMIT_SPECS: Readonly<Record<string, LimitSpec>> = {
     min: 1,
     help: "upstream connections per agent and origin; more requests wait for that agent's own connections, never for another agent's",
   },
+  max_client_connections: {
+    key: 'maxClientConnections',
+    kind: 'count',
+    min: 0,
+    help: 'connections each client listener holds at once; more are refused and counted (turret_accept_failures_total); 0 = (open-files limit − 64) / 2 per listener',
+  },
   upstream_queue_timeout: {
     key: 'upstreamQueueTimeoutMs',
     kind: 'duration',

@@ -43,6 +43,8 @@ export interface Metrics {
   proxyAuthFailures: Counter<'result'>;
   /** Requests refused because they carried a known secret value (secret_in_request), by secret name. */
   outboundSecrets: Counter<'secret'>;
+  /** Connections a listener refused (max_client_connections) or failed to accept (EMFILE…), listen/accept.ts. */
+  acceptFailures: Counter<'listener' | 'reason'>;
   ready: Gauge;
   secretAge: Gauge<'secret'>;
   secretStale: Gauge<'secret'>;
@@ -112,6 +114,12 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
       help: 'Requests refused because they carried a known secret value, by secret name',
       labelNames: ['secret'],
     }),
+    acceptFailures: new Counter({
+      ...r,
+      name: n('accept_failures_total'),
+      help: 'Client connections a listener refused at max_client_connections or failed to accept (EMFILE, ENFILE…), by listener and reason',
+      labelNames: ['listener', 'reason'],
+    }),
     ready: new Gauge({ ...r, name: n('ready'), help: '1 when CA, rules and secret sources are loaded, else 0' }),
     secretAge: new Gauge({
       ...r,
@@ -127,6 +135,7 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   for (const result of ['ok', 'failed'] satisfies ReloadResult[]) m.reloads.inc({ result }, 0);
   for (const mode of ['intercept', 'passthrough'] satisfies TunnelMode[]) m.tunnels.inc({ mode }, 0);
   for (const result of ['invalid', 'throttled']) m.proxyAuthFailures.inc({ result }, 0);
+  m.acceptFailures.inc({ listener: 'proxy', reason: 'max_connections' }, 0);
   m.ready.set(0);
   m.buildInfo.set({ version: o.version ?? 'unknown', node: process.versions.node }, 1);
   if (o.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });

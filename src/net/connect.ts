@@ -209,6 +209,12 @@ export async function guardedConnect(o: GuardedConnectOptions): Promise<net.Sock
     } catch (e) {
       if (e instanceof DialFailure && e.kind === 'aborted') throw aborted();
       if (e instanceof DialFailure && e.kind === 'timeout') timeouts++;
+      // No file descriptor for the socket: the proxy's own limit, not the upstream's fault, and
+      // another address would fail the same way.
+      const code = e instanceof DialFailure ? (e.original as { code?: string } | undefined)?.code : undefined;
+      if (code === 'EMFILE' || code === 'ENFILE') {
+        throw new TurretError('emfile', `the proxy has no file descriptor left to connect to ${o.host} port ${o.port} (${code})`);
+      }
     }
   }
   if (!socket) {

@@ -39,6 +39,8 @@ export interface Limits {
   upstreamConnectionsPerAgent: number;
   /** Longest wait for one of those connections (queue-wait.ts); 0 = up to request_timeout. */
   upstreamQueueTimeoutMs: number;
+  /** Connections each client listener holds at most (listen/accept.ts); 0 = derived from the open-files limit. */
+  maxClientConnections: number;
   /** Most bytes of one request body held in memory (SigV4 hashing, length correction). */
   maxBufferedBodyBytes: number;
 }
@@ -55,6 +57,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxTunnelsPerAgent: 64,
   upstreamConnectionsPerAgent: 64,
   upstreamQueueTimeoutMs: 30_000,
+  maxClientConnections: 0,
   maxBufferedBodyBytes: 8 * 1024 * 1024,
 };
 

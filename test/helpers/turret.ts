@@ -65,6 +65,8 @@ export async function startTurret(o: {
   args?: string[];
   caDir?: string;
   startTimeoutMs?: number;
+  /** A command that runs turret (e.g. ['prlimit', '--nofile=128:128', '--']): turret's argv is appended. */
+  prefix?: string[];
 }): Promise<TurretProc> {
   const made = makeDirs(o.rules);
   const { dir, rulesDir } = made;
@@ -73,7 +75,8 @@ export async function startTurret(o: {
   const env = cleanEnv(o.env);
   // The admin listener gets an OS-chosen port too, so test files can run in parallel.
   const admin = (o.args ?? []).includes('--admin') ? [] : ['--admin', '127.0.0.1:0'];
-  const proc = spawn(process.execPath, [MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...admin, ...(o.args ?? [])], {
+  const [cmd, ...pre] = [...(o.prefix ?? []), process.execPath];
+  const proc = spawn(cmd!, [...pre, MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...admin, ...(o.args ?? [])], {
     cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -18,6 +18,7 @@ import type { Logger } from '../../core/log.js';
 import { exposition, type Metrics } from '../../metrics/metrics.js';
 import type { StateHealth } from '../../state/types.js';
 import type { Runtime } from '../runtime.js';
+import { guardAccepts } from './accept.js';
 import { Sessions } from '../console/auth.js';
 import { isConsolePath, routeConsole, type ConsoleContext } from '../console/router.js';
 import { secretViews } from '../console/state.js';
@@ -152,6 +153,7 @@ export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
       resolve();
     });
   });
+  guardAccepts({ log: o.log, metrics: o.metrics }, server, 'admin', null);
   return {
     address: () => server.address() as AddressInfo,
     close: () =>

@@ -9,6 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../../core/errors.js';
 import { handleConnect } from './connect.js';
+import { connectionCap, guardAccepts, openFilesLimit } from './accept.js';
 import { drain, type DrainResult } from './drain.js';
 import { clientClosedError, cutAll, endExchange } from '../ending.js';
 import { clientTimeoutError, guardSlowClients, nodeServerTimeouts } from '../limits.js';
@@ -167,10 +168,14 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   });
   const addr = server.address() as AddressInfo;
   rt.selfAddresses.add(addr.address);
+  // Client listeners share the open-files limit (accept.ts); the admin listener is not capped.
+  const cap = connectionCap(rt.limits.maxClientConnections, transparentListen ? 2 : 1);
+  guardAccepts(rt, server, 'proxy', cap);
+  rt.log.info('client connections capped', { max_client_connections: cap ?? 'none', open_files_limit: openFilesLimit() ?? 'unknown' });
   let transparent: TransparentListener | null = null;
   if (transparentListen) {
     try {
-      transparent = await startTransparent(rt, { listen: transparentListen, intercepted, plain, conns, sockets }, web);
+      transparent = await startTransparent(rt, { listen: transparentListen, intercepted, plain, conns, sockets }, web, cap);
     } catch (e) {
       server.close();
       throw e;

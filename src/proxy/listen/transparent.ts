@@ -30,6 +30,7 @@ import { clientOf, recordRefusal } from '../record.js';
 import type { Runtime } from '../runtime.js';
 import { sendError } from '../stages/respond.js';
 import { replayStream } from './replay.js';
+import { guardAccepts } from './accept.js';
 import { bindAgent } from '../bound.js';
 import { servePlain } from './transparent-plain.js';
 import type { Connections } from './connection.js';
@@ -86,7 +87,12 @@ export function transparentHandler(rt: Runtime, o: Omit<TransparentOptions, 'lis
   };
 }
 
-export async function startTransparent(rt: Runtime, o: TransparentOptions, handler: TransparentHandler = transparentHandler(rt, o)): Promise<TransparentListener> {
+export async function startTransparent(
+  rt: Runtime,
+  o: TransparentOptions,
+  handler: TransparentHandler = transparentHandler(rt, o),
+  cap: number | null = null,
+): Promise<TransparentListener> {
   const listener = net.createServer({ pauseOnConnect: false }, (s) => {
     o.sockets.add(s);
     s.once('close', () => o.sockets.delete(s));
@@ -100,6 +106,7 @@ export async function startTransparent(rt: Runtime, o: TransparentOptions, handl
     });
   });
   rt.selfAddresses.add((listener.address() as AddressInfo).address);
+  guardAccepts(rt, listener, 'transparent', cap);
   return {
     address: () => listener.address() as AddressInfo,
     close: () => {
