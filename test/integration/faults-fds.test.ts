@@ -7,7 +7,7 @@
  *   new connections are accepted again.
  * - With the cap set above what the limit allows, client connections really exhaust the
  *   descriptors: libuv drops the next connection, an upstream connect then fails with EMFILE and
- *   is recorded `emfile` (503), not upstream_connect_failed. The process stays up, and once the
+ *   is recorded `emfile` (503), not upstream_connect_failed, and so is a passthrough tunnel's. The process stays up, and once the
  *   connections close requests work again. Exactly one record per exchange throughout.
  */
 import { after, describe, it } from 'node:test';
@@ -28,9 +28,15 @@ rules:
     schemes: [http]
     hosts: ["up.turret.test:*"]
     unsafe_addresses: [127.0.0.1/32]
+  - name: pinned
+    methods: [any]
+    hosts: ["pass.turret.test:*"]
+    passthrough: true
+    unsafe_addresses: [127.0.0.1/32]
 settings:
   dns_hosts:
     up.turret.test: [127.0.0.1]
+    pass.turret.test: [127.0.0.1]
 `;
 const LIMIT = 128;
 const PRLIMIT = ['prlimit', `--nofile=${LIMIT}:${LIMIT}`, '--'];
@@ -119,6 +125,10 @@ describe('at the open-files limit', () => {
     const k = await dial(t.port);
     clients.push(k);
     assert.equal((await ask(k, get(auth, '/', 'denied.turret.test:80'))).status, 403);
+    // And the one that will ask for an opaque tunnel (Turret dials before answering the CONNECT).
+    const k2 = await dial(t.port);
+    clients.push(k2);
+    assert.equal((await ask(k2, get(auth, '/', 'denied.turret.test:80'))).status, 403);
     // Take descriptors one connection at a time (each answered 403 without any upstream) until
     // Turret can no longer accept: libuv closes the connection unanswered.
     let dropped: Client | null = null;
@@ -130,7 +140,7 @@ describe('at the open-files limit', () => {
       else dropped = c;
     }
     assert.ok(dropped, `Turret accepted ${LIMIT} connections under a limit of ${LIMIT} descriptors`);
-    const fills = clients.length - 2;
+    const fills = clients.length - 3;
 
     // No descriptor for an upstream socket: 503 emfile, not upstream_connect_failed.
     const r = await ask(k, get(auth, '/ok/at-limit'));
@@ -139,6 +149,13 @@ describe('at the open-files limit', () => {
     const rec = await waitForAudit(t, (x) => x.path === '/ok/at-limit');
     assert.equal(rec?.code, 'emfile');
     assert.equal(rec?.outcome, 'failed');
+    // A passthrough tunnel's upstream socket: the same.
+    const tr = await ask(k2, `CONNECT pass.turret.test:${up!.port} HTTP/1.1\r\nHost: pass.turret.test:${up!.port}\r\nProxy-Authorization: ${auth}\r\n\r\n`);
+    assert.equal(tr.status, 503);
+    assert.equal(tr.headers['x-turret-error'], 'emfile');
+    const topen = await waitForAudit(t, (x) => x.event === 'tunnel_open' && x.host === 'pass.turret.test');
+    assert.equal(topen?.code, 'emfile');
+    assert.equal(topen?.outcome, 'failed');
     assert.equal(t.proc.exitCode, null, 'still running');
 
     // Connections close: requests work again, and the metrics say what happened.
@@ -148,7 +165,8 @@ describe('at the open-files limit', () => {
     const ok = await ask(fresh, get(auth, '/ok/recovered'));
     assert.equal(ok.status, 200);
     assert.equal(ok.body, 'ok 0');
-    assert.equal(await metric(t, 'turret_requests_total', { agent: 'agent-a', code: 'emfile' }), 1);
+    assert.equal(await metric(t, 'turret_requests_total', { agent: 'agent-a', code: 'emfile' }), 2);
+    assert.equal(t.audit().filter((x) => x.host === 'pass.turret.test').length, 1, 'one record for the refused tunnel');
     await waitForAudit(t, (x) => x.path === '/ok/recovered');
     const recs = t.audit().filter((x) => x.event === 'request') as Rec[];
     assert.equal(recs.filter((x) => x.path === '/ok/at-limit').length, 1);
