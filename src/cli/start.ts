@@ -26,6 +26,7 @@ import { enforceSetup, productionFromEnv } from './production.js';
 import { openProxyState } from './shared-state.js';
 import { parseWorkers, startPrimary, workerAuditPath } from './workers.js';
 import { scrubJson } from '../scrub/json.js';
+import { scrubUnlessClean } from '../proxy/clean-strings.js';
 import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
 import { VERSION } from '../core/version.js';
 import { serialReloads } from './reload.js';
@@ -71,7 +72,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   const auditSink: AuditSink = auditPath
     ? await openAuditLog({
         path: auditPath,
-        scrub: (rec) => scrubJson(rec, scrubLine) as typeof rec,
+        scrub: (rec) => scrubJson(rec, lineScrubber()) as typeof rec,
         onError: (e) => {
           metrics.auditErrors.inc();
           if (rt && rt.auditFailure === null) rt.auditFailure = e.message;
@@ -95,8 +96,16 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   }
   // Audit records and log lines: secrets scrubbed, and every handle replaced by its id
   // (secrets/handle-ref.ts) — a handle is a live credential, the logs are not for using it.
+  // Strings this scrubber already left unchanged (most of a record's keys and values) are not
+  // scanned again (proxy/clean-strings.ts).
+  function lineScrubber(): (s: string) => string {
+    if (!rt.ready) return (s) => referHandles(ring, s);
+    const scrubber = rt.state.scrubbers.get();
+    const full = (s: string): string => referHandles(ring, scrubber.scrubString(s).text);
+    return (s) => scrubUnlessClean(scrubber, s, full);
+  }
   function scrubLine(s: string): string {
-    return referHandles(ring, rt.ready ? rt.state.scrubbers.get().scrubString(s).text : s);
+    return lineScrubber()(s);
   }
   rt.install(policy);
   log.setScrub(scrubLine);

@@ -20,6 +20,7 @@ import { respondSmall, smallBodyLength } from './small-body.js';
 import { causeOf } from '../ending.js';
 import { HeadGate, prefetch } from './relay.js';
 import { boundQueueWait, settleOnAbort } from '../queue-wait.js';
+import { knownClean, noteClean } from '../clean-strings.js';
 
 /** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
 export function upstreamError(e: unknown): TurretError {
@@ -179,9 +180,13 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
     x.redactions++;
     onRedaction(d.kind === 'secret' ? 'secret' : d.id);
   };
+  // Header names and most values repeat between responses: one the scrubber left unchanged is
+  // not scanned again by it (clean-strings.ts).
   const scrubText = (v: string): string => {
+    if (knownClean(scrubber, v)) return v;
     const r = scrubber.scrubString(v);
     r.redactions.forEach(count);
+    if (r.redactions.length === 0) noteClean(scrubber, v);
     return r.text;
   };
   // Trailers (RFC 9110 §6.5) are forwarded, scrubbed, when the upstream announced them and the
@@ -189,8 +194,10 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
   // A field *name* can carry reflected bytes too; one that holds a secret or token is dropped
   // (a scrubbed name would not be a valid token).
   const cleanName = (k: string): boolean => {
+    if (knownClean(scrubber, k)) return true;
     const r = scrubber.scrubString(k);
     r.redactions.forEach(count);
+    if (r.redactions.length === 0) noteClean(scrubber, k);
     return r.redactions.length === 0;
   };
   const announced = trailerNames(upHeaders.trailer).filter(cleanName);

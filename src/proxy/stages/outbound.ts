@@ -30,6 +30,7 @@ import { readBody } from '../../secrets/body.js';
 import type { Readable } from 'node:stream';
 import { requestHasBody, type BodyPlan } from '../../secrets/body.js';
 import type { Exchange } from './exchange.js';
+import { knownClean, noteClean } from '../clean-strings.js';
 
 export interface OutboundFind {
   secret: string;
@@ -42,8 +43,12 @@ function refusal(f: OutboundFind, extra = ''): TurretError {
 
 /** The first known secret in `text` (latin1: one char per byte, as Node decodes heads), or null. */
 export function findSecret(known: Scrubber, text: string): string | null {
-  if (known.empty || text.length === 0) return null;
-  return known.scrubBuffer(Buffer.from(text, 'latin1')).redactions[0]?.id ?? null;
+  if (known.empty || text.length === 0 || knownClean(known, text)) return null;
+  const id = known.scrubBuffer(Buffer.from(text, 'latin1')).redactions[0]?.id ?? null;
+  // Targets and header lines repeat between requests: one found clean is not scanned again by
+  // this detector (clean-strings.ts; a detector for other secret values starts empty).
+  if (id === null) noteClean(known, text);
+  return id;
 }
 
 /** `%XX` → the byte (as a latin1 char); anything else as it is. */
