@@ -152,7 +152,7 @@ export class Runtime {
     // never removed, so an address that left the host stays refused (fail closed).
     for (const a of interfaceAddresses()) this.selfAddresses.add(a);
     const ca = extraCa ? [...tls.rootCertificates, extraCa] : [...tls.rootCertificates];
-    const upstream = new UpstreamPool({ resolver, ca, selfAddresses: this.selfAddresses, limits: this.limits, metrics: this.metrics });
+    const upstream = new UpstreamPool({ resolver, ca, selfAddresses: this.selfAddresses, limits: this.limits, metrics: this.metrics, log: this.log });
     // Captured OAuth tokens join the secret table (a view) and so the scrubber and injection.
     const live = withDynamicSecrets(policy, this.oauth);
     const scrubbers = new ScrubberCache(

@@ -16,6 +16,9 @@ import type { Resolver } from '../net/resolver.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Limits } from './limits.js';
 import { reportStart } from './queue-wait.js';
+import type { Logger } from '../core/log.js';
+import { isTurretError } from '../core/errors.js';
+import { throttledWarn } from './listen/accept.js';
 
 export interface UpstreamOptions {
   resolver: Resolver;
@@ -23,6 +26,8 @@ export interface UpstreamOptions {
   selfAddresses: ReadonlySet<string>;
   limits: Limits;
   metrics: Metrics | null;
+  /** For the warn line when connects fail for want of a descriptor (each one is also audited `emfile`). */
+  log?: Logger;
 }
 
 export class UpstreamPool {
@@ -34,7 +39,16 @@ export class UpstreamPool {
 
   constructor(private readonly o: UpstreamOptions) {
     this.secureContext = tls.createSecureContext({ ca: o.ca, minVersion: 'TLSv1.2' });
+    const warn = o.log ? throttledWarn(o.log) : null;
+    this.noteFailure = (err) => {
+      if (warn && isTurretError(err) && err.code === 'emfile') {
+        warn('emfile', 'upstream connect failed: no file descriptor left (raise the open-files limit, docs/operations.md)', { code: 'emfile' });
+      }
+    };
   }
+
+  /** Looks at every failed connect (a want of descriptors gets a throttled warn line). */
+  private readonly noteFailure: (err: unknown) => void;
 
   /** How long a request may wait for one of its agent's connections (queue-wait.ts). */
   get queueTimeoutMs(): number {
@@ -96,7 +110,10 @@ export class UpstreamPool {
             metrics?.upstreamConnect.observe({ scheme: https ? 'https' : 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
             callback(null, socket);
           },
-          (err: Error) => callback(err, null),
+          (err: Error) => {
+            this.noteFailure(err);
+            callback(err, null);
+          },
         );
       },
     });
@@ -120,6 +137,9 @@ export class UpstreamPool {
       timeoutMs: limits.connectTimeoutMs,
       tls: https ? { servername: target.host, secureContext, ALPNProtocols: ['http/1.1'] } : undefined,
       onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
+    }).catch((err: unknown) => {
+      this.noteFailure(err);
+      throw err;
     });
   }
 

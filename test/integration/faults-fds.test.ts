@@ -157,6 +157,13 @@ describe('at the open-files limit', () => {
     assert.equal(topen?.code, 'emfile');
     assert.equal(topen?.outcome, 'failed');
     assert.equal(t.proc.exitCode, null, 'still running');
+    // One warn line for both (throttled: at most one per 10 s), with how many it stands for.
+    const warns = t
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"upstream connect failed: no file descriptor left'));
+    assert.equal(warns.length, 1, t.stderr());
+    assert.equal((JSON.parse(warns[0]!) as Rec).level, 'warn');
 
     // Connections close: requests work again, and the metrics say what happened.
     await closeAll();

@@ -9,7 +9,7 @@
  * 'error' without a listener used to be an uncaught exception.
  *
  * Counted in turret_accept_failures_total{listener, reason}; logged at warn at most once per
- * LOG_EVERY_MS per listener and reason, with how many were refused since the last line.
+ * LOG_EVERY_MS per listener and reason, with how many were refused since the last line (`count`).
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
@@ -42,20 +42,31 @@ export function connectionCap(configured: number, listeners: number, fdLimit: nu
   return Math.max(1, Math.floor((fdLimit - FD_RESERVE) / 2 / Math.max(1, listeners)));
 }
 
-/** Caps `server` at `cap` connections (null: no cap) and counts and logs what it refuses or fails to accept. */
-export function guardAccepts(rt: { log: Logger; metrics: Metrics | null }, server: Server, listener: ListenerName, cap: number | null): void {
-  if (cap !== null) server.maxConnections = cap;
+/**
+ * A warn line at most once per LOG_EVERY_MS per key, carrying how many events it stands for
+ * (`count`): at the fd limit the same failure comes thousands of times a second.
+ */
+export function throttledWarn(log: Logger): (key: string, msg: string, fields: Record<string, unknown>) => void {
   const last = new Map<string, { at: number; suppressed: number }>();
-  const note = (reason: string, msg: string): void => {
-    rt.metrics?.acceptFailures.inc({ listener, reason });
+  return (key, msg, fields) => {
     const now = Date.now();
-    const seen = last.get(reason);
+    const seen = last.get(key);
     if (seen && now - seen.at < LOG_EVERY_MS) {
       seen.suppressed++;
       return;
     }
-    rt.log.warn(msg, { listener, reason, ...(cap !== null ? { max_client_connections: cap } : {}), refused_since_last_line: (seen?.suppressed ?? 0) + 1 });
-    last.set(reason, { at: now, suppressed: 0 });
+    log.warn(msg, { ...fields, count: (seen?.suppressed ?? 0) + 1 });
+    last.set(key, { at: now, suppressed: 0 });
+  };
+}
+
+/** Caps `server` at `cap` connections (null: no cap) and counts and logs what it refuses or fails to accept. */
+export function guardAccepts(rt: { log: Logger; metrics: Metrics | null }, server: Server, listener: ListenerName, cap: number | null): void {
+  if (cap !== null) server.maxConnections = cap;
+  const warn = throttledWarn(rt.log);
+  const note = (reason: string, msg: string): void => {
+    rt.metrics?.acceptFailures.inc({ listener, reason });
+    warn(reason, msg, { listener, reason, ...(cap !== null ? { max_client_connections: cap } : {}) });
   };
   server.on('drop', () => note('max_connections', 'connection refused: the listener holds max_client_connections connections (raise the open-files limit, docs/operations.md)'));
   server.on('error', (err: Error & { code?: string }) => note(err.code ?? 'unknown', 'accepting a connection failed'));
