@@ -17,7 +17,7 @@ import { checkTransferCoding, contentCoding, decoderFor } from './codings.js';
 import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
 import { respondSmall, smallBodyLength } from './small-body.js';
-import { causeOf } from '../ending.js';
+import { causeOf, endExchange } from '../ending.js';
 import { HeadGate, prefetch } from './relay.js';
 import { boundQueueWait, settleOnAbort } from '../queue-wait.js';
 import { knownClean, noteClean } from '../clean-strings.js';
@@ -102,7 +102,7 @@ export async function forward(
   // Ended early (client close, client or total timeout, drain deadline: ending.ts)? Then that
   // is the cause, whatever undici reports as a consequence.
   // Waiting for one of this agent's own connections is bounded too (queue-wait.ts).
-  const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.deadline ?? undefined);
+  const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.deadline ?? undefined, (cause) => endExchange(req, cause));
   const timedOut = (e: unknown): TurretError => causeOf(req) ?? upstreamError(e);
   let upstream;
   const sentAt = process.hrtime.bigint();
@@ -219,8 +219,8 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
   // The small-body path sends the head with the whole body; a body not all there at once streams
   // instead, so its head is not withheld (relay.ts).
   const early = small !== null ? await prefetch(body as Readable, IDLE_FLUSH_MS) : null;
-  if (small !== null && early && 'whole' in early) {
-    await respondSmall(x, early.whole, {
+  if (small !== null && early && !('rest' in early)) {
+    await respondSmall(x, early, body as Readable, {
       statusCode,
       headers: outHeaders,
       length: small,

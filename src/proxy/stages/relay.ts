@@ -75,14 +75,33 @@ export class HeadGate {
   }
 }
 
+/** What prefetch found: the whole body, a failure before its end, or a body still arriving. */
+export type Prefetched = { whole: Buffer } | { failed: Error } | { rest: Readable };
+
+/**
+ * The whole body when its source already pushed all of it, or null. undici parses a small
+ * response (head, body, end) in one go before the request's promise continues, so this is the
+ * common case: no timer, no listeners and no replay stream per response (docs/benchmarks.md,
+ * "Hot path"). `_readableState.ended` is Node's own flag for "push(null) happened".
+ */
+function alreadyWhole(body: Readable): Buffer | null {
+  const st = (body as Readable & { _readableState?: { ended?: boolean; errored?: unknown } })._readableState;
+  if (st?.ended !== true || st.errored || body.destroyed || body.readableFlowing === true) return null;
+  // Paused with the end pushed: read() hands over every buffered byte at once.
+  const c = body.read() as Buffer | null;
+  return c ?? Buffer.alloc(0);
+}
+
 /**
  * For the small-body path (small-body.ts), which sends the head only together with the whole
- * body: waits up to `quietMs` for the body to end. Ended → `whole`, a stream of what arrived
- * (with the `arrayBuffer()` small-body.ts reads). Not yet (a slow body) → `rest`, a stream that
- * replays what arrived and continues with the body, for the streaming path and its HeadGate.
- * A body that fails within `quietMs` is `whole` too, failing as small-body.ts reads it (a 502).
+ * body: waits up to `quietMs` for the body to end. Ended → `whole`, the bytes that arrived. Not yet
+ * (a slow body) → `rest`, a stream that replays what arrived and continues with the body, for the
+ * streaming path and its HeadGate. A body that fails within `quietMs` is `failed` (small-body.ts
+ * answers with the error: a 502).
  */
-export function prefetch(body: Readable, quietMs: number): Promise<{ whole: Readable } | { rest: Readable }> {
+export function prefetch(body: Readable, quietMs: number): Promise<Prefetched> {
+  const now = alreadyWhole(body);
+  if (now) return Promise.resolve({ whole: now });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let settled = false;
@@ -93,12 +112,11 @@ export function prefetch(body: Readable, quietMs: number): Promise<{ whole: Read
       body.off('data', onData).off('end', onEnd).off('error', onError);
       if (err) {
         // Failed before the head could leave: the small-body path answers with the error.
-        resolve({ whole: Object.assign(Readable.from([], { objectMode: false }), { arrayBuffer: () => Promise.reject(err) }) });
+        resolve({ failed: err });
         return;
       }
       if (ended) {
-        const buf = Buffer.concat(chunks);
-        resolve({ whole: Object.assign(Readable.from([buf], { objectMode: false }), { arrayBuffer: async () => buf }) });
+        resolve({ whole: Buffer.concat(chunks) });
         return;
       }
       body.pause();

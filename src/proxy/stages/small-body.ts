@@ -27,13 +27,6 @@ export function smallBodyLength(headers: Record<string, string | string[] | unde
   return n <= SMALL_BODY_MAX ? n : null;
 }
 
-async function readAll(body: Readable & { arrayBuffer?: () => Promise<ArrayBuffer> }, expected: number): Promise<Buffer> {
-  if (typeof body.arrayBuffer === 'function') return Buffer.from(await body.arrayBuffer());
-  const parts: Buffer[] = [];
-  for await (const c of body) parts.push(c as Buffer);
-  return Buffer.concat(parts, expected);
-}
-
 /** Resolves when the response is handed to the socket; rejects when the client went first. */
 function ended(res: ServerResponse): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -64,11 +57,13 @@ export interface SmallBody {
   mapError: (e: unknown) => TurretError;
 }
 
-export async function respondSmall(x: Exchange, body: Readable, o: SmallBody): Promise<void> {
+/** `got`: the whole body, or how it failed before its end (relay.ts prefetch); `body` is its source. */
+export async function respondSmall(x: Exchange, got: { whole: Buffer } | { failed: Error }, body: Readable, o: SmallBody): Promise<void> {
   const res = x.res;
   let out: Buffer;
   try {
-    const buf = await readAll(body, o.length);
+    if ('failed' in got) throw got.failed;
+    const buf = got.whole;
     if (buf.length !== o.length) throw Object.assign(new Error('response body length differs from its Content-Length'), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' });
     out = buf;
     if (o.scrubber && buf.length > 0) {
