@@ -6,7 +6,8 @@
  * - the client closed the connection (or only its sending side) before the exchange completed
  *   → client_closed, whatever phase it was in (body, waiting for the response, mid-response);
  * - the client was too slow (limits.ts's guard, Node's requestTimeout) → client_timeout;
- * - the whole-exchange limit passed (request_timeout) → upstream_timeout;
+ * - the whole-exchange limit passed (request_timeout) → upstream_timeout, or client_timeout while
+ *   the client is still sending its request body;
  * - the drain deadline cut what was left at SIGTERM → drain_deadline.
  *
  * The first cause wins: the later ones are consequences (a drain cut closes the socket, which
@@ -31,6 +32,16 @@ export function clientClosedError(req: IncomingMessage, res: ServerResponse): Tu
 }
 
 /**
+ * The whole-exchange limit passed. While the client is still sending its request body the wait is
+ * the client's, not the upstream's: blaming the upstream would raise a false outage alert.
+ */
+function totalLimitError(req: IncomingMessage, s: number): TurretError {
+  return req.complete
+    ? new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)
+    : new TurretError('client_timeout', `the client had not sent the whole request body when the total limit of ${s}s (request_timeout) passed`);
+}
+
+/**
  * Arms the cause-carrying controller of one request: the whole-exchange deadline, and the client
  * close. `owner` groups the exchanges the drain deadline may cut (one per server).
  */
@@ -45,10 +56,7 @@ export function armExchange(owner: object, limits: Limits, req: IncomingMessage,
   const set = live;
   set.add(req);
   const s = Math.round(limits.requestTimeoutMs / 100) / 10;
-  const timer =
-    limits.requestTimeoutMs > 0
-      ? setTimeout(() => endExchange(req, new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)), limits.requestTimeoutMs)
-      : null;
+  const timer = limits.requestTimeoutMs > 0 ? setTimeout(() => endExchange(req, totalLimitError(req, s)), limits.requestTimeoutMs) : null;
   timer?.unref();
   // A request whose body never completed, or a response that never finished: the client (or a
   // cut that already set its own cause) ended it. Stop the upstream request too, so it holds no

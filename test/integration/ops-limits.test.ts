@@ -173,9 +173,15 @@ describe('limits', () => {
     const s = net.connect(t.port, '127.0.0.1');
     s.on('error', () => {});
     trickle(s, `GET http://echo.turret.test:${up.port}/ HTTP/1.1\r\nHost: echo.turret.test\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`, 100);
+    await new Promise((resolve) => s.once('connect', resolve));
+    const client = `127.0.0.1:${s.localPort ?? 0}`;
     const c = await closedWithin(s, 5_000);
     assert.match(c.data, /^HTTP\/1\.1 408 /);
     assert.ok(c.ms < 3_500, `closed after ${c.ms} ms (client_headers_timeout=1s)`);
+    // Its one record names the cause and the client (it used to carry no client address).
+    const rec = await waitForAudit(t, (r) => r.code === 'client_timeout' && r.client === client);
+    assert.ok(rec, `no client_timeout record for ${client}:\n${t.auditText().slice(-2000)}`);
+    assert.equal(t.audit().filter((r) => r.client === client).length, 1, 'exactly one record for the trickling client');
   });
 
   it('closes a client that trickles its request head inside a tunnel', async () => {
@@ -195,7 +201,10 @@ describe('limits', () => {
     const c = await closedWithin(s, 6_000);
     assert.ok(c.ms < 4_500, `closed after ${c.ms} ms (client_request_timeout=2s)`);
     assert.ok(!up.received.some((r) => r.url === '/upload' && r.body.length === 1000), 'the upstream never got a whole body');
-    assert.ok(await waitForAudit(t, (x) => x.event === 'request' && x.path === '/upload' && x.outcome !== 'completed'));
+    // The cause is the client's slowness, not an upstream outage (it was once upstream_connect_failed).
+    const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/upload');
+    assert.equal(rec?.code, 'client_timeout', JSON.stringify(rec));
+    assert.equal(t.audit().filter((x) => x.event === 'request' && x.path === '/upload').length, 1, 'exactly one record for the upload');
   });
 
   it('closes a client that connects and sends nothing', async () => {
