@@ -8,18 +8,34 @@
  *
  * Reports throughput (MB/s, curl's average download speed) and the proxy's peak RSS (VmHWM of
  * the turret process, MB; one process per mode so each peak is its own). Also the scrubber alone
- * (in-process, 64 KiB chunks) on the same bodies, to separate scanning from proxying.
+ * (in-process stream, 16 KiB chunks as the proxy sees them from TLS) on the same bodies, to
+ * separate scanning from proxying.
+ *
+ * Knobs for short A/B runs of the scrubber alone (docs/benchmarks.md, "Scrubbing"):
+ *   BENCH_SCRUB_ALONE=1        skip the proxy part
+ *   BENCH_SCRUB_MB=100         MiB per in-process run
+ *   BENCH_SCRUB_CHUNK=16384    bytes per write
+ *   BENCH_SCRUB_ROUNDS=1       in-process runs per body (alternated with the base, if any)
+ *   BENCH_SCRUB_BASE=/dir      a checkout of another version (its src/scrub is imported): each
+ *                              round runs it and this tree back to back, same process, same bodies
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BUILTIN_PATTERNS, compilePatterns } from '../src/scrub/patterns.js';
-import { compileScrubber } from '../src/scrub/scrubber.js';
+import { pathToFileURL } from 'node:url';
+import * as patternsHere from '../src/scrub/patterns.js';
+import * as scrubberHere from '../src/scrub/scrubber.js';
 import { cleanEnv, startTurret, type TurretProc } from '../test/helpers/turret.js';
 import { startUpstream, UPSTREAM_CA_FILE } from '../test/helpers/upstream.js';
 
 const TOTAL = 100 * 1024 * 1024;
+const ALONE_TOTAL = Number(process.env.BENCH_SCRUB_MB ?? 100) * 1024 * 1024;
+const CHUNK = Number(process.env.BENCH_SCRUB_CHUNK ?? 16384);
+const ROUNDS = Number(process.env.BENCH_SCRUB_ROUNDS ?? 1);
+
+type ScrubberModule = Pick<typeof scrubberHere, 'compileScrubber'>;
+type PatternsModule = Pick<typeof patternsHere, 'BUILTIN_PATTERNS' | 'compilePatterns'>;
 
 function jsonBlock(): Buffer {
   const items: string[] = [];
@@ -97,21 +113,65 @@ function download(t: TurretProc, token: string, url: string): Promise<number> {
   });
 }
 
-function inProcess(body: Buffer): Promise<number> {
-  const s = compileScrubber({ secrets: [{ name: 'b', value: `fake_${randomBytes(16).toString('hex')}`, replacement: 'H' }], patterns: compilePatterns(BUILTIN_PATTERNS) });
+/** The scrubber alone: default set + one known secret, `body` repeated to ALONE_TOTAL bytes. */
+function inProcess(body: Buffer, mods: { scrubber: ScrubberModule; patterns: PatternsModule }): Promise<{ wall: number; cpu: number }> {
+  const s = mods.scrubber.compileScrubber({
+    secrets: [{ name: 'b', value: `fake_${randomBytes(16).toString('hex')}`, replacement: 'H' }],
+    patterns: mods.patterns.compilePatterns(mods.patterns.BUILTIN_PATTERNS),
+  });
   const st = s.createStream();
   st.resume();
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
-  for (let i = 0; i < TOTAL; i += 65536) {
-    const off = i % body.length;
-    st.write(body.subarray(off, Math.min(body.length, off + 65536)));
+  for (let sent = 0; sent < ALONE_TOTAL;) {
+    const off = sent % body.length;
+    const n = Math.min(CHUNK, ALONE_TOTAL - sent, body.length - off);
+    st.write(body.subarray(off, off + n));
+    sent += n;
   }
   st.end();
-  return new Promise((r) => st.on('end', () => r(TOTAL / 1e6 / ((performance.now() - t0) / 1000))));
+  return new Promise((r) =>
+    st.on('end', () => {
+      const c = process.cpuUsage(c0);
+      const mb = ALONE_TOTAL / 1e6;
+      r({ wall: mb / ((performance.now() - t0) / 1000), cpu: mb / ((c.user + c.system) / 1e6) });
+    }),
+  );
+}
+
+async function alone(bodies: { json: Buffer; binary: Buffer }, out: Record<string, number>): Promise<void> {
+  const here = { scrubber: scrubberHere, patterns: patternsHere };
+  const baseDir = process.env.BENCH_SCRUB_BASE;
+  const base = baseDir
+    ? {
+        scrubber: (await import(pathToFileURL(path.join(baseDir, 'src/scrub/scrubber.ts')).href)) as ScrubberModule,
+        patterns: (await import(pathToFileURL(path.join(baseDir, 'src/scrub/patterns.ts')).href)) as PatternsModule,
+      }
+    : undefined;
+  for (let r = 1; r <= ROUNDS; r++) {
+    for (const kind of ['json', 'binary'] as const) {
+      const label = kind === 'json' ? 'json' : 'binary';
+      for (const [who, mods] of base
+        ? ([
+            ['base ', base],
+            ['', here],
+          ] as const)
+        : ([['', here]] as const)) {
+        const m = await inProcess(bodies[kind], mods);
+        out[`round ${r} ${who}scrubber alone, ${label}: MB/s`] = m.wall;
+        out[`round ${r} ${who}scrubber alone, ${label}: MB per CPU s`] = m.cpu;
+      }
+    }
+  }
 }
 
 export async function benchScrub(): Promise<Record<string, number>> {
   const bodies = { json: jsonBlock(), binary: randomBytes(1 << 20) };
+  if (process.env.BENCH_SCRUB_ALONE === '1') {
+    const o: Record<string, number> = {};
+    await alone(bodies, o);
+    return o;
+  }
   const up = await startUpstream({
     handler: (req, res) => {
       const kind = req.url?.includes('binary') ? 'binary' : 'json';
@@ -154,7 +214,6 @@ export async function benchScrub(): Promise<Record<string, number>> {
     await up.close();
   }
   out['ratio json scrubbed / unscrubbed'] = (out['proxy json: MB/s'] ?? 0) / (out['proxy unscrubbed: MB/s'] ?? 1);
-  out['scrubber alone, json: MB/s'] = await inProcess(bodies.json);
-  out['scrubber alone, binary: MB/s'] = await inProcess(bodies.binary);
+  await alone(bodies, out);
   return out;
 }

@@ -70,7 +70,7 @@ export const BUILTIN_PATTERNS: readonly PatternSpec[] = Object.freeze([
   { id: "easypost-api-token", regex: "\\bEZAK(?i)[a-z0-9]{54}\\b", minEntropy: 2, keywords: ["ezak"] },
   { id: "easypost-test-api-token", regex: "\\bEZTK(?i)[a-z0-9]{54}\\b", minEntropy: 2, keywords: ["eztk"] },
   { id: "etsy-access-token", regex: "(?i)[\\w.-]{0,50}?(?:(?-i:ETSY|[Ee]tsy))(?:[ \\t\\w.-]{0,20})[\\s'\"]{0,3}(?:=|>|:{1,3}=|\\|\\||:|=>|\\?=|,)[\\x60'\"\\s=]{0,5}([a-z0-9]{24})(?:[\\x60'\"\\s;]|\\\\[nr]|$)", minEntropy: 3, keywords: ["etsy"] },
-  { id: "facebook-access-token", regex: "(?i)\\b(\\d{15,16}(\\||%)[0-9a-z\\-_]{27,40})(?:[\\x60'\"\\s;]|\\\\[nr]|$)", minEntropy: 3, keywords: ["|", "%"] },
+  { id: "facebook-access-token", regex: "(?i)\\b(\\d{15,16}(\\||%)[0-9a-z\\-_]{27,40})(?:[\\x60'\"\\s;]|\\\\[nr]|$)", minEntropy: 3, keywords: ["0|", "1|", "2|", "3|", "4|", "5|", "6|", "7|", "8|", "9|", "0%", "1%", "2%", "3%", "4%", "5%", "6%", "7%", "8%", "9%"] },
   { id: "facebook-page-access-token", regex: "\\b(EAA[MC](?i)[a-z0-9]{100,})(?:[\\x60'\"\\s;]|\\\\[nr]|$)", minEntropy: 4, keywords: ["eaam","eaac"] },
   { id: "facebook-secret", regex: "(?i)[\\w.-]{0,50}?(?:facebook)(?:[ \\t\\w.-]{0,20})[\\s'\"]{0,3}(?:=|>|:{1,3}=|\\|\\||:|=>|\\?=|,)[\\x60'\"\\s=]{0,5}([a-f0-9]{32})(?:[\\x60'\"\\s;]|\\\\[nr]|$)", minEntropy: 3, keywords: ["facebook"] },
   { id: "fastly-api-token", regex: "(?i)[\\w.-]{0,50}?(?:fastly)(?:[ \\t\\w.-]{0,20})[\\s'\"]{0,3}(?:=|>|:{1,3}=|\\|\\||:|=>|\\?=|,)[\\x60'\"\\s=]{0,5}([a-z0-9=_\\-]{32})(?:[\\x60'\"\\s;]|\\\\[nr]|$)", keywords: ["fastly"] },

@@ -123,6 +123,17 @@ export function escapeAt(buf: Buffer, i: number): { bytes: number[]; len: number
   return v === undefined ? null : { bytes: [v], len: k + 1 - i };
 }
 
+/** A cheap necessary condition for escapeAt (no allocation): on binary data one byte in 85 is
+ * `%`, `&` or `\\`, and almost none of them starts an escape. */
+function mayEscape(buf: Buffer, i: number): boolean {
+  const c = buf[i];
+  const d = buf[i + 1] ?? 0;
+  if (c === 0x25) return hexVal(d) >= 0;
+  if (c === 0x5c) return d === 0x2f || d === 0x75;
+  const l = d | 0x20;
+  return d === 0x23 || (l >= 0x61 && l <= 0x7a);
+}
+
 function utf8(cp: number): number[] {
   return [...Buffer.from(String.fromCodePoint(cp), 'utf8')];
 }
@@ -163,7 +174,7 @@ export class DecodedFinder<T> {
         if (n >= 0 && (j < 0 || n < j)) j = n;
       }
       if (j < 0) return;
-      if (!escapeAt(buf, j)) {
+      if (!mayEscape(buf, j) || !escapeAt(buf, j)) {
         i = j + 1;
         continue;
       }
@@ -210,15 +221,19 @@ export class DecodedFinder<T> {
       if (parts.length > 1) this.searchChain(buf, parts, found);
       parts = [];
     };
-    for (let nl = buf.indexOf(0x0a, from); nl >= 0; nl = buf.indexOf(0x0a, nl + 1)) {
-      const lineEnd = buf[nl - 1] === 0x0d ? nl - 1 : nl;
-      let ls = lineEnd;
-      while (ls > from && B64[buf[ls - 1] ?? 0]) ls--;
+    // Only a line break right after a run of ≥ MIN_WRAPPED_LINE base64 characters can join a
+    // chain, so those runs are enumerated (a skip loop, like runs.ts) instead of every line
+    // break: pretty-printed JSON has one every ~20 bytes and none of them qualifies. A break that
+    // does not qualify only ever ended a chain, and the next qualifying one ends it anyway unless
+    // its line is the chain's last part, which cannot hold a break in between.
+    forEachLongRun(buf, from, MIN_WRAPPED_LINE, (ls, lineEnd) => {
+      const nl = buf[lineEnd] === 0x0a ? lineEnd : buf[lineEnd] === 0x0d && buf[lineEnd + 1] === 0x0a ? lineEnd + 1 : -1;
+      if (nl < 0) return;
       let re = nl + 1;
       while (re < buf.length && B64[buf[re] ?? 0]) re++;
-      if (lineEnd - ls < MIN_WRAPPED_LINE || re === nl + 1) {
+      if (re === nl + 1) {
         flush();
-        continue;
+        return;
       }
       // The line before this break continues the chain when it is the chain's last part, whole.
       const last = parts[parts.length - 1];
@@ -227,7 +242,7 @@ export class DecodedFinder<T> {
         parts.push([ls, lineEnd]);
       }
       parts.push([nl + 1, re]);
-    }
+    });
     flush();
   }
 
@@ -242,5 +257,31 @@ export class DecodedFinder<T> {
         if (oe - os !== n.bytes.length) found(os, oe, n.info); // spans a line break
       }
     }
+  }
+}
+
+/** Calls `found(start, end)` for every maximal run of ≥ `min` base64 bytes in [from, buf.length)
+ * (a run reaching back past `from` starts at `from`), in order. Looks at byte i + min − 1 first,
+ * so text without long runs costs about one byte in `min`. */
+function forEachLongRun(buf: Buffer, from: number, min: number, found: (start: number, end: number) => void): void {
+  const n = buf.length;
+  let i = from;
+  // Invariant: i === from, or buf[i − 1] is not a base64 byte.
+  while (i + min <= n) {
+    const j = i + min - 1;
+    if (!B64[buf[j] as number]) {
+      i = j + 1;
+      continue;
+    }
+    let k = j - 1;
+    while (k >= i && B64[buf[k] as number]) k--;
+    if (k >= i) {
+      i = k + 1;
+      continue;
+    }
+    let e = j + 1;
+    while (e < n && B64[buf[e] as number]) e++;
+    found(i, e);
+    i = e + 1;
   }
 }

@@ -14,11 +14,31 @@ export interface KeywordEntry<T> {
   items: T[];
 }
 
-const SHORT = 1;
-const LONG = 2;
+/*
+ * The loop reads the text two bytes at a time: at every second offset p from `from` it looks up
+ * the trigram (p, p + 1, p + 2) in a bit set. Every keyword occurrence at c overlaps such a
+ * trigram in a known way, so the set holds, for each keyword (any ASCII case, `·` = any byte):
+ *
+ *   start p:      (k0, k1, k2), or (k0, k1, ·) for a two-byte keyword, (k0, ·, ·) for one byte
+ *   start p − 1:  (k1, k2, k3), or (k1, k2, ·) for three bytes, (k1, ·, ·) for two
+ *   start p + 1:  (·, k0, ·) for a one-byte keyword
+ *
+ * A set bit is rare (on pretty-printed JSON ~6% of the offsets, mostly `.` and "at": the `s.` and
+ * `pat` keywords; on random bytes ~3%); then a bigram table says which of the three starts to
+ * check exactly (`at`). Half the iterations of a byte-by-byte loop and a quarter of its slow
+ * paths: the old loop (one bigram flag per byte, a trigram check behind it) was most of the
+ * scrubber's time on JSON, where about one byte in eight starts a flagged bigram.
+ */
+/** Per bigram at p: a keyword may start at p. */
+const P = 1;
+/** A keyword may start at p − 1. */
+const M = 2;
+/** A one-byte keyword may sit at p + 1. */
+const N = 4;
 
 const LOWER = new Uint8Array(256);
 for (let i = 0; i < 256; i++) LOWER[i] = i >= 0x41 && i <= 0x5a ? i + 0x20 : i;
+const ANY = Array.from({ length: 256 }, (_, i) => i);
 
 export class KeywordIndex<T> {
   /** Keywords of one byte, by (lower-case) byte. */
@@ -26,13 +46,12 @@ export class KeywordIndex<T> {
   /** Keywords of ≥2 bytes by their lower-case first two bytes (a flat array: Map.get per text
    * bigram was the loop's main cost on English-like text). */
   private readonly byBigram: (KeywordEntry<T>[] | undefined)[] = new Array<KeywordEntry<T>[] | undefined>(65536).fill(undefined);
-  /** Per raw bigram (any ASCII case): SHORT where a keyword of one or two bytes starts there,
-   * LONG where only keywords of three or more bytes do (then the trigram set decides). The loop
-   * reads this table per byte (64 KiB, stays in cache). */
+  /** Per raw bigram (any ASCII case): the P/M/N bits above (64 KiB). */
   private readonly flag = new Uint8Array(65536);
-  /** Bit set over raw trigrams (any ASCII case) that start a keyword of ≥ 3 bytes (2 MiB). On
-   * JSON about one byte in eight starts a flagged bigram ("re", "to", "pa" …) but far fewer a
-   * flagged trigram: this second check keeps the slow path rare. */
+  /** Bit set over raw bigrams that begin a set trigram (8 KiB, stays in L1): read first, so the
+   * trigram set (2 MiB, random access on binary data) is touched only behind it. */
+  private readonly pair = new Uint8Array(1 << 13);
+  /** Bit set over raw trigrams (2 MiB). */
   private readonly tri = new Uint8Array(1 << 21);
   readonly size: number;
 
@@ -44,72 +63,94 @@ export class KeywordIndex<T> {
       for (let i = 0; i < bytes.length; i++) bytes[i] = LOWER[bytes[i] ?? 0] ?? 0;
       const e: KeywordEntry<T> = { bytes, items };
       n++;
+      const [b0 = 0, b1 = -1, b2 = -1, b3 = -1] = bytes;
+      if (bytes.length === 1) (this.single[b0] ??= []).push(e);
+      else (this.byBigram[(b0 << 8) | b1] ??= []).push(e);
+      // Start p: the keyword's first three bytes (wildcards past its end).
+      this.markTri(b0, b1, b2);
+      this.markFlag(b0, b1, P);
       if (bytes.length === 1) {
-        const b = bytes[0] ?? 0;
-        (this.single[b] ??= []).push(e);
-        for (const v of variants(b)) for (let d = 0; d < 256; d++) this.flag[(v << 8) | d] = SHORT;
-        continue;
-      }
-      const bg = ((bytes[0] ?? 0) << 8) | (bytes[1] ?? 0);
-      (this.byBigram[bg] ??= []).push(e);
-      for (const v0 of variants(bytes[0] ?? 0)) {
-        for (const v1 of variants(bytes[1] ?? 0)) {
-          const f = (v0 << 8) | v1;
-          if (bytes.length === 2) {
-            this.flag[f] = SHORT;
-            continue;
-          }
-          if (this.flag[f] !== SHORT) this.flag[f] = LONG;
-          for (const v2 of variants(bytes[2] ?? 0)) {
-            const t = (f << 8) | v2;
-            this.tri[t >>> 3] = (this.tri[t >>> 3] ?? 0) | (1 << (t & 7));
-          }
-        }
+        this.markTri(-1, b0, -1);
+        this.markFlag(-1, b0, N);
+      } else {
+        this.markTri(b1, b2, b3);
+        this.markFlag(b1, b2, M);
       }
     }
     this.size = n;
   }
 
-  /** Calls `hit(position, entry)` for every keyword occurrence starting in [from, buf.length). */
-  scan(buf: Buffer, from: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
-    const n = buf.length;
-    // The flag table holds every case variant, so the hot loop reads raw bytes only.
-    const flag = this.flag;
-    const tri = this.tri;
-    if (from >= n) return;
-    // Indexes below are in bounds by construction; `as number` keeps the hot loop free of the
-    // undefined checks noUncheckedIndexedAccess would otherwise add per byte.
-    let c = buf[from] as number;
-    const last = n - 1;
-    for (let i = from; i < last; i++) {
-      const d = buf[i + 1] as number;
-      const f = flag[(c << 8) | d] as number;
-      if (f !== 0) {
-        if (f === SHORT) this.at(buf, i, c, d, hit);
-        else if (i + 2 < n) {
-          const t = (c << 16) | (d << 8) | (buf[i + 2] as number);
-          if (((tri[t >>> 3] as number) & (1 << (t & 7))) !== 0) this.at(buf, i, c, d, hit);
+  /** Sets the bit of every trigram (any case) matching a, b, c; −1 is any byte. */
+  private markTri(a: number, b: number, c: number): void {
+    for (const v0 of variants(a)) {
+      for (const v1 of variants(b)) {
+        for (const v2 of variants(c)) {
+          const t = (v0 << 16) | (v1 << 8) | v2;
+          this.tri[t >>> 3] = (this.tri[t >>> 3] ?? 0) | (1 << (t & 7));
+          const b = t >>> 8;
+          this.pair[b >>> 3] = (this.pair[b >>> 3] ?? 0) | (1 << (b & 7));
         }
       }
-      c = d;
     }
-    // At the last byte the "next" byte is 0: one-byte keywords are still flagged there.
-    if (flag[c << 8] === SHORT) this.at(buf, last, c, 0, hit);
   }
 
-  private at(buf: Buffer, i: number, rawC: number, rawD: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
-    const c = LOWER[rawC] ?? 0;
-    const bg = (c << 8) | (LOWER[rawD] ?? 0);
+  private markFlag(a: number, b: number, bit: number): void {
+    for (const v0 of variants(a)) for (const v1 of variants(b)) this.flag[(v0 << 8) | v1] = (this.flag[(v0 << 8) | v1] ?? 0) | bit;
+  }
+
+  /** Calls `hit(position, entry)` for every keyword occurrence starting in [from, buf.length),
+   * in position order. */
+  scan(buf: Buffer, from: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
+    const n = buf.length;
+    if (from >= n) return;
+    // The tables hold every case variant, so the hot loop reads raw bytes only. Indexes are in
+    // bounds by construction; `as number` keeps the loop free of the undefined checks that
+    // noUncheckedIndexedAccess would otherwise add per byte.
+    const pair = this.pair;
+    const tri = this.tri;
+    const end = n - 2;
+    let last = from - 1; // the highest start already checked: each start is checked once, in order
+    for (let p = from; p < end; p += 2) {
+      const b = ((buf[p] as number) << 8) | (buf[p + 1] as number);
+      if (((pair[b >>> 3] as number) & (1 << (b & 7))) === 0) continue;
+      const t = (b << 8) | (buf[p + 2] as number);
+      if (((tri[t >>> 3] as number) & (1 << (t & 7))) !== 0) last = this.candidates(buf, p, last, hit);
+    }
+    // Starts whose trigram would reach past the end: checked one by one.
+    for (let c = Math.max(last + 1, n - 3, from); c < n; c++) this.at(buf, c, hit);
+  }
+
+  private candidates(buf: Buffer, p: number, last: number, hit: (pos: number, e: KeywordEntry<T>) => void): number {
+    const f = this.flag[((buf[p] as number) << 8) | (buf[p + 1] as number)] as number;
+    if ((f & M) !== 0 && p - 1 > last) {
+      this.at(buf, p - 1, hit);
+      last = p - 1;
+    }
+    if ((f & P) !== 0 && p > last) {
+      this.at(buf, p, hit);
+      last = p;
+    }
+    if ((f & N) !== 0) {
+      this.at(buf, p + 1, hit);
+      last = p + 1;
+    }
+    return last;
+  }
+
+  /** Every keyword starting at i, checked exactly. */
+  private at(buf: Buffer, i: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
+    const c = LOWER[buf[i] as number] as number;
     const s = this.single[c];
     if (s !== undefined) for (const e of s) hit(i, e);
     if (i + 1 >= buf.length) return;
-    const list = this.byBigram[bg];
+    const list = this.byBigram[(c << 8) | (LOWER[buf[i + 1] as number] as number)];
     if (list !== undefined) for (const e of list) if (matchesAt(buf, i, e.bytes)) hit(i, e);
   }
 }
 
-/** A lower-case byte and its upper-case form (ASCII letters only). */
+/** A lower-case byte and its upper-case form (ASCII letters only); −1: every byte. */
 function variants(b: number): number[] {
+  if (b < 0) return ANY;
   return b >= 0x61 && b <= 0x7a ? [b, b - 0x20] : [b];
 }
 
