@@ -48,6 +48,9 @@ export function checkHostHeader(t: ResolvedTarget, hostHeader: string | undefine
   return t;
 }
 
+/** The Host header last found to match each tunnel. */
+const checkedHost = new WeakMap<Tunnel, string>();
+
 export function targetInTunnel(tunnel: Tunnel, url: string, hostHeader: string | undefined): ResolvedTarget {
   if (tunnel.mismatch) throw new TurretError('misdirected_request', tunnel.mismatch);
   let path = url;
@@ -59,6 +62,9 @@ export function targetInTunnel(tunnel: Tunnel, url: string, hostHeader: string |
     path = abs.path;
   }
   if (hostHeader === undefined) throw new TurretError('bad_request', 'a request inside a tunnel needs a Host header');
+  // Keep-alive requests in a tunnel repeat its Host header: the one spelling already checked
+  // against this tunnel is not parsed again (parseAuthority is a pure function of the text).
+  if (checkedHost.get(tunnel) === hostHeader) return { scheme: 'https', host: tunnel.host, port: tunnel.port, path: checkPath(path) };
   let host;
   try {
     host = parseAuthority(hostHeader, 443);
@@ -68,5 +74,6 @@ export function targetInTunnel(tunnel: Tunnel, url: string, hostHeader: string |
   if (host.host !== tunnel.host || host.port !== tunnel.port) {
     throw new TurretError('misdirected_request', `Host ${host.host}:${host.port} does not match the tunnel to ${tunnel.host}:${tunnel.port}`);
   }
+  checkedHost.set(tunnel, hostHeader);
   return { scheme: 'https', host: tunnel.host, port: tunnel.port, path: checkPath(path) };
 }
