@@ -59,6 +59,8 @@ export class AuthThrottle {
 
   /** Seconds to wait before this address may try a credential again; 0 = may try now. */
   retryAfterS(address: string | undefined, now: number = Date.now()): number {
+    // No address has failed lately (the usual case): nothing to parse or look up.
+    if (this.buckets.size === 0) return 0;
     const b = this.refill(throttleKey(address), now);
     if (!b || b.tokens >= 1) return 0;
     return Math.max(1, Math.ceil(((1 - b.tokens) * this.refillMs) / 1000));

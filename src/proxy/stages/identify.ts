@@ -5,7 +5,7 @@
  * (`turret env --agent NAME` prints it). Comparison is constant-time over digests. On container
  * networks an agent may instead be known by its source address (`sources:`, net/sources.ts).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { TurretError } from '../../core/errors.js';
 import { sourceTableFor } from '../../net/sources.js';
@@ -19,10 +19,34 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
 
+// Per request, plain HTTP authenticates every request: the derived credential (an HMAC) and the
+// digest of the expected token are kept instead of recomputed (~4% of a plain HTTP request's
+// CPU, docs/benchmarks.md "Hot path"). Both are functions of values that are themselves looked
+// up per request (the key ring, the agent's token source), so a rotated token is used at once.
+const MAX_KEPT = 1024;
+const derived = new WeakMap<KeyRing, Map<string, string>>();
+const expectedDigests = new Map<string, Buffer>();
+/** What an unknown agent's credential is compared with (random: no token digests to it). */
+const NO_AGENT_DIGEST = digest(`\0unknown\0${randomBytes(32).toString('hex')}`);
+
+function keep<V>(m: Map<string, V>, k: string, make: () => V): V {
+  let v = m.get(k);
+  if (v === undefined) {
+    v = make();
+    if (m.size >= MAX_KEPT) m.clear();
+    m.set(k, v);
+  }
+  return v;
+}
+
 export function expectedToken(policy: Policy, ring: KeyRing, values: SecretValues, agent: string): string | null {
   const def = policy.agents.get(agent);
   if (!def) return null;
-  if (def.token === null) return derivedAgentToken(ring, agent);
+  if (def.token === null) {
+    let m = derived.get(ring);
+    if (!m) derived.set(ring, (m = new Map()));
+    return keep(m, agent, () => derivedAgentToken(ring, agent));
+  }
   return values.load(`agent:${agent}`, def.token)?.reveal() ?? null;
 }
 
@@ -48,8 +72,8 @@ export function identifyAgent(headers: IncomingHttpHeaders, policy: Policy, ring
   const agent = decoded.slice(0, colon);
   const token = decoded.slice(colon + 1);
   const expected = expectedToken(policy, ring, values, agent);
-  // Compare even for unknown agents so timing does not reveal which names exist.
-  const ok = timingSafeEqual(digest(token), digest(expected ?? `\0unknown\0${token}x`));
+  // Compare even for unknown agents (one digest either way) so timing does not reveal which names exist.
+  const ok = timingSafeEqual(digest(token), expected === null ? NO_AGENT_DIGEST : keep(expectedDigests, expected, () => digest(expected)));
   if (!expected || !ok) throw new TurretError('proxy_auth_invalid', 'unknown agent or wrong agent credential');
   return agent;
 }
