@@ -8,8 +8,8 @@
  *
  * Reports throughput (MB/s, curl's average download speed) and the proxy's peak RSS (VmHWM of
  * the turret process, MB; one process per mode so each peak is its own). Also the scrubber alone
- * (in-process stream, 16 KiB chunks as the proxy sees them from TLS) on the same bodies, to
- * separate scanning from proxying.
+ * (in process, 16 KiB chunks as the proxy sees them from TLS; see inProcess) on the same bodies,
+ * to separate scanning from proxying.
  *
  * Knobs for short A/B runs of the scrubber alone (docs/benchmarks.md, "Scrubbing"):
  *   BENCH_SCRUB_ALONE=1        skip the proxy part
@@ -24,6 +24,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import * as patternsHere from '../src/scrub/patterns.js';
 import * as scrubberHere from '../src/scrub/scrubber.js';
 import { cleanEnv, startTurret, type TurretProc } from '../test/helpers/turret.js';
@@ -113,30 +115,39 @@ function download(t: TurretProc, token: string, url: string): Promise<number> {
   });
 }
 
-/** The scrubber alone: default set + one known secret, `body` repeated to ALONE_TOTAL bytes. */
-function inProcess(body: Buffer, mods: { scrubber: ScrubberModule; patterns: PatternsModule }): Promise<{ wall: number; cpu: number }> {
+/**
+ * The scrubber alone: default set + one known secret, `body` repeated to ALONE_TOTAL bytes in
+ * CHUNK-byte pieces. `engine`: synchronous writes to the incremental engine (every chunk scanned
+ * on its own: the worst case). `stream`: a pipeline source → scrub stream → a sink that completes
+ * each write on the next turn of the event loop, as a socket does, so backpressure (and with it
+ * the stream's `_writev` coalescing) happens as it does in the proxy.
+ */
+async function inProcess(body: Buffer, mods: { scrubber: ScrubberModule; patterns: PatternsModule }, mode: 'engine' | 'stream'): Promise<{ wall: number; cpu: number }> {
   const s = mods.scrubber.compileScrubber({
     secrets: [{ name: 'b', value: `fake_${randomBytes(16).toString('hex')}`, replacement: 'H' }],
     patterns: mods.patterns.compilePatterns(mods.patterns.BUILTIN_PATTERNS),
   });
-  const st = s.createStream();
-  st.resume();
+  function* chunks(): Generator<Buffer> {
+    for (let sent = 0; sent < ALONE_TOTAL;) {
+      const off = sent % body.length;
+      const n = Math.min(CHUNK, ALONE_TOTAL - sent, body.length - off);
+      yield body.subarray(off, off + n);
+      sent += n;
+    }
+  }
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  for (let sent = 0; sent < ALONE_TOTAL;) {
-    const off = sent % body.length;
-    const n = Math.min(CHUNK, ALONE_TOTAL - sent, body.length - off);
-    st.write(body.subarray(off, off + n));
-    sent += n;
+  if (mode === 'engine') {
+    const inc = s.createIncremental();
+    for (const c of chunks()) inc.write(c);
+    inc.end();
+  } else {
+    const sink = new Writable({ write: (_c, _e, cb) => setImmediate(cb) });
+    await pipeline(Readable.from(chunks()), s.createStream(), sink);
   }
-  st.end();
-  return new Promise((r) =>
-    st.on('end', () => {
-      const c = process.cpuUsage(c0);
-      const mb = ALONE_TOTAL / 1e6;
-      r({ wall: mb / ((performance.now() - t0) / 1000), cpu: mb / ((c.user + c.system) / 1e6) });
-    }),
-  );
+  const c = process.cpuUsage(c0);
+  const mb = ALONE_TOTAL / 1e6;
+  return { wall: mb / ((performance.now() - t0) / 1000), cpu: mb / ((c.user + c.system) / 1e6) };
 }
 
 async function alone(bodies: { json: Buffer; binary: Buffer }, out: Record<string, number>): Promise<void> {
@@ -150,16 +161,17 @@ async function alone(bodies: { json: Buffer; binary: Buffer }, out: Record<strin
     : undefined;
   for (let r = 1; r <= ROUNDS; r++) {
     for (const kind of ['json', 'binary'] as const) {
-      const label = kind === 'json' ? 'json' : 'binary';
-      for (const [who, mods] of base
-        ? ([
-            ['base ', base],
-            ['', here],
-          ] as const)
-        : ([['', here]] as const)) {
-        const m = await inProcess(bodies[kind], mods);
-        out[`round ${r} ${who}scrubber alone, ${label}: MB/s`] = m.wall;
-        out[`round ${r} ${who}scrubber alone, ${label}: MB per CPU s`] = m.cpu;
+      for (const mode of ['stream', 'engine'] as const) {
+        for (const [who, mods] of base
+          ? ([
+              ['base ', base],
+              ['', here],
+            ] as const)
+          : ([['', here]] as const)) {
+          const m = await inProcess(bodies[kind], mods, mode);
+          out[`round ${r} ${who}scrubber alone (${mode}), ${kind}: MB/s`] = m.wall;
+          out[`round ${r} ${who}scrubber alone (${mode}), ${kind}: MB per CPU s`] = m.cpu;
+        }
       }
     }
   }
