@@ -6,13 +6,15 @@
  *   json       — the default turret (everything scanned), pretty-printed JSON-like body
  *   binary     — the default turret, random bytes
  *
- * Reports throughput (MB/s, curl's average download speed) and the proxy's peak RSS (VmHWM of
+ * Reports throughput (MB/s, curl's average download speed; median over rounds in which the modes
+ * alternate), the proxy's CPU per MB (utime + stime of its process) and its peak RSS (VmHWM of
  * the turret process, MB; one process per mode so each peak is its own). Also the scrubber alone
  * (in process, 16 KiB chunks as the proxy sees them from TLS; see inProcess) on the same bodies,
  * to separate scanning from proxying.
  *
  * Knobs for short A/B runs of the scrubber alone (docs/benchmarks.md, "Scrubbing"):
  *   BENCH_SCRUB_ALONE=1        skip the proxy part
+ *   BENCH_SCRUB_PROXY_ROUNDS=3 downloads per mode through the proxy (modes alternated)
  *   BENCH_SCRUB_MB=100         MiB per in-process run
  *   BENCH_SCRUB_CHUNK=16384    bytes per write
  *   BENCH_SCRUB_ROUNDS=1       in-process runs per body (alternated with the base, if any)
@@ -35,6 +37,7 @@ const TOTAL = 100 * 1024 * 1024;
 const ALONE_TOTAL = Number(process.env.BENCH_SCRUB_MB ?? 100) * 1024 * 1024;
 const CHUNK = Number(process.env.BENCH_SCRUB_CHUNK ?? 16384);
 const ROUNDS = Number(process.env.BENCH_SCRUB_ROUNDS ?? 1);
+const PROXY_ROUNDS = Number(process.env.BENCH_SCRUB_PROXY_ROUNDS ?? 3);
 
 type ScrubberModule = Pick<typeof scrubberHere, 'compileScrubber'>;
 type PatternsModule = Pick<typeof patternsHere, 'BUILTIN_PATTERNS' | 'compilePatterns'>;
@@ -78,6 +81,17 @@ settings:
   dns_hosts:
     big.turret.test: [127.0.0.1]
 ${scanned ? '' : 'scrub:\n  content_types: [text/plain]\n'}`;
+}
+
+/** utime + stime of the turret process, seconds (/proc/PID/stat fields 14 and 15, in ticks). */
+function cpuSeconds(t: TurretProc): number {
+  const f = readFileSync(`/proc/${t.proc.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? (s[(s.length - 1) / 2] ?? NaN) : ((s[s.length / 2 - 1] ?? 0) + (s[s.length / 2] ?? 0)) / 2;
 }
 
 function peakRssMb(t: TurretProc): number {
@@ -204,28 +218,51 @@ export async function benchScrub(): Promise<Record<string, number>> {
   });
   const out: Record<string, number> = {};
   const env = { BENCH_TOKEN: `fake_${randomBytes(16).toString('hex')}` };
+  const modes = [
+    ['unscrubbed', false, 'json'],
+    ['json', true, 'json'],
+    ['binary', true, 'binary'],
+  ] as const;
+  // One turret per mode, all running, downloads alternated (each round starts with another mode)
+  // so that every mode sees the same machine load; the ratio is the median of per-round ratios.
+  const turrets: { t: TurretProc; token: string; url: string }[] = [];
   try {
-    for (const [mode, scanned, kind] of [
-      ['unscrubbed', false, 'json'],
-      ['json', true, 'json'],
-      ['binary', true, 'binary'],
-    ] as const) {
+    for (const [, scanned, kind] of modes) {
       const t = await startTurret({ rules: { 'bench.yaml': rules(up.port, scanned) }, env, args: ['--admin', 'off'] });
-      try {
-        const e = await t.cli(['env', '--agent', 'bench']);
-        const token = /HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(e.stdout)?.[1] ?? '';
-        const url = `https://big.turret.test:${up.port}/${kind}`;
-        await download(t, token, url); // warm-up: leaf, pools, JIT
-        out[`proxy ${mode}: MB/s`] = await download(t, token, url);
-        out[`proxy ${mode}: peak RSS MB`] = peakRssMb(t);
-      } finally {
-        await t.stop();
+      const e = await t.cli(['env', '--agent', 'bench']);
+      const token = /HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(e.stdout)?.[1] ?? '';
+      const url = `https://big.turret.test:${up.port}/${kind}`;
+      turrets.push({ t, token, url });
+      await download(t, token, url); // warm-up: leaf, pools, JIT
+    }
+    const speed: number[][] = modes.map(() => []);
+    const perCpu: number[][] = modes.map(() => []);
+    for (let r = 0; r < PROXY_ROUNDS; r++) {
+      for (let k = 0; k < modes.length; k++) {
+        const i = (r + k) % modes.length;
+        const x = turrets[i];
+        if (!x) continue;
+        const c0 = cpuSeconds(x.t);
+        speed[i]?.push(await download(x.t, x.token, x.url));
+        perCpu[i]?.push(TOTAL / 1e6 / (cpuSeconds(x.t) - c0));
       }
     }
+    modes.forEach(([mode], i) => {
+      out[`proxy ${mode}: MB/s (median of ${PROXY_ROUNDS})`] = median(speed[i] ?? []);
+      out[`proxy ${mode}: MB/s min`] = Math.min(...(speed[i] ?? []));
+      out[`proxy ${mode}: MB/s max`] = Math.max(...(speed[i] ?? []));
+      out[`proxy ${mode}: MB per proxy CPU s (median)`] = median(perCpu[i] ?? []);
+      const x = turrets[i];
+      if (x) out[`proxy ${mode}: peak RSS MB`] = peakRssMb(x.t);
+    });
+    const ratios = (speed[1] ?? []).map((v, r) => v / (speed[0]?.[r] ?? Infinity));
+    out['ratio json scrubbed / unscrubbed (median of per-round ratios)'] = median(ratios);
+    out['ratio json scrubbed / unscrubbed, min'] = Math.min(...ratios);
+    out['ratio json scrubbed / unscrubbed, max'] = Math.max(...ratios);
   } finally {
+    for (const x of turrets) await x.t.stop();
     await up.close();
   }
-  out['ratio json scrubbed / unscrubbed'] = (out['proxy json: MB/s'] ?? 0) / (out['proxy unscrubbed: MB/s'] ?? 1);
   await alone(bodies, out);
   return out;
 }

@@ -19,6 +19,9 @@ const CTX = 64;
 /** After a forced cut, at most this many following token-alphabet bytes are dropped. */
 const SWALLOW_CAP = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
+/** A kept tail may stay a view into a buffer the engine allocated itself up to this size;
+ * beyond it (or when the buffer is the caller's chunk) the tail is copied out. */
+const PIN_LIMIT = 256 * 1024;
 
 interface Range {
   s: number;
@@ -29,6 +32,8 @@ interface Range {
 
 export class ScrubEngine {
   private pending: Buffer = EMPTY;
+  /** pending is a view into a buffer this engine allocated (a concat or a copy). */
+  private owned = false;
   private ctxLen = 0;
   private block: { p: CompiledPattern; dropped: number } | undefined;
   private swallowLeft = 0;
@@ -55,7 +60,8 @@ export class ScrubEngine {
   }
 
   write(chunk: Buffer): Buffer {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.owned = this.pending.length > 0;
+    this.pending = this.owned ? Buffer.concat([this.pending, chunk]) : chunk;
     const out = this.run(false);
     this.peak = Math.max(this.peak, this.held);
     return out;
@@ -115,8 +121,13 @@ export class ScrubEngine {
       if (held === 0 || (!final && held < 2 * this.w && held <= this.maxHold)) break;
       if (!this.stepNormal(final, out)) break;
     }
-    // Copy what is kept: a subarray would pin the whole (possibly huge) chunk it came from.
-    if (this.pending.length > 0) this.pending = Buffer.from(this.pending);
+    // Copy what is kept unless it is a view into our own concat of modest size: a subarray of the
+    // caller's chunk would pin the whole (possibly huge) chunk, and it is the caller's. Nothing
+    // ever writes into pending, so a view stays valid while the emitted parts are in flight.
+    if (this.pending.length > 0 && (!this.owned || this.pending.buffer.byteLength > PIN_LIMIT)) {
+      this.pending = Buffer.from(this.pending);
+      this.owned = true;
+    }
     return out.length === 1 ? (out[0] ?? EMPTY) : Buffer.concat(out);
   }
 
