@@ -4,7 +4,8 @@
  * write() is synchronous and cheap: it scrubs, normalises, assigns `seq`, hashes (one small
  * sha256) and queues the line. One background loop appends queued lines in order, so a slow disk
  * never blocks the event loop per record and the chain order is the order of write() calls.
- * close() (or flush()) waits for the queue to reach the file.
+ * A batch starts BATCH_DELAY_MS after its first record, so busy periods append many lines per
+ * file check and write. close() (or flush()) waits for the queue to reach the file.
  *
  * Rotation is by size and happens between records, so a record is never split across files:
  * path → path.1 → path.2 … path.<maxFiles>; the oldest is overwritten. The chain continues
@@ -51,6 +52,8 @@ export interface AuditLog extends AuditSink {
 
 export const DEFAULT_AUDIT_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_AUDIT_MAX_FILES = 10;
+/** How long the first queued record waits for more before a batch is appended (see kick()). */
+export const BATCH_DELAY_MS = 5;
 
 /**
  * Scrubs a record. If the scrubber itself throws, the record is reduced to fields that carry no
@@ -196,9 +199,13 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     }
   }
 
+  // A batch's file check (an fstat and a stat) and append are three thread-pool round trips,
+  // ~170-240 µs of process CPU whatever the batch holds (docs/benchmarks.md, "Hot path"): the
+  // first record of a batch waits BATCH_DELAY_MS for the ones behind it. A crash can lose the
+  // records queued and not yet appended: up to BATCH_DELAY_MS of them plus the batch in flight.
   function kick(): void {
     if (running !== null) return;
-    running = drain().finally(() => {
+    running = new Promise<void>((resolve) => setTimeout(resolve, BATCH_DELAY_MS)).then(drain).finally(() => {
       running = null;
       // Lines queued while the last append was finishing.
       if (queue.length > 0) kick();
