@@ -18,7 +18,7 @@ import { DEFAULT_ADMIN_LISTEN, readiness, startAdminServer, type AdminServer, ty
 import { Runtime } from '../proxy/runtime.js';
 import { startProxyServer } from '../proxy/listen/server.js';
 import { KEY_FILE, loadKeyRing } from '../secrets/keys.js';
-import { referHandles } from '../secrets/handle-ref.js';
+import { recordLine } from '../proxy/record-line.js';
 import { caKeyMode, caPaths, loadOrCreateCa } from '../tls/ca.js';
 import { adminToken, agentCredentials, countedSink, fileMode, lastWins, parseDrainTimeout, type OpsOptions } from './start-ops.js';
 import { parseLimits } from './limits.js';
@@ -99,9 +99,9 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   // Strings this scrubber already left unchanged (most of a record's keys and values) are not
   // scanned again (proxy/clean-strings.ts).
   function lineScrubber(): (s: string) => string {
-    if (!rt.ready) return (s) => referHandles(ring, s);
+    if (!rt.ready) return (s) => recordLine(ring, null, s);
     const scrubber = rt.state.scrubbers.get();
-    const full = (s: string): string => referHandles(ring, scrubber.scrubString(s).text);
+    const full = (s: string): string => recordLine(ring, scrubber, s);
     return (s) => scrubUnlessClean(scrubber, s, full);
   }
   function scrubLine(s: string): string {

@@ -3,7 +3,7 @@
  * `Runtime.state` is replaced atomically: a request reads it once at its start and keeps that
  * snapshot to the end, so a reload never changes the rules under a running request.
  */
-import { referHandles } from '../secrets/handle-ref.js';
+import { recordLine } from './record-line.js';
 import { TurretError } from '../core/errors.js';
 import tls from 'node:tls';
 import type { AuditSink } from '../audit/writer.js';
@@ -114,8 +114,8 @@ export class Runtime {
   constructor(o: RuntimeOptions) {
     this.ca = o.ca;
     this.ring = o.ring;
-    // The same line filter as the audit log and logs (cli/start.ts): secrets scrubbed, handles → ids.
-    this.feed = new RecordFeed((s) => referHandles(this.ring, this.ready ? this.state.scrubbers.get().scrubString(s).text : s));
+    // The same line filter as the audit log and logs (cli/start.ts): handles → ids, secrets scrubbed.
+    this.feed = new RecordFeed((s) => recordLine(this.ring, this.ready ? this.state.scrubbers.get() : null, s));
     this.audit = teeToFeed(o.audit, this.feed);
     this.metrics = o.metrics;
     this.log = o.log;
