@@ -17,8 +17,7 @@ export interface KeywordEntry<T> {
 /*
  * The loop steps two bytes at a time: at every second offset p from `from` it reads bytes
  * p … p + 3 as one number and looks up the trigram (p, p + 1, p + 2) in a bit set (behind an 8 KiB
- * bit set over its first two bytes, which stays in L1 where the 2 MiB trigram set would miss the
- * cache on binary data). Every keyword occurrence at c overlaps such a trigram in a known way, so
+ * bit set over its first two bytes, which stays in L1; the trigram set is compacted per bigram). Every keyword occurrence at c overlaps such a trigram in a known way, so
  * the set holds, for each keyword (any ASCII case, `·` = any byte):
  *
  *   start p:      (k0, k1, k2), or (k0, k1, ·) for a two-byte keyword, (k0, ·, ·) for one byte
@@ -51,11 +50,15 @@ export class KeywordIndex<T> {
   private readonly byBigram: (KeywordEntry<T>[] | undefined)[] = new Array<KeywordEntry<T>[] | undefined>(65536).fill(undefined);
   /** Per raw bigram (any ASCII case): the P/M/N bits above (64 KiB). */
   private readonly flag = new Uint8Array(65536);
-  /** Bit set over raw bigrams that begin a set trigram (8 KiB, stays in L1): read first, so the
-   * trigram set (2 MiB, random access on binary data) is touched only behind it. */
+  /** Bit set over raw bigrams that begin a set trigram (8 KiB, stays in L1): read first. */
   private readonly pair = new Uint8Array(1 << 13);
-  /** Bit set over raw trigrams (2 MiB). */
-  private readonly tri = new Uint8Array(1 << 21);
+  /** The trigram set, compacted: for each bigram in `pair`, a 256-bit set of third bytes at
+   * `third[32 · slot[bigram] …]`. A flat 2 MiB trigram set missed the cache on binary data
+   * (random bigrams), more so in the proxy where TLS evicts it; this is 256 KiB plus 32 bytes per
+   * set bigram (~75 KiB for the built-in set and one secret), and only the slots of bigrams that
+   * occur are touched. */
+  private readonly slot = new Int32Array(65536);
+  private readonly third: Uint8Array;
   /** Bit set over raw bigrams (any case) where a keyword can start: its first two bytes, or its
    * one byte and anything. A set trigram bit is checked against it before the exact check. */
   private readonly start = new Uint8Array(1 << 13);
@@ -63,6 +66,7 @@ export class KeywordIndex<T> {
 
   constructor(keywords: ReadonlyMap<string, T[]>) {
     let n = 0;
+    const tri = new Uint8Array(1 << 21); // (bigram << 8 | third byte), compacted below
     for (const [k, items] of keywords) {
       const bytes = Buffer.from(k.toLowerCase(), 'utf8');
       if (bytes.length === 0) continue;
@@ -73,7 +77,7 @@ export class KeywordIndex<T> {
       if (bytes.length === 1) (this.single[b0] ??= []).push(e);
       else (this.byBigram[(b0 << 8) | b1] ??= []).push(e);
       // Start p: the keyword's first three bytes (wildcards past its end).
-      this.markTri(b0, b1, b2);
+      this.markTri(tri, b0, b1, b2);
       for (const v0 of variants(b0)) {
         for (const v1 of variants(b1)) {
           const b = (v0 << 8) | v1;
@@ -82,26 +86,30 @@ export class KeywordIndex<T> {
       }
       this.markFlag(b0, b1, P);
       if (bytes.length === 1) {
-        this.markTri(-1, b0, -1);
+        this.markTri(tri, -1, b0, -1);
         this.markFlag(-1, b0, N);
       } else {
-        this.markTri(b1, b2, b3);
+        this.markTri(tri, b1, b2, b3);
         this.markFlag(b1, b2, M);
       }
     }
     this.size = n;
+    let slots = 0;
+    for (let b = 0; b < 65536; b++) if (((this.pair[b >>> 3] ?? 0) & (1 << (b & 7))) !== 0) this.slot[b] = slots++;
+    this.third = new Uint8Array(32 * slots);
+    for (let b = 0; b < 65536; b++) if (((this.pair[b >>> 3] ?? 0) & (1 << (b & 7))) !== 0) this.third.set(tri.subarray(b * 32, b * 32 + 32), 32 * (this.slot[b] ?? 0));
   }
 
   /** Sets the bit of every trigram (any case) matching a, b, c; −1 is any byte. */
-  private markTri(a: number, b: number, c: number): void {
+  private markTri(tri: Uint8Array, a: number, b: number, c: number): void {
     for (const v0 of variants(a)) {
       for (const v1 of variants(b)) {
         for (const v2 of variants(c)) {
-          // Little-endian order (byte p lowest): the loop reads four bytes as one number.
-          const t = v0 | (v1 << 8) | (v2 << 16);
-          this.tri[t >>> 3] = (this.tri[t >>> 3] ?? 0) | (1 << (t & 7));
-          const b = t & 0xffff;
-          this.pair[b >>> 3] = (this.pair[b >>> 3] ?? 0) | (1 << (b & 7));
+          // Bigrams in little-endian order (byte p lowest): the loop reads four bytes as one number.
+          const g = v0 | (v1 << 8);
+          const t = (g << 8) | v2;
+          tri[t >>> 3] = (tri[t >>> 3] ?? 0) | (1 << (t & 7));
+          this.pair[g >>> 3] = (this.pair[g >>> 3] ?? 0) | (1 << (g & 7));
         }
       }
     }
@@ -120,7 +128,8 @@ export class KeywordIndex<T> {
     // bounds by construction; `as number` keeps the loop free of the undefined checks that
     // noUncheckedIndexedAccess would otherwise add per byte.
     const pair = this.pair;
-    const tri = this.tri;
+    const slot = this.slot;
+    const third = this.third;
     // Four bytes per read (p … p + 3, little-endian: byte p lowest); V8 compiles DataView reads
     // to single unaligned loads.
     const dv = new DataView(buf.buffer, buf.byteOffset, n);
@@ -130,8 +139,8 @@ export class KeywordIndex<T> {
       const v = dv.getUint32(p, true);
       const b = v & 0xffff;
       if (((pair[b >>> 3] as number) & (1 << (b & 7))) === 0) continue;
-      const t = v & 0xffffff;
-      if (((tri[t >>> 3] as number) & (1 << (t & 7))) !== 0) last = this.candidates(buf, p, last, hit);
+      const c = (v >>> 16) & 0xff;
+      if (((third[((slot[b] as number) << 5) | (c >>> 3)] as number) & (1 << (c & 7))) !== 0) last = this.candidates(buf, p, last, hit);
     }
     // Starts whose four-byte read would reach past the end: checked one by one.
     for (let c = Math.max(last + 1, n - 4, from); c < n; c++) this.at(buf, c, hit);
