@@ -21,6 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SecretStore } from '../src/secrets/store.js';
+import type { Secret } from '../test/helpers/rules.js';
 import { closedLoop, httpClient, httpsClient, type Client } from './peers-load.js';
 import { startUpstreams, turretSubject, type Ports, type Subject } from './peers.js';
 import { procStats } from './peers-procs.js';
@@ -66,14 +67,14 @@ async function scenarios(s: Subject, ports: Ports, label: string, out: Record<st
 }
 
 /** 20 file secrets (written into `dir`) and 20 store secrets (`fillStore` once the turret made its key dir), bound to other hosts: they are scrubbed from every response. */
-export function manySecrets(dir: string): { entries: string[]; env: Record<string, string>; fillStore: (keyDir: string) => void } {
+export function manySecrets(dir: string): { entries: Secret[]; env: Record<string, string>; fillStore: (keyDir: string) => void } {
   const storeKey = randomBytes(32);
-  const entries: string[] = [];
+  const entries: Secret[] = [];
   for (let i = 0; i < 20; i++) {
     const f = path.join(dir, `tok${i}`);
     writeFileSync(f, `fake_file_${i}_${randomBytes(16).toString('hex')}\n`);
-    entries.push(`  - name: file-${i}\n    from: { file: ${JSON.stringify(f)} }\n    hosts: ["f${i}.example.test"]`);
-    entries.push(`  - name: store-${i}\n    from: { store: store-${i} }\n    hosts: ["s${i}.example.test"]`);
+    entries.push({ name: `file-${i}`, from: { file: f }, hosts: [`f${i}.example.test`] });
+    entries.push({ name: `store-${i}`, from: { store: `store-${i}` }, hosts: [`s${i}.example.test`] });
   }
   return {
     entries,

@@ -21,6 +21,7 @@ import tls from 'node:tls';
 import { startFaultUpstream, type FaultUpstream } from '../test/helpers/fault-upstream.js';
 import { agentToken, basic, rawConnect } from '../test/helpers/ops.js';
 import { readResponse } from '../test/helpers/raw-proxy.js';
+import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
 import { startTurret, type TurretProc } from '../test/helpers/turret.js';
 
 const TUNNELS = Number(process.env.BENCH_FAULTS_TUNNELS ?? 500);
@@ -28,21 +29,11 @@ const REQUESTS = Number(process.env.BENCH_FAULTS_REQUESTS ?? 2_000);
 const HUNG = 200;
 const SETTLE_MS = 3_000;
 
-const RULES = (tlsCa: string): string => `
-agents:
-  - name: agent-a
-  - name: agent-b
-rules:
-  - name: up
-    methods: [read]
-    schemes: [http, https]
-    hosts: ["up.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(tlsCa)}
-  dns_hosts:
-    up.turret.test: [127.0.0.1]
-`;
+const RULES: RuleFile = {
+  agents: ['agent-a', 'agent-b'],
+  rules: [{ name: 'up', methods: ['read'], schemes: ['http', 'https'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['up.turret.test'],
+};
 
 function fds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
@@ -68,7 +59,7 @@ async function openTunnel(t: TurretProc, up: FaultUpstream, auth: string, ca: Bu
 async function benchTunnels(out: Record<string, number>): Promise<void> {
   const up = await startFaultUpstream();
   const t = await startTurret({
-    rules: { 'r.yaml': RULES(path.resolve('test/fixtures/upstream-ca.crt')) },
+    rules: { 'r.yaml': RULES },
     args: ['--limit', `max_tunnels_per_agent=${TUNNELS + 10}`],
   });
   const open: tls.TLSSocket[] = [];
@@ -138,7 +129,7 @@ async function agentB(t: TurretProc, up: FaultUpstream, auth: string): Promise<n
 
 async function benchStarve(out: Record<string, number>): Promise<void> {
   const up = await startFaultUpstream();
-  const t = await startTurret({ rules: { 'r.yaml': RULES(path.resolve('test/fixtures/upstream-ca.crt')) } });
+  const t = await startTurret({ rules: { 'r.yaml': RULES } });
   const hung: net.Socket[] = [];
   try {
     const authA = basic('agent-a', await agentToken(t, 'agent-a'));

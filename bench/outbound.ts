@@ -19,22 +19,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { compileScrubber } from '../src/scrub/scrubber.js';
 import { cleanEnv, startTurret, type TurretProc } from '../test/helpers/turret.js';
-import { FIXTURES, UPSTREAM_CA_FILE } from '../test/helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
+import { FIXTURES } from '../test/helpers/upstream.js';
 
 const TOTAL = 32 * 1024 * 1024;
 const ROUNDS = 6;
 
-function rules(port: number, secrets: number): string {
-  const defs = Array.from({ length: secrets }, (_v, i) => `  - { name: s${i}, from: { env: BENCH_S${i} }, hosts: ["big.turret.test:*"] }`).join('\n');
-  return `
-agents: [{ name: bench }]
-${secrets > 0 ? `secrets:\n${defs}` : ''}
-rules:
-  - { name: up, methods: [write], hosts: ["big.turret.test:${port}"], unsafe_addresses: [127.0.0.1/32] }
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { big.turret.test: [127.0.0.1] }
-`;
+function rules(port: number, secrets: number): RuleFile {
+  return {
+    agents: ['bench'],
+    ...(secrets > 0 ? { secrets: Array.from({ length: secrets }, (_v, i) => ({ name: `s${i}`, from: { env: `BENCH_S${i}` }, hosts: ['big.turret.test:*'] })) } : {}),
+    rules: [{ name: 'up', methods: ['write'], hosts: [`big.turret.test:${port}`], unsafe_addresses: LOOPBACK }],
+    local: ['big.turret.test'],
+  };
 }
 
 function peakRssMb(t: TurretProc): number {

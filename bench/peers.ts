@@ -29,6 +29,7 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTurret, cleanEnv } from '../test/helpers/turret.js';
+import { LOOPBACK, type RuleFile, type Secret } from '../test/helpers/rules.js';
 import { UPSTREAM_CA_FILE } from '../test/helpers/upstream.js';
 import { closedLoop, download, firstRequests, httpClient, httpsClient, type Client, type Route } from './peers-load.js';
 import { procStats, runWrk, startMitmdump, startRelay, startSquid, startTinyproxy, type PeerProc } from './peers-procs.js';
@@ -61,25 +62,14 @@ export function startUpstreams(): Promise<{ ports: Ports; stop: () => void }> {
 }
 
 // unsafe_addresses needs exact host names (no "*." patterns), so every name is listed.
-export function turretRules(scrub: boolean, extraSecrets: readonly string[] = []): string {
-  return `
-agents:
-  - name: bench
-secrets:
-  - name: bench-token
-    from: { env: BENCH_TOKEN }
-    hosts: ["${HOST}:*"]
-${extraSecrets.join('\n')}
-rules:
-  - name: bench
-    methods: [read]
-    hosts: [${[HOST, ...hostNames].map((h) => `"${h}:*"`).join(', ')}]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-${[HOST, ...hostNames].map((h) => `    ${h}: [127.0.0.1]`).join('\n')}
-${scrub ? '' : 'scrub:\n  content_types: [text/plain]\n'}`;
+export function turretRules(scrub: boolean, extraSecrets: readonly Secret[] = []): RuleFile {
+  return {
+    agents: ['bench'],
+    secrets: [{ name: 'bench-token', from: { env: 'BENCH_TOKEN' }, hosts: [`${HOST}:*`] }, ...extraSecrets],
+    rules: [{ name: 'bench', methods: ['read'], hosts: [HOST, ...hostNames].map((h) => `${h}:*`), unsafe_addresses: LOOPBACK }],
+    ...(scrub ? {} : { scrub: { content_types: ['text/plain'] } }),
+    local: [HOST, ...hostNames],
+  };
 }
 
 /** What one subject (direct, or a proxy) is asked to do, and how to reach it. */
@@ -168,7 +158,7 @@ async function measure(s: Subject, ports: Ports): Promise<Row[]> {
 
 /** `extraEnv` lets bench/peers-profile.ts pass NODE_OPTIONS (e.g. --cpu-prof) to the turret process. */
 /**
- * `extraSecrets`: secret entries (YAML list items) added beside bench-token, e.g. the file and
+ * `extraSecrets`: secrets added beside bench-token, e.g. the file and
  * store secrets of bench/cpu.ts; `beforeStart` may write their files into the turret's dir.
  */
 export async function turretSubject(
@@ -176,7 +166,7 @@ export async function turretSubject(
   scrub: boolean,
   name: string,
   extraEnv: Record<string, string> = {},
-  extraSecrets: readonly string[] = [],
+  extraSecrets: readonly Secret[] = [],
 ): Promise<{ subject: Subject; stop: () => Promise<void>; caDir: string }> {
   const t = await startTurret({
     rules: { 'bench.yaml': turretRules(scrub, extraSecrets) },

@@ -7,11 +7,12 @@
  * loopback address of its own); loopback only.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeRules } from '../test/helpers/rules.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = path.join(ROOT, 'dist/main.js');
@@ -54,15 +55,17 @@ export async function benchSandbox(): Promise<Record<string, number>> {
   });
   await new Promise<void>((r) => server.listen(443, ADDR, () => r()));
   const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-sbx-'));
-  mkdirSync(path.join(dir, 'rules'));
   const work = path.join(dir, 'work');
   mkdirSync(work);
   chmodSync(work, 0o777);
   chmodSync(dir, 0o755);
-  writeFileSync(
-    path.join(dir, 'rules/r.yaml'),
-    `agents: [{ name: bench }]\nrules:\n  - name: b\n    methods: [read]\n    hosts: ["bench.turret.test:443"]\n    unsafe_addresses: [${ADDR}/32]\nsettings:\n  upstream_ca_file: ${JSON.stringify(path.join(FIX, 'upstream-ca.crt'))}\n  dns_hosts:\n    bench.turret.test: [${ADDR}]\n`,
-  );
+  writeRules(path.join(dir, 'rules'), {
+    'r.yaml': {
+      agents: ['bench'],
+      rules: [{ name: 'b', methods: ['read'], hosts: ['bench.turret.test:443'], unsafe_addresses: [`${ADDR}/32`] }],
+      local: { 'bench.turret.test': ADDR },
+    },
+  });
   const common = ['--rules', path.join(dir, 'rules'), '--ca', path.join(dir, 'ca')];
   const turret = spawn(process.execPath, [MAIN, 'start', ...common, '--listen', '127.0.0.1:0', '--admin', 'off', '--audit', path.join(dir, 'audit.jsonl'), '--log-level', 'info'], {
     stdio: ['ignore', 'ignore', 'pipe'],

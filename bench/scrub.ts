@@ -31,7 +31,8 @@ import { pipeline } from 'node:stream/promises';
 import * as patternsHere from '../src/scrub/patterns.js';
 import * as scrubberHere from '../src/scrub/scrubber.js';
 import { cleanEnv, startTurret, type TurretProc } from '../test/helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE } from '../test/helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
+import { startUpstream } from '../test/helpers/upstream.js';
 
 const TOTAL = 100 * 1024 * 1024;
 const ALONE_TOTAL = Number(process.env.BENCH_SCRUB_MB ?? 100) * 1024 * 1024;
@@ -63,24 +64,14 @@ function jsonBlock(): Buffer {
   return Buffer.from(`${items.join(',\n')},\n`);
 }
 
-function rules(port: number, scanned: boolean): string {
-  return `
-agents:
-  - name: bench
-secrets:
-  - name: bench-token
-    from: { env: BENCH_TOKEN }
-    hosts: ["big.turret.test:*"]
-rules:
-  - name: big
-    methods: [read]
-    hosts: ["big.turret.test:${port}"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    big.turret.test: [127.0.0.1]
-${scanned ? '' : 'scrub:\n  content_types: [text/plain]\n'}`;
+function rules(port: number, scanned: boolean): RuleFile {
+  return {
+    agents: ['bench'],
+    secrets: [{ name: 'bench-token', from: { env: 'BENCH_TOKEN' }, hosts: ['big.turret.test:*'] }],
+    rules: [{ name: 'big', methods: ['read'], hosts: [`big.turret.test:${port}`], unsafe_addresses: LOOPBACK }],
+    ...(scanned ? {} : { scrub: { content_types: ['text/plain'] } }),
+    local: ['big.turret.test'],
+  };
 }
 
 /** utime + stime of the turret process, seconds (/proc/PID/stat fields 14 and 15, in ticks). */

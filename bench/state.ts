@@ -18,6 +18,7 @@ import type { LimitCheck } from '../src/policy/ratelimit.js';
 import { LocalState } from '../src/state/local.js';
 import { RedisState } from '../src/state/redis.js';
 import { startRedis, type RedisServer } from '../test/helpers/redis.js';
+import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
 import { startTurret } from '../test/helpers/turret.js';
 import { startUpstreams, type Ports } from './peers.js';
 import { runWrk } from './peers-procs.js';
@@ -26,17 +27,14 @@ const HOST = 'echo.turret.test';
 const RUNS = 3;
 const SECONDS = 4;
 
-function rules(limit: boolean, redisUrl: string | null): string {
-  return `
-agents: [{ name: bench }]
-rules:
-  - name: bench
-    methods: [read]
-    hosts: ["${HOST}:*"]
-    unsafe_addresses: [127.0.0.1/32]
-${limit ? '    rate_limit: { requests: 1000000, per: 1s }\n' : ''}settings:
-  dns_hosts: { ${HOST}: [127.0.0.1] }
-${redisUrl ? `  shared_state: { url: "${redisUrl}" }\n` : ''}`;
+function rules(limit: boolean, redisUrl: string | null): RuleFile {
+  return {
+    agents: ['bench'],
+    rules: [{ name: 'bench', methods: ['read'], hosts: [`${HOST}:*`], unsafe_addresses: LOOPBACK, ...(limit ? { rate_limit: { requests: 1000000, per: '1s' } } : {}) }],
+    settings: redisUrl ? { shared_state: { url: redisUrl } } : {},
+    local: [HOST],
+    testCa: false,
+  };
 }
 
 async function throughput(ports: Ports, o: { limit: boolean; redis: RedisServer | null; workers: number }): Promise<{ rps: number; p50: number }> {

@@ -4,10 +4,12 @@
  * OS-chosen port. Collects stdout/stderr so tests can grep every output for secrets.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeDirs, type RuleFiles } from './rules.js';
+
+export { makeDirs };
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const MAIN = path.join(ROOT, 'dist/main.js');
@@ -37,14 +39,6 @@ export interface TurretProc {
   stop: () => Promise<void>;
 }
 
-export function makeDirs(rules: Record<string, string>): { dir: string; rulesDir: string; caDir: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'turret-it-'));
-  const rulesDir = path.join(dir, 'rules');
-  mkdirSync(rulesDir);
-  for (const [name, text] of Object.entries(rules)) writeFileSync(path.join(rulesDir, name), text);
-  return { dir, rulesDir, caDir: path.join(dir, 'ca') };
-}
-
 export function runCli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [MAIN, ...args], { cwd: o.cwd ?? ROOT, env: o.env ?? cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
@@ -60,7 +54,7 @@ export function runCli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEn
 
 /** `caDir`: an existing CA and key directory (another replica's copy, or the same one after a restart). */
 export async function startTurret(o: {
-  rules: Record<string, string>;
+  rules: RuleFiles;
   env?: Record<string, string>;
   args?: string[];
   caDir?: string;

@@ -11,26 +11,18 @@ import { curl, type CurlResult } from '../helpers/curl.js';
 import { adminPort, httpGet } from '../helpers/ops.js';
 import { basicAuth, rawConnect, rawRequest } from '../helpers/raw-proxy.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const SECRET = `fake_auth_${randomBytes(18).toString('hex')}`;
 
-function rules(): string {
-  return `
-agents: [{ name: a }]
-secrets:
-  - name: api
-    from: { env: T_API }
-    hosts: ["read.turret.test:*"]
-rules:
-  - name: reads
-    methods: [read]
-    hosts: ["read.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { read.turret.test: [127.0.0.1] }
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['a'],
+    secrets: [{ name: 'api', from: { env: 'T_API' }, hosts: ['read.turret.test:*'] }],
+    rules: [{ name: 'reads', methods: ['read'], hosts: ['read.turret.test:*'], unsafe_addresses: LOOPBACK }],
+    local: ['read.turret.test'],
+  };
 }
 
 describe('hostile agents: proxy credentials and handles in records', () => {

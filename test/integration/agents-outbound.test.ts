@@ -16,30 +16,22 @@ import zlib from 'node:zlib';
 import { curl, type CurlResult } from '../helpers/curl.js';
 import { adminPort, httpGet } from '../helpers/ops.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { FIXTURES, UPSTREAM_CA_FILE } from '../helpers/upstream.js';
+import { FIXTURES } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 // No '_': the secret must also be spellable as a host name label.
 const SECRET = `fakeout${randomBytes(18).toString('hex')}`;
 
-function rules(): string {
-  return `
-agents: [{ name: a }]
-secrets:
-  - name: api
-    from: { env: T_API }
-    hosts: ["api.turret.test:*"]
-rules:
-  - name: hosts
-    methods: [read, write]
-    hosts: ["api.turret.test:*", "other.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: anywhere
-    methods: [read]
-    hosts: ["*"]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { api.turret.test: [127.0.0.1], other.turret.test: [127.0.0.1] }
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['a'],
+    secrets: [{ name: 'api', from: { env: 'T_API' }, hosts: ['api.turret.test:*'] }],
+    rules: [
+      { name: 'hosts', methods: ['read', 'write'], hosts: ['api.turret.test:*', 'other.turret.test:*'], unsafe_addresses: LOOPBACK },
+      { name: 'anywhere', methods: ['read'], hosts: ['*'] },
+    ],
+    local: ['api.turret.test', 'other.turret.test'],
+  };
 }
 
 describe('hostile agents: a real secret value never goes out', () => {

@@ -14,34 +14,20 @@ import { ProxyAgent, WebSocket } from 'undici';
 import { WebSocketServer } from 'ws';
 import { curl, type CurlResult } from '../helpers/curl.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { FIXTURES, startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
-function rules(): string {
-  return `
-agents: [{ name: a }]
-rules:
-  - name: shop
-    methods: [any]
-    hosts: ["shop.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: no-admin
-    action: deny
-    methods: [any]
-    hosts: ["shop.turret.test:*"]
-    paths: ["/admin/**", "/keys/**"]
-    description: admin pages are off limits
-  - name: reads
-    methods: [read, GET]
-    hosts: ["read.turret.test:*", "chat.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: chat
-    methods: [websocket]
-    hosts: ["chat.turret.test:*"]
-    paths: ["/socket"]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { shop.turret.test: [127.0.0.1], read.turret.test: [127.0.0.1], chat.turret.test: [127.0.0.1] }
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['a'],
+    rules: [
+      { name: 'shop', methods: ['any'], hosts: ['shop.turret.test:*'], unsafe_addresses: LOOPBACK },
+      { name: 'no-admin', action: 'deny', methods: ['any'], hosts: ['shop.turret.test:*'], paths: ['/admin/**', '/keys/**'], description: 'admin pages are off limits' },
+      { name: 'reads', methods: ['read', 'GET'], hosts: ['read.turret.test:*', 'chat.turret.test:*'], unsafe_addresses: LOOPBACK },
+      { name: 'chat', methods: ['websocket'], hosts: ['chat.turret.test:*'], paths: ['/socket'] },
+    ],
+    local: ['shop.turret.test', 'read.turret.test', 'chat.turret.test'],
+  };
 }
 
 describe('hostile agents: letter case, upgrades, overrides', () => {

@@ -18,61 +18,52 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { curl } from '../helpers/curl.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { FIXTURES, startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const TOOLS = ['send_message', 'list_rooms', 'delete_room'];
 
-function rules(): string {
-  return `
-agents:
-  - name: bot
-rules:
-  - name: matrix-mcp
-    methods: [read]
-    hosts: ["mcp.turret.test:*"]
-    catalog: [mcp]
-    mcp:
-      tools: [send_message, list_rooms]
-      arguments:
-        send_message:
-          type: object
-          required: [room_id, body]
-          additionalProperties: false
-          properties:
-            room_id: { type: string, pattern: "^![a-z]+$" }
-            body: { type: string, maxLength: 4096 }
-    unsafe_addresses: [127.0.0.1/32]
-  - name: send
-    methods: [POST]
-    hosts: ["api.turret.test:*"]
-    paths: ["/rooms/*/send"]
-    body_schema:
-      type: object
-      required: [msgtype, body]
-      additionalProperties: false
-      properties:
-        msgtype: { const: m.text }
-        body: { type: string, maxLength: 4096 }
-    unsafe_addresses: [127.0.0.1/32]
-  - name: customer-db
-    methods: [read]
-    hosts: ["db.turret.test:*"]
-    taints: [read-sensitive]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: paste
-    methods: [read, POST]
-    hosts: ["paste.turret.test:*"]
-    unless_tainted: [read-sensitive]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  taint_ttl: 1s
-  dns_hosts:
-    mcp.turret.test: [127.0.0.1]
-    api.turret.test: [127.0.0.1]
-    db.turret.test: [127.0.0.1]
-    paste.turret.test: [127.0.0.1]
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['bot'],
+    rules: [
+      {
+        name: 'matrix-mcp',
+        methods: ['read'],
+        hosts: ['mcp.turret.test:*'],
+        catalog: ['mcp'],
+        mcp: {
+          tools: ['send_message', 'list_rooms'],
+          arguments: {
+            send_message: {
+              type: 'object',
+              required: ['room_id', 'body'],
+              additionalProperties: false,
+              properties: { room_id: { type: 'string', pattern: '^![a-z]+$' }, body: { type: 'string', maxLength: 4096 } },
+            },
+          },
+        },
+        unsafe_addresses: LOOPBACK,
+      },
+      {
+        name: 'send',
+        methods: ['POST'],
+        hosts: ['api.turret.test:*'],
+        paths: ['/rooms/*/send'],
+        body_schema: {
+          type: 'object',
+          required: ['msgtype', 'body'],
+          additionalProperties: false,
+          properties: { msgtype: { const: 'm.text' }, body: { type: 'string', maxLength: 4096 } },
+        },
+        unsafe_addresses: LOOPBACK,
+      },
+      { name: 'customer-db', methods: ['read'], hosts: ['db.turret.test:*'], taints: ['read-sensitive'], unsafe_addresses: LOOPBACK },
+      { name: 'paste', methods: ['read', 'POST'], hosts: ['paste.turret.test:*'], unless_tainted: ['read-sensitive'], unsafe_addresses: LOOPBACK },
+    ],
+    settings: { taint_ttl: '1s' },
+    local: ['mcp.turret.test', 'api.turret.test', 'db.turret.test', 'paste.turret.test'],
+  };
 }
 
 /** A stateless MCP server: a new SDK Server and transport per HTTP request. */

@@ -15,31 +15,32 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT, startTurret, type TurretProc } from '../helpers/turret.js';
 import { UPSTREAM_CA_FILE } from '../helpers/upstream.js';
+import { type RuleFile } from '../helpers/rules.js';
 
 const SECRETS = Object.fromEntries(
   ['USED', 'SUFFIX', 'OTHER', 'NORULE', 'PASS', 'EXPIRED', 'PORT', 'ASKED'].map((n) => [`T_${n}`, `fake_${n.toLowerCase()}_${randomBytes(12).toString('hex')}`]),
 );
 
-const rules = `
-agents: [{ name: alpha }, { name: beta }]
-secrets:
-  - { name: used, from: { env: T_USED }, hosts: [api.example.test], env: USED_TOKEN }
-  - { name: suffix, from: { env: T_SUFFIX }, hosts: ["*.svc.example.test"], env: SUFFIX_TOKEN }
-  - { name: other-agent, from: { env: T_OTHER }, hosts: [beta.example.test], env: OTHER_TOKEN }
-  - { name: no-rule, from: { env: T_NORULE }, hosts: [nobody.example.test], env: NORULE_TOKEN }
-  - { name: passthrough-only, from: { env: T_PASS }, hosts: [pinned.example.test], env: PASS_TOKEN }
-  - { name: expired, from: { env: T_EXPIRED }, hosts: [old.example.test], env: EXPIRED_TOKEN }
-  - { name: other-port, from: { env: T_PORT }, hosts: ["api.example.test:8443"], env: PORT_TOKEN }
-  - { name: asked, from: { env: T_ASKED }, hosts: [ask.example.test], env: ASKED_TOKEN }
-rules:
-  - { name: alpha-api, agents: [alpha], methods: [read, write], hosts: [api.example.test, x.svc.example.test] }
-  - { name: beta-api, agents: [beta], methods: [read], hosts: [beta.example.test] }
-  - { name: pinned, agents: [alpha], methods: [any], hosts: [pinned.example.test], passthrough: true }
-  - { name: approvals, agents: [alpha], action: ask, methods: [write], hosts: [ask.example.test] }
-  - { name: old, agents: [alpha], methods: [read], hosts: [old.example.test], until: "2020-01-01T00:00:00Z" }
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-`;
+const rules: RuleFile = {
+  agents: ['alpha', 'beta'],
+  secrets: [
+    { name: 'used', from: { env: 'T_USED' }, hosts: ['api.example.test'], env: 'USED_TOKEN' },
+    { name: 'suffix', from: { env: 'T_SUFFIX' }, hosts: ['*.svc.example.test'], env: 'SUFFIX_TOKEN' },
+    { name: 'other-agent', from: { env: 'T_OTHER' }, hosts: ['beta.example.test'], env: 'OTHER_TOKEN' },
+    { name: 'no-rule', from: { env: 'T_NORULE' }, hosts: ['nobody.example.test'], env: 'NORULE_TOKEN' },
+    { name: 'passthrough-only', from: { env: 'T_PASS' }, hosts: ['pinned.example.test'], env: 'PASS_TOKEN' },
+    { name: 'expired', from: { env: 'T_EXPIRED' }, hosts: ['old.example.test'], env: 'EXPIRED_TOKEN' },
+    { name: 'other-port', from: { env: 'T_PORT' }, hosts: ['api.example.test:8443'], env: 'PORT_TOKEN' },
+    { name: 'asked', from: { env: 'T_ASKED' }, hosts: ['ask.example.test'], env: 'ASKED_TOKEN' },
+  ],
+  rules: [
+    { name: 'alpha-api', agents: ['alpha'], methods: ['read', 'write'], hosts: ['api.example.test', 'x.svc.example.test'] },
+    { name: 'beta-api', agents: ['beta'], methods: ['read'], hosts: ['beta.example.test'] },
+    { name: 'pinned', agents: ['alpha'], methods: ['any'], hosts: ['pinned.example.test'], passthrough: true },
+    { name: 'approvals', agents: ['alpha'], action: 'ask', methods: ['write'], hosts: ['ask.example.test'] },
+    { name: 'old', agents: ['alpha'], methods: ['read'], hosts: ['old.example.test'], until: '2020-01-01T00:00:00Z' },
+  ],
+};
 
 const TRUST = [
   'SSL_CERT_FILE',

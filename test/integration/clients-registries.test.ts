@@ -14,7 +14,7 @@ import path from 'node:path';
 import { startAwsServer, startNpmRegistry, startPypiIndex, type AwsServer, type Registry } from '../helpers/registries.js';
 import { startTurret, type TurretProc } from '../helpers/turret.js';
 import { turretRunner } from '../helpers/turret-run.js';
-import { UPSTREAM_CA_FILE } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const NPM = `fake_npm_${randomBytes(18).toString('hex')}`;
 const PYPI = `fake_pypi_${randomBytes(18).toString('hex')}`;
@@ -22,29 +22,29 @@ const AWS_ID = `AKIAFAKE${randomBytes(6).toString('hex').toUpperCase()}`;
 const AWS_KEY = `fake/aws+${randomBytes(18).toString('base64')}`;
 const ENV = { T_NPM: NPM, T_PYPI: PYPI, T_AWS_ID: AWS_ID, T_AWS_KEY: AWS_KEY, TURRET_ADMIN: 'off' };
 
-const rules = (): string => `
-agents: [{ name: builder }]
-secrets:
-  - { name: npm, from: { env: T_NPM }, hosts: ["registry.turret.test:*"], env: NPM_TOKEN }
-  - { name: pypi, from: { env: T_PYPI }, hosts: ["pypi.turret.test:*"], env: PIP_INDEX_TOKEN }
-  - name: aws
-    from: { env: T_AWS_KEY }
-    hosts: ["s3.turret.test:*", "dynamodb.turret.test:*"]
-    env: [AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY]
-    aws: { access_key_id: { env: T_AWS_ID } }
-rules:
-  - name: registries
-    methods: [read, write]
-    hosts: ["registry.turret.test:*", "pypi.turret.test:*", "s3.turret.test:*", "dynamodb.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    registry.turret.test: [127.0.0.1]
-    pypi.turret.test: [127.0.0.1]
-    s3.turret.test: [127.0.0.1]
-    dynamodb.turret.test: [127.0.0.1]
-`;
+const rules = (): RuleFile => ({
+  agents: ['builder'],
+  secrets: [
+    { name: 'npm', from: { env: 'T_NPM' }, hosts: ['registry.turret.test:*'], env: 'NPM_TOKEN' },
+    { name: 'pypi', from: { env: 'T_PYPI' }, hosts: ['pypi.turret.test:*'], env: 'PIP_INDEX_TOKEN' },
+    {
+      name: 'aws',
+      from: { env: 'T_AWS_KEY' },
+      hosts: ['s3.turret.test:*', 'dynamodb.turret.test:*'],
+      env: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'],
+      aws: { access_key_id: { env: 'T_AWS_ID' } },
+    },
+  ],
+  rules: [
+    {
+      name: 'registries',
+      methods: ['read', 'write'],
+      hosts: ['registry.turret.test:*', 'pypi.turret.test:*', 's3.turret.test:*', 'dynamodb.turret.test:*'],
+      unsafe_addresses: LOOPBACK,
+    },
+  ],
+  local: ['registry.turret.test', 'pypi.turret.test', 's3.turret.test', 'dynamodb.turret.test'],
+});
 
 const BOTO = (port: number): string => `
 import boto3

@@ -15,46 +15,23 @@ import path from 'node:path';
 import { curl, type CurlResult } from '../helpers/curl.js';
 import { adminPort, httpGet } from '../helpers/ops.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { postForm } from '../helpers/console.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const ADMIN_TOKEN = `adm_${randomBytes(16).toString('hex')}`;
 
-function rules(): string {
-  return `
-agents:
-  - name: bot
-rules:
-  - name: reads
-    methods: [read]
-    hosts: ["read.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: ask-writes
-    action: ask
-    methods: [POST]
-    hosts: ["ask.turret.test:*"]
-    schemes: [http, https]
-    ask_timeout: 60s
-    unsafe_addresses: [127.0.0.1/32]
-  - name: ask-later
-    action: ask
-    methods: [POST]
-    hosts: ["later.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: ask-quick
-    action: ask
-    methods: [POST]
-    hosts: ["quick.turret.test:*"]
-    ask_timeout: 1s
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    ask.turret.test: [127.0.0.1]
-    quick.turret.test: [127.0.0.1]
-    later.turret.test: [127.0.0.1]
-    read.turret.test: [127.0.0.1]
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['bot'],
+    rules: [
+      { name: 'reads', methods: ['read'], hosts: ['read.turret.test:*'], unsafe_addresses: LOOPBACK },
+      { name: 'ask-writes', action: 'ask', methods: ['POST'], hosts: ['ask.turret.test:*'], schemes: ['http', 'https'], ask_timeout: '60s', unsafe_addresses: LOOPBACK },
+      { name: 'ask-later', action: 'ask', methods: ['POST'], hosts: ['later.turret.test:*'], unsafe_addresses: LOOPBACK },
+      { name: 'ask-quick', action: 'ask', methods: ['POST'], hosts: ['quick.turret.test:*'], ask_timeout: '1s', unsafe_addresses: LOOPBACK },
+    ],
+    local: ['ask.turret.test', 'quick.turret.test', 'later.turret.test', 'read.turret.test'],
+  };
 }
 
 interface Pending {

@@ -15,37 +15,24 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { curl, type CurlResult } from '../helpers/curl.js';
 import { adminPort } from '../helpers/ops.js';
 import { agentToken, ROOT, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ADMIN_TOKEN = `adm_${randomBytes(16).toString('hex')}`;
 const SECRET = `fake_console_${randomBytes(16).toString('hex')}`;
 const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs/console') : mkdtempSync(path.join(tmpdir(), 'turret-shots-'));
 
-function rules(): string {
-  return `
-agents:
-  - name: bot
-secrets:
-  - name: api-token
-    from: { env: TEST_CONSOLE_TOKEN }
-    hosts: ["api.turret.test:*"]
-    max_age: 90d
-rules:
-  - name: reads
-    methods: [read]
-    hosts: ["api.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: ask-writes
-    action: ask
-    methods: [write]
-    hosts: ["api.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    api.turret.test: [127.0.0.1]
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['bot'],
+    secrets: [{ name: 'api-token', from: { env: 'TEST_CONSOLE_TOKEN' }, hosts: ['api.turret.test:*'], max_age: '90d' }],
+    rules: [
+      { name: 'reads', methods: ['read'], hosts: ['api.turret.test:*'], unsafe_addresses: LOOPBACK },
+      { name: 'ask-writes', action: 'ask', methods: ['write'], hosts: ['api.turret.test:*'], unsafe_addresses: LOOPBACK },
+    ],
+    local: ['api.turret.test'],
+  };
 }
 
 describe('the console in Chromium', () => {

@@ -10,39 +10,25 @@ import zlib from 'node:zlib';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const SECRET = `fake_echo_${randomBytes(18).toString('hex')}`;
 const OTHER_SECRET = `fake_other_${randomBytes(18).toString('hex')}`;
 
-function rules(): string {
-  return `
-agents:
-  - name: agent-a
-  - name: agent-b
-secrets:
-  - name: echo-token
-    from: { env: TEST_ECHO_TOKEN }
-    hosts: ["echo.turret.test:*"]
-    headers: [x-api-key]
-  - name: other-token
-    from: { env: TEST_OTHER_TOKEN }
-    hosts: ["other.turret.test:*"]
-rules:
-  - name: echo
-    methods: [read, POST]
-    hosts: ["echo.turret.test:*", "other.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: no-exception
-    methods: [read]
-    hosts: ["loop.turret.test:*", "127.0.0.1:*", "2130706433:*"]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    echo.turret.test: [127.0.0.1]
-    other.turret.test: [127.0.0.1]
-    loop.turret.test: [127.0.0.1]
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['agent-a', 'agent-b'],
+    secrets: [
+      { name: 'echo-token', from: { env: 'TEST_ECHO_TOKEN' }, hosts: ['echo.turret.test:*'], headers: ['x-api-key'] },
+      { name: 'other-token', from: { env: 'TEST_OTHER_TOKEN' }, hosts: ['other.turret.test:*'] },
+    ],
+    rules: [
+      { name: 'echo', methods: ['read', 'POST'], hosts: ['echo.turret.test:*', 'other.turret.test:*'], unsafe_addresses: LOOPBACK },
+      { name: 'no-exception', methods: ['read'], hosts: ['loop.turret.test:*', '127.0.0.1:*', '2130706433:*'] },
+    ],
+    local: ['echo.turret.test', 'other.turret.test', 'loop.turret.test'],
+  };
 }
 
 describe('turret end to end with curl', () => {

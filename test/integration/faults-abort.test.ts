@@ -16,22 +16,13 @@ import { startFaultUpstream, type FaultUpstream } from '../helpers/fault-upstrea
 import { agentToken, basic, rawConnect } from '../helpers/ops.js';
 import { readResponse } from '../helpers/raw-proxy.js';
 import { runCli, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { UPSTREAM_CA_FILE } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
-const RULES = `
-agents:
-  - name: agent-a
-rules:
-  - name: up
-    methods: [read, POST]
-    schemes: [http, https]
-    hosts: ["up.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    up.turret.test: [127.0.0.1]
-`;
+const RULES: RuleFile = {
+  agents: ['agent-a'],
+  rules: [{ name: 'up', methods: ['read', 'POST'], schemes: ['http', 'https'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['up.turret.test'],
+};
 
 type Rec = Record<string, unknown>;
 

@@ -12,21 +12,14 @@ import { startFaultUpstream, type FaultUpstream } from '../helpers/fault-upstrea
 import { agentToken, basic } from '../helpers/ops.js';
 import { readResponse } from '../helpers/raw-proxy.js';
 import { startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
-const RULES = `
-agents:
-  - name: agent-a
-  - name: agent-b
-rules:
-  - name: up
-    methods: [read]
-    schemes: [http]
-    hosts: ["up.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  dns_hosts:
-    up.turret.test: [127.0.0.1]
-`;
+const RULES: RuleFile = {
+  agents: ['agent-a', 'agent-b'],
+  rules: [{ name: 'up', methods: ['read'], schemes: ['http'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['up.turret.test'],
+  testCa: false,
+};
 
 const HUNG = 200;
 const PER_AGENT = 4;

@@ -17,27 +17,18 @@ import { startFaultUpstream, type FaultUpstream } from '../helpers/fault-upstrea
 import { adminPort, agentToken, basic, httpGet } from '../helpers/ops.js';
 import { parsePrometheusText } from '../helpers/prometheus.js';
 import { readResponse, type RawResponse } from '../helpers/raw-proxy.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 import { startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
 
-const RULES = `
-agents:
-  - name: agent-a
-rules:
-  - name: up
-    methods: [read]
-    schemes: [http]
-    hosts: ["up.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: pinned
-    methods: [any]
-    hosts: ["pass.turret.test:*"]
-    passthrough: true
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  dns_hosts:
-    up.turret.test: [127.0.0.1]
-    pass.turret.test: [127.0.0.1]
-`;
+const RULES: RuleFile = {
+  agents: ['agent-a'],
+  rules: [
+    { name: 'up', methods: ['read'], schemes: ['http'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK },
+    { name: 'pinned', methods: ['any'], hosts: ['pass.turret.test:*'], passthrough: true, unsafe_addresses: LOOPBACK },
+  ],
+  local: ['up.turret.test', 'pass.turret.test'],
+  testCa: false,
+};
 const LIMIT = 128;
 const PRLIMIT = ['prlimit', `--nofile=${LIMIT}:${LIMIT}`, '--'];
 

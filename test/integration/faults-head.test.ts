@@ -14,23 +14,14 @@ import path from 'node:path';
 import { startFaultUpstream, type FaultUpstream } from '../helpers/fault-upstream.js';
 import { agentToken, basic, rawConnect } from '../helpers/ops.js';
 import { readResponse } from '../helpers/raw-proxy.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 import { startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { UPSTREAM_CA_FILE } from '../helpers/upstream.js';
 
-const RULES = `
-agents:
-  - name: agent-a
-rules:
-  - name: up
-    methods: [read]
-    schemes: [http, https]
-    hosts: ["up.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    up.turret.test: [127.0.0.1]
-`;
+const RULES: RuleFile = {
+  agents: ['agent-a'],
+  rules: [{ name: 'up', methods: ['read'], schemes: ['http', 'https'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['up.turret.test'],
+};
 
 describe('response heads reach the client early; an upstream gone after its head is a 502', () => {
   let t: TurretProc;

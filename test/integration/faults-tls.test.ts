@@ -18,28 +18,19 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { curl } from '../helpers/curl.js';
 import { agentToken, basic, rawConnect } from '../helpers/ops.js';
+import type { RuleFile } from '../helpers/rules.js';
 import { startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { FIXTURES, UPSTREAM_CA_FILE } from '../helpers/upstream.js';
+import { FIXTURES } from '../helpers/upstream.js';
 
 // Transparent mode knows only port 443: the upstream listens there, on an address of its own.
 const UPSTREAM = `127.${randomInt(2, 250)}.${randomInt(1, 250)}.${randomInt(2, 250)}`;
 const NAMES = ['c-curl', 'c-alert', 'c-alpn', 'c-garbage', 'c-half', 'c-node', 't-curl', 't-alpn', 't-half', 'ok-10', 'ok-none', 'ok-t10', 'ok-tnone'];
 
-const RULES = `
-agents:
-  - name: agent-a
-  - name: redirected
-    sources: ["127.0.0.1/32"]
-rules:
-  - name: test-hosts
-    methods: [read]
-    hosts: [${NAMES.map((n) => `"${n}.turret.test:*"`).join(', ')}]
-    unsafe_addresses: [${UPSTREAM}/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-${NAMES.map((n) => `    ${n}.turret.test: [${UPSTREAM}]`).join('\n')}
-`;
+const RULES: RuleFile = {
+  agents: ['agent-a', { name: 'redirected', sources: ['127.0.0.1/32'] }],
+  rules: [{ name: 'test-hosts', methods: ['read'], hosts: NAMES.map((n) => `${n}.turret.test:*`), unsafe_addresses: [`${UPSTREAM}/32`] }],
+  local: Object.fromEntries(NAMES.map((n) => [`${n}.turret.test`, UPSTREAM])),
+};
 
 type Rec = Record<string, unknown>;
 

@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { agentToken, ROOT, cleanEnv, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { FIXTURES, UPSTREAM_CA_FILE } from '../helpers/upstream.js';
+import { FIXTURES } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const BACKEND = path.join(execFileSync('git', ['--exec-path']).toString().trim(), 'git-http-backend');
 
@@ -118,15 +119,14 @@ describe('git smart HTTP through turret under the shipped read-only GitHub polic
       .replace(/\bapi\."git/g, '"api.git')
       .replace(/codeload\."git/g, '"codeload.git');
     assert.match(policy, /"git\.turret\.test:\*"/);
-    const test = `
-agents: [{ name: agent-a }]
-rules:
-  - { include: github-read-only, agents: [agent-a] }
-  - { name: test-server-address, methods: [HEAD], hosts: ["git.turret.test:*"], unsafe_addresses: [127.0.0.1/32] }
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { git.turret.test: [127.0.0.1] }
-`;
+    const test: RuleFile = {
+      agents: ['agent-a'],
+      rules: [
+        { include: 'github-read-only', agents: ['agent-a'] },
+        { name: 'test-server-address', methods: ['HEAD'], hosts: ['git.turret.test:*'], unsafe_addresses: LOOPBACK },
+      ],
+      local: ['git.turret.test'],
+    };
     t = await startTurret({ rules: { 'github-read-only.yaml': policy, 'test.yaml': test } });
     const token = await agentToken(t, 'agent-a');
     proxyUrl = `http://agent-a:${token}@127.0.0.1:${t.port}`;

@@ -17,7 +17,8 @@ import { curl } from '../helpers/curl.js';
 import { startDnsServer, type DnsAnswer, type DnsServer } from '../helpers/dns-server.js';
 import { basicAuth, rawConnect, rawRequest, readResponse } from '../helpers/raw-proxy.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const PUBLIC = '93.184.215.14'; // never dialled: it only ever appears beside a refused answer
 const NAMED_LOOKALIKE = 'xn--80ak6aa92e.turret.test'; // "аррӏе" in Cyrillic letters only
@@ -87,36 +88,17 @@ describe('guarded connects through the real proxy', () => {
     });
     victim = await listen('127.0.0.1', good.port, (_req, res) => res.end('VICTIM'));
     up = await startUpstream();
-    const rules = `
-agents:
-  - name: agent-a
-  - name: agent-b
-rules:
-  - name: rebind
-    agents: [agent-a]
-    methods: [read]
-    hosts: ["rebind-seq.test:*", "rebind-tunnel.test:*"]
-    unsafe_addresses: [127.0.0.2/32]
-  - name: named-lookalike
-    agents: [agent-a]
-    methods: [read]
-    hosts: ["${NAMED_LOOKALIKE}:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: anything
-    agents: [agent-a]
-    methods: [read]
-    hosts: ["*:*"]
-  - name: one-port
-    agents: [agent-b]
-    methods: [read]
-    hosts: ["b.turret.test:${up.port}"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_servers: ["${dns.address}"]
-  dns_hosts:
-    b.turret.test: [127.0.0.1]
-`;
+    const rules: RuleFile = {
+      agents: ['agent-a', 'agent-b'],
+      rules: [
+        { name: 'rebind', agents: ['agent-a'], methods: ['read'], hosts: ['rebind-seq.test:*', 'rebind-tunnel.test:*'], unsafe_addresses: ['127.0.0.2/32'] },
+        { name: 'named-lookalike', agents: ['agent-a'], methods: ['read'], hosts: [`${NAMED_LOOKALIKE}:*`], unsafe_addresses: LOOPBACK },
+        { name: 'anything', agents: ['agent-a'], methods: ['read'], hosts: ['*:*'] },
+        { name: 'one-port', agents: ['agent-b'], methods: ['read'], hosts: [`b.turret.test:${up.port}`], unsafe_addresses: LOOPBACK },
+      ],
+      settings: { dns_servers: [dns.address] },
+      local: ['b.turret.test'],
+    };
     t = await startTurret({ rules: { 'net.yaml': rules } });
     caFile = path.join(t.caDir, 'ca.crt');
     for (const agent of ['agent-a', 'agent-b']) {

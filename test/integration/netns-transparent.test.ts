@@ -18,7 +18,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createAgentNet, curlIn, leftovers, rawIn, requireNetTools, run, type AgentNet } from '../helpers/netns.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { FIXTURES, UPSTREAM_CA_FILE, type Received } from '../helpers/upstream.js';
+import { FIXTURES, type Received } from '../helpers/upstream.js';
 
 const SECRET = `fake_netns_${randomBytes(18).toString('hex')}`;
 const WORLD = '203.0.113.10';
@@ -81,26 +81,12 @@ describe('container network: transparent redirection and source identity (netns 
     bystanderPort = (bystander.address() as net.AddressInfo).port;
     t = await startTurret({
       rules: {
-        'agents.yaml': `
-agents:
-  - name: builder
-    sources: ["${n.agentAddr}/32"]
-  - name: other
-secrets:
-  - name: echo-token
-    from: { env: TEST_NETNS_TOKEN }
-    hosts: ["echo.turret.test:*"]
-rules:
-  - name: echo
-    methods: [read, POST]
-    hosts: ["echo.turret.test:*"]
-    unsafe_addresses: [${UPSTREAM}/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    echo.turret.test: [${UPSTREAM}]
-    denied.turret.test: [${UPSTREAM}]
-`,
+        'agents.yaml': {
+          agents: [{ name: 'builder', sources: [`${n.agentAddr}/32`] }, 'other'],
+          secrets: [{ name: 'echo-token', from: { env: 'TEST_NETNS_TOKEN' }, hosts: ['echo.turret.test:*'] }],
+          rules: [{ name: 'echo', methods: ['read', 'POST'], hosts: ['echo.turret.test:*'], unsafe_addresses: [`${UPSTREAM}/32`] }],
+          local: { 'echo.turret.test': UPSTREAM, 'denied.turret.test': UPSTREAM },
+        },
       },
       env: { TEST_NETNS_TOKEN: SECRET },
       args: ['--listen', `${n.hostAddr}:0`, '--transparent', `${n.hostAddr}:0`],

@@ -12,33 +12,22 @@ import { parsePrometheusText, type ParsedExposition } from '../helpers/prometheu
 import { curl } from '../helpers/curl.js';
 import { adminPort, agentToken, basic, httpGet, rawConnect } from '../helpers/ops.js';
 import { startTurret, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { ruleFile, writeRules, type RuleFile, type Secret } from '../helpers/rules.js';
 
 const SECRET = `fake_ops_${randomBytes(18).toString('hex')}`;
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
 
-function rules(extraSecret = ''): string {
-  return `
-agents:
-  - name: agent-a
-secrets:
-  - name: echo-token
-    from: { env: TEST_OPS_TOKEN }
-    hosts: ["echo.turret.test:*"]
-${extraSecret}rules:
-  - name: echo
-    methods: [read, POST]
-    hosts: ["echo.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: loop
-    methods: [read]
-    hosts: ["loop.turret.test:*"]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    echo.turret.test: [127.0.0.1]
-    loop.turret.test: [127.0.0.1]
-`;
+function rules(extraSecrets: Secret[] = []): RuleFile {
+  return {
+    agents: ['agent-a'],
+    secrets: [{ name: 'echo-token', from: { env: 'TEST_OPS_TOKEN' }, hosts: ['echo.turret.test:*'] }, ...extraSecrets],
+    rules: [
+      { name: 'echo', methods: ['read', 'POST'], hosts: ['echo.turret.test:*'], unsafe_addresses: ['127.0.0.1/32'] },
+      { name: 'loop', methods: ['read'], hosts: ['loop.turret.test:*'] },
+    ],
+    local: ['echo.turret.test', 'loop.turret.test'],
+  };
 }
 
 function value(p: ParsedExposition, name: string, labels: Record<string, string> = {}): number {
@@ -155,7 +144,7 @@ describe('admin listener', () => {
   });
 
   it('counts reloads ok and failed; /readyz shows the refused reload until a good one', async () => {
-    writeFileSync(path.join(t.rulesDir, 'ops.yaml'), `${rules()}\n  oops: [`);
+    writeFileSync(path.join(t.rulesDir, 'ops.yaml'), `${ruleFile(rules())}\n  oops: [`);
     await sighupAndWait('reload refused', 1);
     let r = JSON.parse((await httpGet(admin, '/readyz', auth)).body);
     assert.equal(r.ready, true, 'the previous rules keep serving, so still ready');
@@ -163,7 +152,7 @@ describe('admin listener', () => {
     assert.ok(r.last_reload_error.problems.some((x: string) => x.includes('ops.yaml')));
     let p = parsePrometheusText((await httpGet(admin, '/metrics', auth)).body);
     assert.equal(value(p, 'turret_reloads_total', { result: 'failed' }), 1);
-    writeFileSync(path.join(t.rulesDir, 'ops.yaml'), rules());
+    writeRules(t.rulesDir, { 'ops.yaml': rules() });
     await sighupAndWait('rules reloaded', 1);
     r = JSON.parse((await httpGet(admin, '/readyz', auth)).body);
     assert.equal(r.last_reload_error, null);
@@ -173,8 +162,7 @@ describe('admin listener', () => {
   });
 
   it('/readyz is 503 and names the secret while a secret source has no value', async () => {
-    const extra = '  - name: missing-token\n    from: { env: TEST_OPS_NOT_SET }\n    hosts: ["echo.turret.test:*"]\n';
-    writeFileSync(path.join(t.rulesDir, 'ops.yaml'), rules(extra));
+    writeRules(t.rulesDir, { 'ops.yaml': rules([{ name: 'missing-token', from: { env: 'TEST_OPS_NOT_SET' }, hosts: ['echo.turret.test:*'] }]) });
     await sighupAndWait('rules reloaded', 2);
     const r = await httpGet(admin, '/readyz', auth);
     assert.equal(r.status, 503);

@@ -13,27 +13,16 @@ import path from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { agentToken } from '../helpers/ops.js';
 import { cleanEnv, MAIN, runCli, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const SECRET = `fake_audit_${randomBytes(18).toString('hex')}`;
-const RULES = `
-agents:
-  - name: agent-a
-  - name: agent-b
-secrets:
-  - name: audit-token
-    from: { env: TEST_AUDIT_TOKEN }
-    hosts: ["echo.turret.test:*"]
-rules:
-  - name: echo
-    methods: [read]
-    hosts: ["echo.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    echo.turret.test: [127.0.0.1]
-`;
+const RULES: RuleFile = {
+  agents: ['agent-a', 'agent-b'],
+  secrets: [{ name: 'audit-token', from: { env: 'TEST_AUDIT_TOKEN' }, hosts: ['echo.turret.test:*'] }],
+  rules: [{ name: 'echo', methods: ['read'], hosts: ['echo.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['echo.turret.test'],
+};
 
 describe('audit CLI', () => {
   let t: TurretProc;

@@ -10,25 +10,15 @@ import path from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { adminPort, agentToken, httpGet } from '../helpers/ops.js';
 import { startTurret, until, waitForLog, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
-const RULES = `
-agents:
-  - name: agent-a
-secrets:
-  - name: lifecycle-token
-    from: { env: TEST_LIFECYCLE_TOKEN }
-    hosts: ["echo.turret.test:*"]
-rules:
-  - name: echo
-    methods: [read]
-    hosts: ["echo.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    echo.turret.test: [127.0.0.1]
-`;
+const RULES: RuleFile = {
+  agents: ['agent-a'],
+  secrets: [{ name: 'lifecycle-token', from: { env: 'TEST_LIFECYCLE_TOKEN' }, hosts: ['echo.turret.test:*'] }],
+  rules: [{ name: 'echo', methods: ['read'], hosts: ['echo.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['echo.turret.test'],
+};
 
 function exited(t: TurretProc, maxMs: number): Promise<{ code: number | null; ms: number }> {
   const started = Date.now();

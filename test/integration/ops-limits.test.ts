@@ -15,24 +15,15 @@ import { curl } from '../helpers/curl.js';
 import { agentToken, basic, closedWithin, rawConnect } from '../helpers/ops.js';
 import { readResponse } from '../helpers/raw-proxy.js';
 import { startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
-function rules(): string {
-  return `
-agents:
-  - name: agent-a
-  - name: agent-b
-rules:
-  - name: echo
-    methods: [read, POST]
-    hosts: ["echo.turret.test:*", "hang.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    echo.turret.test: [127.0.0.1]
-    hang.turret.test: [127.0.0.1]
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['agent-a', 'agent-b'],
+    rules: [{ name: 'echo', methods: ['read', 'POST'], hosts: ['echo.turret.test:*', 'hang.turret.test:*'], unsafe_addresses: LOOPBACK }],
+    local: ['echo.turret.test', 'hang.turret.test'],
+  };
 }
 
 const LIMITS = ['max_header_bytes=4k', 'max_tunnels_per_agent=2', 'client_headers_timeout=1s', 'client_request_timeout=2s', 'request_timeout=1500ms', 'connect_timeout=500ms'];

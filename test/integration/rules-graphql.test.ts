@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { startTurret, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK } from '../helpers/rules.js';
 
 describe('GraphQL queries are reads, mutations are writes', () => {
   let t: TurretProc;
@@ -33,18 +34,11 @@ describe('GraphQL queries are reads, mutations are writes', () => {
     t = await startTurret({
       env: { AGENT_TOKEN: 'fake-agent-token-gql' },
       rules: {
-        'r.yaml': `
-agents: [{ name: a, token: { env: AGENT_TOKEN } }]
-rules:
-  - name: read-only-api
-    methods: [read]
-    hosts: ["api.turret.test:*"]
-    catalog: [graphql]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { api.turret.test: [127.0.0.1] }
-`,
+        'r.yaml': {
+          agents: [{ name: 'a', token: { env: 'AGENT_TOKEN' } }],
+          rules: [{ name: 'read-only-api', methods: ['read'], hosts: ['api.turret.test:*'], catalog: ['graphql'], unsafe_addresses: LOOPBACK }],
+          local: ['api.turret.test'],
+        },
       },
     });
   });

@@ -14,25 +14,18 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { agentToken, startTurret, until, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, writeRules, type Rule, type RuleFile } from '../helpers/rules.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
-const base = (extra = '') => `
-agents: [{ name: agent-a }]
-rules:
-  - name: echo
-    methods: [read]
-    hosts: ["echo.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: limited
-    methods: [read]
-    hosts: ["limited.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-    rate_limit: { requests: 2, per: 1m }
-${extra}
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { echo.turret.test: [127.0.0.1], limited.turret.test: [127.0.0.1] }
-`;
+const base = (extra: Rule[] = []): RuleFile => ({
+  agents: ['agent-a'],
+  rules: [
+    { name: 'echo', methods: ['read'], hosts: ['echo.turret.test:*'], unsafe_addresses: LOOPBACK },
+    { name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 2, per: '1m' } },
+    ...extra,
+  ],
+  local: ['echo.turret.test', 'limited.turret.test'],
+});
 
 interface Res {
   status: number;
@@ -136,10 +129,9 @@ describe('rules under traffic', () => {
       });
     assert.equal((await inTunnel('/blocked/a')).status, 200);
     const mark = t.stderr().length;
-    writeFileSync(
-      path.join(t.rulesDir, 'main.yaml'),
-      base('  - { name: no-blocked, action: deny, methods: any, hosts: ["echo.turret.test:*"], paths: ["/blocked/**"], description: blocked for this test }'),
-    );
+    writeRules(t.rulesDir, {
+      'main.yaml': base([{ name: 'no-blocked', action: 'deny', methods: 'any', hosts: ['echo.turret.test:*'], paths: ['/blocked/**'], description: 'blocked for this test' }]),
+    });
     await waitLog(/"msg":"rules reloaded/, mark);
     const r = await inTunnel('/blocked/b');
     assert.equal(r.status, 403);

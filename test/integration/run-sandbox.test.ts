@@ -16,7 +16,8 @@ import https from 'node:https';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { cleanEnv, MAIN, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { echo, FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Received, type Upstream } from '../helpers/upstream.js';
+import { echo, FIXTURES, startUpstream, type Received, type Upstream } from '../helpers/upstream.js';
+import { type RuleFile } from '../helpers/rules.js';
 
 const SECRET = `fake_sbx_${randomBytes(18).toString('hex')}`;
 const OTHER = `tra_other_${randomBytes(18).toString('hex')}`;
@@ -28,27 +29,12 @@ const HOST_ADDR =
     .flat()
     .find((i) => i && i.family === 'IPv4' && !i.internal)?.address ?? '10.200.0.1';
 
-const rules = (): string => `
-agents:
-  - name: runner
-  - name: other
-    token: { env: OTHER_AGENT_TOKEN }
-secrets:
-  - name: api
-    from: { env: TEST_SANDBOX_SECRET }
-    hosts: ["echo.turret.test:*", "web.turret.test:*"]
-    env: API_TOKEN
-rules:
-  - name: test-hosts
-    methods: [read]
-    hosts: ["echo.turret.test:*", "web.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32, ${ADDR}/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    echo.turret.test: [127.0.0.1]
-    web.turret.test: [${ADDR}]
-`;
+const rules = (): RuleFile => ({
+  agents: ['runner', { name: 'other', token: { env: 'OTHER_AGENT_TOKEN' } }],
+  secrets: [{ name: 'api', from: { env: 'TEST_SANDBOX_SECRET' }, hosts: ['echo.turret.test:*', 'web.turret.test:*'], env: 'API_TOKEN' }],
+  rules: [{ name: 'test-hosts', methods: ['read'], hosts: ['echo.turret.test:*', 'web.turret.test:*'], unsafe_addresses: ['127.0.0.1/32', `${ADDR}/32`] }],
+  local: { 'echo.turret.test': '127.0.0.1', 'web.turret.test': ADDR },
+});
 
 interface Run {
   code: number;

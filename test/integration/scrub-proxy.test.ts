@@ -17,7 +17,8 @@ import zlib from 'node:zlib';
 import { ProxyAgent, WebSocket } from 'undici';
 import { curl } from '../helpers/curl.js';
 import { agentToken, cleanEnv, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
-import { FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { FIXTURES, startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, writeRules, type RuleFile } from '../helpers/rules.js';
 
 const CORPORA = path.resolve(FIXTURES, 'corpora');
 interface CorpusRule {
@@ -47,34 +48,18 @@ const SEP = (i: number): string => `\n==SEP-${i}==\n`;
 const corpusBody = examples.map((r, i) => `${SEP(i)}${r.example_raw}`).join('') + SEP(examples.length);
 const negativeBody = negatives.map((s, i) => `${SEP(i)}${s}`).join('') + SEP(negatives.length);
 
-function rules(port: number, generic: boolean): string {
-  return `
-agents:
-  - name: agent-a
-secrets:
-  - name: ws-token
-    from: { env: TEST_WS_TOKEN }
-    hosts: ["*.turret.test:*"]
-rules:
-  - name: all
-    methods: [read, POST, websocket]
-    hosts: ["up.turret.test:*", "auth.turret.test:*", "api.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    up.turret.test: [127.0.0.1]
-    auth.turret.test: [127.0.0.1]
-    api.turret.test: [127.0.0.1]
-scrub:
-  generic: ${generic}
-  patterns:
-    - { id: acme-token, regex: "acme_[a-z0-9]{24}", keywords: [acme_] }
-  oauth_capture:
-    - name: acme
-      token_url: https://auth.turret.test:${port}/oauth/token
-      hosts: ["api.turret.test:*"]
-`;
+function rules(port: number, generic: boolean, regex = 'acme_[a-z0-9]{24}'): RuleFile {
+  return {
+    agents: ['agent-a'],
+    secrets: [{ name: 'ws-token', from: { env: 'TEST_WS_TOKEN' }, hosts: ['*.turret.test:*'] }],
+    rules: [{ name: 'all', methods: ['read', 'POST', 'websocket'], hosts: ['up.turret.test:*', 'auth.turret.test:*', 'api.turret.test:*'], unsafe_addresses: LOOPBACK }],
+    scrub: {
+      generic,
+      patterns: [{ id: 'acme-token', regex, keywords: ['acme_'] }],
+      oauth_capture: [{ name: 'acme', token_url: `https://auth.turret.test:${port}/oauth/token`, hosts: ['api.turret.test:*'] }],
+    },
+    local: ['up.turret.test', 'auth.turret.test', 'api.turret.test'],
+  };
 }
 
 async function dribble(res: http.ServerResponse, body: Buffer, seed: number): Promise<void> {
@@ -339,9 +324,7 @@ describe('scrubbing through the proxy', () => {
   });
 
   it('a scrub pattern that cannot compile is a load error with file:line:col', async () => {
-    const bad = rules(up.port, false).replace('regex: "acme_[a-z0-9]{24}"', 'regex: "acme_(?=x)"');
-    const dir = fs.mkdtempSync(path.join(t.dir, 'bad-'));
-    fs.writeFileSync(path.join(dir, 'bad.yaml'), bad);
+    const dir = writeRules(fs.mkdtempSync(path.join(t.dir, 'bad-')), { 'bad.yaml': rules(up.port, false, 'acme_(?=x)') });
     const r = await runCli(['rules', 'check', '--rules', dir]);
     assert.equal(r.code, 2, r.stdout + r.stderr);
     assert.match(r.stdout + r.stderr, /bad\.yaml:\d+:\d+: scrub\.patterns\[0\]\.regex: pattern "acme-token" cannot be used: invalid perl operator/);

@@ -14,33 +14,21 @@ import path from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { startGitServer, type GitServer } from '../helpers/git-server.js';
 import { cleanEnv, ROOT, runCli, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const API = `fake_api_${randomBytes(18).toString('hex')}`;
 const GIT = `fake_git_${randomBytes(18).toString('hex')}`;
 
-const rules = (): string => `
-agents: [{ name: runner }]
-secrets:
-  - name: api-token
-    from: { env: TEST_API_TOKEN }
-    hosts: ["echo.turret.test:*"]
-    env: API_TOKEN
-  - name: git-token
-    from: { env: TEST_GIT_TOKEN }
-    hosts: ["git.turret.test:*"]
-    env: GIT_TOKEN
-rules:
-  - name: test-hosts
-    methods: [read, write]
-    hosts: ["echo.turret.test:*", "git.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    echo.turret.test: [127.0.0.1]
-    git.turret.test: [127.0.0.1]
-`;
+const rules = (): RuleFile => ({
+  agents: ['runner'],
+  secrets: [
+    { name: 'api-token', from: { env: 'TEST_API_TOKEN' }, hosts: ['echo.turret.test:*'], env: 'API_TOKEN' },
+    { name: 'git-token', from: { env: 'TEST_GIT_TOKEN' }, hosts: ['git.turret.test:*'], env: 'GIT_TOKEN' },
+  ],
+  rules: [{ name: 'test-hosts', methods: ['read', 'write'], hosts: ['echo.turret.test:*', 'git.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['echo.turret.test', 'git.turret.test'],
+});
 
 describe('clients started through turret run', () => {
   let t: TurretProc;

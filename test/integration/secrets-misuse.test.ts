@@ -14,39 +14,24 @@ import zlib from 'node:zlib';
 import path from 'node:path';
 import { curl, type CurlResult } from '../helpers/curl.js';
 import { agentToken, cleanEnv, MAIN, runCli, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const API = `fake_api_${randomBytes(18).toString('hex')}`;
 const BURN = `fake_burn_${randomBytes(18).toString('hex')}`;
 const FORM = `fake form&=${randomBytes(18).toString('hex')}`;
 const ENV = { T_API: API, T_BURN: BURN, TURRET_ADMIN: 'off' };
 
-const rules = (): string => `
-agents: [{ name: a }, { name: b }]
-secrets:
-  - name: api
-    from: { env: T_API }
-    hosts: ["echo.turret.test:*"]
-    methods: [read, POST]
-    paths: ["/ok/**"]
-  - name: burn
-    from: { env: T_BURN }
-    hosts: ["echo.turret.test:*"]
-    on_misuse: revoke
-  - name: form
-    from: { store: form-token }
-    hosts: ["form.turret.test:*"]
-    body: true
-    query: true
-rules:
-  - name: all
-    methods: [read, write]
-    hosts: ["echo.turret.test:*", "other.turret.test:*", "form.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { echo.turret.test: [127.0.0.1], other.turret.test: [127.0.0.1], form.turret.test: [127.0.0.1] }
-`;
+const rules = (): RuleFile => ({
+  agents: ['a', 'b'],
+  secrets: [
+    { name: 'api', from: { env: 'T_API' }, hosts: ['echo.turret.test:*'], methods: ['read', 'POST'], paths: ['/ok/**'] },
+    { name: 'burn', from: { env: 'T_BURN' }, hosts: ['echo.turret.test:*'], on_misuse: 'revoke' },
+    { name: 'form', from: { store: 'form-token' }, hosts: ['form.turret.test:*'], body: true, query: true },
+  ],
+  rules: [{ name: 'all', methods: ['read', 'write'], hosts: ['echo.turret.test:*', 'other.turret.test:*', 'form.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['echo.turret.test', 'other.turret.test', 'form.turret.test'],
+});
 
 /** A second turret process on the same rules and key directory (a restart, or another replica). */
 function startReplica(t: TurretProc): Promise<{ port: number; stop: () => void; output: () => string }> {

@@ -13,29 +13,27 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { verifySigV4, type Verdict } from '../helpers/sigv4.js';
 import { cleanEnv, ROOT, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const REAL_ID = `AKIAFAKE${randomBytes(6).toString('hex').toUpperCase()}`;
 const REAL_KEY = `fake/aws+${randomBytes(18).toString('base64')}`;
 const ENV = { T_AWS_ID: REAL_ID, T_AWS_KEY: REAL_KEY, TURRET_ADMIN: 'off' };
 
-const rules = (): string => `
-agents: [{ name: robot }]
-secrets:
-  - name: aws
-    from: { env: T_AWS_KEY }
-    hosts: ["s3.turret.test:*", "api.turret.test:*"]
-    env: [AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY]
-    aws: { access_key_id: { env: T_AWS_ID } }
-rules:
-  - name: aws
-    methods: [read, write]
-    hosts: ["s3.turret.test:*", "api.turret.test:*", "other.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { s3.turret.test: [127.0.0.1], api.turret.test: [127.0.0.1], other.turret.test: [127.0.0.1] }
-`;
+const rules = (): RuleFile => ({
+  agents: ['robot'],
+  secrets: [
+    {
+      name: 'aws',
+      from: { env: 'T_AWS_KEY' },
+      hosts: ['s3.turret.test:*', 'api.turret.test:*'],
+      env: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'],
+      aws: { access_key_id: { env: 'T_AWS_ID' } },
+    },
+  ],
+  rules: [{ name: 'aws', methods: ['read', 'write'], hosts: ['s3.turret.test:*', 'api.turret.test:*', 'other.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['s3.turret.test', 'api.turret.test', 'other.turret.test'],
+});
 
 const NODE_AGENT = (port: number): string => `
 import { createHash, createHmac } from 'node:crypto';

@@ -20,30 +20,27 @@ import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { curl, type CurlResult } from '../helpers/curl.js';
 import { agentToken, startTurret, type TurretProc } from '../helpers/turret.js';
-import { FIXTURES, startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { FIXTURES, startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const SECRET = `fake_sec_${randomBytes(18).toString('hex')}`;
 const TOKENS = [`fake_tokA_${randomBytes(18).toString('hex')}`, `fake_tokB_${randomBytes(18).toString('hex')}`];
 
-function rules(upPort: number): string {
-  return `
-agents: [{ name: a }, { name: b }]
-secrets:
-  - name: api
-    from: { env: T_SECRET }
-    hosts: ["*.turret.test:*"]
-rules:
-  - name: all
-    methods: [read, POST, websocket]
-    hosts: ["up.turret.test:*", "ws.turret.test:*", "auth.turret.test:*", "api.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { up.turret.test: [127.0.0.1], ws.turret.test: [127.0.0.1], auth.turret.test: [127.0.0.1], api.turret.test: [127.0.0.1] }
-scrub:
-  oauth_capture:
-    - { name: acme, token_url: "https://auth.turret.test:${upPort}/oauth/token", hosts: ["api.turret.test:*"] }
-`;
+function rules(upPort: number): RuleFile {
+  return {
+    agents: ['a', 'b'],
+    secrets: [{ name: 'api', from: { env: 'T_SECRET' }, hosts: ['*.turret.test:*'] }],
+    rules: [
+      {
+        name: 'all',
+        methods: ['read', 'POST', 'websocket'],
+        hosts: ['up.turret.test:*', 'ws.turret.test:*', 'auth.turret.test:*', 'api.turret.test:*'],
+        unsafe_addresses: LOOPBACK,
+      },
+    ],
+    scrub: { oauth_capture: [{ name: 'acme', token_url: `https://auth.turret.test:${upPort}/oauth/token`, hosts: ['api.turret.test:*'] }] },
+    local: ['up.turret.test', 'ws.turret.test', 'auth.turret.test', 'api.turret.test'],
+  };
 }
 
 /** CONNECT through the proxy, TLS with Turret's CA, send `request` as written; everything until close. */

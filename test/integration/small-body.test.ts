@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK } from '../helpers/rules.js';
 
 const SECRET = `fake_small_${randomBytes(18).toString('hex')}`;
 // A GitHub personal access token shape (a built-in pattern): random, fake.
@@ -45,23 +46,12 @@ describe('small bodies: read whole, scrubbed once, sent with their length', () =
     t = await startTurret({
       env: { SMALL_TOKEN: SECRET },
       rules: {
-        'r.yaml': `
-agents:
-  - name: agent-a
-secrets:
-  - name: small-token
-    from: { env: SMALL_TOKEN }
-    hosts: ["up.turret.test:*"]
-rules:
-  - name: up
-    methods: [read]
-    hosts: ["up.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    up.turret.test: [127.0.0.1]
-`,
+        'r.yaml': {
+          agents: ['agent-a'],
+          secrets: [{ name: 'small-token', from: { env: 'SMALL_TOKEN' }, hosts: ['up.turret.test:*'] }],
+          rules: [{ name: 'up', methods: ['read'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK }],
+          local: ['up.turret.test'],
+        },
       },
     });
     args = ['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `agent-a:${await agentToken(t, 'agent-a')}`, '--cacert', path.join(t.caDir, 'ca.crt')];

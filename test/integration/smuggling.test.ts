@@ -22,8 +22,8 @@ import { OK_CLOSE, startRawUpstream, type RawUpstream, type UpstreamConn } from 
 import { pool, replayInTunnel, replayPlain, type Replayed } from '../helpers/replay.js';
 import { adaptRequest, incomplete, isResponseCase, loadCorpus, mustReject, TOKEN_SHAPES, type CorpusCase } from '../helpers/smuggling-corpus.js';
 import { startTurret, type TurretProc } from '../helpers/turret.js';
-import { UPSTREAM_CA_FILE } from '../helpers/upstream.js';
 import { SPECIAL, type Verdict } from '../helpers/smuggling-expect.js';
+import { LOOPBACK } from '../helpers/rules.js';
 
 const TOKEN = `fake-smuggle-${randomBytes(8).toString('hex')}`;
 const AUTH = `Basic ${Buffer.from(`smug:${TOKEN}`).toString('base64')}`;
@@ -104,18 +104,11 @@ describe('the smuggling corpus against the real proxy', { timeout: 120_000 }, ()
       env: { SMUG_TOKEN: TOKEN },
       args: ['--limit', 'client_headers_timeout=2s'],
       rules: {
-        'smuggling.yaml': `
-agents: [{ name: smug, token: { env: SMUG_TOKEN } }]
-rules:
-  - name: upstream
-    methods: [any]
-    schemes: [http, https]
-    hosts: ["allowed.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { allowed.turret.test: [127.0.0.1], denied.turret.test: [127.0.0.1] }
-`,
+        'smuggling.yaml': {
+          agents: [{ name: 'smug', token: { env: 'SMUG_TOKEN' } }],
+          rules: [{ name: 'upstream', methods: ['any'], schemes: ['http', 'https'], hosts: ['allowed.turret.test:*'], unsafe_addresses: LOOPBACK }],
+          local: ['allowed.turret.test', 'denied.turret.test'],
+        },
       },
     });
     ca = readFileSync(path.join(t.caDir, 'ca.crt'));

@@ -11,24 +11,18 @@ import { rmSync } from 'node:fs';
 import { curl } from '../helpers/curl.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { agentToken, startTurret, waitForLog, type TurretProc } from '../helpers/turret.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
 
 const PASSWORD = `fake-redis-${randomBytes(16).toString('hex')}`;
 
-const rules = (url: string, ca: boolean): string => `
-agents: [{ name: a }]
-rules:
-  - name: limited
-    methods: [read]
-    hosts: ["limited.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-    rate_limit: { requests: 2, per: 1h }
-settings:
-  dns_hosts: { limited.turret.test: [127.0.0.1] }
-  shared_state:
-    url: ${url}
-${ca ? `    ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}\n` : ''}    password: { env: T_REDIS_PASSWORD }
-`;
+const rules = (url: string, ca: boolean): RuleFile => ({
+  agents: ['a'],
+  rules: [{ name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 2, per: '1h' } }],
+  settings: { shared_state: { url, ...(ca ? { ca_file: UPSTREAM_CA_FILE } : {}), password: { env: 'T_REDIS_PASSWORD' } } },
+  local: ['limited.turret.test'],
+  testCa: false,
+});
 
 describe('shared state over TLS with a password', () => {
   let redis: RedisServer;

@@ -18,36 +18,23 @@ import path from 'node:path';
 import { curl, type CurlResult } from '../helpers/curl.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { agentToken, makeDirs, runCli, startTurret, waitForAudit, waitForLog, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const SECRET = `fake_${randomBytes(18).toString('hex')}`;
 const ENV = { T_SECRET: SECRET };
 
-const rules = (url: string): string => `
-agents: [{ name: a }, { name: b }]
-secrets:
-  - name: api
-    from: { env: T_SECRET }
-    hosts: ["echo.turret.test:*"]
-    env: API_TOKEN
-rules:
-  - name: echo
-    methods: [read]
-    hosts: ["echo.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: limited
-    methods: [read]
-    hosts: ["limited.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-    rate_limit: { requests: 3, per: 1h }
-limits:
-  - { agents: [b], requests: 2, per: 1h }
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { echo.turret.test: [127.0.0.1], limited.turret.test: [127.0.0.1] }
-  shared_state:
-    url: ${url}
-`;
+const rules = (url: string): RuleFile => ({
+  agents: ['a', 'b'],
+  secrets: [{ name: 'api', from: { env: 'T_SECRET' }, hosts: ['echo.turret.test:*'], env: 'API_TOKEN' }],
+  rules: [
+    { name: 'echo', methods: ['read'], hosts: ['echo.turret.test:*'], unsafe_addresses: LOOPBACK },
+    { name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 3, per: '1h' } },
+  ],
+  limits: [{ agents: ['b'], requests: 2, per: '1h' }],
+  settings: { shared_state: { url } },
+  local: ['echo.turret.test', 'limited.turret.test'],
+});
 
 describe('shared state in Redis across replicas', () => {
   let redis: RedisServer;

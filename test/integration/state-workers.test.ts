@@ -10,24 +10,20 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { curl } from '../helpers/curl.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { agentToken, makeDirs, runCli, startTurret, waitForLog, type TurretProc } from '../helpers/turret.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
-const rules = (shared: string): string => `
-agents: [{ name: a }]
-rules:
-  - name: echo
-    methods: [read]
-    hosts: ["echo.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-  - name: limited
-    methods: [read]
-    hosts: ["limited.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-    rate_limit: { requests: 4, per: 1h }
-settings:
-  dns_hosts: { echo.turret.test: [127.0.0.1], limited.turret.test: [127.0.0.1] }
-${shared}
-`;
+/** `sharedUrl`: the redis both workers share (none: each would count on its own). */
+const rules = (sharedUrl?: string): RuleFile => ({
+  agents: ['a'],
+  rules: [
+    { name: 'echo', methods: ['read'], hosts: ['echo.turret.test:*'], unsafe_addresses: LOOPBACK },
+    { name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 4, per: '1h' } },
+  ],
+  settings: sharedUrl ? { shared_state: { url: sharedUrl } } : {},
+  local: ['echo.turret.test', 'limited.turret.test'],
+  testCa: false,
+});
 
 describe('turret start --workers 2', () => {
   let redis: RedisServer;
@@ -44,7 +40,7 @@ describe('turret start --workers 2', () => {
   before(async () => {
     redis = await startRedis();
     up = await startUpstream({ tls: false });
-    t = await startTurret({ rules: { 'main.yaml': rules(`  shared_state: { url: "${redis.url}" }`) }, args: ['--workers', '2', '--no-watch'], startTimeoutMs: 60_000 }); // three processes start one after another
+    t = await startTurret({ rules: { 'main.yaml': rules(redis.url) }, args: ['--workers', '2', '--no-watch'], startTimeoutMs: 60_000 }); // three processes start one after another
     dirs.push(t.dir);
     token = await agentToken(t, 'a');
   });
@@ -101,7 +97,7 @@ describe('turret start --workers 2', () => {
   });
 
   it('production refuses --workers without shared state (exit 2)', async () => {
-    const d = makeDirs({ 'main.yaml': rules('') });
+    const d = makeDirs({ 'main.yaml': rules() });
     dirs.push(d.dir);
     const r = await runCli(['start', '--rules', d.rulesDir, '--ca', d.caDir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--production'], {
       cwd: d.dir,

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { curl } from '../helpers/curl.js';
 import { runCli, startTurret, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK } from '../helpers/rules.js';
 
 const AUTH = `Basic ${Buffer.from('a:fake-agent-token-3').toString('base64')}`;
 
@@ -57,17 +58,11 @@ describe('inside an intercepted tunnel', () => {
     t = await startTurret({
       env: { AGENT_TOKEN: 'fake-agent-token-3' },
       rules: {
-        'r.yaml': `
-agents: [{ name: a, token: { env: AGENT_TOKEN } }]
-rules:
-  - name: echo
-    methods: [read]
-    hosts: ["echo.turret.test:*", "other.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { echo.turret.test: [127.0.0.1], other.turret.test: [127.0.0.1] }
-`,
+        'r.yaml': {
+          agents: [{ name: 'a', token: { env: 'AGENT_TOKEN' } }],
+          rules: [{ name: 'echo', methods: ['read'], hosts: ['echo.turret.test:*', 'other.turret.test:*'], unsafe_addresses: LOOPBACK }],
+          local: ['echo.turret.test', 'other.turret.test'],
+        },
       },
     });
   });
@@ -108,22 +103,15 @@ describe('passthrough rules: opaque tunnels for clients that pin certificates', 
     t = await startTurret({
       env: { AGENT_TOKEN: 'fake-agent-token-4' },
       rules: {
-        'r.yaml': `
-agents: [{ name: a, token: { env: AGENT_TOKEN } }]
-rules:
-  - name: pinned
-    methods: [any]
-    hosts: ["pinned.turret.test:*", "guarded.turret.test:*"]
-    passthrough: true
-    unsafe_addresses: [127.0.0.1/32]
-  - name: no-admin
-    action: deny
-    methods: [any]
-    hosts: ["guarded.turret.test:*"]
-    paths: ["/admin/**"]
-settings:
-  dns_hosts: { pinned.turret.test: [127.0.0.1], guarded.turret.test: [127.0.0.1] }
-`,
+        'r.yaml': {
+          agents: [{ name: 'a', token: { env: 'AGENT_TOKEN' } }],
+          rules: [
+            { name: 'pinned', methods: ['any'], hosts: ['pinned.turret.test:*', 'guarded.turret.test:*'], passthrough: true, unsafe_addresses: LOOPBACK },
+            { name: 'no-admin', action: 'deny', methods: ['any'], hosts: ['guarded.turret.test:*'], paths: ['/admin/**'] },
+          ],
+          local: ['pinned.turret.test', 'guarded.turret.test'],
+          testCa: false,
+        },
       },
     });
   });

@@ -15,29 +15,18 @@ import { curl, type CurlResult } from '../helpers/curl.js';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { startRawUpstream, type RawUpstream } from '../helpers/raw-upstream.js';
 import { header } from '../helpers/http-wire.js';
-import { UPSTREAM_CA_FILE } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const SECRET = `fake_coding/${randomBytes(16).toString('hex')}+x`;
 const FORMS = [SECRET, Buffer.from(SECRET).toString('base64'), encodeURIComponent(SECRET), encodeURIComponent(SECRET).toLowerCase()];
 
-function rules(): string {
-  return `
-agents:
-  - name: agent-a
-secrets:
-  - name: api
-    from: { env: TEST_CODING_TOKEN }
-    hosts: ["echo.turret.test:*"]
-rules:
-  - name: echo
-    methods: [read]
-    hosts: ["echo.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts:
-    echo.turret.test: [127.0.0.1]
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['agent-a'],
+    secrets: [{ name: 'api', from: { env: 'TEST_CODING_TOKEN' }, hosts: ['echo.turret.test:*'] }],
+    rules: [{ name: 'echo', methods: ['read'], hosts: ['echo.turret.test:*'], unsafe_addresses: LOOPBACK }],
+    local: ['echo.turret.test'],
+  };
 }
 
 const chunk = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n0\r\n\r\n')]);

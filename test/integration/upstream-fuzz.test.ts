@@ -20,6 +20,7 @@ import net from 'node:net';
 import zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { agentToken, startTurret, type TurretProc } from '../helpers/turret.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 import { startRawUpstream, type RawUpstream } from '../helpers/raw-upstream.js';
 import { fuzzCase, type FuzzCase } from '../helpers/response-fuzz.js';
 import { header, parseResponses } from '../helpers/http-wire.js';
@@ -30,24 +31,14 @@ const SEED = Number(process.env.TURRET_FUZZ_SEED ?? randomInt(2 ** 31));
 const CASES = Math.min(2000, Number(process.env.TURRET_FUZZ_CASES ?? 300));
 const FORMS = [SECRET, Buffer.from(SECRET).toString('base64'), Buffer.from(SECRET).toString('base64url'), encodeURIComponent(SECRET), encodeURIComponent(SECRET).toLowerCase()];
 
-function rules(): string {
-  return `
-agents:
-  - name: agent-a
-secrets:
-  - name: fuzz-token
-    from: { env: TEST_FUZZ_TOKEN }
-    hosts: ["fuzz.turret.test:*"]
-rules:
-  - name: fuzz
-    methods: [read]
-    hosts: ["fuzz.turret.test:*", "probe.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  dns_hosts:
-    fuzz.turret.test: [127.0.0.1]
-    probe.turret.test: [127.0.0.1]
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['agent-a'],
+    secrets: [{ name: 'fuzz-token', from: { env: 'TEST_FUZZ_TOKEN' }, hosts: ['fuzz.turret.test:*'] }],
+    rules: [{ name: 'fuzz', methods: ['read'], hosts: ['fuzz.turret.test:*', 'probe.turret.test:*'], unsafe_addresses: LOOPBACK }],
+    local: ['fuzz.turret.test', 'probe.turret.test'],
+    testCa: false,
+  };
 }
 
 /** Everything the client received, up to the proxy's close (bounded). */

@@ -12,18 +12,15 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { curl } from '../helpers/curl.js';
 import { startTurret, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, UPSTREAM_CA_FILE, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
-const rules = (withCa: boolean): string => `
-agents: [{ name: a, token: { env: AGENT_TOKEN } }]
-rules:
-  - name: echo
-    methods: [read, write]
-    hosts: ["echo.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-${withCa ? `  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}\n` : ''}  dns_hosts: { echo.turret.test: [127.0.0.1] }
-`;
+const rules = (withCa: boolean): RuleFile => ({
+  agents: [{ name: 'a', token: { env: 'AGENT_TOKEN' } }],
+  rules: [{ name: 'echo', methods: ['read', 'write'], hosts: ['echo.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['echo.turret.test'],
+  testCa: withCa,
+});
 
 describe('upstream TLS verification', () => {
   let up: Upstream;

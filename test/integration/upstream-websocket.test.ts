@@ -19,35 +19,25 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
-import { FIXTURES, UPSTREAM_CA_FILE } from '../helpers/upstream.js';
+import { FIXTURES } from '../helpers/upstream.js';
 import { acceptKey, frame, frames, messages } from '../helpers/ws-wire.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
 const SECRET = `fake_ws/${randomBytes(14).toString('hex')}+z`;
 const OTHER = `fake_other_${randomBytes(14).toString('hex')}`;
 const FORMS = (s: string): string[] => [s, Buffer.from(s).toString('base64'), Buffer.from(s).toString('base64url'), encodeURIComponent(s), encodeURIComponent(s).toLowerCase()];
 const OP = { cont: 0, text: 1, binary: 2, close: 8, ping: 9, pong: 10 };
 
-function rules(): string {
-  return `
-agents:
-  - name: a
-secrets:
-  - name: chat
-    from: { env: T_CHAT }
-    hosts: ["ws.turret.test:*"]
-    body: true
-  - name: other
-    from: { env: T_OTHER }
-    hosts: ["ws.turret.test:*", "plain.turret.test:*"]
-rules:
-  - name: ws
-    methods: [read, websocket]
-    hosts: ["ws.turret.test:*", "plain.turret.test:*"]
-    unsafe_addresses: [127.0.0.1/32]
-settings:
-  upstream_ca_file: ${JSON.stringify(UPSTREAM_CA_FILE)}
-  dns_hosts: { ws.turret.test: [127.0.0.1], plain.turret.test: [127.0.0.1] }
-`;
+function rules(): RuleFile {
+  return {
+    agents: ['a'],
+    secrets: [
+      { name: 'chat', from: { env: 'T_CHAT' }, hosts: ['ws.turret.test:*'], body: true },
+      { name: 'other', from: { env: 'T_OTHER' }, hosts: ['ws.turret.test:*', 'plain.turret.test:*'] },
+    ],
+    rules: [{ name: 'ws', methods: ['read', 'websocket'], hosts: ['ws.turret.test:*', 'plain.turret.test:*'], unsafe_addresses: LOOPBACK }],
+    local: ['ws.turret.test', 'plain.turret.test'],
+  };
 }
 
 interface UpSession {
