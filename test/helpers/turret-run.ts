@@ -4,7 +4,7 @@
  * over Turret's), and keeps every output so a test can grep all of them for secrets.
  */
 import { chmodSync } from 'node:fs';
-import { cleanEnv, runCli, type TurretProc } from './turret.js';
+import { cleanEnv, runArgs, runCli, type TurretProc } from './turret.js';
 
 /** Caller presets that would break the clients if they won over Turret's values. */
 export const HOSTILE_PRESETS: Record<string, string> = {
@@ -47,7 +47,7 @@ export function turretRunner(t: () => TurretProc, agent: string, work: string, e
       for (const k of Object.keys(base)) if (/^npm_/i.test(k) && !(k in HOSTILE_PRESETS) && !(k in extraEnv)) delete base[k];
       const tt = t();
       const pass = ['--pass-env', [...PASS, ...Object.keys(extraEnv)].join(',')];
-      const r = await runCli(['run', '--agent', agent, '--rules', tt.rulesDir, '--ca', tt.caDir, '--proxy', `127.0.0.1:${tt.port}`, ...pass, '--', ...cmd], {
+      const r = await runCli(runArgs(tt, agent, pass, cmd), {
         cwd: work,
         env: base,
       });

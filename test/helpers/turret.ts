@@ -3,6 +3,7 @@
  * with a rules directory, CA directory and audit log in a fresh temp dir, on 127.0.0.1 with an
  * OS-chosen port. Collects stdout/stderr so tests can grep every output for secrets.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -165,4 +166,25 @@ export async function agentToken(t: TurretProc, agent: string): Promise<string> 
   const tok = new RegExp(`HTTPS_PROXY='http://${agent}:([^@']+)@`).exec(r.stdout)?.[1];
   if (!tok) throw new Error(`turret env printed no credential for ${agent}: ${r.stderr}`);
   return decodeURIComponent(tok);
+}
+
+/** `turret run` arguments for `agent` against a started turret: its rules, CA and proxy port. */
+export function runArgs(t: TurretProc, agent: string, extra: string[], cmd: string[]): string[] {
+  return ['run', '--agent', agent, '--rules', t.rulesDir, '--ca', t.caDir, '--proxy', `127.0.0.1:${t.port}`, ...extra, '--', ...cmd];
+}
+
+/** Every output of a turret a secret could leak into: stdout, stderr, the audit log, the handle issuance log. */
+export function turretOutputs(t: TurretProc): Array<[string, string]> {
+  const issued = path.join(t.caDir, 'handles.jsonl');
+  return [
+    ['turret stdout', t.stdout()],
+    ['turret stderr', t.stderr()],
+    ['audit', t.auditText()],
+    ['issuance log', existsSync(issued) ? readFileSync(issued, 'utf8') : ''],
+  ];
+}
+
+/** Fails, naming the output and the secret, when any output holds any secret verbatim. */
+export function assertNoSecrets(outputs: Array<[string, string]>, secrets: Record<string, string>): void {
+  for (const [name, text] of outputs) for (const [what, value] of Object.entries(secrets)) assert.ok(!text.includes(value), `${name} must never contain ${what}`);
 }

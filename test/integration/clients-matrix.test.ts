@@ -9,11 +9,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startGitServer, type GitServer } from '../helpers/git-server.js';
-import { ROOT, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { assertNoSecrets, ROOT, startTurret, turretOutputs, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { turretRunner } from '../helpers/turret-run.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
@@ -129,16 +129,7 @@ describe('client matrix through turret run', () => {
     await up?.close();
     await plain?.close();
     await gitServer?.close();
-    for (const [name, text] of [
-      ['client outputs', runner.outputs.join('\n')],
-      ['turret stdout', t.stdout()],
-      ['turret stderr', t.stderr()],
-      ['audit', t.auditText()],
-      ['issuance log', readFileSync(path.join(t.caDir, 'handles.jsonl'), 'utf8')],
-    ] as const) {
-      assert.ok(!text.includes(API), `${name} must never contain the API secret`);
-      assert.ok(!text.includes(GIT), `${name} must never contain the git secret`);
-    }
+    assertNoSecrets([['client outputs', runner.outputs.join('\n')], ...turretOutputs(t)], { 'the API secret': API, 'the git secret': GIT });
   });
 
   /** The upstream got the real secret on `urlPath`, and the client saw the handle instead. */

@@ -8,11 +8,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startAwsServer, startNpmRegistry, startPypiIndex, type AwsServer, type Registry } from '../helpers/registries.js';
-import { startTurret, type TurretProc } from '../helpers/turret.js';
+import { assertNoSecrets, startTurret, turretOutputs, type TurretProc } from '../helpers/turret.js';
 import { turretRunner } from '../helpers/turret-run.js';
 import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
@@ -75,14 +75,7 @@ describe('package managers and an AWS SDK through turret run', () => {
   after(async () => {
     await t?.stop();
     await Promise.all([npm?.up.close(), pypi?.up.close(), aws?.up.close()]);
-    const texts = [
-      ['client outputs', runner.outputs.join('\n')],
-      ['turret stdout', t.stdout()],
-      ['turret stderr', t.stderr()],
-      ['audit', t.auditText()],
-      ['issuance log', readFileSync(path.join(t.caDir, 'handles.jsonl'), 'utf8')],
-    ] as const;
-    for (const [name, text] of texts) for (const secret of [NPM, PYPI, AWS_KEY]) assert.ok(!text.includes(secret), `${name} must never contain a secret`);
+    assertNoSecrets([['client outputs', runner.outputs.join('\n')], ...turretOutputs(t)], { 'the npm token': NPM, 'the PyPI token': PYPI, 'the AWS key': AWS_KEY });
   });
 
   it('npm publish and install with a token handle in ~/.npmrc', async () => {

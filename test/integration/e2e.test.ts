@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
-import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { agentToken, assertNoSecrets, startTurret, turretOutputs, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
@@ -100,15 +100,7 @@ describe('turret end to end with curl', () => {
     await up?.close();
     await plain?.close();
     // Every output any party saw: curl, turret's stdout/stderr, the audit log.
-    for (const [name, text] of [
-      ['curl', curlOutputs.join('\n')],
-      ['turret stdout', t.stdout()],
-      ['turret stderr', t.stderr()],
-      ['audit', t.auditText()],
-    ] as const) {
-      assert.ok(!text.includes(SECRET), `${name} must never contain the secret`);
-      assert.ok(!text.includes(OTHER_SECRET), `${name} must never contain the other secret`);
-    }
+    assertNoSecrets([['curl', curlOutputs.join('\n')], ...turretOutputs(t)], { 'the secret': SECRET, 'the other secret': OTHER_SECRET });
   });
 
   it('injects the real secret for a Bearer handle over CONNECT and scrubs it from the response', async () => {

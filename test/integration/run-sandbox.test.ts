@@ -15,7 +15,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
-import { cleanEnv, MAIN, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { assertNoSecrets, cleanEnv, MAIN, runArgs, runCli, startTurret, turretOutputs, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { echo, FIXTURES, startUpstream, type Received, type Upstream } from '../helpers/upstream.js';
 import { type RuleFile } from '../helpers/rules.js';
 
@@ -56,24 +56,11 @@ describe('turret run isolates the command', () => {
     o: { extra?: string[]; env?: Record<string, string>; input?: string; onStdout?: (s: string, p: ReturnType<typeof spawn>) => void } = {},
   ): Promise<Run> =>
     new Promise((resolve, reject) => {
-      const args = [
-        MAIN,
-        'run',
-        '--agent',
-        'runner',
-        '--rules',
-        t.rulesDir,
-        '--ca',
-        t.caDir,
-        '--proxy',
-        `127.0.0.1:${t.port}`,
-        '--audit',
-        t.auditPath,
-        ...(o.extra ?? []),
-        '--',
-        ...cmd,
-      ];
-      const p = spawn(process.execPath, args, { cwd: work, env: cleanEnv({ TEST_SANDBOX_SECRET: SECRET, OTHER_AGENT_TOKEN: OTHER, ...o.env }), stdio: ['pipe', 'pipe', 'pipe'] });
+      const p = spawn(process.execPath, [MAIN, ...runArgs(t, 'runner', ['--audit', t.auditPath, ...(o.extra ?? [])], cmd)], {
+        cwd: work,
+        env: cleanEnv({ TEST_SANDBOX_SECRET: SECRET, OTHER_AGENT_TOKEN: OTHER, ...o.env }),
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (c: Buffer) => {
@@ -119,14 +106,7 @@ describe('turret run isolates the command', () => {
       s.closeAllConnections();
       await new Promise<void>((r) => s.close(() => r()));
     }
-    for (const [name, text] of [
-      ['run outputs', outputs.join('\n')],
-      ['turret stderr', t.stderr()],
-      ['audit', t.auditText()],
-    ] as const) {
-      assert.ok(!text.includes(SECRET), `${name} must never contain the secret`);
-      assert.ok(!text.includes(OTHER), `${name} must never contain the other agent's token`);
-    }
+    assertNoSecrets([['run outputs', outputs.join('\n')], ...turretOutputs(t)], { 'the secret': SECRET, "the other agent's token": OTHER });
   });
 
   it('runs the command as nobody, and Turret key files, rules and audit log are out of reach', async () => {
@@ -272,32 +252,7 @@ describe('turret run without namespaces, and with a terminal', () => {
     await t?.stop();
   });
 
-  const runArgs = (extra: string[], cmd: string[]): string[] => [
-    MAIN,
-    'run',
-    '--agent',
-    'runner',
-    '--rules',
-    t.rulesDir,
-    '--ca',
-    t.caDir,
-    '--proxy',
-    `127.0.0.1:${t.port}`,
-    ...extra,
-    '--',
-    ...cmd,
-  ];
-
-  const runWith = (env: Record<string, string>, extra: string[], cmd: string[]): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, runArgs(extra, cmd), { cwd: work, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      p.on('error', reject);
-      p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+  const runWith = (env: Record<string, string>, extra: string[], cmd: string[]): Promise<Run> => runCli(runArgs(t, 'runner', extra, cmd), { cwd: work, env: cleanEnv(env) });
 
   it('refuses to run unisolated when bubblewrap is missing or user namespaces are off, naming cause and fix', async () => {
     const missing = await runWith({ TURRET_BWRAP: path.join(work, 'no-such-bwrap') }, [], ['true']);
@@ -326,7 +281,7 @@ describe('turret run without namespaces, and with a terminal', () => {
   });
 
   it('runs an interactive shell on a pty: commands and exit code', async () => {
-    const cmd = [process.execPath, ...runArgs([], ['bash', '--norc', '--noprofile', '-i'])].map((a) => `'${a}'`).join(' ');
+    const cmd = [process.execPath, MAIN, ...runArgs(t, 'runner', [], ['bash', '--norc', '--noprofile', '-i'])].map((a) => `'${a}'`).join(' ');
     const p = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: work, env: cleanEnv({ TERM: 'dumb', PS1: '$ ' }), stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     const waitFor = (re: RegExp | (() => boolean)): Promise<void> =>

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { startGitServer, type GitServer } from '../helpers/git-server.js';
-import { cleanEnv, ROOT, runCli, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { assertNoSecrets, cleanEnv, ROOT, runArgs, runCli, startTurret, turretOutputs, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
@@ -40,7 +40,7 @@ describe('clients started through turret run', () => {
 
   const turretRun = async (cmd: string[], extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> => {
     const pass = ['--pass-env', 'GIT_TERMINAL_PROMPT,GIT_CONFIG_NOSYSTEM']; // the environment is an allow-list
-    const r = await runCli(['run', '--agent', 'runner', '--rules', t.rulesDir, '--ca', t.caDir, '--proxy', `127.0.0.1:${t.port}`, ...pass, ...extra, '--', ...cmd], {
+    const r = await runCli(runArgs(t, 'runner', [...pass, ...extra], cmd), {
       cwd: work,
       env: cleanEnv({ TEST_API_TOKEN: API, TEST_GIT_TOKEN: GIT, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', HOME: work }),
     });
@@ -58,16 +58,7 @@ describe('clients started through turret run', () => {
     await t?.stop();
     await up?.close();
     await gitServer?.close();
-    for (const [name, text] of [
-      ['client outputs', outputs.join('\n')],
-      ['turret stdout', t.stdout()],
-      ['turret stderr', t.stderr()],
-      ['audit', t.auditText()],
-      ['issuance log', readFileSync(path.join(t.caDir, 'handles.jsonl'), 'utf8')],
-    ] as const) {
-      assert.ok(!text.includes(API), `${name} must never contain the API secret`);
-      assert.ok(!text.includes(GIT), `${name} must never contain the git secret`);
-    }
+    assertNoSecrets([['client outputs', outputs.join('\n')], ...turretOutputs(t)], { 'the API secret': API, 'the git secret': GIT });
   });
 
   it('curl: Bearer handle from the environment; the handle dies with the run', async () => {

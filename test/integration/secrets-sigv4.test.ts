@@ -12,7 +12,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { verifySigV4, type Verdict } from '../helpers/sigv4.js';
-import { cleanEnv, ROOT, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
+import { cleanEnv, ROOT, runArgs, runCli, startTurret, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
@@ -80,7 +80,7 @@ describe('AWS SigV4 re-signing through turret run', () => {
   const work = mkdtempSync(path.join(tmpdir(), 'turret-sigv4-'));
   chmodSync(work, 0o777); // turret run (root) runs the command as nobody, in a sandbox
   const turretRun = async (cmd: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-    const r = await runCli(['run', '--agent', 'robot', '--rules', t.rulesDir, '--ca', t.caDir, '--proxy', `127.0.0.1:${t.port}`, '--', ...cmd], { cwd: work, env: cleanEnv(ENV) });
+    const r = await runCli(runArgs(t, 'robot', [], cmd), { cwd: work, env: cleanEnv(ENV) });
     outputs.push(r.stdout, r.stderr);
     return r;
   };
