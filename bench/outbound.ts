@@ -10,7 +10,6 @@
  * Reports upload throughput (MB/s, curl's average upload speed, median of 6 interleaved rounds)
  * and the proxy's peak RSS. Also the check alone (in-process, 64 KiB chunks) for 1 and 20 secrets.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
@@ -18,9 +17,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { compileScrubber } from '../src/scrub/scrubber.js';
-import { cleanEnv, startTurret, type TurretProc } from '../test/helpers/turret.js';
+import { startTurret, type TurretProc } from '../test/helpers/turret.js';
 import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
 import { FIXTURES } from '../test/helpers/upstream.js';
+import { curlThrough, peakRssMb } from './through-turret.js';
 
 const TOTAL = 32 * 1024 * 1024;
 const ROUNDS = 6;
@@ -34,42 +34,12 @@ function rules(port: number, secrets: number): RuleFile {
   };
 }
 
-function peakRssMb(t: TurretProc): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${t.proc.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
-}
-
-function upload(t: TurretProc, token: string, url: string, file: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const args = [
-      '-sS',
-      '--noproxy',
-      '',
-      '-x',
-      `http://127.0.0.1:${t.port}`,
-      '--proxy-user',
-      `bench:${token}`,
-      '--cacert',
-      path.join(t.caDir, 'ca.crt'),
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code} %{size_upload} %{speed_upload}',
-      '--data-binary',
-      `@${file}`,
-      '-H',
-      'Content-Type: application/octet-stream',
-      url,
-    ];
-    const p = spawn('curl', args, { env: cleanEnv() });
-    let out = '';
-    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => {
-      const [status, size, speed] = out.trim().split(' ').map(Number);
-      if (code !== 0 || status !== 200 || size !== TOTAL) reject(new Error(`curl exited ${code}, status ${status}, ${size} bytes`));
-      else resolve((speed ?? 0) / 1e6);
-    });
-  });
+async function upload(t: TurretProc, token: string, url: string, file: string): Promise<number> {
+  const args = ['--data-binary', `@${file}`, '-H', 'Content-Type: application/octet-stream', url];
+  const { code, values } = await curlThrough(t, token, '%{http_code} %{size_upload} %{speed_upload}', args);
+  const [status, size, speed] = values;
+  if (code !== 0 || status !== 200 || size !== TOTAL) throw new Error(`curl exited ${code}, status ${status}, ${size} bytes`);
+  return (speed ?? 0) / 1e6;
 }
 
 function median(xs: number[]): number {

@@ -21,7 +21,6 @@
  *   BENCH_SCRUB_BASE=/dir      a checkout of another version (its src/scrub is imported): each
  *                              round runs it and this tree back to back, same process, same bodies
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,9 +29,10 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as patternsHere from '../src/scrub/patterns.js';
 import * as scrubberHere from '../src/scrub/scrubber.js';
-import { cleanEnv, startTurret, type TurretProc } from '../test/helpers/turret.js';
+import { startTurret, type TurretProc } from '../test/helpers/turret.js';
 import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
 import { startUpstream } from '../test/helpers/upstream.js';
+import { curlThrough, peakRssMb } from './through-turret.js';
 
 const TOTAL = 100 * 1024 * 1024;
 const ALONE_TOTAL = Number(process.env.BENCH_SCRUB_MB ?? 100) * 1024 * 1024;
@@ -85,39 +85,11 @@ function median(xs: readonly number[]): number {
   return s.length === 0 ? NaN : s.length % 2 === 1 ? (s[(s.length - 1) / 2] ?? NaN) : ((s[s.length / 2 - 1] ?? 0) + (s[s.length / 2] ?? 0)) / 2;
 }
 
-function peakRssMb(t: TurretProc): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${t.proc.pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? NaN) / 1024;
-}
-
-function download(t: TurretProc, token: string, url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const args = [
-      '-sS',
-      '--noproxy',
-      '',
-      '-x',
-      `http://127.0.0.1:${t.port}`,
-      '--proxy-user',
-      `bench:${token}`,
-      '--cacert',
-      path.join(t.caDir, 'ca.crt'),
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{size_download} %{speed_download}',
-      url,
-    ];
-    const p = spawn('curl', args, { env: cleanEnv() });
-    let out = '';
-    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => {
-      const [size, speed] = out.trim().split(' ').map(Number);
-      if (code !== 0 || size !== TOTAL) reject(new Error(`curl exited ${code}, ${size} bytes`));
-      else resolve((speed ?? 0) / 1e6);
-    });
-  });
+async function download(t: TurretProc, token: string, url: string): Promise<number> {
+  const { code, values } = await curlThrough(t, token, '%{size_download} %{speed_download}', [url]);
+  const [size, speed] = values;
+  if (code !== 0 || size !== TOTAL) throw new Error(`curl exited ${code}, ${size} bytes`);
+  return (speed ?? 0) / 1e6;
 }
 
 /**
