@@ -171,7 +171,8 @@ export async function turretSubject(
   const t = await startTurret({
     rules: { 'bench.yaml': turretRules(scrub, extraSecrets) },
     env: { BENCH_TOKEN: `fake_bench_${randomBytes(16).toString('hex')}`, ...extraEnv },
-    args: ['--admin', 'off'],
+    // BENCH_TURRET_ARGS: extra `turret start` options for A/B runs (e.g. `--audit off` to see what the audit costs).
+    args: ['--admin', 'off', ...(process.env.BENCH_TURRET_ARGS?.split(' ').filter(Boolean) ?? [])],
   });
   try {
     const env = await t.cli(['env', '--agent', 'bench']);
