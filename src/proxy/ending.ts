@@ -18,10 +18,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TurretError, isTurretError, type ErrorCode } from '../core/errors.js';
 import type { Limits } from './limits.js';
 
-const controllers = new WeakMap<IncomingMessage, AbortController>();
-/** Exchanges not yet ended, per server (the drain deadline cuts them all). */
-const liveByOwner = new WeakMap<object, Set<IncomingMessage>>();
-
 /** Codes of exchanges cut short for a reason that is neither policy nor an upstream failure. */
 export const ABORT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['client_closed', 'drain_deadline', 'client_tls_failed']);
 
@@ -41,59 +37,60 @@ function totalLimitError(req: IncomingMessage, s: number): TurretError {
     : new TurretError('client_timeout', `the client had not sent the whole request body when the total limit of ${s}s (request_timeout) passed`);
 }
 
-/**
- * Arms the cause-carrying controller of one request: the whole-exchange deadline, and the client
- * close. `owner` groups the exchanges the drain deadline may cut (one per server).
- */
-export function armExchange(owner: object, limits: Limits, req: IncomingMessage, res: ServerResponse): AbortSignal {
-  const ac = new AbortController();
-  controllers.set(req, ac);
-  let live = liveByOwner.get(owner);
-  if (!live) {
-    live = new Set();
-    liveByOwner.set(owner, live);
+/** How one exchange ends early: the controller whose signal carries the cause (the exchange's `ending`). */
+export class ExchangeEnding {
+  private readonly ac = new AbortController();
+  /** Aborted with the cause when the exchange is ended early; undici's request signal. */
+  readonly signal: AbortSignal = this.ac.signal;
+
+  /** Ends the exchange early with `cause` (the first cause wins). */
+  end(cause: TurretError): void {
+    if (!this.ac.signal.aborted) this.ac.abort(cause);
   }
-  const set = live;
-  set.add(req);
-  const s = Math.round(limits.requestTimeoutMs / 100) / 10;
-  const timer = limits.requestTimeoutMs > 0 ? setTimeout(() => endExchange(req, totalLimitError(req, s)), limits.requestTimeoutMs) : null;
-  timer?.unref();
-  // A request whose body never completed, or a response that never finished: the client (or a
-  // cut that already set its own cause) ended it. Stop the upstream request too, so it holds no
-  // pool connection and no upstream work for nobody. (A request's 'close' also follows a
-  // normal end of its body; only an incomplete one counts.)
-  req.once('close', () => {
-    if (!req.complete) endExchange(req, clientClosedError(req, res));
-  });
-  res.once('close', () => {
-    if (timer) clearTimeout(timer);
-    set.delete(req);
-    if (!res.writableFinished) endExchange(req, clientClosedError(req, res));
-  });
-  return ac.signal;
-}
 
-/** Ends an exchange early with `cause` (the first cause wins). */
-export function endExchange(req: IncomingMessage, cause: TurretError): void {
-  const ac = controllers.get(req);
-  if (ac && !ac.signal.aborted) ac.abort(cause);
-}
-
-/** The cause an exchange was ended with, or null while it runs. */
-export function causeOf(req: IncomingMessage): TurretError | null {
-  const signal = controllers.get(req)?.signal;
-  return signal?.aborted && isTurretError(signal.reason) ? signal.reason : null;
-}
-
-/** The drain deadline: every exchange of `owner` still running ends with drain_deadline. */
-export function cutAll(owner: object, cause: TurretError): number {
-  const live = liveByOwner.get(owner);
-  if (!live) return 0;
-  let n = 0;
-  for (const req of live) {
-    if (causeOf(req)) continue;
-    endExchange(req, cause);
-    n++;
+  /** The cause the exchange was ended with, or null while it runs. */
+  get cause(): TurretError | null {
+    return this.signal.aborted && isTurretError(this.signal.reason) ? this.signal.reason : null;
   }
-  return n;
+}
+
+/** The exchanges of one runtime not yet ended (the drain deadline cuts them all). */
+export class LiveExchanges {
+  private readonly live = new Set<ExchangeEnding>();
+
+  /**
+   * Arms the ending of one request: the whole-exchange deadline, and the client close.
+   */
+  arm(limits: Limits, req: IncomingMessage, res: ServerResponse): ExchangeEnding {
+    const ending = new ExchangeEnding();
+    const live = this.live;
+    live.add(ending);
+    const s = Math.round(limits.requestTimeoutMs / 100) / 10;
+    const timer = limits.requestTimeoutMs > 0 ? setTimeout(() => ending.end(totalLimitError(req, s)), limits.requestTimeoutMs) : null;
+    timer?.unref();
+    // A request whose body never completed, or a response that never finished: the client (or a
+    // cut that already set its own cause) ended it. Stop the upstream request too, so it holds no
+    // pool connection and no upstream work for nobody. (A request's 'close' also follows a
+    // normal end of its body; only an incomplete one counts.)
+    req.once('close', () => {
+      if (!req.complete) ending.end(clientClosedError(req, res));
+    });
+    res.once('close', () => {
+      if (timer) clearTimeout(timer);
+      live.delete(ending);
+      if (!res.writableFinished) ending.end(clientClosedError(req, res));
+    });
+    return ending;
+  }
+
+  /** The drain deadline: every exchange still running ends with `cause`; how many were cut. */
+  cutAll(cause: TurretError): number {
+    let n = 0;
+    for (const ending of this.live) {
+      if (ending.cause) continue;
+      ending.end(cause);
+      n++;
+    }
+    return n;
+  }
 }

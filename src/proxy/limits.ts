@@ -15,7 +15,6 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../core/errors.js';
-import { endExchange } from './ending.js';
 import { sendErrorRaw } from './stages/respond.js';
 
 /** Resource limits; names, flags and rationale in src/cli/limits.ts and docs/operations.md. */
@@ -117,7 +116,13 @@ export interface SlowClientGuard {
  * Applies clientHeadersTimeoutMs and clientRequestTimeoutMs to every connection `server` is
  * given (Node's own check never runs for the inner server, see above).
  */
-export function guardSlowClients(server: Server, limits: Limits, onTimeout: (socket: Socket) => void = () => {}): SlowClientGuard {
+export function guardSlowClients(
+  server: Server,
+  limits: Limits,
+  /** Ends a request's exchange with a cause (the server's connections hold the exchanges, connection.ts). */
+  endRequest: (req: IncomingMessage, cause: TurretError) => void,
+  onTimeout: (socket: Socket) => void = () => {},
+): SlowClientGuard {
   const watched = new Map<Socket, Watched>();
   server.on('connection', (socket: Socket) => {
     watched.set(socket, { waitingSince: Date.now(), receivingSince: null, req: null });
@@ -163,7 +168,7 @@ export function guardSlowClients(server: Server, limits: Limits, onTimeout: (soc
         // The response may have started: closing is the only honest signal (the exchange is
         // audited with this cause, ending.ts).
         const e = new TurretError('client_timeout', 'the client did not send the whole request in time (client_request_timeout)');
-        if (w.req) endExchange(w.req, e);
+        if (w.req) endRequest(w.req, e);
         w.req?.destroy(e);
         socket.destroy();
       }

@@ -26,6 +26,7 @@ import type { Logger } from '../core/log.js';
 import { OAuthStore, withDynamicSecrets } from './oauth-store.js';
 import { policyPatterns, ScrubberCache } from './stages/scrubbing.js';
 import { UpstreamPool } from './upstream.js';
+import { LiveExchanges } from './ending.js';
 import { DEFAULT_LIMITS, TunnelSlots, type Limits } from './limits.js';
 import { Approvals } from './approvals.js';
 import { RecordFeed, teeToFeed } from './console/feed.js';
@@ -62,6 +63,8 @@ export class Runtime {
   readonly metrics: Metrics | null;
   readonly log: Logger;
   readonly limits: Limits;
+  /** Exchanges not yet ended, each with its ending (ending.ts); the drain deadline cuts them. */
+  readonly live = new LiveExchanges();
   readonly leaves: LeafCache;
   /** This process's buckets and the files beside the key file (state/local.ts). */
   readonly local: LocalState;

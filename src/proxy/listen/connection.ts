@@ -4,7 +4,7 @@
  * on it whose responses have not finished, and what its parser error handling already did.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { armExchange } from '../ending.js';
+import type { TurretError } from '../../core/errors.js';
 import type { Runtime } from '../runtime.js';
 import { newExchange, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { runExchange } from '../stages/pipeline.js';
@@ -36,6 +36,11 @@ export class ClientConnection {
     };
     res.once('finish', drop).once('close', drop);
   }
+
+  /** Ends the exchange of `req`, if it is open here and runs the pipeline, with `cause`. */
+  end(req: IncomingMessage, cause: TurretError): void {
+    for (const o of this.open) if (o.req === req) o.x?.ending?.end(cause);
+  }
 }
 
 /** The connections of one proxy server, by socket (the TLS socket for a decrypted tunnel). */
@@ -57,10 +62,10 @@ export class Connections {
   }
 }
 
-/** A request on `conn`: an exchange, tracked, its deadline armed, run through the pipeline. */
+/** A request on `conn`: an exchange, tracked, its ending armed (ending.ts), run through the pipeline. */
 export function serveRequest(rt: Runtime, conn: ClientConnection, req: IncomingMessage, res: ServerResponse): void {
   const x = newExchange(req, res, conn.tunnel, rt.state);
   conn.track(req, res, x);
-  x.deadline = armExchange(rt, rt.limits, req, res);
+  x.ending = rt.live.arm(rt.limits, req, res);
   void runExchange(rt, x);
 }

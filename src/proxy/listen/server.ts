@@ -11,7 +11,7 @@ import { TurretError } from '../../core/errors.js';
 import { handleConnect } from './connect.js';
 import { connectionCap, guardAccepts, openFilesLimit } from './accept.js';
 import { drain, type DrainResult } from './drain.js';
-import { clientClosedError, cutAll, endExchange } from '../ending.js';
+import { clientClosedError } from '../ending.js';
 import { clientTimeoutError, guardSlowClients, nodeServerTimeouts } from '../limits.js';
 import { sendError, sendErrorRaw } from '../stages/respond.js';
 import { handleBridge, isBridgeConnect } from './bridge.js';
@@ -67,7 +67,7 @@ function onClientError(rt: Runtime, conns: Connections) {
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       // Node's requestTimeout with a request under way (a slow body): its record says so (ending.ts).
       const e = new TurretError('client_timeout', 'the client did not send the whole request in time (client_request_timeout)');
-      for (const { req } of conn.open) if (!req.complete) endExchange(req, e);
+      for (const { req, x } of conn.open) if (!req.complete) x?.ending?.end(e);
       socket.destroy();
       return;
     }
@@ -75,7 +75,7 @@ function onClientError(rt: Runtime, conns: Connections) {
       // The client closed its sending side in the middle of a message: not malformed input, a
       // client that went away. An exchange under way ends with client_closed (its record is
       // finish.ts's); a head cut short leaves a record here.
-      for (const { req, res } of conn.open) endExchange(req, clientClosedError(req, res));
+      for (const { req, res, x } of conn.open) x?.ending?.end(clientClosedError(req, res));
       if (conn.open.size === 0) {
         recordRefusal(rt, new TurretError('client_closed', 'the client closed the connection before sending a whole request head'), facts);
       }
@@ -125,10 +125,15 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   const conns = new Connections();
   const inner = http.createServer(serverOptions(rt));
   inner.on('request', (req, res) => serveRequest(rt, conns.of(req.socket), req, res));
-  const innerGuard = guardSlowClients(inner, rt.limits, (socket) => {
-    const tunnel = conns.tunnelOf(socket);
-    recordRefusal(rt, clientTimeoutError(rt.limits), { agent: tunnel?.agent ?? null, client: tunnel?.client, tunnelId: tunnel?.id });
-  });
+  const innerGuard = guardSlowClients(
+    inner,
+    rt.limits,
+    (req, cause) => conns.of(req.socket).end(req, cause),
+    (socket) => {
+      const tunnel = conns.tunnelOf(socket);
+      recordRefusal(rt, clientTimeoutError(rt.limits), { agent: tunnel?.agent ?? null, client: tunnel?.client, tunnelId: tunnel?.id });
+    },
+  );
   inner.on('clientError', onClientError(rt, conns));
   // CONNECT inside an intercepted tunnel would open a tunnel nobody inspects: always refused.
   inner.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
@@ -190,7 +195,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
       web.stop();
       // At the deadline, what still runs is cut with its own cause before its sockets close.
       const onDeadline = (): void =>
-        void cutAll(rt, new TurretError('drain_deadline', `the proxy is shutting down and the drain deadline (${Math.round(graceMs / 100) / 10}s) passed`));
+        void rt.live.cutAll(new TurretError('drain_deadline', `the proxy is shutting down and the drain deadline (${Math.round(graceMs / 100) / 10}s) passed`));
       return drain({ outer: server, inner, sockets, innerGuard, onDeadline }, graceMs);
     },
   };

@@ -21,7 +21,7 @@ const HTTP_PORT = 80;
 
 /** Redirected plain HTTP: origin-form requests become the absolute form, then the pipeline. */
 export function servePlain(rt: Runtime, plain: http.Server, conns: Connections): ReturnType<typeof guardSlowClients> {
-  const guard = guardSlowClients(plain, rt.limits);
+  const guard = guardSlowClients(plain, rt.limits, (req, cause) => conns.of(req.socket).end(req, cause));
   plain.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const conn = conns.of(req.socket);
     try {

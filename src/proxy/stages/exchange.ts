@@ -10,6 +10,7 @@ import type { Decision, Scheme } from '../../policy/types.js';
 import type { Injection } from '../../secrets/inject.js';
 import type { RequestInjection } from '../../secrets/request.js';
 import type { PolicyState } from '../runtime.js';
+import type { ExchangeEnding } from '../ending.js';
 
 /** An intercepted CONNECT tunnel: requests inside it inherit its agent and must agree with its host. */
 export interface Tunnel {
@@ -45,8 +46,8 @@ export interface Exchange {
   agent: string | null;
   target: ResolvedTarget | null;
   decision: Decision | null;
-  /** Ends the exchange early with its cause (ending.ts armExchange); aborts the upstream request. */
-  deadline: AbortSignal | null;
+  /** Ends the exchange early with its cause (ending.ts); its signal aborts the upstream request. */
+  ending: ExchangeEnding | null;
   /** The parser failed in this request's body (server.ts): it must never be forwarded. */
   malformed: boolean;
   /** What inject decided for the body (substitutions while it streams); forward applies it. */
@@ -84,7 +85,7 @@ export function newExchange(req: IncomingMessage, res: ServerResponse, tunnel: T
     agent: tunnel?.agent ?? null,
     target: null,
     decision: null,
-    deadline: null,
+    ending: null,
     malformed: false,
     bodyPlan: null,
     injections: [],

@@ -17,10 +17,14 @@ import { checkTransferCoding, contentCoding, decoderFor } from './codings.js';
 import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
 import { respondSmall, smallBodyLength } from './small-body.js';
-import { causeOf, endExchange } from '../ending.js';
 import { HeadGate, prefetch } from './relay.js';
 import { boundQueueWait, settleOnAbort } from '../queue-wait.js';
 import { knownClean, noteClean } from '../clean-strings.js';
+
+/** Why the exchange was ended early (client close, timeouts, drain: ending.ts), or null. */
+function causeOf(x: Exchange): TurretError | null {
+  return x.ending?.cause ?? null;
+}
 
 /** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
 export function upstreamError(e: unknown): TurretError {
@@ -102,8 +106,8 @@ export async function forward(
   // Ended early (client close, client or total timeout, drain deadline: ending.ts)? Then that
   // is the cause, whatever undici reports as a consequence.
   // Waiting for one of this agent's own connections is bounded too (queue-wait.ts).
-  const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.deadline ?? undefined, (cause) => endExchange(req, cause));
-  const timedOut = (e: unknown): TurretError => causeOf(req) ?? upstreamError(e);
+  const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.ending?.signal, (cause) => x.ending?.end(cause));
+  const timedOut = (e: unknown): TurretError => causeOf(x) ?? upstreamError(e);
   let upstream;
   const sentAt = process.hrtime.bigint();
   try {
@@ -134,7 +138,7 @@ export async function forward(
   try {
     await respond(x, upstream, scrubber, onRedaction);
   } catch (e) {
-    throw causeOf(req) ?? e;
+    throw causeOf(x) ?? e;
   }
 }
 
@@ -227,7 +231,7 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
       scrubber: scrubbing ? scrubber : null,
       maxScan: settings?.maxBodyScan ?? null,
       count,
-      mapError: (e) => causeOf(req) ?? upstreamError(e),
+      mapError: (e) => causeOf(x) ?? upstreamError(e),
     });
     return;
   }
@@ -271,7 +275,7 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
     // The cause is taken before any destroy (which would look like a client close). Nothing
     // reached the client yet: the pipeline stage answers with the error (a 502 with its code).
     // Headers are out: the only honest signal left is to abort the response.
-    const err = causeOf(req) ?? upstreamError(e);
+    const err = causeOf(x) ?? upstreamError(e);
     if (gate.sent) res.destroy();
     throw err;
   }

@@ -22,7 +22,6 @@ import type { RequestFacts } from '../../policy/types.js';
 import { injectRequest } from '../../secrets/request.js';
 import type { InjectContext } from '../../secrets/resolve.js';
 import { requestHasBody } from '../../secrets/body.js';
-import { causeOf } from '../ending.js';
 import { routed, targetUrl, type Exchange, type ResolvedTarget } from './exchange.js';
 import { askOperator } from './ask.js';
 import { finishExchange } from './finish.js';
@@ -187,7 +186,7 @@ export async function runExchange(rt: Runtime, x: Exchange): Promise<void> {
   } catch (e) {
     // A stage that failed because the exchange was ended early (client gone, timeouts, drain)
     // reports that cause, not the error it saw as a consequence (ending.ts).
-    x.error = isTurretError(e) ? e : (causeOf(x.req) ?? asTurretError(e));
+    x.error = isTurretError(e) ? e : (x.ending?.cause ?? asTurretError(e));
     // Whatever failed downstream of a body the parser refused, the client's fault is the cause.
     if (x.malformed && x.error.code !== 'bad_request') x.error = new TurretError('bad_request', MALFORMED_REASON);
     if (x.error.code === 'internal_error') rt.log.error('request failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });
