@@ -19,7 +19,7 @@
 /** Longest escape decoded: `&#x0000002f;` (zero padding up to 8 digits). */
 const MAX_ESCAPE = 12;
 /** A wrapped line must hold at least this many base64 characters before its break. */
-const MIN_WRAPPED_LINE = 40;
+export const MIN_WRAPPED_LINE = 40;
 /** Upper bound on the window this finder asks for (a long secret's escaped span). */
 const MAX_WINDOW = 16 * 1024;
 
@@ -59,7 +59,8 @@ const NAMED: Record<string, number> = {
   dash: 0x2d,
 };
 
-const B64 = new Uint8Array(256);
+/** The base64 and base64url alphabets with `=`: 1 per member byte. */
+export const B64 = new Uint8Array(256);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-') B64[c.charCodeAt(0)] = 1;
 /** Bytes that end an escaped run: whitespace, quotes, angle brackets, control bytes. */
 const STOP = new Uint8Array(256);
@@ -155,10 +156,13 @@ export class DecodedFinder<T> {
     return this.all.length === 0;
   }
 
-  find(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void): void {
-    if (this.all.length === 0) return;
-    this.escapedRuns(buf, from, found);
-    if (this.b64.length > 0) this.wrapped(buf, from, found);
+  /** `onRun`, when given, is called for every maximal run of ≥ MIN_WRAPPED_LINE base64 bytes
+   * (a run reaching back past `from` starts at `from`), from the same pass that looks for
+   * wrapped base64: the matcher's run scans (aws-secret-access-key) ride on it. */
+  find(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void, onRun?: (start: number, end: number) => void): void {
+    if (this.all.length > 0) this.escapedRuns(buf, from, found);
+    if (this.b64.length > 0) this.wrapped(buf, from, found, onRun);
+    else if (onRun) forEachLongRun(buf, from, MIN_WRAPPED_LINE, onRun);
   }
 
   private escapedRuns(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void): void {
@@ -215,7 +219,7 @@ export class DecodedFinder<T> {
   }
 
   /** Base64 lines of at least MIN_WRAPPED_LINE characters joined across their line breaks. */
-  private wrapped(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void): void {
+  private wrapped(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void, onRun?: (start: number, end: number) => void): void {
     let parts: Array<[number, number]> = [];
     const flush = (): void => {
       if (parts.length > 1) this.searchChain(buf, parts, found);
@@ -227,6 +231,7 @@ export class DecodedFinder<T> {
     // does not qualify only ever ended a chain, and the next qualifying one ends it anyway unless
     // its line is the chain's last part, which cannot hold a break in between.
     forEachLongRun(buf, from, MIN_WRAPPED_LINE, (ls, lineEnd) => {
+      onRun?.(ls, lineEnd);
       const nl = buf[lineEnd] === 0x0a ? lineEnd : buf[lineEnd] === 0x0d && buf[lineEnd + 1] === 0x0a ? lineEnd + 1 : -1;
       if (nl < 0) return;
       let re = nl + 1;

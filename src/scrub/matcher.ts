@@ -14,7 +14,7 @@ import { HANDLE_PREFIX, HANDLE_RE } from '../core/handle-shape.js';
 import type { CompiledPattern } from './patterns.js';
 import { passesCheck, shannonEntropy } from './patterns.js';
 import { secretNeedles, type SecretForm } from './encodings.js';
-import { DecodedFinder, type DecodedNeedle } from './decoded.js';
+import { B64, DecodedFinder, MIN_WRAPPED_LINE, type DecodedNeedle } from './decoded.js';
 import { KeywordIndex } from './keywords.js';
 import { findRuns } from './runs.js';
 
@@ -70,6 +70,9 @@ export class Matcher {
   private readonly byteNeedles: { bytes: Buffer; info: NeedleInfo }[] = [];
   /** Patterns without keywords: run on every window (as a regex, or as a run scan). */
   private readonly always: CompiledPattern[] = [];
+  /** Run-scan patterns whose runs lie inside the decoded finder's long base64 runs: scanned
+   * only inside those (one pass over the buffer for both), not over the whole buffer. */
+  private readonly onRuns: CompiledPattern[] = [];
   private readonly alwaysBlocks: CompiledPattern[] = [];
   /** Keyword → the patterns (plain and block) that need it, and the known secrets' ASCII forms. */
   private readonly keywords: KeywordIndex<Indexed> | undefined;
@@ -123,7 +126,7 @@ export class Matcher {
     this.window = window;
     for (const p of patterns) {
       if (!p.keywords) {
-        (p.block ? this.alwaysBlocks : this.always).push(p);
+        (p.block ? this.alwaysBlocks : sharesRunPass(p) ? this.onRuns : this.always).push(p);
         continue;
       }
       for (const k of p.keywords) byKeyword.set(k, [...(byKeyword.get(k) ?? []), p]);
@@ -158,7 +161,13 @@ export class Matcher {
       }
     }
     if (from >= buf.length) return out;
-    this.decoded.find(buf, from, (start, end, info) => out.push({ start, end, rStart: start, rEnd: end, ...info }));
+    const onRun =
+      this.onRuns.length === 0
+        ? undefined
+        : (s: number, e: number): void => {
+            for (const p of this.onRuns) this.runRuns(p, buf, s, out, e);
+          };
+    this.decoded.find(buf, from, (start, end, info) => out.push({ start, end, rStart: start, rEnd: end, ...info }), onRun);
     for (const p of this.always) {
       if (p.run) this.runRuns(p, buf, from, out);
       else this.runPattern(p, buf, from, out);
@@ -212,16 +221,22 @@ export class Matcher {
     }
   }
 
-  private runRuns(p: CompiledPattern, buf: Buffer, from: number, out: Candidate[]): void {
+  private runRuns(p: CompiledPattern, buf: Buffer, from: number, out: Candidate[], to = buf.length): void {
     const spec = p.run;
     if (!spec) return;
     const marker = markerOf(p);
-    findRuns(spec, buf, from, (s, e) => {
-      // The check first: it rejects hex hashes (git SHAs) without the entropy's table.
-      if (!passesCheck(p.check, buf, s, e)) return;
-      if (p.minEntropy > 0 && shannonEntropy(buf, s, e) < p.minEntropy) return;
-      out.push({ start: s, end: e, rStart: s, rEnd: e, replacement: marker, redaction: { kind: 'pattern', id: p.id } });
-    });
+    findRuns(
+      spec,
+      buf,
+      from,
+      (s, e) => {
+        // The check first: it rejects hex hashes (git SHAs) without the entropy's table.
+        if (!passesCheck(p.check, buf, s, e)) return;
+        if (p.minEntropy > 0 && shannonEntropy(buf, s, e) < p.minEntropy) return;
+        out.push({ start: s, end: e, rStart: s, rEnd: e, replacement: marker, redaction: { kind: 'pattern', id: p.id } });
+      },
+      to,
+    );
   }
 
   private runPattern(p: CompiledPattern, buf: Buffer, from: number, out: Candidate[]): void {
@@ -256,6 +271,16 @@ export class Matcher {
       out.push({ start: m.index, end, rStart: m.index, rEnd: end, replacement: marker, redaction: { kind: 'pattern', id: p.id }, block: p });
     }
   }
+}
+
+/** A run of N ≥ MIN_WRAPPED_LINE bytes of a class inside the base64 alphabet lies inside a
+ * maximal base64 run of ≥ N bytes, whose ends are outside the class: scanning only those runs
+ * finds the same runs as scanning the whole buffer (test/unit/scrub-runs.test.ts). */
+function sharesRunPass(p: CompiledPattern): boolean {
+  const r = p.run;
+  if (!r || r.length < MIN_WRAPPED_LINE) return false;
+  for (let c = 0; c < 256; c++) if (r.table[c] === 1 && B64[c] !== 1) return false;
+  return true;
 }
 
 /** A bounded pattern's scan window: scan from `start` on buf[0, end); trust starts ≤ `trust`. */

@@ -47,9 +47,11 @@ export function runSpecOf(source: string, flags: string): RunSpec | undefined {
  * whose neighbours (if any) are outside the class. Bytes before `from` count as neighbours.
  * Skips like Boyer-Moore: a run of N must cover position i + N − 1, so a non-class byte there
  * moves the search N bytes on; most text is inspected at a few bytes per N. */
-export function findRuns(spec: RunSpec, buf: Buffer, from: number, found: (start: number, end: number) => void): void {
+export function findRuns(spec: RunSpec, buf: Buffer, from: number, found: (start: number, end: number) => void, to = buf.length): void {
   const t = spec.table;
-  const n = buf.length;
+  // `to` (default: the end) must be the buffer's end or a byte outside the class, so stopping
+  // there changes nothing: the matcher passes the end of a longer run that contains this one.
+  const n = to;
   const len = spec.length;
   let i = from;
   // A run that began before `from` is not ours (its start was scanned already): skip it.
