@@ -62,11 +62,20 @@ export class KeywordIndex<T> {
   /** Bit set over raw bigrams (any case) where a keyword can start: its first two bytes, or its
    * one byte and anything. A set trigram bit is checked against it before the exact check. */
   private readonly start = new Uint8Array(1 << 13);
+  /** Second stage behind a set trigram bit (see QUAD_BITS): a hashed bit set of the four-byte
+   * grams (letters folded by `| 0x20`) a keyword of ≥ 4 bytes at p, or of ≥ 5 at p − 1, shows
+   * there. With ~230 keywords one trigram in 16 of English-like text is set, but almost no 4-gram
+   * is, so the exact checks behind it mostly go away. */
+  private readonly quad = new Uint8Array(1 << (QUAD_BITS - 3));
+  /** Trigrams (case variants, like `third`) of the keywords the 4-gram cannot vouch for: ≤ 3 bytes
+   * at p, ≤ 4 bytes at p − 1, and one byte at p + 1. A hit here always goes to the exact check. */
+  private readonly shortThird: Uint8Array;
   readonly size: number;
 
   constructor(keywords: ReadonlyMap<string, T[]>) {
     let n = 0;
     const tri = new Uint8Array(1 << 21); // (bigram << 8 | third byte), compacted below
+    const short = new Uint8Array(1 << 21); // the same layout, for shortThird
     for (const [k, items] of keywords) {
       const bytes = Buffer.from(k.toLowerCase(), 'utf8');
       if (bytes.length === 0) continue;
@@ -78,6 +87,8 @@ export class KeywordIndex<T> {
       else (this.byBigram[(b0 << 8) | b1] ??= []).push(e);
       // Start p: the keyword's first three bytes (wildcards past its end).
       this.markTri(tri, b0, b1, b2);
+      if (bytes.length >= 4) this.markQuad(b0, b1, b2, b3);
+      else this.markTri(short, b0, b1, b2);
       for (const v0 of variants(b0)) {
         for (const v1 of variants(b1)) {
           const b = (v0 << 8) | v1;
@@ -87,9 +98,12 @@ export class KeywordIndex<T> {
       this.markFlag(b0, b1, P);
       if (bytes.length === 1) {
         this.markTri(tri, -1, b0, -1);
+        this.markTri(short, -1, b0, -1);
         this.markFlag(-1, b0, N);
       } else {
         this.markTri(tri, b1, b2, b3);
+        if (bytes.length >= 5) this.markQuad(b1, b2, b3, bytes[4] ?? 0);
+        else this.markTri(short, b1, b2, b3);
         this.markFlag(b1, b2, M);
       }
     }
@@ -97,7 +111,12 @@ export class KeywordIndex<T> {
     let slots = 0;
     for (let b = 0; b < 65536; b++) if (((this.pair[b >>> 3] ?? 0) & (1 << (b & 7))) !== 0) this.slot[b] = slots++;
     this.third = new Uint8Array(32 * slots);
-    for (let b = 0; b < 65536; b++) if (((this.pair[b >>> 3] ?? 0) & (1 << (b & 7))) !== 0) this.third.set(tri.subarray(b * 32, b * 32 + 32), 32 * (this.slot[b] ?? 0));
+    this.shortThird = new Uint8Array(32 * slots);
+    for (let b = 0; b < 65536; b++) {
+      if (((this.pair[b >>> 3] ?? 0) & (1 << (b & 7))) === 0) continue;
+      this.third.set(tri.subarray(b * 32, b * 32 + 32), 32 * (this.slot[b] ?? 0));
+      this.shortThird.set(short.subarray(b * 32, b * 32 + 32), 32 * (this.slot[b] ?? 0));
+    }
   }
 
   /** Sets the bit of every trigram (any case) matching a, b, c; −1 is any byte. */
@@ -115,6 +134,11 @@ export class KeywordIndex<T> {
     }
   }
 
+  private markQuad(a: number, b: number, c: number, d: number): void {
+    const h = quadHash(a | (b << 8) | (c << 16) | (d << 24) | FOLD);
+    this.quad[h >>> 3] = (this.quad[h >>> 3] ?? 0) | (1 << (h & 7));
+  }
+
   private markFlag(a: number, b: number, bit: number): void {
     for (const v0 of variants(a)) for (const v1 of variants(b)) this.flag[(v0 << 8) | v1] = (this.flag[(v0 << 8) | v1] ?? 0) | bit;
   }
@@ -130,6 +154,8 @@ export class KeywordIndex<T> {
     const pair = this.pair;
     const slot = this.slot;
     const third = this.third;
+    const quad = this.quad;
+    const shortThird = this.shortThird;
     // Four bytes per read (p … p + 3, little-endian: byte p lowest); V8 compiles DataView reads
     // to single unaligned loads.
     const dv = new DataView(buf.buffer, buf.byteOffset, n);
@@ -140,7 +166,14 @@ export class KeywordIndex<T> {
       const b = v & 0xffff;
       if (((pair[b >>> 3] as number) & (1 << (b & 7))) === 0) continue;
       const c = (v >>> 16) & 0xff;
-      if (((third[((slot[b] as number) << 5) | (c >>> 3)] as number) & (1 << (c & 7))) !== 0) last = this.candidates(buf, p, last, hit);
+      const ti = ((slot[b] as number) << 5) | (c >>> 3);
+      const bit = 1 << (c & 7);
+      if (((third[ti] as number) & bit) === 0) continue;
+      if (((shortThird[ti] as number) & bit) === 0) {
+        const h = quadHash(v | FOLD);
+        if (((quad[h >>> 3] as number) & (1 << (h & 7))) === 0) continue;
+      }
+      last = this.candidates(buf, p, last, hit);
     }
     // Starts whose four-byte read would reach past the end: checked one by one.
     for (let c = Math.max(last + 1, n - 4, from); c < n; c++) this.at(buf, c, hit);
@@ -178,6 +211,16 @@ export class KeywordIndex<T> {
     const list = this.byBigram[(c << 8) | (LOWER[buf[i + 1] as number] as number)];
     if (list !== undefined) for (const e of list) if (matchesAt(buf, i, e.bytes)) hit(i, e);
   }
+}
+
+/** log2 of the 4-gram bit set's size in bits (32 KiB): ~500 grams set it ~0.2% full. */
+const QUAD_BITS = 18;
+/** ORs 0x20 into every byte: folds ASCII case (and maps some other bytes together, which only
+ * adds false positives to a filter that an exact check follows). */
+const FOLD = 0x20202020;
+
+function quadHash(v: number): number {
+  return Math.imul(v, 0x9e3779b1) >>> (32 - QUAD_BITS);
 }
 
 /** A lower-case byte and its upper-case form (ASCII letters only); −1: every byte. */

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Matcher } from '../../src/scrub/matcher.js';
+import { Matcher, type KnownSecret } from '../../src/scrub/matcher.js';
 import { compilePatterns } from '../../src/scrub/patterns.js';
 import { findRuns } from '../../src/scrub/runs.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
@@ -26,12 +26,12 @@ test('run patterns scanned inside long base64 runs find what a whole-buffer scan
   const [p] = compilePatterns([RUN]);
   const spec = p?.run;
   assert.ok(p && spec, 'the pattern compiles to a run scan');
-  const secret = [{ name: 's', value: 'fake-secret-value-0123456789', replacement: 'H' }];
+  const secret: KnownSecret[] = [{ name: 's', value: 'fake-secret-value-0123456789', replacement: 'H' }];
   const r = rng(11);
   const pieces = ['A', 'b', '7', '+', '/', '=', '_', '-', ' ', '\n', '"', '.'];
   let runs = 0;
   for (const secrets of [[], secret]) {
-    const m = new Matcher(secrets, [p], 1024);
+    const m: Matcher = new Matcher(secrets, [p], 1024);
     for (let round = 0; round < 400; round++) {
       let s = '';
       while (s.length < 300) {
