@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Matcher, type KnownSecret } from '../../src/scrub/matcher.js';
-import { compilePatterns } from '../../src/scrub/patterns.js';
+import { compilePatterns, passesCheck } from '../../src/scrub/patterns.js';
 import { findRuns } from '../../src/scrub/runs.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
 
@@ -70,5 +70,25 @@ test('an AWS-shaped key split across chunks at every offset is redacted (shared 
     const inc = s.createIncremental();
     const out = Buffer.concat([inc.write(Buffer.from(text.slice(0, cut))), inc.write(Buffer.from(text.slice(cut))), inc.end()]).toString();
     assert.equal(out, whole, `cut at ${cut}`);
+  }
+});
+
+test('passesCheck (a table of class bits) agrees with the per-byte definition', () => {
+  const r = rng(17);
+  const alpha = 'abcdefABCDEFgzGZ0189+/=_- \u00ff';
+  for (let round = 0; round < 3000; round++) {
+    let s = '';
+    const len = 1 + Math.floor(r() * 45);
+    const sub = alpha.slice(0, 1 + Math.floor(r() * alpha.length));
+    for (let i = 0; i < len; i++) s += sub[Math.floor(r() * sub.length)] ?? 'a';
+    const buf = Buffer.from(`##${s}##`, 'latin1');
+    const t = [...s];
+    const upper = t.some((c) => c >= 'A' && c <= 'Z');
+    const lower = t.some((c) => c >= 'a' && c <= 'z');
+    const digit = t.some((c) => c >= '0' && c <= '9');
+    const nonHex = t.some((c) => (c >= 'G' && c <= 'Z') || (c >= 'g' && c <= 'z'));
+    assert.equal(passesCheck('mixed-alnum-not-hex', buf, 2, 2 + len), upper && lower && digit && nonHex, s);
+    assert.equal(passesCheck('has-digit', buf, 2, 2 + len), digit, s);
+    assert.equal(passesCheck(undefined, buf, 2, 2 + len), true);
   }
 });
