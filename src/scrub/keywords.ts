@@ -152,31 +152,42 @@ export class KeywordIndex<T> {
     // bounds by construction; `as number` keeps the loop free of the undefined checks that
     // noUncheckedIndexedAccess would otherwise add per byte.
     const pair = this.pair;
-    const slot = this.slot;
-    const third = this.third;
-    const quad = this.quad;
-    const shortThird = this.shortThird;
     // Four bytes per read (p … p + 3, little-endian: byte p lowest); V8 compiles DataView reads
     // to single unaligned loads.
     const dv = new DataView(buf.buffer, buf.byteOffset, n);
     const end = n - 3;
     let last = from - 1; // the highest start already checked: each start is checked once, in order
-    for (let p = from; p < end; p += 2) {
+    // Unrolled by two: one read serves the bigrams at p and p + 2 (the common case: both clear).
+    let p = from;
+    for (; p + 2 < end; p += 4) {
       const v = dv.getUint32(p, true);
       const b = v & 0xffff;
-      if (((pair[b >>> 3] as number) & (1 << (b & 7))) === 0) continue;
-      const c = (v >>> 16) & 0xff;
-      const ti = ((slot[b] as number) << 5) | (c >>> 3);
-      const bit = 1 << (c & 7);
-      if (((third[ti] as number) & bit) === 0) continue;
-      if (((shortThird[ti] as number) & bit) === 0) {
-        const h = quadHash(v | FOLD);
-        if (((quad[h >>> 3] as number) & (1 << (h & 7))) === 0) continue;
+      if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0 && this.passes(v)) last = this.candidates(buf, p, last, hit);
+      const b2 = v >>> 16;
+      if (((pair[b2 >>> 3] as number) & (1 << (b2 & 7))) !== 0) {
+        if (this.passes(dv.getUint32(p + 2, true))) last = this.candidates(buf, p + 2, last, hit);
       }
-      last = this.candidates(buf, p, last, hit);
+    }
+    if (p < end) {
+      const v = dv.getUint32(p, true);
+      const b = v & 0xffff;
+      if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0 && this.passes(v)) last = this.candidates(buf, p, last, hit);
     }
     // Starts whose four-byte read would reach past the end: checked one by one.
     for (let c = Math.max(last + 1, n - 4, from); c < n; c++) this.at(buf, c, hit);
+  }
+
+  /** Bytes p … p + 3 (little-endian) past the bigram check: the trigram, then the short-keyword
+   * trigram or the 4-gram filter. */
+  private passes(v: number): boolean {
+    const b = v & 0xffff;
+    const c = (v >>> 16) & 0xff;
+    const ti = ((this.slot[b] as number) << 5) | (c >>> 3);
+    const bit = 1 << (c & 7);
+    if (((this.third[ti] as number) & bit) === 0) return false;
+    if (((this.shortThird[ti] as number) & bit) !== 0) return true;
+    const h = quadHash(v | FOLD);
+    return ((this.quad[h >>> 3] as number) & (1 << (h & 7))) !== 0;
   }
 
   private candidates(buf: Buffer, p: number, last: number, hit: (pos: number, e: KeywordEntry<T>) => void): number {
