@@ -3,13 +3,15 @@
  * base64 runs the wrapped-base64 finder enumerates, in the same pass (matcher.ts, sharesRunPass).
  * These check that this finds exactly what a whole-buffer run scan finds, at every `from`, with
  * and without known secrets (the wrapped finder is active only with them), including runs next to
- * `_`/`-` (base64url bytes outside the run's class) and runs that reach back past `from`.
+ * `_`/`-` (base64url bytes outside the run's class) and runs that reach back past `from`; the
+ * keyword scan's unrolled loop at every buffer length, position and `from`.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Matcher, type KnownSecret } from '../../src/scrub/matcher.js';
 import { compilePatterns, passesCheck } from '../../src/scrub/patterns.js';
 import { findRuns } from '../../src/scrub/runs.js';
+import { KeywordIndex } from '../../src/scrub/keywords.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
 
 function rng(seed: number): () => number {
@@ -90,5 +92,32 @@ test('passesCheck (a table of class bits) agrees with the per-byte definition', 
     assert.equal(passesCheck('mixed-alnum-not-hex', buf, 2, 2 + len), upper && lower && digit && nonHex, s);
     assert.equal(passesCheck('has-digit', buf, 2, 2 + len), digit, s);
     assert.equal(passesCheck(undefined, buf, 2, 2 + len), true);
+  }
+});
+
+test('keyword scan (unrolled by two): every keyword at every position, every buffer length and from', () => {
+  const kws = ['ghp_', 'sk', 'x', 'akia', 'sk-ant-api03', 'pat'];
+  const ki = new KeywordIndex(new Map(kws.map((k) => [k, [k]])));
+  for (const k of kws) {
+    for (let len = k.length; len <= 24; len++) {
+      for (let at = 0; at + k.length <= len; at++) {
+        const buf = Buffer.from('.'.repeat(at) + (at % 2 ? k.toUpperCase() : k) + '.'.repeat(len - at - k.length), 'latin1');
+        for (let from = 0; from <= len; from++) {
+          const got: string[] = [];
+          ki.scan(buf, from, (pos, e) => got.push(`${pos}:${e.bytes.toString('latin1')}`));
+          const want: string[] = [];
+          for (let i = from; i < len; i++)
+            for (const w of kws)
+              if (
+                buf
+                  .subarray(i, i + w.length)
+                  .toString('latin1')
+                  .toLowerCase() === w
+              )
+                want.push(`${i}:${w}`);
+          assert.deepEqual(got, want, `${k} at ${at} in ${len} bytes from ${from}`);
+        }
+      }
+    }
   }
 });
