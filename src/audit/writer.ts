@@ -16,7 +16,7 @@ import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TurretError } from '../core/errors.js';
 import { formatChainLine, GENESIS_PREV, parseChainLine } from './line.js';
-import { fileProblem } from './file-guard.js';
+import { fileProblem, type FileIdentity } from './file-guard.js';
 import { readLastLine } from './read-lines.js';
 import { normalizeRecord, type AuditRecord } from './record.js';
 
@@ -98,8 +98,17 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   const tail = await chainTail(path);
   let seq = tail.seq;
   let prev = tail.hash;
-  let fh: FileHandle = await open(path, 'a', 0o600);
-  let size = (await fh.stat()).size;
+  let fh!: FileHandle;
+  // size and identity (for the file guard) of the open file, set by reopen().
+  let size = 0;
+  let ident: FileIdentity = { dev: 0, ino: 0 };
+  async function reopen(): Promise<void> {
+    fh = await open(path, 'a', 0o600);
+    const st = await fh.stat();
+    size = st.size;
+    ident = { dev: st.dev, ino: st.ino };
+  }
+  await reopen();
 
   let queue: string[] = [];
   let running: Promise<void> | null = null;
@@ -129,8 +138,7 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     } catch (e) {
       o.onError?.(e instanceof Error ? e : new Error(String(e)));
     }
-    fh = await open(path, 'a', 0o600);
-    size = (await fh.stat()).size;
+    await reopen();
     if (size > 0) limit = size + maxBytes;
   }
 
@@ -139,14 +147,13 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
       await fh.truncate(size);
       torn = false;
     }
-    const problem = await fileProblem(fh, path).catch((e: Error) => e.message);
+    const problem = await fileProblem(ident, path).catch((e: Error) => e.message);
     if (problem !== null) {
       // Reopen at the path (recreating its directory) so later records land where operators look;
       // the failure is still reported: production refuses traffic after any audit failure.
       await fh.close().catch(() => undefined);
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      fh = await open(path, 'a', 0o600);
-      size = (await fh.stat()).size;
+      await reopen();
       o.onError?.(new Error(`${problem}; reopened it`));
       failing = true;
     }
@@ -180,27 +187,29 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     if (o.fsync === true) await fh.datasync();
   }
 
+  // One batch per call: records queued while it is being appended wait for their own
+  // BATCH_DELAY_MS window (kick() again) instead of following at once in batches of one or two,
+  // which under steady traffic made nearly every batch that small (docs/benchmarks.md, "Third pass").
   async function drain(): Promise<void> {
-    while (queue.length > 0) {
-      const lines = queue;
-      queue = [];
-      try {
-        await append(lines);
-        if (failing) {
-          failing = false;
-          o.onRecover?.();
-        }
-      } catch (e) {
-        const err = e instanceof Error ? e : new Error(String(e));
-        firstError ??= err;
-        failing = true;
-        o.onError?.(err);
+    if (queue.length === 0) return;
+    const lines = queue;
+    queue = [];
+    try {
+      await append(lines);
+      if (failing) {
+        failing = false;
+        o.onRecover?.();
       }
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      firstError ??= err;
+      failing = true;
+      o.onError?.(err);
     }
   }
 
-  // A batch's file check (an fstat and a stat) and append are three thread-pool round trips,
-  // ~170-240 µs of process CPU whatever the batch holds (docs/benchmarks.md, "Hot path"): the
+  // A batch's file check (one stat) and append are thread-pool round trips costing tens of µs
+  // of process CPU each, whatever the batch holds (docs/benchmarks.md, "Hot path"): the
   // first record of a batch waits BATCH_DELAY_MS for the ones behind it. A crash can lose the
   // records queued and not yet appended: up to BATCH_DELAY_MS of them plus the batch in flight.
   function kick(): void {
