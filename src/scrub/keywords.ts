@@ -159,6 +159,19 @@ export class KeywordIndex<T> {
     let last = from - 1; // the highest start already checked: each start is checked once, in order
     // Unrolled by two: one read serves the bigrams at p and p + 2 (the common case: both clear).
     let p = from;
+    if (((buf.byteOffset + from) & 1) === 0 && end - from > 8) {
+      // Aligned: the bigrams are 16-bit elements (typed-array loads beat DataView reads here).
+      const u = new Uint16Array(buf.buffer, buf.byteOffset + from, (n - from) >>> 1);
+      const m = (end - from - 3) >>> 1; // element pairs i, i + 1 with p + 2 < end
+      let i = 0;
+      for (; i < m; i += 2) {
+        const b = u[i] as number;
+        const b2 = u[i + 1] as number;
+        if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0 && this.passes(b | (b2 << 16))) last = this.candidates(buf, from + 2 * i, last, hit);
+        if (((pair[b2 >>> 3] as number) & (1 << (b2 & 7))) !== 0 && this.passes(b2 | ((u[i + 2] as number) << 16))) last = this.candidates(buf, from + 2 * i + 2, last, hit);
+      }
+      p = from + 2 * i;
+    }
     for (; p + 2 < end; p += 4) {
       const v = dv.getUint32(p, true);
       const b = v & 0xffff;
