@@ -30,6 +30,8 @@ export interface TailOptions {
   signal?: AbortSignal;
   /** Poll interval while following. Default 200 ms. */
   pollMs?: number;
+  /** Called after each pass over the file (so a caller can wait for a pass instead of a time). */
+  onPass?: () => void;
 }
 
 /** Parsed once per line: its chain seq (if any) and whether it passes the filters. */
@@ -176,6 +178,7 @@ export async function tailAudit(o: TailOptions): Promise<void> {
   try {
     for (;;) {
       if (fh !== null) await readAvailable(fh);
+      o.onPass?.();
       if (!o.follow || !(await pause(pollMs, o.signal))) return;
       const onPath = await stat(o.path).catch(() => null);
       const current = fh === null ? null : await fh.stat();

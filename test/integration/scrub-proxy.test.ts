@@ -129,10 +129,11 @@ describe('scrubbing through the proxy', () => {
           case '/sse':
             res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
             res.write(`data: event-1 ${echoed}\n\n`);
-            // Event 2 only once the client has event 1 (or after 3 s, which fails the test).
+            // Event 2 only once the client has event 1. If event 1 never reaches it, curl's
+            // --max-time ends the exchange, this response closes, and the test fails on firstAt.
             void new Promise<void>((r) => {
               releaseSecond = r;
-              setTimeout(r, 3000);
+              res.once('close', () => r());
             }).then(() => {
               sseSecondSent = Date.now();
               res.end('data: event-2\n\n');
@@ -241,9 +242,13 @@ describe('scrubbing through the proxy', () => {
 
   it('SSE: event 1 reaches the client before the upstream sends event 2', async () => {
     const h = (await t.cli(['handle', 'issue', '--agent', 'agent-a', '--secret', 'ws-token', '--ttl', '1h'])).stdout.trim();
-    const p = spawn('curl', ['-sS', '-N', '--noproxy', '', ...args(t, tokens.get(t) ?? ''), '-H', `Authorization: Bearer ${h}`, `https://up.turret.test:${up.port}/sse`], {
-      env: cleanEnv(),
-    });
+    const p = spawn(
+      'curl',
+      ['-sS', '-N', '--max-time', '20', '--noproxy', '', ...args(t, tokens.get(t) ?? ''), '-H', `Authorization: Bearer ${h}`, `https://up.turret.test:${up.port}/sse`],
+      {
+        env: cleanEnv(),
+      },
+    );
     let out = '';
     let firstAt = 0;
     p.stdout.on('data', (c: Buffer) => {

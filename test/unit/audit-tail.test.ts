@@ -33,6 +33,20 @@ const controller = (): AbortController => {
 
 const pathsOf = (lines: string[]): unknown[] => lines.map((l) => (JSON.parse(l) as { path: unknown }).path);
 
+/** Counts the tailer's passes over the file; `passes(n)` waits until n more have finished. */
+function passCounter(): { onPass: () => void; passes: (n: number) => Promise<void> } {
+  let count = 0;
+  return {
+    onPass: () => {
+      count++;
+    },
+    passes: async (n) => {
+      const target = count + n;
+      await until(() => count >= target);
+    },
+  };
+}
+
 /** Waits until `cond` holds, polling; fails the test after `ms` instead of hanging. */
 async function until(cond: () => boolean, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
@@ -90,7 +104,8 @@ test('follow prints new lines, holds back a partial line, and stops on abort', a
   await log.flush();
   const out: string[] = [];
   const ac = controller();
-  const done = tailAudit({ path, follow: true, pollMs: 10, signal: ac.signal, out: (l) => out.push(l) });
+  const pc = passCounter();
+  const done = tailAudit({ path, follow: true, pollMs: 10, signal: ac.signal, onPass: pc.onPass, out: (l) => out.push(l) });
   await until(() => out.length === 1);
   log.write(rec('a', 'denied', 2));
   log.write(rec('a', 'completed', 3));
@@ -99,7 +114,7 @@ test('follow prints new lines, holds back a partial line, and stops on abort', a
 
   // A line being written in two pieces appears once, whole.
   await appendFile(path, '{"partial":');
-  await sleep(50);
+  await pc.passes(2); // a whole pass began after the append
   assert.equal(out.length, 3);
   await appendFile(path, 'true}\n');
   await until(() => out.length === 4);
@@ -115,7 +130,8 @@ test('follow survives rotation without losing or doubling a line, with filters',
   const log = await openAuditLog({ path, maxBytes: 700, maxFiles: 20 });
   const out: string[] = [];
   const ac = controller();
-  const done = tailAudit({ path, follow: true, agent: 'a', pollMs: 5, signal: ac.signal, out: (l) => out.push(l) });
+  const pc = passCounter();
+  const done = tailAudit({ path, follow: true, agent: 'a', pollMs: 5, signal: ac.signal, onPass: pc.onPass, out: (l) => out.push(l) });
   const want: string[] = [];
   for (let i = 1; i <= 40; i++) {
     const agent = i % 4 === 0 ? 'b' : 'a';
@@ -123,13 +139,13 @@ test('follow survives rotation without losing or doubling a line, with filters',
     if (agent === 'a') want.push(`/n/${i}`);
     if (i % 5 === 0) {
       await log.flush();
-      await sleep(15); // give the poller a chance to see some rotations mid-stream
+      await pc.passes(1); // the poller sees some rotations mid-stream
     }
   }
   await log.close();
   try {
     await until(() => out.length >= want.length);
-    await sleep(30);
+    await pc.passes(2); // a line printed twice would come out in a later pass
   } finally {
     ac.abort();
     await done;
@@ -148,14 +164,18 @@ test('follow catches up on several rotations that happen between two polls', asy
   await until(() => out.length === 1);
   // Written and rotated several times well inside one poll interval.
   for (let i = 1; i <= 30; i++) log.write(rec('a', 'completed', i));
-  await log.close();
+  await log.flush();
   await until(() => out.length >= 31);
-  await sleep(200);
+  // A sentinel written after the burst was seen: any line a later poll emitted again (a rotated
+  // file read twice) would come out before it, so no fixed wait is needed to see duplicates.
+  log.write(rec('a', 'completed', 31));
+  await log.close();
+  await until(() => out.some((l) => l.includes('/n/31')));
   ac.abort();
   await done;
   assert.deepEqual(
     pathsOf(out),
-    Array.from({ length: 31 }, (_, i) => `/n/${i}`),
+    Array.from({ length: 32 }, (_, i) => `/n/${i}`),
   );
 });
 
@@ -163,8 +183,9 @@ test('follow waits for a file that does not exist yet; an already-aborted signal
   const path = await fresh();
   const out: string[] = [];
   const ac = controller();
-  const done = tailAudit({ path, follow: true, pollMs: 10, signal: ac.signal, out: (l) => out.push(l) });
-  await sleep(30);
+  const pc = passCounter();
+  const done = tailAudit({ path, follow: true, pollMs: 10, signal: ac.signal, onPass: pc.onPass, out: (l) => out.push(l) });
+  await pc.passes(2); // the tailer has polled while the file did not exist
   const log = await openAuditLog({ path });
   log.write(rec('a', 'allowed', 1, { event: 'tunnel_open' }));
   await log.close();
