@@ -14,7 +14,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo, Socket } from 'node:net';
-import { FIXTURES } from './upstream.js';
+import { closeServers, FIXTURES } from './upstream.js';
 
 export interface FaultUpstream {
   port: number;
@@ -134,15 +134,6 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
     release: () => {
       for (const r of held.splice(0)) if (!r.destroyed) r.writeHead(200).end('late');
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        let n = 2;
-        const done = (): void => {
-          if (--n === 0) resolve();
-        };
-        plain.close(done);
-        secure.close(done);
-      }),
+    close: () => closeServers(sockets, plain, secure),
   };
 }

@@ -9,7 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { FIXTURES } from './upstream.js';
+import { closeServers, FIXTURES } from './upstream.js';
 import { header, parseMessage, type WireMessage } from './http-wire.js';
 
 export interface UpstreamConn {
@@ -117,15 +117,6 @@ export async function startRawUpstream(respond: Responder = () => OK_CLOSE): Pro
       const end = Date.now() + maxMs;
       while (Date.now() < end && (sockets.size > 0 || Date.now() - lastActivity < quietMs)) await new Promise((r) => setTimeout(r, 25));
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        let n = 2;
-        const done = (): void => {
-          if (--n === 0) resolve();
-        };
-        plain.close(done);
-        secure.close(done);
-      }),
+    close: () => closeServers(sockets, plain, secure),
   };
 }

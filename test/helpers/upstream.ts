@@ -13,6 +13,12 @@ import type { AddressInfo, Socket } from 'node:net';
 export const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
 export const UPSTREAM_CA_FILE = path.join(FIXTURES, 'upstream-ca.crt');
 
+/** Destroys `sockets`, then closes every server; resolves when all have closed. */
+export function closeServers(sockets: Iterable<{ destroy(): unknown }>, ...servers: Array<{ close(cb: () => void): unknown }>): Promise<void> {
+  for (const s of sockets) s.destroy();
+  return Promise.all(servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve())))).then(() => undefined);
+}
+
 export interface Received {
   method: string;
   url: string;
