@@ -111,11 +111,16 @@ export async function startTurret(o: {
     stdout: () => stdout,
     stderr: () => stderr,
     auditText,
-    audit: () =>
-      auditText()
+    // Complete lines only: a reader can see a batch while the writer is still appending it (the
+    // text after the last newline is a record being written, not a torn one).
+    audit: () => {
+      const text = auditText();
+      return text
+        .slice(0, text.lastIndexOf('\n') + 1)
         .split('\n')
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
     cli: (args, extra) => runCli([...args, '--rules', rulesDir, '--ca', caDir], { cwd: dir, env: cleanEnv({ ...o.env, ...extra }) }),
     stop: () =>
       new Promise<void>((resolve) => {
