@@ -2,14 +2,13 @@
 // idle flush and scan limit; WebSocket frame scrubbing; the `scrub:` rule-file section.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { compilePolicy } from '../../src/config/load.js';
 import { KeywordIndex } from '../../src/scrub/keywords.js';
 import { BUILTIN_PATTERNS, compilePatterns, newRE2 } from '../../src/scrub/patterns.js';
 import { findRuns, runSpecOf } from '../../src/scrub/runs.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
 import { createWsScrubber, encodeFrame, parseFrame } from '../../src/scrub/ws-frames.js';
+import { streamThrough } from '../helpers/stream-through.js';
 
 function rng(seed: number): () => number {
   let x = seed >>> 0;
@@ -78,20 +77,7 @@ test('windowed patterns: a token after a keyword hit far into a buffer is found;
   assert.ok(!out.includes(tok) && out.includes('[REDACTED:github-pat]'));
 });
 
-async function collect(t: NodeJS.ReadWriteStream, parts: Buffer[]): Promise<Buffer> {
-  const got: Buffer[] = [];
-  await pipeline(
-    Readable.from(parts),
-    t,
-    new Writable({
-      write(c: Buffer, _e, cb) {
-        got.push(c);
-        cb();
-      },
-    }),
-  );
-  return Buffer.concat(got);
-}
+const collect = streamThrough;
 
 test('idle flush: held bytes up to the last line feed go out when the input pauses; a token mid-line stays held', async () => {
   const secret = `fake_${'q'.repeat(10)}z9`;

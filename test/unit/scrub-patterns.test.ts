@@ -5,12 +5,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BUILTIN_PATTERNS, GENERIC_PATTERNS, compilePatterns, newRE2 } from '../../src/scrub/patterns.js';
 import { maxMatchBytes } from '../../src/scrub/regex-length.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
 import type { Scrubber } from '../../src/scrub/scrubber.js';
+import { streamThrough as collectThrough } from '../helpers/stream-through.js';
 
 // The public corpora are committed under test/fixtures/corpora (README there: sources, licences).
 const CORPORA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/corpora');
@@ -53,18 +52,7 @@ async function streamThrough(s: Scrubber, input: Buffer, sizes: () => number, ma
     i += n;
   }
   const t = s.createStream(maxHoldBytes === undefined ? {} : { maxHoldBytes });
-  const got: Buffer[] = [];
-  await pipeline(
-    Readable.from(parts),
-    t,
-    new Writable({
-      write(c: Buffer, _e, cb) {
-        got.push(c);
-        cb();
-      },
-    }),
-  );
-  return { out: Buffer.concat(got), peak: t.peakHeldBytes };
+  return { out: await collectThrough(t, parts), peak: t.peakHeldBytes };
 }
 
 function rng(seed: number): () => number {

@@ -3,12 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
 import type { Redaction, Scrubber } from '../../src/scrub/scrubber.js';
 import { scrubJson } from '../../src/scrub/json.js';
+import { streamThrough } from '../helpers/stream-through.js';
 
 const PATTERNS = compilePatterns(BUILTIN_PATTERNS);
 // Hostile characters on purpose: quote, backslash, slash, plus, space, colon, percent, non-ASCII.
@@ -19,18 +18,7 @@ const s = compileScrubber({ secrets: [{ name: 'github', value: VALUE, replacemen
 async function stream(sc: Scrubber, parts: Buffer[], opts: { maxHoldBytes?: number } = {}): Promise<{ out: Buffer; peak: number; reds: Redaction[] }> {
   const reds: Redaction[] = [];
   const t = sc.createStream({ ...opts, onRedaction: (r) => reds.push(r) });
-  const got: Buffer[] = [];
-  await pipeline(
-    Readable.from(parts),
-    t,
-    new Writable({
-      write(c: Buffer, _e, cb) {
-        got.push(c);
-        cb();
-      },
-    }),
-  );
-  return { out: Buffer.concat(got), peak: t.peakHeldBytes, reds };
+  return { out: await streamThrough(t, parts), peak: t.peakHeldBytes, reds };
 }
 const chunks = (b: Buffer, n: number): Buffer[] => {
   const out: Buffer[] = [];
