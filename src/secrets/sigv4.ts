@@ -131,6 +131,13 @@ export interface HeaderResign {
   scope: string;
 }
 
+/** The headers the agent signed (and `also`, when present): what the new signature covers. */
+function signedSubset(all: Record<string, string>, signed: Set<string>, also?: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(all)) if (signed.has(k) || k === also) out[k] = v;
+  return out;
+}
+
 /**
  * Sign a header-authenticated request again with `creds`. `headers` are the values that will be
  * sent (lower-case names); only the agent's signed names are signed. `body` is needed only when
@@ -148,8 +155,7 @@ export async function resignHeaders(o: {
 }): Promise<HeaderResign> {
   const { path, rawQuery } = splitTarget(o.target);
   const signed = new Set(o.auth.signedHeaders);
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(o.headers)) if (signed.has(k) || k === 'x-amz-content-sha256') headers[k] = v;
+  const headers = signedSubset(o.headers, signed, 'x-amz-content-sha256');
   const request = { method: o.method, protocol: 'https:', hostname: o.host, path, query: parseQuery(rawQuery), headers, body: o.body ?? undefined };
   const out = await signer(o.creds, o.auth).sign(request as never, { signingDate: o.date, signableHeaders: signed });
   const h = (out as { headers: Record<string, string> }).headers;
@@ -187,8 +193,7 @@ export async function represign(o: {
   const query = parseQuery(rawQuery);
   for (const k of PRESIGN_PARAMS) delete query[k];
   const signed = new Set(o.auth.signedHeaders);
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(o.headers)) if (signed.has(k)) headers[k] = v;
+  const headers = signedSubset(o.headers, signed);
   // S3 presigned URLs sign UNSIGNED-PAYLOAD; other services the empty payload.
   const sha = 'x-amz-content-sha256';
   if (o.auth.service === 's3') headers[sha] = 'UNSIGNED-PAYLOAD';
