@@ -14,7 +14,7 @@
  * the previous line, or 64 zeros for seq 1.
  */
 
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import { normalizeRecord, type AuditRecord } from './record.js';
 
 export const GENESIS_PREV = '0'.repeat(64);
@@ -35,8 +35,11 @@ export interface FormattedLine {
 }
 
 export function formatChainLine(rec: AuditRecord, seq: number, prev: string): FormattedLine {
-  const canonical = JSON.stringify({ seq, prev, ...normalizeRecord(rec) });
-  const hash = sha256Hex(canonical);
+  // Byte for byte JSON.stringify({ seq, prev, ...normalizeRecord(rec) }) (a normalised record
+  // always holds `time`, so its JSON is never `{}`), without copying the record once more.
+  const canonical = `{"seq":${JSON.stringify(seq)},"prev":${JSON.stringify(prev)},${JSON.stringify(normalizeRecord(rec)).slice(1)}`;
+  // The one-shot hash: no Hash object per record.
+  const hash = oneShotHash('sha256', canonical, 'hex');
   return { line: `${canonical.slice(0, -1)},"hash":"${hash}"}\n`, hash };
 }
 

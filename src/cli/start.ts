@@ -19,13 +19,13 @@ import { Runtime } from '../proxy/runtime.js';
 import { startProxyServer } from '../proxy/listen/server.js';
 import { KEY_FILE, loadKeyRing } from '../secrets/keys.js';
 import { recordLine } from '../proxy/record-line.js';
+import { scrubRecordText } from '../proxy/record-scrub.js';
 import { caKeyMode, caPaths, loadOrCreateCa } from '../tls/ca.js';
 import { adminToken, agentCredentials, countedSink, fileMode, lastWins, parseDrainTimeout, type OpsOptions } from './start-ops.js';
 import { parseLimits } from './limits.js';
 import { enforceSetup, productionFromEnv } from './production.js';
 import { openProxyState } from './shared-state.js';
 import { parseWorkers, startPrimary, workerAuditPath } from './workers.js';
-import { scrubJson } from '../scrub/json.js';
 import { scrubUnlessClean } from '../proxy/clean-strings.js';
 import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
 import { VERSION } from '../core/version.js';
@@ -72,7 +72,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   const auditSink: AuditSink = auditPath
     ? await openAuditLog({
         path: auditPath,
-        scrub: (rec) => scrubJson(rec, lineScrubber()) as typeof rec,
+        scrub: (rec) => scrubRecordText(rec, lineScrubber()),
         onError: (e) => {
           metrics.auditErrors.inc();
           if (rt && rt.auditFailure === null) rt.auditFailure = e.message;
