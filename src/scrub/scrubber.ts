@@ -6,7 +6,7 @@ import type { CompiledPattern } from './patterns.js';
 import { Matcher } from './matcher.js';
 import type { KnownSecret, Redaction } from './matcher.js';
 import { ScrubEngine } from './engine.js';
-import { ScrubTransform } from './stream.js';
+import { BATCH, ScrubTransform } from './stream.js';
 
 export type { KnownSecret, Redaction } from './matcher.js';
 
@@ -87,7 +87,7 @@ export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: 
       const maxHold = opts.maxHoldBytes ?? DEFAULT_MAX_HOLD_BYTES;
       if (!Number.isInteger(maxHold) || maxHold < 256) throw new Error('maxHoldBytes must be an integer >= 256');
       const engine = new ScrubEngine(matcher, maxHold, opts.onRedaction ?? noop);
-      return new ScrubTransform(engine, opts.maxScanBytes ?? Infinity, opts.idleFlushMs);
+      return new ScrubTransform(engine, opts.maxScanBytes ?? Infinity, opts.idleFlushMs, Math.min(BATCH, maxHold));
     },
   };
 }
