@@ -53,11 +53,15 @@ export class KeywordIndex<T> {
   /** Bit set over raw bigrams that begin a set trigram (8 KiB, stays in L1): read first. */
   private readonly pair = new Uint8Array(1 << 13);
   /** The trigram set, compacted: for each bigram in `pair`, a 256-bit set of third bytes at
-   * `third[32 · slot[bigram] …]`. A flat 2 MiB trigram set missed the cache on binary data
+   * `third[64 · slot[bigram] …]`, followed in the same 64-byte line by the same layout for the
+   * trigrams of the keywords the 4-gram cannot vouch for (≤ 3 bytes at p, ≤ 4 bytes at p − 1, one
+   * byte at p + 1; a hit there always goes to the exact check); interleaved, one cache line per
+   * check (JSON +5–13%). A flat 2 MiB trigram set missed the cache on binary data
    * (random bigrams), more so in the proxy where TLS evicts it; this is 256 KiB plus 32 bytes per
-   * set bigram (~75 KiB for the built-in set and one secret), and only the slots of bigrams that
-   * occur are touched. */
-  private readonly slot = new Int32Array(65536);
+   * set bigram (~150 KiB for the built-in set and one secret, both halves), and only the slots of bigrams that
+   * occur are touched. 16-bit slots (a bigram table of 128 KiB, was 256 KiB with 32-bit ones): the
+   * scrubber alone went from ~240 to ~290 MB per CPU second on JSON (cache). */
+  private readonly slot = new Uint16Array(65536);
   private readonly third: Uint8Array;
   /** Bit set over raw bigrams (any case) where a keyword can start: its first two bytes, or its
    * one byte and anything. A set trigram bit is checked against it before the exact check. */
@@ -67,15 +71,12 @@ export class KeywordIndex<T> {
    * there. With ~230 keywords one trigram in 16 of English-like text is set, but almost no 4-gram
    * is, so the exact checks behind it mostly go away. */
   private readonly quad = new Uint8Array(1 << (QUAD_BITS - 3));
-  /** Trigrams (case variants, like `third`) of the keywords the 4-gram cannot vouch for: ≤ 3 bytes
-   * at p, ≤ 4 bytes at p − 1, and one byte at p + 1. A hit here always goes to the exact check. */
-  private readonly shortThird: Uint8Array;
   readonly size: number;
 
   constructor(keywords: ReadonlyMap<string, T[]>) {
     let n = 0;
     const tri = new Uint8Array(1 << 21); // (bigram << 8 | third byte), compacted below
-    const short = new Uint8Array(1 << 21); // the same layout, for shortThird
+    const short = new Uint8Array(1 << 21); // the same layout, for the short-keyword half of `third`
     for (const [k, items] of keywords) {
       const bytes = Buffer.from(k.toLowerCase(), 'utf8');
       if (bytes.length === 0) continue;
@@ -110,12 +111,12 @@ export class KeywordIndex<T> {
     this.size = n;
     let slots = 0;
     for (let b = 0; b < 65536; b++) if (((this.pair[b >>> 3] ?? 0) & (1 << (b & 7))) !== 0) this.slot[b] = slots++;
-    this.third = new Uint8Array(32 * slots);
-    this.shortThird = new Uint8Array(32 * slots);
+    // Interleaved: a slot's trigram bits and short-keyword bits share one 64-byte line.
+    this.third = new Uint8Array(64 * slots);
     for (let b = 0; b < 65536; b++) {
       if (((this.pair[b >>> 3] ?? 0) & (1 << (b & 7))) === 0) continue;
-      this.third.set(tri.subarray(b * 32, b * 32 + 32), 32 * (this.slot[b] ?? 0));
-      this.shortThird.set(short.subarray(b * 32, b * 32 + 32), 32 * (this.slot[b] ?? 0));
+      this.third.set(tri.subarray(b * 32, b * 32 + 32), 64 * (this.slot[b] ?? 0));
+      this.third.set(short.subarray(b * 32, b * 32 + 32), 64 * (this.slot[b] ?? 0) + 32);
     }
   }
 
@@ -195,10 +196,10 @@ export class KeywordIndex<T> {
   private passes(v: number): boolean {
     const b = v & 0xffff;
     const c = (v >>> 16) & 0xff;
-    const ti = ((this.slot[b] as number) << 5) | (c >>> 3);
+    const ti = ((this.slot[b] as number) << 6) | (c >>> 3);
     const bit = 1 << (c & 7);
     if (((this.third[ti] as number) & bit) === 0) return false;
-    if (((this.shortThird[ti] as number) & bit) !== 0) return true;
+    if (((this.third[ti + 32] as number) & bit) !== 0) return true;
     const h = quadHash(v | FOLD);
     return ((this.quad[h >>> 3] as number) & (1 << (h & 7))) !== 0;
   }
