@@ -98,13 +98,33 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
   return { kind: 'match', shape };
 }
 
+// The normalised and case-folded views of a path are a pure function of its text, and an agent
+// repeats the same paths: kept per spelling (short paths only, bounded), they are not rebuilt for
+// every request (~1.5% of a small request's CPU, docs/benchmarks.md "Hot path", fourth pass).
+const MAX_VIEWS_KEPT = 1024;
+const MAX_KEPT_PATH = 512;
+const keptViews = new Map<string, { views: string[]; folded: string[] }>();
+
+function viewsOf(path: string): { views: string[]; folded: string[] } {
+  let v = keptViews.get(path);
+  if (v === undefined) {
+    const views = pathViews(path);
+    v = { views, folded: foldedViews(views) };
+    if (path.length <= MAX_KEPT_PATH) {
+      if (keptViews.size >= MAX_VIEWS_KEPT) keptViews.clear();
+      keptViews.set(path, v);
+    }
+  }
+  return v;
+}
+
 function context(req: RequestFacts, now: number): Ctx {
-  const views = pathViews(req.path);
+  const { views, folded } = viewsOf(req.path);
   // Classify on every view; where views disagree, a write classification wins. An upgrade is
   // judged by the websocket class alone, never by a catalog shape.
   const shapes = req.websocket ? [] : views.flatMap((v) => classify(req, v));
   shapes.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'write' ? -1 : 1));
-  return { views, folded: foldedViews(views), shapes, now };
+  return { views, folded, shapes, now };
 }
 
 export interface Trace {

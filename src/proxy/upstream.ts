@@ -34,6 +34,12 @@ export class UpstreamPool {
   /** Each pool, and the same pool as requests dispatch to (with the queue-wait report, queue-wait.ts). */
   private readonly agents = new Map<string, { agent: Agent; dispatch: Dispatcher }>();
 
+  /**
+   * The key text of each exceptions list a rule carries (the same array on every request it
+   * allows): serialised once, not per request.
+   */
+  private readonly exceptionKeys = new WeakMap<readonly AddressException[], string>();
+
   /** Trust for every upstream TLS connection of this policy, built once (see net/connect.ts). */
   private readonly secureContext: tls.SecureContext;
 
@@ -62,7 +68,9 @@ export class UpstreamPool {
    * another agent's requests to the same origin (docs/operations.md, "Fair upstream connections").
    */
   dispatcher(exceptions: readonly AddressException[], agentName = ''): Dispatcher {
-    const key = `${agentName}\u0000${JSON.stringify(exceptions)}`;
+    let ex = this.exceptionKeys.get(exceptions);
+    if (ex === undefined) this.exceptionKeys.set(exceptions, (ex = JSON.stringify(exceptions)));
+    const key = `${agentName}\u0000${ex}`;
     let pool = this.agents.get(key);
     if (!pool) {
       const agent = this.create(exceptions);

@@ -14,6 +14,7 @@ import { derivedAgentToken, type KeyRing } from '../../secrets/keys.js';
 import type { SecretValues } from '../../secrets/sources.js';
 import { AUTH_FAIL_BURST, AUTH_FAIL_REFILL_MS } from '../auth-throttle.js';
 import type { Runtime } from '../runtime.js';
+import { noteProven, provenBefore } from './auth-memo.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
@@ -83,7 +84,7 @@ export function identifyAgent(headers: IncomingHttpHeaders, policy: Policy, ring
  * 400 (Node would keep the first and drop the rest, and a proxy in front might have read another
  * one), and failed credentials are throttled per client address (auth-throttle.ts).
  */
-export function authenticate(rt: Runtime, req: Pick<IncomingMessage, 'headers' | 'rawHeaders'>, remoteAddress: string | undefined, policy: Policy): string {
+export function authenticate(rt: Runtime, req: Pick<IncomingMessage, 'headers' | 'rawHeaders'>, remoteAddress: string | undefined, policy: Policy, connection?: object): string {
   let count = 0;
   for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] ?? '').toLowerCase() === 'proxy-authorization') count++;
   if (count > 1) throw new TurretError('bad_request', `Proxy-Authorization appears ${count} times; send exactly one credential`);
@@ -98,8 +99,15 @@ export function authenticate(rt: Runtime, req: Pick<IncomingMessage, 'headers' |
       );
     }
   }
+  const raw = req.headers['proxy-authorization'];
+  if (connection && count === 1 && raw) {
+    const agent = provenBefore(connection, raw, policy, rt.ring, (a) => expectedToken(policy, rt.ring, rt.values, a));
+    if (agent !== null) return agent;
+  }
   try {
-    return identifyAgent(req.headers, policy, rt.ring, rt.values, remoteAddress);
+    const agent = identifyAgent(req.headers, policy, rt.ring, rt.values, remoteAddress);
+    if (connection && count === 1 && raw) noteProven(connection, raw, agent, policy, rt.ring, expectedToken(policy, rt.ring, rt.values, agent));
+    return agent;
   } catch (e) {
     if (e instanceof TurretError && e.code === 'proxy_auth_invalid') {
       rt.authThrottle.fail(remoteAddress);

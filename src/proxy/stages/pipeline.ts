@@ -72,7 +72,7 @@ export const STAGES: readonly Stage[] = [
     run(x, rt) {
       if (x.tunnel) return; // the tunnel's CONNECT was authenticated
       // A connection that came through a run's bridge (listen/bridge.ts) was authenticated when it opened.
-      x.agent = boundAgent(x.req.socket) ?? authenticate(rt, x.req, x.req.socket.remoteAddress, x.state.policy);
+      x.agent = boundAgent(x.req.socket) ?? authenticate(rt, x.req, x.req.socket.remoteAddress, x.state.policy, x.req.socket);
     },
   },
   {

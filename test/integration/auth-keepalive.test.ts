@@ -1,0 +1,107 @@
+/**
+ * Plain HTTP proxy credentials on one keep-alive connection (a raw socket, so every request
+ * surely shares it): a connection remembers the credential it last proved (proxy/stages/
+ * auth-memo.ts), and what must still hold per request is checked here — a wrong credential after
+ * a good one is 407, another agent's credential on the same connection is that agent, a
+ * duplicated header is 400, and a token that changed in its file ends the old credential at once.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type net from 'node:net';
+import { basicAuth, connectProxy, readResponse, type RawResponse } from '../helpers/raw-proxy.js';
+import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
+
+describe('proxy credentials on one keep-alive plain HTTP connection', () => {
+  let t: TurretProc;
+  let up: Upstream;
+  let sock: net.Socket;
+  let tokenB = '';
+  const dir = mkdtempSync(path.join(tmpdir(), 'turret-it-auth-'));
+  const tokenFile = path.join(dir, 'agent-a-token');
+  let tokenA = `fake_a_${randomBytes(16).toString('hex')}`;
+
+  const ask = async (p: string, head: string): Promise<RawResponse> => {
+    const r = readResponse(sock);
+    sock.write(`GET http://read.turret.test:${up.port}${p} HTTP/1.1\r\nHost: read.turret.test:${up.port}\r\n${head}\r\n`);
+    return r;
+  };
+  const auth = (agent: string, token: string): string => `Proxy-Authorization: ${basicAuth(agent, token)}\r\n`;
+
+  before(async () => {
+    writeFileSync(tokenFile, `${tokenA}\n`);
+    up = await startUpstream({ tls: false });
+    const rules: RuleFile = {
+      agents: [{ name: 'a', token: { file: tokenFile } } as unknown as string, 'b'],
+      rules: [{ name: 'reads', agents: ['a', 'b'], methods: ['read'], hosts: ['read.turret.test:*'], schemes: ['http'], unsafe_addresses: LOOPBACK }],
+      local: ['read.turret.test'],
+    };
+    t = await startTurret({ rules: { 'r.yaml': rules } });
+    tokenB = await agentToken(t, 'b');
+    sock = await connectProxy(t.port);
+  });
+
+  after(async () => {
+    sock?.destroy();
+    await t?.stop();
+    await up?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('every request is authenticated on its own, whatever the connection proved before', async () => {
+    const seen = up.received.length;
+    assert.equal((await ask('/k1', auth('a', tokenA))).status, 200);
+    assert.equal((await ask('/k2', auth('a', tokenA))).status, 200, 'the same credential again');
+
+    const wrong = await ask('/k3', auth('a', `${tokenA}x`));
+    assert.equal(wrong.status, 407, 'a wrong credential after a good one on the same connection');
+    assert.equal(wrong.headers['x-turret-error'], 'proxy_auth_invalid');
+
+    const none = await ask('/k4', '');
+    assert.equal(none.status, 407, 'no credential after a good one');
+    assert.equal(none.headers['x-turret-error'], 'proxy_auth_required');
+
+    assert.equal((await ask('/k6', auth('b', tokenB))).status, 200, "another agent's credential on the same connection");
+    assert.equal((await ask('/k7', auth('a', tokenA))).status, 200, 'and back');
+    assert.deepEqual(
+      up.received.slice(seen).map((r) => r.url),
+      ['/k1', '/k2', '/k6', '/k7'],
+      'only the authenticated requests reached the upstream',
+    );
+    // Records are appended in the order they are written: once /k7's is there, all before it are.
+    const agents: Record<string, unknown> = {};
+    for (const p of ['/k7', '/k1', '/k2', '/k6']) agents[p] = (await waitForAudit(t, (x) => x.event === 'request' && x.path === p, 20_000))?.agent;
+    assert.deepEqual(agents, { '/k7': 'a', '/k1': 'a', '/k2': 'a', '/k6': 'b' });
+    assert.deepEqual(
+      t
+        .audit()
+        .filter((x) => x.event === 'request' && typeof x.code === 'string')
+        .map((x) => x.code),
+      ['proxy_auth_invalid', 'proxy_auth_required'],
+      'one record per refused request, with its cause',
+    );
+    // Last: a 400 closes the connection (its framing is not trusted after it).
+    const twice = await ask('/k5', auth('a', tokenA) + auth('a', tokenA));
+    assert.equal(twice.status, 400, 'the proved credential twice is still a duplicate');
+    assert.equal(twice.headers['x-turret-error'], 'bad_request');
+  });
+
+  it('a token changed in its file ends the old credential on a connection that proved it', async () => {
+    sock.destroy();
+    sock = await connectProxy(t.port);
+    assert.equal((await ask('/r1', auth('a', tokenA))).status, 200);
+    const old = tokenA;
+    tokenA = `fake_a2_${randomBytes(20).toString('hex')}`; // another length: the file cache sees the change by size too
+    writeFileSync(tokenFile, `${tokenA}\n`);
+    const stale = await ask('/r2', auth('a', old));
+    assert.equal(stale.status, 407, 'the old token, on the connection that proved it');
+    assert.equal(stale.headers['x-turret-error'], 'proxy_auth_invalid');
+    assert.equal((await ask('/r3', auth('a', tokenA))).status, 200, 'the new token');
+    assert.ok(!up.received.some((r) => r.url === '/r2'), 'the stale request never reached the upstream');
+  });
+});
