@@ -32,8 +32,11 @@ interface Range {
 
 export class ScrubEngine {
   private pending: Buffer = EMPTY;
-  /** pending is a view into a buffer this engine allocated (a concat or a copy). */
+  /** pending is a view into a buffer this engine allocated (the arena or a copy). */
   private owned = false;
+  /** The engine's own buffer that chunks are appended to (see append), and its used length. */
+  private arena: Buffer = EMPTY;
+  private used = 0;
   private ctxLen = 0;
   private block: { p: CompiledPattern; dropped: number } | undefined;
   private swallowLeft = 0;
@@ -60,16 +63,59 @@ export class ScrubEngine {
   }
 
   write(chunk: Buffer): Buffer {
-    this.owned = this.pending.length > 0;
-    this.pending = this.owned ? Buffer.concat([this.pending, chunk]) : chunk;
+    if (this.pending.length === 0) {
+      this.owned = false;
+      this.pending = chunk; // nothing held: scanned in place, no copy
+    } else this.append(chunk);
+    return this.scanned();
+  }
+
+  /** Several chunks as one write (the stream's batch): copied once, after the held bytes. */
+  writeAll(chunks: readonly Buffer[]): Buffer {
+    if (chunks.length === 1 && chunks[0]) return this.write(chunks[0]);
+    this.append(...chunks);
+    return this.scanned();
+  }
+
+  private scanned(): Buffer {
     const out = this.run(false);
     this.peak = Math.max(this.peak, this.held);
     return out;
   }
 
+  /**
+   * pending = pending + chunks, in the engine's own buffer (the arena). When pending already ends
+   * where the arena's used part ends and the chunks fit after it, they are copied there and
+   * nothing is allocated: bytes before `used` are never written again (emitted views into them
+   * may still be in flight), only bytes after it, which no view covers. Otherwise a new arena of
+   * up to four times the need (at most PIN_LIMIT) is allocated: one allocation per few chunks
+   * instead of one per chunk, and for a slow stream with small chunks a small buffer.
+   */
+  private append(...chunks: Buffer[]): void {
+    const p = this.pending;
+    let add = 0;
+    for (const c of chunks) add += c.length;
+    let a = this.arena;
+    let start: number;
+    if (this.owned && p.buffer === a.buffer && p.byteOffset + p.length === a.byteOffset + this.used && this.used + add <= a.length) {
+      start = this.used - p.length;
+    } else {
+      const need = p.length + add;
+      // Never a slice of the shared pool: `p.buffer === a.buffer` above must mean "in the arena".
+      a = this.arena = Buffer.allocUnsafeSlow(Math.max(need, Math.min(PIN_LIMIT, 4 * need)));
+      p.copy(a, 0);
+      start = 0;
+      this.used = p.length;
+    }
+    for (const c of chunks) this.used += c.copy(a, this.used);
+    this.pending = a.subarray(start, this.used);
+    this.owned = true;
+  }
+
   /** The end of input (optionally with a last chunk): everything left is scanned and emitted. */
   end(last?: Buffer): Buffer {
     if (last && last.length > 0) this.pending = this.pending.length === 0 ? last : Buffer.concat([this.pending, last]);
+    this.owned = false;
     const out = this.run(true);
     this.pending = EMPTY;
     this.ctxLen = 0;

@@ -49,6 +49,8 @@ export interface Scrubber {
 
 export interface IncrementalScrub {
   write(chunk: Buffer): Buffer;
+  /** Several chunks as one write (copied once into the engine's buffer). */
+  writeAll(chunks: readonly Buffer[]): Buffer;
   end(last?: Buffer): Buffer;
 }
 
@@ -79,9 +81,9 @@ export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: 
       return { text: r.redactions.length === 0 ? text : r.buf.toString('utf8'), redactions: r.redactions };
     },
     createIncremental(onRedaction = () => undefined) {
-      if (empty) return { write: (b: Buffer) => b, end: (b?: Buffer) => b ?? Buffer.alloc(0) };
+      if (empty) return { write: (b: Buffer) => b, writeAll: (bs: readonly Buffer[]) => Buffer.concat(bs), end: (b?: Buffer) => b ?? Buffer.alloc(0) };
       const engine = new ScrubEngine(matcher, DEFAULT_MAX_HOLD_BYTES, onRedaction);
-      return { write: (b: Buffer) => engine.write(b), end: (b?: Buffer) => engine.end(b) };
+      return { write: (b: Buffer) => engine.write(b), writeAll: (bs: readonly Buffer[]) => engine.writeAll(bs), end: (b?: Buffer) => engine.end(b) };
     },
     createStream(opts: ScrubStreamOptions = {}) {
       const maxHold = opts.maxHoldBytes ?? DEFAULT_MAX_HOLD_BYTES;

@@ -116,24 +116,31 @@ export class ScrubTransform extends Transform {
     }
   }
 
-  /** Scans (and pushes) everything queued, as one buffer. */
+  /** Scans (and pushes) everything queued, as one write. */
   private scanQueued(): void {
     if (this.turn) clearImmediate(this.turn);
     this.turn = undefined;
     if (this.queued === 0) return;
     const q = this.queue;
-    const all = q.length === 1 ? (q[0] ?? EMPTY) : Buffer.concat(q, this.queued);
+    const n = this.queued;
     this.queue = [];
     this.queued = 0;
-    this.scan(all);
-  }
-
-  private scan(input: Buffer): void {
-    let buf = input;
     if (this.passing) {
-      if (buf.length > 0) this.push(buf);
+      for (const c of q) if (c.length > 0) this.push(c);
       return;
     }
+    // The common case: all of it is scanned; the engine copies the chunks once, after its held bytes.
+    if (this.scanned + n <= this.limit) {
+      this.scanned += n;
+      this.afterScan(this.engine.writeAll(q));
+      return;
+    }
+    this.scan(q.length === 1 ? (q[0] ?? EMPTY) : Buffer.concat(q, n));
+  }
+
+  /** The batch that reaches the scan limit: the rest passes unscanned from here on. */
+  private scan(input: Buffer): void {
+    let buf = input;
     let rest: Buffer | undefined;
     if (this.scanned + buf.length > this.limit) {
       rest = buf.subarray(this.limit - this.scanned);
@@ -141,12 +148,16 @@ export class ScrubTransform extends Transform {
     }
     this.scanned += buf.length;
     const out = rest ? this.engine.end(buf) : this.engine.write(buf);
+    if (!rest) return this.afterScan(out);
     if (out.length > 0) this.push(out);
-    if (rest) {
-      this.passing = true;
-      this.stopTimer();
-      if (rest.length > 0) this.push(rest);
-    } else if (this.idleMs !== undefined && this.engine.held > 0) {
+    this.passing = true;
+    this.stopTimer();
+    if (rest.length > 0) this.push(rest);
+  }
+
+  private afterScan(out: Buffer): void {
+    if (out.length > 0) this.push(out);
+    if (this.idleMs !== undefined && this.engine.held > 0) {
       // One timer per stream, re-armed per scan (refresh() allocates nothing).
       if (this.timer) this.timer.refresh();
       else this.timer = setTimeout(() => this.idleFlush(), this.idleMs);

@@ -154,3 +154,36 @@ test('the idle flush scans what is queued first', async () => {
   await new Promise((r) => st.on('end', r));
   assert.equal(Buffer.concat(got).toString(), 'data: one [K]\n\ndata: two [K] end\n');
 });
+
+test('the engine appends into its own buffer: every emitted view stays intact while later chunks arrive', () => {
+  // Outputs are kept as the views the engine returned (no copy) and compared only at the end: a
+  // later append that wrote over bytes already emitted would show here. Chunk sizes from 1 byte
+  // to past the buffer's cap, singly (write) and in lists (writeAll, the stream's batch).
+  const parts: Buffer[] = [];
+  let size = 0;
+  for (let i = 0; size < 2_000_000; i++) {
+    // Mostly clean (an output without a redaction is a view, not a copy), a secret now and then.
+    const v = i % 150 === 0 ? (forms[(i / 150) % forms.length] ?? '') : 'plain';
+    const p = i % 3 === 0 ? randomBytes(900) : Buffer.from(`{"id":${i},"v":"${v}","pad":"${'z'.repeat(i % 97)}"}\n`, 'latin1');
+    parts.push(p);
+    size += p.length;
+  }
+  const text = Buffer.concat(parts);
+  const want = s.scrubBuffer(text).buf;
+  const sizes = [1, 7, 16384, 3, 65536, 300_000, 1000, 16383, 2, 70_000];
+  for (const lists of [false, true]) {
+    const inc = s.createIncremental();
+    const views: Buffer[] = [];
+    for (let off = 0, n = 0; off < text.length; n++) {
+      const len = sizes[n % sizes.length] ?? 1;
+      const c = text.subarray(off, off + len);
+      off += c.length;
+      if (lists) {
+        const cut = Math.floor(c.length / 3);
+        views.push(inc.writeAll([c.subarray(0, cut), c.subarray(cut, 2 * cut), c.subarray(2 * cut)]));
+      } else views.push(inc.write(c));
+    }
+    views.push(inc.end());
+    assert.ok(Buffer.concat(views).equals(want), `streamed output equals the one-shot result (${lists ? 'writeAll' : 'write'})`);
+  }
+});
