@@ -56,24 +56,60 @@ export function boundQueueWait(ms: number, agent: string, origin: string, signal
   return { signal: combined, clear };
 }
 
-/** A pool interceptor: tells boundQueueWait when its request got a connection. */
-export const reportStart: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) => {
-  // request() passes its options through, signal included (the type names only the dispatch fields).
-  const signal = (opts as { signal?: unknown }).signal;
-  const started = signal instanceof AbortSignal ? waiting.get(signal) : undefined;
-  if (!started) return dispatch(opts, handler);
-  return dispatch(opts, {
-    onRequestStart: (controller, context) => {
-      started();
-      handler.onRequestStart?.(controller, context);
-    },
-    onRequestUpgrade: (controller, statusCode, headers, socket) => handler.onRequestUpgrade?.(controller, statusCode, headers, socket),
-    onResponseStart: (controller, statusCode, headers, statusMessage) => handler.onResponseStart?.(controller, statusCode, headers, statusMessage),
-    onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
-    onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
-    onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
-  });
-};
+/**
+ * A request's handler that tells boundQueueWait when the request got a connection. It stays in
+ * undici's legacy handler shape (onConnect … onComplete), the shape request()'s own handler has:
+ * a compose() interceptor (what this was before) sees only the new shape, so undici wrapped every
+ * request's handler twice (WrapHandler, then UnwrapHandler back) and each callback crossed both
+ * adapters and a Proxy around the pool — ~5% of a small request's CPU (docs/benchmarks.md "Hot
+ * path", fourth pass). onConnect is where undici hands the request to a connection (after the
+ * connect when a new one had to be opened): the moment the adapters reported as onRequestStart.
+ * Only request()'s handler passes here, so only its five callbacks are relayed (undici calls the
+ * optional ones, onResponseStarted and onBodySent, only when a handler has them).
+ */
+class StartReport implements Dispatcher.DispatchHandler {
+  constructor(
+    private readonly handler: Dispatcher.DispatchHandler,
+    private readonly started: () => void,
+  ) {}
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.started();
+    this.handler.onConnect?.(abort);
+  }
+  onError(err: Error): void {
+    this.handler.onError?.(err);
+  }
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    return this.handler.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+  }
+  onData(chunk: Buffer): boolean {
+    return this.handler.onData?.(chunk) ?? true;
+  }
+  onComplete(trailers: string[] | null): void {
+    this.handler.onComplete?.(trailers);
+  }
+}
+
+/**
+ * The pool requests dispatch to: `agent`, with the handler of each bounded request (its signal
+ * is one boundQueueWait registered) wrapped to report its start. Only request() is offered.
+ */
+export class StartReporting {
+  constructor(private readonly agent: Dispatcher) {}
+
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // request() passes its options through, signal included (the type names only the dispatch fields).
+    const signal = (opts as { signal?: unknown }).signal;
+    const started = signal instanceof AbortSignal ? waiting.get(signal) : undefined;
+    return this.agent.dispatch(opts, started ? new StartReport(handler, started) : handler);
+  }
+
+  request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+    // undici's request() builds its handler and calls this.dispatch: this object's, above.
+    return (this.agent.request as (this: StartReporting, o: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>).call(this, opts);
+  }
+}
 
 /**
  * `request` (an undici request() promise), or its signal's reason as soon as the signal aborts.

@@ -15,7 +15,7 @@ import { normaliseHost } from '../net/host.js';
 import type { Resolver } from '../net/resolver.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Limits } from './limits.js';
-import { reportStart } from './queue-wait.js';
+import { StartReporting } from './queue-wait.js';
 import type { Logger } from '../core/log.js';
 import { isTurretError } from '../core/errors.js';
 import { throttledWarn } from './listen/accept.js';
@@ -32,7 +32,7 @@ export interface UpstreamOptions {
 
 export class UpstreamPool {
   /** Each pool, and the same pool as requests dispatch to (with the queue-wait report, queue-wait.ts). */
-  private readonly agents = new Map<string, { agent: Agent; dispatch: Dispatcher }>();
+  private readonly agents = new Map<string, { agent: Agent; dispatch: StartReporting }>();
 
   /**
    * The key text of each exceptions list a rule carries (the same array on every request it
@@ -67,14 +67,14 @@ export class UpstreamPool {
    * one agent's hung or slow requests queue behind that agent's own connections and never delay
    * another agent's requests to the same origin (docs/operations.md, "Fair upstream connections").
    */
-  dispatcher(exceptions: readonly AddressException[], agentName = ''): Dispatcher {
+  dispatcher(exceptions: readonly AddressException[], agentName = ''): StartReporting {
     let ex = this.exceptionKeys.get(exceptions);
     if (ex === undefined) this.exceptionKeys.set(exceptions, (ex = JSON.stringify(exceptions)));
     const key = `${agentName}\u0000${ex}`;
     let pool = this.agents.get(key);
     if (!pool) {
       const agent = this.create(exceptions);
-      pool = { agent, dispatch: agent.compose(reportStart) };
+      pool = { agent, dispatch: new StartReporting(agent) };
       this.agents.set(key, pool);
     }
     return pool.dispatch;
