@@ -2,23 +2,28 @@
  * Audit sinks: the hash-chained file log and an in-memory sink for tests.
  *
  * write() is synchronous and cheap: it scrubs, normalises, assigns `seq`, hashes (one small
- * sha256) and queues the line. One background loop appends queued lines in order, so a slow disk
- * never blocks the event loop per record and the chain order is the order of write() calls.
- * A batch starts BATCH_DELAY_MS after its first record, so busy periods append many lines per
- * file check and write. close() (or flush()) waits for the queue to reach the file.
+ * sha256) and queues the line, so the chain order is the order of write() calls. A batch leaves
+ * BATCH_DELAY_MS after its first record, as one message to the writer thread (writer-thread.ts),
+ * which checks the file and appends the batch with synchronous calls of its own: a slow or
+ * stalled disk never blocks the event loop, and a batch costs the event loop one message instead
+ * of thread-pool round trips and their wake-ups (docs/benchmarks.md, "Fourth pass: audit").
+ * close() (or flush()) waits for every record written so far to reach the file; call one of them
+ * before the process ends (the thread does not keep it alive on its own).
  *
- * Rotation is by size and happens between records, so a record is never split across files:
- * path → path.1 → path.2 … path.<maxFiles>; the oldest is overwritten. The chain continues
- * across files (the first line of the new file has prev = hash of the last line of the old one).
+ * If the thread dies, the log reports it (onError: production then refuses traffic), starts a new
+ * one and sends again the batches the dead one had not confirmed; the new thread skips the
+ * records already in the file, so none is lost or written twice. After MAX_RESTARTS deaths in a
+ * row with no batch confirmed in between, the log gives up and reports every later batch as lost.
  */
 
-import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { TurretError } from '../core/errors.js';
-import { formatChainLine, GENESIS_PREV, parseChainLine } from './line.js';
-import { fileProblem, type FileIdentity } from './file-guard.js';
-import { readLastLine } from './read-lines.js';
+import { formatChainLine, GENESIS_PREV } from './line.js';
+import { chainTail, opened, startThread } from './writer-start.js';
 import { normalizeRecord, type AuditRecord } from './record.js';
+import type { FromThread, ThreadInit, ToThread } from './writer-thread.js';
 
 export interface AuditSink {
   write(rec: AuditRecord): void;
@@ -52,8 +57,10 @@ export interface AuditLog extends AuditSink {
 
 export const DEFAULT_AUDIT_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_AUDIT_MAX_FILES = 10;
-/** How long the first queued record waits for more before a batch is appended (see kick()). */
+/** How long the first queued record waits for more before its batch goes to the writer thread. */
 export const BATCH_DELAY_MS = 5;
+/** Writer-thread deaths in a row, with no batch confirmed in between, after which the log gives up. */
+export const MAX_RESTARTS = 3;
 
 /**
  * Scrubs a record. If the scrubber itself throws, the record is reduced to fields that carry no
@@ -75,19 +82,19 @@ function positiveInt(name: string, v: number | undefined, dflt: number): number 
   return v;
 }
 
-/** Where the chain stands in an existing log: the last line of path, or of path.1 after a rotation that crashed. */
-async function chainTail(path: string): Promise<{ seq: number; hash: string }> {
-  for (const file of [path, `${path}.1`]) {
-    const last = await readLastLine(file);
-    if (last === null) continue;
-    const fix = `run "turret audit verify ${file}"; then move the file aside or remove its damaged last line`;
-    if (!last.terminated) throw new TurretError('internal_error', `audit log ${file} ends with an incomplete line; ${fix}`);
-    const parsed = parseChainLine(last.line);
-    if (!parsed.ok) throw new TurretError('internal_error', `audit log ${file} last line is malformed (${parsed.detail}); ${fix}`);
-    if (!parsed.intact) throw new TurretError('internal_error', `audit log ${file} last line does not match its hash; ${fix}`);
-    return { seq: parsed.seq, hash: parsed.hash };
-  }
-  return { seq: 0, hash: GENESIS_PREV };
+/**
+ * The writer thread of an open file log, so a test can stop it as a crash would
+ * (test/unit/audit-writer-thread.test.ts); null once the log closed or gave up.
+ */
+const threads = new WeakMap<AuditLog, () => Worker | null>();
+export function writerThreadOf(log: AuditLog): Worker | null {
+  return threads.get(log)?.() ?? null;
+}
+
+interface Batch {
+  first: number;
+  last: number;
+  text: string;
 }
 
 export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
@@ -98,134 +105,120 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   const tail = await chainTail(path);
   let seq = tail.seq;
   let prev = tail.hash;
-  let fh!: FileHandle;
-  // size and identity (for the file guard) of the open file, set by reopen().
-  let size = 0;
-  let ident: FileIdentity = { dev: 0, ino: 0 };
-  async function reopen(): Promise<void> {
-    fh = await open(path, 'a', 0o600);
-    const st = await fh.stat();
-    size = st.size;
-    ident = { dev: st.dev, ino: st.ino };
-  }
-  await reopen();
+  // The highest seq the writer thread is done with (written, or lost and reported): read here
+  // when a batch leaves, so confirmed batches are let go without a message per batch.
+  const doneBuf = new SharedArrayBuffer(8);
+  const done = new BigInt64Array(doneBuf);
+  done[0] = BigInt(seq);
+  const init = (resume: boolean): ThreadInit => ({ path, maxBytes, maxFiles, fsync: o.fsync === true, done: doneBuf, resume });
 
   let queue: string[] = [];
-  let running: Promise<void> | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  // Sent and not yet confirmed: sent again to a new thread if this one dies.
+  let inflight: Batch[] = [];
+  const flushes = new Map<number, () => void>();
+  let flushIds = 0;
   let closed = false;
   let firstError: Error | null = null;
-  // The last append failed (or found the file gone); the next success calls onRecover.
-  let failing = false;
-  // A failed append could not be cut back; the next append cuts first.
-  let torn = false;
-  // Raised after a failed rotation so the next attempt comes only after another maxBytes, not per line.
-  let limit = maxBytes;
+  let confirmed = seq;
+  let restarts = 0;
+  let thread: Worker | null = null;
 
-  /**
-   * A failed rename (permissions, a directory in the way) is reported but not fatal: the log keeps
-   * growing in the current file, because losing records is worse than missing a rotation.
-   */
-  async function rotate(): Promise<void> {
-    await fh.close();
-    try {
-      for (let i = maxFiles - 1; i >= 1; i--) {
-        await rename(`${path}.${i}`, `${path}.${i + 1}`).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== 'ENOENT') throw e;
-        });
-      }
-      await rename(path, `${path}.1`);
-      limit = maxBytes;
-    } catch (e) {
-      o.onError?.(e instanceof Error ? e : new Error(String(e)));
-    }
-    await reopen();
-    if (size > 0) limit = size + maxBytes;
+  function fail(err: Error): void {
+    firstError ??= err;
+    o.onError?.(err);
   }
 
-  async function append(lines: string[]): Promise<void> {
-    if (torn) {
-      await fh.truncate(size);
-      torn = false;
+  function confirm(): void {
+    const d = Number(Atomics.load(done, 0));
+    if (d > confirmed) {
+      confirmed = d;
+      restarts = 0;
     }
-    const problem = await fileProblem(ident, path).catch((e: Error) => e.message);
-    if (problem !== null) {
-      // Reopen at the path (recreating its directory) so later records land where operators look;
-      // the failure is still reported: production refuses traffic after any audit failure.
-      await fh.close().catch(() => undefined);
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      await reopen();
-      o.onError?.(new Error(`${problem}; reopened it`));
-      failing = true;
-    }
-    let chunk: Buffer[] = [];
-    let chunkBytes = 0;
-    const writeOut = async (): Promise<void> => {
-      if (chunk.length === 0) return;
-      try {
-        await fh.appendFile(Buffer.concat(chunk, chunkBytes));
-      } catch (e) {
-        // A partial append (disk full) leaves half a line that a later record would be glued
-        // to: cut the file back to its last complete record. Those records are lost; verify
-        // shows the gap with its bounds, and a restart finds a complete last line.
-        await fh.truncate(size).catch(() => (torn = true));
-        throw e;
-      }
-      size += chunkBytes;
-      chunk = [];
-      chunkBytes = 0;
-    };
-    for (const line of lines) {
-      const b = Buffer.from(line, 'utf8');
-      if (size + chunkBytes > 0 && size + chunkBytes + b.length > limit) {
-        await writeOut();
-        await rotate();
-      }
-      chunk.push(b);
-      chunkBytes += b.length;
-    }
-    await writeOut();
-    if (o.fsync === true) await fh.datasync();
+    let n = 0;
+    while (n < inflight.length && inflight[n]!.last <= d) n++;
+    if (n > 0) inflight.splice(0, n);
   }
 
-  // One batch per call: records queued while it is being appended wait for their own
-  // BATCH_DELAY_MS window (kick() again) instead of following at once in batches of one or two,
-  // which under steady traffic made nearly every batch that small (docs/benchmarks.md, "Third pass").
-  async function drain(): Promise<void> {
-    if (queue.length === 0) return;
-    const lines = queue;
-    queue = [];
-    try {
-      await append(lines);
-      if (failing) {
-        failing = false;
-        o.onRecover?.();
-      }
-    } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      firstError ??= err;
-      failing = true;
-      o.onError?.(err);
-    }
-  }
-
-  // A batch's file check (one stat) and append are thread-pool round trips costing tens of µs
-  // of process CPU each, whatever the batch holds (docs/benchmarks.md, "Hot path"): the
-  // first record of a batch waits BATCH_DELAY_MS for the ones behind it. A crash can lose the
-  // records queued and not yet appended: up to BATCH_DELAY_MS of them plus the batch in flight.
-  function kick(): void {
-    if (running !== null) return;
-    running = new Promise<void>((resolve) => setTimeout(resolve, BATCH_DELAY_MS)).then(drain).finally(() => {
-      running = null;
-      // Lines queued while the last append was finishing.
-      if (queue.length > 0) kick();
+  function attach(w: Worker): void {
+    let why: string | null = null;
+    w.on('message', (m: FromThread) => {
+      if (m.t === 'problem') o.onError?.(new Error(m.message));
+      else if (m.t === 'failed') fail(Object.assign(new Error(m.message), { code: m.code }));
+      else if (m.t === 'recover') o.onRecover?.();
+      else if (m.t === 'flushed') {
+        flushes.get(m.id)?.();
+        flushes.delete(m.id);
+      } else if (m.t === 'fatal') why = m.message;
+    });
+    w.on('error', (e) => (why = e.message));
+    w.on('exit', (code) => {
+      if (w === thread) died(why ?? `exit code ${code}`);
     });
   }
 
-  async function flush(): Promise<void> {
-    while (running !== null) await running;
+  /** The thread died without being asked to: report, start another, send the unconfirmed batches again. */
+  function died(why: string): void {
+    thread = null;
+    confirm();
+    restarts += 1;
+    if (restarts > MAX_RESTARTS) {
+      const from = inflight[0]?.first ?? confirmed + 1;
+      fail(new Error(`audit writer thread for ${path} stopped (${why}) ${restarts} times in a row; records from seq ${from} on are lost`));
+      inflight = [];
+      for (const resolve of flushes.values()) resolve();
+      flushes.clear();
+      return;
+    }
+    fail(new Error(`audit writer thread for ${path} stopped (${why}); started another, which appends the records it had not written`));
+    const w = startThread(init(true));
+    thread = w;
+    attach(w);
+    if (flushes.size === 0) w.unref();
+    for (const b of inflight) w.postMessage({ t: 'lines', ...b } satisfies ToThread);
+    for (const id of flushes.keys()) w.postMessage({ t: 'flush', id } satisfies ToThread);
   }
 
-  return {
+  /** The queued lines leave as one batch (at the end of a BATCH_DELAY_MS window, or for flush()). */
+  function send(): void {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (queue.length === 0) return;
+    const b: Batch = { first: seq - queue.length + 1, last: seq, text: queue.join('') };
+    queue = [];
+    confirm();
+    if (thread === null) {
+      fail(new Error(`audit writer thread for ${path} is not running; records ${b.first} to ${b.last} are lost`));
+      return;
+    }
+    inflight.push(b);
+    thread.postMessage({ t: 'lines', ...b } satisfies ToThread);
+  }
+
+  const first = startThread(init(false));
+  await opened(first, path);
+  thread = first;
+  attach(first);
+  first.unref();
+
+  async function flush(): Promise<void> {
+    send();
+    const w = thread;
+    if (w === null) return;
+    const id = ++flushIds;
+    w.ref();
+    try {
+      await new Promise<void>((resolve) => {
+        flushes.set(id, resolve);
+        w.postMessage({ t: 'flush', id } satisfies ToThread);
+      });
+    } finally {
+      // The thread may have been replaced meanwhile (died()): the current one is let go.
+      if (flushes.size === 0) thread?.unref();
+    }
+  }
+
+  const log: AuditLog = {
     path,
     write(rec: AuditRecord): void {
       if (closed) throw new TurretError('internal_error', 'audit log is closed');
@@ -233,17 +226,29 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
       seq += 1;
       prev = f.hash;
       queue.push(f.line);
-      kick();
+      // A crash can lose the records not yet appended: up to BATCH_DELAY_MS of them plus the
+      // batches the thread has not written yet (docs/operations.md).
+      timer ??= setTimeout(send, BATCH_DELAY_MS);
     },
     flush,
     async close(): Promise<void> {
       if (closed) return flush();
       closed = true;
       await flush();
-      await fh.close();
+      const w = thread;
+      thread = null;
+      if (w !== null) {
+        w.ref();
+        await new Promise<void>((resolve) => {
+          w.once('exit', () => resolve());
+          w.postMessage({ t: 'close' } satisfies ToThread);
+        });
+      }
       if (firstError !== null) throw firstError;
     },
   };
+  threads.set(log, () => thread);
+  return log;
 }
 
 export interface MemorySink extends AuditSink {

@@ -20,10 +20,16 @@ const TURRET_MADE: ReadonlySet<string> = new Set(['time', 'event', 'outcome', 's
 /** A copy of `rec` with the text of every field that can carry outside text passed through `text`. */
 export function scrubRecordText(rec: AuditRecord, text: (s: string) => string): AuditRecord {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(rec)) {
+  const from = rec as unknown as Record<string, unknown>;
+  // for-in, not Object.entries (an array per field); a string is passed straight to `text` (scrubJson
+  // would set up its cycle guard for it): this runs once per request.
+  for (const k in from) {
+    if (!Object.hasOwn(from, k)) continue;
+    const v = from[k];
     if (v === undefined) continue; // normalizeRecord leaves undefined fields out anyway
     // Top-level names are not scrubbed: normalizeRecord keeps only its own fixed names.
-    out[k] = typeof v === 'number' || (typeof v === 'string' && TURRET_MADE.has(k)) ? v : scrubJson(v, text);
+    if (typeof v === 'string') out[k] = TURRET_MADE.has(k) ? v : text(v);
+    else out[k] = typeof v === 'number' || v === null ? v : scrubJson(v, text);
   }
   return out as unknown as AuditRecord;
 }

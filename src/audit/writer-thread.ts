@@ -1,0 +1,124 @@
+/**
+ * The audit writer thread: appends the batches of chained lines the event loop sends it
+ * (writer.ts), one message per batch, with synchronous file calls (append-file.ts). Nothing goes
+ * back per batch: the last seq it is done with (written, or lost and reported) is stored in a
+ * shared counter the event loop reads when it needs to; only problems, a recovery and flush
+ * replies are messages. A thread started again after one died (`resume`) first finds the last
+ * record already in the file, so the batches the event loop sends again are neither lost nor
+ * written twice.
+ */
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { AppendFile } from './append-file.js';
+
+export interface ThreadInit {
+  path: string;
+  maxBytes: number;
+  maxFiles: number;
+  fsync: boolean;
+  /** One BigInt64: the highest seq this thread (or the one before it) is done with. */
+  done: SharedArrayBuffer;
+  /** Started again after a thread died: skip records already in the file. */
+  resume: boolean;
+}
+
+/** Event loop → thread. `first`…`last` are the seqs of the lines in `text` (consecutive). */
+export type ToThread = { t: 'lines'; first: number; last: number; text: string } | { t: 'flush'; id: number } | { t: 'close' };
+
+/** Thread → event loop. */
+export type FromThread =
+  | { t: 'ready' }
+  | { t: 'fatal'; message: string; code: string | undefined }
+  | { t: 'problem'; message: string; reopened: boolean }
+  | { t: 'failed'; message: string; code: string | undefined; first: number; last: number }
+  | { t: 'recover' }
+  | { t: 'flushed'; id: number };
+
+const SEQ_RE = /^\{"seq":(\d+),/;
+
+/**
+ * The seq of the last complete line of `path` (or of path.1 when a rotation left `path` empty),
+ * 0 when there is none. An incomplete last line can only be an append the dead thread did not
+ * finish: it is cut off, so the record is written again whole.
+ */
+function lastSeqOnDisk(path: string): number {
+  for (const file of [path, `${path}.1`]) {
+    let fd: number;
+    try {
+      fd = openSync(file, 'r+');
+    } catch {
+      continue;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      for (let want = 64 * 1024; size > 0; want *= 4) {
+        const len = Math.min(want, size);
+        const buf = Buffer.alloc(len);
+        readSync(fd, buf, 0, len, size - len);
+        const end = buf.lastIndexOf(0x0a) + 1; // just past the last complete line; 0: none in view
+        if (end === 0 && len < size) continue;
+        if (end < len) ftruncateSync(fd, size - len + end);
+        if (end === 0) break;
+        const start = end >= 2 ? buf.lastIndexOf(0x0a, end - 2) + 1 : 0;
+        if (start === 0 && len < size) continue;
+        return Number(SEQ_RE.exec(buf.subarray(start, end).toString('latin1'))?.[1] ?? 0);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return 0;
+}
+
+/** `text` without its first `n` lines. */
+function dropLines(text: string, n: number): string {
+  let at = 0;
+  for (let i = 0; i < n && at < text.length; i++) at = text.indexOf('\n', at) + 1 || text.length;
+  return text.slice(at);
+}
+
+function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
+  const post = (m: FromThread): void => port.postMessage(m);
+  const done = new BigInt64Array(init.done);
+  // A restarted thread reports a recovery after its first good batch (the death was a failure).
+  let failing = init.resume;
+  let file: AppendFile;
+  let skipThrough = 0;
+  try {
+    if (init.resume) skipThrough = Math.max(Number(Atomics.load(done, 0)), lastSeqOnDisk(init.path));
+    file = new AppendFile({
+      ...init,
+      onProblem: (message, reopened) => {
+        if (reopened) failing = true;
+        post({ t: 'problem', message, reopened });
+      },
+    });
+  } catch (e) {
+    post({ t: 'fatal', message: e instanceof Error ? e.message : String(e), code: (e as NodeJS.ErrnoException).code });
+    port.close();
+    return;
+  }
+  post({ t: 'ready' });
+  port.on('message', (m: ToThread) => {
+    if (m.t === 'flush') return post({ t: 'flushed', id: m.id });
+    if (m.t === 'close') {
+      file.closeFd();
+      return port.close();
+    }
+    if (m.last > skipThrough) {
+      try {
+        file.append(Buffer.from(m.first > skipThrough ? m.text : dropLines(m.text, skipThrough - m.first + 1), 'utf8'));
+        if (failing) {
+          failing = false;
+          post({ t: 'recover' });
+        }
+      } catch (e) {
+        failing = true;
+        post({ t: 'failed', message: e instanceof Error ? e.message : String(e), code: (e as NodeJS.ErrnoException).code, first: m.first, last: m.last });
+      }
+    }
+    Atomics.store(done, 0, BigInt(m.last));
+  });
+}
+
+if (parentPort !== null) run(workerData as ThreadInit, parentPort);
