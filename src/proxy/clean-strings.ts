@@ -39,9 +39,14 @@ export function knownClean(owner: object, text: string): boolean {
   return memos.get(owner)?.has(text) === true;
 }
 
-/** Remember that `owner` found nothing in `text` (ignored for strings the memo does not keep). */
-export function noteClean(owner: object, text: string): void {
-  if (text.length > MAX_LENGTH || text.includes('trt_') || !PRINTABLE_ASCII.test(text)) return;
+/**
+ * Remember that `owner` found nothing in `text` (ignored for strings the memo does not keep).
+ * `handles`: the scrubber may treat a handle-shaped run specially (token patterns and a handle
+ * check), so a string with `trt_` is not kept; false for a scrubber of known values only (the
+ * outbound detector), which is a pure function of the text however it is spelled.
+ */
+export function noteClean(owner: object, text: string, handles = true): void {
+  if (text.length > MAX_LENGTH || (handles && text.includes('trt_')) || !PRINTABLE_ASCII.test(text)) return;
   const m = memoOf(owner);
   if (m.size >= MAX_ENTRIES) m.clear();
   m.add(text);

@@ -46,8 +46,10 @@ export function findSecret(known: Scrubber, text: string): string | null {
   if (known.empty || text.length === 0 || knownClean(known, text)) return null;
   const id = known.scrubBuffer(Buffer.from(text, 'latin1')).redactions[0]?.id ?? null;
   // Targets and header lines repeat between requests: one found clean is not scanned again by
-  // this detector (clean-strings.ts; a detector for other secret values starts empty).
-  if (id === null) noteClean(known, text);
+  // this detector (clean-strings.ts; a detector for other secret values starts empty). The
+  // detector has known values only, no token patterns: a header with a handle (`Bearer trt_…`,
+  // sent again on every request of an agent that uses one) is kept too.
+  if (id === null) noteClean(known, text, false);
   return id;
 }
 
