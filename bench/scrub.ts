@@ -20,6 +20,9 @@
  *   BENCH_SCRUB_ROUNDS=1       in-process runs per body (alternated with the base, if any)
  *   BENCH_SCRUB_BASE=/dir      a checkout of another version (its src/scrub is imported): each
  *                              round runs it and this tree back to back, same process, same bodies
+ *   BENCH_SCRUB_PROXY_BASE=/dir a built checkout of another version (its dist/ and test helpers):
+ *                              its three turrets run beside this tree's and the downloads of all six
+ *                              alternate, so both versions' ratios come from the same run
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -181,17 +184,21 @@ export async function benchScrub(): Promise<Record<string, number>> {
   });
   const out: Record<string, number> = {};
   const env = { BENCH_TOKEN: `fake_${randomBytes(16).toString('hex')}` };
-  const modes = [
+  const base = process.env.BENCH_SCRUB_PROXY_BASE;
+  const kinds = [
     ['unscrubbed', false, 'json'],
     ['json', true, 'json'],
     ['binary', true, 'binary'],
   ] as const;
+  const trees: Array<[string, typeof startTurret]> = [['', startTurret]];
+  if (base) trees.unshift(['base ', ((await import(pathToFileURL(path.join(base, 'test/helpers/turret.ts')).href)) as { startTurret: typeof startTurret }).startTurret]);
+  const modes = trees.flatMap(([who, start]) => kinds.map(([mode, scanned, kind]) => ({ mode: `${who}${mode}`, scanned, kind, start })));
   // One turret per mode, all running, downloads alternated (each round starts with another mode)
   // so that every mode sees the same machine load; the ratio is the median of per-round ratios.
   const turrets: { t: TurretProc; token: string; url: string }[] = [];
   try {
-    for (const [, scanned, kind] of modes) {
-      const t = await startTurret({ rules: { 'bench.yaml': rules(up.port, scanned) }, env, args: ['--admin', 'off'] });
+    for (const { scanned, kind, start } of modes) {
+      const t = await start({ rules: { 'bench.yaml': rules(up.port, scanned) }, env, args: ['--admin', 'off'] });
       const e = await t.cli(['env', '--agent', 'bench']);
       const token = /HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(e.stdout)?.[1] ?? '';
       const url = `https://big.turret.test:${up.port}/${kind}`;
@@ -210,7 +217,7 @@ export async function benchScrub(): Promise<Record<string, number>> {
         perCpu[i]?.push(TOTAL / 1e6 / (cpuSeconds(x.t) - c0));
       }
     }
-    modes.forEach(([mode], i) => {
+    modes.forEach(({ mode }, i) => {
       out[`proxy ${mode}: MB/s (median of ${PROXY_ROUNDS})`] = median(speed[i] ?? []);
       out[`proxy ${mode}: MB/s min`] = Math.min(...(speed[i] ?? []));
       out[`proxy ${mode}: MB/s max`] = Math.max(...(speed[i] ?? []));
@@ -218,10 +225,13 @@ export async function benchScrub(): Promise<Record<string, number>> {
       const x = turrets[i];
       if (x) out[`proxy ${mode}: peak RSS MB`] = peakRssMb(x.t);
     });
-    const ratios = (speed[1] ?? []).map((v, r) => v / (speed[0]?.[r] ?? Infinity));
-    out['ratio json scrubbed / unscrubbed (median of per-round ratios)'] = median(ratios);
-    out['ratio json scrubbed / unscrubbed, min'] = Math.min(...ratios);
-    out['ratio json scrubbed / unscrubbed, max'] = Math.max(...ratios);
+    for (let b = 0; b < modes.length; b += kinds.length) {
+      const who = modes[b]?.mode.startsWith('base ') ? 'base ' : '';
+      const ratios = (speed[b + 1] ?? []).map((v, r) => v / (speed[b]?.[r] ?? Infinity));
+      out[`${who}ratio json scrubbed / unscrubbed (median of per-round ratios)`] = median(ratios);
+      out[`${who}ratio json scrubbed / unscrubbed, min`] = Math.min(...ratios);
+      out[`${who}ratio json scrubbed / unscrubbed, max`] = Math.max(...ratios);
+    }
   } finally {
     for (const x of turrets) await x.t.stop();
     await up.close();
