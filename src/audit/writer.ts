@@ -91,6 +91,20 @@ export function writerThreadOf(log: AuditLog): Worker | null {
   return threads.get(log)?.() ?? null;
 }
 
+/**
+ * Waits for `p` with the process kept alive: writer threads are unref'd (an idle log must not hold
+ * a process open), so a wait for one needs a handle of its own. A timer, not Worker.ref(): the
+ * thread waited on may be replaced meanwhile (died()).
+ */
+async function keptAlive<T>(p: Promise<T>): Promise<T> {
+  const keep = setInterval(() => undefined, 1 << 30);
+  try {
+    return await p;
+  } finally {
+    clearInterval(keep);
+  }
+}
+
 interface Batch {
   first: number;
   last: number;
@@ -174,7 +188,7 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     const w = startThread(init(true));
     thread = w;
     attach(w);
-    if (flushes.size === 0) w.unref();
+    w.unref();
     for (const b of inflight) w.postMessage({ t: 'lines', ...b } satisfies ToThread);
     for (const id of flushes.keys()) w.postMessage({ t: 'flush', id } satisfies ToThread);
   }
@@ -206,16 +220,12 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     const w = thread;
     if (w === null) return;
     const id = ++flushIds;
-    w.ref();
-    try {
-      await new Promise<void>((resolve) => {
+    await keptAlive(
+      new Promise<void>((resolve) => {
         flushes.set(id, resolve);
         w.postMessage({ t: 'flush', id } satisfies ToThread);
-      });
-    } finally {
-      // The thread may have been replaced meanwhile (died()): the current one is let go.
-      if (flushes.size === 0) thread?.unref();
-    }
+      }),
+    );
   }
 
   const log: AuditLog = {
@@ -238,11 +248,12 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
       const w = thread;
       thread = null;
       if (w !== null) {
-        w.ref();
-        await new Promise<void>((resolve) => {
-          w.once('exit', () => resolve());
-          w.postMessage({ t: 'close' } satisfies ToThread);
-        });
+        await keptAlive(
+          new Promise<void>((resolve) => {
+            w.once('exit', () => resolve());
+            w.postMessage({ t: 'close' } satisfies ToThread);
+          }),
+        );
       }
       if (firstError !== null) throw firstError;
     },
