@@ -46,6 +46,22 @@ test('chunks of one turn are scanned together when the turn ends; nothing is emi
   check(text, got, 'one turn');
 });
 
+test('within one turn the queue never holds more than one batch: held bytes stay under BATCH + 2·W + 64', async () => {
+  const st = s.createStream();
+  const got = collect(st);
+  const text = Buffer.from(`${'abc def '.repeat(40_000)}${VALUE}\n`);
+  let max = 0;
+  for (let i = 0; i < text.length; i += 1000) {
+    st.write(text.subarray(i, i + 1000)); // all in one turn
+    max = Math.max(max, st.heldBytes);
+  }
+  assert.ok(max <= BATCH + 2 * s.window + 64, `held ${max}`);
+  assert.ok(got.length > 0, 'full batches were scanned without waiting for the turn to end');
+  st.end();
+  await new Promise((r) => st.on('end', r));
+  check(text, got, 'many chunks in one turn');
+});
+
 test('a secret split at every offset across two chunks of one turn and across two turns', async () => {
   for (const f of forms) {
     const text = Buffer.from(`data: {"v": "${f}"}\n`, 'latin1');
