@@ -1,5 +1,5 @@
 /**
- * Every exchange ends, and its record names why. One AbortController per request carries the
+ * Every exchange ends, and its record names why. One ending per request (its own small abort signal) carries the
  * cause of an early end to the upstream request (undici aborts it, so its pool connection is
  * released) and to the one record finish.ts writes:
  *
@@ -37,20 +37,52 @@ function totalLimitError(req: IncomingMessage, s: number): TurretError {
     : new TurretError('client_timeout', `the client had not sent the whole request body when the total limit of ${s}s (request_timeout) passed`);
 }
 
-/** How one exchange ends early: the controller whose signal carries the cause (the exchange's `ending`). */
+/**
+ * How one exchange ends early, and the abort signal of its upstream request. undici's request()
+ * takes an EventEmitter-shaped signal (`aborted`, `reason`, `on`/`once`/`removeListener`) as well
+ * as an AbortSignal; this one is a plain object with a listener list, where an AbortController
+ * and an EventTarget listener per request were ~2% of a small request's CPU (docs/benchmarks.md
+ * "Hot path", fourth pass). Listeners run synchronously at the first end, once, as an
+ * AbortSignal's do.
+ */
 export class ExchangeEnding {
-  private readonly ac = new AbortController();
-  /** Aborted with the cause when the exchange is ended early; undici's request signal. */
-  readonly signal: AbortSignal = this.ac.signal;
+  /** True once ended (undici reads it when the request starts). */
+  aborted = false;
+  /** The cause, once ended (undici aborts the request with it). */
+  reason: TurretError | undefined = undefined;
+  private listeners: Array<() => void> | null = null;
 
   /** Ends the exchange early with `cause` (the first cause wins). */
   end(cause: TurretError): void {
-    if (!this.ac.signal.aborted) this.ac.abort(cause);
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = cause;
+    const run = this.listeners;
+    this.listeners = null;
+    if (run) for (const f of run) f();
   }
 
   /** The cause the exchange was ended with, or null while it runs. */
   get cause(): TurretError | null {
-    return this.signal.aborted && isTurretError(this.signal.reason) ? this.signal.reason : null;
+    return this.aborted && isTurretError(this.reason) ? this.reason : null;
+  }
+
+  /** `f` runs once, when the exchange ends ('abort' is the only event). */
+  once(_event: 'abort', f: () => void): this {
+    if (!this.aborted) (this.listeners ??= []).push(f);
+    return this;
+  }
+
+  /** The same as once: the event happens at most once. */
+  on(event: 'abort', f: () => void): this {
+    return this.once(event, f);
+  }
+
+  removeListener(_event: 'abort', f: () => void): this {
+    const l = this.listeners;
+    const i = l ? l.indexOf(f) : -1;
+    if (l && i >= 0) l.splice(i, 1);
+    return this;
   }
 }
 

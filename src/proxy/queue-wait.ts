@@ -11,49 +11,43 @@
  */
 import type { Dispatcher } from 'undici';
 import { TurretError } from '../core/errors.js';
+import { ExchangeEnding } from './ending.js';
 
 /** The signal of each request being bounded → what to call when it got a connection. */
-const waiting = new WeakMap<AbortSignal, () => void>();
+const waiting = new WeakMap<object, () => void>();
 
 export interface QueueBound {
-  /** The request's signal: the exchange's own, plus the queue bound. */
-  signal: AbortSignal | undefined;
+  /** The request's signal: the exchange's own ending, which the queue bound ends too. */
+  signal: ExchangeEnding;
   /** Stop the bound (the request failed or ended some other way). */
   clear(): void;
 }
 
 /**
- * Bounds the queue wait of one upstream request (`ms` 0: no bound). With `end`, the exchange's own
- * controller (ending.ts) is the one aborted, with the queue timeout as its cause: no second
- * controller and no AbortSignal.any per request (together ~10 µs of a small request's CPU,
- * docs/benchmarks.md "Hot path"). Without it, a controller of its own joins `signal`.
+ * Bounds the queue wait of one upstream request (`ms` 0: no bound). The exchange's own ending
+ * (ending.ts) is the request's signal and the one ended, with the queue timeout as its cause: no
+ * second controller and no AbortSignal.any per request (together ~10 µs of a small request's CPU,
+ * docs/benchmarks.md "Hot path"). Without an ending (none armed), one of its own serves.
  */
-export function boundQueueWait(ms: number, agent: string, origin: string, signal: AbortSignal | undefined, end?: (cause: TurretError) => void): QueueBound {
+export function boundQueueWait(ms: number, agent: string, origin: string, ending: ExchangeEnding | null): QueueBound {
+  const signal = ending ?? new ExchangeEnding();
   if (ms <= 0) return { signal, clear: () => undefined };
   const s = Math.round(ms / 100) / 10;
-  const cause = (): TurretError =>
-    new TurretError(
-      'upstream_queue_timeout',
-      `all of agent ${agent}'s upstream connections to ${origin} stayed busy for ${s}s (upstream_queue_timeout; upstream_connections_per_agent bounds them)`,
+  const fire = (): void =>
+    signal.end(
+      new TurretError(
+        'upstream_queue_timeout',
+        `all of agent ${agent}'s upstream connections to ${origin} stayed busy for ${s}s (upstream_queue_timeout; upstream_connections_per_agent bounds them)`,
+      ),
     );
-  let combined: AbortSignal;
-  let fire: () => void;
-  if (signal && end) {
-    combined = signal;
-    fire = () => end(cause());
-  } else {
-    const ac = new AbortController();
-    combined = signal ? AbortSignal.any([signal, ac.signal]) : ac.signal;
-    fire = () => ac.abort(cause());
-  }
   const timer = setTimeout(fire, ms);
   timer.unref();
   const clear = (): void => {
     clearTimeout(timer);
-    waiting.delete(combined);
+    waiting.delete(signal);
   };
-  waiting.set(combined, clear);
-  return { signal: combined, clear };
+  waiting.set(signal, clear);
+  return { signal, clear };
 }
 
 /**
@@ -101,7 +95,7 @@ export class StartReporting {
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     // request() passes its options through, signal included (the type names only the dispatch fields).
     const signal = (opts as { signal?: unknown }).signal;
-    const started = signal instanceof AbortSignal ? waiting.get(signal) : undefined;
+    const started = typeof signal === 'object' && signal !== null ? waiting.get(signal) : undefined;
     return this.agent.dispatch(opts, started ? new StartReport(handler, started) : handler);
   }
 
@@ -117,8 +111,7 @@ export class StartReporting {
  * (it then aborts it unsent), so without this a queued request would end only after some held
  * connection freed up: its 503 or its client_closed record would wait as long.
  */
-export function settleOnAbort<T extends { body: { destroy(): unknown } }>(request: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return request;
+export function settleOnAbort<T extends { body: { destroy(): unknown } }>(request: Promise<T>, signal: ExchangeEnding): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let lost = false;
     const onAbort = (): void => {
@@ -126,16 +119,16 @@ export function settleOnAbort<T extends { body: { destroy(): unknown } }>(reques
       reject(signal.reason as Error);
     };
     if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
+    else signal.once('abort', onAbort);
     request.then(
       (r) => {
-        signal.removeEventListener('abort', onAbort);
+        signal.removeListener('abort', onAbort);
         // Answered after all (a race with the abort): nobody reads this body.
         if (lost) r.body.destroy();
         else resolve(r);
       },
       (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        signal.removeListener('abort', onAbort);
         reject(e as Error);
       },
     );

@@ -106,7 +106,7 @@ export async function forward(
   // Ended early (client close, client or total timeout, drain deadline: ending.ts)? Then that
   // is the cause, whatever undici reports as a consequence.
   // Waiting for one of this agent's own connections is bounded too (queue-wait.ts).
-  const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.ending?.signal, (cause) => x.ending?.end(cause));
+  const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.ending);
   const timedOut = (e: unknown): TurretError => causeOf(x) ?? upstreamError(e);
   let upstream;
   const sentAt = process.hrtime.bigint();
