@@ -171,21 +171,30 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     });
   }
 
+  /** No more threads: what was unconfirmed is reported lost, and so is every later batch (send()). */
+  function giveUp(what: string): void {
+    const from = inflight[0]?.first ?? confirmed + 1;
+    fail(new Error(`audit writer thread for ${path} ${what}; records from seq ${from} on are lost`));
+    inflight = [];
+    for (const resolve of flushes.values()) resolve();
+    flushes.clear();
+  }
+
   /** The thread died without being asked to: report, start another, send the unconfirmed batches again. */
   function died(why: string): void {
     thread = null;
     confirm();
     restarts += 1;
-    if (restarts > MAX_RESTARTS) {
-      const from = inflight[0]?.first ?? confirmed + 1;
-      fail(new Error(`audit writer thread for ${path} stopped (${why}) ${restarts} times in a row; records from seq ${from} on are lost`));
-      inflight = [];
-      for (const resolve of flushes.values()) resolve();
-      flushes.clear();
-      return;
-    }
+    if (restarts > MAX_RESTARTS) return giveUp(`stopped (${why}) ${restarts} times in a row`);
     fail(new Error(`audit writer thread for ${path} stopped (${why}); started another, which appends the records it had not written`));
-    const w = startThread(init(true));
+    let w: Worker;
+    try {
+      w = startThread(init(true));
+    } catch (e) {
+      // No thread can be started (out of memory, descriptors): this is called from an 'exit'
+      // event, where a throw would end the process.
+      return giveUp(`could not be started again (${e instanceof Error ? e.message : String(e)})`);
+    }
     thread = w;
     attach(w);
     w.unref();
