@@ -3,7 +3,8 @@
  * surely shares it): a connection remembers the credential it last proved (proxy/stages/
  * auth-memo.ts), and what must still hold per request is checked here — a wrong credential after
  * a good one is 407, another agent's credential on the same connection is that agent, a
- * duplicated header is 400, and a token that changed in its file ends the old credential at once.
+ * duplicated header is 400, and a token that changed in its file or a rules reload that removes
+ * the agent ends the old credential at once.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,9 +14,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type net from 'node:net';
 import { basicAuth, connectProxy, readResponse, type RawResponse } from '../helpers/raw-proxy.js';
-import { agentToken, startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { agentToken, startTurret, waitForAudit, waitForLog, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
+import { LOOPBACK, writeRules, type RuleFile } from '../helpers/rules.js';
 
 describe('proxy credentials on one keep-alive plain HTTP connection', () => {
   let t: TurretProc;
@@ -25,6 +26,11 @@ describe('proxy credentials on one keep-alive plain HTTP connection', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'turret-it-auth-'));
   const tokenFile = path.join(dir, 'agent-a-token');
   let tokenA = `fake_a_${randomBytes(16).toString('hex')}`;
+  const rules = (agents: string[]): RuleFile => ({
+    agents: agents.map((n) => (n === 'a' ? ({ name: 'a', token: { file: tokenFile } } as unknown as string) : n)),
+    rules: [{ name: 'reads', agents, methods: ['read'], hosts: ['read.turret.test:*'], schemes: ['http'], unsafe_addresses: LOOPBACK }],
+    local: ['read.turret.test'],
+  });
 
   const ask = async (p: string, head: string): Promise<RawResponse> => {
     const r = readResponse(sock);
@@ -36,12 +42,7 @@ describe('proxy credentials on one keep-alive plain HTTP connection', () => {
   before(async () => {
     writeFileSync(tokenFile, `${tokenA}\n`);
     up = await startUpstream({ tls: false });
-    const rules: RuleFile = {
-      agents: [{ name: 'a', token: { file: tokenFile } } as unknown as string, 'b'],
-      rules: [{ name: 'reads', agents: ['a', 'b'], methods: ['read'], hosts: ['read.turret.test:*'], schemes: ['http'], unsafe_addresses: LOOPBACK }],
-      local: ['read.turret.test'],
-    };
-    t = await startTurret({ rules: { 'r.yaml': rules } });
+    t = await startTurret({ rules: { 'r.yaml': rules(['a', 'b']) } });
     tokenB = await agentToken(t, 'b');
     sock = await connectProxy(t.port);
   });
@@ -103,5 +104,25 @@ describe('proxy credentials on one keep-alive plain HTTP connection', () => {
     assert.equal(stale.headers['x-turret-error'], 'proxy_auth_invalid');
     assert.equal((await ask('/r3', auth('a', tokenA))).status, 200, 'the new token');
     assert.ok(!up.received.some((r) => r.url === '/r2'), 'the stale request never reached the upstream');
+  });
+
+  it('a rules reload that removes an agent ends its credential on a connection that proved it', async () => {
+    sock.destroy();
+    sock = await connectProxy(t.port);
+    assert.equal((await ask('/p1', auth('b', tokenB))).status, 200);
+    assert.equal((await ask('/p2', auth('b', tokenB))).status, 200, 'proved, and the same value again');
+    const mark = t.stderr().length;
+    writeRules(t.rulesDir, { 'r.yaml': rules(['a']) });
+    await waitForLog(t, /"msg":"rules reloaded/, mark);
+    const gone = await ask('/p3', auth('b', tokenB));
+    assert.equal(gone.status, 407, 'the removed agent, on the connection that proved it');
+    assert.equal(gone.headers['x-turret-error'], 'proxy_auth_invalid');
+    assert.equal((await ask('/p4', auth('a', tokenA))).status, 200, 'the agent that stays');
+    assert.ok(!up.received.some((r) => r.url === '/p3'), 'the removed agent never reached the upstream');
+    // Records are appended in order: once /p4's is there, /p3's refusal (written before) is too.
+    assert.equal((await waitForAudit(t, (x) => x.event === 'request' && x.path === '/p4', 20_000))?.agent, 'a');
+    const refused = t.audit().filter((x) => x.event === 'request' && x.code === 'proxy_auth_invalid');
+    assert.equal(refused.length, 3, 'one refusal record each: /k3, /r2 and /p3');
+    assert.equal(refused[2]?.agent, null, 'the refusal is attributed to no agent');
   });
 });
