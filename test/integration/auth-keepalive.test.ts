@@ -4,7 +4,7 @@
  * auth-memo.ts), and what must still hold per request is checked here — a wrong credential after
  * a good one is 407, another agent's credential on the same connection is that agent, a
  * duplicated header is 400, and a token that changed in its file or a rules reload that removes
- * the agent ends the old credential at once.
+ * the agent ends the old credential at once, and a throttled address is throttled on it too.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -124,5 +124,30 @@ describe('proxy credentials on one keep-alive plain HTTP connection', () => {
     const refused = t.audit().filter((x) => x.event === 'request' && x.code === 'proxy_auth_invalid');
     assert.equal(refused.length, 3, 'one refusal record each: /k3, /r2 and /p3');
     assert.equal(refused[2]?.agent, null, 'the refusal is attributed to no agent');
+  });
+
+  // Last: it leaves this address throttled.
+  it('a credential the connection proved is throttled like any other once its address fails too often', async () => {
+    sock.destroy();
+    sock = await connectProxy(t.port);
+    assert.equal((await ask('/t1', auth('a', tokenA))).status, 200, 'proved on this connection');
+    const guesser = await connectProxy(t.port);
+    try {
+      let last: RawResponse | undefined;
+      // Bounded: the bucket holds AUTH_FAIL_BURST (10) failures; earlier tests spent some of them.
+      for (let i = 0; i < 30 && last?.status !== 429; i++) {
+        const r = readResponse(guesser);
+        guesser.write(`GET http://read.turret.test:${up.port}/guess HTTP/1.1\r\nHost: read.turret.test:${up.port}\r\n${auth('a', `guess${i}`)}\r\n`);
+        last = await r;
+      }
+      assert.equal(last?.status, 429, 'the guessing connection is throttled');
+    } finally {
+      guesser.destroy();
+    }
+    const held = await ask('/t2', auth('a', tokenA));
+    assert.equal(held.status, 429, 'the proved credential on its own connection is throttled too, not waved through');
+    assert.equal(held.headers['x-turret-error'], 'proxy_auth_throttled');
+    assert.ok(Number(held.headers['retry-after']) > 0, 'with Retry-After');
+    assert.ok(!up.received.some((r) => r.url === '/t2' || r.url === '/guess'), 'neither reached the upstream');
   });
 });
