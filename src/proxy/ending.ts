@@ -50,7 +50,7 @@ export class ExchangeEnding {
   aborted = false;
   /** The cause, once ended (undici aborts the request with it). */
   reason: TurretError | undefined = undefined;
-  private listeners: Array<() => void> | null = null;
+  private listeners: Array<(() => void) | null> | null = null;
 
   /** Ends the exchange early with `cause` (the first cause wins). */
   end(cause: TurretError): void {
@@ -58,8 +58,16 @@ export class ExchangeEnding {
     this.aborted = true;
     this.reason = cause;
     const run = this.listeners;
+    if (run) {
+      // The list stays in place while it runs, so a listener removed by an earlier one does not
+      // run (as with an AbortSignal); removeListener empties its slot instead of shifting the list.
+      for (let i = 0; i < run.length; i++) {
+        const f = run[i];
+        run[i] = null;
+        if (f) f();
+      }
+    }
     this.listeners = null;
-    if (run) for (const f of run) f();
   }
 
   /** The cause the exchange was ended with, or null while it runs. */
@@ -81,7 +89,10 @@ export class ExchangeEnding {
   removeListener(_event: 'abort', f: () => void): this {
     const l = this.listeners;
     const i = l ? l.indexOf(f) : -1;
-    if (l && i >= 0) l.splice(i, 1);
+    if (l && i >= 0) {
+      if (this.aborted) l[i] = null;
+      else l.splice(i, 1);
+    }
     return this;
   }
 }
