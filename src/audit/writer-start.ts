@@ -26,14 +26,21 @@ export async function chainTail(path: string): Promise<{ seq: number; hash: stri
 /**
  * The writer thread. From source under tsx (the tests) the thread registers tsx itself: a worker
  * does not inherit its parent's loader hooks, and its entry there is the .ts file.
+ *
+ * Descriptors belong to the process, not the thread: the ones a thread opened with fs.openSync and
+ * had not closed when it died (terminated, out of memory, a bug) are closed by Node as the thread
+ * ends, because of `trackUnmanagedFds` (Node's default since 14.6, spelled out here so the log
+ * never depends on a default). The event loop must not close them itself: by the time it hears of
+ * the exit the number may already belong to another file or socket
+ * (test/unit/audit-writer-fds.test.ts).
  */
 export function startThread(init: ThreadInit): Worker {
   if (import.meta.url.endsWith('.ts')) {
     const url = new URL('./writer-thread.ts', import.meta.url).href;
     const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`;
-    return new Worker(boot, { eval: true, workerData: init });
+    return new Worker(boot, { eval: true, workerData: init, trackUnmanagedFds: true });
   }
-  return new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: init });
+  return new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: init, trackUnmanagedFds: true });
 }
 
 /** Waits for a new thread to open the file; rejects with the open's error (as fs would throw it). */
