@@ -7,6 +7,11 @@
  *
  * Case folding is ASCII only (keywords are token prefixes such as `ghp_`, `xoxb`, `akia`).
  */
+import { SEGMENT, WasmPrefilter } from './prefilter-wasm.js';
+
+/** Inputs at least this long go through the WebAssembly filter (prefilter-wasm.ts); shorter ones
+ * (header values, audit fields) through the JavaScript loop, which needs no copy. */
+export const WASM_MIN = 1024;
 
 export interface KeywordEntry<T> {
   /** Lower-case keyword bytes. */
@@ -72,6 +77,10 @@ export class KeywordIndex<T> {
    * is, so the exact checks behind it mostly go away. */
   private readonly quad = new Uint8Array(1 << (QUAD_BITS - 3));
   readonly size: number;
+  /** The same filters in WebAssembly, made at the first long input; null: not available. */
+  private wasm: WasmPrefilter | null | undefined;
+  /** Tests compare both loops: false keeps every input on the JavaScript one. */
+  useWasm = true;
 
   constructor(keywords: ReadonlyMap<string, T[]>) {
     let n = 0;
@@ -149,6 +158,10 @@ export class KeywordIndex<T> {
   scan(buf: Buffer, from: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
     const n = buf.length;
     if (from >= n) return;
+    if (this.useWasm && n - from >= WASM_MIN) {
+      const w = this.wasm === undefined ? (this.wasm = this.makeWasm()) : this.wasm;
+      if (w) return this.scanWith(w, buf, from, hit);
+    }
     // The tables hold every case variant, so the hot loop reads raw bytes only. Indexes are in
     // bounds by construction; `as number` keeps the loop free of the undefined checks that
     // noUncheckedIndexedAccess would otherwise add per byte.
@@ -188,6 +201,24 @@ export class KeywordIndex<T> {
       if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0 && this.passes(v)) last = this.candidates(buf, p, last, hit);
     }
     // Starts whose four-byte read would reach past the end: checked one by one.
+    for (let c = Math.max(last + 1, n - 4, from); c < n; c++) this.at(buf, c, hit);
+  }
+
+  private makeWasm(): WasmPrefilter | null {
+    return WasmPrefilter.create({ pair: this.pair, quad: this.quad, slot: this.slot, third: this.third, fold: FOLD, mul: QUAD_MUL, shift: 32 - QUAD_BITS }) ?? null;
+  }
+
+  /** `scan` with the filters run in WebAssembly: the same offsets reach `candidates`, in order. */
+  private scanWith(w: WasmPrefilter, buf: Buffer, from: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
+    const n = buf.length;
+    let last = from - 1;
+    // Segments of SEGMENT positions; each copies the three bytes after it for its last reads.
+    for (let s = from; s + 3 < n; s += SEGMENT) {
+      const count = w.scan(buf, s, Math.min(n, s + SEGMENT + 3));
+      const list = w.list;
+      const at = w.at;
+      for (let k = 0; k < count; k++) last = this.candidates(buf, s + (list[at + k] as number), last, hit);
+    }
     for (let c = Math.max(last + 1, n - 4, from); c < n; c++) this.at(buf, c, hit);
   }
 
@@ -240,12 +271,13 @@ export class KeywordIndex<T> {
 
 /** log2 of the 4-gram bit set's size in bits (32 KiB): ~500 grams set it ~0.2% full. */
 const QUAD_BITS = 18;
+const QUAD_MUL = 0x9e3779b1;
 /** ORs 0x20 into every byte: folds ASCII case (and maps some other bytes together, which only
  * adds false positives to a filter that an exact check follows). */
 const FOLD = 0x20202020;
 
 function quadHash(v: number): number {
-  return Math.imul(v, 0x9e3779b1) >>> (32 - QUAD_BITS);
+  return Math.imul(v, QUAD_MUL) >>> (32 - QUAD_BITS);
 }
 
 /** A lower-case byte and its upper-case form (ASCII letters only); −1: every byte. */

@@ -1,0 +1,122 @@
+/**
+ * The keyword index's filters run in WebAssembly for inputs of at least WASM_MIN bytes
+ * (prefilter-wasm.ts). These check that the WebAssembly path reports exactly what the JavaScript
+ * loop and a naive search report: every keyword at every position, at the ends of the input and
+ * of each segment (SEGMENT positions per call), at every `from`, in any ASCII case, on text and
+ * binary bytes; that the memory holds its size across inputs of every length; and that a known
+ * secret is redacted at every offset of a scrubbed buffer on this path.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { KeywordIndex, WASM_MIN } from '../../src/scrub/keywords.js';
+import { SEGMENT } from '../../src/scrub/prefilter-wasm.js';
+import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
+import { compileScrubber } from '../../src/scrub/scrubber.js';
+
+function rng(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+function builtinIndex(extra: string[] = []): { ki: KeywordIndex<string>; kws: string[] } {
+  const m = new Map<string, string[]>();
+  for (const p of compilePatterns(BUILTIN_PATTERNS)) for (const k of p.keywords ?? []) m.set(k, [...(m.get(k) ?? []), p.id]);
+  for (const k of extra) m.set(k, [k]);
+  return { ki: new KeywordIndex(m), kws: [...m.keys()] };
+}
+
+function hits(ki: KeywordIndex<string>, buf: Buffer, from: number, wasm: boolean): string[] {
+  const got: string[] = [];
+  ki.useWasm = wasm;
+  ki.scan(buf, from, (pos, e) => got.push(`${pos}:${e.bytes.toString('latin1')}`));
+  ki.useWasm = true;
+  return got;
+}
+
+function naive(buf: Buffer, from: number, kws: readonly string[]): string[] {
+  const lower = buf.toString('latin1').toLowerCase();
+  const want: string[] = [];
+  for (let i = from; i < buf.length; i++) for (const k of kws) if (lower.startsWith(k, i)) want.push(`${i}:${k}`);
+  return want;
+}
+
+/** Hits at one position may come in any order (one-byte keywords first): compare as sets. */
+function sorted(list: string[]): string[] {
+  return [...list].sort();
+}
+
+test('the WebAssembly filter finds what the JavaScript loop finds: text and binary, random keywords, every from', () => {
+  const { ki, kws } = builtinIndex(['x', 'zq']);
+  const r = rng(7);
+  const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-|%~"{}\n';
+  let total = 0;
+  for (let round = 0; round < 120; round++) {
+    const n = WASM_MIN + Math.floor(r() * 6000);
+    const buf = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) buf[i] = round % 3 === 0 ? Math.floor(r() * 256) : alphabet.charCodeAt(Math.floor(r() * alphabet.length));
+    for (let j = 0; j < 60; j++) {
+      const k = kws[Math.floor(r() * kws.length)] ?? 'x';
+      const at = Math.floor(r() * n);
+      Buffer.from(r() < 0.5 ? k.toUpperCase() : k, 'latin1').copy(buf, at);
+    }
+    for (const from of [0, 1, 2, 3, Math.floor(r() * 64)]) {
+      if (buf.length - from < WASM_MIN) continue;
+      const js = hits(ki, buf, from, false);
+      assert.deepEqual(hits(ki, buf, from, true), js, `round ${round} from ${from}`);
+      if (round % 10 === 0) assert.deepEqual(sorted(js), sorted(naive(buf, from, kws)), `naive, round ${round} from ${from}`);
+      total += js.length;
+    }
+  }
+  assert.ok(total > 10_000, `the inputs hold keywords (${total} hits)`);
+});
+
+test('the WebAssembly filter: every keyword at every position near the input ends and the segment seams', () => {
+  const kws = ['ghp_', 'sk', 'x', 'akia', 'sk-ant-api03', 'pat', '0|'];
+  const ki = new KeywordIndex(new Map(kws.map((k) => [k, [k]])));
+  for (const len of [WASM_MIN, WASM_MIN + 1, WASM_MIN + 2, WASM_MIN + 3, SEGMENT + 1, SEGMENT + 2, SEGMENT + 5, 2 * SEGMENT + 3]) {
+    const spots = new Set<number>();
+    for (const edge of [0, len, SEGMENT, 2 * SEGMENT]) for (let d = -13; d <= 13; d++) if (edge + d >= 0 && edge + d < len) spots.add(edge + d);
+    for (const k of kws) {
+      for (const at of spots) {
+        if (at + k.length > len) continue;
+        const buf = Buffer.alloc(len, '.');
+        buf.write(at % 2 ? k.toUpperCase() : k, at, 'latin1');
+        for (const from of [0, 1]) {
+          // The naive search on short inputs; on long ones the JavaScript loop (the naive one
+          // agrees with it on short inputs here and in scrub-runs.test.ts).
+          const want = len < 4096 ? sorted(naive(buf, from, kws)) : sorted(hits(ki, buf, from, false));
+          assert.deepEqual(sorted(hits(ki, buf, from, true)), want, `${k} at ${at} in ${len} bytes from ${from}`);
+        }
+      }
+    }
+  }
+});
+
+test('the WebAssembly filter keeps its memory: a long input, then short ones, then a long one again', () => {
+  const { ki, kws } = builtinIndex();
+  const r = rng(3);
+  const make = (n: number): Buffer => {
+    const b = Buffer.alloc(n, ' ');
+    for (let j = 0; j < n / 500; j++) b.write(kws[Math.floor(r() * kws.length)] ?? 'x', Math.floor(r() * (n - 40)), 'latin1');
+    return b;
+  };
+  for (const n of [5 * SEGMENT + 17, WASM_MIN, 3000, 7 * SEGMENT, WASM_MIN + 1]) {
+    const buf = make(n);
+    assert.deepEqual(hits(ki, buf, 0, true), hits(ki, buf, 0, false), `${n} bytes`);
+  }
+});
+
+test('a known secret is redacted at every offset of a buffer scanned on the WebAssembly path', () => {
+  const value = `fake_${'k9Qz'.repeat(6)}`;
+  const s = compileScrubber({ secrets: [{ name: 'tok', value, replacement: 'HANDLE' }], patterns: compilePatterns(BUILTIN_PATTERNS) });
+  const filler = Buffer.alloc(WASM_MIN + 200, 'a');
+  for (let at = 0; at + value.length <= filler.length; at += at < 64 || at > filler.length - 96 ? 1 : 37) {
+    const buf = Buffer.from(filler);
+    buf.write(value, at, 'latin1');
+    const out = s.scrubBuffer(buf).buf.toString('latin1');
+    assert.ok(!out.includes(value) && out.includes('HANDLE'), `secret at ${at}`);
+  }
+});
