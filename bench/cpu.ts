@@ -15,9 +15,12 @@
  * least disturbed by other processes). About 40 s in all. Loopback only; not part of CI.
  * BENCH_CPU_ROUNDS=N, BENCH_CPU_CASES=https,http and BENCH_CPU_MANY=0 (skip the 41-secret turret)
  * make a shorter run for A/B comparisons of two builds; BENCH_CPU_VERBOSE=1 prints every round.
+ * For the least disturbed round it also prints how the CPU splits between the event loop's thread
+ * and all other threads (V8's GC and compiler threads, libuv's pool, the audit writer thread), from
+ * each thread's schedstat under /proc/PID/task: a change that moves work off the event loop shows there.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SecretStore } from '../src/secrets/store.js';
@@ -30,12 +33,48 @@ const ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 3);
 const LOAD = { concurrency: 8, warmupMs: 500, durationMs: 2_000, maxRequests: 200_000 };
 const HOST = 'echo.turret.test';
 
-async function cpuPerRequest(s: Subject, make: () => Client, headers: Record<string, string>): Promise<{ us: number; rps: number }> {
+/** CPU ns each thread of `pid` has run (schedstat: ns precision, where stat has 10 ms ticks). */
+function threadNs(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      m.set(t, Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return m;
+}
+
+interface PerRequest {
+  us: number;
+  rps: number;
+  /** µs per request on the event loop's thread, and on all other threads (V8's, libuv's, the audit writer). */
+  mainUs: number;
+  otherUs: number;
+}
+
+async function cpuPerRequest(s: Subject, make: () => Client, headers: Record<string, string>): Promise<PerRequest> {
   const c = make();
+  const pid = s.pid ?? 0;
   try {
     let cpu0 = NaN;
-    const r = await closedLoop(() => c.get('/small', headers), { ...LOAD, onMeasureStart: () => void (cpu0 = procStats(s.pid ?? 0).cpuMs) });
-    return { us: ((procStats(s.pid ?? 0).cpuMs - cpu0) / r.count) * 1000, rps: r.rps };
+    let t0 = new Map<string, number>();
+    const r = await closedLoop(() => c.get('/small', headers), {
+      ...LOAD,
+      onMeasureStart: () => {
+        cpu0 = procStats(pid).cpuMs;
+        t0 = threadNs(pid);
+      },
+    });
+    let main = 0;
+    let other = 0;
+    for (const [t, ns] of threadNs(pid)) {
+      const d = ns - (t0.get(t) ?? 0);
+      if (t === String(pid)) main += d;
+      else other += d;
+    }
+    return { us: ((procStats(pid).cpuMs - cpu0) / r.count) * 1000, rps: r.rps, mainUs: main / r.count / 1000, otherUs: other / r.count / 1000 };
   } finally {
     await c.close();
   }
@@ -64,18 +103,21 @@ async function scenarios(s: Subject, ports: Ports, label: string, out: Record<st
   }
   for (const [name, make, headers] of cases) {
     if (only && !only.includes(name)) continue;
-    const us: number[] = [];
-    const rps: number[] = [];
+    const rounds: PerRequest[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       const r = await cpuPerRequest(s, make, headers);
-      us.push(r.us);
-      if (process.env.BENCH_CPU_VERBOSE) console.log(`${label} ${name} round ${i}: ${r.us.toFixed(1)} µs`);
-      rps.push(r.rps);
+      rounds.push(r);
+      if (process.env.BENCH_CPU_VERBOSE)
+        console.log(`${label} ${name} round ${i}: ${r.us.toFixed(1)} µs (event loop ${r.mainUs.toFixed(1)}, other threads ${r.otherUs.toFixed(1)})`);
     }
-    us.sort((a, b) => a - b);
-    rps.sort((a, b) => a - b);
+    const us = rounds.map((r) => r.us).sort((a, b) => a - b);
+    const rps = rounds.map((r) => r.rps).sort((a, b) => a - b);
+    // The split of the least disturbed round: where a difference between two builds falls.
+    const least = rounds.reduce((a, b) => (b.mainUs + b.otherUs < a.mainUs + a.otherUs ? b : a));
     out[`${label} ${name}: proxy CPU µs per request (min)`] = us[0] ?? NaN;
     out[`${label} ${name}: proxy CPU µs per request (median)`] = us[Math.floor(us.length / 2)] ?? NaN;
+    out[`${label} ${name}: of the min round, event-loop thread µs`] = least.mainUs;
+    out[`${label} ${name}: of the min round, other threads µs`] = least.otherUs;
     out[`${label} ${name}: req/s (median)`] = rps[Math.floor(rps.length / 2)] ?? NaN;
   }
 }
