@@ -15,6 +15,7 @@
  * an escape or a line break: the plain forms are the Matcher's. Every find is bounded (at most
  * MAX_ESCAPE bytes per decoded byte), which `window` reports so the stream sees it whole.
  */
+import { MAX_INPUT, longRuns } from './long-runs-wasm.js';
 
 /** Longest escape decoded: `&#x0000002f;` (zero padding up to 8 digits). */
 const MAX_ESCAPE = 12;
@@ -268,7 +269,24 @@ export class DecodedFinder<T> {
 /** Calls `found(start, end)` for every maximal run of ≥ `min` base64 bytes in [from, buf.length)
  * (a run reaching back past `from` starts at `from`), in order. Looks at byte i + min − 1 first,
  * so text without long runs costs about one byte in `min`. */
-function forEachLongRun(buf: Buffer, from: number, min: number, found: (start: number, end: number) => void): void {
+export function forEachLongRun(buf: Buffer, from: number, min: number, found: (start: number, end: number) => void): void {
+  const n = buf.length;
+  if (useWasmRuns && n - from >= WASM_RUNS_MIN && n - from <= MAX_INPUT) {
+    const w = longRuns(B64);
+    if (w) return w.each(buf, from, min, found);
+  }
+  forEachLongRunJs(buf, from, min, found);
+}
+
+/** Inputs from this length on go through long-runs-wasm.ts (a copy; shorter ones: no copy). */
+const WASM_RUNS_MIN = 1024;
+let useWasmRuns = true;
+/** Tests compare both loops: false keeps every input on the JavaScript one. */
+export function setWasmRuns(on: boolean): void {
+  useWasmRuns = on;
+}
+
+function forEachLongRunJs(buf: Buffer, from: number, min: number, found: (start: number, end: number) => void): void {
   const n = buf.length;
   let i = from;
   // Invariant: i === from, or buf[i − 1] is not a base64 byte.

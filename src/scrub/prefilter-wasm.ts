@@ -33,71 +33,7 @@ export interface PrefilterTables {
   shift: number;
 }
 
-interface WasmMemory {
-  buffer: ArrayBuffer;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (d: { initial: number }) => WasmMemory;
-}
-const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-
-// --- a minimal encoder for the one function below -------------------------------------------
-const I32 = 0x7f;
-const op = {
-  block: 0x02,
-  loop: 0x03,
-  if: 0x04,
-  end: 0x0b,
-  br: 0x0c,
-  brIf: 0x0d,
-  get: 0x20,
-  set: 0x21,
-  tee: 0x22,
-  load: 0x28,
-  load8: 0x2d,
-  load16: 0x2f,
-  store: 0x36,
-  const: 0x41,
-  geS: 0x4e,
-  add: 0x6a,
-  sub: 0x6b,
-  mul: 0x6c,
-  and: 0x71,
-  or: 0x72,
-  shl: 0x74,
-  shrU: 0x76,
-} as const;
-const VOID = 0x40;
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'latin1')];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+import { I32, VOID, api, moduleOf, op, sleb, uleb, type WasmApi, type WasmMemory } from './wasm-encode.js';
 
 /** Locals: the three parameters, then the rest. */
 const L = { base: 0, len: 1, out: 2, p: 3, v: 4, b: 5, o: 6, lim: 7, ti: 8, sh: 9, h: 10 };
@@ -228,15 +164,8 @@ function scanBody(t: PrefilterTables): number[] {
 }
 
 function moduleBytes(t: PrefilterTables): Uint8Array {
-  const body = [...vec([[8, I32]]), ...scanBody(t)]; // 8 locals beyond the 3 parameters
-  return Uint8Array.from([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32]]), ...vec([[I32]])]])),
-    ...section(2, vec([[...name('m'), ...name('mem'), 0x02, 0x00, 0x01]])), // memory import, min 1 page
-    ...section(3, vec([[0]])),
-    ...section(7, vec([[...name('scan'), 0x00, 0]])),
-    ...section(10, vec([[...uleb(body.length), ...body]])),
-  ]);
+  // 8 locals beyond the 3 parameters
+  return moduleOf('scan', [I32, I32, I32], [8, I32], scanBody(t));
 }
 
 const modules = new Map<string, object>();

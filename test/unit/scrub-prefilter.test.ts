@@ -12,6 +12,8 @@ import { KeywordIndex, WASM_MIN } from '../../src/scrub/keywords.js';
 import { SEGMENT } from '../../src/scrub/prefilter-wasm.js';
 import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
+import { forEachLongRun, MIN_WRAPPED_LINE, setWasmRuns } from '../../src/scrub/decoded.js';
+import { MAX_INPUT } from '../../src/scrub/long-runs-wasm.js';
 
 function rng(seed: number): () => number {
   let x = seed >>> 0;
@@ -118,5 +120,53 @@ test('a known secret is redacted at every offset of a buffer scanned on the WebA
     buf.write(value, at, 'latin1');
     const out = s.scrubBuffer(buf).buf.toString('latin1');
     assert.ok(!out.includes(value) && out.includes('HANDLE'), `secret at ${at}`);
+  }
+});
+
+function runsOf(buf: Buffer, from: number, wasm: boolean): string[] {
+  const got: string[] = [];
+  setWasmRuns(wasm);
+  try {
+    forEachLongRun(buf, from, MIN_WRAPPED_LINE, (s, e) => got.push(`${s}-${e}`));
+  } finally {
+    setWasmRuns(true);
+  }
+  return got;
+}
+
+test('long base64 runs in WebAssembly: what the JavaScript loop finds, at the ends, at every from, up to the size limit', () => {
+  const r = rng(5);
+  const b64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-';
+  let total = 0;
+  for (let round = 0; round < 150; round++) {
+    const n = 1024 + Math.floor(r() * 9000);
+    const buf = Buffer.alloc(n);
+    for (let i = 0; i < n;) {
+      // Runs of 30–50 alphabet bytes (around MIN_WRAPPED_LINE) between one or two other bytes.
+      const run = 30 + Math.floor(r() * 21);
+      for (let k = 0; k < run && i < n; k++) buf[i++] = b64.charCodeAt(Math.floor(r() * b64.length));
+      for (let k = Math.floor(r() * 2); k >= 0 && i < n; k--) buf[i++] = round % 2 ? Math.floor(r() * 256) : ' \n".:,'.charCodeAt(Math.floor(r() * 6));
+    }
+    for (const from of [0, 1, Math.floor(r() * 200), n - 1024]) {
+      const js = runsOf(buf, from, false);
+      assert.deepEqual(runsOf(buf, from, true), js, `round ${round} from ${from}`);
+      total += js.length;
+    }
+  }
+  assert.ok(total > 5_000, `the inputs hold long runs (${total})`);
+  // Runs touching both ends, exactly MIN_WRAPPED_LINE and one short of it, and a run that is the whole input.
+  for (const n of [1024, 1025, 4096, MAX_INPUT - 1, MAX_INPUT, MAX_INPUT + 1]) {
+    const buf = Buffer.alloc(n, ' ');
+    buf.fill('A', 0, MIN_WRAPPED_LINE);
+    buf.fill('b', 100, 100 + MIN_WRAPPED_LINE - 1);
+    buf.fill('/', 200, 200 + MIN_WRAPPED_LINE);
+    buf.fill('Z', n - MIN_WRAPPED_LINE);
+    for (const from of [0, 1, 10, 150]) {
+      const js = runsOf(buf, from, false);
+      assert.deepEqual(runsOf(buf, from, true), js, `${n} bytes from ${from}`);
+      assert.equal(js.length, from === 0 ? 3 : 2, `${n} bytes from ${from}: ${js.join(' ')}`);
+    }
+    const whole = Buffer.alloc(n, 'Q');
+    assert.deepEqual(runsOf(whole, 0, true), [`0-${n}`]);
   }
 });

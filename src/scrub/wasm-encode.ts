@@ -1,0 +1,87 @@
+/**
+ * A minimal WebAssembly encoder: enough to emit one exported i32 function over an imported
+ * memory (prefilter-wasm.ts, long-runs-wasm.ts). The scrubber's hot loops are written as
+ * instruction lists in those files and assembled here at load, so the repository holds no binary
+ * and needs no toolchain. Encoding: the WebAssembly core specification, "Binary Format".
+ */
+
+export interface WasmMemory {
+  buffer: ArrayBuffer;
+}
+export interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (d: { initial: number }) => WasmMemory;
+}
+export const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+export const I32 = 0x7f;
+export const op = {
+  block: 0x02,
+  loop: 0x03,
+  if: 0x04,
+  end: 0x0b,
+  br: 0x0c,
+  brIf: 0x0d,
+  get: 0x20,
+  set: 0x21,
+  tee: 0x22,
+  load: 0x28,
+  load8: 0x2d,
+  load16: 0x2f,
+  store: 0x36,
+  const: 0x41,
+  eqz: 0x45,
+  ltS: 0x48,
+  gtS: 0x4a,
+  geS: 0x4e,
+  add: 0x6a,
+  sub: 0x6b,
+  mul: 0x6c,
+  and: 0x71,
+  or: 0x72,
+  shl: 0x74,
+  shrU: 0x76,
+} as const;
+export const VOID = 0x40;
+
+export function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+export function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'latin1')];
+const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+
+/** A module importing memory `m.mem` and exporting one function `fn(params…) → i32`. */
+export function moduleOf(fn: string, params: number[], locals: [number, number], body: number[]): Uint8Array {
+  const code = [...vec([locals]), ...body];
+  return Uint8Array.from([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, vec([[0x60, ...vec(params.map((p) => [p])), ...vec([[I32]])]])),
+    ...section(2, vec([[...name('m'), ...name('mem'), 0x02, 0x00, 0x01]])), // memory import, min 1 page
+    ...section(3, vec([[0]])),
+    ...section(7, vec([[...name(fn), 0x00, 0]])),
+    ...section(10, vec([[...uleb(code.length), ...code]])),
+  ]);
+}
