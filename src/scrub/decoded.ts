@@ -16,6 +16,7 @@
  * MAX_ESCAPE bytes per decoded byte), which `window` reports so the stream sees it whole.
  */
 import { MAX_INPUT, longRuns } from './long-runs-wasm.js';
+import { ALL_CHECK_BITS, CHECK_CLASS } from './patterns.js';
 
 /** Longest escape decoded: `&#x0000002f;` (zero padding up to 8 digits). */
 const MAX_ESCAPE = 12;
@@ -160,7 +161,7 @@ export class DecodedFinder<T> {
   /** `onRun`, when given, is called for every maximal run of ≥ MIN_WRAPPED_LINE base64 bytes
    * (a run reaching back past `from` starts at `from`), from the same pass that looks for
    * wrapped base64: the matcher's run scans (aws-secret-access-key) ride on it. */
-  find(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void, onRun?: (start: number, end: number) => void): void {
+  find(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void, onRun?: (start: number, end: number, bits: number) => void): void {
     if (this.all.length > 0) this.escapedRuns(buf, from, found);
     if (this.b64.length > 0) this.wrapped(buf, from, found, onRun);
     else if (onRun) forEachLongRun(buf, from, MIN_WRAPPED_LINE, onRun);
@@ -220,7 +221,7 @@ export class DecodedFinder<T> {
   }
 
   /** Base64 lines of at least MIN_WRAPPED_LINE characters joined across their line breaks. */
-  private wrapped(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void, onRun?: (start: number, end: number) => void): void {
+  private wrapped(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void, onRun?: (start: number, end: number, bits: number) => void): void {
     let parts: Array<[number, number]> = [];
     const flush = (): void => {
       if (parts.length > 1) this.searchChain(buf, parts, found);
@@ -231,8 +232,8 @@ export class DecodedFinder<T> {
     // break: pretty-printed JSON has one every ~20 bytes and none of them qualifies. A break that
     // does not qualify only ever ended a chain, and the next qualifying one ends it anyway unless
     // its line is the chain's last part, which cannot hold a break in between.
-    forEachLongRun(buf, from, MIN_WRAPPED_LINE, (ls, lineEnd) => {
-      onRun?.(ls, lineEnd);
+    forEachLongRun(buf, from, MIN_WRAPPED_LINE, (ls, lineEnd, bits) => {
+      onRun?.(ls, lineEnd, bits);
       const nl = buf[lineEnd] === 0x0a ? lineEnd : buf[lineEnd] === 0x0d && buf[lineEnd + 1] === 0x0a ? lineEnd + 1 : -1;
       if (nl < 0) return;
       let re = nl + 1;
@@ -269,13 +270,14 @@ export class DecodedFinder<T> {
 /** Calls `found(start, end)` for every maximal run of ≥ `min` base64 bytes in [from, buf.length)
  * (a run reaching back past `from` starts at `from`), in order. Looks at byte i + min − 1 first,
  * so text without long runs costs about one byte in `min`. */
-export function forEachLongRun(buf: Buffer, from: number, min: number, found: (start: number, end: number) => void): void {
+export function forEachLongRun(buf: Buffer, from: number, min: number, found: (start: number, end: number, bits: number) => void): void {
   const n = buf.length;
   if (useWasmRuns && n - from >= WASM_RUNS_MIN && n - from <= MAX_INPUT) {
-    const w = longRuns(B64);
+    const w = longRuns(B64, CHECK_CLASS);
     if (w) return w.each(buf, from, min, found);
   }
-  forEachLongRunJs(buf, from, min, found);
+  // Not collected here: bits that pass every check.
+  forEachLongRunJs(buf, from, min, (s, e) => found(s, e, ALL_CHECK_BITS));
 }
 
 /** Inputs from this length on go through long-runs-wasm.ts (a copy; shorter ones: no copy). */

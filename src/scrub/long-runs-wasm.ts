@@ -9,15 +9,16 @@
  * alphabet table, one input of at most MAX_INPUT bytes and the runs found in it. Longer inputs
  * stay on the JavaScript loop (decoded.ts decides).
  */
-import { I32, VOID, api, moduleOf, op, sleb, type WasmMemory } from './wasm-encode.js';
+import { I32, VOID, api, moduleOf, op, sleb, uleb, type WasmMemory } from './wasm-encode.js';
 
 /** Inputs longer than this use the JavaScript loop (memory stays bounded). */
 export const MAX_INPUT = 512 * 1024;
 const TABLE = 0; // 256 bytes: 1 for a byte of the alphabet
-const BASE = 256;
+const CLASS = 256; // 256 bytes: the caller's class bits per byte, ORed over each run
+const BASE = 512;
 const PAGE = 65536;
 
-const L = { base: 0, len: 1, min: 2, out: 3, i: 4, j: 5, k: 6, e: 7, o: 8 };
+const L = { base: 0, len: 1, min: 2, out: 3, i: 4, j: 5, k: 6, e: 7, o: 8, bits: 9 };
 
 function body(): number[] {
   const c = (n: number): number[] => [op.const, ...sleb(n | 0)];
@@ -25,6 +26,8 @@ function body(): number[] {
   const set = (l: number): number[] => [op.set, l];
   /** 1 when the input byte at (local l) is in the alphabet. */
   const inAlphabet = (l: number): number[] => [...get(L.base), ...get(l), op.add, op.load8, 0, 0, op.load8, 0, TABLE];
+  /** bits |= CLASS[the input byte at (local l)] */
+  const addBits = (l: number): number[] => [...get(L.base), ...get(l), op.add, op.load8, 0, 0, op.load8, 0, ...uleb(CLASS), ...get(L.bits), op.or, ...set(L.bits)];
   return [
     ...get(L.out),
     ...set(L.o),
@@ -60,6 +63,9 @@ function body(): number[] {
     op.br,
     1,
     op.end,
+    ...c(0),
+    ...set(L.bits),
+    ...addBits(L.j),
     // k = j − 1; back while k ≥ i and in the alphabet
     ...get(L.j),
     ...c(1),
@@ -78,6 +84,7 @@ function body(): number[] {
     op.eqz,
     op.brIf,
     1,
+    ...addBits(L.k),
     ...get(L.k),
     ...c(1),
     op.sub,
@@ -117,6 +124,7 @@ function body(): number[] {
     op.eqz,
     op.brIf,
     1,
+    ...addBits(L.e),
     ...get(L.e),
     ...c(1),
     op.add,
@@ -137,7 +145,12 @@ function body(): number[] {
     2,
     4,
     ...get(L.o),
-    ...c(8),
+    ...get(L.bits),
+    op.store,
+    2,
+    8,
+    ...get(L.o),
+    ...c(12),
     op.add,
     ...set(L.o),
     ...get(L.e),
@@ -152,8 +165,8 @@ function body(): number[] {
     ...get(L.o),
     ...get(L.out),
     op.sub,
-    ...c(3),
-    op.shrU,
+    ...c(12),
+    op.divU,
     op.end,
   ];
 }
@@ -163,21 +176,23 @@ class LongRuns {
   private readonly i32: Int32Array;
   private readonly run: (base: number, len: number, min: number, out: number) => number;
 
-  constructor(table: Uint8Array) {
+  constructor(table: Uint8Array, classes: Uint8Array) {
     const w = api;
     if (!w) throw new Error('no WebAssembly');
-    const m = new w.Module(moduleOf('runs', [I32, I32, I32, I32], [5, I32], body()));
-    // The input, then its runs: at most one per (min + 1) bytes, 8 bytes each (min ≥ 1).
-    const mem: WasmMemory = new w.Memory({ initial: Math.ceil((BASE + 2 * MAX_INPUT + 4096 + 64) / PAGE) });
+    const m = new w.Module(moduleOf('runs', [I32, I32, I32, I32], [6, I32], body()));
+    // The input, then its runs: at most one per (min + 1) bytes, 12 bytes each (min ≥ 8).
+    const mem: WasmMemory = new w.Memory({ initial: Math.ceil((BASE + 3 * MAX_INPUT + 4096) / PAGE) });
     this.run = new w.Instance(m, { m: { mem } }).exports.runs as (base: number, len: number, min: number, out: number) => number;
     this.u8 = new Uint8Array(mem.buffer);
     this.i32 = new Int32Array(mem.buffer);
     this.u8.set(table.subarray(0, 256), TABLE);
+    this.u8.set(classes.subarray(0, 256), CLASS);
   }
 
-  /** Calls found(start, end) for every maximal run of ≥ min alphabet bytes in [from, end) of
-   * buf, a run reaching back past `from` starting at `from`, in order. */
-  each(buf: Buffer, from: number, min: number, found: (start: number, end: number) => void): void {
+  /** Calls found(start, end, bits) for every maximal run of ≥ min alphabet bytes in [from, end)
+   * of buf, a run reaching back past `from` starting at `from`, in order; `bits` is the OR of the
+   * class table over the run's bytes. */
+  each(buf: Buffer, from: number, min: number, found: (start: number, end: number, bits: number) => void): void {
     const len = buf.length - from;
     // At most one run per min + 1 bytes: with min ≥ 8 the runs fit behind the input.
     if (len > MAX_INPUT || min < 8) throw new RangeError('long runs: input too long or min too small');
@@ -186,15 +201,16 @@ class LongRuns {
     const count = this.run(BASE, len, min, out);
     const list = this.i32;
     const at = out >>> 2;
-    for (let r = 0; r < count; r++) found(from + (list[at + 2 * r] as number), from + (list[at + 2 * r + 1] as number));
+    for (let r = 0; r < 3 * count; r += 3) found(from + (list[at + r] as number), from + (list[at + r + 1] as number), list[at + r + 2] as number);
   }
 }
 
 let shared: LongRuns | null | undefined;
 
-/** The process's instance for `table`'s alphabet, or null where WebAssembly is missing. The table
- * is fixed (decoded.ts's B64): the first caller's table is the one used. */
-export function longRuns(table: Uint8Array): LongRuns | null {
-  if (shared === undefined) shared = api ? new LongRuns(table) : null;
+/** The process's instance for `table`'s alphabet and `classes`' bits, or null where WebAssembly is
+ * missing. Both are fixed (decoded.ts's B64, patterns.ts's CHECK_CLASS): the first caller's are
+ * the ones used. */
+export function longRuns(table: Uint8Array, classes: Uint8Array): LongRuns | null {
+  if (shared === undefined) shared = api ? new LongRuns(table, classes) : null;
   return shared;
 }

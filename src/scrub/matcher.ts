@@ -12,7 +12,7 @@
  */
 import { HANDLE_PREFIX, HANDLE_RE } from '../core/handle-shape.js';
 import type { CompiledPattern } from './patterns.js';
-import { passesCheck, shannonEntropy } from './patterns.js';
+import { checkBits, passesCheck, shannonEntropy } from './patterns.js';
 import { secretNeedles, type SecretForm } from './encodings.js';
 import { B64, DecodedFinder, MIN_WRAPPED_LINE, type DecodedNeedle } from './decoded.js';
 import { KeywordIndex } from './keywords.js';
@@ -164,8 +164,10 @@ export class Matcher {
     const onRun =
       this.onRuns.length === 0
         ? undefined
-        : (s: number, e: number): void => {
-            for (const p of this.onRuns) this.runRuns(p, buf, s, out, e);
+        : (s: number, e: number, bits: number): void => {
+            // A run whose bytes' class bits fail a pattern's check holds no part that passes it
+            // (a git SHA: no upper case): not scanned for that pattern's runs.
+            for (const p of this.onRuns) if (checkBits(p.check, bits)) this.runRuns(p, buf, s, out, e);
           };
     this.decoded.find(buf, from, (start, end, info) => out.push({ start, end, rStart: start, rEnd: end, ...info }), onRun);
     for (const p of this.always) {

@@ -143,7 +143,15 @@ export function passesCheck(check: PatternCheck | undefined, buf: Buffer, start:
   // ~400 ns per 40-byte run, more than the run scan that found it.
   let seen = 0;
   for (let i = start; i < end; i++) seen |= CHECK_CLASS[buf[i] as number] as number;
+  return checkBits(check, seen);
+}
+
+/** Whether bytes whose CHECK_CLASS bits OR to `seen` pass the check. The bits of a part of a run
+ * are a subset of the run's, so a run whose bits fail a check holds no part that passes it. */
+export function checkBits(check: PatternCheck | undefined, seen: number): boolean {
   switch (check) {
+    case undefined:
+      return true;
     case 'mixed-alnum-not-hex':
       return (seen & MIXED) === MIXED;
     case 'has-digit':
@@ -156,9 +164,11 @@ const LOWER = 2;
 const DIGIT = 4;
 const NON_HEX = 8;
 const OTHER = 16;
+/** Bits that pass every check: for runs whose bits were not collected. */
+export const ALL_CHECK_BITS = 0xff;
 const MIXED = UPPER | LOWER | DIGIT | NON_HEX;
 /** Per byte: UPPER/LOWER (plus NON_HEX past f), DIGIT, or OTHER. */
-const CHECK_CLASS = new Uint8Array(256).fill(OTHER);
+export const CHECK_CLASS = new Uint8Array(256).fill(OTHER);
 for (let c = 0x41; c <= 0x5a; c++) CHECK_CLASS[c] = UPPER | (c > 0x46 ? NON_HEX : 0);
 for (let c = 0x61; c <= 0x7a; c++) CHECK_CLASS[c] = LOWER | (c > 0x66 ? NON_HEX : 0);
 for (let c = 0x30; c <= 0x39; c++) CHECK_CLASS[c] = DIGIT;

@@ -42,6 +42,7 @@ export const op = {
   or: 0x72,
   shl: 0x74,
   shrU: 0x76,
+  divU: 0x6e,
 } as const;
 export const VOID = 0x40;
 

@@ -4,7 +4,9 @@
  * loop and a naive search report: every keyword at every position, at the ends of the input and
  * of each segment (SEGMENT positions per call), at every `from`, in any ASCII case, on text and
  * binary bytes; that the memory holds its size across inputs of every length; and that a known
- * secret is redacted at every offset of a scrubbed buffer on this path.
+ * secret is redacted at every offset of a scrubbed buffer on this path. The long base64 runs
+ * (long-runs-wasm.ts) likewise: the same runs as the JavaScript loop, and the same finds from the
+ * matcher on both (the WebAssembly loop's class bits let it skip runs no check can pass).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -12,6 +14,7 @@ import { KeywordIndex, WASM_MIN } from '../../src/scrub/keywords.js';
 import { SEGMENT } from '../../src/scrub/prefilter-wasm.js';
 import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
+import { Matcher } from '../../src/scrub/matcher.js';
 import { forEachLongRun, MIN_WRAPPED_LINE, setWasmRuns } from '../../src/scrub/decoded.js';
 import { MAX_INPUT } from '../../src/scrub/long-runs-wasm.js';
 
@@ -169,4 +172,40 @@ test('long base64 runs in WebAssembly: what the JavaScript loop finds, at the en
     const whole = Buffer.alloc(n, 'Q');
     assert.deepEqual(runsOf(whole, 0, true), [`0-${n}`]);
   }
+});
+
+test('the matcher finds the same on both long-run loops (the WebAssembly one skips runs whose class bits fail a check)', () => {
+  const r = rng(9);
+  const patterns = compilePatterns(BUILTIN_PATTERNS);
+  const hex = '0123456789abcdef';
+  const b64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const pick = (a: string, n: number): string => Array.from({ length: n }, () => a[Math.floor(r() * a.length)]).join('');
+  let aws = 0;
+  for (const secrets of [[], [{ name: 's', value: `fake-${pick(b64, 24)}`, replacement: 'H' }]]) {
+    const m = new Matcher(secrets, patterns, 1024);
+    for (let round = 0; round < 60; round++) {
+      let s = '';
+      while (s.length < 1024 + 3000) {
+        const x = r();
+        // 40-byte runs: git SHAs (hex, skipped by their bits), mixed alnum (aws-shaped), upper
+        // case only, digits and letters without upper case; longer runs and runs with `-`/`_`/`=`.
+        if (x < 0.15) s += `"${pick(hex, 40)}"`;
+        else if (x < 0.3) s += `"${pick(b64, 40)}"`;
+        else if (x < 0.35) s += ` ${pick('ABCDEFGHIJKLMNOPQRSTUVWXYZ', 40)} `;
+        else if (x < 0.4) s += ` ${pick('abcdefghijklmnopqrstuvwxyz0123456789', 40)}\n`;
+        else if (x < 0.5) s += ` ${pick(b64 + '-_=', 30 + Math.floor(r() * 40))}\n`;
+        else s += pick(' ":,{}\n.abc', 1 + Math.floor(r() * 8));
+      }
+      const buf = Buffer.from(s, 'latin1');
+      for (const from of [0, 1, Math.floor(r() * 300)]) {
+        setWasmRuns(false);
+        const js = m.find(buf, from);
+        setWasmRuns(true);
+        const wasm = m.find(buf, from);
+        assert.deepEqual(wasm, js, `round ${round} from ${from}`);
+        aws += js.filter((c) => c.redaction.id === 'aws-secret-access-key').length;
+      }
+    }
+  }
+  assert.ok(aws > 100, `aws-shaped runs were found (${aws})`);
 });
