@@ -115,10 +115,11 @@ export class LiveExchanges {
     // cut that already set its own cause) ended it. Stop the upstream request too, so it holds no
     // pool connection and no upstream work for nobody. (A request's 'close' also follows a
     // normal end of its body; only an incomplete one counts.)
-    req.once('close', () => {
+    // Each fires at most once per request: on() spares once()'s wrapper per listener.
+    req.on('close', () => {
       if (!req.complete) ending.end(clientClosedError(req, res));
     });
-    res.once('close', () => {
+    res.on('close', () => {
       if (timer) clearTimeout(timer);
       live.delete(ending);
       if (!res.writableFinished) ending.end(clientClosedError(req, res));

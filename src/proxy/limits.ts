@@ -137,9 +137,10 @@ export function guardSlowClients(
     const received = (): void => {
       w.receivingSince = null;
     };
+    // 'end' and 'finish' fire at most once per request: on() spares once()'s wrapper per listener.
     if (req.complete) received();
-    else req.once('end', received);
-    res.once('finish', () => {
+    else req.on('end', received);
+    res.on('finish', () => {
       w.req = null;
       w.receivingSince = null;
       w.waitingSince = Date.now();

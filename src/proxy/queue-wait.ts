@@ -13,14 +13,59 @@ import type { Dispatcher } from 'undici';
 import { TurretError } from '../core/errors.js';
 import { ExchangeEnding } from './ending.js';
 
-/** The signal of each request being bounded → what to call when it got a connection. */
-const waiting = new WeakMap<object, () => void>();
+/** The signal of each request being bounded → its bound, cleared when the request got a connection. */
+const waiting = new WeakMap<object, QueueBound>();
 
-export interface QueueBound {
-  /** The request's signal: the exchange's own ending, which the queue bound ends too. */
-  signal: ExchangeEnding;
-  /** Stop the bound (the request failed or ended some other way). */
-  clear(): void;
+/**
+ * The queue-wait bound of one upstream request. One object and one timer per request, no
+ * closures: the timer gets the bound as its argument (a small request allocated three closures and
+ * a result object here, docs/benchmarks.md "Hot path", fifth pass).
+ */
+export class QueueBound {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    /** The request's signal: the exchange's own ending, which the queue bound ends too. */
+    readonly signal: ExchangeEnding,
+    private readonly ms: number,
+    private readonly agent: string,
+    private readonly origin: string,
+  ) {
+    if (ms <= 0) return;
+    this.timer = setTimeout(fireBound, ms, this);
+    this.timer.unref();
+    waiting.set(signal, this);
+  }
+
+  /** True while the bound runs (the request has not got a connection, nor ended). */
+  get armed(): boolean {
+    return this.timer !== null;
+  }
+
+  /** The wait passed the bound: the exchange ends with upstream_queue_timeout. */
+  fire(): void {
+    this.timer = null;
+    waiting.delete(this.signal);
+    const s = Math.round(this.ms / 100) / 10;
+    this.signal.end(
+      new TurretError(
+        'upstream_queue_timeout',
+        `all of agent ${this.agent}'s upstream connections to ${this.origin} stayed busy for ${s}s (upstream_queue_timeout; upstream_connections_per_agent bounds them)`,
+      ),
+    );
+  }
+
+  /** Stop the bound (the request got a connection, failed or ended some other way). */
+  clear(): void {
+    if (this.timer === null) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    waiting.delete(this.signal);
+  }
+}
+
+function fireBound(b: QueueBound): void {
+  b.fire();
 }
 
 /**
@@ -30,24 +75,7 @@ export interface QueueBound {
  * docs/benchmarks.md "Hot path"). Without an ending (none armed), one of its own serves.
  */
 export function boundQueueWait(ms: number, agent: string, origin: string, ending: ExchangeEnding | null): QueueBound {
-  const signal = ending ?? new ExchangeEnding();
-  if (ms <= 0) return { signal, clear: () => undefined };
-  const s = Math.round(ms / 100) / 10;
-  const fire = (): void =>
-    signal.end(
-      new TurretError(
-        'upstream_queue_timeout',
-        `all of agent ${agent}'s upstream connections to ${origin} stayed busy for ${s}s (upstream_queue_timeout; upstream_connections_per_agent bounds them)`,
-      ),
-    );
-  const timer = setTimeout(fire, ms);
-  timer.unref();
-  const clear = (): void => {
-    clearTimeout(timer);
-    waiting.delete(signal);
-  };
-  waiting.set(signal, clear);
-  return { signal, clear };
+  return new QueueBound(ending ?? new ExchangeEnding(), ms, agent, origin);
 }
 
 /**
@@ -64,11 +92,11 @@ export function boundQueueWait(ms: number, agent: string, origin: string, ending
 class StartReport implements Dispatcher.DispatchHandler {
   constructor(
     private readonly handler: Dispatcher.DispatchHandler,
-    private readonly started: () => void,
+    private readonly bound: QueueBound,
   ) {}
 
   onConnect(abort: (err?: Error) => void): void {
-    this.started();
+    this.bound.clear();
     this.handler.onConnect?.(abort);
   }
   onError(err: Error): void {
@@ -95,8 +123,8 @@ export class StartReporting {
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     // request() passes its options through, signal included (the type names only the dispatch fields).
     const signal = (opts as { signal?: unknown }).signal;
-    const started = typeof signal === 'object' && signal !== null ? waiting.get(signal) : undefined;
-    return this.agent.dispatch(opts, started ? new StartReport(handler, started) : handler);
+    const bound = typeof signal === 'object' && signal !== null ? waiting.get(signal) : undefined;
+    return this.agent.dispatch(opts, bound ? new StartReport(handler, bound) : handler);
   }
 
   request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {

@@ -34,7 +34,8 @@ export class ClientConnection {
       this.open.delete(entry);
       if (!res.shouldKeepAlive || /close/i.test(String(res.getHeader('connection') ?? ''))) this.closing = true;
     };
-    res.once('finish', drop).once('close', drop);
+    // 'finish' and 'close' fire at most once per response: on() spares once()'s wrapper per listener.
+    res.on('finish', drop).on('close', drop);
   }
 
   /** Ends the exchange of `req`, if it is open here and runs the pipeline, with `cause`. */

@@ -17,7 +17,7 @@ import { checkTransferCoding, contentCoding, decoderFor } from './codings.js';
 import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
 import { respondSmall, smallBodyLength } from './small-body.js';
-import { HeadGate, prefetch } from './relay.js';
+import { HeadGate, prefetch, wholeNow } from './relay.js';
 import { boundQueueWait, settleOnAbort } from '../queue-wait.js';
 import { knownClean, noteClean } from '../clean-strings.js';
 
@@ -71,6 +71,12 @@ function counter(onBytes: (n: number) => void): Transform {
   });
 }
 
+/** What prepareRequestBody gives for no body and no plan, without its promise. */
+const NO_BODY = { body: undefined, length: undefined } as const;
+
+/** The body's error listener of last resort (one function, not a closure per request). */
+function ignoreError(): void {}
+
 function hasBody(method: string, status: number): boolean {
   return method !== 'HEAD' && status !== 204 && status !== 304 && !(status >= 100 && status < 200);
 }
@@ -89,7 +95,6 @@ export async function forward(
   const origin = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const bodyExpected = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
   const length = req.headers['content-length'];
-  const headers = x.upstreamHeaders.slice();
   // Handle substitution in the body may change its length (secrets/body.ts corrects it).
   // pipeline, not pipe: a client that goes away mid-body must fail the body undici is sending,
   // or the upstream request waits for the rest forever (ending.ts).
@@ -100,14 +105,17 @@ export async function forward(
         () => {},
       ) as Readable)
     : null;
-  const sent = await prepareRequestBody(source, length, plan);
-  if (sent.body !== undefined && sent.length !== undefined) headers.push(['content-length', sent.length]);
+  // No body and nothing to substitute: nothing to wait for (one await fewer per GET).
+  const sent = source === null && plan.buffered === null ? NO_BODY : await prepareRequestBody(source, length, plan);
+  // undici's flat [name, value, …] form, built in one pass (no copy of the pairs, no flat()).
+  const headers: string[] = [];
+  for (const [k, v] of x.upstreamHeaders) headers.push(k, v);
+  if (sent.body !== undefined && sent.length !== undefined) headers.push('content-length', sent.length);
 
   // Ended early (client close, client or total timeout, drain deadline: ending.ts)? Then that
   // is the cause, whatever undici reports as a consequence.
   // Waiting for one of this agent's own connections is bounded too (queue-wait.ts).
   const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.ending);
-  const timedOut = (e: unknown): TurretError => causeOf(x) ?? upstreamError(e);
   let upstream;
   const sentAt = process.hrtime.bigint();
   try {
@@ -116,14 +124,14 @@ export async function forward(
         origin,
         path,
         method: req.method as 'GET',
-        headers: headers.flat(),
+        headers,
         body: sent.body,
         signal: queue.signal,
       }),
       queue.signal,
     );
   } catch (e) {
-    throw timedOut(e);
+    throw causeOf(x) ?? upstreamError(e);
   } finally {
     queue.clear();
   }
@@ -131,7 +139,7 @@ export async function forward(
   // which undici reports as RequestAbortedError). A stream 'error' without a listener is an
   // uncaught exception that stops the whole process, so the body always has one; the stage that
   // reads the body (pipeline, capture) still sees the error through its own listeners.
-  upstream.body.on('error', () => undefined);
+  upstream.body.on('error', ignoreError);
   // Includes the guarded connect when no pooled connection was free (upstream_connect_seconds has that part alone).
   onUpstreamLatency?.(scheme, Number(process.hrtime.bigint() - sentAt) / 1e9);
 
@@ -208,10 +216,17 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
   // A 1xx/204 has no content, so no Content-Length either (RFC 9110 §8.6): an upstream that sent
   // one (with bytes after it) must not make the client look for a body.
   const noContent = statusCode === 204 || statusCode < 200;
-  const outHeaders = clientResponseHeaders(upHeaders, !transforming && !noContent)
-    .filter(([k]) => !(decode && k.toLowerCase() === 'content-encoding') && cleanName(k))
-    .map(([k, v]): [string, string] => [k, scrubText(v)]);
-  const chunked = !outHeaders.some(([k]) => k.toLowerCase() === 'content-length');
+  // One pass: a decoded body loses its Content-Encoding, a name that holds a secret is dropped,
+  // every value is scrubbed.
+  const outHeaders: Array<[string, string]> = [];
+  let chunked = true;
+  for (const h of clientResponseHeaders(upHeaders, !transforming && !noContent)) {
+    const lk = h[0].toLowerCase();
+    if ((decode && lk === 'content-encoding') || !cleanName(h[0])) continue;
+    h[1] = scrubText(h[1]);
+    outHeaders.push(h);
+    if (lk === 'content-length') chunked = false;
+  }
   if (announced.length > 0 && chunked && withBody) outHeaders.push(['trailer', announced.join(', ')]);
   x.status = statusCode;
 
@@ -222,7 +237,7 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
   const small = withBody && decode === null && filter === null && announced.length === 0 ? smallBodyLength(upHeaders) : null;
   // The small-body path sends the head with the whole body; a body not all there at once streams
   // instead, so its head is not withheld (relay.ts).
-  const early = small !== null ? await prefetch(body as Readable, IDLE_FLUSH_MS) : null;
+  const early = small !== null ? (wholeNow(body as Readable) ?? (await prefetch(body as Readable, IDLE_FLUSH_MS))) : null;
   if (small !== null && early && !('rest' in early)) {
     await respondSmall(x, early, body as Readable, {
       statusCode,
@@ -282,6 +297,7 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
 }
 
 function trailerNames(v: string | string[] | undefined): string[] {
+  if (v === undefined) return [];
   const all = (Array.isArray(v) ? v.join(',') : (v ?? '')).split(',').map((t) => t.trim().toLowerCase());
   // Framing and hop-by-hop fields may not be trailers (RFC 9110 §6.5.1).
   return all.filter((t) => /^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(t) && !['content-length', 'transfer-encoding', 'trailer', 'host', 'content-encoding', 'content-type'].includes(t));

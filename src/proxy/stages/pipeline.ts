@@ -182,7 +182,12 @@ function sessionOf(x: Exchange): string {
 /** Runs the stages on an exchange a listener created (and tracks); always ends in finish. */
 export async function runExchange(rt: Runtime, x: Exchange): Promise<void> {
   try {
-    for (const stage of STAGES) await stage.run(x, rt);
+    // A stage that finished synchronously is not awaited: `await undefined` still costs a
+    // microtask turn and its promise (validate, identify and target never wait).
+    for (let i = 0; i < STAGES.length; i++) {
+      const pending = (STAGES[i] as Stage).run(x, rt);
+      if (pending !== undefined) await pending;
+    }
   } catch (e) {
     // A stage that failed because the exchange was ended early (client gone, timeouts, drain)
     // reports that cause, not the error it saw as a consequence (ending.ts).

@@ -92,6 +92,12 @@ function alreadyWhole(body: Readable): Buffer | null {
   return c ?? Buffer.alloc(0);
 }
 
+/** What prefetch would resolve with at once (the body is already whole), without its promise; else null. */
+export function wholeNow(body: Readable): { whole: Buffer } | null {
+  const now = alreadyWhole(body);
+  return now ? { whole: now } : null;
+}
+
 /**
  * For the small-body path (small-body.ts), which sends the head only together with the whole
  * body: waits up to `quietMs` for the body to end. Ended → `whole`, the bytes that arrived. Not yet
@@ -100,8 +106,8 @@ function alreadyWhole(body: Readable): Buffer | null {
  * answers with the error: a 502).
  */
 export function prefetch(body: Readable, quietMs: number): Promise<Prefetched> {
-  const now = alreadyWhole(body);
-  if (now) return Promise.resolve({ whole: now });
+  const now = wholeNow(body);
+  if (now) return Promise.resolve(now);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let settled = false;

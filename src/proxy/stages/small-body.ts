@@ -77,9 +77,11 @@ export async function respondSmall(x: Exchange, got: { whole: Buffer } | { faile
     body.destroy();
     throw o.mapError(e);
   }
-  const headers = o.headers.filter(([k]) => k.toLowerCase() !== 'content-length');
-  headers.push(['content-length', String(out.length)]);
-  res.writeHead(o.statusCode, headers.flat());
+  // Node's flat [name, value, …] form, built in one pass.
+  const headers: string[] = [];
+  for (const [k, v] of o.headers) if (k.toLowerCase() !== 'content-length') headers.push(k, v);
+  headers.push('content-length', String(out.length));
+  res.writeHead(o.statusCode, headers);
   x.responded = true;
   x.bytesOut += out.length;
   const done = ended(res);
