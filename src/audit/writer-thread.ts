@@ -1,15 +1,17 @@
 /**
- * The audit writer thread: appends the batches of chained lines the event loop sends it
- * (writer.ts), one message per batch, with synchronous file calls (append-file.ts). Nothing goes
+ * The audit writer thread: appends the batches of chained lines the event loop publishes in the
+ * hand-over ring (ring.ts; writer.ts publishes), with synchronous file calls (append-file.ts),
+ * straight from the ring's memory. It sleeps on the ring's futex between batches, so it runs no
+ * event loop of its own: a batch costs it one wake-up, the file check and the write. Nothing goes
  * back per batch: the last seq it is done with (written, or lost and reported) is stored in a
- * shared counter the event loop reads when it needs to; only problems, a recovery and flush
- * replies are messages. A thread started again after one died (`resume`) first finds the last
- * record already in the file, so the batches the event loop sends again are neither lost nor
- * written twice.
+ * shared counter; only problems, a recovery, freed room and flush replies are messages. A thread
+ * started again after one died (`resume`) reads on from where the dead one had got to in the ring
+ * and first finds the last record already in the file, so no batch is lost or written twice.
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AppendFile } from './append-file.js';
+import { CLOSE, FLUSH, RingReader } from './ring.js';
 
 export interface ThreadInit {
   path: string;
@@ -18,12 +20,11 @@ export interface ThreadInit {
   fsync: boolean;
   /** One BigInt64: the highest seq this thread (or the one before it) is done with. */
   done: SharedArrayBuffer;
+  /** The hand-over ring (ring.ts), the same for every thread of one log. */
+  ring: SharedArrayBuffer;
   /** Started again after a thread died: skip records already in the file. */
   resume: boolean;
 }
-
-/** Event loop → thread. `first`…`last` are the seqs of the lines in `text` (consecutive). */
-export type ToThread = { t: 'lines'; first: number; last: number; text: string } | { t: 'flush'; id: number } | { t: 'close' };
 
 /** Thread → event loop. */
 export type FromThread =
@@ -32,6 +33,9 @@ export type FromThread =
   | { t: 'problem'; message: string; reopened: boolean }
   | { t: 'failed'; message: string; code: string | undefined; first: number; last: number }
   | { t: 'recover' }
+  /** Room freed in the ring after the event loop asked (ring.ts WANT_SPACE). */
+  | { t: 'space' }
+  /** Everything published before flush `id` was asked for is done. */
   | { t: 'flushed'; id: number };
 
 const SEQ_RE = /^\{"seq":(\d+),/;
@@ -71,10 +75,10 @@ function lastSeqOnDisk(path: string): number {
 }
 
 /** `text` without its first `n` lines. */
-function dropLines(text: string, n: number): string {
+function dropLines(text: Buffer, n: number): Buffer {
   let at = 0;
-  for (let i = 0; i < n && at < text.length; i++) at = text.indexOf('\n', at) + 1 || text.length;
-  return text.slice(at);
+  for (let i = 0; i < n && at < text.length; i++) at = text.indexOf(0x0a, at) + 1 || text.length;
+  return text.subarray(at);
 }
 
 function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
@@ -99,26 +103,40 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
     return;
   }
   post({ t: 'ready' });
-  port.on('message', (m: ToThread) => {
-    if (m.t === 'flush') return post({ t: 'flushed', id: m.id });
-    if (m.t === 'close') {
+  const ring = new RingReader(init.ring);
+  let flushed = 0;
+  for (;;) {
+    // Read before the ring: whatever was published before the flush or close was asked for is
+    // written in this round, before the answer.
+    const epoch = ring.epoch();
+    const flushAsked = ring.load(FLUSH);
+    const closing = ring.load(CLOSE) === 1;
+    for (let e = ring.next(); e !== null; e = ring.next()) {
+      if (e.last > skipThrough) {
+        try {
+          file.append(e.first > skipThrough ? e.text : dropLines(e.text, skipThrough - e.first + 1));
+          if (failing) {
+            failing = false;
+            post({ t: 'recover' });
+          }
+        } catch (err) {
+          failing = true;
+          post({ t: 'failed', message: err instanceof Error ? err.message : String(err), code: (err as NodeJS.ErrnoException).code, first: e.first, last: e.last });
+        }
+      }
+      Atomics.store(done, 0, BigInt(e.last));
+      if (ring.consume()) post({ t: 'space' });
+    }
+    if (flushAsked !== flushed) {
+      flushed = flushAsked;
+      post({ t: 'flushed', id: flushAsked });
+    }
+    if (closing) {
       file.closeFd();
       return port.close();
     }
-    if (m.last > skipThrough) {
-      try {
-        file.append(Buffer.from(m.first > skipThrough ? m.text : dropLines(m.text, skipThrough - m.first + 1), 'utf8'));
-        if (failing) {
-          failing = false;
-          post({ t: 'recover' });
-        }
-      } catch (e) {
-        failing = true;
-        post({ t: 'failed', message: e instanceof Error ? e.message : String(e), code: (e as NodeJS.ErrnoException).code, first: m.first, last: m.last });
-      }
-    }
-    Atomics.store(done, 0, BigInt(m.last));
-  });
+    ring.sleep(epoch);
+  }
 }
 
 if (parentPort !== null) run(workerData as ThreadInit, parentPort);

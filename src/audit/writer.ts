@@ -3,15 +3,17 @@
  *
  * write() is synchronous and cheap: it scrubs, normalises, assigns `seq`, hashes (one small
  * sha256) and queues the line, so the chain order is the order of write() calls. A batch leaves
- * BATCH_DELAY_MS after its first record, as one message to the writer thread (writer-thread.ts),
- * which checks the file and appends the batch with synchronous calls of its own: a slow or
- * stalled disk never blocks the event loop, and a batch costs the event loop one message instead
- * of thread-pool round trips and their wake-ups (docs/benchmarks.md, "Fourth pass: audit").
+ * BATCH_DELAY_MS after its first record: its bytes are copied into the hand-over ring (ring.ts)
+ * and the writer thread (writer-thread.ts) is woken on the ring's futex; it checks the file and
+ * appends the batch with synchronous calls of its own, so a slow or stalled disk never blocks the
+ * event loop (docs/benchmarks.md, "Fourth pass: audit" and "Fifth pass: audit hand-over").
+ * When the ring has no room (the disk is slower than the traffic), batches wait here, in order,
+ * and go in as the thread frees room: nothing is lost and write() never waits.
  * close() (or flush()) waits for every record written so far to reach the file; call one of them
  * before the process ends (the thread does not keep it alive on its own).
  *
- * If the thread dies, the log reports it (onError: production then refuses traffic), starts a new
- * one and sends again the batches the dead one had not confirmed; the new thread skips the
+ * If the thread dies, the log reports it (onError: production then refuses traffic) and starts a
+ * new one on the same ring, which reads on from where the dead one had got to and skips the
  * records already in the file, so none is lost or written twice. After MAX_RESTARTS deaths in a
  * row with no batch confirmed in between, the log gives up and reports every later batch as lost.
  */
@@ -23,7 +25,8 @@ import { TurretError } from '../core/errors.js';
 import { formatChainLine, GENESIS_PREV } from './line.js';
 import { chainTail, opened, startThread } from './writer-start.js';
 import { normalizeRecord, type AuditRecord } from './record.js';
-import type { FromThread, ThreadInit, ToThread } from './writer-thread.js';
+import { CLOSE, createRing, DEFAULT_RING_BYTES, FLUSH, RingWriter, splitBatch, type Batch } from './ring.js';
+import type { FromThread, ThreadInit } from './writer-thread.js';
 
 export interface AuditSink {
   write(rec: AuditRecord): void;
@@ -47,6 +50,8 @@ export interface AuditLogOptions {
   onError?: (err: Error) => void;
   /** Called when an append succeeds after one failed (writes resumed; readiness, start.ts). */
   onRecover?: () => void;
+  /** Size of the hand-over ring in bytes (ring.ts). Default 4 MiB; tests use small ones. */
+  ringBytes?: number;
 }
 
 export interface AuditLog extends AuditSink {
@@ -105,12 +110,6 @@ async function keptAlive<T>(p: Promise<T>): Promise<T> {
   }
 }
 
-interface Batch {
-  first: number;
-  last: number;
-  text: string;
-}
-
 export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   const path = o.path;
   const maxBytes = positiveInt('maxBytes', o.maxBytes, DEFAULT_AUDIT_MAX_BYTES);
@@ -124,13 +123,17 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   const doneBuf = new SharedArrayBuffer(8);
   const done = new BigInt64Array(doneBuf);
   done[0] = BigInt(seq);
-  const init = (resume: boolean): ThreadInit => ({ path, maxBytes, maxFiles, fsync: o.fsync === true, done: doneBuf, resume });
+  const ringBuf = createRing(positiveInt('ringBytes', o.ringBytes, DEFAULT_RING_BYTES));
+  const ring = new RingWriter(ringBuf);
+  const init = (resume: boolean): ThreadInit => ({ path, maxBytes, maxFiles, fsync: o.fsync === true, done: doneBuf, ring: ringBuf, resume });
 
   let queue: string[] = [];
+  let queueBytes = 0;
   let timer: NodeJS.Timeout | null = null;
-  // Sent and not yet confirmed: sent again to a new thread if this one dies.
-  let inflight: Batch[] = [];
-  const flushes = new Map<number, () => void>();
+  // Batches the ring had no room for, oldest first; they go in before any later one.
+  let pending: Batch[] = [];
+  // flush() callers: each waits until the thread is done with `seq`.
+  let waiters: Array<{ seq: number; resolve: () => void }> = [];
   let flushIds = 0;
   let closed = false;
   let firstError: Error | null = null;
@@ -149,9 +152,35 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
       confirmed = d;
       restarts = 0;
     }
-    let n = 0;
-    while (n < inflight.length && inflight[n]!.last <= d) n++;
-    if (n > 0) inflight.splice(0, n);
+  }
+
+  /** Asks the thread to answer `flushed` once it is done with everything published so far. */
+  function askFlush(): void {
+    if (thread !== null && waiters.length > 0) ring.signal(FLUSH, ++flushIds);
+  }
+
+  /** Moves waiting batches into the ring while it has room; asks to hear of room when it has none. */
+  function drain(): void {
+    let moved = false;
+    while (pending.length > 0 && thread !== null) {
+      const b = pending[0]!;
+      if (ring.publish(b.lines, b.bytes, b.first, b.last)) {
+        pending.shift();
+        moved = true;
+      } else if (!ring.wantSpace(b.bytes)) break;
+    }
+    if (moved) askFlush();
+  }
+
+  /** The thread is done with more: let go the flush() callers it satisfied, fill the ring again. */
+  function progress(): void {
+    confirm();
+    if (waiters.length > 0) {
+      const left = waiters.filter((w) => w.seq > confirmed);
+      for (const w of waiters) if (w.seq <= confirmed) w.resolve();
+      waiters = left;
+    }
+    drain();
   }
 
   function attach(w: Worker): void {
@@ -160,10 +189,8 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
       if (m.t === 'problem') o.onError?.(new Error(m.message));
       else if (m.t === 'failed') fail(Object.assign(new Error(m.message), { code: m.code }));
       else if (m.t === 'recover') o.onRecover?.();
-      else if (m.t === 'flushed') {
-        flushes.get(m.id)?.();
-        flushes.delete(m.id);
-      } else if (m.t === 'fatal') why = m.message;
+      else if (m.t === 'flushed' || m.t === 'space') progress();
+      else if (m.t === 'fatal') why = m.message;
     });
     w.on('error', (e) => (why = e.message));
     w.on('exit', (code) => {
@@ -173,14 +200,13 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
 
   /** No more threads: what was unconfirmed is reported lost, and so is every later batch (send()). */
   function giveUp(what: string): void {
-    const from = inflight[0]?.first ?? confirmed + 1;
-    fail(new Error(`audit writer thread for ${path} ${what}; records from seq ${from} on are lost`));
-    inflight = [];
-    for (const resolve of flushes.values()) resolve();
-    flushes.clear();
+    fail(new Error(`audit writer thread for ${path} ${what}; records from seq ${confirmed + 1} on are lost`));
+    pending = [];
+    for (const w of waiters) w.resolve();
+    waiters = [];
   }
 
-  /** The thread died without being asked to: report, start another, send the unconfirmed batches again. */
+  /** The thread died without being asked to: report, and start another, which reads on in the ring. */
   function died(why: string): void {
     thread = null;
     confirm();
@@ -198,8 +224,8 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     thread = w;
     attach(w);
     w.unref();
-    for (const b of inflight) w.postMessage({ t: 'lines', ...b } satisfies ToThread);
-    for (const id of flushes.keys()) w.postMessage({ t: 'flush', id } satisfies ToThread);
+    // The dead thread may have taken the ask for room with it.
+    drain();
   }
 
   /** The queued lines leave as one batch (at the end of a BATCH_DELAY_MS window, or for flush()). */
@@ -207,15 +233,19 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     if (timer !== null) clearTimeout(timer);
     timer = null;
     if (queue.length === 0) return;
-    const b: Batch = { first: seq - queue.length + 1, last: seq, text: queue.join('') };
+    const first = seq - queue.length + 1;
+    const lines = queue;
+    const bytes = queueBytes;
     queue = [];
+    queueBytes = 0;
     confirm();
     if (thread === null) {
-      fail(new Error(`audit writer thread for ${path} is not running; records ${b.first} to ${b.last} are lost`));
+      fail(new Error(`audit writer thread for ${path} is not running; records ${first} to ${seq} are lost`));
       return;
     }
-    inflight.push(b);
-    thread.postMessage({ t: 'lines', ...b } satisfies ToThread);
+    if (bytes <= ring.maxText) pending.push({ first, last: seq, lines, bytes });
+    else pending.push(...splitBatch(lines, first, ring.maxText, fail));
+    drain();
   }
 
   const first = startThread(init(false));
@@ -226,13 +256,12 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
 
   async function flush(): Promise<void> {
     send();
-    const w = thread;
-    if (w === null) return;
-    const id = ++flushIds;
+    if (thread === null) return;
+    const target = seq;
     await keptAlive(
       new Promise<void>((resolve) => {
-        flushes.set(id, resolve);
-        w.postMessage({ t: 'flush', id } satisfies ToThread);
+        waiters.push({ seq: target, resolve });
+        askFlush();
       }),
     );
   }
@@ -245,6 +274,7 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
       seq += 1;
       prev = f.hash;
       queue.push(f.line);
+      queueBytes += Buffer.byteLength(f.line);
       // A crash can lose the records not yet appended: up to BATCH_DELAY_MS of them plus the
       // batches the thread has not written yet (docs/operations.md).
       timer ??= setTimeout(send, BATCH_DELAY_MS);
@@ -260,7 +290,7 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
         await keptAlive(
           new Promise<void>((resolve) => {
             w.once('exit', () => resolve());
-            w.postMessage({ t: 'close' } satisfies ToThread);
+            ring.signal(CLOSE, 1);
           }),
         );
       }

@@ -1,0 +1,217 @@
+/**
+ * The audit log's hand-over ring: batches of chained lines go from the event loop (writer.ts) to
+ * the writer thread (writer-thread.ts) through one SharedArrayBuffer instead of a message each.
+ * The event loop copies a batch's UTF-8 bytes into the ring and moves the published position; the
+ * thread, asleep in Atomics.wait, wakes on the futex, writes the bytes to the file straight from the
+ * ring and moves the consumed position. Per batch this spares the message machinery on both sides
+ * (structured clone of the text, the port's wake-up through libuv, a MessageEvent, the string
+ * turned back into a Buffer), about half of what the thread spent per batch
+ * (docs/benchmarks.md, "Fifth pass: audit hand-over").
+ *
+ * What the ring holds between the consumed and the published positions is what the thread has not
+ * finished: a thread started after one died reads on from the consumed position (writer-thread.ts
+ * skips what is already in the file), so the ring is also the record of unconfirmed batches.
+ *
+ * Layout: CTL_BYTES of Int32 control words, then the data area (a power of two). Positions are byte
+ * counts that wrap at 2^32 (Int32 arithmetic); the offset in the data area is `pos & (size - 1)`.
+ * Each batch is one contiguous entry, 8-byte aligned: Int32 entry length, Int32 text length,
+ * Float64 first seq, Float64 last seq, then the text. An entry that would not fit before the end of
+ * the data area is preceded by a wrap marker (text length -1) covering the rest of the area.
+ */
+
+/** Control words (Int32 indexes). */
+export const PUB = 0; // published position (event loop writes)
+export const CON = 1; // consumed position (thread writes)
+export const FLUSH = 2; // the last flush id asked for (event loop writes); the thread answers `flushed`
+export const CLOSE = 3; // 1: finish what is published, close the file and end
+export const WANT_SPACE = 4; // 1: the event loop holds batches the ring had no room for; the thread says `space`
+const EPOCH = 5; // moved by every publish and signal: the word the thread sleeps on, so no wake-up is missed
+const CTL_BYTES = 64;
+const ENTRY_HEAD = 24;
+const WRAP = -1;
+
+/** Default data area: ~1 s of records at 10 000 requests/s. */
+export const DEFAULT_RING_BYTES = 4 * 1024 * 1024;
+
+export interface Entry {
+  first: number;
+  last: number;
+  /** A view into the ring: valid until consume(). */
+  text: Buffer;
+}
+
+function views(sab: SharedArrayBuffer): { ctl: Int32Array; size: number; i32: Int32Array; f64: Float64Array; bytes: Buffer } {
+  const size = sab.byteLength - CTL_BYTES;
+  return {
+    ctl: new Int32Array(sab, 0, CTL_BYTES / 4),
+    size,
+    i32: new Int32Array(sab, CTL_BYTES, size / 4),
+    f64: new Float64Array(sab, CTL_BYTES, size / 8),
+    bytes: Buffer.from(sab, CTL_BYTES, size),
+  };
+}
+
+/** A ring with a data area of `bytes` (rounded up to a power of two, at least 4 KiB). */
+export function createRing(bytes: number): SharedArrayBuffer {
+  let size = 4096;
+  while (size < bytes) size *= 2;
+  return new SharedArrayBuffer(CTL_BYTES + size);
+}
+
+const pad8 = (n: number): number => (n + 7) & ~7;
+
+/** The event loop's side. */
+export class RingWriter {
+  private readonly v: ReturnType<typeof views>;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.v = views(sab);
+  }
+
+  /** The largest batch text (bytes) an entry can hold: a line longer than this cannot be handed over. */
+  get maxText(): number {
+    return this.v.size / 2 - ENTRY_HEAD;
+  }
+
+  /**
+   * Copies the batch into the ring and publishes it, waking the thread if it sleeps. False (nothing
+   * written) when the ring has no room for it now; the caller keeps it and tries again later.
+   * `bytes` bounds the UTF-8 length of the lines (at most maxText).
+   */
+  publish(lines: readonly string[], bytes: number, first: number, last: number): boolean {
+    const { ctl, size, i32, f64, bytes: buf } = this.v;
+    const pub = Atomics.load(ctl, PUB);
+    const free = size - ((pub - Atomics.load(ctl, CON)) | 0);
+    let off = pub & (size - 1);
+    const need = pad8(ENTRY_HEAD + bytes);
+    let skip = 0;
+    if (off + need > size) skip = size - off; // wrap: the entry starts at the beginning of the area
+    if (skip + need > free) return false;
+    if (skip > 0) {
+      i32[off >> 2] = skip;
+      i32[(off >> 2) + 1] = WRAP;
+      off = 0;
+    }
+    let at = off + ENTRY_HEAD;
+    for (const l of lines) at += buf.write(l, at);
+    const len = at - off - ENTRY_HEAD;
+    i32[off >> 2] = pad8(ENTRY_HEAD + len);
+    i32[(off >> 2) + 1] = len;
+    f64[(off >> 3) + 1] = first;
+    f64[(off >> 3) + 2] = last;
+    // The atomic store orders the plain writes above before it: a thread that loads this position
+    // sees the whole entry.
+    Atomics.store(ctl, PUB, (pub + skip + pad8(ENTRY_HEAD + len)) | 0);
+    this.wake();
+    return true;
+  }
+
+  /** Asks the thread to say `space` once it frees room; true if there is room already (try again now). */
+  wantSpace(bytes: number): boolean {
+    const { ctl, size } = this.v;
+    Atomics.store(ctl, WANT_SPACE, 1);
+    // Checked after the flag is up: a thread that consumed in between either saw the flag or left
+    // the room this sees.
+    return 2 * pad8(ENTRY_HEAD + bytes) <= size - ((Atomics.load(ctl, PUB) - Atomics.load(ctl, CON)) | 0);
+  }
+
+  /** Sets a control word and wakes the thread. */
+  signal(word: typeof FLUSH | typeof CLOSE, value: number): void {
+    Atomics.store(this.v.ctl, word, value);
+    this.wake();
+  }
+
+  private wake(): void {
+    Atomics.add(this.v.ctl, EPOCH, 1);
+    // A futex wake only when the thread may be asleep on it; V8 keeps the waiter list itself, so a
+    // notify with nobody waiting costs no system call.
+    Atomics.notify(this.v.ctl, EPOCH);
+  }
+}
+
+/** The thread's side. */
+export class RingReader {
+  private readonly v: ReturnType<typeof views>;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.v = views(sab);
+  }
+
+  /** The next published entry, or null when the thread has consumed everything published. */
+  next(): Entry | null {
+    const { ctl, size, i32, f64, bytes } = this.v;
+    for (;;) {
+      const con = Atomics.load(ctl, CON);
+      if (con === Atomics.load(ctl, PUB)) return null;
+      const off = con & (size - 1);
+      const len = i32[(off >> 2) + 1]!;
+      if (len === WRAP) {
+        Atomics.store(ctl, CON, (con + i32[off >> 2]!) | 0);
+        continue;
+      }
+      return { first: f64[(off >> 3) + 1]!, last: f64[(off >> 3) + 2]!, text: bytes.subarray(off + ENTRY_HEAD, off + ENTRY_HEAD + len) };
+    }
+  }
+
+  /** Frees the entry next() returned; true when the event loop asked to hear of freed room. */
+  consume(): boolean {
+    const { ctl, size, i32 } = this.v;
+    const con = Atomics.load(ctl, CON);
+    Atomics.store(ctl, CON, (con + i32[(con & (size - 1)) >> 2]!) | 0);
+    return Atomics.compareExchange(ctl, WANT_SPACE, 1, 0) === 1;
+  }
+
+  load(word: number): number {
+    return Atomics.load(this.v.ctl, word);
+  }
+
+  /** Where the event loop's publishes and signals stand: read before looking for work, then sleep(epoch). */
+  epoch(): number {
+    return Atomics.load(this.v.ctl, EPOCH);
+  }
+
+  /** Sleeps until the event loop publishes or signals after `epoch` (terminate() also ends the wait). */
+  sleep(epoch: number): void {
+    Atomics.wait(this.v.ctl, EPOCH, epoch);
+  }
+}
+
+/** A batch on the event loop, before it goes into the ring. */
+export interface Batch {
+  first: number;
+  last: number;
+  lines: string[];
+  /** UTF-8 length of the lines. */
+  bytes: number;
+}
+
+/**
+ * A batch too large for one entry, cut into entries of at most `maxText` bytes. A single line
+ * larger than that (maxText is half the ring: 2 MiB by default, where a record's fields are capped
+ * at 4 096 characters) cannot be handed over: it is reported lost, and an empty entry keeps its seq
+ * so the thread's done counter still passes it.
+ */
+export function splitBatch(lines: readonly string[], first: number, maxText: number, lost: (e: Error) => void): Batch[] {
+  const out: Batch[] = [];
+  let cur: Batch = { first, last: first - 1, lines: [], bytes: 0 };
+  lines.forEach((l, i) => {
+    const seq = first + i;
+    const n = Buffer.byteLength(l);
+    if (cur.bytes + n > maxText && cur.lines.length > 0) {
+      out.push(cur);
+      cur = { first: seq, last: seq - 1, lines: [], bytes: 0 };
+    }
+    if (n > maxText) {
+      lost(new Error(`audit record seq ${seq} is ${n} bytes, more than the hand-over ring takes (${maxText}); it is lost`));
+      if (cur.lines.length > 0) out.push(cur);
+      out.push({ first: seq, last: seq, lines: [], bytes: 0 });
+      cur = { first: seq + 1, last: seq, lines: [], bytes: 0 };
+      return;
+    }
+    cur.lines.push(l);
+    cur.bytes += n;
+    cur.last = seq;
+  });
+  if (cur.lines.length > 0) out.push(cur);
+  return out;
+}
