@@ -15,7 +15,7 @@
  * an escape or a line break: the plain forms are the Matcher's. Every find is bounded (at most
  * MAX_ESCAPE bytes per decoded byte), which `window` reports so the stream sees it whole.
  */
-import { MAX_INPUT, longRuns } from './long-runs-wasm.js';
+import { MAX_INPUT, longRuns, type RunTables } from './long-runs-wasm.js';
 import { ALL_CHECK_BITS, CHECK_CLASS } from './patterns.js';
 
 /** Longest escape decoded: `&#x0000002f;` (zero padding up to 8 digits). */
@@ -170,9 +170,15 @@ export class DecodedFinder<T> {
   private escapedRuns(buf: Buffer, from: number, found: (start: number, end: number, info: T) => void): void {
     // The next `%`, `&` and `\` by native search (memchr), so text without them costs three calls.
     const next = [buf.indexOf(0x25, from), buf.indexOf(0x26, from), buf.indexOf(0x5c, from)];
-    const BYTES = [0x25, 0x26, 0x5c];
+    const BYTES = ESC_BYTES;
     let i = from;
-    for (;;) {
+    for (let seen = 0; ; seen++) {
+      // Dense (random bytes: one in 85 is one of the three): one call per byte found costs more
+      // than a SIMD pass over the rest (long-runs-wasm.ts, `escapes`).
+      if (seen === DENSE && useWasmRuns && buf.length - i >= WASM_RUNS_MIN && buf.length - i <= MAX_INPUT) {
+        const w = longRuns(RUN_TABLES);
+        if (w) return this.escapedFrom(w, buf, from, i, found);
+      }
       let j = -1;
       for (let k = 0; k < 3; k++) {
         if ((next[k] ?? -1) >= 0 && (next[k] ?? 0) < i) next[k] = buf.indexOf(BYTES[k] ?? 0, i);
@@ -180,17 +186,32 @@ export class DecodedFinder<T> {
         if (n >= 0 && (j < 0 || n < j)) j = n;
       }
       if (j < 0) return;
-      if (!mayEscape(buf, j) || !escapeAt(buf, j)) {
-        i = j + 1;
-        continue;
-      }
-      let s = j;
-      while (s > from && !STOP[buf[s - 1] ?? 0]) s--;
-      let e = j;
-      while (e < buf.length && !STOP[buf[e] ?? 0]) e++;
-      this.decodeRun(buf, s, e, found);
-      i = e + 1;
+      i = this.escapeRunAt(buf, from, j, found);
     }
+  }
+
+  /** The rest of `escapedRuns` from i on, with the offsets where an escape may start from WebAssembly. */
+  private escapedFrom(w: LongRunsApi, buf: Buffer, from: number, i: number, found: (start: number, end: number, info: T) => void): void {
+    const count = w.escapes(buf, i);
+    const list = w.list;
+    const at = w.at;
+    const base = i;
+    for (let k = 0; k < count; k++) {
+      const j = base + (list[at + k] as number);
+      if (j >= i) i = this.escapeRunAt(buf, from, j, found);
+    }
+  }
+
+  /** At a `%`, `&` or `\` at j: the escaped run around it, if an escape starts there. Returns
+   * where the search continues. */
+  private escapeRunAt(buf: Buffer, from: number, j: number, found: (start: number, end: number, info: T) => void): number {
+    if (!mayEscape(buf, j) || !escapeAt(buf, j)) return j + 1;
+    let s = j;
+    while (s > from && !STOP[buf[s - 1] ?? 0]) s--;
+    let e = j;
+    while (e < buf.length && !STOP[buf[e] ?? 0]) e++;
+    this.decodeRun(buf, s, e, found);
+    return e + 1;
   }
 
   private decodeRun(buf: Buffer, s: number, e: number, found: (start: number, end: number, info: T) => void): void {
@@ -273,7 +294,7 @@ export class DecodedFinder<T> {
 export function forEachLongRun(buf: Buffer, from: number, min: number, found: (start: number, end: number, bits: number) => void): void {
   const n = buf.length;
   if (useWasmRuns && n - from >= WASM_RUNS_MIN && n - from <= MAX_INPUT) {
-    const w = longRuns(B64, CHECK_CLASS);
+    const w = longRuns(RUN_TABLES);
     if (w) return w.each(buf, from, min, found);
   }
   // Not collected here: bits that pass every check.
@@ -282,6 +303,16 @@ export function forEachLongRun(buf: Buffer, from: number, min: number, found: (s
 
 /** Inputs from this length on go through long-runs-wasm.ts (a copy; shorter ones: no copy). */
 const WASM_RUNS_MIN = 1024;
+/** Escape-starting bytes met by `indexOf` before the rest goes to WebAssembly (escapedRuns). */
+const DENSE = 16;
+const ESC_BYTES = [0x25, 0x26, 0x5c] as const;
+/** Per byte d: bit k set when ESC_BYTES[k] followed by d passes mayEscape (derived from it). */
+const ESC_NEXT = new Uint8Array(256);
+ESC_BYTES.forEach((c, k) => {
+  for (let d = 0; d < 256; d++) if (mayEscape(Buffer.from([c, d]), 0)) ESC_NEXT[d] = (ESC_NEXT[d] ?? 0) | (1 << k);
+});
+const RUN_TABLES: RunTables = { alphabet: B64, classes: CHECK_CLASS, escBytes: ESC_BYTES, escNext: ESC_NEXT };
+type LongRunsApi = NonNullable<ReturnType<typeof longRuns>>;
 let useWasmRuns = true;
 /** Tests compare both loops: false keeps every input on the JavaScript one. */
 export function setWasmRuns(on: boolean): void {

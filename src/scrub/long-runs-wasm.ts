@@ -9,14 +9,25 @@
  * alphabet table, one input of at most MAX_INPUT bytes and the runs found in it. Longer inputs
  * stay on the JavaScript loop (decoded.ts decides).
  */
-import { I32, VOID, api, moduleOf, op, sleb, uleb, type WasmMemory } from './wasm-encode.js';
+import { I32, SIMD, VOID, api, moduleOf, op, sleb, uleb, type WasmApi, type WasmMemory } from './wasm-encode.js';
 
-/** Inputs longer than this use the JavaScript loop (memory stays bounded). */
+/** Inputs longer than this use the JavaScript loops (memory stays bounded). */
 export const MAX_INPUT = 512 * 1024;
 const TABLE = 0; // 256 bytes: 1 for a byte of the alphabet
 const CLASS = 256; // 256 bytes: the caller's class bits per byte, ORed over each run
-const BASE = 512;
+const ESC_FIRST = 512; // 256 bytes: a bit per escape-starting byte (decoded.ts)
+const ESC_NEXT = 768; // 256 bytes: the bits of the starting bytes this byte may follow in an escape
+const BASE = 1024;
 const PAGE = 65536;
+
+/** The fixed tables (decoded.ts, patterns.ts). */
+export interface RunTables {
+  alphabet: Uint8Array;
+  classes: Uint8Array;
+  /** The three bytes that may start an escape, in this order, and ESC_NEXT as above. */
+  escBytes: readonly [number, number, number];
+  escNext: Uint8Array;
+}
 
 const L = { base: 0, len: 1, min: 2, out: 3, i: 4, j: 5, k: 6, e: 7, o: 8, bits: 9 };
 
@@ -171,22 +182,177 @@ function body(): number[] {
   ];
 }
 
+/**
+ * escapes(base, len, out): every offset p < len with escNext[input[p + 1]] & (the bit of input[p])
+ * set, in order (input[len] is 0). Sixteen bytes per step: three SIMD compares find the
+ * escape-starting bytes (on random bytes one in 85, on text mostly none), a bit mask walks them.
+ */
+function escapesBody(t: RunTables): number[] {
+  const E = { base: 0, len: 1, out: 2, i: 3, o: 4, m: 5, p: 6, v: 7 };
+  const c = (n: number): number[] => [op.const, ...sleb(n | 0)];
+  const get = (l: number): number[] => [op.get, l];
+  const set = (l: number): number[] => [op.set, l];
+  const eqByte = (b: number): number[] => [...get(E.base), ...get(E.i), op.add, SIMD, 0x00, 0, 0, SIMD, 0x0c, ...new Array<number>(16).fill(b), SIMD, 0x23];
+  const first = new Uint8Array(256);
+  t.escBytes.forEach((b, k) => (first[b] = 1 << k));
+  return [
+    ...get(E.out),
+    ...set(E.o),
+    ...c(0),
+    ...set(E.i),
+    op.block,
+    VOID,
+    op.loop,
+    VOID,
+    ...get(E.i),
+    ...get(E.len),
+    op.geS,
+    op.brIf,
+    1,
+    // m = the lanes holding one of the three bytes
+    ...eqByte(t.escBytes[0]),
+    ...eqByte(t.escBytes[1]),
+    SIMD,
+    0x50,
+    ...eqByte(t.escBytes[2]),
+    SIMD,
+    0x50,
+    SIMD,
+    0x64,
+    ...set(E.m),
+    // past the input's end: lanes ≥ len − i are not the input's
+    ...get(E.len),
+    ...get(E.i),
+    op.sub,
+    ...c(16),
+    op.ltS,
+    op.if,
+    VOID,
+    ...get(E.m),
+    ...c(1),
+    ...get(E.len),
+    ...get(E.i),
+    op.sub,
+    op.shl,
+    ...c(1),
+    op.sub,
+    op.and,
+    ...set(E.m),
+    op.end,
+    op.block,
+    VOID,
+    op.loop,
+    VOID,
+    ...get(E.m),
+    op.eqz,
+    op.brIf,
+    1,
+    // p = i + the lowest set lane; v = input[p] | input[p + 1] << 8
+    ...get(E.i),
+    ...get(E.m),
+    op.ctz,
+    op.add,
+    op.tee,
+    E.p,
+    ...get(E.base),
+    op.add,
+    op.load16,
+    0,
+    0,
+    op.tee,
+    E.v,
+    ...c(0xff),
+    op.and,
+    op.load8,
+    0,
+    ...uleb(ESC_FIRST),
+    ...get(E.v),
+    ...c(8),
+    op.shrU,
+    op.load8,
+    0,
+    ...uleb(ESC_NEXT),
+    op.and,
+    op.if,
+    VOID,
+    ...get(E.o),
+    ...get(E.p),
+    op.store,
+    2,
+    0,
+    ...get(E.o),
+    ...c(4),
+    op.add,
+    ...set(E.o),
+    op.end,
+    ...get(E.m),
+    ...get(E.m),
+    ...c(1),
+    op.sub,
+    op.and,
+    ...set(E.m),
+    op.br,
+    0,
+    op.end,
+    op.end,
+    ...get(E.i),
+    ...c(16),
+    op.add,
+    ...set(E.i),
+    op.br,
+    0,
+    op.end,
+    op.end,
+    ...get(E.o),
+    ...get(E.out),
+    op.sub,
+    ...c(2),
+    op.shrU,
+    op.end,
+  ];
+}
+
 class LongRuns {
   private readonly u8: Uint8Array;
   private readonly i32: Int32Array;
   private readonly run: (base: number, len: number, min: number, out: number) => number;
+  private readonly esc: (base: number, len: number, out: number) => number;
 
-  constructor(table: Uint8Array, classes: Uint8Array) {
-    const w = api;
-    if (!w) throw new Error('no WebAssembly');
-    const m = new w.Module(moduleOf('runs', [I32, I32, I32, I32], [6, I32], body()));
-    // The input, then its runs: at most one per (min + 1) bytes, 12 bytes each (min ≥ 8).
+  constructor(t: RunTables, w: WasmApi) {
+    const m = new w.Module(
+      moduleOf({ name: 'runs', params: [I32, I32, I32, I32], locals: 6, body: body() }, { name: 'escapes', params: [I32, I32, I32], locals: 5, body: escapesBody(t) }),
+    );
+    // The input (and 16 bytes past it), then what was found: runs, at most one per (min + 1)
+    // bytes, 12 bytes each (min ≥ 8); escapes, at most one per 2 bytes, 4 bytes each.
     const mem: WasmMemory = new w.Memory({ initial: Math.ceil((BASE + 3 * MAX_INPUT + 4096) / PAGE) });
-    this.run = new w.Instance(m, { m: { mem } }).exports.runs as (base: number, len: number, min: number, out: number) => number;
+    const x = new w.Instance(m, { m: { mem } }).exports;
+    this.run = x.runs as (base: number, len: number, min: number, out: number) => number;
+    this.esc = x.escapes as (base: number, len: number, out: number) => number;
     this.u8 = new Uint8Array(mem.buffer);
     this.i32 = new Int32Array(mem.buffer);
-    this.u8.set(table.subarray(0, 256), TABLE);
-    this.u8.set(classes.subarray(0, 256), CLASS);
+    this.u8.set(t.alphabet.subarray(0, 256), TABLE);
+    this.u8.set(t.classes.subarray(0, 256), CLASS);
+    t.escBytes.forEach((b, k) => (this.u8[ESC_FIRST + b] = 1 << k));
+    this.u8.set(t.escNext.subarray(0, 256), ESC_NEXT);
+  }
+
+  /** The offsets p in [from, buf.length) where an escape may start (escNext, see RunTables), in
+   * order: returns their count; they are `list[at …]` as offsets from `from`, until the next call. */
+  escapes(buf: Buffer, from: number): number {
+    const len = buf.length - from;
+    if (len > MAX_INPUT) throw new RangeError('escapes: input too long');
+    this.u8.set(buf.subarray(from), BASE);
+    this.u8[BASE + len] = 0; // the byte after the last one: none
+    const out = (BASE + len + 16 + 15) & ~15;
+    this.at = out >>> 2;
+    return this.esc(BASE, len, out);
+  }
+
+  /** Where the last `escapes` call's offsets start in `list`. */
+  at = 0;
+
+  get list(): Int32Array {
+    return this.i32;
   }
 
   /** Calls found(start, end, bits) for every maximal run of ≥ min alphabet bytes in [from, end)
@@ -207,10 +373,15 @@ class LongRuns {
 
 let shared: LongRuns | null | undefined;
 
-/** The process's instance for `table`'s alphabet and `classes`' bits, or null where WebAssembly is
- * missing. Both are fixed (decoded.ts's B64, patterns.ts's CHECK_CLASS): the first caller's are
- * the ones used. */
-export function longRuns(table: Uint8Array, classes: Uint8Array): LongRuns | null {
-  if (shared === undefined) shared = api ? new LongRuns(table, classes) : null;
+/** The process's instance for the tables, or null where WebAssembly (or its SIMD) is missing. The
+ * tables are fixed (decoded.ts, patterns.ts): the first caller's are the ones used. */
+export function longRuns(t: RunTables): LongRuns | null {
+  if (shared === undefined) {
+    try {
+      shared = api ? new LongRuns(t, api) : null;
+    } catch {
+      shared = null; // a runtime without SIMD rejects the module: the JavaScript loops stay
+    }
+  }
   return shared;
 }

@@ -165,7 +165,7 @@ function scanBody(t: PrefilterTables): number[] {
 
 function moduleBytes(t: PrefilterTables): Uint8Array {
   // 8 locals beyond the 3 parameters
-  return moduleOf('scan', [I32, I32, I32], [8, I32], scanBody(t));
+  return moduleOf({ name: 'scan', params: [I32, I32, I32], locals: 8, body: scanBody(t) });
 }
 
 const modules = new Map<string, object>();

@@ -1,5 +1,5 @@
 /**
- * A minimal WebAssembly encoder: enough to emit one exported i32 function over an imported
+ * A minimal WebAssembly encoder: enough to emit exported i32 functions over an imported
  * memory (prefilter-wasm.ts, long-runs-wasm.ts). The scrubber's hot loops are written as
  * instruction lists in those files and assembled here at load, so the repository holds no binary
  * and needs no toolchain. Encoding: the WebAssembly core specification, "Binary Format".
@@ -16,6 +16,9 @@ export interface WasmApi {
 export const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 export const I32 = 0x7f;
+export const V128 = 0x7b;
+/** The SIMD instructions' prefix byte (each is followed by its number, LEB128). */
+export const SIMD = 0xfd;
 export const op = {
   block: 0x02,
   loop: 0x03,
@@ -42,6 +45,8 @@ export const op = {
   or: 0x72,
   shl: 0x74,
   shrU: 0x76,
+  ctz: 0x68,
+  ltU: 0x49,
   divU: 0x6e,
 } as const;
 export const VOID = 0x40;
@@ -74,15 +79,33 @@ const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'lat
 const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
 const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
 
-/** A module importing memory `m.mem` and exporting one function `fn(params…) → i32`. */
-export function moduleOf(fn: string, params: number[], locals: [number, number], body: number[]): Uint8Array {
-  const code = [...vec([locals]), ...body];
+/** One exported function `name(params…) → i32`: its parameter types, extra i32 locals, code. */
+export interface WasmFunction {
+  name: string;
+  params: number[];
+  locals: number;
+  /** v128 locals, after the i32 ones. */
+  vectors?: number;
+  body: number[];
+}
+
+/** A module importing memory `m.mem` and exporting the functions (one type each). */
+export function moduleOf(...fns: WasmFunction[]): Uint8Array {
   return Uint8Array.from([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([[0x60, ...vec(params.map((p) => [p])), ...vec([[I32]])]])),
+    ...section(1, vec(fns.map((f) => [0x60, ...vec(f.params.map((p) => [p])), ...vec([[I32]])]))),
     ...section(2, vec([[...name('m'), ...name('mem'), 0x02, 0x00, 0x01]])), // memory import, min 1 page
-    ...section(3, vec([[0]])),
-    ...section(7, vec([[...name(fn), 0x00, 0]])),
-    ...section(10, vec([[...uleb(code.length), ...code]])),
+    ...section(3, vec(fns.map((_, i) => uleb(i)))),
+    ...section(7, vec(fns.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
+    ...section(
+      10,
+      vec(
+        fns.map((f) => {
+          const decl = [[...uleb(f.locals), I32], ...(f.vectors ? [[...uleb(f.vectors), V128]] : [])];
+          const code = [...vec(decl), ...f.body];
+          return [...uleb(code.length), ...code];
+        }),
+      ),
+    ),
   ]);
 }

@@ -209,3 +209,52 @@ test('the matcher finds the same on both long-run loops (the WebAssembly one ski
   }
   assert.ok(aws > 100, `aws-shaped runs were found (${aws})`);
 });
+
+test('escaped runs: the WebAssembly search for escape starts finds what the indexOf loop finds (dense escapes, binary, secrets escaped)', () => {
+  const r = rng(13);
+  const value = 'fake/Secret+Value=0123456789';
+  const m = new Matcher([{ name: 'tok', value, replacement: 'H' }], compilePatterns(BUILTIN_PATTERNS), 1024);
+  const escaped = (v: string): string =>
+    [...v]
+      .map((ch) => {
+        const x = r();
+        const code = ch.charCodeAt(0);
+        if (x < 0.3) return `%${code.toString(16).padStart(2, '0')}`;
+        if (x < 0.45) return `&#${code};`;
+        if (x < 0.55) return `&#x${code.toString(16).toUpperCase()}`;
+        if (x < 0.65) return `\\u${code.toString(16).padStart(4, '0')}`;
+        return ch;
+      })
+      .join('');
+  let secrets = 0;
+  for (let round = 0; round < 80; round++) {
+    const parts: Buffer[] = [];
+    let n = 0;
+    while (n < 1024 + 4000) {
+      const x = r();
+      // Each escape kind alone too: JSON's `\/` only, `\u` only, percent only, references only.
+      const only = [value.replace('/', '\\/'), value.replace('S', '\\u0053'), value.replace('/', '%2F'), value.replace('+', '&#43;')];
+      const p =
+        x < 0.03
+          ? Buffer.from(` ${escaped(value)} `, 'latin1')
+          : x < 0.06
+            ? Buffer.from(` "${only[Math.floor(r() * 4)] ?? value}" `, 'latin1')
+            : x < 0.3
+              ? Buffer.from(['%4', '%zz', '&amp;', '&#', '&x', '\\u00', '\\/', '%', '&', '\\'][Math.floor(r() * 10)] ?? '%', 'latin1')
+              : round % 2 === 0
+                ? Buffer.from(Array.from({ length: 1 + Math.floor(r() * 30) }, () => Math.floor(r() * 256)))
+                : Buffer.from(' ab"c:d<e,'.slice(0, 1 + Math.floor(r() * 9)), 'latin1');
+      parts.push(p);
+      n += p.length;
+    }
+    const buf = Buffer.concat(parts);
+    for (const from of [0, 1, Math.floor(r() * 500)]) {
+      setWasmRuns(false);
+      const js = m.find(buf, from);
+      setWasmRuns(true);
+      assert.deepEqual(m.find(buf, from), js, `round ${round} from ${from}`);
+      secrets += js.filter((c) => c.redaction.kind === 'secret').length;
+    }
+  }
+  assert.ok(secrets > 100, `escaped secrets were found (${secrets})`);
+});
