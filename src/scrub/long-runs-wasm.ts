@@ -9,14 +9,13 @@
  * alphabet table, one input of at most MAX_INPUT bytes and the runs found in it. Longer inputs
  * stay on the JavaScript loop (decoded.ts decides).
  */
-import { I32, SIMD, VOID, api, moduleOf, op, sleb, uleb, type WasmApi, type WasmMemory } from './wasm-encode.js';
+import { ESC_FIRST, ESC_NEXT, escapesBody } from './escapes-wasm.js';
+import { I32, VOID, api, moduleOf, op, sleb, uleb, type WasmApi, type WasmMemory } from './wasm-encode.js';
 
 /** Inputs longer than this use the JavaScript loops (memory stays bounded). */
 export const MAX_INPUT = 512 * 1024;
 const TABLE = 0; // 256 bytes: 1 for a byte of the alphabet
 const CLASS = 256; // 256 bytes: the caller's class bits per byte, ORed over each run
-const ESC_FIRST = 512; // 256 bytes: a bit per escape-starting byte (decoded.ts)
-const ESC_NEXT = 768; // 256 bytes: the bits of the starting bytes this byte may follow in an escape
 const BASE = 1024;
 const PAGE = 65536;
 
@@ -182,136 +181,6 @@ function body(): number[] {
   ];
 }
 
-/**
- * escapes(base, len, out): every offset p < len with escNext[input[p + 1]] & (the bit of input[p])
- * set, in order (input[len] is 0). Sixteen bytes per step: three SIMD compares find the
- * escape-starting bytes (on random bytes one in 85, on text mostly none), a bit mask walks them.
- */
-function escapesBody(t: RunTables): number[] {
-  const E = { base: 0, len: 1, out: 2, i: 3, o: 4, m: 5, p: 6, v: 7 };
-  const c = (n: number): number[] => [op.const, ...sleb(n | 0)];
-  const get = (l: number): number[] => [op.get, l];
-  const set = (l: number): number[] => [op.set, l];
-  const eqByte = (b: number): number[] => [...get(E.base), ...get(E.i), op.add, SIMD, 0x00, 0, 0, SIMD, 0x0c, ...new Array<number>(16).fill(b), SIMD, 0x23];
-  const first = new Uint8Array(256);
-  t.escBytes.forEach((b, k) => (first[b] = 1 << k));
-  return [
-    ...get(E.out),
-    ...set(E.o),
-    ...c(0),
-    ...set(E.i),
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    ...get(E.i),
-    ...get(E.len),
-    op.geS,
-    op.brIf,
-    1,
-    // m = the lanes holding one of the three bytes
-    ...eqByte(t.escBytes[0]),
-    ...eqByte(t.escBytes[1]),
-    SIMD,
-    0x50,
-    ...eqByte(t.escBytes[2]),
-    SIMD,
-    0x50,
-    SIMD,
-    0x64,
-    ...set(E.m),
-    // past the input's end: lanes ≥ len − i are not the input's
-    ...get(E.len),
-    ...get(E.i),
-    op.sub,
-    ...c(16),
-    op.ltS,
-    op.if,
-    VOID,
-    ...get(E.m),
-    ...c(1),
-    ...get(E.len),
-    ...get(E.i),
-    op.sub,
-    op.shl,
-    ...c(1),
-    op.sub,
-    op.and,
-    ...set(E.m),
-    op.end,
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    ...get(E.m),
-    op.eqz,
-    op.brIf,
-    1,
-    // p = i + the lowest set lane; v = input[p] | input[p + 1] << 8
-    ...get(E.i),
-    ...get(E.m),
-    op.ctz,
-    op.add,
-    op.tee,
-    E.p,
-    ...get(E.base),
-    op.add,
-    op.load16,
-    0,
-    0,
-    op.tee,
-    E.v,
-    ...c(0xff),
-    op.and,
-    op.load8,
-    0,
-    ...uleb(ESC_FIRST),
-    ...get(E.v),
-    ...c(8),
-    op.shrU,
-    op.load8,
-    0,
-    ...uleb(ESC_NEXT),
-    op.and,
-    op.if,
-    VOID,
-    ...get(E.o),
-    ...get(E.p),
-    op.store,
-    2,
-    0,
-    ...get(E.o),
-    ...c(4),
-    op.add,
-    ...set(E.o),
-    op.end,
-    ...get(E.m),
-    ...get(E.m),
-    ...c(1),
-    op.sub,
-    op.and,
-    ...set(E.m),
-    op.br,
-    0,
-    op.end,
-    op.end,
-    ...get(E.i),
-    ...c(16),
-    op.add,
-    ...set(E.i),
-    op.br,
-    0,
-    op.end,
-    op.end,
-    ...get(E.o),
-    ...get(E.out),
-    op.sub,
-    ...c(2),
-    op.shrU,
-    op.end,
-  ];
-}
-
 class LongRuns {
   private readonly u8: Uint8Array;
   private readonly i32: Int32Array;
@@ -320,7 +189,7 @@ class LongRuns {
 
   constructor(t: RunTables, w: WasmApi) {
     const m = new w.Module(
-      moduleOf({ name: 'runs', params: [I32, I32, I32, I32], locals: 6, body: body() }, { name: 'escapes', params: [I32, I32, I32], locals: 5, body: escapesBody(t) }),
+      moduleOf({ name: 'runs', params: [I32, I32, I32, I32], locals: 6, body: body() }, { name: 'escapes', params: [I32, I32, I32], locals: 5, body: escapesBody(t.escBytes) }),
     );
     // The input (and 16 bytes past it), then what was found: runs, at most one per (min + 1)
     // bytes, 12 bytes each (min ≥ 8); escapes, at most one per 2 bytes, 4 bytes each.
