@@ -22,6 +22,8 @@ type HeaderValue = string | string[] | undefined;
 
 /** A field's comma-separated list over all its lines: trimmed, lower-cased, empty items dropped. */
 export function fieldList(v: HeaderValue): string[] {
+  // Most responses have neither field: no four intermediate arrays for nothing.
+  if (v === undefined) return [];
   return (Array.isArray(v) ? v : v === undefined ? [] : [v])
     .flatMap((line) => line.split(','))
     .map((t) => t.trim().toLowerCase())

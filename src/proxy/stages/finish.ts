@@ -12,8 +12,11 @@ import { outcomeOf } from '../record.js';
 export function finishExchange(x: Exchange, rt: Runtime): void {
   const durationMs = Number(process.hrtime.bigint() - x.started) / 1e6;
   const out = outcomeOf(x.error);
-  const fps: Record<string, string> = {};
-  for (const i of x.injections) fps[i.secret] = fingerprint(rt.ring, i.value.reveal());
+  let fps: Record<string, string> | undefined;
+  if (x.injections.length > 0) {
+    fps = {};
+    for (const i of x.injections) fps[i.secret] = fingerprint(rt.ring, i.value.reveal());
+  }
   rt.audit.write({
     time: x.time.toISOString(),
     event: 'request',
@@ -32,7 +35,7 @@ export function finishExchange(x: Exchange, rt: Runtime): void {
     bytes_out: x.bytesOut,
     duration_ms: Math.round(durationMs * 10) / 10,
     secrets: x.injections.length ? [...new Set(x.injections.map((i) => i.secret))] : undefined,
-    fingerprints: x.injections.length ? fps : undefined,
+    fingerprints: fps,
     redactions: x.redactions || undefined,
     alert: x.alert?.code,
     alert_secret: x.alert?.secret,

@@ -29,6 +29,13 @@ function connectionTokens(pairs: Array<[string, string]>): Set<string> {
   return out;
 }
 
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+function hasField(raw: readonly string[], lower: string): boolean {
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === lower) return true;
+  return false;
+}
+
 export function pairsFromRaw(raw: string[]): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i] ?? '', raw[i + 1] ?? '']);
@@ -47,10 +54,12 @@ export function hostHeader(host: string, port: number, scheme: 'http' | 'https')
  * only for zstd or compress does not leave the upstream free to pick one (RFC 9110 §12.5.3).
  */
 export function upstreamRequestHeaders(raw: string[], host: string, port: number, scheme: 'http' | 'https'): Array<[string, string]> {
-  const pairs = pairsFromRaw(raw);
-  const named = connectionTokens(pairs);
+  // Straight from the raw list: the pairs and the token set are built only when a Connection header names fields.
+  const named = hasField(raw, 'connection') ? connectionTokens(pairsFromRaw(raw)) : NO_TOKENS;
   const out: Array<[string, string]> = [['host', hostHeader(host, port, scheme)]];
-  for (const [k, v] of pairs) {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i] as string;
+    const v = raw[i + 1] as string;
     const lk = k.toLowerCase();
     if (HOP_BY_HOP.has(lk) || named.has(lk) || lk === 'content-length') continue;
     if (lk === 'accept-encoding') {
@@ -68,11 +77,19 @@ export function upstreamRequestHeaders(raw: string[], host: string, port: number
 
 /** Response headers for the client: hop-by-hop and framing removed (Node re-frames). */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>, keepLength: boolean): Array<[string, string]> {
-  const named = new Set<string>();
   const conn = headers.connection;
-  for (const v of Array.isArray(conn) ? conn : conn ? [conn] : []) v.split(',').forEach((t) => named.add(t.trim().toLowerCase()));
+  let named: ReadonlySet<string> = NO_TOKENS;
+  if (conn !== undefined) {
+    const tokens = new Set<string>();
+    for (const v of Array.isArray(conn) ? conn : [conn]) v.split(',').forEach((t) => tokens.add(t.trim().toLowerCase()));
+    named = tokens;
+  }
   const out: Array<[string, string]> = [];
-  for (const [k, v] of Object.entries(headers)) {
+  // for-in over undici's plain header object: no entries array per response. Own fields only,
+  // as Object.entries gave (a field named __proto__ must not bring another object's keys in).
+  for (const k in headers) {
+    if (!Object.hasOwn(headers, k)) continue;
+    const v = headers[k];
     if (v === undefined) continue;
     const lk = k.toLowerCase();
     if (HOP_BY_HOP.has(lk) || named.has(lk)) continue;

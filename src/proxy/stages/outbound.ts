@@ -58,21 +58,21 @@ function percentDecode(s: string): string {
   return s.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
 }
 
+function found(onFind: (f: OutboundFind) => void, where: string, secret: string): never {
+  const f = { secret, where };
+  onFind(f);
+  throw refusal(f);
+}
+
 /** Target and headers as received; throws `secret_in_request` with the find recorded by `onFind`. */
 export function checkHead(known: Scrubber, url: string, rawHeaders: readonly string[], onFind: (f: OutboundFind) => void): void {
   if (known.empty) return;
-  const check = (where: string, text: string): void => {
-    const secret = findSecret(known, text);
-    if (secret === null) return;
-    const f = { secret, where };
-    onFind(f);
-    throw refusal(f);
-  };
   // The scrubber's percent forms escape every reserved byte; an agent may also escape letters
   // (`%66ake…`) or mix: the target is checked decoded too, up to three layers (`%2566…`).
   let target = url;
   for (let i = 0; i < 4; i++) {
-    check('the request target', target);
+    const secret = findSecret(known, target);
+    if (secret !== null) found(onFind, 'the request target', secret);
     const next = percentDecode(target);
     if (next === target) break;
     target = next;
@@ -80,7 +80,9 @@ export function checkHead(known: Scrubber, url: string, rawHeaders: readonly str
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? '';
     if (name.toLowerCase() === 'proxy-authorization') continue;
-    check(`the request header ${name.replace(/[^\x21-\x7e]/g, '?').slice(0, 60)}`, `${name}: ${rawHeaders[i + 1] ?? ''}`);
+    const secret = findSecret(known, `${name}: ${rawHeaders[i + 1] ?? ''}`);
+    // The header's description (a replace and a slice) is made for a find only, not for every clean line.
+    if (secret !== null) found(onFind, `the request header ${name.replace(/[^\x21-\x7e]/g, '?').slice(0, 60)}`, secret);
   }
 }
 

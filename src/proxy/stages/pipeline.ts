@@ -18,9 +18,10 @@ import { toolListFilter } from '../../policy/capability.js';
 import { limitChecks } from '../../policy/ratelimit.js';
 import { asksWebSocket } from '../../policy/request.js';
 import { DEFAULT_TAINT_TTL_MS } from '../../policy/taint.js';
-import type { RequestFacts } from '../../policy/types.js';
 import { injectRequest } from '../../secrets/request.js';
 import type { InjectContext } from '../../secrets/resolve.js';
+import type { Secret } from '../../secrets/secret.js';
+import type { RequestFacts, SecretSource } from '../../policy/types.js';
 import { requestHasBody } from '../../secrets/body.js';
 import { routed, targetUrl, type Exchange, type ResolvedTarget } from './exchange.js';
 import { askOperator } from './ask.js';
@@ -41,14 +42,48 @@ interface Stage {
   run(x: Exchange, rt: Runtime): void | Promise<void>;
 }
 
+/**
+ * The callbacks every exchange of one runtime passes on (they read only the runtime): made once
+ * per runtime, not as closures per request.
+ */
+interface RuntimeHooks {
+  isRevoked: InjectContext['isRevoked'];
+  secretValue: InjectContext['secretValue'];
+  revoke: InjectContext['revoke'];
+  load: (name: string, src: SecretSource) => Secret | null;
+  redaction: (type: string) => void;
+  latency: (scheme: 'http' | 'https', seconds: number) => void;
+}
+
+const hooksByRuntime = new WeakMap<Runtime, RuntimeHooks>();
+// prom-client keeps the labels object of a series' first observation: these never change.
+const SCHEME_LABELS = { http: { scheme: 'http' }, https: { scheme: 'https' } } as const;
+
+function hooksOf(rt: Runtime): RuntimeHooks {
+  let h = hooksByRuntime.get(rt);
+  if (!h) {
+    h = {
+      isRevoked: (id) => rt.shared.isRevoked(id),
+      secretValue: (def) => rt.secretValue(def),
+      revoke: (c) => void rt.shared.revoke(c.id, c.exp).catch(() => rt.log.error('revocation could not be written', { handle_id: c.id })),
+      load: (name, src) => rt.values.load(name, src),
+      redaction: (type) => rt.metrics?.redactions.inc({ type }),
+      latency: (scheme, s) => rt.metrics?.upstreamLatency.observe(SCHEME_LABELS[scheme], s),
+    };
+    hooksByRuntime.set(rt, h);
+  }
+  return h;
+}
+
 /** What resolving a handle of this exchange needs (the inject stage; WebSocket messages too). */
 export function injectContext(x: Exchange, rt: Runtime, agent: string, t: ResolvedTarget): InjectContext {
+  const h = hooksOf(rt);
   return {
     ring: rt.ring,
     policy: x.state.policy,
-    isRevoked: (id) => rt.shared.isRevoked(id),
-    secretValue: (def) => rt.secretValue(def),
-    revoke: (c) => void rt.shared.revoke(c.id, c.exp).catch(() => rt.log.error('revocation could not be written', { handle_id: c.id })),
+    isRevoked: h.isRevoked,
+    secretValue: h.secretValue,
+    revoke: h.revoke,
     agent,
     method: x.req.method ?? 'GET',
     scheme: t.scheme,
@@ -114,8 +149,10 @@ export const STAGES: readonly Stage[] = [
         if (!od.allow)
           throw new TurretError(od.code ?? 'policy_denied', `the request asks the upstream to treat it as ${o.method} (${o.header}); ${od.reason}`, { rule: od.rule?.id });
       }
-      const lim = await rt.shared.take(limitChecks(x.state.policy, facts.agent, d.rule));
-      if (!lim.ok) {
+      // No limit applies (the common case): nothing to take, so no round trip to the shared state.
+      const checks = limitChecks(x.state.policy, facts.agent, d.rule);
+      const lim = checks.length > 0 ? await rt.shared.take(checks) : null;
+      if (lim && !lim.ok) {
         throw new TurretError('rate_limited', `${lim.label} allows ${lim.spec.source}; retry after ${lim.retryAfterS}s`, { rule: d.rule?.id, retryAfterS: lim.retryAfterS });
       }
       if (d.rule?.taints.length) rt.taints.add(session, d.rule.taints, { request: x.id, rule: d.rule.id }, x.state.policy.settings.taintTtlMs ?? DEFAULT_TAINT_TTL_MS);
@@ -135,7 +172,7 @@ export const STAGES: readonly Stage[] = [
         reqHeaders: x.req.headers,
         reqBody: x.req,
         bodyExpected: requestHasBody(x.req.headers),
-        load: (name, src) => rt.values.load(name, src),
+        load: hooksOf(rt).load,
         maxBuffered: rt.limits.maxBufferedBodyBytes,
       });
       await planBodyCheck(x, r.body, known, onFind, rt.limits.maxBufferedBodyBytes);
@@ -155,13 +192,8 @@ export const STAGES: readonly Stage[] = [
       const scrubber = x.state.scrubbers.get(x.injections);
       const inj = x.bodyPlan;
       try {
-        await forward(
-          x,
-          scrubber,
-          (type) => rt.metrics?.redactions.inc({ type }),
-          inj?.body,
-          (scheme, s) => rt.metrics?.upstreamLatency.observe({ scheme }, s),
-        );
+        const hooks = hooksOf(rt);
+        await forward(x, scrubber, hooks.redaction, inj?.body, hooks.latency);
       } catch (e) {
         // The body check aborted the upstream request: whatever undici reports, that is the cause.
         if (x.alert) throw x.outbound?.refusal(x.alert) ?? e;

@@ -49,12 +49,15 @@ export function secretMarker(name: string): string {
 }
 
 const MAX_CACHED = 256;
+const NO_INJECTIONS: readonly Injection[] = [];
 /** How long a loaded set of secret values is trusted before the sources are asked again. */
 export const SECRETS_RECHECK_MS = 250;
 
 interface Snapshot {
   /** Bumped whenever the loaded values differ from the previous load: part of every cache key. */
   gen: number;
+  /** `gen` as the cache key of the scrubber for no injections (made once per load, not per call). */
+  genKey: string;
   known: Secret[];
   values: Map<string, string>;
   /** `version()` when loaded, and when (ms). */
@@ -89,12 +92,14 @@ export class ScrubberCache {
   private snapshot(injections: readonly Injection[]): Snapshot {
     const s = this.snap;
     const t = this.now();
-    if (s && s.version === this.version() && t - s.at < SECRETS_RECHECK_MS && injections.every((i) => s.values.get(i.secret) === i.value.reveal())) return s;
+    if (s && s.version === this.version() && t - s.at < SECRETS_RECHECK_MS && (injections.length === 0 || injections.every((i) => s.values.get(i.secret) === i.value.reveal())))
+      return s;
     const known = this.secrets();
     const values = new Map(known.map((k) => [k.name, k.reveal()]));
     const same = s !== null && s.values.size === values.size && [...values].every(([k, v]) => s.values.get(k) === v);
     if (!same) this.cache.clear();
-    this.snap = { gen: same && s ? s.gen : (s?.gen ?? 0) + 1, known, values, version: this.version(), at: t };
+    const gen = same && s ? s.gen : (s?.gen ?? 0) + 1;
+    this.snap = { gen, genKey: String(gen), known, values, version: this.version(), at: t };
     return this.snap;
   }
 
@@ -105,7 +110,7 @@ export class ScrubberCache {
    * secret a request carries, in any form the scrubber knows. Recompiled when the values change.
    */
   known(): Scrubber {
-    const snap = this.snapshot([]);
+    const snap = this.snapshot(NO_INJECTIONS);
     if (this.detector?.gen !== snap.gen) {
       const known: KnownSecret[] = snap.known.map((k) => ({ name: k.name, value: k.reveal(), replacement: secretMarker(k.name) }));
       this.detector = { gen: snap.gen, scrubber: compileScrubber({ secrets: known, patterns: [] }) };
@@ -114,16 +119,20 @@ export class ScrubberCache {
   }
 
   /** The scrubber for a response to a request that made these injections. */
-  get(injections: readonly Injection[] = []): Scrubber {
+  get(injections: readonly Injection[] = NO_INJECTIONS): Scrubber {
     const snap = this.snapshot(injections);
-    // The key names the replacements only: the values are those of generation `gen`.
-    let key = String(snap.gen);
-    const handleFor = new Map<string, string>();
-    for (const i of injections) handleFor.set(i.secret, i.handle);
-    for (const [name, handle] of handleFor) key += `\0${name}\0${handle}`;
+    // The key names the replacements only: the values are those of generation `gen`. Most
+    // responses follow no injection: their key is the generation's, with no map built per call.
+    let key = snap.genKey;
+    let handleFor: Map<string, string> | null = null;
+    if (injections.length > 0) {
+      handleFor = new Map();
+      for (const i of injections) handleFor.set(i.secret, i.handle);
+      for (const [name, handle] of handleFor) key += `\0${name}\0${handle}`;
+    }
     let s = this.cache.get(key);
     if (!s) {
-      const known: KnownSecret[] = snap.known.map((k) => ({ name: k.name, value: k.reveal(), replacement: handleFor.get(k.name) ?? secretMarker(k.name) }));
+      const known: KnownSecret[] = snap.known.map((k) => ({ name: k.name, value: k.reveal(), replacement: handleFor?.get(k.name) ?? secretMarker(k.name) }));
       s = compileScrubber({ secrets: known, patterns: this.patterns, isHandle: this.isHandle });
       if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, s);
