@@ -205,19 +205,34 @@ export class KeywordIndex<T> {
   }
 
   private makeWasm(): WasmPrefilter | null {
-    return WasmPrefilter.create({ pair: this.pair, quad: this.quad, slot: this.slot, third: this.third, fold: FOLD, mul: QUAD_MUL, shift: 32 - QUAD_BITS }) ?? null;
+    const buckets = new Map<number, Buffer[]>();
+    this.byBigram.forEach(
+      (list, b) =>
+        list &&
+        buckets.set(
+          b,
+          list.map((e) => e.bytes),
+        ),
+    );
+    const singles = this.single.flatMap((list, b) => (list ? [b] : []));
+    const t = { pair: this.pair, quad: this.quad, slot: this.slot, third: this.third, flag: this.flag, start: this.start, lower: LOWER, singles, buckets };
+    return WasmPrefilter.create({ ...t, fold: FOLD, mul: QUAD_MUL, shift: 32 - QUAD_BITS }) ?? null;
   }
 
-  /** `scan` with the filters run in WebAssembly: the same offsets reach `candidates`, in order. */
+  /** `scan` run in WebAssembly up to the exact check: only starts where a keyword matches reach
+   * `at`, in order; `last` comes back so the last starts are checked as in `scan`. */
   private scanWith(w: WasmPrefilter, buf: Buffer, from: number, hit: (pos: number, e: KeywordEntry<T>) => void): void {
     const n = buf.length;
     let last = from - 1;
-    // Segments of SEGMENT positions; each copies the three bytes after it for its last reads.
+    // Segments of SEGMENT positions; each copies the longest keyword's length after it (the
+    // exact check) and the byte before it (a start at p − 1).
     for (let s = from; s + 3 < n; s += SEGMENT) {
-      const count = w.scan(buf, s, Math.min(n, s + SEGMENT + 3));
+      const end = Math.min(n, s + SEGMENT + w.extra);
+      const count = w.scan(buf, s, end, Math.min(SEGMENT, end - s - 3), last - s, s > from);
       const list = w.list;
       const at = w.at;
-      for (let k = 0; k < count; k++) last = this.candidates(buf, s + (list[at + k] as number), last, hit);
+      for (let k = 0; k < count; k++) this.at(buf, s + (list[at + k] as number), hit);
+      last = s + w.last;
     }
     for (let c = Math.max(last + 1, n - 4, from); c < n; c++) this.at(buf, c, hit);
   }

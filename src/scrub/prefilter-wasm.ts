@@ -1,22 +1,22 @@
 /**
- * The keyword index's hot loop (keywords.ts, `scan`) as a WebAssembly function: the same bigram,
- * trigram and 4-gram filters over the same tables, emitting the offsets that pass; what follows
- * (`candidates`, the exact check) stays in JavaScript. The JavaScript loop, tuned over three
+ * The keyword index's hot loop (keywords.ts, `scan` → `candidates` → `at`) in WebAssembly: the
+ * same bigram, trigram and 4-gram filters over the same tables, the same starts behind them, and
+ * an exact check of each start against the keywords of its bigram (ASCII case folded); only the
+ * starts where a keyword matches reach JavaScript's `at`, which reports them as before. The JavaScript loop, tuned over three
  * rounds, ran at ~1.3 ns per byte (bounds checks and tagged arithmetic on every load); this one
  * needs no check per byte (its memory is its own) and was the largest share of the scrubber's
  * time (docs/benchmarks.md, "Scrubber throughput → Fourth round").
  *
  * The module is emitted here, byte by byte, from the instructions below (no binary in the
- * repository, no toolchain): one function `scan(base, len, out) → count`. The input is copied
- * into the instance's memory behind the tables; every even offset p (from 0) with p + 3 < len
- * whose four bytes pass the filters is stored as an i32 at `out`, in order.
+ * repository, no toolchain; the instructions are in prefilter-wasm-code.ts). The input is copied
+ * into the instance's memory behind the tables and the keywords; the starts found are stored as
+ * i32 offsets, in order.
  */
 
-/** Table offsets in the instance's memory (constants of the emitted code). */
-const PAIR = 0; // 8 KiB bit set over raw bigrams
-const QUAD = 8192; // 32 KiB hashed 4-gram bit set
-const SLOT = QUAD + 32768; // 65536 × u16: the bigram's slot in THIRD
-const THIRD = SLOT + 131072; // 64 bytes per slot: trigram bits, then short-keyword bits
+import { checkBody } from './prefilter-wasm-check.js';
+import { BIDX, FLAG, LOWER, PAIR, QUAD, SINGLE, SLOT, START, THIRD, RET, scanBody } from './prefilter-wasm-code.js';
+import { I32, api, moduleOf, type WasmApi, type WasmMemory } from './wasm-encode.js';
+
 const PAGE = 65536;
 /** Positions per call at most (even): longer inputs are scanned in segments of this size. */
 export const SEGMENT = 128 * 1024;
@@ -27,198 +27,122 @@ export interface PrefilterTables {
   quad: Uint8Array;
   slot: Uint16Array;
   third: Uint8Array;
+  flag: Uint8Array;
+  start: Uint8Array;
+  lower: Uint8Array;
+  /** Lower-case bytes that are one-byte keywords. */
+  singles: number[];
+  /** Keywords of ≥ 2 bytes (lower case) by their lower-case first two bytes (`b0 << 8 | b1`). */
+  buckets: Map<number, Buffer[]>;
   /** ORed into the four bytes before the 4-gram hash, and the hash's multiplier and shift. */
   fold: number;
   mul: number;
   shift: number;
 }
 
-import { I32, VOID, api, moduleOf, op, sleb, uleb, type WasmApi, type WasmMemory } from './wasm-encode.js';
-
-/** Locals: the three parameters, then the rest. */
-const L = { base: 0, len: 1, out: 2, p: 3, v: 4, b: 5, o: 6, lim: 7, ti: 8, sh: 9, h: 10 };
-
-function scanBody(t: PrefilterTables): number[] {
-  const c = (n: number): number[] => [op.const, ...sleb(n | 0)];
-  const get = (l: number): number[] => [op.get, l];
-  const set = (l: number): number[] => [op.set, l];
-  /** load8_u at (address on the stack) + offset, then `>> shift & 1` with the shift in local sh. */
-  const bitAt = (offset: number): number[] => [op.load8, 0, ...uleb(offset), ...get(L.sh), op.shrU, ...c(1), op.and];
-  return [
-    ...get(L.out),
-    ...set(L.o),
-    ...get(L.len),
-    ...c(3),
-    op.sub,
-    ...set(L.lim),
-    ...c(0),
-    ...set(L.p),
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    // while (p < len − 3)
-    ...get(L.p),
-    ...get(L.lim),
-    op.geS,
-    op.brIf,
-    1,
-    // v = the four bytes at p; b = its first two (little-endian)
-    ...get(L.base),
-    ...get(L.p),
-    op.add,
-    op.load,
-    0,
-    0,
-    op.tee,
-    L.v,
-    ...c(0xffff),
-    op.and,
-    op.tee,
-    L.b,
-    ...c(7),
-    op.and,
-    ...set(L.sh),
-    ...get(L.b),
-    ...c(3),
-    op.shrU,
-    ...bitAt(PAIR),
-    op.if,
-    VOID,
-    // ti = slot[b] << 6 | third byte >> 3; sh = third byte & 7
-    ...get(L.b),
-    ...c(1),
-    op.shl,
-    op.load16,
-    1,
-    ...uleb(SLOT),
-    ...c(6),
-    op.shl,
-    ...get(L.v),
-    ...c(19),
-    op.shrU,
-    ...c(31),
-    op.and,
-    op.or,
-    ...set(L.ti),
-    ...get(L.v),
-    ...c(16),
-    op.shrU,
-    ...c(7),
-    op.and,
-    ...set(L.sh),
-    ...get(L.ti),
-    ...bitAt(THIRD),
-    op.if,
-    VOID,
-    // a short-keyword trigram, or the 4-gram filter (h in sh's place for its bit)
-    ...get(L.ti),
-    ...bitAt(THIRD + 32),
-    ...get(L.v),
-    ...c(t.fold),
-    op.or,
-    ...c(t.mul),
-    op.mul,
-    ...c(t.shift),
-    op.shrU,
-    op.tee,
-    L.h,
-    ...c(7),
-    op.and,
-    ...set(L.sh),
-    ...get(L.h),
-    ...c(3),
-    op.shrU,
-    ...bitAt(QUAD),
-    op.or,
-    op.if,
-    VOID,
-    ...get(L.o),
-    ...get(L.p),
-    op.store,
-    2,
-    0,
-    ...get(L.o),
-    ...c(4),
-    op.add,
-    ...set(L.o),
-    op.end,
-    op.end,
-    op.end,
-    ...get(L.p),
-    ...c(2),
-    op.add,
-    ...set(L.p),
-    op.br,
-    0,
-    op.end,
-    op.end,
-    // count = (o − out) >> 2
-    ...get(L.o),
-    ...get(L.out),
-    op.sub,
-    ...c(2),
-    op.shrU,
-    op.end,
-  ];
-}
-
-function moduleBytes(t: PrefilterTables): Uint8Array {
-  // 8 locals beyond the 3 parameters
-  return moduleOf({ name: 'scan', params: [I32, I32, I32], locals: 8, body: scanBody(t) });
-}
-
 const modules = new Map<string, object>();
 
-/** One KeywordIndex's filters in WebAssembly; undefined where WebAssembly is not available. */
+function moduleFor(t: PrefilterTables, w: WasmApi): object {
+  const key = `${t.fold},${t.mul},${t.shift}`;
+  let m = modules.get(key);
+  if (!m) {
+    const bytes = moduleOf(
+      { name: 'scan', params: [I32, I32, I32, I32, I32, I32], locals: 9, body: scanBody(t) },
+      { name: 'check', params: [I32, I32, I32, I32, I32], locals: 7, body: checkBody() },
+    );
+    modules.set(key, (m = new w.Module(bytes)));
+  }
+  return m;
+}
+
+/** One KeywordIndex's loop in WebAssembly; undefined where WebAssembly is not available. */
 export class WasmPrefilter {
-  private readonly mem: WasmMemory;
-  private readonly run: (base: number, len: number, out: number) => number;
+  private readonly run: (base: number, len: number, out: number, lim: number, last: number, kw: number) => number;
+  /** Where the keyword buckets start, and the input (one byte of context before it). */
+  private readonly kw: number;
   private readonly base: number;
+  /** Bytes copied past a segment's last start: the longest keyword (and the four-byte read). */
+  readonly extra: number;
   private readonly u8: Uint8Array;
   private readonly i32: Int32Array;
-  /** Where the last scan's offsets start in `list`. */
+  /** Where the last scan's starts begin in `list`. */
   at = 0;
 
   private constructor(t: PrefilterTables, w: WasmApi) {
-    this.base = align(THIRD + t.third.length);
-    const key = `${t.fold},${t.mul},${t.shift}`;
-    let m = modules.get(key);
-    if (!m) modules.set(key, (m = new w.Module(moduleBytes(t))));
-    // Tables, one segment, its offsets (at most one per two bytes, four bytes each).
-    this.mem = new w.Memory({ initial: Math.ceil((align(this.base + SEGMENT + 8) + 2 * SEGMENT + 16) / PAGE) });
-    const inst = new w.Instance(m, { m: { mem: this.mem } });
-    this.run = inst.exports.scan as (base: number, len: number, out: number) => number;
-    this.u8 = new Uint8Array(this.mem.buffer);
-    this.i32 = new Int32Array(this.mem.buffer);
+    let longest = 4;
+    let entries = 0;
+    let bytes = 0;
+    for (const list of t.buckets.values()) {
+      entries += list.length;
+      for (const k of list) {
+        longest = Math.max(longest, k.length);
+        bytes += k.length;
+      }
+    }
+    this.extra = longest;
+    this.kw = align(THIRD + t.third.length);
+    const entryAt = align(this.kw + 4 * (t.buckets.size + 1));
+    let bytesAt = entryAt + 8 * entries;
+    this.base = align(bytesAt + bytes) + 16;
+    // Tables, keywords, one segment (and `extra` bytes past it), its starts (at most one per byte).
+    const mem: WasmMemory = new w.Memory({ initial: Math.ceil((align(this.base + SEGMENT + longest + 16) + 4 * (SEGMENT + 16)) / PAGE) });
+    const inst = new w.Instance(moduleFor(t, w), { m: { mem } });
+    this.run = inst.exports.scan as (base: number, len: number, out: number, lim: number, last: number, kw: number) => number;
+    this.u8 = new Uint8Array(mem.buffer);
+    this.i32 = new Int32Array(mem.buffer);
+    const dv = new DataView(mem.buffer);
     this.u8.set(t.pair, PAIR);
     this.u8.set(t.quad, QUAD);
     this.u8.set(new Uint8Array(t.slot.buffer, t.slot.byteOffset, t.slot.byteLength), SLOT);
+    this.u8.set(t.flag, FLAG);
+    this.u8.set(t.start, START);
+    this.u8.set(t.lower, LOWER);
+    for (const b of t.singles) this.u8[SINGLE + b] = 1;
     this.u8.set(t.third, THIRD);
+    // Buckets: BIDX[bigram] = k (1-based); kw[k − 1] … kw[k] bound its entries (addresses).
+    let k = 0;
+    let e = entryAt;
+    dv.setUint32(this.kw, e, true);
+    for (const [bigram, list] of t.buckets) {
+      k++;
+      dv.setUint16(BIDX + 2 * bigram, k, true);
+      for (const kwBytes of list) {
+        dv.setUint32(e, kwBytes.length, true);
+        dv.setUint32(e + 4, bytesAt, true);
+        this.u8.set(kwBytes, bytesAt);
+        bytesAt += kwBytes.length;
+        e += 8;
+      }
+      dv.setUint32(this.kw + 4 * k, e, true);
+    }
   }
 
   static create(t: PrefilterTables): WasmPrefilter | undefined {
-    if (!api || t.pair.length !== QUAD - PAIR || t.quad.length !== SLOT - QUAD || t.slot.length !== 65536) return undefined;
+    if (!api || t.pair.length !== QUAD - PAIR || t.quad.length !== SLOT - QUAD || t.slot.length !== 65536 || t.buckets.size > 65535) return undefined;
     return new WasmPrefilter(t, api);
   }
 
   /**
-   * The offsets p = from, from + 2, … with p + 3 < end whose bytes pass the filters, as offsets
-   * from `from`, in order: returns their count; they are `list[at …]` until the next call.
-   * `end − from` is at most SEGMENT + 3 (the caller scans longer inputs in segments), so the
-   * memory stays at its first size.
+   * One segment: the starts c (offsets from `from`, in order) where keywords.ts's `candidates`
+   * would call `at` and a keyword matches there, for the even p = 0, 2, … < lim; `last` as in
+   * keywords.ts (offset from `from`), its new value in `last` after. Copies buf[from − 1 (when
+   * `context`), end); `end − from` ≤ SEGMENT + extra, lim ≤ SEGMENT and ≤ end − from − 3.
    */
-  scan(buf: Buffer, from: number, end: number): number {
+  scan(buf: Buffer, from: number, end: number, lim: number, last: number, context: boolean): number {
     const len = end - from;
-    if (len < 4) return 0;
-    if (len > SEGMENT + 3) throw new RangeError('prefilter segment too long');
-    const out = align(this.base + len + 4);
-    this.u8.set(buf.subarray(from, end), this.base);
+    if (len > SEGMENT + this.extra || lim > SEGMENT || lim > len - 3) throw new RangeError('prefilter segment too long');
+    const out = align(this.base + len + 16);
+    this.u8.set(buf.subarray(context ? from - 1 : from, end), context ? this.base - 1 : this.base);
     this.at = out >>> 2;
-    return this.run(this.base, len, out);
+    return this.run(this.base, len, out, lim, last, this.kw);
   }
 
-  /** The last scan's offsets: `list[at … at + count)`. */
+  /** `last` after the last scan (an offset from its `from`). */
+  get last(): number {
+    return this.i32[RET >>> 2] as number;
+  }
+
+  /** The last scan's starts: `list[at … at + count)`. */
   get list(): Int32Array {
     return this.i32;
   }

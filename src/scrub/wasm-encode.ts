@@ -47,6 +47,8 @@ export const op = {
   shrU: 0x76,
   ctz: 0x68,
   ltU: 0x49,
+  ne: 0x47,
+  geU: 0x4f,
   divU: 0x6e,
 } as const;
 export const VOID = 0x40;

@@ -79,7 +79,7 @@ test('the WebAssembly filter finds what the JavaScript loop finds: text and bina
 });
 
 test('the WebAssembly filter: every keyword at every position near the input ends and the segment seams', () => {
-  const kws = ['ghp_', 'sk', 'x', 'akia', 'sk-ant-api03', 'pat', '0|'];
+  const kws = ['ghp_', 'sk', 'x', 'akia', 'sk-ant-api03', 'pat', '0|', 'fake_secret_0123456789_abcdefghijklmnopqrstuv'];
   const ki = new KeywordIndex(new Map(kws.map((k) => [k, [k]])));
   for (const len of [WASM_MIN, WASM_MIN + 1, WASM_MIN + 2, WASM_MIN + 3, SEGMENT + 1, SEGMENT + 2, SEGMENT + 5, 2 * SEGMENT + 3]) {
     const spots = new Set<number>();
