@@ -206,17 +206,21 @@ export class KeywordIndex<T> {
 
   private makeWasm(): WasmPrefilter | null {
     const buckets = new Map<number, Buffer[]>();
-    this.byBigram.forEach(
-      (list, b) =>
-        list &&
+    this.byBigram.forEach((list, b) => {
+      if (list)
         buckets.set(
           b,
           list.map((e) => e.bytes),
-        ),
-    );
+        );
+    });
     const singles = this.single.flatMap((list, b) => (list ? [b] : []));
     const t = { pair: this.pair, quad: this.quad, slot: this.slot, third: this.third, flag: this.flag, start: this.start, lower: LOWER, singles, buckets };
-    return WasmPrefilter.create({ ...t, fold: FOLD, mul: QUAD_MUL, shift: 32 - QUAD_BITS }) ?? null;
+    try {
+      return WasmPrefilter.create({ ...t, fold: FOLD, mul: QUAD_MUL, shift: 32 - QUAD_BITS }) ?? null;
+    } catch {
+      // No memory for an instance (address space, a limit): this index keeps the JavaScript loop.
+      return null;
+    }
   }
 
   /** `scan` run in WebAssembly up to the exact check: only starts where a keyword matches reach

@@ -258,3 +258,24 @@ test('escaped runs: the WebAssembly search for escape starts finds what the inde
   }
   assert.ok(secrets > 100, `escaped secrets were found (${secrets})`);
 });
+
+test('a keyword index whose WebAssembly instance cannot be made keeps the JavaScript loop (same hits)', () => {
+  const wasm = (globalThis as unknown as { WebAssembly: { Memory: unknown } }).WebAssembly;
+  const real = wasm.Memory;
+  const { ki: failing, kws } = builtinIndex();
+  const { ki: working } = builtinIndex();
+  const buf = Buffer.alloc(WASM_MIN + 500, ' ');
+  kws.slice(0, 40).forEach((k, i) => buf.write(k, 10 + i * 30, 'latin1'));
+  wasm.Memory = function (): never {
+    throw new RangeError('WebAssembly.Memory(): could not allocate memory');
+  };
+  let got: string[];
+  try {
+    got = hits(failing, buf, 0, true);
+  } finally {
+    wasm.Memory = real;
+  }
+  assert.deepEqual(got, hits(working, buf, 0, false));
+  assert.ok(got.length >= 40, `the keywords were found (${got.length})`);
+  assert.deepEqual(hits(failing, buf, 0, true), got, 'and keeps it afterwards');
+});
