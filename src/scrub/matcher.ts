@@ -16,6 +16,7 @@ import { checkBits, passesCheck, shannonEntropy } from './patterns.js';
 import { secretNeedles, type SecretForm } from './encodings.js';
 import { B64, DecodedFinder, MIN_WRAPPED_LINE, type DecodedNeedle } from './decoded.js';
 import { KeywordIndex } from './keywords.js';
+import { ByteNeedle } from './byte-needles.js';
 import { findRuns } from './runs.js';
 
 export interface KnownSecret {
@@ -67,7 +68,7 @@ export class Matcher {
   readonly hasUnbounded: boolean;
   private readonly needles = new Map<string, NeedleInfo>();
   /** Needles with non-ASCII bytes: the index folds ASCII case only, so these use indexOf. */
-  private readonly byteNeedles: { bytes: Buffer; info: NeedleInfo }[] = [];
+  private readonly byteNeedles: ByteNeedle<NeedleInfo>[] = [];
   /** Patterns without keywords: run on every window (as a regex, or as a run scan). */
   private readonly always: CompiledPattern[] = [];
   /** Run-scan patterns whose runs lie inside the decoded finder's long base64 runs: scanned
@@ -105,7 +106,7 @@ export class Matcher {
           byKeyword.set(k, [...(byKeyword.get(k) ?? []), new NeedleItem(Buffer.from(n.bytes, 'latin1'), n.caseless === true, info)]);
         } else {
           this.needles.set(n.bytes, info);
-          this.byteNeedles.push({ bytes: Buffer.from(n.bytes, 'latin1'), info });
+          this.byteNeedles.push(new ByteNeedle(Buffer.from(n.bytes, 'latin1'), n.caseless === true, info));
         }
       }
     }
@@ -155,11 +156,7 @@ export class Matcher {
 
   private findAll(buf: Buffer, from: number): Candidate[] {
     const out: Candidate[] = [];
-    for (const { bytes, info } of this.byteNeedles) {
-      for (let i = buf.indexOf(bytes, from); i >= 0; i = buf.indexOf(bytes, i + bytes.length)) {
-        out.push({ start: i, end: i + bytes.length, rStart: i, rEnd: i + bytes.length, ...info });
-      }
-    }
+    for (const n of this.byteNeedles) n.find(buf, from, (s, e) => out.push({ start: s, end: e, rStart: s, rEnd: e, ...n.info }));
     if (from >= buf.length) return out;
     const onRun =
       this.onRuns.length === 0

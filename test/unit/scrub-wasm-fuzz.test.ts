@@ -1,0 +1,143 @@
+/**
+ * Attack review of the WebAssembly keyword loop (prefilter-wasm*.ts): a seeded fuzzer with random
+ * keyword sets (prefixes of each other, one-byte keywords, NUL and DEL, UTF-8 bytes, keywords
+ * longer than the segment's tail) over random haystacks whose lengths sit at WASM_MIN, the
+ * segment seams (SEGMENT) and the WebAssembly page size, compared against the JavaScript loop and
+ * a naive search. A failure prints the seed and the round, so it can be replayed.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { KeywordIndex, WASM_MIN } from '../../src/scrub/keywords.js';
+import { SEGMENT } from '../../src/scrub/prefilter-wasm.js';
+
+function rng(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+const fold = (b: number): number => (b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
+
+/** The keyword bytes exactly as KeywordIndex derives them (lower-cased, then ASCII folded). */
+function kwBytes(k: string): Buffer {
+  const b = Buffer.from(k.toLowerCase(), 'utf8');
+  for (let i = 0; i < b.length; i++) b[i] = fold(b[i] ?? 0);
+  return b;
+}
+
+function naive(buf: Buffer, from: number, kws: readonly Buffer[]): string[] {
+  const out: string[] = [];
+  for (let i = from; i < buf.length; i++) {
+    const c = fold(buf[i] ?? 0);
+    for (const k of kws) {
+      if (k[0] !== c || i + k.length > buf.length) continue;
+      let j = 1;
+      while (j < k.length && fold(buf[i + j] ?? 0) === k[j]) j++;
+      if (j === k.length) out.push(`${i}:${k.toString('latin1')}`);
+    }
+  }
+  return out.sort();
+}
+
+function scan(ki: KeywordIndex<string>, buf: Buffer, from: number, wasm: boolean): string[] {
+  const got: string[] = [];
+  ki.useWasm = wasm;
+  try {
+    ki.scan(buf, from, (pos, e) => got.push(`${pos}:${e.bytes.toString('latin1')}`));
+  } finally {
+    ki.useWasm = true;
+  }
+  return got;
+}
+
+/** Small alphabets so keywords overlap, nest and repeat. */
+const KW_CHARS = ['a', 'A', 'b', 'B', 'z', '_', '-', '0', '9', '\0', '\x7f', '%', '\\', '&', 'é', '€'];
+
+function randomKeywords(r: () => number): string[] {
+  const set = new Set<string>();
+  const n = 1 + Math.floor(r() * 12);
+  const pick = (): string => KW_CHARS[Math.floor(r() * KW_CHARS.length)] ?? 'a';
+  while (set.size < n) {
+    const x = r();
+    const len = x < 0.15 ? 1 : x < 0.3 ? 2 : x < 0.45 ? 3 : x < 0.9 ? 4 + Math.floor(r() * 12) : 40 + Math.floor(r() * 300);
+    let k = '';
+    for (let i = 0; i < len; i++) k += pick();
+    set.add(k);
+    // Its prefixes too (keywords that are prefixes of each other).
+    if (r() < 0.3) for (let p = 1; p < k.length && set.size < n + 4; p += 1 + Math.floor(r() * 3)) set.add(k.slice(0, p));
+  }
+  return [...set];
+}
+
+function haystack(r: () => number, n: number, kws: readonly string[]): Buffer {
+  const buf = Buffer.alloc(n);
+  const mode = Math.floor(r() * 3);
+  const bytes = Buffer.from(KW_CHARS.join(''), 'utf8');
+  for (let i = 0; i < n; i++) buf[i] = mode === 0 ? Math.floor(r() * 256) : mode === 1 ? (bytes[Math.floor(r() * bytes.length)] ?? 0) : r() < 0.5 ? 0x20 : 0x61;
+  // Keywords in random ASCII case at random spots, many near the ends and the seams.
+  const spots = [0, n, SEGMENT, 2 * SEGMENT, 65536, 131072 - 1];
+  for (let j = 0; j < 40; j++) {
+    const k = kws[Math.floor(r() * kws.length)] ?? 'a';
+    const cased = [...k].map((ch) => (r() < 0.5 ? ch.toUpperCase() : ch)).join('');
+    const b = Buffer.from(cased, 'utf8');
+    const base = r() < 0.5 ? (spots[Math.floor(r() * spots.length)] ?? 0) + Math.floor(r() * 16) - b.length : Math.floor(r() * n);
+    if (base >= 0 && base + b.length <= n) b.copy(buf, base);
+  }
+  return buf;
+}
+
+test('fuzz: random keyword sets over random haystacks, WebAssembly = JavaScript = naive (seeded)', () => {
+  const lengths = (r: () => number): number[] => [
+    WASM_MIN + Math.floor(r() * 8),
+    WASM_MIN + Math.floor(r() * 3000),
+    SEGMENT - 8 + Math.floor(r() * 16),
+    SEGMENT + 300 + Math.floor(r() * 8),
+    2 * SEGMENT + Math.floor(r() * 8) - 4,
+  ];
+  let total = 0;
+  for (const seed of [1, 2, 3, 4]) {
+    const r = rng(seed);
+    for (let round = 0; round < 5; round++) {
+      const kws = randomKeywords(r);
+      const ki = new KeywordIndex(new Map(kws.map((k) => [k, [k]])));
+      const lower = [...new Set(kws.map((k) => kwBytes(k).toString('latin1')))].map((s) => Buffer.from(s, 'latin1'));
+      for (const n of lengths(r)) {
+        const buf = haystack(r, n, kws);
+        for (const from of [0, 1, Math.floor(r() * 7)]) {
+          const wasm = scan(ki, buf, from, true);
+          const where = `seed ${seed} round ${round} n ${n} from ${from} keywords ${JSON.stringify(kws)}`;
+          assert.deepEqual(wasm, scan(ki, buf, from, false), `WebAssembly vs JavaScript: ${where}`);
+          assert.deepEqual([...wasm].sort(), naive(buf, from, lower), `naive: ${where}`);
+          total += wasm.length;
+        }
+      }
+    }
+  }
+  assert.ok(total > 20_000, `the haystacks hold keywords (${total})`);
+});
+
+test('every byte value 0..255 around each keyword at the segment seam: WebAssembly = naive', () => {
+  // A keyword ending exactly at the seam and starting exactly at it, with every byte value as
+  // its neighbour (a neighbour that completes another keyword must be reported too).
+  const kws = ['q', 'qz', 'qzq', 'qzqz', 'zqzqz', 'ab\0', '\x7fx', 'é1'];
+  const ki = new KeywordIndex(new Map(kws.map((k) => [k, [k]])));
+  const lower = kws.map(kwBytes);
+  const n = SEGMENT + 64;
+  for (const k of lower) {
+    for (const at of [SEGMENT - k.length, SEGMENT - 1, SEGMENT]) {
+      for (let v = 0; v < 256; v++) {
+        const buf = Buffer.alloc(n, 0x2e);
+        k.copy(buf, at);
+        buf[at - 1] = v;
+        buf[at + k.length] = v;
+        const got = scan(ki, buf, 0, true);
+        // The filler holds no keyword: the naive search around the spot is the whole answer.
+        const lo = at - 16;
+        const want = naive(buf.subarray(lo, at + k.length + 16), 0, lower).map((h) => `${Number(h.slice(0, h.indexOf(':'))) + lo}${h.slice(h.indexOf(':'))}`);
+        assert.deepEqual([...got].sort(), want.sort(), `${k.toString('latin1')} at ${at} next to byte ${v}`);
+      }
+    }
+  }
+});

@@ -1,0 +1,52 @@
+/**
+ * A known secret with non-ASCII characters, its ASCII letters upper- or lower-cased by the
+ * upstream: docs/scrubbing.md promises the raw value "matched ignoring ASCII case". Its UTF-8
+ * form has non-ASCII bytes, so it is not in the keyword index but searched with indexOf
+ * (byte-needles.ts), which was an exact search: `FAKEé€…` for `fakeé€…` passed unscrubbed.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { Matcher } from '../../src/scrub/matcher.js';
+import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
+import { compileScrubber } from '../../src/scrub/scrubber.js';
+
+const flip = (t: string, f: (i: number) => boolean): string =>
+  [...t].map((c, i) => (/[a-z]/i.test(c) && f(i) ? (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()) : c)).join('');
+
+test('a non-ASCII secret in any ASCII case is redacted (one call, long bodies, streamed)', () => {
+  const hex = randomBytes(6).toString('hex');
+  const values = [`fakeé€${hex}`, `Pässwörd_${hex}x`, `${hex}🔑key`, `é${hex}`, `${hex}é`, 'ü'];
+  const s = compileScrubber({ secrets: values.map((value, i) => ({ name: `w${i}`, value, replacement: `[W${i}]` })), patterns: compilePatterns(BUILTIN_PATTERNS) });
+  for (const [i, value] of values.entries()) {
+    for (const spelled of [value, value.replace(/[a-z]+/g, (m) => m.toUpperCase()), flip(value, (k) => k % 2 === 0), flip(value, (k) => k % 3 === 1)]) {
+      for (const pad of [0, 1, 3000]) {
+        const body = Buffer.from(`${'.'.repeat(pad)}"${spelled}"${'.'.repeat(pad)}`, 'utf8');
+        const out = s.scrubBuffer(body).buf.toString('utf8');
+        assert.ok(out.includes(`[W${i}]`) && !out.toLowerCase().includes(value.toLowerCase()), `${JSON.stringify(spelled)} with ${pad} bytes around: ${out.slice(pad, pad + 60)}`);
+        const inc = s.createIncremental();
+        const cut = pad + 3;
+        const streamed = Buffer.concat([inc.write(body.subarray(0, cut)), inc.write(body.subarray(cut)), inc.end()]).toString('utf8');
+        assert.equal(streamed, out, `${JSON.stringify(spelled)} streamed`);
+      }
+    }
+  }
+});
+
+test('the caseless search of a non-ASCII form: every start, from, overlaps and the buffer ends', () => {
+  const value = 'aé';
+  const m = new Matcher([{ name: 'w', value, replacement: 'W' }], [], 1024);
+  const raw = Buffer.from(value, 'utf8');
+  for (const text of ['AéAé', 'aéaé', 'xAé', 'Aéx', 'A', 'é', 'éAé']) {
+    const buf = Buffer.from(text, 'utf8');
+    for (let from = 0; from <= buf.length; from++) {
+      const want: number[] = [];
+      for (let i = from; i + raw.length <= buf.length; i++) if (buf.subarray(i, i + raw.length).every((b, k) => (b >= 0x41 && b <= 0x5a ? b | 0x20 : b) === raw[k])) want.push(i);
+      const got = m
+        .find(buf, from)
+        .filter((c) => c.end - c.start === raw.length)
+        .map((c) => c.start);
+      assert.deepEqual(got, want, `${text} from ${from}`);
+    }
+  }
+});
