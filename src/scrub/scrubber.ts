@@ -7,6 +7,7 @@ import { Matcher } from './matcher.js';
 import type { KnownSecret, Redaction } from './matcher.js';
 import { ScrubEngine } from './engine.js';
 import { BATCH, ScrubTransform } from './stream.js';
+import { scrubFailed } from './failed.js';
 
 export type { KnownSecret, Redaction } from './matcher.js';
 
@@ -68,7 +69,11 @@ export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: 
     const redactions: Redaction[] = [];
     // One final pass: the whole input is visible, so nothing is held or forced.
     const engine = new ScrubEngine(matcher, DEFAULT_MAX_HOLD_BYTES, (r) => redactions.push(r));
-    return { buf: engine.end(buf), redactions };
+    try {
+      return { buf: engine.end(buf), redactions };
+    } catch (e) {
+      throw scrubFailed(e);
+    }
   };
 
   return {

@@ -16,6 +16,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type { ScrubEngine } from './engine.js';
+import { scrubFailed } from './failed.js';
 
 const EMPTY = Buffer.alloc(0);
 /** Input queued before the writer is paused: the largest batch `_writev` sees. Bounded memory. */
@@ -25,10 +26,6 @@ export const BATCH = 64 * 1024;
 
 function toBuffer(c: Buffer | string | undefined): Buffer {
   return typeof c === 'string' ? Buffer.from(c, 'utf8') : (c ?? EMPTY);
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error('scrubber failed');
 }
 
 /** A static callback with the stream as its argument: no closure per stream. */
@@ -101,7 +98,7 @@ export class ScrubTransform extends Transform {
       cb();
     } catch (e) {
       // Fail closed: the proxy aborts the response rather than pass unscrubbed bytes.
-      cb(asError(e));
+      cb(scrubFailed(e));
     }
   }
 
@@ -112,7 +109,7 @@ export class ScrubTransform extends Transform {
     try {
       this.scanQueued();
     } catch (e) {
-      this.destroy(asError(e));
+      this.destroy(scrubFailed(e));
     }
   }
 
@@ -176,7 +173,7 @@ export class ScrubTransform extends Transform {
       const soft = this.engine.flushSoft();
       if (soft.length > 0) this.push(soft);
     } catch (e) {
-      this.destroy(asError(e));
+      this.destroy(scrubFailed(e));
     }
   }
 
@@ -188,7 +185,7 @@ export class ScrubTransform extends Transform {
       if (out.length > 0) this.push(out);
       cb();
     } catch (e) {
-      cb(asError(e));
+      cb(scrubFailed(e));
     }
   }
 

@@ -1,0 +1,214 @@
+/**
+ * The scrubber's WebAssembly loops through the real proxy (dist/), real curl, a local HTTPS
+ * upstream: response bodies built so a secret's spellings sit at the thresholds where the loops
+ * change (1 KiB, the 64 KiB page, the 128 KiB segment seam) and are split across the upstream's
+ * writes (1, 7, 4095, 4096, 65535, 65536 bytes); a small body (one scrubBuffer call); a 512 KiB
+ * MIME body; a non-ASCII secret in another ASCII case. Every output (responses, audit, logs) is
+ * grepped for every secret. A second turret runs with a preload that makes the WebAssembly
+ * keyword loop trap mid-response: the response must fail closed (no unscrubbed byte, one audit
+ * record, the process lives on).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type http from 'node:http';
+import path from 'node:path';
+import { curl } from '../helpers/curl.js';
+import { agentToken, ROOT, startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
+
+const SECRET = `fake_wr_${randomBytes(16).toString('hex')}`;
+const WIDE = `fakeé€${randomBytes(8).toString('hex')}`;
+const SEGMENT = 128 * 1024;
+/** The seam body's last bytes (the filler repeats: this does not). */
+const TAIL = `\n<end ${randomBytes(4).toString('hex')}>\n`;
+const upper = (t: string): string => t.replace(/[a-z]+/g, (m) => m.toUpperCase());
+const lower = (t: string): string => t.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+/** Spellings that must not survive, as latin1 text (compared ignoring ASCII case). */
+const BAD = [SECRET, Buffer.from(WIDE).toString('latin1'), Buffer.from(SECRET).toString('hex'), Buffer.from(SECRET).toString('base64').slice(0, 40)];
+
+function rules(): RuleFile {
+  return {
+    agents: ['agent-a'],
+    secrets: [
+      { name: 'ascii', from: { env: 'TEST_WR_ASCII' }, hosts: ['nowhere.turret.test:*'] },
+      { name: 'wide', from: { env: 'TEST_WR_WIDE' }, hosts: ['nowhere.turret.test:*'] },
+    ],
+    rules: [{ name: 'all', methods: ['read'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK }],
+    local: ['up.turret.test'],
+  };
+}
+
+function filler(n: number): Buffer {
+  const unit = '{"id": 12, "path": "/api/token?scope=repo", "note": "pat sk- akia x"},\n';
+  return Buffer.from(unit.repeat(Math.ceil(n / unit.length)).slice(0, n), 'latin1');
+}
+
+/** ~300 KiB: spellings at 1 KiB, the 64 KiB page, the segment seams, and a wide secret upper-cased. */
+function seamBody(): Buffer {
+  const b = filler(300_000);
+  const put = (at: number, text: string, enc: BufferEncoding = 'latin1'): void => void b.write(text, at, enc);
+  put(1024 - 5, SECRET);
+  put(65536 - 9, Buffer.from(SECRET).toString('hex'));
+  put(SEGMENT - 17, SECRET);
+  put(SEGMENT + 4000, Buffer.from(SECRET).toString('base64'));
+  put(2 * SEGMENT - 3, upper(SECRET));
+  put(200_000, upper(WIDE), 'utf8');
+  put(250_000, WIDE, 'utf8');
+  put(b.length - TAIL.length, TAIL);
+  return b;
+}
+
+/** Writes `body` in pieces of the sizes given, in turn, waiting for the socket between them. */
+async function writeInPieces(res: http.ServerResponse, body: Buffer, sizes: readonly number[]): Promise<void> {
+  let k = 0;
+  for (let i = 0; i < body.length; k++) {
+    const n = sizes[k % sizes.length] ?? 1;
+    if (!res.write(body.subarray(i, i + n))) await new Promise((r) => res.once('drain', r));
+    i += n;
+  }
+  res.end();
+}
+
+function mimeBody(n: number): Buffer {
+  const wrap = (t: string): string => (t.match(/.{1,76}/g) ?? []).join('\r\n');
+  const secret = wrap(Buffer.from(`attachment:${SECRET}:end`).toString('base64'));
+  const text = wrap(randomBytes(Math.ceil(n * 0.75)).toString('base64'));
+  return Buffer.from(`${secret}\r\n${text}`.slice(0, n - secret.length - 2) + `\r\n${secret}`, 'latin1');
+}
+
+describe('the WebAssembly scrub loops through the proxy', () => {
+  let up: Upstream;
+  let t: TurretProc;
+  let trap: TurretProc;
+  const seen: string[] = [];
+  const tokens = new Map<TurretProc, string>();
+  const seam = seamBody();
+
+  const get = async (tp: TurretProc, p: string): Promise<Awaited<ReturnType<typeof curl>>> => {
+    const r = await curl([
+      '-x',
+      `http://127.0.0.1:${tp.port}`,
+      '--proxy-user',
+      `agent-a:${tokens.get(tp) ?? ''}`,
+      '--cacert',
+      path.join(tp.caDir, 'ca.crt'),
+      `https://up.turret.test:${up.port}${p}`,
+    ]);
+    seen.push(r.raw, r.stderr);
+    return r;
+  };
+  const assertClean = (text: string, where: string): void => {
+    for (const bad of BAD) assert.ok(!lower(text).includes(lower(bad)), `${where}: ${bad.slice(0, 12)}… survived`);
+  };
+
+  before(async () => {
+    up = await startUpstream({
+      handler: (req, res) => {
+        const u = new URL(req.url ?? '/', 'https://x');
+        const sizes = (u.searchParams.get('sizes') ?? '65536').split(',').map(Number);
+        switch (u.pathname) {
+          case '/seam':
+            res.writeHead(200, { 'content-type': 'application/json' });
+            return void writeInPieces(res, seam, sizes);
+          case '/small': {
+            const b = filler(3000);
+            b.write(SECRET, 1500, 'latin1');
+            b.write(upper(WIDE), 2500, 'utf8');
+            res.writeHead(200, { 'content-type': 'application/json', 'content-length': b.length });
+            return res.end(b);
+          }
+          case '/mime': {
+            const b = mimeBody(Number(u.searchParams.get('n')));
+            res.writeHead(200, { 'content-type': 'message/rfc822', 'content-length': b.length });
+            return void writeInPieces(res, b, sizes);
+          }
+          default:
+            res.writeHead(200, { 'content-type': 'text/plain' });
+            return res.end('short and clean');
+        }
+      },
+    });
+    const env = { TEST_WR_ASCII: SECRET, TEST_WR_WIDE: WIDE };
+    t = await startTurret({ rules: { 'r.yaml': rules() }, env, args: ['--admin', 'off'] });
+    trap = await startTurret({
+      rules: { 'r.yaml': rules() },
+      env: { ...env, NODE_OPTIONS: `--import ${path.join(ROOT, 'test/fixtures/preload/wasm-trap.mjs')}`, TURRET_TEST_WASM_TRAP_AFTER: '2' },
+      args: ['--admin', 'off'],
+    });
+    for (const tp of [t, trap]) tokens.set(tp, await agentToken(tp, 'agent-a'));
+  });
+
+  after(async () => {
+    await t?.stop();
+    await trap?.stop();
+    await up?.close();
+    for (const tp of [t, trap]) if (tp) seen.push(tp.stdout(), tp.stderr(), tp.auditText());
+    const all = seen.join('\n');
+    for (const bad of BAD) assert.ok(!lower(all).includes(lower(bad)), 'no response, audit record or log line holds a spelling of a secret');
+  });
+
+  it('a streamed body with spellings at the thresholds, split across upstream writes of odd sizes', async () => {
+    for (const sizes of ['1,7,4095,4096,65535', '65536', '4095', '65535,1,65537']) {
+      const r = await get(t, `/seam?sizes=${sizes}`);
+      assert.equal(r.status, 200, r.stderr);
+      assert.equal(r.code, 0, r.stderr);
+      assertClean(r.body, `writes of ${sizes}`);
+      // Each spelling became its marker; the rest arrived whole.
+      assert.equal(r.body.split('[REDACTED:secret:ascii]').length - 1, 5, `writes of ${sizes}: five ascii spellings replaced`);
+      assert.equal(r.body.split('[REDACTED:secret:wide]').length - 1, 2, `writes of ${sizes}: the wide secret, both cases`);
+      assert.ok(r.body.endsWith(TAIL), `writes of ${sizes}: the end arrived`);
+    }
+  });
+
+  it('a small body (one scrubBuffer call on the WebAssembly path) and 512 KiB MIME bodies', async () => {
+    const small = await get(t, '/small');
+    assert.equal(small.status, 200);
+    assertClean(small.body, 'small body');
+    assert.ok(small.body.includes('[REDACTED:secret:ascii]') && small.body.includes('[REDACTED:secret:wide]'));
+    for (const n of [512 * 1024 - 1, 512 * 1024, 512 * 1024 + 1]) {
+      const r = await get(t, `/mime?n=${n}&sizes=65535,4095`);
+      assert.equal(r.code, 0, r.stderr);
+      const joined = r.body.replace(/\r\n/g, '');
+      assert.ok(!joined.includes(Buffer.from(`attachment:${SECRET}:end`).toString('base64').slice(16, 60)), `${n} bytes: the wrapped secret survived`);
+      assert.equal(r.body.split('[REDACTED:secret:ascii]').length - 1, 2, `${n} bytes: both wrapped copies replaced`);
+    }
+    // One audit record per exchange (the writer appends asynchronously: wait for the third).
+    const mime = (): number => t.audit().filter((x) => x.event === 'request' && String(x.path).startsWith('/mime')).length;
+    await until(
+      () => mime() >= 3,
+      () => `mime records: ${mime()}`,
+    );
+    assert.equal(mime(), 3);
+  });
+
+  it('the keyword loop trapping mid-response fails closed: nothing unscrubbed, one audit record each, the proxy lives on', async () => {
+    // The first two WebAssembly calls succeed; every later one traps.
+    const streamed = await get(trap, '/seam?sizes=4095');
+    assert.notEqual(streamed.code, 0, 'the client sees the response cut, not a complete one');
+    assertClean(streamed.raw, 'streamed body, trap');
+    assert.ok(!streamed.raw.includes(TAIL), 'the body did not arrive whole');
+    const small = await get(trap, '/small');
+    assertClean(small.raw, 'small body, trap');
+    assert.notEqual(small.status, 200, `small body, trap: status ${small.status}`);
+    // A body under 1 KiB takes the JavaScript loop: the proxy still serves.
+    const ok = await get(trap, '/clean');
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body, 'short and clean');
+    for (const p of ['/seam', '/small', '/clean']) {
+      const rec = await waitForAudit(trap, (x) => JSON.stringify(x).includes(p));
+      assert.ok(rec, `${p}: audited`);
+    }
+    const audit = trap.audit().map((x) => JSON.stringify(x));
+    for (const p of ['/seam', '/small', '/clean']) assert.equal(audit.filter((x) => x.includes(p)).length, 1, `${p}: exactly one audit record`);
+    // The real cause: the proxy's own scrubber, not the upstream (which answered in full).
+    for (const p of ['/seam', '/small']) {
+      const rec = trap.audit().find((x) => JSON.stringify(x).includes(p));
+      assert.equal(rec?.code, 'internal_error', `${p}: cause ${String(rec?.code)} (${String(rec?.reason)})`);
+      assert.equal(rec?.outcome, 'failed');
+    }
+    assert.equal(small.status, 500, 'the small body: the proxy failed, not the upstream');
+    assert.equal(trap.proc.exitCode, null, 'the proxy is still running');
+  });
+});
