@@ -30,6 +30,7 @@ import { scrubUnlessClean } from '../proxy/clean-strings.js';
 import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
 import { VERSION } from '../core/version.js';
 import { serialReloads } from './reload.js';
+import { tuneHeapGrowth } from './heap.js';
 
 export interface StartOptions extends CommonOptions, OpsOptions {
   listen?: string;
@@ -44,6 +45,8 @@ export interface StartOptions extends CommonOptions, OpsOptions {
 }
 
 export async function startCommand(opts: StartOptions): Promise<void> {
+  // Before any traffic: fewer full collections under streaming load (heap.ts).
+  tuneHeapGrowth();
   const o = lastWins(opts);
   const workers = parseWorkers(o.workers);
   if (workers > 1 && cluster.isPrimary) return startPrimary(o, workers);
