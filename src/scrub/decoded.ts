@@ -148,7 +148,13 @@ export class DecodedFinder<T> {
   private readonly b64: Array<{ bytes: Buffer; info: T }>;
 
   constructor(needles: readonly DecodedNeedle<T>[]) {
-    this.all = needles.map((n) => ({ bytes: Buffer.from(n.caseless ? n.bytes.toLowerCase() : n.bytes, 'latin1'), caseless: n.caseless, info: n.info }));
+    // ASCII case only, like the decoded text it is compared with (`low` in decodeRun): latin1
+    // toLowerCase() also changed UTF-8 lead bytes (0xC3 → 0xE3), so a non-ASCII secret never matched.
+    this.all = needles.map((n) => ({
+      bytes: Buffer.from(n.caseless ? n.bytes.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : n.bytes, 'latin1'),
+      caseless: n.caseless,
+      info: n.info,
+    }));
     this.b64 = needles.filter((n) => n.base64).map((n) => ({ bytes: Buffer.from(n.bytes, 'latin1'), info: n.info }));
     const longest = Math.max(0, ...needles.map((n) => n.bytes.length));
     this.window = Math.min(MAX_WINDOW, longest * MAX_ESCAPE);

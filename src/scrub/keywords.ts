@@ -87,7 +87,8 @@ export class KeywordIndex<T> {
     const tri = new Uint8Array(1 << 21); // (bigram << 8 | third byte), compacted below
     const short = new Uint8Array(1 << 21); // the same layout, for the short-keyword half of `third`
     for (const [k, items] of keywords) {
-      const bytes = Buffer.from(k.toLowerCase(), 'utf8');
+      // ASCII case folded below; other letters stay as written (patterns.ts adds their case variants).
+      const bytes = Buffer.from(k, 'utf8');
       if (bytes.length === 0) continue;
       for (let i = 0; i < bytes.length; i++) bytes[i] = LOWER[bytes[i] ?? 0] ?? 0;
       const e: KeywordEntry<T> = { bytes, items };

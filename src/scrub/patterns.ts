@@ -97,7 +97,7 @@ export function compilePatterns(specs: readonly PatternSpec[]): CompiledPattern[
       secretGroup: spec.secretGroup,
       minEntropy: spec.minEntropy ?? 0,
       check: spec.check,
-      keywords: spec.keywords?.map((k) => k.toLowerCase()),
+      keywords: spec.keywords && keywordSpellings(spec.keywords),
       block,
       run: block ? undefined : runSpecOf(spec.regex, flags),
       source: spec.regex,
@@ -176,4 +176,15 @@ for (let c = 0x30; c <= 0x39; c++) CHECK_CLASS[c] = DIGIT;
 /** The RE2 constructor, for modules that build their own regexes (known-secret needles). */
 export function newRE2(source: string, flags: string): RE2 {
   return new RE2(source, flags);
+}
+
+/**
+ * The keyword index compares ignoring ASCII case only (keywords.ts). A keyword with non-ASCII
+ * letters is kept as written and also in Unicode lower and upper case (`Пароль`, `пароль`,
+ * `ПАРОЛЬ`), each with its ASCII letters lower-cased: lower-casing it with Unicode rules alone
+ * (as before) lost the spelling as written, so `Пароль: …` never reached its regex.
+ */
+function keywordSpellings(keywords: readonly string[]): string[] {
+  const ascii = (k: string): string => k.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  return [...new Set(keywords.flatMap((k) => [k, k.toLowerCase(), k.toUpperCase()].map(ascii)))];
 }

@@ -20,9 +20,9 @@ function rng(seed: number): () => number {
 
 const fold = (b: number): number => (b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
 
-/** The keyword bytes exactly as KeywordIndex derives them (lower-cased, then ASCII folded). */
+/** The keyword bytes exactly as KeywordIndex derives them (UTF-8, ASCII case folded). */
 function kwBytes(k: string): Buffer {
-  const b = Buffer.from(k.toLowerCase(), 'utf8');
+  const b = Buffer.from(k, 'utf8');
   for (let i = 0; i < b.length; i++) b[i] = fold(b[i] ?? 0);
   return b;
 }
@@ -53,7 +53,7 @@ function scan(ki: KeywordIndex<string>, buf: Buffer, from: number, wasm: boolean
 }
 
 /** Small alphabets so keywords overlap, nest and repeat. */
-const KW_CHARS = ['a', 'A', 'b', 'B', 'z', '_', '-', '0', '9', '\0', '\x7f', '%', '\\', '&', 'é', '€'];
+const KW_CHARS = ['a', 'A', 'b', 'B', 'z', '_', '-', '0', '9', '\0', '\x7f', '%', '\\', '&', 'é', 'É', '€'];
 
 function randomKeywords(r: () => number): string[] {
   const set = new Set<string>();

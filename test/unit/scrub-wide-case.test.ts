@@ -50,3 +50,50 @@ test('the caseless search of a non-ASCII form: every start, from, overlaps and t
     }
   }
 });
+
+test('mixed spellings of a non-ASCII secret (part escaped, part literal) are decoded and redacted', () => {
+  // The decoded finder lower-cased its needle as latin1 text, which also changed UTF-8 lead
+  // bytes (Ã 0xC3 → ã 0xE3): no decoded run of a secret with é, ü, ä, Cyrillic … ever matched.
+  const hex = randomBytes(5).toString('hex');
+  const value = `fakeé€${hex}`;
+  const s = compileScrubber({ secrets: [{ name: 'w', value, replacement: '[W]' }], patterns: compilePatterns(BUILTIN_PATTERNS) });
+  const spellings = [
+    `fake%C3%A9€${hex}`,
+    `fakeé€${hex.slice(0, 4)}%${hex.charCodeAt(4).toString(16)}${hex.slice(5)}`,
+    `fake&#233;€${hex}`,
+    `fakeé\\u20ac${hex}`,
+    `FAKE%c3%a9&#x20AC;${hex.toUpperCase()}`,
+    `Fake\\u00e9€${hex}`,
+  ];
+  for (const spelled of spellings) {
+    for (const pad of [0, 2000]) {
+      const body = Buffer.from(`${' '.repeat(pad)}x ${spelled} y${' '.repeat(pad)}`, 'utf8');
+      const out = s.scrubBuffer(body).buf.toString('utf8').trim();
+      assert.equal(out, 'x [W] y', `${spelled} (${pad} bytes around)`);
+    }
+  }
+});
+
+test('an operator pattern whose keyword has non-ASCII capitals fires on its own spelling and its case variants', () => {
+  // Keywords were lower-cased with Unicode rules (Пароль → пароль) and then compared as bytes
+  // ignoring ASCII case only: the text `Пароль: …` never reached the regex, which matched it.
+  const s = compileScrubber({
+    secrets: [],
+    patterns: compilePatterns([
+      { id: 'ru', regex: '(?i)пароль: (\\S+)', keywords: ['Пароль'] },
+      { id: 'de', regex: 'ÄPFEL-([0-9a-f]{12})', keywords: ['ÄPFEL-'] },
+    ]),
+  });
+  const tok = randomBytes(6).toString('hex');
+  for (const [text, id] of [
+    [`x Пароль: ${tok} y`, 'ru'],
+    [`x пароль: ${tok} y`, 'ru'],
+    [`x ПАРОЛЬ: ${tok} y`, 'ru'],
+    [`x ÄPFEL-${tok} y`, 'de'],
+  ] as const) {
+    for (const pad of [0, 2000]) {
+      const out = s.scrubBuffer(Buffer.from(`${' '.repeat(pad)}${text}`, 'utf8')).buf.toString('utf8');
+      assert.ok(!out.includes(tok) && out.includes(`[REDACTED:${id}]`), `${text} (${pad}): ${out.trim()}`);
+    }
+  }
+});
