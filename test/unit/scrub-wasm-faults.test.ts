@@ -97,3 +97,37 @@ test('a trap in the keyword loop fails closed: scrubBuffer throws internal_error
     if (after === 3) assert.ok(sent.includes('[K]'), 'what went out before the trap was scanned');
   }
 });
+
+test('memory: one WebAssembly memory per keyword index whatever the number of streams (100 at once), never grown; a huge input is segmented', () => {
+  type Mem = { buffer: ArrayBuffer };
+  const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => Mem } }).WebAssembly;
+  const real = wasm.Memory;
+  const made: Array<{ mem: Mem; bytes: number }> = [];
+  wasm.Memory = function (d: { initial: number }): Mem {
+    const mem = new real(d);
+    made.push({ mem, bytes: mem.buffer.byteLength });
+    return mem;
+  } as unknown as typeof real;
+  try {
+    const s = compileScrubber({ secrets: [{ name: 'k', value: VALUE, replacement: '[K]' }], patterns: PATTERNS });
+    const body = Buffer.alloc(140_000, '{"id": 1, "note": "lorem ipsum pat"},\n');
+    for (let at = 1000; at < body.length - 100; at += 7001) body.write(` ${VALUE} `, at, 'latin1');
+    // 100 streams at once, chunk by chunk in turn.
+    const incs = Array.from({ length: 100 }, () => s.createIncremental());
+    const outs = incs.map((): Buffer[] => []);
+    for (let i = 0; i < body.length; i += 16384) incs.forEach((inc, k) => outs[k]?.push(inc.write(body.subarray(i, i + 16384))));
+    incs.forEach((inc, k) => outs[k]?.push(inc.end()));
+    const want = s.scrubBuffer(body).buf;
+    for (const o of outs) assert.ok(Buffer.concat(o).equals(want));
+    assert.ok(!want.includes(VALUE));
+    // One 32 MiB input in one call.
+    const huge = Buffer.alloc(32 * 1024 * 1024, '{"id": 1, "note": "lorem ipsum pat"},\n');
+    huge.write(VALUE, huge.length - 100, 'latin1');
+    assert.ok(!s.scrubBuffer(huge).buf.includes(VALUE));
+  } finally {
+    wasm.Memory = real;
+  }
+  assert.equal(made.length, 1, `WebAssembly memories made: ${made.length}`);
+  for (const m of made) assert.equal(m.mem.buffer.byteLength, m.bytes, 'the memory never grew');
+  assert.ok((made[0]?.bytes ?? 0) <= 2 * 1024 * 1024, `the keyword index's memory: ${made[0]?.bytes} bytes`);
+});
