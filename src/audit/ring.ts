@@ -1,12 +1,12 @@
 /**
- * The audit log's hand-over ring: batches of chained lines go from the event loop (writer.ts) to
- * the writer thread (writer-thread.ts) through one SharedArrayBuffer instead of a message each.
- * The event loop copies a batch's UTF-8 bytes into the ring and moves the published position; the
- * thread, asleep in Atomics.wait, wakes on the futex, writes the bytes to the file straight from the
- * ring and moves the consumed position. Per batch this spares the message machinery on both sides
- * (structured clone of the text, the port's wake-up through libuv, a MessageEvent, the string
- * turned back into a Buffer), about half of what the thread spent per batch
- * (docs/benchmarks.md, "Fifth pass: audit hand-over").
+ * The audit log's hand-over ring: chained lines go from the event loop (writer.ts) to the writer
+ * thread (writer-thread.ts) through one SharedArrayBuffer instead of a message each. The event
+ * loop copies each record's UTF-8 bytes into the ring as it is written and moves the published
+ * position; the thread, which wakes itself every WRITE_PERIOD_MS while records flow, writes what
+ * was published meanwhile to the file straight from the ring (one write for all of it) and moves
+ * the consumed position. After a whole period with nothing published it sleeps on the futex
+ * until the next publish wakes it. So a busy proxy's event loop pays no wake-up at all, and no
+ * timer per batch (docs/benchmarks.md, "Fifth pass: audit hand-over" and "Sixth pass").
  *
  * What the ring holds between the consumed and the published positions is what the thread has not
  * finished: a thread started after one died reads on from the consumed position (writer-thread.ts
@@ -25,10 +25,20 @@ export const CON = 1; // consumed position (thread writes)
 export const FLUSH = 2; // the last flush id asked for (event loop writes); the thread answers `flushed`
 export const CLOSE = 3; // 1: finish what is published, close the file and end
 export const WANT_SPACE = 4; // 1: the event loop holds batches the ring had no room for; the thread says `space`
-const EPOCH = 5; // moved by every publish and signal: the word the thread sleeps on, so no wake-up is missed
+const EPOCH = 5; // moved by every wake-up and signal: the word the thread sleeps on, so no wake-up is missed
+export const IDLE = 6; // 1: the thread found nothing for a whole period and sleeps until woken (idle())
 const CTL_BYTES = 64;
 const ENTRY_HEAD = 24;
 const WRAP = -1;
+
+/**
+ * While records flow, the thread wakes itself this often and writes what was published meanwhile;
+ * the event loop wakes it only after it went idle (a whole period with nothing published). So a
+ * record waits at most about one period in the ring before its append starts (the crash window,
+ * docs/operations.md), and a busy proxy pays no wake-up per batch: on this VM a cross-CPU wake-up
+ * costs the waker 10-12 us of CPU and the core for 50-90 us (docs/benchmarks.md, "Sixth pass").
+ */
+export const WRITE_PERIOD_MS = 5;
 
 /** Default data area: ~1 s of records at 10 000 requests/s. */
 export const DEFAULT_RING_BYTES = 4 * 1024 * 1024;
@@ -36,8 +46,9 @@ export const DEFAULT_RING_BYTES = 4 * 1024 * 1024;
 export interface Entry {
   first: number;
   last: number;
-  /** A view into the ring: valid until consume(). */
-  text: Buffer;
+  /** Where the text is in the ring's data area (RingReader.text and copyText read it). */
+  start: number;
+  end: number;
 }
 
 function views(sab: SharedArrayBuffer): { ctl: Int32Array; size: number; i32: Int32Array; f64: Float64Array; bytes: Buffer } {
@@ -74,11 +85,12 @@ export class RingWriter {
   }
 
   /**
-   * Copies the batch into the ring and publishes it, waking the thread if it sleeps. False (nothing
+   * Copies the batch into the ring and publishes it, waking the thread only if it went idle (a
+   * thread that is not idle comes for it within WRITE_PERIOD_MS on its own). False (nothing
    * written) when the ring has no room for it now; the caller keeps it and tries again later.
-   * `bytes` bounds the UTF-8 length of the lines (at most maxText).
+   * `bytes` bounds the UTF-8 length of the lines (at most maxText); 3 per UTF-16 unit always does.
    */
-  publish(lines: readonly string[], bytes: number, first: number, last: number): boolean {
+  publish(lines: readonly string[] | string, bytes: number, first: number, last: number): boolean {
     const { ctl, size, i32, f64, bytes: buf } = this.v;
     const pub = Atomics.load(ctl, PUB);
     const free = size - ((pub - Atomics.load(ctl, CON)) | 0);
@@ -93,7 +105,9 @@ export class RingWriter {
       off = 0;
     }
     let at = off + ENTRY_HEAD;
-    for (const l of lines) at += buf.write(l, at);
+    // One record (a string: writer.ts publishes each as it is written) or a batch that waited.
+    if (typeof lines === 'string') at += buf.write(lines, at);
+    else for (const l of lines) at += buf.write(l, at);
     const len = at - off - ENTRY_HEAD;
     i32[off >> 2] = pad8(ENTRY_HEAD + len);
     i32[(off >> 2) + 1] = len;
@@ -102,7 +116,9 @@ export class RingWriter {
     // The atomic store orders the plain writes above before it: a thread that loads this position
     // sees the whole entry.
     Atomics.store(ctl, PUB, (pub + skip + pad8(ENTRY_HEAD + len)) | 0);
-    this.wake();
+    // Loaded after the store above: a thread that declared itself idle before this publish either
+    // saw the new position (idle() looks after declaring) or is seen idle here and woken.
+    if (Atomics.load(ctl, IDLE) === 1 && Atomics.compareExchange(ctl, IDLE, 1, 0) === 1) this.wake();
     return true;
   }
 
@@ -115,7 +131,7 @@ export class RingWriter {
     return 2 * pad8(ENTRY_HEAD + bytes) <= size - ((Atomics.load(ctl, PUB) - Atomics.load(ctl, CON)) | 0);
   }
 
-  /** Sets a control word and wakes the thread. */
+  /** Sets a control word and wakes the thread, idle or not. */
   signal(word: typeof FLUSH | typeof CLOSE, value: number): void {
     Atomics.store(this.v.ctl, word, value);
     this.wake();
@@ -123,56 +139,88 @@ export class RingWriter {
 
   private wake(): void {
     Atomics.add(this.v.ctl, EPOCH, 1);
-    // A futex wake only when the thread may be asleep on it; V8 keeps the waiter list itself, so a
-    // notify with nobody waiting costs no system call.
     Atomics.notify(this.v.ctl, EPOCH);
   }
 }
 
-/** The thread's side. */
+/**
+ * The thread's side. next() reads ahead of the consumed position; consume() frees everything read
+ * so far at once, after the thread wrote it (so a thread that dies first leaves it to the next).
+ */
 export class RingReader {
   private readonly v: ReturnType<typeof views>;
+  /** Where next() reads on from; meaningful while `ahead` (entries read but not yet consumed). */
+  private pos = 0;
+  private ahead = false;
 
   constructor(sab: SharedArrayBuffer) {
     this.v = views(sab);
   }
 
-  /** The next published entry, or null when the thread has consumed everything published. */
+  /** The next published entry, or null when the thread has read everything published. */
   next(): Entry | null {
-    const { ctl, size, i32, f64, bytes } = this.v;
+    const { ctl, size, i32, f64 } = this.v;
+    let pos = this.ahead ? this.pos : Atomics.load(ctl, CON);
     for (;;) {
-      const con = Atomics.load(ctl, CON);
-      if (con === Atomics.load(ctl, PUB)) return null;
-      const off = con & (size - 1);
+      if (pos === Atomics.load(ctl, PUB)) break;
+      const off = pos & (size - 1);
       const len = i32[(off >> 2) + 1]!;
-      if (len === WRAP) {
-        Atomics.store(ctl, CON, (con + i32[off >> 2]!) | 0);
-        continue;
-      }
-      return { first: f64[(off >> 3) + 1]!, last: f64[(off >> 3) + 2]!, text: bytes.subarray(off + ENTRY_HEAD, off + ENTRY_HEAD + len) };
+      pos = (pos + i32[off >> 2]!) | 0;
+      if (len === WRAP) continue;
+      this.pos = pos;
+      this.ahead = true;
+      return { first: f64[(off >> 3) + 1]!, last: f64[(off >> 3) + 2]!, start: off + ENTRY_HEAD, end: off + ENTRY_HEAD + len };
     }
+    this.pos = pos;
+    this.ahead = true;
+    return null;
   }
 
-  /** Frees the entry next() returned; true when the event loop asked to hear of freed room. */
+  /** An entry's text, a view into the ring: valid until consume(). */
+  text(e: Entry): Buffer {
+    return this.v.bytes.subarray(e.start, e.end);
+  }
+
+  /** Copies an entry's text to `target` at `at` (no view made: one per record was measurable); its length. */
+  copyText(e: Entry, target: Buffer, at: number): number {
+    return this.v.bytes.copy(target, at, e.start, e.end);
+  }
+
+  /** Frees every entry next() returned; true when the event loop asked to hear of freed room. */
   consume(): boolean {
-    const { ctl, size, i32 } = this.v;
-    const con = Atomics.load(ctl, CON);
-    Atomics.store(ctl, CON, (con + i32[(con & (size - 1)) >> 2]!) | 0);
-    return Atomics.compareExchange(ctl, WANT_SPACE, 1, 0) === 1;
+    if (!this.ahead) return false;
+    Atomics.store(this.v.ctl, CON, this.pos);
+    this.ahead = false;
+    return Atomics.compareExchange(this.v.ctl, WANT_SPACE, 1, 0) === 1;
   }
 
   load(word: number): number {
     return Atomics.load(this.v.ctl, word);
   }
 
-  /** Where the event loop's publishes and signals stand: read before looking for work, then sleep(epoch). */
+  /** Where the event loop's wake-ups and signals stand: read before looking for work, then sleep. */
   epoch(): number {
     return Atomics.load(this.v.ctl, EPOCH);
   }
 
-  /** Sleeps until the event loop publishes or signals after `epoch` (terminate() also ends the wait). */
-  sleep(epoch: number): void {
-    Atomics.wait(this.v.ctl, EPOCH, epoch);
+  /** Sleeps WRITE_PERIOD_MS, or less if a signal comes after `epoch` (terminate() also ends the wait). */
+  pause(epoch: number): void {
+    Atomics.wait(this.v.ctl, EPOCH, epoch, WRITE_PERIOD_MS);
+  }
+
+  /**
+   * Declares the thread idle and sleeps until the next publish or signal after `epoch`; returns at
+   * once if something was published meanwhile. Call only with everything read consumed.
+   */
+  idle(epoch: number): void {
+    const { ctl } = this.v;
+    Atomics.store(ctl, IDLE, 1);
+    // Nobody waits on this word in a running proxy (no system call then); tests wait for the
+    // thread to go idle (writer.ts writerIdle).
+    Atomics.notify(ctl, IDLE);
+    // Looked at after the flag is up: a publish this misses sees the flag and wakes the thread.
+    if (Atomics.load(ctl, PUB) === Atomics.load(ctl, CON)) Atomics.wait(ctl, EPOCH, epoch);
+    Atomics.store(ctl, IDLE, 0);
   }
 }
 

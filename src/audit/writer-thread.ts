@@ -1,8 +1,10 @@
 /**
- * The audit writer thread: appends the batches of chained lines the event loop publishes in the
- * hand-over ring (ring.ts; writer.ts publishes), with synchronous file calls (append-file.ts),
- * straight from the ring's memory. It sleeps on the ring's futex between batches, so it runs no
- * event loop of its own: a batch costs it one wake-up, the file check and the write. Nothing goes
+ * The audit writer thread: appends the chained lines the event loop publishes in the hand-over
+ * ring (ring.ts; writer.ts publishes each record as it is written), with synchronous file calls
+ * (append-file.ts). While records flow it wakes itself every WRITE_PERIOD_MS and appends what was
+ * published meanwhile with one write; after a period with none it sleeps on the ring's futex
+ * until a publish wakes it. It runs no event loop of its own: a round costs it one wake-up, the
+ * file check and the write. Nothing goes
  * back per batch: the last seq it is done with (written, or lost and reported) is stored in a
  * shared counter; only problems, a recovery, freed room and flush replies are messages. A thread
  * started again after one died (`resume`) reads on from where the dead one had got to in the ring
@@ -39,6 +41,8 @@ export type FromThread =
   | { t: 'flushed'; id: number };
 
 const SEQ_RE = /^\{"seq":(\d+),/;
+/** Bytes gathered for one append at most (more entries go in the next append of the round). */
+const STAGE_LIMIT = 1024 * 1024;
 
 /**
  * The seq of the last complete line of `path` (or of path.1 when a rotation left `path` empty),
@@ -104,6 +108,52 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
   }
   post({ t: 'ready' });
   const ring = new RingReader(init.ring);
+  // The published entries of one round are copied here and appended with one write: the event
+  // loop publishes each record as its own entry (writer.ts).
+  let stage = Buffer.allocUnsafe(64 * 1024);
+
+  /** Appends what is published, in rounds of up to STAGE_LIMIT bytes; the number of entries taken. */
+  function writeOut(): number {
+    let taken = 0;
+    for (;;) {
+      let staged = 0;
+      let first = 0;
+      let last = -1;
+      for (let e = ring.next(); e !== null; e = ring.next()) {
+        taken += 1;
+        last = e.last;
+        if (e.last <= skipThrough) continue;
+        const len = e.end - e.start;
+        if (staged + len > stage.length) {
+          const bigger = Buffer.allocUnsafe(Math.max(staged + len, 2 * stage.length));
+          stage.copy(bigger, 0, 0, staged);
+          stage = bigger;
+        }
+        if (staged === 0) first = Math.max(e.first, skipThrough + 1);
+        if (e.first > skipThrough) staged += ring.copyText(e, stage, staged);
+        else staged += dropLines(ring.text(e), skipThrough - e.first + 1).copy(stage, staged);
+        if (staged >= STAGE_LIMIT) break;
+      }
+      if (last < 0) return taken;
+      if (staged > 0) {
+        try {
+          file.append(stage.subarray(0, staged));
+          if (failing) {
+            failing = false;
+            post({ t: 'recover' });
+          }
+        } catch (err) {
+          failing = true;
+          post({ t: 'failed', message: err instanceof Error ? err.message : String(err), code: (err as NodeJS.ErrnoException).code, first, last });
+        }
+      }
+      // Written (or reported lost) before the room is freed: a thread that dies before this line
+      // leaves these entries in the ring for the next one, which skips what reached the file.
+      Atomics.store(done, 0, BigInt(last));
+      if (ring.consume()) post({ t: 'space' });
+    }
+  }
+
   let flushed = 0;
   for (;;) {
     // Read before the ring: whatever was published before the flush or close was asked for is
@@ -111,22 +161,7 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
     const epoch = ring.epoch();
     const flushAsked = ring.load(FLUSH);
     const closing = ring.load(CLOSE) === 1;
-    for (let e = ring.next(); e !== null; e = ring.next()) {
-      if (e.last > skipThrough) {
-        try {
-          file.append(e.first > skipThrough ? e.text : dropLines(e.text, skipThrough - e.first + 1));
-          if (failing) {
-            failing = false;
-            post({ t: 'recover' });
-          }
-        } catch (err) {
-          failing = true;
-          post({ t: 'failed', message: err instanceof Error ? err.message : String(err), code: (err as NodeJS.ErrnoException).code, first: e.first, last: e.last });
-        }
-      }
-      Atomics.store(done, 0, BigInt(e.last));
-      if (ring.consume()) post({ t: 'space' });
-    }
+    const taken = writeOut();
     if (flushAsked !== flushed) {
       flushed = flushAsked;
       post({ t: 'flushed', id: flushAsked });
@@ -135,7 +170,10 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
       file.closeFd();
       return port.close();
     }
-    ring.sleep(epoch);
+    // Records flowed this round: come back for the next ones in one period, unasked. A round
+    // that found none means a whole period without records: sleep until a publish wakes us.
+    if (taken > 0) ring.pause(epoch);
+    else ring.idle(epoch);
   }
 }
 

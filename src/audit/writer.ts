@@ -2,20 +2,21 @@
  * Audit sinks: the hash-chained file log and an in-memory sink for tests.
  *
  * write() is synchronous and cheap: it scrubs, normalises, assigns `seq`, hashes (one small
- * sha256) and queues the line, so the chain order is the order of write() calls. A batch leaves
- * BATCH_DELAY_MS after its first record: its bytes are copied into the hand-over ring (ring.ts)
- * and the writer thread (writer-thread.ts) is woken on the ring's futex; it checks the file and
- * appends the batch with synchronous calls of its own, so a slow or stalled disk never blocks the
- * event loop (docs/benchmarks.md, "Fourth pass: audit" and "Fifth pass: audit hand-over").
- * When the ring has no room (the disk is slower than the traffic), batches wait here, in order,
- * and go in as the thread frees room: nothing is lost and write() never waits.
+ * sha256) and copies the line into the hand-over ring (ring.ts), so the chain order is the order
+ * of write() calls. The writer thread (writer-thread.ts) wakes itself every WRITE_PERIOD_MS while
+ * records flow and appends what was published meanwhile; only a record that comes after the
+ * thread went idle wakes it (ring.ts). It checks the file and appends with synchronous calls of
+ * its own, so a slow or stalled disk never blocks the event loop (docs/benchmarks.md, "Fourth
+ * pass: audit", "Fifth pass: audit hand-over" and "Sixth pass").
+ * When the ring has no room (the disk is slower than the traffic), records wait here in batches,
+ * in order, and go in as the thread frees room: nothing is lost and write() never waits.
  * close() (or flush()) waits for every record written so far to reach the file; call one of them
  * before the process ends (the thread does not keep it alive on its own).
  *
  * If the thread dies, the log reports it (onError: production then refuses traffic) and starts a
  * new one on the same ring, which reads on from where the dead one had got to and skips the
  * records already in the file, so none is lost or written twice. After MAX_RESTARTS deaths in a
- * row with no batch confirmed in between, the log gives up and reports every later batch as lost.
+ * row with no batch confirmed in between, the log gives up and reports every later record as lost.
  */
 
 import { mkdir } from 'node:fs/promises';
@@ -25,7 +26,7 @@ import { TurretError } from '../core/errors.js';
 import { formatChainLine, GENESIS_PREV } from './line.js';
 import { chainTail, opened, startThread } from './writer-start.js';
 import { normalizeRecord, type AuditRecord } from './record.js';
-import { CLOSE, createRing, DEFAULT_RING_BYTES, FLUSH, RingWriter, splitBatch, type Batch } from './ring.js';
+import { CLOSE, createRing, DEFAULT_RING_BYTES, FLUSH, IDLE, RingWriter, WRITE_PERIOD_MS, type Batch } from './ring.js';
 import type { FromThread, ThreadInit } from './writer-thread.js';
 
 export interface AuditSink {
@@ -62,8 +63,13 @@ export interface AuditLog extends AuditSink {
 
 export const DEFAULT_AUDIT_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_AUDIT_MAX_FILES = 10;
-/** How long the first queued record waits for more before its batch goes to the writer thread. */
-export const BATCH_DELAY_MS = 5;
+/**
+ * How long a written record can wait before the writer thread starts appending it: the thread's
+ * period (ring.ts). A crash can lose the records of about this long (docs/operations.md).
+ */
+export const BATCH_DELAY_MS = WRITE_PERIOD_MS;
+/** Bytes of lines (bounded as 3 per UTF-16 unit) gathered into one waiting batch when the ring is full. */
+const PENDING_BATCH_BYTES = 64 * 1024;
 /** Writer-thread deaths in a row, with no batch confirmed in between, after which the log gives up. */
 export const MAX_RESTARTS = 3;
 
@@ -97,6 +103,21 @@ export function writerThreadOf(log: AuditLog): Worker | null {
 }
 
 /**
+ * Resolves once the log's writer thread has found nothing to write for a whole period and sleeps
+ * until a record wakes it (ring.ts idle()), so a test can write after an idle spell
+ * (test/unit/audit-writer-period.test.ts).
+ */
+const rings = new WeakMap<AuditLog, SharedArrayBuffer>();
+export async function writerIdle(log: AuditLog): Promise<void> {
+  const sab = rings.get(log);
+  if (sab === undefined) return;
+  const ctl = new Int32Array(sab, 0, IDLE + 1);
+  // Atomics.waitAsync is in Node 20 but not in this TypeScript lib.
+  const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { value: Promise<string> | string } }).waitAsync;
+  for (let i = 0; i < 1000 && Atomics.load(ctl, IDLE) !== 1; i++) await waitAsync(ctl, IDLE, 0).value;
+}
+
+/**
  * Waits for `p` with the process kept alive: writer threads are unref'd (an idle log must not hold
  * a process open), so a wait for one needs a handle of its own. A timer, not Worker.ref(): the
  * thread waited on may be replaced meanwhile (died()).
@@ -127,10 +148,10 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   const ring = new RingWriter(ringBuf);
   const init = (resume: boolean): ThreadInit => ({ path, maxBytes, maxFiles, fsync: o.fsync === true, done: doneBuf, ring: ringBuf, resume });
 
-  let queue: string[] = [];
-  let queueBytes = 0;
+  // Records written after the log gave up on its thread: reported lost together (reportLost()).
+  let lostFrom = 0;
   let timer: NodeJS.Timeout | null = null;
-  // Batches the ring had no room for, oldest first; they go in before any later one.
+  // Records the ring had no room for, in batches, oldest first; they go in before any later one.
   let pending: Batch[] = [];
   // flush() callers: each waits until the thread is done with `seq`.
   let waiters: Array<{ seq: number; resolve: () => void }> = [];
@@ -198,7 +219,7 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     });
   }
 
-  /** No more threads: what was unconfirmed is reported lost, and so is every later batch (send()). */
+  /** No more threads: what was unconfirmed is reported lost, and so is every later record (handOver()). */
   function giveUp(what: string): void {
     fail(new Error(`audit writer thread for ${path} ${what}; records from seq ${confirmed + 1} on are lost`));
     pending = [];
@@ -228,23 +249,44 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     drain();
   }
 
-  /** The queued lines leave as one batch (at the end of a BATCH_DELAY_MS window, or for flush()). */
-  function send(): void {
+  /** Reports the records written since the log gave up on its thread, as one range. */
+  function reportLost(): void {
     if (timer !== null) clearTimeout(timer);
     timer = null;
-    if (queue.length === 0) return;
-    const first = seq - queue.length + 1;
-    const lines = queue;
-    const bytes = queueBytes;
-    queue = [];
-    queueBytes = 0;
-    confirm();
+    if (lostFrom === 0) return;
+    fail(new Error(`audit writer thread for ${path} is not running; records ${lostFrom} to ${seq} are lost`));
+    lostFrom = 0;
+  }
+
+  /**
+   * Hands record `s` over: straight into the ring when nothing waits before it and there is room
+   * (the thread comes for it within one period), else after the batches that wait for room.
+   */
+  function handOver(line: string, s: number): void {
     if (thread === null) {
-      fail(new Error(`audit writer thread for ${path} is not running; records ${first} to ${seq} are lost`));
+      if (lostFrom === 0) lostFrom = s;
+      timer ??= setTimeout(reportLost, BATCH_DELAY_MS);
       return;
     }
-    if (bytes <= ring.maxText) pending.push({ first, last: seq, lines, bytes });
-    else pending.push(...splitBatch(lines, first, ring.maxText, fail));
+    // 3 bytes per UTF-16 unit bound the UTF-8 length without measuring it.
+    let bytes = line.length * 3;
+    if (bytes > ring.maxText) {
+      bytes = Buffer.byteLength(line);
+      if (bytes > ring.maxText) {
+        fail(new Error(`audit record seq ${s} is ${bytes} bytes, more than the hand-over ring takes (${ring.maxText}); it is lost`));
+        // An empty entry keeps its seq, so the thread's done counter still passes it.
+        line = '';
+        bytes = 0;
+      }
+    }
+    if (pending.length === 0 && ring.publish(line, bytes, s, s)) return;
+    const last = pending.at(-1);
+    if (last !== undefined && last.bytes + bytes <= Math.min(PENDING_BATCH_BYTES, ring.maxText) && line !== '' && last.lines.length > 0) {
+      last.lines.push(line);
+      last.bytes += bytes;
+      last.last = s;
+    } else pending.push({ first: s, last: s, lines: line === '' ? [] : [line], bytes });
+    confirm();
     drain();
   }
 
@@ -255,7 +297,7 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   first.unref();
 
   async function flush(): Promise<void> {
-    send();
+    reportLost();
     if (thread === null) return;
     const target = seq;
     await keptAlive(
@@ -273,11 +315,9 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
       const f = formatChainLine(prepare(rec, o.scrub), seq + 1, prev);
       seq += 1;
       prev = f.hash;
-      queue.push(f.line);
-      queueBytes += Buffer.byteLength(f.line);
-      // A crash can lose the records not yet appended: up to BATCH_DELAY_MS of them plus the
-      // batches the thread has not written yet (docs/operations.md).
-      timer ??= setTimeout(send, BATCH_DELAY_MS);
+      // A crash can lose the records not yet appended: those of about the last BATCH_DELAY_MS,
+      // plus more only while the disk is slower than the traffic (docs/operations.md).
+      handOver(f.line, seq);
     },
     flush,
     async close(): Promise<void> {
@@ -298,6 +338,7 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     },
   };
   threads.set(log, () => thread);
+  rings.set(log, ringBuf);
   return log;
 }
 
