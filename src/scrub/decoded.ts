@@ -96,11 +96,13 @@ export function escapeAt(buf: Buffer, i: number): { bytes: number[]; len: number
   if (c === 0x5c) {
     if (buf[i + 1] === 0x2f) return { bytes: [0x2f], len: 2 };
     if (buf[i + 1] !== 0x75) return null;
-    let v = 0;
-    for (let k = 2; k < 6; k++) {
-      const d = hexVal(buf[i + k] ?? -1);
-      if (d < 0) return null;
-      v = v * 16 + d;
+    const v = hex4(buf, i + 2);
+    if (v < 0) return null;
+    // A surrogate pair (JSON's spelling of an astral character, e.g. PHP's json_encode) is one
+    // character: each half alone would decode to U+FFFD and the secret would not be seen.
+    if (v >= 0xd800 && v <= 0xdbff && buf[i + 6] === 0x5c && buf[i + 7] === 0x75) {
+      const lo = hex4(buf, i + 8);
+      if (lo >= 0xdc00 && lo <= 0xdfff) return { bytes: utf8(0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00)), len: 12 };
     }
     return { bytes: utf8(v), len: 6 };
   }
@@ -135,6 +137,17 @@ function mayEscape(buf: Buffer, i: number): boolean {
   if (c === 0x5c) return d === 0x2f || d === 0x75;
   const l = d | 0x20;
   return d === 0x23 || (l >= 0x61 && l <= 0x7a);
+}
+
+/** The four hex digits at i as a number, or −1. */
+function hex4(buf: Buffer, i: number): number {
+  let v = 0;
+  for (let k = 0; k < 4; k++) {
+    const d = hexVal(buf[i + k] ?? -1);
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
 }
 
 function utf8(cp: number): number[] {

@@ -9,6 +9,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KeywordIndex, WASM_MIN } from '../../src/scrub/keywords.js';
 import { SEGMENT } from '../../src/scrub/prefilter-wasm.js';
+import { secretNeedles } from '../../src/scrub/encodings.js';
+import { Matcher } from '../../src/scrub/matcher.js';
+import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
+import { compileScrubber } from '../../src/scrub/scrubber.js';
+import { jsOnly } from '../helpers/wasm-mode.js';
 
 function rng(seed: number): () => number {
   let x = seed >>> 0;
@@ -140,4 +145,54 @@ test('every byte value 0..255 around each keyword at the segment seam: WebAssemb
       }
     }
   }
+});
+
+test('fuzz: random secrets (punctuation, non-ASCII) in every claimed spelling, WebAssembly = JavaScript, nothing survives (seeded)', () => {
+  const chars = [...'abcXYZ019/+=_-.~%&\\:;!é€ü🔑'];
+  const patterns = compilePatterns(BUILTIN_PATTERNS);
+  let found = 0;
+  for (const seed of [11, 12, 13, 14, 15, 16]) {
+    const r = rng(seed);
+    const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)] as T;
+    const values = Array.from({ length: 1 + Math.floor(r() * 3) }, (_, k) => `k${k}${Array.from({ length: 6 + Math.floor(r() * 30) }, () => pick(chars)).join('')}`);
+    const m = new Matcher(
+      values.map((value, k) => ({ name: `s${k}`, value, replacement: `[S${k}]` })),
+      patterns,
+      1024,
+    );
+    const s = compileScrubber({ secrets: values.map((value, k) => ({ name: `s${k}`, value, replacement: `[S${k}]` })), patterns });
+    for (let round = 0; round < 4; round++) {
+      const inserted: Array<[string, boolean]> = [];
+      const parts: string[] = [];
+      let n = 0;
+      while (n < WASM_MIN + 1 + Math.floor(r() * 9000)) {
+        const x = r();
+        let p: string;
+        if (x < 0.25) {
+          const needles = secretNeedles(pick(values));
+          const nd = pick(needles);
+          const up = nd.caseless === true && r() < 0.5;
+          p = up ? nd.bytes.replace(/[a-z]+/g, (w) => w.toUpperCase()) : nd.bytes;
+          inserted.push([nd.bytes, nd.caseless === true]);
+        } else if (x < 0.6) p = Buffer.from(Array.from({ length: 1 + Math.floor(r() * 40) }, () => Math.floor(r() * 256))).toString('latin1');
+        else p = pick([' ', '\n', '"x": ', '%', '&#', '\\u00', 'pat ', 'ghp_', '==', ':']);
+        parts.push(p);
+        n += p.length;
+      }
+      const buf = Buffer.from(parts.join(''), 'latin1');
+      const where = `seed ${seed} round ${round} secrets ${JSON.stringify(values)}`;
+      for (const from of [0, 1 + Math.floor(r() * 100)])
+        assert.deepEqual(
+          m.find(buf, from),
+          jsOnly(() => m.find(buf, from)),
+          `${where} from ${from}`,
+        );
+      const out = s.scrubBuffer(buf).buf.toString('latin1');
+      const low = out.replace(/[A-Z]+/g, (w) => w.toLowerCase());
+      for (const [form, caseless] of inserted)
+        assert.ok(caseless ? !low.includes(form.replace(/[A-Z]+/g, (w) => w.toLowerCase())) : !out.includes(form), `${where}: ${JSON.stringify(form)} survived`);
+      found += inserted.length;
+    }
+  }
+  assert.ok(found > 100, `spellings were inserted (${found})`);
 });

@@ -97,3 +97,27 @@ test('an operator pattern whose keyword has non-ASCII capitals fires on its own 
     }
   }
 });
+
+test("a secret with an astral character (emoji) in PHP's json_encode spelling: \\/ and surrogate pairs", () => {
+  // PHP escapes `/` as `\/` and non-ASCII as \uXXXX, astral characters as a surrogate pair: no
+  // listed form, so the escaped-run decoder must read the pair as one character (it read each
+  // half alone, as U+FFFD, and the secret passed).
+  const value = `pw/🔑${randomBytes(5).toString('hex')}`;
+  const s = compileScrubber({ secrets: [{ name: 'w', value, replacement: '[W]' }], patterns: [] });
+  const php = JSON.stringify(value)
+    .slice(1, -1)
+    .replace(/\//g, '\\/')
+    .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  for (const spelled of [php, php.toUpperCase().replace('\\U', '\\u').replace('\\U', '\\u'), php.replace('\\/', '%2F')]) {
+    for (const pad of [0, 2000]) {
+      const out = s
+        .scrubBuffer(Buffer.from(`${' '.repeat(pad)}x ${spelled} y`, 'latin1'))
+        .buf.toString('latin1')
+        .trim();
+      assert.equal(out, 'x [W] y', `${spelled} (${pad})`);
+    }
+  }
+  // A lone surrogate half decodes as before (U+FFFD) and does not swallow what follows.
+  const lone = compileScrubber({ secrets: [{ name: 'l', value: 'ab\ufffdcd0123', replacement: '[L]' }], patterns: [] });
+  assert.equal(lone.scrubBuffer(Buffer.from('x ab\\ud83dcd0123 y', 'latin1')).buf.toString('latin1'), 'x [L] y');
+});
