@@ -102,7 +102,7 @@ test('fuzz: random keyword sets over random haystacks, WebAssembly = JavaScript 
     2 * SEGMENT + Math.floor(r() * 8) - 4,
   ];
   let total = 0;
-  for (const seed of [1, 2, 3, 4]) {
+  for (const seed of [1, 2, 3]) {
     const r = rng(seed);
     for (let round = 0; round < 5; round++) {
       const kws = randomKeywords(r);

@@ -88,7 +88,7 @@ test('every spelling at the 1 KiB threshold, the 64 KiB page and the segment sea
     const f = Buffer.from(form, 'latin1');
     const cases: Array<[number, number]> = [];
     for (const len of [WASM_MIN - 1, WASM_MIN, WASM_MIN + 1]) for (const at of [0, 1, len - f.length - 1, len - f.length]) cases.push([len, at]);
-    for (const edge of [65536, SEGMENT]) for (const d of [f.length, f.length - 1, (f.length >> 1) + 1, 2, 1, 0]) cases.push([edge + 300, edge - d]);
+    for (const edge of [65536, SEGMENT]) for (const d of [f.length, (f.length >> 1) + 1, 1]) cases.push([edge + 300, edge - d]);
     for (const [len, at] of cases) {
       if (at < 0 || at + f.length > len) continue;
       const buf = filler(len);
@@ -104,7 +104,7 @@ test('every spelling at the 1 KiB threshold, the 64 KiB page and the segment sea
       assertClean(out, what);
     }
   }
-  assert.ok(calls.prefilter - before > 1000, `the WebAssembly keyword loop ran (${calls.prefilter - before})`);
+  assert.ok(calls.prefilter - before > 500, `the WebAssembly keyword loop ran (${calls.prefilter - before})`);
 });
 
 test('streamed: every spelling split at every offset across two and three chunks of a body scanned on the WebAssembly path', () => {
@@ -115,8 +115,10 @@ test('streamed: every spelling split at every offset across two and three chunks
     const want = jsOnly(() => oneShot(s, text));
     const a = head.length;
     const b = a + form.length;
-    for (let i = a; i <= b; i++) {
-      for (const j of [i, i + 1, i + 7, b]) {
+    // Every split point of short spellings; long ones (\\u, &#x… forms) at a stride.
+    const step = Math.max(1, Math.floor(form.length / 20));
+    for (let i = a; i <= b; i += i < a + 8 || i > b - 8 ? 1 : step) {
+      for (const j of [i, i + 7, b]) {
         if (j < i || j > text.length) continue;
         const inc = s.createIncremental();
         const out = Buffer.concat([inc.write(text.subarray(0, i)), inc.write(text.subarray(i, j)), inc.write(text.subarray(j)), inc.end()]).toString('latin1');
@@ -126,7 +128,7 @@ test('streamed: every spelling split at every offset across two and three chunks
       }
     }
   }
-  assert.ok(calls.prefilter - before > 1000, `the WebAssembly keyword loop ran (${calls.prefilter - before})`);
+  assert.ok(calls.prefilter - before > 500, `the WebAssembly keyword loop ran (${calls.prefilter - before})`);
 });
 
 /** A ~300 KiB body with every spelling around 1 KiB, 4 KiB, 64 KiB and segment multiples. */
@@ -258,8 +260,8 @@ test('the 512 KiB long-run limit: wrapped base64, escaped spellings and an aws k
   assert.ok(calls.runs > before.runs && calls.escapes > before.escapes, 'the WebAssembly run and escape loops ran');
 });
 
-test('one huge chunk (24 MiB) with spellings every ~1 MiB and at the segment seams: redacted, as the JavaScript loops do', () => {
-  const n = 24 * 1024 * 1024;
+test('one huge chunk (12 MiB) with spellings every ~1 MiB and at the segment seams: redacted, as the JavaScript loops do', () => {
+  const n = 12 * 1024 * 1024;
   const buf = Buffer.alloc(n);
   const unit = filler(65536);
   for (let i = 0; i < n; i += unit.length) unit.copy(buf, i);
@@ -270,7 +272,7 @@ test('one huge chunk (24 MiB) with spellings every ~1 MiB and at the segment sea
   }
   const inc = s.createIncremental();
   const got = Buffer.concat([inc.write(buf), inc.end()]).toString('latin1');
-  assertClean(got, '24 MiB chunk');
+  assertClean(got, '12 MiB chunk');
   assert.equal(
     got,
     jsOnly(() => oneShot(s, buf)),
