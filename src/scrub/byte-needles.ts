@@ -34,7 +34,9 @@ export class ByteNeedle<T> {
   find(buf: Buffer, from: number, found: (start: number, end: number) => void): void {
     const b = this.bytes;
     if (!this.caseless || this.anchor.length === b.length) {
-      for (let i = buf.indexOf(b, from); i >= 0; i = buf.indexOf(b, i + b.length)) found(i, i + b.length);
+      // Every start (overlaps are merged into one redaction): resuming a length later skipped
+      // the occurrences inside a periodic secret and let one period out.
+      for (let i = buf.indexOf(b, from); i >= 0; i = buf.indexOf(b, i + 1)) found(i, i + b.length);
       return;
     }
     for (let i = buf.indexOf(this.anchor, from + this.at); i >= 0; i = buf.indexOf(this.anchor, i + 1)) {

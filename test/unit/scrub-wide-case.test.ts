@@ -121,3 +121,20 @@ test("a secret with an astral character (emoji) in PHP's json_encode spelling: \
   const lone = compileScrubber({ secrets: [{ name: 'l', value: 'ab\ufffdcd0123', replacement: '[L]' }], patterns: [] });
   assert.equal(lone.scrubBuffer(Buffer.from('x ab\\ud83dcd0123 y', 'latin1')).buf.toString('latin1'), 'x [L] y');
 });
+
+test('a periodic non-ASCII secret repeated in the body: every occurrence is found, not one per secret length', () => {
+  // The byte search resumed a whole secret length after each find, so with `é1é1é1é1` sent
+  // six times over the occurrences in between were skipped and `é1é1` (one period, which spells
+  // the whole secret) went out after the marker. The keyword index reports every start.
+  const value = 'é1é1é1é1';
+  const s = compileScrubber({ secrets: [{ name: 'w', value, replacement: '[W]' }], patterns: [] });
+  for (const reps of [5, 6, 7, 9]) {
+    for (const pad of [0, 2000]) {
+      const out = s
+        .scrubBuffer(Buffer.from(`${' '.repeat(pad)}x ${'é1'.repeat(reps)} y`, 'utf8'))
+        .buf.toString('utf8')
+        .trim();
+      assert.equal(out, 'x [W] y', `${reps} periods (${pad})`);
+    }
+  }
+});
