@@ -15,7 +15,7 @@
  */
 
 import { createHash, hash as oneShotHash } from 'node:crypto';
-import { normalizeRecord, type AuditRecord } from './record.js';
+import { canonicalFields, type AuditRecord } from './record.js';
 
 export const GENESIS_PREV = '0'.repeat(64);
 
@@ -36,8 +36,9 @@ export interface FormattedLine {
 
 export function formatChainLine(rec: AuditRecord, seq: number, prev: string): FormattedLine {
   // Byte for byte JSON.stringify({ seq, prev, ...normalizeRecord(rec) }) (a normalised record
-  // always holds `time`, so its JSON is never `{}`), without copying the record once more.
-  const canonical = `{"seq":${JSON.stringify(seq)},"prev":${JSON.stringify(prev)},${JSON.stringify(normalizeRecord(rec)).slice(1)}`;
+  // always holds `time`, so its JSON is never `{}`), without copying the record once more;
+  // canonicalFields (record.ts) says why not normalizeRecord itself.
+  const canonical = `{"seq":${JSON.stringify(seq)},"prev":${JSON.stringify(prev)},${JSON.stringify(canonicalFields(rec)).slice(1)}`;
   // The one-shot hash: no Hash object per record.
   const hash = oneShotHash('sha256', canonical, 'hex');
   return { line: `${canonical.slice(0, -1)},"hash":"${hash}"}\n`, hash };

@@ -29,7 +29,28 @@ export function scrubRecordText(rec: AuditRecord, text: (s: string) => string): 
     if (v === undefined) continue; // normalizeRecord leaves undefined fields out anyway
     // Top-level names are not scrubbed: normalizeRecord keeps only its own fixed names.
     if (typeof v === 'string') out[k] = TURRET_MADE.has(k) ? v : text(v);
-    else out[k] = typeof v === 'number' || v === null ? v : scrubJson(v, text);
+    else if (typeof v === 'number' || v === null) out[k] = v;
+    else out[k] = stringList(v, text) ?? stringMap(v, text) ?? scrubJson(v, text);
   }
   return out as unknown as AuditRecord;
+}
+
+// The two nested shapes a request record has when it injected a secret (`secrets`, a list of
+// names, and `fingerprints`, name → fingerprint) are scrubbed as scrubJson would, without its
+// cycle guard and closures per call: they were most of the extra cost of such a record's scrub
+// (docs/benchmarks.md, "Sixth pass"). Anything else goes to scrubJson.
+
+function stringList(v: unknown, text: (s: string) => string): string[] | null {
+  if (!Array.isArray(v)) return null;
+  for (const x of v) if (typeof x !== 'string') return null;
+  return (v as string[]).map((x) => text(x));
+}
+
+function stringMap(v: unknown, text: (s: string) => string): Record<string, string> | null {
+  if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) return null;
+  const from = v as Record<string, unknown>;
+  for (const k in from) if (Object.hasOwn(from, k) && typeof from[k] !== 'string') return null;
+  const out: Record<string, string> = {};
+  for (const k in from) if (Object.hasOwn(from, k)) out[text(k)] = text(from[k] as string);
+  return out;
 }
