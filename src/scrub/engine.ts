@@ -14,6 +14,7 @@
  */
 import type { CompiledPattern } from './patterns.js';
 import type { Candidate, Matcher, Redaction } from './matcher.js';
+import { chainStart } from './soft-flush.js';
 
 const CTX = 64;
 /** After a forced cut, at most this many following token-alphabet bytes are dropped. */
@@ -135,7 +136,7 @@ export class ScrubEngine {
     const from = this.ctxLen;
     const nl = buf.lastIndexOf(0x0a);
     if (nl < from) return EMPTY;
-    let cut = nl + 1;
+    let cut = chainStart(buf, nl, from);
     const cands = this.m.find(buf, from).filter((c) => !c.block || this.validBlock(c, buf, false));
     for (let changed = true; changed;) {
       changed = false;

@@ -3,18 +3,21 @@
  * upstream: response bodies built so a secret's spellings sit at the thresholds where the loops
  * change (1 KiB, the 64 KiB page, the 128 KiB segment seam) and are split across the upstream's
  * writes (1, 7, 4095, 4096, 65535, 65536 bytes); a small body (one scrubBuffer call); a 512 KiB
- * MIME body; a non-ASCII secret in another ASCII case. Every output (responses, audit, logs) is
+ * MIME body; a non-ASCII secret in another ASCII case; an upstream pause after the first line of
+ * a wrapped secret (the idle flush). Every output (responses, audit, logs) is
  * grepped for every secret. A second turret runs with a preload that makes the WebAssembly
  * keyword loop trap mid-response: the response must fail closed (no unscrubbed byte, one audit
  * record, the process lives on).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import type http from 'node:http';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
-import { agentToken, ROOT, startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { agentToken, cleanEnv, ROOT, startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
 
@@ -71,6 +74,14 @@ async function writeInPieces(res: http.ServerResponse, body: Buffer, sizes: read
   res.end();
 }
 
+const CRLF = '\r\n';
+/** A secret in base64 wrapped at 44 columns (not 40: a lone 40-character line is an aws key). */
+const WRAPPED =
+  Buffer.from(`data: ${SECRET} :end of the attachment`)
+    .toString('base64')
+    .match(/.{1,44}/g) ?? [];
+let releaseRest: () => void = () => undefined;
+
 function mimeBody(n: number): Buffer {
   const wrap = (t: string): string => (t.match(/.{1,76}/g) ?? []).join('\r\n');
   const secret = wrap(Buffer.from(`attachment:${SECRET}:end`).toString('base64'));
@@ -86,16 +97,16 @@ describe('the WebAssembly scrub loops through the proxy', () => {
   const tokens = new Map<TurretProc, string>();
   const seam = seamBody();
 
+  const curlArgs = (tp: TurretProc): string[] => [
+    '-x',
+    `http://127.0.0.1:${tp.port}`,
+    '--proxy-user',
+    `agent-a:${tokens.get(tp) ?? ''}`,
+    '--cacert',
+    path.join(tp.caDir, 'ca.crt'),
+  ];
   const get = async (tp: TurretProc, p: string): Promise<Awaited<ReturnType<typeof curl>>> => {
-    const r = await curl([
-      '-x',
-      `http://127.0.0.1:${tp.port}`,
-      '--proxy-user',
-      `agent-a:${tokens.get(tp) ?? ''}`,
-      '--cacert',
-      path.join(tp.caDir, 'ca.crt'),
-      `https://up.turret.test:${up.port}${p}`,
-    ]);
+    const r = await curl([...curlArgs(tp), `https://up.turret.test:${up.port}${p}`]);
     seen.push(r.raw, r.stderr);
     return r;
   };
@@ -123,6 +134,17 @@ describe('the WebAssembly scrub loops through the proxy', () => {
             const b = mimeBody(Number(u.searchParams.get('n')));
             res.writeHead(200, { 'content-type': 'message/rfc822', 'content-length': b.length });
             return void writeInPieces(res, b, sizes);
+          }
+          case '/paused-mime': {
+            // The head and the first line of the wrapped secret; the rest only once the client
+            // has the head (the proxy's idle flush sent it), or the client gave up.
+            res.writeHead(200, { 'content-type': 'message/rfc822' });
+            res.write(`Subject: report${CRLF}${CRLF}${WRAPPED[0]}${CRLF}`);
+            void new Promise<void>((r) => {
+              releaseRest = r;
+              res.once('close', () => r());
+            }).then(() => res.end(`${WRAPPED.slice(1).join(CRLF)}${CRLF}`));
+            return;
           }
           default:
             res.writeHead(200, { 'content-type': 'text/plain' });
@@ -181,6 +203,26 @@ describe('the WebAssembly scrub loops through the proxy', () => {
       () => `mime records: ${mime()}`,
     );
     assert.equal(mime(), 3);
+  });
+
+  it('an upstream pause after the first line of a wrapped secret does not send its halves out apart (idle flush)', async () => {
+    const p = spawn('curl', ['-sS', '-N', '--max-time', '20', '--noproxy', '', ...curlArgs(t), `https://up.turret.test:${up.port}/paused-mime`], { env: cleanEnv() });
+    let out = '';
+    let headAt = 0;
+    p.stdout.on('data', (c: Buffer) => {
+      out += c.toString('latin1');
+      if (!headAt && out.includes('Subject: report')) {
+        headAt = out.length;
+        releaseRest();
+      }
+    });
+    await once(p, 'close');
+    seen.push(out);
+    assert.ok(headAt > 0, 'the head arrived while the upstream waited (idle flush)');
+    const joined = out.replace(/\r\n/g, '');
+    for (const m of joined.matchAll(/[A-Za-z0-9+/]{8,}/g))
+      for (let o = 0; o < 4; o++) assert.ok(!Buffer.from(m[0].slice(o), 'base64').toString('latin1').includes(SECRET), `decodable: ${out}`);
+    assert.ok(out.includes('[REDACTED:secret:ascii]'), out);
   });
 
   it('the keyword loop trapping mid-response fails closed: nothing unscrubbed, one audit record each, the proxy lives on', async () => {
