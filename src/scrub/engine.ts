@@ -137,6 +137,14 @@ export class ScrubEngine {
     const nl = buf.lastIndexOf(0x0a);
     if (nl < from) return EMPTY;
     let cut = chainStart(buf, nl, from);
+    // A multi-line secret whose first lines end at the cut: hold them until the rest is known.
+    for (let moved = true; moved;) {
+      moved = false;
+      for (const n of this.m.lineNeedles) {
+        const s = n.holdFrom(buf, cut, from);
+        if (s < cut) [cut, moved] = [s, true];
+      }
+    }
     const cands = this.m.find(buf, from).filter((c) => !c.block || this.validBlock(c, buf, false));
     for (let changed = true; changed;) {
       changed = false;

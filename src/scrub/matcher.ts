@@ -17,6 +17,7 @@ import { secretNeedles, type SecretForm } from './encodings.js';
 import { B64, DecodedFinder, MIN_WRAPPED_LINE, type DecodedNeedle } from './decoded.js';
 import { KeywordIndex } from './keywords.js';
 import { ByteNeedle } from './byte-needles.js';
+import { LineNeedle } from './soft-flush.js';
 import { findRuns } from './runs.js';
 
 export interface KnownSecret {
@@ -69,6 +70,8 @@ export class Matcher {
   private readonly needles = new Map<string, NeedleInfo>();
   /** Needles with non-ASCII bytes: the index folds ASCII case only, so these use indexOf. */
   private readonly byteNeedles: ByteNeedle<NeedleInfo>[] = [];
+  /** Forms holding a line feed (a multi-line secret): the idle flush must not cut inside one. */
+  readonly lineNeedles: LineNeedle[] = [];
   /** Patterns without keywords: run on every window (as a regex, or as a run scan). */
   private readonly always: CompiledPattern[] = [];
   /** Run-scan patterns whose runs lie inside the decoded finder's long base64 runs: scanned
@@ -100,6 +103,7 @@ export class Matcher {
         if (this.needles.has(n.bytes)) continue; // same bytes from an earlier secret: first wins
         if (DECODED_FORMS.has(n.form)) decodedNeedles.push({ bytes: n.bytes, caseless: n.caseless === true, base64: n.form.startsWith('base64'), info });
         window = Math.max(window, n.bytes.length);
+        if (n.bytes.includes('\n')) this.lineNeedles.push(new LineNeedle(Buffer.from(n.bytes, 'latin1'), n.caseless === true));
         if (/^[\x00-\x7f]*$/.test(n.bytes)) {
           this.needles.set(n.bytes, info);
           const k = n.bytes.toLowerCase();

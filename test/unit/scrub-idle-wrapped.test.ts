@@ -60,3 +60,23 @@ test('the idle flush still emits lines that cannot start a wrapped chain (SSE ev
   await once(st, 'end');
   assert.equal(got.join(''), `data: ${long}\nnext\n`);
 });
+
+test('a multi-line secret (a service-account JSON file) split by a pause at any of its line feeds is not sent out in parts', async () => {
+  const key = randomBytes(10).toString('hex');
+  const value = `{\n  "type": "service_account",\n  "private_key_id": "${key}",\r\n  "client_email": "bot@example.iam"\n}`;
+  const sc = compileScrubber({ secrets: [{ name: 'sa', value, replacement: '[SA]' }], patterns: [] });
+  const upper = value.replace(/[a-z]+/g, (m) => m.toUpperCase());
+  for (const spelled of [value, upper]) {
+    for (let nl = spelled.indexOf('\n'); nl >= 0; nl = spelled.indexOf('\n', nl + 1)) {
+      const st = sc.createStream({ idleFlushMs: 1 });
+      const out: Buffer[] = [];
+      st.on('data', (c: Buffer) => out.push(c));
+      st.write(`head\n${spelled.slice(0, nl + 1)}`);
+      await once(st, 'data');
+      st.end(`${spelled.slice(nl + 1)}\ntail\n`);
+      await once(st, 'end');
+      const text = Buffer.concat(out).toString('latin1');
+      assert.equal(text, 'head\n[SA]\ntail\n', `pause after line feed at ${nl}`);
+    }
+  }
+});
