@@ -62,13 +62,27 @@ function lowerMap(headers: HeaderPairs): Record<string, string> {
   return out;
 }
 
-export async function injectRequest(ctx: InjectContext, input: InjectRequestInput): Promise<RequestInjection> {
+/**
+ * The inject stage. Synchronous (no promise) for a request that is not SigV4-signed with a handle
+ * nor presigned with one, by far the common case: only re-signing and reading a body to hash it
+ * wait (docs/benchmarks.md, "Sixth pass"). A refusal throws either way.
+ */
+export function injectRequest(ctx: InjectContext, input: InjectRequestInput): RequestInjection | Promise<RequestInjection> {
+  const target = input.target;
+  const pre = target.includes('X-Amz-Credential=trt_') || target.includes('X-Amz-Credential=trt%5F') ? presignedAuth(target) : null;
+  const authIdx = input.headers.findIndex(([k, v]) => k.toLowerCase() === 'authorization' && isSigV4Authorization(v));
+  const sigv4Auth = authIdx >= 0 ? (input.headers[authIdx]?.[1] ?? '') : '';
+  if (pre || (authIdx >= 0 && sigv4Auth.includes('trt_'))) return injectSigned(ctx, input, pre, authIdx, sigv4Auth);
+  const used: Used = new Map();
+  return injectRest(ctx, input, used, injectTarget(ctx, target, used), input.headers, null, null, sigv4Auth, false);
+}
+
+async function injectSigned(ctx: InjectContext, input: InjectRequestInput, pre: ReturnType<typeof presignedAuth>, authIdx: number, sigv4Auth: string): Promise<RequestInjection> {
   const used: Used = new Map();
   let target = input.target;
   let headers = input.headers;
   const host = lowerMap(headers).host ?? ctx.host;
 
-  const pre = target.includes('X-Amz-Credential=trt_') || target.includes('X-Amz-Credential=trt%5F') ? presignedAuth(target) : null;
   if (pre) {
     const r = resolveAws(ctx, pre.auth);
     const creds = awsCreds(ctx, r, input.load);
@@ -78,9 +92,6 @@ export async function injectRequest(ctx: InjectContext, input: InjectRequestInpu
   target = injectTarget(ctx, target, used);
 
   let buffered: Buffer | null = null;
-  const transforms: Transform[] = [];
-  const authIdx = headers.findIndex(([k, v]) => k.toLowerCase() === 'authorization' && isSigV4Authorization(v));
-  const sigv4Auth = authIdx >= 0 ? (headers[authIdx]?.[1] ?? '') : '';
   let chunked: Transform | null = null;
   if (authIdx >= 0 && sigv4Auth.includes('trt_')) {
     const auth = parseAuthorization(sigv4Auth);
@@ -113,8 +124,23 @@ export async function injectRequest(ctx: InjectContext, input: InjectRequestInpu
       chunked = chunkResigner({ key, longDate: signed.amzDate, scope: signed.scope, seed: signed.signature });
     }
   }
-  headers = injectHeaders(ctx, headers, used);
+  return injectRest(ctx, input, used, target, headers, buffered, chunked, sigv4Auth, pre !== null);
+}
 
+/** Headers, then the plan for the body: the same for every request, signed or not. */
+function injectRest(
+  ctx: InjectContext,
+  input: InjectRequestInput,
+  used: Used,
+  target: string,
+  inHeaders: HeaderPairs,
+  buffered: Buffer | null,
+  chunked: Transform | null,
+  sigv4Auth: string,
+  presigned: boolean,
+): RequestInjection {
+  const headers = injectHeaders(ctx, inHeaders, used);
+  const transforms: Transform[] = [];
   let changesLength = false;
   if (input.bodyExpected || buffered) {
     const coding = String(input.reqHeaders['content-encoding'] ?? 'identity')
@@ -129,7 +155,7 @@ export async function injectRequest(ctx: InjectContext, input: InjectRequestInpu
     }
     if (coding === 'identity' || coding === '') {
       // A signed payload cannot change: SigV4 bodies are scanned, never rewritten.
-      const mode = optedIn && !sigv4Auth && !pre ? 'inject' : 'scan';
+      const mode = optedIn && !sigv4Auth && !presigned ? 'inject' : 'scan';
       transforms.push(bodyTransform(ctx, mode, used));
       changesLength = mode === 'inject';
     }

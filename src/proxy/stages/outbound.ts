@@ -171,7 +171,8 @@ export async function checkCompressedBody(known: Scrubber, coding: string, body:
  * checked at once, a compressed one is read and checked whole, an identity one is checked as it
  * streams (the check goes first, before the handle scan or injection sees the bytes).
  */
-export async function planBodyCheck(x: Exchange, plan: BodyPlan, known: Scrubber, onFind: (f: OutboundFind) => void, limit: number): Promise<void> {
+export function planBodyCheck(x: Exchange, plan: BodyPlan, known: Scrubber, onFind: (f: OutboundFind) => void, limit: number): void | Promise<void> {
+  // No promise unless a compressed body has to be read first (a GET has no body at all).
   if (known.empty || !requestHasBody(x.req.headers)) return;
   if (plan.buffered) {
     const secret = known.scrubBuffer(plan.buffered).redactions[0]?.id;
@@ -188,9 +189,10 @@ export async function planBodyCheck(x: Exchange, plan: BodyPlan, known: Scrubber
     .filter((c) => c !== '' && c !== 'identity' && c !== 'aws-chunked');
   const coding = codings.join(', ');
   if (coding !== '') {
-    plan.buffered = await checkCompressedBody(known, coding, x.req, limit, onFind);
-    x.bytesIn += plan.buffered.length;
-    return;
+    return checkCompressedBody(known, coding, x.req, limit, onFind).then((buffered) => {
+      plan.buffered = buffered;
+      x.bytesIn += buffered.length;
+    });
   }
   const check = bodyCheck(known, onFind);
   plan.transforms.unshift(...check.streams);
