@@ -13,6 +13,10 @@ export type { KnownSecret, Redaction } from './matcher.js';
 
 /** Default cap on held bytes per stream. Well above twice the built-in window (see docs). */
 export const DEFAULT_MAX_HOLD_BYTES = 64 * 1024;
+/** The default hold grows to fit two of the longest secret form (a long secret's every-character
+ * `\uXXXX` form is six times its length: with 64 KiB, forms over 32 704 bytes could straddle a
+ * scan and pass), up to this cap. Only the operator's secrets make it grow, never a response. */
+const MAX_AUTO_HOLD_BYTES = 2 * 1024 * 1024;
 /** Window assumed for an unbounded pattern (`+`, `*`, `{n,}`): matches up to this long are found
  * whole across chunks; longer ones are cut at the hold limit and their tail swallowed. */
 export const UNBOUNDED_PATTERN_WINDOW = 1024;
@@ -63,6 +67,7 @@ export interface IncrementalScrub {
 export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: readonly CompiledPattern[]; isHandle?: (text: string) => boolean }): Scrubber {
   const matcher = new Matcher(o.secrets, o.patterns, UNBOUNDED_PATTERN_WINDOW, o.isHandle);
   const empty = matcher.empty;
+  const hold = Math.min(MAX_AUTO_HOLD_BYTES, Math.max(DEFAULT_MAX_HOLD_BYTES, 2 * matcher.window + 256));
 
   const scrubBuffer = (buf: Buffer): { buf: Buffer; redactions: Redaction[] } => {
     if (empty || buf.length === 0) return { buf, redactions: [] };
@@ -87,11 +92,11 @@ export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: 
     },
     createIncremental(onRedaction = () => undefined) {
       if (empty) return { write: (b: Buffer) => b, writeAll: (bs: readonly Buffer[]) => Buffer.concat(bs), end: (b?: Buffer) => b ?? Buffer.alloc(0) };
-      const engine = new ScrubEngine(matcher, DEFAULT_MAX_HOLD_BYTES, onRedaction);
+      const engine = new ScrubEngine(matcher, hold, onRedaction);
       return { write: (b: Buffer) => engine.write(b), writeAll: (bs: readonly Buffer[]) => engine.writeAll(bs), end: (b?: Buffer) => engine.end(b) };
     },
     createStream(opts: ScrubStreamOptions = {}) {
-      const maxHold = opts.maxHoldBytes ?? DEFAULT_MAX_HOLD_BYTES;
+      const maxHold = opts.maxHoldBytes ?? hold;
       if (!Number.isInteger(maxHold) || maxHold < 256) throw new Error('maxHoldBytes must be an integer >= 256');
       const engine = new ScrubEngine(matcher, maxHold, opts.onRedaction ?? noop);
       return new ScrubTransform(engine, opts.maxScanBytes ?? Infinity, opts.idleFlushMs, Math.min(BATCH, maxHold));
