@@ -22,7 +22,7 @@ import { injectRequest, type RequestInjection } from '../../secrets/request.js';
 import type { InjectContext } from '../../secrets/resolve.js';
 import type { Secret } from '../../secrets/secret.js';
 import type { Scrubber } from '../../scrub/scrubber.js';
-import type { RequestFacts, SecretSource } from '../../policy/types.js';
+import type { Decision, RequestFacts, SecretSource } from '../../policy/types.js';
 import { requestHasBody } from '../../secrets/body.js';
 import { routed, targetUrl, type Exchange, type ResolvedTarget } from './exchange.js';
 import { askOperator } from './ask.js';
@@ -120,7 +120,9 @@ export const STAGES: readonly Stage[] = [
   },
   {
     name: 'decide',
-    async run(x, rt) {
+    // Synchronous unless the rules need the body, an operator is asked or a rate limit is taken:
+    // the common request makes no promise here (docs/benchmarks.md, "Sixth pass").
+    run(x, rt) {
       // A secret value in the target or a header is refused (and alerted) whatever the rules say,
       // checked as the agent sent it, before anything is injected (outbound.ts).
       checkHead(x.state.scrubbers.known(), x.req.url ?? '', x.req.rawHeaders, (f) => void (x.alert = { code: 'secret_in_request', ...f }));
@@ -136,28 +138,11 @@ export const STAGES: readonly Stage[] = [
         contentType: mediaType(x.req.headers['content-type']),
       };
       if (asksWebSocket(x.req.headers)) facts.websocket = true;
-      if (needsBody(x.state.policy, facts)) facts.body = await peekBody(x.req, MAX_PEEK_BYTES);
-      const session = sessionOf(x);
-      facts.taints = rt.taints.get(session);
-      let d = decide(x.state.policy, facts);
-      x.decision = d;
-      if (!d.allow && d.ask) x.decision = d = await askOperator(x, rt, { ...d, ask: d.ask });
-      if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
-      for (const o of methodOverrides(x.req.headers, t.path)) {
-        if ('invalid' in o) throw new TurretError('bad_request', `${o.header} must name a method`);
-        if (o.method === facts.method) continue;
-        const od = decide(x.state.policy, { ...facts, method: o.method, websocket: false });
-        if (!od.allow)
-          throw new TurretError(od.code ?? 'policy_denied', `the request asks the upstream to treat it as ${o.method} (${o.header}); ${od.reason}`, { rule: od.rule?.id });
-      }
-      // No limit applies (the common case): nothing to take, so no round trip to the shared state.
-      const checks = limitChecks(x.state.policy, facts.agent, d.rule);
-      const lim = checks.length > 0 ? await rt.shared.take(checks) : null;
-      if (lim && !lim.ok) {
-        throw new TurretError('rate_limited', `${lim.label} allows ${lim.spec.source}; retry after ${lim.retryAfterS}s`, { rule: d.rule?.id, retryAfterS: lim.retryAfterS });
-      }
-      if (d.rule?.taints.length) rt.taints.add(session, d.rule.taints, { request: x.id, rule: d.rule.id }, x.state.policy.settings.taintTtlMs ?? DEFAULT_TAINT_TTL_MS);
-      x.toolFilter = toolListFilter(d.rule, facts.body);
+      if (!needsBody(x.state.policy, facts)) return decideOn(x, rt, facts);
+      return peekBody(x.req, MAX_PEEK_BYTES).then((body) => {
+        facts.body = body;
+        return decideOn(x, rt, facts);
+      });
     },
   },
   {
@@ -203,6 +188,43 @@ export const STAGES: readonly Stage[] = [
     },
   },
 ];
+
+/** The decision on the request's facts; an `ask` waits for the operator. */
+function decideOn(x: Exchange, rt: Runtime, facts: RequestFacts): void | Promise<void> {
+  const session = sessionOf(x);
+  facts.taints = rt.taints.get(session);
+  const d = decide(x.state.policy, facts);
+  x.decision = d;
+  if (d.allow || !d.ask) return allowed(x, rt, facts, d, session);
+  return askOperator(x, rt, { ...d, ask: d.ask }).then((a) => {
+    x.decision = a;
+    return allowed(x, rt, facts, a, session);
+  });
+}
+
+/** Refused, or allowed: method overrides decided too, then any rate limit taken. */
+function allowed(x: Exchange, rt: Runtime, facts: RequestFacts, d: Decision, session: string): void | Promise<void> {
+  if (!d.allow) throw new TurretError(d.code ?? 'policy_denied', d.reason, { rule: d.rule?.id });
+  for (const o of methodOverrides(x.req.headers, facts.path)) {
+    if ('invalid' in o) throw new TurretError('bad_request', `${o.header} must name a method`);
+    if (o.method === facts.method) continue;
+    const od = decide(x.state.policy, { ...facts, method: o.method, websocket: false });
+    if (!od.allow) throw new TurretError(od.code ?? 'policy_denied', `the request asks the upstream to treat it as ${o.method} (${o.header}); ${od.reason}`, { rule: od.rule?.id });
+  }
+  // No limit applies (the common case): nothing to take, so no round trip to the shared state.
+  const checks = limitChecks(x.state.policy, facts.agent, d.rule);
+  if (checks.length === 0) return decided(x, rt, facts, d, session);
+  return rt.shared.take(checks).then((lim) => {
+    if (!lim.ok)
+      throw new TurretError('rate_limited', `${lim.label} allows ${lim.spec.source}; retry after ${lim.retryAfterS}s`, { rule: d.rule?.id, retryAfterS: lim.retryAfterS });
+    decided(x, rt, facts, d, session);
+  });
+}
+
+function decided(x: Exchange, rt: Runtime, facts: RequestFacts, d: Decision, session: string): void {
+  if (d.rule?.taints.length) rt.taints.add(session, d.rule.taints, { request: x.id, rule: d.rule.id }, x.state.policy.settings.taintTtlMs ?? DEFAULT_TAINT_TTL_MS);
+  x.toolFilter = toolListFilter(d.rule, facts.body);
+}
 
 /** After injection: the body check is planned, then the exchange takes the injected request. */
 function injected(x: Exchange, rt: Runtime, t: ResolvedTarget, known: Scrubber, r: RequestInjection): void | Promise<void> {
