@@ -153,18 +153,21 @@ describe('the WebAssembly scrub loops through the proxy', () => {
       },
     });
     const env = { TEST_WR_ASCII: SECRET, TEST_WR_WIDE: WIDE };
-    t = await startTurret({ rules: { 'r.yaml': rules() }, env, args: ['--admin', 'off'] });
-    trap = await startTurret({
-      rules: { 'r.yaml': rules() },
-      env: { ...env, NODE_OPTIONS: `--import ${path.join(ROOT, 'test/fixtures/preload/wasm-trap.mjs')}`, TURRET_TEST_WASM_TRAP_AFTER: '2' },
-      args: ['--admin', 'off'],
-    });
-    for (const tp of [t, trap]) tokens.set(tp, await agentToken(tp, 'agent-a'));
+    // Both turrets (and their agent tokens) at once: start-up is most of this file's time.
+    [t, trap] = await Promise.all([
+      startTurret({ rules: { 'r.yaml': rules() }, env, args: ['--admin', 'off'] }),
+      startTurret({
+        rules: { 'r.yaml': rules() },
+        env: { ...env, NODE_OPTIONS: `--import ${path.join(ROOT, 'test/fixtures/preload/wasm-trap.mjs')}`, TURRET_TEST_WASM_TRAP_AFTER: '2' },
+        args: ['--admin', 'off'],
+      }),
+    ]);
+    const [a, b] = await Promise.all([agentToken(t, 'agent-a'), agentToken(trap, 'agent-a')]);
+    tokens.set(t, a).set(trap, b);
   });
 
   after(async () => {
-    await t?.stop();
-    await trap?.stop();
+    await Promise.all([t?.stop(), trap?.stop()]);
     await up?.close();
     for (const tp of [t, trap]) if (tp) seen.push(tp.stdout(), tp.stderr(), tp.auditText());
     const all = seen.join('\n');
