@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { TurretError } from '../../src/core/errors.js';
 import { forEachLongRun } from '../../src/scrub/decoded.js';
 import { longRuns } from '../../src/scrub/long-runs-wasm.js';
@@ -130,4 +132,33 @@ test('memory: one WebAssembly memory per keyword index whatever the number of st
   assert.equal(made.length, 1, `WebAssembly memories made: ${made.length}`);
   for (const m of made) assert.equal(m.mem.buffer.byteLength, m.bytes, 'the memory never grew');
   assert.ok((made[0]?.bytes ?? 0) <= 2 * 1024 * 1024, `the keyword index's memory: ${made[0]?.bytes} bytes`);
+});
+
+test('memory: the WebAssembly memories of dropped scrubbers are released (what a cache eviction leaves)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  type Mem = { buffer: ArrayBuffer };
+  const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => Mem } }).WebAssembly;
+  const real = wasm.Memory;
+  let made = 0;
+  let freed = 0;
+  const registry = new FinalizationRegistry<number>(() => freed++);
+  wasm.Memory = function (d: { initial: number }): Mem {
+    const mem = new real(d);
+    registry.register(mem, made++);
+    return mem;
+  } as unknown as typeof real;
+  try {
+    const body = Buffer.alloc(4096, 'x pat ');
+    for (let i = 0; i < 40; i++) compileScrubber({ secrets: [{ name: 'k', value: `${VALUE}${i}`, replacement: '[K]' }], patterns: PATTERNS }).scrubBuffer(body);
+  } finally {
+    wasm.Memory = real;
+  }
+  assert.equal(made, 40, 'one memory per scrubber that scanned a long input');
+  // Finalizers run in tasks after a full collection: collect and yield, a bounded number of times.
+  for (let round = 0; round < 50 && freed < made; round++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(freed, made, `memories released: ${freed} of ${made}`);
 });
