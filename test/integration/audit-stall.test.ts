@@ -5,7 +5,8 @@
  * blocks inside write() (seen in /proc as a task sleeping in pipe_write). While it is stuck the
  * proxy still answers /healthz and refuses denied requests, each one answered. When the "disk"
  * moves again (the test reads the FIFO) every exchange's record arrives exactly once, in request
- * order, with its real cause, and `turret audit verify` passes on what was written.
+ * order, with its real cause, and `turret audit verify` passes on what was written. A SIGTERM sent
+ * while the disk is stalled waits for those records and then exits 0.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -37,59 +38,68 @@ function stuckInPipeWrite(pid: number): boolean {
   return false;
 }
 
-it('a stalled audit disk: the proxy keeps answering, and every exchange is recorded exactly once when it moves again', { timeout: 60_000 }, async () => {
-  const fifo = path.join(root, 'audit.fifo');
-  execFileSync('mkfifo', [fifo]);
-  // Read and write end in one: Turret's opens find the other end and never block; nobody reads yet.
-  const fd = openSync(fifo, 'r+');
-  const t = await startTurret({ rules: { 'r.yaml': RULES }, args: ['--audit', fifo, '--no-watch'] });
-  procs.push(t);
-  const token = /HTTP_PROXY='http:\/\/agent-a:([^@]+)@/.exec((await t.cli(['env', '--agent', 'agent-a'])).stdout)?.[1] ?? '';
-  assert.notEqual(token, '');
-  let sent = 0;
-  /** A denied request with a long path (a ~3.5 KB record), answered 403 by the proxy itself. */
-  const denied = async (): Promise<void> => {
-    const i = ++sent;
-    const r = await curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `agent-a:${token}`, `http://denied.test/req-${i}/${'p'.repeat(3000)}`]);
-    assert.equal(r.status, 403, `request ${i}`);
-  };
-  // Until the pipe is full and the writer thread sleeps in write() (bounded).
-  for (let i = 0; i < 200 && !stuckInPipeWrite(t.proc.pid!); i++) await denied();
-  assert.equal(stuckInPipeWrite(t.proc.pid!), true, `the writer thread never blocked after ${sent} records`);
-  // Stalled: the event loop still serves admin and proxy traffic, each request answered.
-  for (let i = 0; i < 10; i++) {
-    assert.equal((await httpGet(adminPort(t), '/healthz')).status, 200);
-    await denied();
-  }
-  assert.equal(stuckInPipeWrite(t.proc.pid!), true, 'still stalled while those were answered');
-  // The disk moves: read the FIFO until every record is in, then stop Turret (its shutdown
-  // flushes) and mark the end, so a record written twice or late would show before the mark.
-  let got = '';
-  const buf = Buffer.alloc(64 * 1024);
-  const readSome = async (): Promise<void> => {
-    const k = await new Promise<number>((res, rej) => read(fd, buf, 0, buf.length, null, (e, b) => (e ? rej(e) : res(b))));
-    got += buf.subarray(0, k).toString('utf8');
-  };
-  for (let i = 0; i < 10_000 && (got.match(/\n/g)?.length ?? 0) < sent; i++) await readSome();
-  await t.stop();
-  assert.equal(t.proc.exitCode, 0, t.stderr());
-  const mark = openSync(fifo, 'w');
-  writeFileSync(mark, 'END\n');
-  closeSync(mark);
-  for (let i = 0; i < 10_000 && !got.endsWith('END\n'); i++) await readSome();
-  closeSync(fd);
-  const text = got.slice(0, -'END\n'.length);
-  const recs = text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { seq: number; outcome: string; path: string; host: string });
-  assert.deepEqual(
-    recs.map((r) => [r.seq, r.outcome, r.host, /^\/req-(\d+)\//.exec(r.path)?.[1]]),
-    Array.from({ length: sent }, (_, i) => [i + 1, 'denied', 'denied.test', String(i + 1)]),
-  );
-  assert.doesNotMatch(t.stderr(), /audit write failed/);
-  const copy = path.join(root, 'copy.jsonl');
-  writeFileSync(copy, text);
-  const v = await runCli(['audit', 'verify', copy]);
-  assert.equal(v.code, 0, v.stdout + v.stderr);
-});
+it(
+  'a stalled audit disk: the proxy keeps answering, and every exchange is recorded exactly once when it moves again, also across a shutdown asked meanwhile',
+  { timeout: 60_000 },
+  async () => {
+    const fifo = path.join(root, 'audit.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // Read and write end in one: Turret's opens find the other end and never block; nobody reads yet.
+    const fd = openSync(fifo, 'r+');
+    const t = await startTurret({ rules: { 'r.yaml': RULES }, args: ['--audit', fifo, '--no-watch'] });
+    procs.push(t);
+    const token = /HTTP_PROXY='http:\/\/agent-a:([^@]+)@/.exec((await t.cli(['env', '--agent', 'agent-a'])).stdout)?.[1] ?? '';
+    assert.notEqual(token, '');
+    let sent = 0;
+    /** A denied request with a long path (a ~3.5 KB record), answered 403 by the proxy itself. */
+    const denied = async (): Promise<void> => {
+      const i = ++sent;
+      const r = await curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `agent-a:${token}`, `http://denied.test/req-${i}/${'p'.repeat(3000)}`]);
+      assert.equal(r.status, 403, `request ${i}`);
+    };
+    // Until the pipe is full and the writer thread sleeps in write() (bounded).
+    for (let i = 0; i < 200 && !stuckInPipeWrite(t.proc.pid!); i++) await denied();
+    assert.equal(stuckInPipeWrite(t.proc.pid!), true, `the writer thread never blocked after ${sent} records`);
+    // Stalled: the event loop still serves admin and proxy traffic, each request answered.
+    for (let i = 0; i < 10; i++) {
+      assert.equal((await httpGet(adminPort(t), '/healthz')).status, 200);
+      await denied();
+    }
+    assert.equal(stuckInPipeWrite(t.proc.pid!), true, 'still stalled while those were answered');
+    // Shutdown asked while the disk is stalled: it must wait for the records, not drop them.
+    // (Not t.stop(): its SIGKILL fallback would hide a shutdown that does not wait.)
+    const stopped = new Promise<void>((resolve) => t.proc.once('exit', () => resolve()));
+    t.proc.kill('SIGTERM');
+    // The disk moves: read the FIFO until every record is in; Turret then ends (its shutdown
+    // flushed), and a mark after that shows any record written twice or late before it.
+    let got = '';
+    const buf = Buffer.alloc(64 * 1024);
+    const readSome = async (): Promise<void> => {
+      const k = await new Promise<number>((res, rej) => read(fd, buf, 0, buf.length, null, (e, b) => (e ? rej(e) : res(b))));
+      got += buf.subarray(0, k).toString('utf8');
+    };
+    for (let i = 0; i < 10_000 && (got.match(/\n/g)?.length ?? 0) < sent; i++) await readSome();
+    await stopped;
+    assert.equal(t.proc.exitCode, 0, t.stderr());
+    assert.match(t.stderr(), /"msg":"stopped"/);
+    const mark = openSync(fifo, 'w');
+    writeFileSync(mark, 'END\n');
+    closeSync(mark);
+    for (let i = 0; i < 10_000 && !got.endsWith('END\n'); i++) await readSome();
+    closeSync(fd);
+    const text = got.slice(0, -'END\n'.length);
+    const recs = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { seq: number; outcome: string; path: string; host: string });
+    assert.deepEqual(
+      recs.map((r) => [r.seq, r.outcome, r.host, /^\/req-(\d+)\//.exec(r.path)?.[1]]),
+      Array.from({ length: sent }, (_, i) => [i + 1, 'denied', 'denied.test', String(i + 1)]),
+    );
+    assert.doesNotMatch(t.stderr(), /audit write failed/);
+    const copy = path.join(root, 'copy.jsonl');
+    writeFileSync(copy, text);
+    const v = await runCli(['audit', 'verify', copy]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+  },
+);
