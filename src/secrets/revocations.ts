@@ -12,6 +12,12 @@ const RECHECK_MS = 250;
 
 export class RevocationList {
   private ids = new Set<string>();
+  /**
+   * Ids this process revoked: refused from the moment revoke() is called, not once the file write
+   * lands (a misuse's on_misuse revoke must refuse the next request, which on a pipelined
+   * connection is decided before any I/O completes), and never lost to a re-read of the file.
+   */
+  private readonly revokedHere = new Set<string>();
   private mtimeMs = -1;
   private size = -1;
   private checkedAt = 0;
@@ -24,7 +30,7 @@ export class RevocationList {
   /** True when `id` is revoked. Re-reads the file at most every 250 ms, when it changed. */
   has(id: string, now = Date.now()): boolean {
     if (now - this.checkedAt >= RECHECK_MS) this.refresh(now);
-    return this.ids.has(id);
+    return this.ids.has(id) || this.revokedHere.has(id);
   }
 
   refresh(now = Date.now()): void {
@@ -50,6 +56,7 @@ export class RevocationList {
   }
 
   async revoke(id: string, exp: number): Promise<void> {
+    this.revokedHere.add(id);
     await fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
     await fs.appendFile(this.file, `${id} ${exp}\n`, { mode: 0o600 });
     this.ids.add(id);

@@ -1,0 +1,196 @@
+/**
+ * The decide and inject stages run synchronously for the common request (pipeline.ts): a keep-alive
+ * or pipelined connection then runs one request's whole decision and injection before the next
+ * request is even parsed. Attacked through a real turret, real TLS tunnels and raw pipelined
+ * requests: every request is still decided on its own state (rules reloaded between two requests
+ * on one connection, a handle revoked by a misuse one request earlier in the same write, a refused
+ * request between two injected ones), and every exchange ends with exactly one audit record.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { basicAuth, rawConnect } from '../helpers/raw-proxy.js';
+import { parseResponses, type WireMessage } from '../helpers/http-wire.js';
+import { agentToken, assertNoSecrets, startTurret, turretOutputs, until, waitForLog, type TurretProc } from '../helpers/turret.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { LOOPBACK, writeRules, type RuleFile } from '../helpers/rules.js';
+
+const API = `fake_api_${randomBytes(18).toString('hex')}`;
+const BURN = `fake_burn_${randomBytes(18).toString('hex')}`;
+const ENV = { T_API: API, T_BURN: BURN, TURRET_ADMIN: 'off' };
+
+const rules = (denyGone: boolean): RuleFile => ({
+  agents: ['a'],
+  secrets: [
+    { name: 'api', from: { env: 'T_API' }, hosts: ['echo.turret.test:*'] },
+    { name: 'burn', from: { env: 'T_BURN' }, hosts: ['echo.turret.test:*'], on_misuse: 'revoke' },
+  ],
+  rules: [{ name: 'all', methods: ['read', 'write'], hosts: ['echo.turret.test:*', 'other.turret.test:*'], paths: denyGone ? ['/keep/**'] : ['/**'], unsafe_addresses: LOOPBACK }],
+  local: ['echo.turret.test', 'other.turret.test'],
+});
+
+/** An intercepted tunnel to `host`: the TLS socket a client would speak HTTP/1.1 over. */
+async function tunnel(t: TurretProc, auth: string, host: string, port: number): Promise<tls.TLSSocket> {
+  const { res, socket } = await rawConnect(t.port, `${host}:${port}`, auth);
+  assert.equal(res.status, 200, JSON.stringify(res));
+  const ca = readFileSync(path.join(t.caDir, 'ca.crt'));
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ socket, servername: host, ca }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Write `text` at once, then read until `n` complete responses arrived (or the socket closed). */
+function exchange(s: tls.TLSSocket, text: string, n: number): Promise<{ responses: WireMessage[]; raw: string }> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const finish = (closed: boolean): void => {
+      const r = parseResponses(buf, { closed });
+      if (r.problem) return done(new Error(`bad responses: ${r.problem}`));
+      if (r.responses.length >= n) return done(null, r.responses);
+      if (closed) done(new Error(`connection closed after ${r.responses.length} of ${n} responses: ${buf.toString('latin1').slice(0, 400)}`));
+    };
+    const onData = (c: Buffer): void => {
+      buf = Buffer.concat([buf, c]);
+      finish(false);
+    };
+    const onClose = (): void => finish(true);
+    const done = (e: Error | null, responses?: WireMessage[]): void => {
+      s.off('data', onData).off('close', onClose).off('error', onClose);
+      if (e) reject(e);
+      else resolve({ responses: responses ?? [], raw: buf.toString('latin1') });
+    };
+    s.on('data', onData).on('close', onClose).on('error', onClose);
+    s.write(text);
+  });
+}
+
+const status = (m: WireMessage | undefined): number => m?.status ?? 0;
+const errorCode = (m: WireMessage | undefined): string => m?.headers.find(([k]) => k.toLowerCase() === 'x-turret-error')?.[1] ?? '';
+
+describe('synchronous decide/inject: every request decided on its own', () => {
+  let t: TurretProc;
+  let up: Upstream;
+  let auth: string;
+  const seen: string[] = [];
+
+  const issue = async (secret: string): Promise<string> => {
+    const r = await t.cli(['handle', 'issue', '--agent', 'a', '--secret', secret, '--ttl', '1h']);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  const get = (host: string, p: string, extra = ''): string => `GET ${p} HTTP/1.1\r\nHost: ${host}:${up.port}\r\n${extra}\r\n`;
+  /** The audit records of the request paths starting with `mark`. */
+  const records = (mark: string): Array<Record<string, unknown>> => t.audit().filter((r) => r.event === 'request' && String(r.path ?? '').startsWith(mark));
+
+  before(async () => {
+    up = await startUpstream();
+    t = await startTurret({ rules: { 'r.yaml': rules(false) }, env: ENV });
+    auth = basicAuth('a', await agentToken(t, 'a'));
+  });
+
+  after(async () => {
+    await t?.stop();
+    await up?.close();
+    assertNoSecrets([...turretOutputs(t), ['client responses', seen.join('\n')]], { API, BURN });
+  });
+
+  it('a handle revoked by a misuse is refused to the very next request pipelined in the same write', async () => {
+    const h = await issue('burn');
+    const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+    const before = up.received.length;
+    // 1: the handle in the query (no query opt-in): a misuse, which revokes it. 2: the same handle
+    // where it would be injected. Both in one write: the second is decided right after the first.
+    const r = await exchange(s, get('echo.turret.test', `/burn1?k=${h}`) + get('echo.turret.test', '/burn2', `Authorization: Bearer ${h}\r\n`), 2);
+    s.destroy();
+    seen.push(r.raw);
+    assert.equal(status(r.responses[0]), 403, r.raw);
+    assert.equal(errorCode(r.responses[0]), 'handle_location_unsupported');
+    assert.equal(status(r.responses[1]), 403, `the revoked handle must not be injected: ${r.raw}`);
+    assert.equal(errorCode(r.responses[1]), 'handle_revoked');
+    assert.equal(up.received.length, before, 'nothing reached the upstream');
+    await until(() => records('/burn').length >= 2, 'two audit records');
+    assert.deepEqual(
+      records('/burn').map((x) => [x.path, x.code]),
+      [
+        ['/burn1?k=', 'handle_location_unsupported'],
+        ['/burn2', 'handle_revoked'],
+      ],
+    );
+  });
+
+  it('pipelined: an injected request, a refused one and a plain one each get only their own state', async () => {
+    const h = await issue('api');
+    const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+    const before = up.received.length;
+    const text =
+      get('echo.turret.test', '/pipe1', `Authorization: Bearer ${h}\r\n`) +
+      get('echo.turret.test', `/pipe2?k=${h}`) +
+      get('echo.turret.test', '/pipe3') +
+      get('echo.turret.test', '/pipe4', `Authorization: token ${h}\r\n`);
+    const r = await exchange(s, text, 4);
+    s.destroy();
+    seen.push(r.raw);
+    assert.deepEqual(r.responses.map(status), [200, 403, 200, 200], r.raw);
+    assert.equal(errorCode(r.responses[1]), 'handle_location_unsupported');
+    const got = up.received.slice(before);
+    assert.deepEqual(
+      got.map((x) => x.url),
+      ['/pipe1', '/pipe3', '/pipe4'],
+    );
+    assert.equal(got[0]?.headers.authorization, `Bearer ${API}`);
+    assert.equal(got[1]?.headers.authorization, undefined, 'the plain request carries nothing of the others');
+    assert.equal(got[2]?.headers.authorization, `token ${API}`);
+    await until(() => records('/pipe').length >= 4, 'four audit records');
+    assert.deepEqual(
+      // Written as each exchange ends: a refusal before the answered request ahead of it.
+      records('/pipe')
+        .map((x) => [x.path, x.code ?? null])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      [
+        ['/pipe1', null],
+        ['/pipe2?k=', 'handle_location_unsupported'],
+        ['/pipe3', null],
+        ['/pipe4', null],
+      ],
+    );
+  });
+
+  it('rules reloaded between two requests on one keep-alive connection: the second is decided on the new rules', async () => {
+    const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+    try {
+      const r1 = await exchange(s, get('echo.turret.test', '/reload1'), 1);
+      assert.equal(status(r1.responses[0]), 200, r1.raw);
+      const mark = t.stderr().length;
+      writeRules(t.rulesDir, { 'r.yaml': rules(true) });
+      t.proc.kill('SIGHUP');
+      await waitForLog(t, /"msg":"rules reloaded/, mark);
+      const r2 = await exchange(s, get('echo.turret.test', '/reload2') + get('echo.turret.test', '/keep/reload3'), 2);
+      seen.push(r1.raw, r2.raw);
+      assert.equal(status(r2.responses[0]), 403, r2.raw);
+      assert.equal(errorCode(r2.responses[0]), 'policy_denied');
+      assert.equal(status(r2.responses[1]), 200, r2.raw);
+      await until(() => t.audit().filter((x) => /reload/.test(String(x.path))).length >= 3, 'three audit records');
+      assert.deepEqual(
+        t
+          .audit()
+          .filter((x) => /reload/.test(String(x.path)))
+          .map((x) => [x.path, x.code ?? null]),
+        [
+          ['/reload1', null],
+          ['/reload2', 'policy_denied'],
+          ['/keep/reload3', null],
+        ],
+      );
+    } finally {
+      s.destroy();
+      writeRules(t.rulesDir, { 'r.yaml': rules(false) });
+      const mark = t.stderr().length;
+      t.proc.kill('SIGHUP');
+      await waitForLog(t, /"msg":"rules reloaded/, mark);
+    }
+  });
+});
