@@ -28,7 +28,15 @@ const rules = (denyGone: boolean): RuleFile => ({
     { name: 'api', from: { env: 'T_API' }, hosts: ['echo.turret.test:*'] },
     { name: 'burn', from: { env: 'T_BURN' }, hosts: ['echo.turret.test:*'], on_misuse: 'revoke' },
   ],
-  rules: [{ name: 'all', methods: ['read', 'write'], hosts: ['echo.turret.test:*', 'other.turret.test:*'], paths: denyGone ? ['/keep/**'] : ['/**'], unsafe_addresses: LOOPBACK }],
+  rules: [
+    {
+      name: 'all',
+      methods: ['read', 'write'],
+      hosts: ['echo.turret.test:*', 'other.turret.test:*'],
+      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**'],
+      unsafe_addresses: LOOPBACK,
+    },
+  ],
   local: ['echo.turret.test', 'other.turret.test'],
 });
 
@@ -193,4 +201,53 @@ describe('synchronous decide/inject: every request decided on its own', () => {
       await waitForLog(t, /"msg":"rules reloaded/, mark);
     }
   });
+});
+
+describe('synchronous refusals during a drain', () => {
+  let t: TurretProc;
+  let up: Upstream;
+  let held: ((body: string) => void) | null = null;
+
+  before(async () => {
+    up = await startUpstream({
+      handler: (req, res) => {
+        const send = (body: string): void => void res.writeHead(200, { 'content-length': Buffer.byteLength(body) }).end(body);
+        if (req.url === '/hold') held = send;
+        else send('ok');
+      },
+    });
+    t = await startTurret({ rules: { 'r.yaml': rules(false) }, env: ENV });
+  });
+
+  after(async () => {
+    await t?.stop();
+    await up?.close();
+  });
+
+  it('a request refused at once while draining is still answered Connection: close', async () => {
+    const auth = basicAuth('a', await agentToken(t, 'a'));
+    const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+    const answers = exchange(s, get('/hold'), 2);
+    await until(() => held !== null, 'the upstream holding /hold');
+    const mark = t.stderr().length;
+    t.proc.kill('SIGTERM');
+    await waitForLog(t, /"msg":"stopping: draining connections/, mark);
+    // A second request on the busy connection, refused by the rules (decided synchronously), while
+    // the first is still under way: the drain wants every response from now on to close.
+    s.write(get('/denied?during=drain'));
+    await until(() => t.audit().some((x) => String(x.path).startsWith('/denied')), 'the refusal recorded');
+    held?.('held');
+    const r = await answers;
+    s.destroy();
+    assert.equal(status(r.responses[0]), 200, r.raw);
+    assert.equal(status(r.responses[1]), 403, r.raw);
+    assert.equal(errorCode(r.responses[1]), 'policy_denied');
+    const conn = r.responses[1]?.headers.find(([k]) => k.toLowerCase() === 'connection')?.[1];
+    assert.match(conn ?? '', /close/i, `the refusal during the drain must close the connection: ${r.raw}`);
+    assert.equal(t.audit().filter((x) => String(x.path).startsWith('/denied')).length, 1);
+  });
+
+  function get(p: string): string {
+    return `GET ${p} HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\n\r\n`;
+  }
 });

@@ -38,8 +38,10 @@ export async function drain(d: Drainable, deadlineMs: number): Promise<DrainResu
   const noKeepAlive = (_req: IncomingMessage, res: ServerResponse): void => {
     res.shouldKeepAlive = false;
   };
-  d.outer.on('request', noKeepAlive);
-  d.inner.on('request', noKeepAlive);
+  // Prepended: the pipeline (connection.ts) answers a refusal synchronously inside its own
+  // 'request' listener, so a listener added after it would mark the response once it was written.
+  d.outer.prependListener('request', noKeepAlive);
+  d.inner.prependListener('request', noKeepAlive);
   let listenerClosed = false;
   const closed = new Promise<void>((resolve) => d.outer.close(() => resolve())).then(() => {
     listenerClosed = true;

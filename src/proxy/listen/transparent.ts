@@ -76,7 +76,8 @@ export function transparentHandler(rt: Runtime, o: Omit<TransparentOptions, 'lis
     accept: (s, agent) => onConnection(rt, o, refusals, s, agent),
     stop: () => {
       if (sweep) return;
-      o.plain.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      // Prepended, before the pipeline answers a refusal synchronously (drain.ts).
+      o.plain.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
         res.shouldKeepAlive = false;
       });
       // A request that ends turns its connection idle: sweep until the drain has cut the rest.
