@@ -37,6 +37,9 @@ export class AppendFile {
 
   constructor(private readonly o: AppendFileOptions) {
     this.limit = o.maxBytes;
+    // A thread started after one died may find the directory removed meanwhile (the dead one would
+    // have recreated it at its next batch, append()): recreate it too rather than fail every restart.
+    mkdirSync(dirname(o.path), { recursive: true, mode: 0o700 });
     this.reopen();
   }
 
