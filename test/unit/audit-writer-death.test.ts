@@ -95,6 +95,6 @@ async function dieAt(point: 'before-done' | 'before-consume', after: number): Pr
 
 for (const point of ['before-done', 'before-consume'] as const) {
   it(`a writer thread that throws ${point === 'before-done' ? 'after an append, before it says so' : 'before it frees the ring'}: reported, restarted, every record exactly once`, async () => {
-    for (const after of [1, 4, 9]) await dieAt(point, after);
+    for (const after of [1, 6]) await dieAt(point, after);
   });
 }
