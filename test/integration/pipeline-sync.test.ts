@@ -32,12 +32,13 @@ const rules = (denyGone: boolean): RuleFile => ({
     {
       name: 'all',
       methods: ['read', 'write'],
-      hosts: ['echo.turret.test:*', 'other.turret.test:*'],
-      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**'],
+      hosts: ['echo.turret.test:*', 'other.turret.test:*', '127.0.0.1:*'],
+      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*'],
       unsafe_addresses: LOOPBACK,
     },
+    { name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 1, per: '1h' } },
   ],
-  local: ['echo.turret.test', 'other.turret.test'],
+  local: ['echo.turret.test', 'other.turret.test', 'limited.turret.test'],
 });
 
 /** An intercepted tunnel to `host`: the TLS socket a client would speak HTTP/1.1 over. */
@@ -165,6 +166,84 @@ describe('synchronous decide/inject: every request decided on its own', () => {
         ['/pipe4', null],
       ],
     );
+  });
+
+  it('a rate limit of 1 taken by three requests pipelined in one write: one passes, two are refused', async () => {
+    const s = await tunnel(t, auth, 'limited.turret.test', up.port);
+    const before = up.received.length;
+    const one = (p: string): string => `GET ${p} HTTP/1.1\r\nHost: limited.turret.test:${up.port}\r\n\r\n`;
+    const r = await exchange(s, one('/lim1') + one('/lim2') + one('/lim3'), 3);
+    s.destroy();
+    seen.push(r.raw);
+    assert.deepEqual(r.responses.map(status), [200, 429, 429], r.raw);
+    assert.deepEqual(r.responses.map(errorCode), ['', 'rate_limited', 'rate_limited']);
+    assert.deepEqual(
+      up.received.slice(before).map((x) => x.url),
+      ['/lim1'],
+    );
+    await until(() => records('/lim').length >= 3, 'three audit records');
+    assert.deepEqual(
+      records('/lim')
+        .map((x) => [x.path, x.code ?? null])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      [
+        ['/lim1', null],
+        ['/lim2', 'rate_limited'],
+        ['/lim3', 'rate_limited'],
+      ],
+    );
+  });
+
+  it('a handle goes only to its bound host however the host is spelled; elsewhere one refusal, one record, nothing sent', async () => {
+    const h = await issue('api');
+    const send = async (connectHost: string, hostHeader: string, p: string): Promise<{ m: WireMessage | undefined; got: typeof up.received }> => {
+      const before = up.received.length;
+      const s = await tunnel(t, auth, connectHost, up.port);
+      const r = await exchange(s, `GET ${p} HTTP/1.1\r\nHost: ${hostHeader}:${up.port}\r\nAuthorization: Bearer ${h}\r\n\r\n`, 1);
+      s.destroy();
+      seen.push(r.raw);
+      return { m: r.responses[0], got: up.received.slice(before) };
+    };
+    // The same host, spelled in letter case and with the root dot: injected.
+    for (const [i, host] of ['ECHO.TURRET.TEST', 'echo.turret.test.', 'Echo.Turret.Test.'].entries()) {
+      const { m, got } = await send(host, host, `/host-same${i}`);
+      assert.equal(status(m), 200, host);
+      assert.deepEqual(
+        got.map((x) => x.headers.authorization),
+        [`Bearer ${API}`],
+        host,
+      );
+    }
+    // Another host (name or IP literal), or a Host header naming the bound host inside a tunnel to
+    // another: refused, nothing reaches the upstream, exactly one record with the cause.
+    const cases: Array<[string, string, string]> = [
+      ['other.turret.test', 'other.turret.test', 'handle_host_not_bound'],
+      ['127.0.0.1', '127.0.0.1', 'handle_host_not_bound'],
+      ['OTHER.turret.test.', 'OTHER.turret.test.', 'handle_host_not_bound'],
+    ];
+    for (const [i, [connectHost, hostHeader, code]] of cases.entries()) {
+      const { m, got } = await send(connectHost, hostHeader, `/host-else${i}`);
+      assert.equal(status(m), 403, connectHost);
+      assert.equal(errorCode(m), code, connectHost);
+      assert.equal(got.length, 0, `nothing sent toward ${connectHost}`);
+    }
+    const mismatch = await send('other.turret.test', 'echo.turret.test', '/host-else9');
+    assert.equal(status(mismatch.m), 421, 'a Host header naming the bound host does not move the handle');
+    assert.equal(errorCode(mismatch.m), 'misdirected_request');
+    assert.equal(mismatch.got.length, 0);
+    await until(
+      () => records('/host-else').length >= 3 && t.audit().some((x) => x.code === 'misdirected_request'),
+      () => JSON.stringify(t.audit().slice(-4)),
+    );
+    assert.deepEqual(
+      records('/host-else').map((x) => [x.path, x.code]),
+      [
+        ['/host-else0', 'handle_host_not_bound'],
+        ['/host-else1', 'handle_host_not_bound'],
+        ['/host-else2', 'handle_host_not_bound'],
+      ],
+    );
+    assert.equal(t.audit().filter((x) => x.event === 'request' && x.code === 'misdirected_request').length, 1);
   });
 
   it('rules reloaded between two requests on one keep-alive connection: the second is decided on the new rules', async () => {
