@@ -33,7 +33,7 @@ const rules = (denyGone: boolean): RuleFile => ({
       name: 'all',
       methods: ['read', 'write'],
       hosts: ['echo.turret.test:*', 'other.turret.test:*', '127.0.0.1:*'],
-      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*'],
+      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**'],
       unsafe_addresses: LOOPBACK,
     },
     { name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 1, per: '1h' } },
@@ -244,6 +244,36 @@ describe('synchronous decide/inject: every request decided on its own', () => {
       ],
     );
     assert.equal(t.audit().filter((x) => x.event === 'request' && x.code === 'misdirected_request').length, 1);
+  });
+
+  it('a handle where it may not go (path, body, chunked body, cookie, encoded): refused with one record, nothing sent', async () => {
+    const h = await issue('api');
+    const b64 = Buffer.from(h).toString('base64');
+    const pct = encodeURIComponent(h).replace(/_/g, '%5F');
+    const cases: Array<[string, string]> = [
+      ['path', `GET /loc1/${h} HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\n\r\n`],
+      ['body', `POST /loc2 HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\nContent-Length: ${h.length + 6}\r\n\r\nkey=${h}&x`],
+      ['b64 header', `GET /loc3 HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\nAuthorization: Basic ${b64}\r\n\r\n`],
+      ['pct query', `GET /loc4?x=${pct} HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\n\r\n`],
+      ['cookie', `GET /loc5 HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\nCookie: s=${h}\r\n\r\n`],
+      ['chunked body', `POST /loc6 HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\nTransfer-Encoding: chunked\r\n\r\n${h.length.toString(16)}\r\n${h}\r\n0\r\n\r\n`],
+    ];
+    for (const [i, [what, text]] of cases.entries()) {
+      const before = up.received.length;
+      const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+      const r = await exchange(s, text, 1);
+      s.destroy();
+      seen.push(r.raw);
+      assert.equal(status(r.responses[0]), 403, `${what}: ${r.raw}`);
+      assert.equal(errorCode(r.responses[0]), 'handle_location_unsupported', what);
+      assert.equal(up.received.length, before, `${what}: nothing reached the upstream`);
+      await until(() => records(`/loc${i + 1}`).length >= 1, `the record of ${what}`);
+    }
+    assert.deepEqual(
+      records('/loc').map((x) => x.code),
+      cases.map(() => 'handle_location_unsupported'),
+      'exactly one record per refused request',
+    );
   });
 
   it('rules reloaded between two requests on one keep-alive connection: the second is decided on the new rules', async () => {
