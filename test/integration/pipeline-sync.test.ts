@@ -15,25 +15,31 @@ import tls from 'node:tls';
 import { basicAuth, rawConnect } from '../helpers/raw-proxy.js';
 import { parseResponses, type WireMessage } from '../helpers/http-wire.js';
 import { agentToken, assertNoSecrets, startTurret, turretOutputs, until, waitForLog, type TurretProc } from '../helpers/turret.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { echo, startUpstream, type Upstream } from '../helpers/upstream.js';
+import { verifySigV4, type Verdict } from '../helpers/sigv4.js';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { createHash, createHmac } from 'node:crypto';
 import { LOOPBACK, writeRules, type RuleFile } from '../helpers/rules.js';
 
 const API = `fake_api_${randomBytes(18).toString('hex')}`;
 const BURN = `fake_burn_${randomBytes(18).toString('hex')}`;
-const ENV = { T_API: API, T_BURN: BURN, TURRET_ADMIN: 'off' };
+const AWS_ID = `AKIAFAKE${randomBytes(6).toString('hex').toUpperCase()}`;
+const AWS_KEY = `fake/aws+${randomBytes(18).toString('base64')}`;
+const ENV = { T_API: API, T_BURN: BURN, T_AWS_ID: AWS_ID, T_AWS_KEY: AWS_KEY, TURRET_ADMIN: 'off' };
 
 const rules = (denyGone: boolean): RuleFile => ({
   agents: ['a'],
   secrets: [
     { name: 'api', from: { env: 'T_API' }, hosts: ['echo.turret.test:*'] },
     { name: 'burn', from: { env: 'T_BURN' }, hosts: ['echo.turret.test:*'], on_misuse: 'revoke' },
+    { name: 'aws', from: { env: 'T_AWS_KEY' }, hosts: ['echo.turret.test:*'], aws: { access_key_id: { env: 'T_AWS_ID' } } },
   ],
   rules: [
     {
       name: 'all',
       methods: ['read', 'write'],
       hosts: ['echo.turret.test:*', 'other.turret.test:*', '127.0.0.1:*'],
-      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**'],
+      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**', '/sig*'],
       unsafe_addresses: LOOPBACK,
     },
     { name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 1, per: '1h' } },
@@ -85,6 +91,7 @@ describe('synchronous decide/inject: every request decided on its own', () => {
   let up: Upstream;
   let auth: string;
   const seen: string[] = [];
+  const verdicts = new Map<string, Verdict>();
 
   const issue = async (secret: string): Promise<string> => {
     const r = await t.cli(['handle', 'issue', '--agent', 'a', '--secret', secret, '--ttl', '1h']);
@@ -96,7 +103,16 @@ describe('synchronous decide/inject: every request decided on its own', () => {
   const records = (mark: string): Array<Record<string, unknown>> => t.audit().filter((r) => r.event === 'request' && String(r.path ?? '').startsWith(mark));
 
   before(async () => {
-    up = await startUpstream();
+    // Requests under /sig are checked against the REAL AWS key, independently of Turret's signing.
+    up = await startUpstream({
+      handler: (req, res, body) => {
+        if (!req.url?.startsWith('/sig')) return echo(req, res, body);
+        void verifySigV4(AWS_ID, AWS_KEY, req, body).then((v) => {
+          verdicts.set(new URL(req.url ?? '/', 'https://x').pathname, v);
+          echo(req, res, body);
+        });
+      },
+    });
     t = await startTurret({ rules: { 'r.yaml': rules(false) }, env: ENV });
     auth = basicAuth('a', await agentToken(t, 'a'));
   });
@@ -104,7 +120,7 @@ describe('synchronous decide/inject: every request decided on its own', () => {
   after(async () => {
     await t?.stop();
     await up?.close();
-    assertNoSecrets([...turretOutputs(t), ['client responses', seen.join('\n')]], { API, BURN });
+    assertNoSecrets([...turretOutputs(t), ['client responses', seen.join('\n')]], { API, BURN, AWS_KEY });
   });
 
   it('a handle revoked by a misuse is refused to the very next request pipelined in the same write', async () => {
@@ -276,6 +292,65 @@ describe('synchronous decide/inject: every request decided on its own', () => {
     );
   });
 
+  it('SigV4-signed and presigned requests (the asynchronous inject path) pipelined with synchronous ones: each re-signed or injected on its own', async () => {
+    const hAws = await issue('aws');
+    const hApi = await issue('api');
+    const host = `echo.turret.test:${up.port}`;
+    const signer = new SignatureV4({
+      credentials: { accessKeyId: hAws, secretAccessKey: hAws },
+      region: 'us-east-1',
+      service: 's3',
+      sha256: Sha256 as never,
+      uriEscapePath: false,
+    });
+    const signed = await signer.sign({
+      method: 'GET',
+      protocol: 'https:',
+      hostname: host,
+      path: '/sig1',
+      query: {},
+      headers: { host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+    });
+    const pre = await signer.presign({ method: 'GET', protocol: 'https:', hostname: host, path: '/sig3', query: {}, headers: { host } }, { expiresIn: 300 });
+    const qs = Object.entries(pre.query ?? {})
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+      .join('&');
+    const head = (h: Record<string, string>): string =>
+      Object.entries(h)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
+    const text =
+      `GET /sig1 HTTP/1.1\r\n${head(signed.headers)}\r\n` +
+      `GET /sig2 HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${hApi}\r\n\r\n` +
+      `GET /sig3?${qs} HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
+      `GET /sig4 HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+    const before = up.received.length;
+    const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+    const r = await exchange(s, text, 4);
+    s.destroy();
+    seen.push(r.raw);
+    assert.deepEqual(r.responses.map(status), [200, 200, 200, 200], r.raw);
+    assert.equal(verdicts.get('/sig1')?.ok, true, JSON.stringify(verdicts.get('/sig1')));
+    assert.equal(verdicts.get('/sig3')?.ok, true, JSON.stringify(verdicts.get('/sig3')));
+    const byUrl = new Map(up.received.slice(before).map((x) => [new URL(x.url, 'https://x').pathname, x]));
+    assert.equal(byUrl.get('/sig2')?.headers.authorization, `Bearer ${API}`);
+    assert.equal(byUrl.get('/sig4')?.headers.authorization, undefined);
+    assert.equal(byUrl.size, 4);
+    for (const x of up.received.slice(before)) assert.ok(!JSON.stringify(x).includes('trt_'), `no handle reached the upstream: ${x.url}`);
+    await until(() => records('/sig').length >= 4, 'four audit records');
+    assert.deepEqual(
+      records('/sig')
+        .map((x) => [String(x.path).split('?')[0], x.code ?? null])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      [
+        ['/sig1', null],
+        ['/sig2', null],
+        ['/sig3', null],
+        ['/sig4', null],
+      ],
+    );
+  });
+
   it('rules reloaded between two requests on one keep-alive connection: the second is decided on the new rules', async () => {
     const s = await tunnel(t, auth, 'echo.turret.test', up.port);
     try {
@@ -360,3 +435,17 @@ describe('synchronous refusals during a drain', () => {
     return `GET ${p} HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\n\r\n`;
   }
 });
+
+class Sha256 {
+  private h;
+  constructor(k?: Uint8Array | string) {
+    this.h = k === undefined ? createHash('sha256') : createHmac('sha256', k);
+  }
+  update(d: Uint8Array | string): void {
+    this.h.update(d);
+  }
+  async digest(): Promise<Uint8Array> {
+    return this.h.digest();
+  }
+  reset(): void {}
+}
