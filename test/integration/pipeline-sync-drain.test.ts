@@ -1,0 +1,60 @@
+/**
+ * A request refused synchronously (decide runs without a promise, pipeline.ts) is answered inside
+ * the pipeline's own 'request' listener: while draining it must still say Connection: close
+ * (drain.ts prepends its listener). Real turret, SIGTERM, a pipelined refusal behind a held request.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { basicAuth } from '../helpers/raw-proxy.js';
+import { agentToken, startTurret, until, waitForLog, type TurretProc } from '../helpers/turret.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { ENV, errorCode, exchange, rules, status, tunnel } from '../helpers/pipeline-sync.js';
+
+describe('synchronous refusals during a drain', () => {
+  let t: TurretProc;
+  let up: Upstream;
+  let held: ((body: string) => void) | null = null;
+
+  before(async () => {
+    up = await startUpstream({
+      handler: (req, res) => {
+        const send = (body: string): void => void res.writeHead(200, { 'content-length': Buffer.byteLength(body) }).end(body);
+        if (req.url === '/hold') held = send;
+        else send('ok');
+      },
+    });
+    t = await startTurret({ rules: { 'r.yaml': rules(false) }, env: ENV });
+  });
+
+  after(async () => {
+    await t?.stop();
+    await up?.close();
+  });
+
+  it('a request refused at once while draining is still answered Connection: close', async () => {
+    const auth = basicAuth('a', await agentToken(t, 'a'));
+    const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+    const answers = exchange(s, get('/hold'), 2);
+    await until(() => held !== null, 'the upstream holding /hold');
+    const mark = t.stderr().length;
+    t.proc.kill('SIGTERM');
+    await waitForLog(t, /"msg":"stopping: draining connections/, mark);
+    // A second request on the busy connection, refused by the rules (decided synchronously), while
+    // the first is still under way: the drain wants every response from now on to close.
+    s.write(get('/denied?during=drain'));
+    await until(() => t.audit().some((x) => String(x.path).startsWith('/denied')), 'the refusal recorded');
+    held?.('held');
+    const r = await answers;
+    s.destroy();
+    assert.equal(status(r.responses[0]), 200, r.raw);
+    assert.equal(status(r.responses[1]), 403, r.raw);
+    assert.equal(errorCode(r.responses[1]), 'policy_denied');
+    const conn = r.responses[1]?.headers.find(([k]) => k.toLowerCase() === 'connection')?.[1];
+    assert.match(conn ?? '', /close/i, `the refusal during the drain must close the connection: ${r.raw}`);
+    assert.equal(t.audit().filter((x) => String(x.path).startsWith('/denied')).length, 1);
+  });
+
+  function get(p: string): string {
+    return `GET ${p} HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\n\r\n`;
+  }
+});
