@@ -34,7 +34,7 @@ export const rules = (denyGone: boolean): RuleFile => ({
       name: 'all',
       methods: ['read', 'write'],
       hosts: ['echo.turret.test:*', 'other.turret.test:*', '127.0.0.1:*'],
-      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**', '/sig*'],
+      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**', '/sig*', '/abort*'],
       unsafe_addresses: LOOPBACK,
     },
     { name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 1, per: '1h' } },

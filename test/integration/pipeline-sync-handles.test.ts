@@ -158,4 +158,49 @@ describe('synchronous inject: handles', () => {
       ],
     );
   });
+
+  it('a client gone while the inject stage waits (SigV4 body read, compressed body read): one record, nothing sent', async () => {
+    const { t, up, auth, issue, records } = c;
+    const hAws = await issue('aws');
+    const host = `echo.turret.test:${up.port}`;
+    // A non-S3 service without x-amz-content-sha256: Turret reads the whole body to hash it.
+    const signer = new SignatureV4({ credentials: { accessKeyId: hAws, secretAccessKey: hAws }, region: 'us-east-1', service: 'execute-api', sha256: Sha256 as never });
+    const signed = await signer.sign({
+      method: 'PUT',
+      protocol: 'https:',
+      hostname: host,
+      path: '/abort-sig',
+      query: {},
+      headers: { host, 'content-length': '1000' },
+      body: 'x'.repeat(1000),
+    });
+    const heads: Array<[string, string]> = [
+      [
+        '/abort-sig',
+        `PUT /abort-sig HTTP/1.1\r\n${Object.entries(signed.headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('')}\r\n`,
+      ],
+      ['/abort-gz', `POST /abort-gz HTTP/1.1\r\nHost: ${host}\r\nContent-Encoding: gzip\r\nContent-Length: 1000\r\n\r\n`],
+    ];
+    const before = up.received.length;
+    for (const [p, head] of heads) {
+      const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+      // Handed to the kernel: TCP delivers the head and 10 body bytes before the close that follows.
+      await new Promise<void>((resolve) => s.write(head + 'x'.repeat(10), () => resolve()));
+      s.destroy();
+      await until(() => records(p).length >= 1, `the record of ${p}`);
+    }
+    assert.equal(up.received.length, before, 'nothing reached the upstream');
+    for (const [p] of heads) {
+      const recs = records(p);
+      assert.equal(recs.length, 1, `exactly one record for ${p}`);
+      assert.equal(recs[0]?.code, 'client_closed', JSON.stringify(recs[0]));
+    }
+    // Still serving.
+    const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+    const r = await exchange(s, `GET /abort-after HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 1);
+    s.destroy();
+    assert.equal(status(r.responses[0]), 200);
+  });
 });
