@@ -34,7 +34,7 @@ export const rules = (denyGone: boolean): RuleFile => ({
       name: 'all',
       methods: ['read', 'write'],
       hosts: ['echo.turret.test:*', 'other.turret.test:*', '127.0.0.1:*'],
-      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**', '/sig*', '/abort*'],
+      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**', '/sig*', '/abort*', '/gz*'],
       unsafe_addresses: LOOPBACK,
     },
     { name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 1, per: '1h' } },
@@ -54,7 +54,7 @@ export async function tunnel(t: TurretProc, auth: string, host: string, port: nu
 }
 
 /** Write `text` at once, then read until `n` complete responses arrived (or the socket closed). */
-export function exchange(s: tls.TLSSocket, text: string, n: number): Promise<{ responses: WireMessage[]; raw: string }> {
+export function exchange(s: tls.TLSSocket, text: string | Buffer, n: number): Promise<{ responses: WireMessage[]; raw: string }> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     const finish = (closed: boolean): void => {

@@ -9,6 +9,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { until, waitForLog } from '../helpers/turret.js';
 import { writeRules } from '../helpers/rules.js';
 import { API, errorCode, exchange, rules, status, syncTurret, tunnel } from '../helpers/pipeline-sync.js';
@@ -140,5 +141,47 @@ describe('synchronous decide/inject: every request decided on its own', () => {
       t.proc.kill('SIGHUP');
       await waitForLog(t, /"msg":"rules reloaded/, mark);
     }
+  });
+
+  it('compressed bodies (read before forwarding) pipelined with identity ones: each checked on its own', async () => {
+    const { t, up, auth, seen, records } = c;
+    const host = `echo.turret.test:${up.port}`;
+    const post = (p: string, coding: string, body: Buffer): Buffer =>
+      Buffer.concat([Buffer.from(`POST ${p} HTTP/1.1\r\nHost: ${host}\r\nContent-Encoding: ${coding}\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
+    const clean = gzipSync('{"note":"clean"}');
+    const before = up.received.length;
+    const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+    const r = await exchange(
+      s,
+      Buffer.concat([
+        post('/gz1', 'gzip', clean),
+        post('/gz2', 'GZIP', gzipSync(`{"key":"${API}"}`)),
+        Buffer.from(`GET /gz3 HTTP/1.1\r\nHost: ${host}\r\n\r\n`),
+        post('/gz4', 'deflate', deflateSync(`k=${API}`)),
+        post('/gz5', 'identity', Buffer.from('plain')),
+      ]),
+      5,
+    );
+    s.destroy();
+    seen.push(r.raw);
+    assert.deepEqual(r.responses.map(status), [200, 403, 200, 403, 200], r.raw);
+    assert.deepEqual(r.responses.map(errorCode), ['', 'secret_in_request', '', 'secret_in_request', '']);
+    // The upstream may see them in another order (the gzip body is read first); the client not.
+    const got = new Map(up.received.slice(before).map((x) => [x.url, x]));
+    assert.deepEqual([...got.keys()].sort(), ['/gz1', '/gz3', '/gz5']);
+    assert.equal(got.get('/gz5')?.body, 'plain');
+    await until(() => records('/gz').length >= 5, 'five audit records');
+    assert.deepEqual(
+      records('/gz')
+        .map((x) => [x.path, x.code ?? null])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      [
+        ['/gz1', null],
+        ['/gz2', 'secret_in_request'],
+        ['/gz3', null],
+        ['/gz4', 'secret_in_request'],
+        ['/gz5', null],
+      ],
+    );
   });
 });
