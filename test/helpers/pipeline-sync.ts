@@ -37,9 +37,10 @@ export const rules = (denyGone: boolean): RuleFile => ({
       paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**', '/sig*', '/abort*', '/gz*'],
       unsafe_addresses: LOOPBACK,
     },
+    { name: 'ro', methods: ['read'], hosts: ['ro.turret.test:*'], unsafe_addresses: LOOPBACK },
     { name: 'limited', methods: ['read'], hosts: ['limited.turret.test:*'], unsafe_addresses: LOOPBACK, rate_limit: { requests: 1, per: '1h' } },
   ],
-  local: ['echo.turret.test', 'other.turret.test', 'limited.turret.test'],
+  local: ['echo.turret.test', 'other.turret.test', 'limited.turret.test', 'ro.turret.test'],
 });
 
 /** An intercepted tunnel to `host`: the TLS socket a client would speak HTTP/1.1 over. */

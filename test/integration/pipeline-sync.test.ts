@@ -184,4 +184,42 @@ describe('synchronous decide/inject: every request decided on its own', () => {
       ],
     );
   });
+
+  it('method overrides pipelined on a read-only host: each decided for the overriding method too', async () => {
+    const { t, up, auth, seen, records } = c;
+    const host = `ro.turret.test:${up.port}`;
+    const get = (p: string, extra = ''): string => `GET ${p} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
+    const before = up.received.length;
+    const s = await tunnel(t, auth, 'ro.turret.test', up.port);
+    const r = await exchange(
+      s,
+      get('/ov1?_method=DELETE') +
+        get('/ov2', 'X-HTTP-Method-Override: delete\r\n') +
+        get('/ov3?%5FMETHOD=put') +
+        get('/ov4', 'X-Method: GET\r\n') +
+        get('/ov5', 'X-HTTP-Method-Override: DEL ETE\r\n'),
+      5,
+    );
+    s.destroy();
+    seen.push(r.raw);
+    assert.deepEqual(r.responses.map(status), [403, 403, 403, 200, 400], r.raw);
+    assert.deepEqual(r.responses.map(errorCode), ['policy_denied', 'policy_denied', 'policy_denied', '', 'bad_request']);
+    assert.deepEqual(
+      up.received.slice(before).map((x) => x.url),
+      ['/ov4'],
+    );
+    await until(() => records('/ov').length >= 5, 'five audit records');
+    assert.deepEqual(
+      records('/ov')
+        .map((x) => [String(x.path).split('?')[0], x.code ?? null])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      [
+        ['/ov1', 'policy_denied'],
+        ['/ov2', 'policy_denied'],
+        ['/ov3', 'policy_denied'],
+        ['/ov4', null],
+        ['/ov5', 'bad_request'],
+      ],
+    );
+  });
 });
