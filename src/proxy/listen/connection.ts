@@ -3,8 +3,10 @@
  * (outer, inner, transparent plain): which tunnel a decrypted connection belongs to, the requests
  * on it whose responses have not finished, and what its parser error handling already did.
  */
+import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TurretError } from '../../core/errors.js';
+import { clientClosedError } from '../ending.js';
 import type { Runtime } from '../runtime.js';
 import { newExchange, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { runExchange } from '../stages/pipeline.js';
@@ -38,6 +40,16 @@ export class ClientConnection {
     res.on('finish', drop).on('close', drop);
   }
 
+  /** The client's connection closed: every response still queued behind another closes, unsent. */
+  clientGone(): void {
+    for (const o of this.open) {
+      if (o.res.writableFinished || o.res.socket) continue; // Node closes the one it is sending
+      o.x?.ending?.end(clientClosedError(o.req, o.res));
+      o.res.destroy();
+      o.res.emit('close');
+    }
+  }
+
   /** Ends the exchange of `req`, if it is open here and runs the pipeline, with `cause`. */
   end(req: IncomingMessage, cause: TurretError): void {
     for (const o of this.open) if (o.req === req) o.x?.ending?.end(cause);
@@ -51,8 +63,13 @@ export class Connections {
   of(socket: object): ClientConnection {
     let c = this.bySocket.get(socket);
     if (!c) {
-      c = new ClientConnection();
+      const conn = new ClientConnection();
+      c = conn;
       this.bySocket.set(socket, c);
+      // A pipelined request's response waits in Node's queue, unattached to the socket: when the
+      // client leaves, Node closes neither it nor (a complete) request, so its exchange would never
+      // end (nor be audited). Whatever is still unanswered ends here, as the client's doing.
+      if (socket instanceof EventEmitter) socket.once('close', () => conn.clientGone());
     }
     return c;
   }

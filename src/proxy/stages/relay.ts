@@ -61,7 +61,7 @@ export class HeadGate {
   /** Last in the chain: writes into the response with its backpressure, and ends it. */
   sink(): Writable {
     const res = this.res;
-    return new Writable({
+    const sink = new Writable({
       write: (chunk: Buffer, _enc, cb) => {
         this.open();
         if (res.write(chunk)) cb();
@@ -72,6 +72,12 @@ export class HeadGate {
         res.end(() => cb());
       },
     });
+    // A response that closes unfinished never drains nor finishes (a pipelined one whose client
+    // left before its turn, listen/connection.ts): the body must fail, not wait forever.
+    res.once('close', () => {
+      if (!res.writableFinished) sink.destroy(new Error('the response closed before it finished'));
+    });
+    return sink;
   }
 }
 
