@@ -159,24 +159,6 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   readiness(state);
   const addr = proxy.address();
   const taddr = proxy.transparentAddress();
-  log.info('turret started', {
-    listen: `${addr.address}:${addr.port}`,
-    transparent: taddr ? `${taddr.address}:${taddr.port}` : 'off',
-    admin: adminAddr ? `${adminAddr.address}:${adminAddr.port}` : 'off',
-    admin_auth: token ? 'bearer' : 'none',
-    mode: production ? 'production' : 'development',
-    limits,
-    drain_timeout_ms: drainMs,
-    rules: policy.files,
-    agents: [...policy.agents.keys()],
-    secrets: [...policy.secrets.keys()],
-    rule_count: policy.rules.length,
-    ca: path.join(dir, 'ca.crt'),
-    audit: auditPath ?? 'off',
-    shared_state: policy.settings.sharedState?.url ?? 'local',
-    ...(cluster.isWorker ? { worker: Number(process.env.TURRET_WORKER_ID) } : {}),
-  });
-  if (cluster.isWorker) process.send?.({ turret: 'listening' });
 
   // One reload at a time; a change that lands during one is reloaded right after it (reload.ts).
   const reload = serialReloads(async (why: string): Promise<void> => {
@@ -232,6 +214,26 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // Announced last: a supervisor (or a test) may signal the moment it reads this line, so the
+  // SIGTERM/SIGINT handlers above must already be installed or the signal kills without a drain.
+  log.info('turret started', {
+    listen: `${addr.address}:${addr.port}`,
+    transparent: taddr ? `${taddr.address}:${taddr.port}` : 'off',
+    admin: adminAddr ? `${adminAddr.address}:${adminAddr.port}` : 'off',
+    admin_auth: token ? 'bearer' : 'none',
+    mode: production ? 'production' : 'development',
+    limits,
+    drain_timeout_ms: drainMs,
+    rules: policy.files,
+    agents: [...policy.agents.keys()],
+    secrets: [...policy.secrets.keys()],
+    rule_count: policy.rules.length,
+    ca: path.join(dir, 'ca.crt'),
+    audit: auditPath ?? 'off',
+    shared_state: policy.settings.sharedState?.url ?? 'local',
+    ...(cluster.isWorker ? { worker: Number(process.env.TURRET_WORKER_ID) } : {}),
+  });
+  if (cluster.isWorker) process.send?.({ turret: 'listening' });
 }
 
 function warnMissingSecrets(rt: Runtime, policy: Policy): void {

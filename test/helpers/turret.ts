@@ -124,7 +124,8 @@ export async function startTurret(o: {
     cli: (args, extra) => runCli([...args, '--rules', rulesDir, '--ca', caDir], { cwd: dir, env: cleanEnv({ ...o.env, ...extra }) }),
     stop: () =>
       new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
+        // A process ended by a signal has exitCode null and signalCode set: it will never exit again.
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
         proc.once('exit', () => resolve());
         proc.kill('SIGTERM');
         setTimeout(() => proc.kill('SIGKILL'), 5_000).unref();

@@ -23,7 +23,7 @@ const RULES: RuleFile = {
 function exited(t: TurretProc, maxMs: number): Promise<{ code: number | null; ms: number }> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    if (t.proc.exitCode !== null) return resolve({ code: t.proc.exitCode, ms: 0 });
+    if (t.proc.exitCode !== null || t.proc.signalCode !== null) return resolve({ code: t.proc.exitCode, ms: 0 });
     const timer = setTimeout(() => reject(new Error(`turret still running after ${maxMs} ms:\n${t.stderr()}`)), maxMs);
     t.proc.once('exit', (code) => {
       clearTimeout(timer);
@@ -106,6 +106,25 @@ describe('lifecycle', () => {
     const e = await exit;
     assert.equal(e.code, 0, t.stderr());
     assert.match(t.stderr(), /"msg":"stopped","clean":true,"forced_connections":0/);
+  });
+
+  it('a SIGTERM sent the moment "turret started" is logged still drains and exits 0', async () => {
+    // The signal goes out in the same turn the start-up line is read (startTurret resolves from
+    // the stderr data event). Three starts: with the handlers installed after that line, about half
+    // of such signals killed the process outright (no drain, no audit close).
+    const runs = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const t = await startTurret({ rules: { 'l.yaml': RULES }, env: { TEST_LIFECYCLE_TOKEN: 'fake-lifecycle-value' } });
+        procs.push(t);
+        const exit = exited(t, 10_000);
+        t.proc.kill('SIGTERM');
+        return { t, e: await exit };
+      }),
+    );
+    for (const { t, e } of runs) {
+      assert.equal(e.code, 0, `exit ${e.code} (signal ${t.proc.signalCode}):\n${t.stderr()}`);
+      assert.match(t.stderr(), /"msg":"stopped","clean":true/);
+    }
   });
 
   it('cuts what is still running at the drain deadline and exits promptly', async () => {
