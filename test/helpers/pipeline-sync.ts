@@ -34,7 +34,7 @@ export const rules = (denyGone: boolean): RuleFile => ({
       name: 'all',
       methods: ['read', 'write'],
       hosts: ['echo.turret.test:*', 'other.turret.test:*', '127.0.0.1:*'],
-      paths: denyGone ? ['/keep/**'] : ['/hold', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**', '/sig*', '/abort*', '/gz*'],
+      paths: denyGone ? ['/keep/**'] : ['/hold', '/hold-*', '/burn*', '/pipe*', '/reload*', '/keep/**', '/host*', '/loc*', '/loc1/**', '/sig*', '/abort*', '/gz*'],
       unsafe_addresses: LOOPBACK,
     },
     { name: 'ro', methods: ['read'], hosts: ['ro.turret.test:*'], unsafe_addresses: LOOPBACK },

@@ -10,7 +10,7 @@ import { agentToken, startTurret, until, waitForLog, type TurretProc } from '../
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { ENV, errorCode, exchange, rules, status, tunnel } from '../helpers/pipeline-sync.js';
 
-describe('synchronous refusals during a drain', () => {
+describe('queued responses and synchronous refusals during a drain', () => {
   let t: TurretProc;
   let up: Upstream;
   let held: ((body: string) => void) | null = null;
@@ -20,6 +20,8 @@ describe('synchronous refusals during a drain', () => {
       handler: (req, res) => {
         const send = (body: string): void => void res.writeHead(200, { 'content-length': Buffer.byteLength(body) }).end(body);
         if (req.url === '/hold') held = send;
+        else if (req.url === '/hold-gone')
+          return; // never answered: the client leaves first
         else send('ok');
       },
     });
@@ -29,6 +31,30 @@ describe('synchronous refusals during a drain', () => {
   after(async () => {
     await t?.stop();
     await up?.close();
+  });
+
+  it('a client leaving with a response queued behind a pending one: both exchanges end client_closed, one record each', async () => {
+    const auth = basicAuth('a', await agentToken(t, 'a'));
+    const s = await tunnel(t, auth, 'echo.turret.test', up.port);
+    s.on('data', () => {});
+    s.write(get('/hold-gone') + get('/hold-next'));
+    // Both reached the upstream; the second's answer waits behind the first, which never comes.
+    await until(() => up.received.some((x) => x.url === '/hold-gone') && up.received.some((x) => x.url === '/hold-next'), 'both requests at the upstream');
+    s.destroy();
+    const recs = (): Array<Record<string, unknown>> => t.audit().filter((x) => x.event === 'request' && String(x.path).startsWith('/hold-'));
+    await until(
+      () => recs().length >= 2,
+      () => JSON.stringify(t.audit().slice(-3)),
+    );
+    assert.deepEqual(
+      recs()
+        .map((x) => [x.path, x.code])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      [
+        ['/hold-gone', 'client_closed'],
+        ['/hold-next', 'client_closed'],
+      ],
+    );
   });
 
   it('a request refused at once while draining is still answered Connection: close', async () => {
