@@ -5,7 +5,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { basicAuth } from '../helpers/raw-proxy.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { basicAuth, connectProxy } from '../helpers/raw-proxy.js';
 import { agentToken, startTurret, until, waitForLog, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { ENV, errorCode, exchange, rules, status, tunnel } from '../helpers/pipeline-sync.js';
@@ -13,24 +14,25 @@ import { ENV, errorCode, exchange, rules, status, tunnel } from '../helpers/pipe
 describe('queued responses and synchronous refusals during a drain', () => {
   let t: TurretProc;
   let up: Upstream;
+  let plain: Upstream;
   let held: ((body: string) => void) | null = null;
 
   before(async () => {
-    up = await startUpstream({
-      handler: (req, res) => {
-        const send = (body: string): void => void res.writeHead(200, { 'content-length': Buffer.byteLength(body) }).end(body);
-        if (req.url === '/hold') held = send;
-        else if (req.url === '/hold-gone')
-          return; // never answered: the client leaves first
-        else send('ok');
-      },
-    });
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      const send = (body: string): void => void res.writeHead(200, { 'content-length': Buffer.byteLength(body) }).end(body);
+      if (req.url === '/hold') held = send;
+      else if (!req.url?.startsWith('/hold-gone')) send('ok');
+      // /hold-gone… is never answered: the client leaves first.
+    };
+    up = await startUpstream({ handler });
+    plain = await startUpstream({ handler, tls: false });
     t = await startTurret({ rules: { 'r.yaml': rules(false) }, env: ENV });
   });
 
   after(async () => {
     await t?.stop();
     await up?.close();
+    await plain?.close();
   });
 
   it('a client leaving with a response queued behind a pending one: both exchanges end client_closed, one record each', async () => {
@@ -53,6 +55,30 @@ describe('queued responses and synchronous refusals during a drain', () => {
       [
         ['/hold-gone', 'client_closed'],
         ['/hold-next', 'client_closed'],
+      ],
+    );
+  });
+
+  it('the same on the plain proxy port (absolute-form requests): both end client_closed', async () => {
+    const auth = basicAuth('a', await agentToken(t, 'a'));
+    const s = await connectProxy(t.port);
+    s.on('data', () => {});
+    const one = (p: string): string => `GET http://echo.turret.test:${plain.port}${p} HTTP/1.1\r\nHost: echo.turret.test:${plain.port}\r\nProxy-Authorization: ${auth}\r\n\r\n`;
+    s.write(one('/hold-gone-plain') + one('/hold-next-plain'));
+    await until(() => plain.received.length >= 2, 'both requests at the upstream');
+    s.destroy();
+    const recs = (): Array<Record<string, unknown>> => t.audit().filter((x) => x.event === 'request' && String(x.path).endsWith('-plain'));
+    await until(
+      () => recs().length >= 2,
+      () => JSON.stringify(t.audit().slice(-3)),
+    );
+    assert.deepEqual(
+      recs()
+        .map((x) => [x.path, x.code])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      [
+        ['/hold-gone-plain', 'client_closed'],
+        ['/hold-next-plain', 'client_closed'],
       ],
     );
   });
