@@ -5,6 +5,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import type { AuditSink } from '../audit/writer.js';
+import type { Logger } from '../core/log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Policy } from '../policy/types.js';
 import { expectedToken } from '../proxy/stages/identify.js';
@@ -88,4 +89,38 @@ export function countedSink(sink: AuditSink, metrics: Metrics): AuditSink {
     },
     close: () => sink.close(),
   };
+}
+
+/** The least time the audit log gets to write what it holds at shutdown, whatever --drain-timeout says. */
+export const AUDIT_CLOSE_MIN_MS = 5_000;
+
+/**
+ * Closes the audit log at shutdown within a deadline: the drain timeout again, at least
+ * AUDIT_CLOSE_MIN_MS. Why a deadline: a disk that never takes the records (a FIFO nobody reads, a
+ * hung network mount) would otherwise keep the process alive forever after SIGTERM. 'ok': closed
+ * with every record written; 'failed': closed, but records were lost (logged); 'stuck': the writer
+ * thread is still blocked inside the file system after the deadline (logged). A stuck thread
+ * cannot be stopped: Node's exit joins worker threads, so process.exit() would hang too; the
+ * caller ends the process with SIGKILL (docs/operations.md, "Shutdown with a stalled disk").
+ */
+export async function closeAuditBy(audit: AuditSink, drainMs: number, log: Logger): Promise<'ok' | 'failed' | 'stuck'> {
+  const ms = Math.max(drainMs, AUDIT_CLOSE_MIN_MS);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'stuck'>((resolve) => (timer = setTimeout(() => resolve('stuck'), ms)));
+  const closed = audit.close().then(
+    () => 'ok' as const,
+    (e: Error) => e,
+  );
+  const r = await Promise.race([closed, deadline]);
+  clearTimeout(timer);
+  if (r === 'ok') return 'ok';
+  if (r === 'stuck') {
+    log.error(
+      'audit log did not finish writing before the shutdown deadline; the records not yet on disk are lost (turret audit verify shows where the log ends); the writer thread is blocked in the file system, so the process ends with SIGKILL',
+      { waited_ms: ms },
+    );
+    return 'stuck';
+  }
+  log.error('audit log close failed', { error: r.message });
+  return 'failed';
 }

@@ -21,7 +21,7 @@ import { KEY_FILE, loadKeyRing } from '../secrets/keys.js';
 import { recordLine } from '../proxy/record-line.js';
 import { scrubRecordText } from '../proxy/record-scrub.js';
 import { caKeyMode, caPaths, loadOrCreateCa } from '../tls/ca.js';
-import { adminToken, agentCredentials, countedSink, fileMode, lastWins, parseDrainTimeout, type OpsOptions } from './start-ops.js';
+import { adminToken, agentCredentials, closeAuditBy, countedSink, fileMode, lastWins, parseDrainTimeout, type OpsOptions } from './start-ops.js';
 import { parseLimits } from './limits.js';
 import { enforceSetup, productionFromEnv } from './production.js';
 import { openProxyState } from './shared-state.js';
@@ -208,9 +208,11 @@ export async function startCommand(opts: StartOptions): Promise<void> {
     const d = await proxy.close(drainMs);
     log.info('stopped', { clean: d.clean, forced_connections: d.forced, drain_ms: d.ms });
     await rt.close();
-    await rt.audit.close().catch((e: Error) => log.error('audit log close failed', { error: e.message }));
+    const audited = await closeAuditBy(rt.audit, drainMs, log);
+    // process.exit() joins the writer thread, which a blocked write() never lets go.
+    if (audited === 'stuck') process.kill(process.pid, 'SIGKILL');
     await admin?.close();
-    process.exit(0);
+    process.exit(audited === 'ok' ? 0 : 1);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -6,7 +6,8 @@
  * proxy still answers /healthz and refuses denied requests, each one answered. When the "disk"
  * moves again (the test reads the FIFO) every exchange's record arrives exactly once, in request
  * order, with its real cause, and `turret audit verify` passes on what was written. A SIGTERM sent
- * while the disk is stalled waits for those records and then exits 0.
+ * while the disk is stalled waits for those records and then exits 0; a disk that never moves
+ * again ends the process after the audit deadline with a clear error instead of hanging it.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -101,5 +102,31 @@ it(
     writeFileSync(copy, text);
     const v = await runCli(['audit', 'verify', copy]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
+  },
+);
+
+it(
+  'a disk that never moves again: SIGTERM still ends the process after the audit deadline, with a clear error (by SIGKILL: the blocked writer thread cannot be joined)',
+  { timeout: 60_000 },
+  async () => {
+    const fifo = path.join(root, 'never.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const fd = openSync(fifo, 'r+'); // held open, never read
+    const t = await startTurret({ rules: { 'r.yaml': RULES }, args: ['--audit', fifo, '--no-watch', '--drain-timeout', '1s'] });
+    procs.push(t);
+    const token = /HTTP_PROXY='http:\/\/agent-a:([^@]+)@/.exec((await t.cli(['env', '--agent', 'agent-a'])).stdout)?.[1] ?? '';
+    let sent = 0;
+    for (; sent < 200 && !stuckInPipeWrite(t.proc.pid!); sent++) {
+      const r = await curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `agent-a:${token}`, `http://denied.test/${'p'.repeat(3000)}`]);
+      assert.equal(r.status, 403);
+    }
+    assert.equal(stuckInPipeWrite(t.proc.pid!), true, `the writer thread never blocked after ${sent} records`);
+    const stopped = new Promise<NodeJS.Signals | null>((resolve) => t.proc.once('exit', (_code, signal) => resolve(signal)));
+    t.proc.kill('SIGTERM');
+    const signal = await stopped;
+    closeSync(fd);
+    assert.equal(signal, 'SIGKILL', t.stderr());
+    assert.match(t.stderr(), /"msg":"stopped","clean":true/);
+    assert.match(t.stderr(), /"level":"error","msg":"audit log did not finish writing before the shutdown deadline[^"]*","waited_ms":5000}/);
   },
 );
