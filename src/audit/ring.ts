@@ -232,34 +232,3 @@ export interface Batch {
   /** UTF-8 length of the lines. */
   bytes: number;
 }
-
-/**
- * A batch too large for one entry, cut into entries of at most `maxText` bytes. A single line
- * larger than that (maxText is half the ring: 2 MiB by default, where a record's fields are capped
- * at 4 096 characters) cannot be handed over: it is reported lost, and an empty entry keeps its seq
- * so the thread's done counter still passes it.
- */
-export function splitBatch(lines: readonly string[], first: number, maxText: number, lost: (e: Error) => void): Batch[] {
-  const out: Batch[] = [];
-  let cur: Batch = { first, last: first - 1, lines: [], bytes: 0 };
-  lines.forEach((l, i) => {
-    const seq = first + i;
-    const n = Buffer.byteLength(l);
-    if (cur.bytes + n > maxText && cur.lines.length > 0) {
-      out.push(cur);
-      cur = { first: seq, last: seq - 1, lines: [], bytes: 0 };
-    }
-    if (n > maxText) {
-      lost(new Error(`audit record seq ${seq} is ${n} bytes, more than the hand-over ring takes (${maxText}); it is lost`));
-      if (cur.lines.length > 0) out.push(cur);
-      out.push({ first: seq, last: seq, lines: [], bytes: 0 });
-      cur = { first: seq + 1, last: seq, lines: [], bytes: 0 };
-      return;
-    }
-    cur.lines.push(l);
-    cur.bytes += n;
-    cur.last = seq;
-  });
-  if (cur.lines.length > 0) out.push(cur);
-  return out;
-}

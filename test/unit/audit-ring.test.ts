@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { it } from 'node:test';
-import { CON, createRing, PUB, RingReader, RingWriter, splitBatch } from '../../src/audit/ring.js';
+import { CON, createRing, PUB, RingReader, RingWriter } from '../../src/audit/ring.js';
 
 const line = (seq: number, extra = ''): string => `{"seq":${seq},"x":"${extra}${randomBytes(1 + (seq % 7)).toString('hex')}"}\n`;
 const bytes = (ls: string[]): number => ls.reduce((n, l) => n + Buffer.byteLength(l), 0);
@@ -70,21 +70,4 @@ it('a full ring refuses a batch and writes none of it; room freed by the reader 
   const last = r.next();
   assert.ok(last);
   assert.equal(r.text(last).toString(), refused.join(''));
-});
-
-it('a batch larger than one entry is cut; a line larger than any entry is reported lost and keeps its seq', () => {
-  const lost: string[] = [];
-  const ls = [line(10), 'y'.repeat(350) + '\n', line(12), 'z'.repeat(5000) + '\n', line(14)];
-  const parts = splitBatch(ls, 10, 400, (e) => lost.push(e.message));
-  assert.deepEqual(
-    parts.map((p) => [p.first, p.last, p.lines.length, p.bytes === bytes(p.lines)]),
-    [
-      [10, 11, 2, true],
-      [12, 12, 1, true],
-      [13, 13, 0, true],
-      [14, 14, 1, true],
-    ],
-  );
-  assert.equal(lost.length, 1);
-  assert.match(lost[0]!, /audit record seq 13 is 5001 bytes, more than the hand-over ring takes \(400\); it is lost/);
 });

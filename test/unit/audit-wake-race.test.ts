@@ -59,7 +59,14 @@ await import(${JSON.stringify(new URL('../../src/audit/writer-thread.ts', import
 })();
 `;
 
-const lines = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+// Complete lines only: a reader can see a line the thread is still appending.
+const lines = (file: string): string[] => {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  return text
+    .slice(0, text.lastIndexOf('\n') + 1)
+    .split('\n')
+    .filter(Boolean);
+};
 
 /** Resolves when `file` holds `count` lines; woken by its change events. */
 function linesOnDisk(file: string, count: number): Promise<void> {

@@ -30,7 +30,14 @@ let n = 0;
 const TIME = '2026-12-01T00:00:00.000Z';
 const rec = (reason: string): AuditRecord => ({ time: TIME, event: 'request', outcome: 'completed', agent: 'a', reason });
 const lineBytes = (reason: string, seq: number): number => Buffer.byteLength(formatChainLine(rec(reason), seq, GENESIS_PREV).line);
-const fileLines = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+// Complete lines only: the thread may be appending a later batch while a test reads the file.
+const fileLines = (file: string): string[] => {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  return text
+    .slice(0, text.lastIndexOf('\n') + 1)
+    .split('\n')
+    .filter(Boolean);
+};
 const seqsOf = (file: string): number[] => fileLines(file).map((l) => (JSON.parse(l) as { seq: number }).seq);
 const oneTo = (k: number): number[] => Array.from({ length: k }, (_, i) => i + 1);
 
