@@ -77,6 +77,9 @@ export async function startPrimary(o: StartOptions, n: number): Promise<void> {
     w.on('exit', (code, signal) => {
       if (workers.get(k) === w) workers.delete(k);
       if (stopping) {
+        // A worker whose shutdown lost audit records (exit 1, or SIGKILL after a stuck audit disk:
+        // docs/operations.md) makes the whole stop unclean.
+        if (code !== 0) exitWith = exitWith || 1;
         if (workers.size === 0) {
           log.info('stopped: every worker has exited', { workers: n });
           process.exit(exitWith);

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { after, it } from 'node:test';
 import { curl } from '../helpers/curl.js';
 import { adminPort, httpGet } from '../helpers/ops.js';
-import { runCli, startTurret, type TurretProc } from '../helpers/turret.js';
+import { runCli, startTurret, waitForLog, type TurretProc } from '../helpers/turret.js';
 
 const RULES = 'agents:\n  - name: agent-a\nrules:\n  - { name: r, methods: [read], hosts: ["allowed.test"] }\n';
 const root = mkdtempSync(path.join(tmpdir(), 'turret-audit-stall-'));
@@ -26,6 +26,16 @@ after(async () => {
   for (const t of procs) await t.stop();
   rmSync(root, { recursive: true, force: true });
 });
+
+/** Denied requests (~3.5 KB records) until the writer thread of every process in `pids` is stuck (bounded). */
+async function denyUntilStuck(t: TurretProc, token: string, pids: number[]): Promise<void> {
+  let sent = 0;
+  for (; sent < 400 && !pids.every(stuckInPipeWrite); sent++) {
+    const r = await curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `agent-a:${token}`, `http://denied.test/${'p'.repeat(3000)}`]);
+    assert.equal(r.status, 403);
+  }
+  assert.equal(pids.every(stuckInPipeWrite), true, `the writer threads never all blocked after ${sent} records`);
+}
 
 /** Whether a thread of `pid` sleeps in a pipe write (the writer thread stuck on the full FIFO). */
 function stuckInPipeWrite(pid: number): boolean {
@@ -115,12 +125,7 @@ it(
     const t = await startTurret({ rules: { 'r.yaml': RULES }, args: ['--audit', fifo, '--no-watch', '--drain-timeout', '1s'] });
     procs.push(t);
     const token = /HTTP_PROXY='http:\/\/agent-a:([^@]+)@/.exec((await t.cli(['env', '--agent', 'agent-a'])).stdout)?.[1] ?? '';
-    let sent = 0;
-    for (; sent < 200 && !stuckInPipeWrite(t.proc.pid!); sent++) {
-      const r = await curl(['-x', `http://127.0.0.1:${t.port}`, '--proxy-user', `agent-a:${token}`, `http://denied.test/${'p'.repeat(3000)}`]);
-      assert.equal(r.status, 403);
-    }
-    assert.equal(stuckInPipeWrite(t.proc.pid!), true, `the writer thread never blocked after ${sent} records`);
+    await denyUntilStuck(t, token, [t.proc.pid!]);
     const stopped = new Promise<NodeJS.Signals | null>((resolve) => t.proc.once('exit', (_code, signal) => resolve(signal)));
     t.proc.kill('SIGTERM');
     const signal = await stopped;
@@ -130,3 +135,30 @@ it(
     assert.match(t.stderr(), /"level":"error","msg":"audit log did not finish writing before the shutdown deadline[^"]*","waited_ms":5000}/);
   },
 );
+
+it('the same under --workers 2: every worker ends after the audit deadline and the primary exits 1, not 0', { timeout: 60_000 }, async () => {
+  // Each worker writes its own chain (never2.w1.fifo, never2.w2.fifo): both FIFOs, held open, never read.
+  const fds = [1, 2].map((k) => {
+    const f = path.join(root, `never2.w${k}.fifo`);
+    execFileSync('mkfifo', [f]);
+    return openSync(f, 'r+');
+  });
+  const t = await startTurret({
+    rules: { 'r.yaml': RULES },
+    args: ['--workers', '2', '--audit', path.join(root, 'never2.fifo'), '--no-watch', '--drain-timeout', '1s'],
+    startTimeoutMs: 60_000,
+  });
+  procs.push(t);
+  const started = await waitForLog(t, /"msg":"turret workers started".*?"pids":\[[\d,]+\]/, 0, 60_000);
+  const pids = JSON.parse(/"pids":(\[[\d,]+\])/.exec(started)?.[1] ?? '[]') as number[];
+  assert.equal(pids.length, 2);
+  const token = /HTTP_PROXY='http:\/\/agent-a:([^@]+)@/.exec((await t.cli(['env', '--agent', 'agent-a'])).stdout)?.[1] ?? '';
+  await denyUntilStuck(t, token, pids);
+  const stopped = new Promise<number | null>((resolve) => t.proc.once('exit', (code) => resolve(code)));
+  t.proc.kill('SIGTERM');
+  const code = await stopped;
+  for (const fd of fds) closeSync(fd);
+  assert.equal(code, 1, t.stderr());
+  assert.equal(t.stderr().match(/"msg":"audit log did not finish writing before the shutdown deadline/g)?.length, 2, t.stderr());
+  assert.match(t.stderr(), /"msg":"stopped: every worker has exited"/);
+});
