@@ -12,7 +12,7 @@
  * timeout; it waits for the file's change events, never for a clock).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, it } from 'node:test';
@@ -21,6 +21,7 @@ import { formatChainLine, GENESIS_PREV } from '../../src/audit/line.js';
 import { CLOSE, createRing, RingWriter } from '../../src/audit/ring.js';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
 import type { ThreadInit } from '../../src/audit/writer-thread.js';
+import { linesOnDisk, seqsOf } from '../helpers/audit-file.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'turret-wake-race-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -58,29 +59,6 @@ m.register();
 await import(${JSON.stringify(new URL('../../src/audit/writer-thread.ts', import.meta.url).href)});
 })();
 `;
-
-// Complete lines only: a reader can see a line the thread is still appending.
-const lines = (file: string): string[] => {
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  return text
-    .slice(0, text.lastIndexOf('\n') + 1)
-    .split('\n')
-    .filter(Boolean);
-};
-
-/** Resolves when `file` holds `count` lines; woken by its change events. */
-function linesOnDisk(file: string, count: number): Promise<void> {
-  return new Promise((resolve) => {
-    let w: FSWatcher | null = null;
-    const check = (): void => {
-      if (lines(file).length < count) return;
-      w?.close();
-      resolve();
-    };
-    w = watch(file, check);
-    check();
-  });
-}
 
 async function race(point: Point, rounds: number): Promise<void> {
   const file = path.join(root, `${point}-${++n}.jsonl`);
@@ -128,7 +106,7 @@ async function race(point: Point, rounds: number): Promise<void> {
   await exited;
   assert.deepEqual(problems, []);
   assert.deepEqual(
-    lines(file).map((l) => (JSON.parse(l) as { seq: number }).seq),
+    seqsOf(file),
     Array.from({ length: rounds }, (_, i) => i + 1),
   );
   const v = await verifyAuditFiles([file]);

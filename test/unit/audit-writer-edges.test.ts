@@ -10,7 +10,7 @@
  * - every flush() resolves only once its records are in the file, whatever the thread was doing.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, it } from 'node:test';
@@ -19,6 +19,7 @@ import type { AuditRecord } from '../../src/audit/record.js';
 import { createRing, RingWriter } from '../../src/audit/ring.js';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
 import { openAuditLog, writerIdle } from '../../src/audit/writer.js';
+import { seqsOf } from '../helpers/audit-file.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'turret-writer-edges-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -30,15 +31,6 @@ let n = 0;
 const TIME = '2026-12-01T00:00:00.000Z';
 const rec = (reason: string): AuditRecord => ({ time: TIME, event: 'request', outcome: 'completed', agent: 'a', reason });
 const lineBytes = (reason: string, seq: number): number => Buffer.byteLength(formatChainLine(rec(reason), seq, GENESIS_PREV).line);
-// Complete lines only: the thread may be appending a later batch while a test reads the file.
-const fileLines = (file: string): string[] => {
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  return text
-    .slice(0, text.lastIndexOf('\n') + 1)
-    .split('\n')
-    .filter(Boolean);
-};
-const seqsOf = (file: string): number[] => fileLines(file).map((l) => (JSON.parse(l) as { seq: number }).seq);
 const oneTo = (k: number): number[] => Array.from({ length: k }, (_, i) => i + 1);
 
 /** A reason of `unit` characters, topped up with ASCII, whose line for `seq` is exactly `target` bytes. */

@@ -10,13 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, it } from 'node:test';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
 import { openAuditLog, writerIdle } from '../../src/audit/writer.js';
+import { linesOnDisk, seqsOf } from '../helpers/audit-file.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'turret-writer-period-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -26,28 +27,7 @@ after(() => clearInterval(keepAlive));
 let n = 0;
 
 const rec = (i: number): AuditRecord => ({ time: new Date().toISOString(), event: 'request', outcome: 'completed', agent: 'a', reason: `r${i}` });
-const seqsOf = (file: string): number[] =>
-  existsSync(file)
-    ? readFileSync(file, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => (JSON.parse(l) as { seq: number }).seq)
-    : [];
 const oneTo = (k: number): number[] => Array.from({ length: k }, (_, i) => i + 1);
-
-/** Resolves when `file` holds `count` lines; woken by the file's change events, never by a clock. */
-function linesOnDisk(file: string, count: number): Promise<void> {
-  return new Promise((resolve) => {
-    let w: FSWatcher | null = null;
-    const check = (): void => {
-      if (seqsOf(file).length < count) return;
-      w?.close();
-      resolve();
-    };
-    w = watch(file, check);
-    check();
-  });
-}
 
 it('a record written after an idle spell reaches the file with no later traffic and no flush', async () => {
   const file = path.join(root, `idle${++n}.jsonl`);
