@@ -11,7 +11,7 @@
  *               against the test CA; default options (it buffers whole bodies)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -50,15 +50,53 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** Peak and current RSS (MB) and CPU time used so far (ms), from /proc. */
+/** Pids of a process's live descendants, from /proc/PID/task/TID/children (Linux 3.5+). */
+function descendants(pid: number, out: number[] = []): number[] {
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out; // exited meanwhile
+  }
+  for (const tid of tids) {
+    let kids = '';
+    try {
+      kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const k of kids.split(' ').filter(Boolean)) {
+      out.push(Number(k));
+      descendants(Number(k), out);
+    }
+  }
+  return out;
+}
+
+function one(pid: number): { peakKb: number; rssKb: number; ticks: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+    // Fields after the ")" of the command name: utime, stime, cutime, cstime are the 14th–17th
+    // overall (cutime/cstime: children already exited and reaped, e.g. squid's helpers).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { peakKb: kb('VmHWM'), rssKb: kb('VmRSS'), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
+  } catch {
+    return { peakKb: 0, rssKb: 0, ticks: 0 };
+  }
+}
+
+/**
+ * Peak and current RSS (MB) and CPU time used so far (ms), from /proc, summed over the process
+ * and its live descendants: `turret start --workers N` serves from N forked workers (through
+ * BENCH_TURRET_ARGS), squid forks its certificate helpers. The peak is the sum of each process's
+ * own peak, an upper bound when they peaked at different times.
+ */
 export function procStats(pid: number): { peakRssMb: number; rssMb: number; cpuMs: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
-  // Fields after the ")" of the command name; utime and stime are the 14th and 15th overall.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(f[11]) + Number(f[12]);
-  return { peakRssMb: kb('VmHWM') / 1024, rssMb: kb('VmRSS') / 1024, cpuMs: (ticks * 1000) / 100 };
+  const all = [pid, ...descendants(pid)].map(one);
+  const sum = (k: 'peakKb' | 'rssKb' | 'ticks'): number => all.reduce((a, x) => a + x[k], 0);
+  return { peakRssMb: sum('peakKb') / 1024, rssMb: sum('rssKb') / 1024, cpuMs: (sum('ticks') * 1000) / 100 };
 }
 
 /** Starts `bin` and waits until it accepts connections; stopping it also removes its temp `dir`. */
