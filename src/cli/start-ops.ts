@@ -85,7 +85,7 @@ export function countedSink(sink: AuditSink, metrics: Metrics): AuditSink {
   return {
     write: (rec) => {
       sink.write(rec);
-      metrics.auditRecords.inc({ event: rec.event, outcome: rec.outcome });
+      metrics.auditRecords.at(rec.event, rec.outcome).inc();
     },
     close: () => sink.close(),
   };

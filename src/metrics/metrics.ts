@@ -6,9 +6,13 @@
  * Label values must come from closed sets or from configuration (agent, secret and rule names),
  * never from the request: a host or path label would let an agent grow the series without bound.
  * That is why upstream latency is labelled by scheme, not by host.
+ *
+ * The metrics updated on every request are hot.ts counters and histograms (recorded into plain
+ * structures, handed to the Registry at scrape time); the rest are prom-client's own classes.
  */
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot.js';
 
 /** `decision` label of turret_requests_total. */
 export type RequestDecision = 'allowed' | 'denied' | 'failed' | 'aborted';
@@ -21,28 +25,28 @@ export const NO_CODE = 'none';
 export interface Metrics {
   registry: Registry;
   /** Requests finished, by agent (or "unknown"), decision and X-Turret-Error code (or "none"). */
-  requests: Counter<'agent' | 'decision' | 'code'>;
+  requests: HotCounter<'agent' | 'decision' | 'code'>;
   /** Whole request time at the proxy, from the first byte to the response's end. */
-  requestDuration: Histogram<'decision'>;
+  requestDuration: HotHistogram<'decision'>;
   /** Time from sending the request upstream to its response headers. */
-  upstreamLatency: Histogram<'scheme'>;
+  upstreamLatency: HotHistogram<'scheme'>;
   /** Guarded connect: resolve, check, dial and (for https) the TLS handshake. */
   upstreamConnect: Histogram<'scheme'>;
   openTunnels: Gauge;
   tunnels: Counter<'mode'>;
   leafCache: Counter<'result'>;
   leafMint: Histogram;
-  injections: Counter<'secret'>;
-  redactions: Counter<'type'>;
+  injections: HotCounter<'secret'>;
+  redactions: HotCounter<'type'>;
   connectsRefused: Counter<'class'>;
   reloads: Counter<'result'>;
   lastReloadSuccess: Gauge;
-  auditRecords: Counter<'event' | 'outcome'>;
+  auditRecords: HotCounter<'event' | 'outcome'>;
   auditErrors: Counter;
   /** Proxy credentials refused: wrong (`invalid`) or not even checked (`throttled`, auth-throttle.ts). */
   proxyAuthFailures: Counter<'result'>;
   /** Requests refused because they carried a known secret value (secret_in_request), by secret name. */
-  outboundSecrets: Counter<'secret'>;
+  outboundSecrets: HotCounter<'secret'>;
   /** Connections a listener refused (max_client_connections) or failed to accept (EMFILE…), listen/accept.ts. */
   acceptFailures: Counter<'listener' | 'reason'>;
   ready: Gauge;
@@ -69,21 +73,9 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   const n = (s: string): string => METRIC_PREFIX + s;
   const m: Metrics = {
     registry,
-    requests: new Counter({ ...r, name: n('requests_total'), help: 'Requests finished, by agent, decision and X-Turret-Error code', labelNames: ['agent', 'decision', 'code'] }),
-    requestDuration: new Histogram({
-      ...r,
-      name: n('request_duration_seconds'),
-      help: 'Time a request spent in the proxy, by decision',
-      labelNames: ['decision'],
-      buckets: LATENCY_BUCKETS,
-    }),
-    upstreamLatency: new Histogram({
-      ...r,
-      name: n('upstream_latency_seconds'),
-      help: 'Time from sending a request upstream to its response headers',
-      labelNames: ['scheme'],
-      buckets: LATENCY_BUCKETS,
-    }),
+    requests: new HotCounter(registry, n('requests_total'), 'Requests finished, by agent, decision and X-Turret-Error code', ['agent', 'decision', 'code']),
+    requestDuration: new HotHistogram(registry, n('request_duration_seconds'), 'Time a request spent in the proxy, by decision', ['decision'], LATENCY_BUCKETS),
+    upstreamLatency: new HotHistogram(registry, n('upstream_latency_seconds'), 'Time from sending a request upstream to its response headers', ['scheme'], LATENCY_BUCKETS),
     upstreamConnect: new Histogram({
       ...r,
       name: n('upstream_connect_seconds'),
@@ -95,12 +87,12 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
     tunnels: new Counter({ ...r, name: n('tunnels_total'), help: 'CONNECT tunnels opened, by mode', labelNames: ['mode'] }),
     leafCache: new Counter({ ...r, name: n('leaf_cache_total'), help: 'Leaf certificate lookups: hit (cached) or mint (newly signed)', labelNames: ['result'] }),
     leafMint: new Histogram({ ...r, name: n('leaf_mint_seconds'), help: 'Time to mint one leaf certificate', buckets: MINT_BUCKETS }),
-    injections: new Counter({ ...r, name: n('injections_total'), help: 'Secrets injected into requests, by secret name', labelNames: ['secret'] }),
-    redactions: new Counter({ ...r, name: n('redactions_total'), help: 'Values redacted from responses and logs, by type', labelNames: ['type'] }),
+    injections: new HotCounter(registry, n('injections_total'), 'Secrets injected into requests, by secret name', ['secret']),
+    redactions: new HotCounter(registry, n('redactions_total'), 'Values redacted from responses and logs, by type', ['type']),
     connectsRefused: new Counter({ ...r, name: n('connects_refused_total'), help: 'Upstream connects refused after resolution, by address class', labelNames: ['class'] }),
     reloads: new Counter({ ...r, name: n('reloads_total'), help: 'Configuration and rule reloads, by result', labelNames: ['result'] }),
     lastReloadSuccess: new Gauge({ ...r, name: n('last_reload_success_timestamp_seconds'), help: 'Unix time of the last successful configuration load' }),
-    auditRecords: new Counter({ ...r, name: n('audit_records_total'), help: 'Audit records written, by event and outcome', labelNames: ['event', 'outcome'] }),
+    auditRecords: new HotCounter(registry, n('audit_records_total'), 'Audit records written, by event and outcome', ['event', 'outcome']),
     auditErrors: new Counter({ ...r, name: n('audit_errors_total'), help: 'Audit log appends or rotations that failed (records lost)' }),
     proxyAuthFailures: new Counter({
       ...r,
@@ -108,12 +100,7 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
       help: 'Proxy credentials refused: invalid (checked and wrong) or throttled (refused unchecked after too many failures from the address)',
       labelNames: ['result'],
     }),
-    outboundSecrets: new Counter({
-      ...r,
-      name: n('outbound_secret_blocked_total'),
-      help: 'Requests refused because they carried a known secret value, by secret name',
-      labelNames: ['secret'],
-    }),
+    outboundSecrets: new HotCounter(registry, n('outbound_secret_blocked_total'), 'Requests refused because they carried a known secret value, by secret name', ['secret']),
     acceptFailures: new Counter({
       ...r,
       name: n('accept_failures_total'),

@@ -47,9 +47,10 @@ export function finishExchange(x: Exchange, rt: Runtime): void {
   const m = rt.metrics;
   if (m) {
     const decision = out === 'completed' ? 'allowed' : out;
-    m.requests.inc({ agent: x.agent ?? 'unknown', decision, code: x.error?.code ?? 'none' });
-    m.requestDuration.observe({ decision }, durationMs / 1000);
-    for (const i of x.injections) m.injections.inc({ secret: i.secret });
-    if (x.alert) m.outboundSecrets.inc({ secret: x.alert.secret });
+    // Positional label values: metrics/hot.ts finds the series without building a labels object.
+    m.requests.at(x.agent ?? 'unknown', decision, x.error?.code ?? 'none').inc();
+    m.requestDuration.at(decision).observe(durationMs / 1000);
+    for (const i of x.injections) m.injections.at(i.secret).inc();
+    if (x.alert) m.outboundSecrets.at(x.alert.secret).inc();
   }
 }

@@ -57,8 +57,6 @@ interface RuntimeHooks {
 }
 
 const hooksByRuntime = new WeakMap<Runtime, RuntimeHooks>();
-// prom-client keeps the labels object of a series' first observation: these never change.
-const SCHEME_LABELS = { http: { scheme: 'http' }, https: { scheme: 'https' } } as const;
 
 function hooksOf(rt: Runtime): RuntimeHooks {
   let h = hooksByRuntime.get(rt);
@@ -68,8 +66,8 @@ function hooksOf(rt: Runtime): RuntimeHooks {
       secretValue: (def) => rt.secretValue(def),
       revoke: (c) => void rt.shared.revoke(c.id, c.exp).catch(() => rt.log.error('revocation could not be written', { handle_id: c.id })),
       load: (name, src) => rt.values.load(name, src),
-      redaction: (type) => rt.metrics?.redactions.inc({ type }),
-      latency: (scheme, s) => rt.metrics?.upstreamLatency.observe(SCHEME_LABELS[scheme], s),
+      redaction: (type) => rt.metrics?.redactions.at(type).inc(),
+      latency: (scheme, s) => rt.metrics?.upstreamLatency.at(scheme).observe(s),
     };
     hooksByRuntime.set(rt, h);
   }
