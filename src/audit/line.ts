@@ -12,6 +12,11 @@
  *
  * `seq` starts at 1 and increases by one per record across rotated files; `prev` is the hash of
  * the previous line, or 64 zeros for seq 1.
+ *
+ * The file log builds this in two halves (docs/benchmarks.md, "Seventh pass: audit record"): the
+ * event loop serialises only the record (chainBody) and copies it into the hand-over ring; the
+ * writer thread adds seq and prev, hashes and adds the hash (chainInto), in ring order, so the
+ * event loop computes no hash. formatChainLine does it all at once (the memory sink, tests).
  */
 
 import { createHash, hash as oneShotHash } from 'node:crypto';
@@ -34,14 +39,41 @@ export interface FormattedLine {
   hash: string;
 }
 
+/**
+ * The record part of the canonical form: JSON.stringify(normalizeRecord(rec)), without copying the
+ * record once more (canonicalFields, record.ts, says why not normalizeRecord itself). A normalised
+ * record always holds `time`, so this is never `{}`; JSON.stringify escapes every control
+ * character, so it never holds a newline (the ring separates bodies with one).
+ */
+export function chainBody(rec: AuditRecord): string {
+  return JSON.stringify(canonicalFields(rec));
+}
+
+/** UTF-8 bytes of the line (newline included) that a body of `bodyBytes` UTF-8 bytes makes at `seq`. */
+export function chainLineBytes(bodyBytes: number, seq: number): number {
+  // `{"seq":` seq `,"prev":"` 64 hex `",` body without its `{` and `}`, then `,"hash":"` 64 hex `"}\n`.
+  return 7 + String(seq).length + 9 + 64 + 2 + (bodyBytes - 2) + SUFFIX_BYTES + 1;
+}
+
 export function formatChainLine(rec: AuditRecord, seq: number, prev: string): FormattedLine {
-  // Byte for byte JSON.stringify({ seq, prev, ...normalizeRecord(rec) }) (a normalised record
-  // always holds `time`, so its JSON is never `{}`), without copying the record once more;
-  // canonicalFields (record.ts) says why not normalizeRecord itself.
-  const canonical = `{"seq":${JSON.stringify(seq)},"prev":${JSON.stringify(prev)},${JSON.stringify(canonicalFields(rec)).slice(1)}`;
+  // Byte for byte JSON.stringify({ seq, prev, ...normalizeRecord(rec) }).
+  const canonical = `{"seq":${JSON.stringify(seq)},"prev":${JSON.stringify(prev)},${chainBody(rec).slice(1)}`;
   // The one-shot hash: no Hash object per record.
   const hash = oneShotHash('sha256', canonical, 'hex');
   return { line: `${canonical.slice(0, -1)},"hash":"${hash}"}\n`, hash };
+}
+
+/**
+ * Writes the chained line of `body` (chainBody's UTF-8 bytes) at `seq` after `prev` into `out` at
+ * `at`: the bytes formatChainLine gives, hashed from `out` itself. `out` needs room for
+ * chainLineBytes(body.length, seq) bytes from `at`. Returns where the line ends and its hash.
+ */
+export function chainInto(out: Buffer, at: number, body: Buffer, seq: number, prev: string): { end: number; hash: string } {
+  let p = at + out.write(`{"seq":${seq},"prev":"${prev}",`, at, 'latin1');
+  p += body.copy(out, p, 1); // ends with the body's `}`: the canonical form
+  const hash = oneShotHash('sha256', out.subarray(at, p), 'hex');
+  p += out.write(`,"hash":"${hash}"}\n`, p - 1, 'latin1') - 1;
+  return { end: p, hash };
 }
 
 export type ParsedLine =

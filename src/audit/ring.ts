@@ -46,7 +46,7 @@ export const DEFAULT_RING_BYTES = 4 * 1024 * 1024;
 export interface Entry {
   first: number;
   last: number;
-  /** Where the text is in the ring's data area (RingReader.text and copyText read it). */
+  /** Where the text is in the ring's data area (RingReader.text reads it). */
   start: number;
   end: number;
 }
@@ -89,8 +89,9 @@ export class RingWriter {
    * thread that is not idle comes for it within WRITE_PERIOD_MS on its own). False (nothing
    * written) when the ring has no room for it now; the caller keeps it and tries again later.
    * `bytes` bounds the UTF-8 length of the lines (at most maxText); 3 per UTF-16 unit always does.
+   * `nl`: each line is followed by a "\n" (counted in `bytes`), so the caller need not append one.
    */
-  publish(lines: readonly string[] | string, bytes: number, first: number, last: number): boolean {
+  publish(lines: readonly string[] | string, bytes: number, first: number, last: number, nl = false): boolean {
     const { ctl, size, i32, f64, bytes: buf } = this.v;
     const pub = Atomics.load(ctl, PUB);
     const free = size - ((pub - Atomics.load(ctl, CON)) | 0);
@@ -106,8 +107,15 @@ export class RingWriter {
     }
     let at = off + ENTRY_HEAD;
     // One record (a string: writer.ts publishes each as it is written) or a batch that waited.
-    if (typeof lines === 'string') at += buf.write(lines, at);
-    else for (const l of lines) at += buf.write(l, at);
+    if (typeof lines === 'string') {
+      at += buf.write(lines, at);
+      if (nl) buf[at++] = 0x0a;
+    } else {
+      for (const l of lines) {
+        at += buf.write(l, at);
+        if (nl) buf[at++] = 0x0a;
+      }
+    }
     const len = at - off - ENTRY_HEAD;
     i32[off >> 2] = pad8(ENTRY_HEAD + len);
     i32[(off >> 2) + 1] = len;
@@ -179,11 +187,6 @@ export class RingReader {
   /** An entry's text, a view into the ring: valid until consume(). */
   text(e: Entry): Buffer {
     return this.v.bytes.subarray(e.start, e.end);
-  }
-
-  /** Copies an entry's text to `target` at `at` (no view made: one per record was measurable); its length. */
-  copyText(e: Entry, target: Buffer, at: number): number {
-    return this.v.bytes.copy(target, at, e.start, e.end);
   }
 
   /** Frees every entry next() returned; true when the event loop asked to hear of freed room. */

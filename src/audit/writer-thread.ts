@@ -1,7 +1,9 @@
 /**
- * The audit writer thread: appends the chained lines the event loop publishes in the hand-over
- * ring (ring.ts; writer.ts publishes each record as it is written), with synchronous file calls
- * (append-file.ts). While records flow it wakes itself every WRITE_PERIOD_MS and appends what was
+ * The audit writer thread: chains and appends the records the event loop publishes in the
+ * hand-over ring (ring.ts; writer.ts publishes each record as it is written, serialised but not
+ * chained), with synchronous file calls (append-file.ts). It adds each record's seq and prev and
+ * computes its hash (line.ts chainInto) in ring order, which is the order of write() calls, so the
+ * event loop hashes nothing. While records flow it wakes itself every WRITE_PERIOD_MS and appends what was
  * published meanwhile with one write; after a period with none it sleeps on the ring's futex
  * until a publish wakes it. It runs no event loop of its own: a round costs it one wake-up, the
  * file check and the write. Nothing goes
@@ -13,6 +15,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AppendFile } from './append-file.js';
+import { chainInto, chainLineBytes } from './line.js';
 import { CLOSE, FLUSH, RingReader } from './ring.js';
 
 export interface ThreadInit {
@@ -20,7 +23,10 @@ export interface ThreadInit {
   maxBytes: number;
   maxFiles: number;
   fsync: boolean;
-  /** One BigInt64: the highest seq this thread (or the one before it) is done with. */
+  /**
+   * DONE_BYTES: a BigInt64, the highest seq this thread (or the one before it) is done with, then
+   * the chain's head: the 32 hash bytes a record after that seq takes as its prev.
+   */
   done: SharedArrayBuffer;
   /** The hand-over ring (ring.ts), the same for every thread of one log. */
   ring: SharedArrayBuffer;
@@ -40,16 +46,18 @@ export type FromThread =
   /** Everything published before flush `id` was asked for is done. */
   | { t: 'flushed'; id: number };
 
+export const DONE_BYTES = 8 + 32;
 const SEQ_RE = /^\{"seq":(\d+),/;
+const HASH_RE = /,"hash":"([0-9a-f]{64})"\}\n$/;
 /** Bytes gathered for one append at most (more entries go in the next append of the round). */
 const STAGE_LIMIT = 1024 * 1024;
 
 /**
- * The seq of the last complete line of `path` (or of path.1 when a rotation left `path` empty),
- * 0 when there is none. An incomplete last line can only be an append the dead thread did not
- * finish: it is cut off, so the record is written again whole.
+ * The seq and hash of the last complete line of `path` (or of path.1 when a rotation left `path`
+ * empty), seq 0 when there is none. An incomplete last line can only be an append the dead thread
+ * did not finish: it is cut off, so the record is written again whole.
  */
-function lastSeqOnDisk(path: string): number {
+function lastOnDisk(path: string): { seq: number; hash: string | null } {
   for (const file of [path, `${path}.1`]) {
     let fd: number;
     try {
@@ -69,13 +77,15 @@ function lastSeqOnDisk(path: string): number {
         if (end === 0) break;
         const start = end >= 2 ? buf.lastIndexOf(0x0a, end - 2) + 1 : 0;
         if (start === 0 && len < size) continue;
-        return Number(SEQ_RE.exec(buf.subarray(start, end).toString('latin1'))?.[1] ?? 0);
+        const line = buf.subarray(start, end).toString('latin1');
+        const hash = HASH_RE.exec(line)?.[1];
+        return hash === undefined ? { seq: 0, hash: null } : { seq: Number(SEQ_RE.exec(line)?.[1] ?? 0), hash };
       }
     } finally {
       closeSync(fd);
     }
   }
-  return 0;
+  return { seq: 0, hash: null };
 }
 
 /** `text` without its first `n` lines. */
@@ -87,13 +97,25 @@ function dropLines(text: Buffer, n: number): Buffer {
 
 function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
   const post = (m: FromThread): void => port.postMessage(m);
-  const done = new BigInt64Array(init.done);
+  const done = new BigInt64Array(init.done, 0, 1);
+  const head = Buffer.from(init.done, 8, 32);
   // A restarted thread reports a recovery after its first good batch (the death was a failure).
   let failing = init.resume;
   let file: AppendFile;
   let skipThrough = 0;
+  // The hash of the last record chained (seq skipThrough or, once records flow, the last one read).
+  let prev = '';
   try {
-    if (init.resume) skipThrough = Math.max(Number(Atomics.load(done, 0)), lastSeqOnDisk(init.path));
+    prev = head.toString('hex');
+    if (init.resume) {
+      skipThrough = Number(Atomics.load(done, 0));
+      // Appended by the dead thread but not yet counted as done: the file has the hash to go on from.
+      const disk = lastOnDisk(init.path);
+      if (disk.seq > skipThrough && disk.hash !== null) {
+        skipThrough = disk.seq;
+        prev = disk.hash;
+      }
+    }
     file = new AppendFile({
       ...init,
       onProblem: (message, reopened) => {
@@ -108,9 +130,28 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
   }
   post({ t: 'ready' });
   const ring = new RingReader(init.ring);
-  // The published entries of one round are copied here and appended with one write: the event
+  // The published entries of one round are chained here and appended with one write: the event
   // loop publishes each record as its own entry (writer.ts).
   let stage = Buffer.allocUnsafe(64 * 1024);
+
+  /** Chains the bodies of `text` (each ending in "\n"), the first at `seq`, into the stage at `at`; the end. */
+  function chain(text: Buffer, seq: number, at: number): number {
+    for (let from = 0; from < text.length; seq++) {
+      const nl = text.indexOf(0x0a, from);
+      const body = text.subarray(from, nl);
+      const need = at + chainLineBytes(body.length, seq);
+      if (need > stage.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(need, 2 * stage.length));
+        stage.copy(bigger, 0, 0, at);
+        stage = bigger;
+      }
+      const line = chainInto(stage, at, body, seq, prev);
+      prev = line.hash;
+      at = line.end;
+      from = nl + 1;
+    }
+    return at;
+  }
 
   /** Appends what is published, in rounds of up to STAGE_LIMIT bytes; the number of entries taken. */
   function writeOut(): number {
@@ -123,15 +164,11 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
         taken += 1;
         last = e.last;
         if (e.last <= skipThrough) continue;
-        const len = e.end - e.start;
-        if (staged + len > stage.length) {
-          const bigger = Buffer.allocUnsafe(Math.max(staged + len, 2 * stage.length));
-          stage.copy(bigger, 0, 0, staged);
-          stage = bigger;
-        }
         if (staged === 0) first = Math.max(e.first, skipThrough + 1);
-        if (e.first > skipThrough) staged += ring.copyText(e, stage, staged);
-        else staged += dropLines(ring.text(e), skipThrough - e.first + 1).copy(stage, staged);
+        // An entry with no text is a record the event loop could not hand over (reported lost
+        // there): it takes no part in the chain, the next record's prev is the last one's hash.
+        if (e.first > skipThrough) staged = chain(ring.text(e), e.first, staged);
+        else staged = chain(dropLines(ring.text(e), skipThrough - e.first + 1), skipThrough + 1, staged);
         if (staged >= STAGE_LIMIT) break;
       }
       if (last < 0) return taken;
@@ -148,7 +185,9 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
         }
       }
       // Written (or reported lost) before the room is freed: a thread that dies before this line
-      // leaves these entries in the ring for the next one, which skips what reached the file.
+      // leaves these entries in the ring for the next one, which skips what reached the file. The
+      // head goes first: the store of `done` publishes it with it.
+      head.write(prev, 'hex');
       Atomics.store(done, 0, BigInt(last));
       if (ring.consume()) post({ t: 'space' });
     }

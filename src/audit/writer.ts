@@ -1,9 +1,10 @@
 /**
  * Audit sinks: the hash-chained file log and an in-memory sink for tests.
  *
- * write() is synchronous and cheap: it scrubs, normalises, assigns `seq`, hashes (one small
- * sha256) and copies the line into the hand-over ring (ring.ts), so the chain order is the order
- * of write() calls. The writer thread (writer-thread.ts) wakes itself every WRITE_PERIOD_MS while
+ * write() is synchronous and cheap: it scrubs, normalises and serialises the record, assigns its
+ * `seq` and copies it into the hand-over ring (ring.ts), so the chain order is the order of
+ * write() calls. The writer thread adds seq and prev to each record and hashes it in ring order
+ * (line.ts chainInto), so the event loop computes no hash. The thread (writer-thread.ts) wakes itself every WRITE_PERIOD_MS while
  * records flow and appends what was published meanwhile; only a record that comes after the
  * thread went idle wakes it (ring.ts). It checks the file and appends with synchronous calls of
  * its own, so a slow or stalled disk never blocks the event loop (docs/benchmarks.md, "Fourth
@@ -23,11 +24,11 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { TurretError } from '../core/errors.js';
-import { formatChainLine, GENESIS_PREV } from './line.js';
+import { chainBody, chainLineBytes, formatChainLine, GENESIS_PREV } from './line.js';
 import { chainTail, opened, startThread } from './writer-start.js';
 import { normalizeRecord, type AuditRecord } from './record.js';
 import { CLOSE, createRing, DEFAULT_RING_BYTES, FLUSH, IDLE, RingWriter, WRITE_PERIOD_MS, type Batch } from './ring.js';
-import type { FromThread, ThreadInit } from './writer-thread.js';
+import { DONE_BYTES, type FromThread, type ThreadInit } from './writer-thread.js';
 
 export interface AuditSink {
   write(rec: AuditRecord): void;
@@ -138,12 +139,13 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tail = await chainTail(path);
   let seq = tail.seq;
-  let prev = tail.hash;
   // The highest seq the writer thread is done with (written, or lost and reported): read here
-  // when a batch leaves, so confirmed batches are let go without a message per batch.
-  const doneBuf = new SharedArrayBuffer(8);
-  const done = new BigInt64Array(doneBuf);
+  // when a batch leaves, so confirmed batches are let go without a message per batch. Then the
+  // chain's head, the hash the next record takes as prev (the thread keeps it up to date).
+  const doneBuf = new SharedArrayBuffer(DONE_BYTES);
+  const done = new BigInt64Array(doneBuf, 0, 1);
   done[0] = BigInt(seq);
+  Buffer.from(doneBuf, 8, 32).write(tail.hash, 'hex');
   const ringBuf = createRing(positiveInt('ringBytes', o.ringBytes, DEFAULT_RING_BYTES));
   const ring = new RingWriter(ringBuf);
   const init = (resume: boolean): ThreadInit => ({ path, maxBytes, maxFiles, fsync: o.fsync === true, done: doneBuf, ring: ringBuf, resume });
@@ -185,7 +187,7 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     let moved = false;
     while (pending.length > 0 && thread !== null) {
       const b = pending[0]!;
-      if (ring.publish(b.lines, b.bytes, b.first, b.last)) {
+      if (ring.publish(b.lines, b.bytes, b.first, b.last, true)) {
         pending.shift();
         moved = true;
       } else if (!ring.wantSpace(b.bytes)) break;
@@ -259,8 +261,9 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   }
 
   /**
-   * Hands record `s` over: straight into the ring when nothing waits before it and there is room
-   * (the thread comes for it within one period), else after the batches that wait for room.
+   * Hands record `s` (its body, line.ts chainBody) over: straight into the ring when nothing waits
+   * before it and there is room (the thread comes for it within one period), else after the
+   * batches that wait for room. Each body goes in with a "\n" after it.
    */
   function handOver(line: string, s: number): void {
     if (thread === null) {
@@ -268,24 +271,28 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
       timer ??= setTimeout(reportLost, BATCH_DELAY_MS);
       return;
     }
-    // 3 bytes per UTF-16 unit bound the UTF-8 length without measuring it.
-    let bytes = line.length * 3;
-    if (bytes > ring.maxText) {
+    // 3 bytes per UTF-16 unit bound the UTF-8 length without measuring it. The limit is on the
+    // chained line the thread makes of it, as when the event loop chained it.
+    let bytes = line.length * 3 + 1;
+    let lost = false;
+    if (chainLineBytes(bytes, s) > ring.maxText) {
       bytes = Buffer.byteLength(line);
-      if (bytes > ring.maxText) {
-        fail(new Error(`audit record seq ${s} is ${bytes} bytes, more than the hand-over ring takes (${ring.maxText}); it is lost`));
-        // An empty entry keeps its seq, so the thread's done counter still passes it.
-        line = '';
+      const lineBytes = chainLineBytes(bytes, s);
+      bytes += 1;
+      if (lineBytes > ring.maxText) {
+        fail(new Error(`audit record seq ${s} is ${lineBytes} bytes, more than the hand-over ring takes (${ring.maxText}); it is lost`));
+        // An empty entry (no line, no "\n") keeps its seq, so the thread's done counter still passes it.
+        lost = true;
         bytes = 0;
       }
     }
-    if (pending.length === 0 && ring.publish(line, bytes, s, s)) return;
+    if (pending.length === 0 && ring.publish(lost ? [] : line, bytes, s, s, true)) return;
     const last = pending.at(-1);
-    if (last !== undefined && last.bytes + bytes <= Math.min(PENDING_BATCH_BYTES, ring.maxText) && line !== '' && last.lines.length > 0) {
+    if (last !== undefined && last.bytes + bytes <= Math.min(PENDING_BATCH_BYTES, ring.maxText) && !lost && last.lines.length > 0) {
       last.lines.push(line);
       last.bytes += bytes;
       last.last = s;
-    } else pending.push({ first: s, last: s, lines: line === '' ? [] : [line], bytes });
+    } else pending.push({ first: s, last: s, lines: lost ? [] : [line], bytes });
     confirm();
     drain();
   }
@@ -312,12 +319,11 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     path,
     write(rec: AuditRecord): void {
       if (closed) throw new TurretError('internal_error', 'audit log is closed');
-      const f = formatChainLine(prepare(rec, o.scrub), seq + 1, prev);
+      const body = chainBody(prepare(rec, o.scrub));
       seq += 1;
-      prev = f.hash;
       // A crash can lose the records not yet appended: those of about the last BATCH_DELAY_MS,
       // plus more only while the disk is slower than the traffic (docs/operations.md).
-      handOver(f.line, seq);
+      handOver(body, seq);
     },
     flush,
     async close(): Promise<void> {

@@ -17,10 +17,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { formatChainLine, GENESIS_PREV } from '../../src/audit/line.js';
+import { chainBody } from '../../src/audit/line.js';
 import { CLOSE, createRing, RingWriter } from '../../src/audit/ring.js';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
-import type { ThreadInit } from '../../src/audit/writer-thread.js';
+import { DONE_BYTES, type ThreadInit } from '../../src/audit/writer-thread.js';
 import { linesOnDisk, seqsOf } from '../helpers/audit-file.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'turret-wake-race-'));
@@ -69,7 +69,7 @@ async function race(point: Point, rounds: number): Promise<void> {
     maxBytes: 1 << 30,
     maxFiles: 2,
     fsync: false,
-    done: new SharedArrayBuffer(8),
+    done: new SharedArrayBuffer(DONE_BYTES), // seq 0, head 32 zero bytes: the genesis prev
     ring: ringBuf,
     resume: false,
     hs,
@@ -90,13 +90,11 @@ async function race(point: Point, rounds: number): Promise<void> {
   const exited = new Promise<void>((r) => w.once('exit', () => r()));
   const writer = new RingWriter(ringBuf);
   const ctl = new Int32Array(hs);
-  let prev = GENESIS_PREV;
   for (let seq = 1; seq <= rounds; seq++) {
     // The thread stops at the point (its first idle round, then the one after each record).
     if (stopsSeen < seq) await new Promise<void>((r) => stopped.push(r));
-    const f = formatChainLine({ time: new Date().toISOString(), event: 'request', outcome: 'completed', agent: 'a', reason: `r${seq} é😀` }, seq, prev);
-    prev = f.hash;
-    assert.equal(writer.publish(f.line, f.line.length * 3, seq, seq), true);
+    const body = chainBody({ time: new Date().toISOString(), event: 'request', outcome: 'completed', agent: 'a', reason: `r${seq} é😀` });
+    assert.equal(writer.publish(body, body.length * 3 + 1, seq, seq, true), true);
     Atomics.add(ctl, 0, 1);
     Atomics.notify(ctl, 0);
     // Only the publish's own wake-up (or the thread's look at the ring) can bring it in.

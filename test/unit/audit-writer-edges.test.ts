@@ -54,7 +54,9 @@ it('multi-byte lines one byte under, at and over what the ring takes: byte for b
   const put = (reason: string, keep: boolean): void => {
     seq += 1;
     const f = formatChainLine(rec(reason), seq, prev);
-    prev = f.hash;
+    // A record that could not be handed over takes no part in the chain (the writer thread
+    // chains what it gets): the next one's prev is the last written line's hash.
+    if (keep) prev = f.hash;
     if (keep) want.push(f.line);
     else lost.push(seq);
     log.write(rec(reason));
