@@ -113,7 +113,7 @@ export class HotCounter<L extends string> extends HotMetric<L, CounterSeries<L>>
     return new CounterSeries(labels);
   }
 
-  /** prom-client's `Counter.inc(labels, value)`, with its checks. */
+  /** prom-client's `Counter.inc(labels, value)`, with its checks (and NaN refused, which prom-client adds). */
   inc(labels: Labels<L>, value = 1): void {
     if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
     if (value < 0) throw new Error('It is not possible to decrease a counter');

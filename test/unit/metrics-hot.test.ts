@@ -91,6 +91,7 @@ test('bad values are refused as prom-client refuses them, and leave no trace', a
   const h = new HotHistogram(reg, 't_seconds', 'h', ['a'], [1]);
   assert.throws(() => c.inc({ a: 'x' }, -1), /not possible to decrease/);
   assert.throws(() => c.inc({ a: 'x' }, Number.POSITIVE_INFINITY), TypeError);
+  assert.throws(() => c.inc({ a: 'x' }, Number.NaN), TypeError);
   assert.throws(() => c.inc({ b: 'x' } as unknown as { a: string }), /not included in initial labelset/);
   assert.throws(() => h.at('x').observe(Number.NaN), TypeError);
   assert.throws(() => h.observe({ a: 'x' }, Number.POSITIVE_INFINITY), TypeError);
