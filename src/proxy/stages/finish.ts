@@ -3,6 +3,7 @@
  * inside tunnels, WebSocket upgrades), whatever happened to it.
  */
 import { stripQueryValues } from '../../audit/record.js';
+import { isoTime } from '../../core/iso-time.js';
 import { fingerprint } from '../../secrets/keys.js';
 import type { Exchange } from './exchange.js';
 import type { Runtime } from '../runtime.js';
@@ -18,7 +19,7 @@ export function finishExchange(x: Exchange, rt: Runtime): void {
     for (const i of x.injections) fps[i.secret] = fingerprint(rt.ring, i.value.reveal());
   }
   rt.audit.write({
-    time: x.time.toISOString(),
+    time: isoTime(x.time),
     event: 'request',
     outcome: out,
     agent: x.agent,
