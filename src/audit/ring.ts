@@ -4,7 +4,7 @@
  * loop copies each record's UTF-8 bytes into the ring as it is written and moves the published
  * position; the thread, which wakes itself every WRITE_PERIOD_MS while records flow, writes what
  * was published meanwhile to the file straight from the ring (one write for all of it) and moves
- * the consumed position. After a whole period with nothing published it sleeps on the futex
+ * the consumed position. After ten periods in a row with nothing published it sleeps on the futex
  * until the next publish wakes it. So a busy proxy's event loop pays no wake-up at all, and no
  * timer per batch (docs/benchmarks.md, "Fifth pass: audit hand-over" and "Sixth pass").
  *
@@ -26,14 +26,15 @@ export const FLUSH = 2; // the last flush id asked for (event loop writes); the 
 export const CLOSE = 3; // 1: finish what is published, close the file and end
 export const WANT_SPACE = 4; // 1: the event loop holds batches the ring had no room for; the thread says `space`
 const EPOCH = 5; // moved by every wake-up and signal: the word the thread sleeps on, so no wake-up is missed
-export const IDLE = 6; // 1: the thread found nothing for a whole period and sleeps until woken (idle())
+export const IDLE = 6; // 1: the thread found nothing for IDLE_ROUNDS periods and sleeps until woken (idle())
 const CTL_BYTES = 64;
 const ENTRY_HEAD = 24;
 const WRAP = -1;
 
 /**
  * While records flow, the thread wakes itself this often and writes what was published meanwhile;
- * the event loop wakes it only after it went idle (a whole period with nothing published). So a
+ * the event loop wakes it only after it went idle (ten periods with nothing published,
+ * writer-thread.ts IDLE_ROUNDS). So a
  * record waits at most about one period in the ring before its append starts (the crash window,
  * docs/operations.md), and a busy proxy pays no wake-up per batch: on this VM a cross-CPU wake-up
  * costs the waker 10-12 us of CPU and the core for 50-90 us (docs/benchmarks.md, "Sixth pass").

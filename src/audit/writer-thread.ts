@@ -49,6 +49,13 @@ export type FromThread =
 export const DONE_BYTES = 8 + 32;
 const SEQ_RE = /^\{"seq":(\d+),/;
 const HASH_RE = /,"hash":"([0-9a-f]{64})"\}\n$/;
+/**
+ * Rounds in a row that find nothing before the thread sleeps until woken (ring.ts idle()): one
+ * period was too short under load (a publish after an event-loop stall of 5 ms woke the thread,
+ * ~1 in 50 records in `bench/peers-profile.ts https`; docs/benchmarks.md, "Seventh pass: audit
+ * record"). A record written meanwhile still waits at most one period.
+ */
+const IDLE_ROUNDS = 10;
 /** Bytes gathered for one append at most (more entries go in the next append of the round). */
 const STAGE_LIMIT = 1024 * 1024;
 
@@ -194,6 +201,7 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
   }
 
   let flushed = 0;
+  let empty = 0;
   for (;;) {
     // Read before the ring: whatever was published before the flush or close was asked for is
     // written in this round, before the answer.
@@ -209,10 +217,17 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
       file.closeFd();
       return port.close();
     }
-    // Records flowed this round: come back for the next ones in one period, unasked. A round
-    // that found none means a whole period without records: sleep until a publish wakes us.
-    if (taken > 0) ring.pause(epoch);
-    else ring.idle(epoch);
+    // Records flowed this round: come back for the next ones in one period, unasked. After
+    // IDLE_ROUNDS rounds in a row that found none, sleep until a publish wakes us: a busy proxy's
+    // event loop stalls for a period now and then (GC, a descheduled core), and the publish after
+    // such a stall would otherwise pay a wake-up.
+    if (taken > 0) empty = 0;
+    else empty += 1;
+    if (empty < IDLE_ROUNDS) ring.pause(epoch);
+    else {
+      empty = 0;
+      ring.idle(epoch);
+    }
   }
 }
 

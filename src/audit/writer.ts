@@ -104,7 +104,7 @@ export function writerThreadOf(log: AuditLog): Worker | null {
 }
 
 /**
- * Resolves once the log's writer thread has found nothing to write for a whole period and sleeps
+ * Resolves once the log's writer thread has found nothing to write for IDLE_ROUNDS periods and sleeps
  * until a record wakes it (ring.ts idle()), so a test can write after an idle spell
  * (test/unit/audit-writer-period.test.ts).
  */
