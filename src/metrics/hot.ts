@@ -22,7 +22,7 @@ type Labels<L extends string> = Record<L, string>;
 type Tree<S> = Map<string, Tree<S> | S>;
 
 /** Series keyed by their label values, in the order they were first recorded (prom-client's order). */
-abstract class HotMetric<L extends string, S> {
+abstract class HotMetric<L extends string, S, V extends string[]> {
   readonly aggregator = 'sum';
   protected series: S[] = [];
   private tree: Tree<S> = new Map();
@@ -44,9 +44,11 @@ abstract class HotMetric<L extends string, S> {
   /**
    * The series for these label values, in labelNames order; created (and shown from the next
    * scrape on) the first time. Call it only to record into the series, as prom-client's
-   * `inc`/`observe` would create it.
+   * `inc`/`observe` would create it. V (metrics.ts) makes the compiler check how many are given.
    */
-  at(a?: string, b?: string, c?: string): S {
+  readonly at = this.find as unknown as (...values: V) => S;
+
+  private find(a?: string, b?: string, c?: string): S {
     // No array or string is built here: this runs several times per request.
     switch (this.labelNames.length) {
       case 0:
@@ -78,7 +80,7 @@ abstract class HotMetric<L extends string, S> {
       if (!this.labelNames.includes(k as L)) throw new Error(`Added label "${k}" is not included in initial labelset: ${JSON.stringify(this.labelNames)}`);
     }
     const [a, b, c] = this.labelNames.map((k) => labels[k]);
-    return this.at(a, b, c);
+    return this.find(a, b, c);
   }
 
   private add(values: string[]): S {
@@ -106,7 +108,7 @@ export class CounterSeries<L extends string> {
   }
 }
 
-export class HotCounter<L extends string> extends HotMetric<L, CounterSeries<L>> {
+export class HotCounter<L extends string, V extends string[] = string[]> extends HotMetric<L, CounterSeries<L>, V> {
   readonly type = 'counter';
 
   protected create(labels: Labels<L>): CounterSeries<L> {
@@ -124,7 +126,7 @@ export class HotCounter<L extends string> extends HotMetric<L, CounterSeries<L>>
     return { name: this.name, help: this.help, type: this.type, values: this.series.map((s) => ({ labels: s.labels, value: s.value })), aggregator: this.aggregator };
   }
 
-  get(): Promise<ReturnType<HotCounter<L>['getForPromString']>> {
+  get(): Promise<ReturnType<HotCounter<L, V>['getForPromString']>> {
     return Promise.resolve(this.getForPromString());
   }
 }
@@ -163,7 +165,7 @@ interface BucketValue<L extends string> {
   exemplar: null | undefined;
 }
 
-export class HotHistogram<L extends string> extends HotMetric<L, HistogramSeries<L>> {
+export class HotHistogram<L extends string, V extends string[] = string[]> extends HotMetric<L, HistogramSeries<L>, V> {
   readonly type = 'histogram';
   readonly bounds: readonly number[];
 

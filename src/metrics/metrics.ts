@@ -25,28 +25,28 @@ export const NO_CODE = 'none';
 export interface Metrics {
   registry: Registry;
   /** Requests finished, by agent (or "unknown"), decision and X-Turret-Error code (or "none"). */
-  requests: HotCounter<'agent' | 'decision' | 'code'>;
+  requests: HotCounter<'agent' | 'decision' | 'code', [agent: string, decision: string, code: string]>;
   /** Whole request time at the proxy, from the first byte to the response's end. */
-  requestDuration: HotHistogram<'decision'>;
+  requestDuration: HotHistogram<'decision', [decision: string]>;
   /** Time from sending the request upstream to its response headers. */
-  upstreamLatency: HotHistogram<'scheme'>;
+  upstreamLatency: HotHistogram<'scheme', [scheme: string]>;
   /** Guarded connect: resolve, check, dial and (for https) the TLS handshake. */
   upstreamConnect: Histogram<'scheme'>;
   openTunnels: Gauge;
   tunnels: Counter<'mode'>;
   leafCache: Counter<'result'>;
   leafMint: Histogram;
-  injections: HotCounter<'secret'>;
-  redactions: HotCounter<'type'>;
+  injections: HotCounter<'secret', [secret: string]>;
+  redactions: HotCounter<'type', [type: string]>;
   connectsRefused: Counter<'class'>;
   reloads: Counter<'result'>;
   lastReloadSuccess: Gauge;
-  auditRecords: HotCounter<'event' | 'outcome'>;
+  auditRecords: HotCounter<'event' | 'outcome', [event: string, outcome: string]>;
   auditErrors: Counter;
   /** Proxy credentials refused: wrong (`invalid`) or not even checked (`throttled`, auth-throttle.ts). */
   proxyAuthFailures: Counter<'result'>;
   /** Requests refused because they carried a known secret value (secret_in_request), by secret name. */
-  outboundSecrets: HotCounter<'secret'>;
+  outboundSecrets: HotCounter<'secret', [secret: string]>;
   /** Connections a listener refused (max_client_connections) or failed to accept (EMFILE…), listen/accept.ts. */
   acceptFailures: Counter<'listener' | 'reason'>;
   ready: Gauge;
