@@ -15,6 +15,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AppendFile } from './append-file.js';
+import { doneWord, HeadSlots } from './chain-head.js';
 import { chainInto, chainLineBytes } from './line.js';
 import { CLOSE, FLUSH, RingReader } from './ring.js';
 
@@ -24,8 +25,8 @@ export interface ThreadInit {
   maxFiles: number;
   fsync: boolean;
   /**
-   * DONE_BYTES: a BigInt64, the highest seq this thread (or the one before it) is done with, then
-   * the chain's head: the 32 hash bytes a record after that seq takes as its prev.
+   * DONE_BYTES (chain-head.ts): the highest seq this thread (or the one before it) is done with,
+   * and the chain's head with the seq it belongs to.
    */
   done: SharedArrayBuffer;
   /** The hand-over ring (ring.ts), the same for every thread of one log. */
@@ -46,7 +47,7 @@ export type FromThread =
   /** Everything published before flush `id` was asked for is done. */
   | { t: 'flushed'; id: number };
 
-export const DONE_BYTES = 8 + 32;
+export { DONE_BYTES } from './chain-head.js';
 const SEQ_RE = /^\{"seq":(\d+),/;
 const HASH_RE = /,"hash":"([0-9a-f]{64})"\}\n$/;
 /**
@@ -104,8 +105,8 @@ function dropLines(text: Buffer, n: number): Buffer {
 
 function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
   const post = (m: FromThread): void => port.postMessage(m);
-  const done = new BigInt64Array(init.done, 0, 1);
-  const head = Buffer.from(init.done, 8, 32);
+  const done = doneWord(init.done);
+  const head = new HeadSlots(init.done);
   // A restarted thread reports a recovery after its first good batch (the death was a failure).
   let failing = init.resume;
   let file: AppendFile;
@@ -113,9 +114,12 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
   // The hash of the last record chained (seq skipThrough or, once records flow, the last one read).
   let prev = '';
   try {
-    prev = head.toString('hex');
+    const h = head.read();
+    prev = h.hash;
     if (init.resume) {
-      skipThrough = Number(Atomics.load(done, 0));
+      // The head is stored before `done`: a thread that died between the two had finished the
+      // records up to the head's seq (written, or reported lost: not to be chained again).
+      skipThrough = Math.max(Number(Atomics.load(done, 0)), h.seq);
       // Appended by the dead thread but not yet counted as done: the file has the hash to go on from.
       const disk = lastOnDisk(init.path);
       if (disk.seq > skipThrough && disk.hash !== null) {
@@ -193,8 +197,8 @@ function run(init: ThreadInit, port: NonNullable<typeof parentPort>): void {
       }
       // Written (or reported lost) before the room is freed: a thread that dies before this line
       // leaves these entries in the ring for the next one, which skips what reached the file. The
-      // head goes first: the store of `done` publishes it with it.
-      head.write(prev, 'hex');
+      // head goes first, with its seq (chain-head.ts).
+      head.store(last, prev);
       Atomics.store(done, 0, BigInt(last));
       if (ring.consume()) post({ t: 'space' });
     }

@@ -25,10 +25,11 @@ import { dirname } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { TurretError } from '../core/errors.js';
 import { chainBody, chainLineBytes, formatChainLine, GENESIS_PREV } from './line.js';
+import { DONE_BYTES, doneWord, initProgress } from './chain-head.js';
 import { chainTail, opened, startThread } from './writer-start.js';
 import { normalizeRecord, type AuditRecord } from './record.js';
 import { CLOSE, createRing, DEFAULT_RING_BYTES, FLUSH, IDLE, RingWriter, WRITE_PERIOD_MS, type Batch } from './ring.js';
-import { DONE_BYTES, type FromThread, type ThreadInit } from './writer-thread.js';
+import type { FromThread, ThreadInit } from './writer-thread.js';
 
 export interface AuditSink {
   write(rec: AuditRecord): void;
@@ -143,9 +144,8 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   // when a batch leaves, so confirmed batches are let go without a message per batch. Then the
   // chain's head, the hash the next record takes as prev (the thread keeps it up to date).
   const doneBuf = new SharedArrayBuffer(DONE_BYTES);
-  const done = new BigInt64Array(doneBuf, 0, 1);
-  done[0] = BigInt(seq);
-  Buffer.from(doneBuf, 8, 32).write(tail.hash, 'hex');
+  const done = doneWord(doneBuf);
+  initProgress(doneBuf, tail);
   const ringBuf = createRing(positiveInt('ringBytes', o.ringBytes, DEFAULT_RING_BYTES));
   const ring = new RingWriter(ringBuf);
   const init = (resume: boolean): ThreadInit => ({ path, maxBytes, maxFiles, fsync: o.fsync === true, done: doneBuf, ring: ringBuf, resume });
@@ -210,7 +210,8 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     let why: string | null = null;
     w.on('message', (m: FromThread) => {
       if (m.t === 'problem') o.onError?.(new Error(m.message));
-      else if (m.t === 'failed') fail(Object.assign(new Error(m.message), { code: m.code }));
+      // The seqs go into the message: the operator learns which records verify will show missing.
+      else if (m.t === 'failed') fail(Object.assign(new Error(`${m.message}; records ${m.first} to ${m.last} are lost`), { code: m.code }));
       else if (m.t === 'recover') o.onRecover?.();
       else if (m.t === 'flushed' || m.t === 'space') progress();
       else if (m.t === 'fatal') why = m.message;

@@ -7,6 +7,7 @@
  */
 import { tailAudit } from '../audit/tail.js';
 import { verifyAuditChains } from '../audit/chains.js';
+import type { VerifyResult } from '../audit/verify.js';
 import { isTurretError } from '../core/errors.js';
 import { out, UsageError } from './common.js';
 
@@ -44,6 +45,17 @@ async function tail(files: string[], o: AuditOptions): Promise<number> {
   }
 }
 
+/**
+ * Where an intact chain starts and ends (docs/operations.md): records cut or lost before the first
+ * line look like rotated-out files, so the start is spelled out rather than passed over in silence,
+ * and the last hash is what an operator anchors elsewhere.
+ */
+function span(r: VerifyResult): string {
+  if (r.first === undefined || r.last === undefined) return '';
+  const start = r.startsAtGenesis === true ? '' : `; the chain starts at seq ${r.first.seq}: records 1 to ${r.first.seq - 1} were rotated out, or lost`;
+  return `, seq ${r.first.seq} to ${r.last.seq}, last hash ${r.last.hash}${start}`;
+}
+
 export async function auditCommand(action: string, files: string[], o: AuditOptions = {}): Promise<number> {
   switch (action) {
     case 'verify': {
@@ -53,7 +65,7 @@ export async function auditCommand(action: string, files: string[], o: AuditOpti
       const many = chains.length > 1;
       for (const r of chains) {
         const p = r.problem;
-        if (r.ok) out(`ok: ${many ? `${r.chain}: ` : ''}${r.records} record(s), chain intact`);
+        if (r.ok) out(`ok: ${many ? `${r.chain}: ` : ''}${r.records} record(s), chain intact${span(r)}`);
         else out(p ? `${p.file}:${p.line}: ${p.kind}: ${p.detail}` : `${r.chain}: chain broken`);
       }
       return chains.every((r) => r.ok) ? 0 : 1;

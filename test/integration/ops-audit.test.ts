@@ -65,6 +65,14 @@ describe('audit CLI', () => {
     const r = await runCli(['audit', 'verify', t.auditPath]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^ok: \d+ record\(s\), chain intact/);
+    const last = JSON.parse(lines.at(-1) ?? '{}') as { seq: number; hash: string };
+    assert.equal(r.stdout, `ok: ${lines.length} record(s), chain intact, seq 1 to ${last.seq}, last hash ${last.hash}\n`);
+  });
+
+  it('verify says where a chain starts when its first records are gone (rotated out, or lost before the first append)', async () => {
+    const r = await verifyCopy((l) => l.slice(2));
+    assert.equal(r.code, 0, r.stdout);
+    assert.match(r.stdout, /^ok: \d+ record\(s\), chain intact, seq 3 to \d+, last hash [0-9a-f]{64}; the chain starts at seq 3: records 1 to 2 were rotated out, or lost\n$/);
   });
 
   it('verify catches a modified record', async () => {

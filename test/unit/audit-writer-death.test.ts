@@ -12,12 +12,12 @@
  * rotated files, the chain verifying.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, it } from 'node:test';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
+import { runHooked } from '../helpers/hooked-node.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'turret-writer-death-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -44,8 +44,6 @@ const writerUrl = new URL('../../src/audit/writer.ts', import.meta.url).href;
 
 async function dieAt(point: 'before-done' | 'before-consume', after: number): Promise<void> {
   const dir = mkdtempSync(path.join(root, `${point}-${after}-`));
-  const hook = path.join(dir, 'hook.mjs');
-  writeFileSync(hook, HOOK);
   const file = path.join(dir, 'audit.jsonl');
   // Records flow in flushed groups (each group a round of the thread) and rotate every ~2 KiB.
   const script = `
@@ -62,15 +60,7 @@ async function dieAt(point: 'before-done' | 'before-consume', after: number): Pr
     await log.close().catch((e) => (closeError = e.message));
     process.stdout.write(JSON.stringify({ seq, errors, closeError }));
   `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', hook, '--input-type=module', '-e', script], {
-    env: { ...process.env, DIE_AT: point, DIE_AFTER: String(after) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  const { code, out, err } = await runHooked(dir, HOOK, script, { DIE_AT: point, DIE_AFTER: String(after) });
   assert.equal(code, 0, err);
   const r = JSON.parse(out) as { seq: number; errors: string[]; closeError: string | null };
   assert.equal(r.errors.length, 1, r.errors.join('\n'));
