@@ -42,6 +42,14 @@ export class QueueBound {
     return this.timer !== null;
   }
 
+  /**
+   * True unless the request is known to have got a connection: while the bound runs, and always
+   * without a bound (nothing reports the start then). Such a request needs settleOnAbort.
+   */
+  get waiting(): boolean {
+    return this.timer !== null || this.ms <= 0;
+  }
+
   /** The wait passed the bound: the exchange ends with upstream_queue_timeout. */
   fire(): void {
     this.timer = null;

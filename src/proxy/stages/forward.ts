@@ -16,7 +16,7 @@ import { toolListFilterStream } from './mcp-filter.js';
 import { checkTransferCoding, contentCoding, decoderFor } from './codings.js';
 import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
-import { respondSmall, smallBodyLength } from './small-body.js';
+import { respondSmall, smallBodyLength, type SmallBody } from './small-body.js';
 import { HeadGate, prefetch, wholeNow } from './relay.js';
 import { boundQueueWait, settleOnAbort } from '../queue-wait.js';
 import { knownClean, noteClean } from '../clean-strings.js';
@@ -119,17 +119,18 @@ export async function forward(
   let upstream;
   const sentAt = process.hrtime.bigint();
   try {
-    upstream = await settleOnAbort(
-      dispatcher.request({
-        origin,
-        path,
-        method: req.method as 'GET',
-        headers,
-        body: sent.body,
-        signal: queue.signal,
-      }),
-      queue.signal,
-    );
+    const pending = dispatcher.request({
+      origin,
+      path,
+      method: req.method as 'GET',
+      headers,
+      body: sent.body,
+      signal: queue.signal,
+    });
+    // A request that got a connection at once (undici hands it over inside request() when one is
+    // free) is aborted by undici itself when its signal ends: only one still queued needs the race
+    // (no extra promise, closure and listener per request otherwise).
+    upstream = await (queue.waiting ? settleOnAbort(pending, queue.signal) : pending);
   } catch (e) {
     throw causeOf(x) ?? upstreamError(e);
   } finally {
@@ -157,7 +158,8 @@ export const IDLE_FLUSH_MS = 50;
  * The response half: headers scrubbed; the body decoded (when scanned), scrubbed, counted;
  * trailers scrubbed. A body whose Content-Type the operator excluded (`scrub.content_types`)
  * passes as received, compressed and with its Content-Length. An OAuth token endpoint's answer
- * goes through oauth.ts instead (tokens become handles).
+ * goes through oauth.ts instead (tokens become handles). Not an async function: a failure before
+ * anything is sent may throw at once, so callers await it inside their try.
  */
 /** What the response half needs of an answer: undici's, or Node's for a WebSocket handshake refused. */
 export interface UpstreamAnswer {
@@ -168,8 +170,8 @@ export interface UpstreamAnswer {
   readonly trailers?: Record<string, string | string[] | undefined> | null;
 }
 
-export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: Scrubber, onRedaction: (type: string) => void): Promise<void> {
-  const { req, res } = x;
+export function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: Scrubber, onRedaction: (type: string) => void): Promise<void> {
+  const { req } = x;
   const { statusCode, headers: upHeaders, body } = upstream;
   const settings = x.state.policy.settings.scrub;
   const withBody = hasBody(req.method ?? 'GET', statusCode);
@@ -230,24 +232,64 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
   if (announced.length > 0 && chunked && withBody) outHeaders.push(['trailer', announced.join(', ')]);
   x.status = statusCode;
 
-  if (capture) {
-    await capture.respond(x, body as Readable, decode, outHeaders, scrubber, count);
-    return;
-  }
+  if (capture) return capture.respond(x, body as Readable, decode, outHeaders, scrubber, count);
   const small = withBody && decode === null && filter === null && announced.length === 0 ? smallBodyLength(upHeaders) : null;
+  const smallBody: SmallBody | null =
+    small === null
+      ? null
+      : { statusCode, headers: outHeaders, length: small, scrubber: scrubbing ? scrubber : null, maxScan: settings?.maxBodyScan ?? null, count, mapError: smallBodyError };
+  // undici has usually parsed a small body together with its head: it goes out now, and the
+  // promise the caller awaits is respondSmall's own (no async frame here, docs/benchmarks.md
+  // "Seventh pass"). Anything else continues in respondRest.
+  const now = smallBody !== null ? wholeNow(body as Readable) : null;
+  if (smallBody !== null && now !== null) return respondSmall(x, now, body as Readable, smallBody);
+  return respondRest(x, upstream, {
+    withBody,
+    smallBody,
+    decode,
+    filter,
+    scrubbing,
+    scrubber,
+    maxScan: settings?.maxBodyScan ?? null,
+    count,
+    scrubText,
+    announced,
+    chunked,
+    outHeaders,
+  });
+}
+
+/** What respondRest takes over from respond (computed there once per response). */
+interface RestOfResponse {
+  withBody: boolean;
+  smallBody: SmallBody | null;
+  decode: Transform | null;
+  filter: Transform | null;
+  scrubbing: boolean;
+  scrubber: Scrubber;
+  maxScan: number | null;
+  count: (d: Redaction) => void;
+  scrubText: (v: string) => string;
+  announced: string[];
+  chunked: boolean;
+  outHeaders: Array<[string, string]>;
+}
+
+/** One mapping for every small response's failure (no closure per response). */
+function smallBodyError(x: Exchange, e: unknown): TurretError {
+  return causeOf(x) ?? upstreamError(e);
+}
+
+/** The rest of respond: a small body still arriving (prefetch), a body without one, or the streaming path. */
+async function respondRest(x: Exchange, upstream: UpstreamAnswer, r: RestOfResponse): Promise<void> {
+  const { res } = x;
+  const { statusCode, body } = upstream;
+  const { withBody, decode, filter, scrubbing, scrubber, count, scrubText, announced, chunked, outHeaders } = r;
   // The small-body path sends the head with the whole body; a body not all there at once streams
   // instead, so its head is not withheld (relay.ts).
-  const early = small !== null ? (wholeNow(body as Readable) ?? (await prefetch(body as Readable, IDLE_FLUSH_MS))) : null;
-  if (small !== null && early && !('rest' in early)) {
-    await respondSmall(x, early, body as Readable, {
-      statusCode,
-      headers: outHeaders,
-      length: small,
-      scrubber: scrubbing ? scrubber : null,
-      maxScan: settings?.maxBodyScan ?? null,
-      count,
-      mapError: (e) => causeOf(x) ?? upstreamError(e),
-    });
+  const early = r.smallBody !== null ? await prefetch(body as Readable, IDLE_FLUSH_MS) : null;
+  if (r.smallBody !== null && early && !('rest' in early)) {
+    await respondSmall(x, early, body as Readable, r.smallBody);
     return;
   }
   const rest = early && 'rest' in early ? early.rest : (body as Readable);
@@ -264,7 +306,7 @@ export async function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: S
   if (decode) transforms.push(decode);
   if (filter) transforms.push(filter);
   if (scrubbing) {
-    const max = settings?.maxBodyScan ?? null;
+    const max = r.maxScan;
     transforms.push(scrubber.createStream({ onRedaction: count, idleFlushMs: IDLE_FLUSH_MS, ...(max !== null ? { maxScanBytes: max } : {}) }));
   }
   transforms.push(

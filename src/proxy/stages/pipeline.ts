@@ -165,27 +165,39 @@ export const STAGES: readonly Stage[] = [
   },
   {
     name: 'forward',
-    async run(x, rt) {
-      // The parser may have failed in this request's body since the head arrived: let the rest of
-      // the segment be parsed before dialing (validate.ts explains why one macrotask suffices).
-      if (requestHasBody(x.req.headers)) await new Promise<void>((resolve) => setImmediate(resolve));
+    // A request without a body (the common GET) has nothing to wait for before dialing, no body
+    // check whose refusal would replace the error (outbound.ts sets none) and no body
+    // substitutions to collect afterwards: its stage is forward()'s own promise, without an async
+    // frame of its own (docs/benchmarks.md, "Seventh pass").
+    run(x, rt) {
+      if (requestHasBody(x.req.headers) || x.bodyPlan?.body.buffered) return forwardWithBody(x, rt);
       if (x.malformed) throw new TurretError('bad_request', MALFORMED_REASON);
-      const scrubber = x.state.scrubbers.get(x.injections);
-      const inj = x.bodyPlan;
-      try {
-        const hooks = hooksOf(rt);
-        await forward(x, scrubber, hooks.redaction, inj?.body, hooks.latency);
-      } catch (e) {
-        // The body check aborted the upstream request: whatever undici reports, that is the cause.
-        if (x.alert) throw x.outbound?.refusal(x.alert) ?? e;
-        throw e;
-      } finally {
-        // Body substitutions happen while the body streams; the audit record names them too.
-        if (inj) x.injections = [...inj.used.values()];
-      }
+      const hooks = hooksOf(rt);
+      return forward(x, x.state.scrubbers.get(x.injections), hooks.redaction, x.bodyPlan?.body, hooks.latency);
     },
   },
 ];
+
+/** The forward stage of a request with a body. */
+async function forwardWithBody(x: Exchange, rt: Runtime): Promise<void> {
+  // The parser may have failed in this request's body since the head arrived: let the rest of
+  // the segment be parsed before dialing (validate.ts explains why one macrotask suffices).
+  if (requestHasBody(x.req.headers)) await new Promise<void>((resolve) => setImmediate(resolve));
+  if (x.malformed) throw new TurretError('bad_request', MALFORMED_REASON);
+  const scrubber = x.state.scrubbers.get(x.injections);
+  const inj = x.bodyPlan;
+  try {
+    const hooks = hooksOf(rt);
+    await forward(x, scrubber, hooks.redaction, inj?.body, hooks.latency);
+  } catch (e) {
+    // The body check aborted the upstream request: whatever undici reports, that is the cause.
+    if (x.alert) throw x.outbound?.refusal(x.alert) ?? e;
+    throw e;
+  } finally {
+    // Body substitutions happen while the body streams; the audit record names them too.
+    if (inj) x.injections = [...inj.used.values()];
+  }
+}
 
 /** The decision on the request's facts; an `ask` waits for the operator. */
 function decideOn(x: Exchange, rt: Runtime, facts: RequestFacts): void | Promise<void> {

@@ -11,7 +11,6 @@
  * a client that goes away before the response is out fails the exchange as the pipeline did.
  */
 import type { Readable } from 'node:stream';
-import type { ServerResponse } from 'node:http';
 import type { TurretError } from '../../core/errors.js';
 import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
 import type { Exchange } from './exchange.js';
@@ -27,8 +26,13 @@ export function smallBodyLength(headers: Record<string, string | string[] | unde
   return n <= SMALL_BODY_MAX ? n : null;
 }
 
-/** Resolves when the response is handed to the socket; rejects when the client went first. */
-function ended(res: ServerResponse): Promise<void> {
+/**
+ * Resolves when the response is handed to the socket; when the client went first, destroys the
+ * response and rejects with `mapError`'s error. Plain on()/off() pairs (each event fires at most
+ * once, and each listener removes the other): no once() wrappers per response.
+ */
+function sent(x: Exchange, mapError: SmallBody['mapError']): Promise<void> {
+  const res = x.res;
   return new Promise((resolve, reject) => {
     const onFinish = (): void => {
       res.off('close', onClose);
@@ -36,11 +40,11 @@ function ended(res: ServerResponse): Promise<void> {
     };
     const onClose = (): void => {
       res.off('finish', onFinish);
-      if (res.writableFinished) resolve();
-      else reject(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      if (res.writableFinished) return resolve();
+      res.destroy();
+      reject(mapError(x, Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
     };
-    res.once('finish', onFinish);
-    res.once('close', onClose);
+    res.on('finish', onFinish).on('close', onClose);
   });
 }
 
@@ -53,12 +57,17 @@ export interface SmallBody {
   scrubber: Scrubber | null;
   maxScan: number | null;
   count: (r: Redaction) => void;
-  /** The same mapping the streaming path applies to a failed body or client. */
-  mapError: (e: unknown) => TurretError;
+  /** The same mapping the streaming path applies to a failed body or client (one function for every response). */
+  mapError: (x: Exchange, e: unknown) => TurretError;
 }
 
-/** `got`: the whole body, or how it failed before its end (relay.ts prefetch); `body` is its source. */
-export async function respondSmall(x: Exchange, got: { whole: Buffer } | { failed: Error }, body: Readable, o: SmallBody): Promise<void> {
+/**
+ * `got`: the whole body, or how it failed before its end (relay.ts prefetch); `body` is its source.
+ * Not an async function: what fails before anything is sent throws at once (the callers await it
+ * inside their try), and the promise returned is the one that waits for the response to be out,
+ * so a small response costs one promise here, not three (docs/benchmarks.md "Seventh pass").
+ */
+export function respondSmall(x: Exchange, got: { whole: Buffer } | { failed: Error }, body: Readable, o: SmallBody): Promise<void> {
   const res = x.res;
   let out: Buffer;
   try {
@@ -75,7 +84,7 @@ export async function respondSmall(x: Exchange, got: { whole: Buffer } | { faile
   } catch (e) {
     // Nothing was sent: the pipeline's fail() answers with the error's code and status.
     body.destroy();
-    throw o.mapError(e);
+    throw o.mapError(x, e);
   }
   // Node's flat [name, value, …] form, built in one pass.
   const headers: string[] = [];
@@ -84,12 +93,7 @@ export async function respondSmall(x: Exchange, got: { whole: Buffer } | { faile
   res.writeHead(o.statusCode, headers);
   x.responded = true;
   x.bytesOut += out.length;
-  const done = ended(res);
+  const done = sent(x, o.mapError);
   res.end(out);
-  try {
-    await done;
-  } catch (e) {
-    res.destroy();
-    throw o.mapError(e);
-  }
+  return done;
 }
