@@ -51,6 +51,8 @@ export class ExchangeEnding {
   /** The cause, once ended (undici aborts the request with it). */
   reason: TurretError | undefined = undefined;
   private listeners: Array<(() => void) | null> | null = null;
+  /** The whole-exchange deadline (LiveExchanges.arm), cleared when the response closes. */
+  deadline: NodeJS.Timeout | null = null;
 
   /** Ends the exchange early with `cause` (the first cause wins). */
   end(cause: TurretError): void {
@@ -97,34 +99,49 @@ export class ExchangeEnding {
   }
 }
 
-/** The exchanges of one runtime not yet ended (the drain deadline cuts them all). */
+/** The whole-exchange deadline of `ending` passed (a timer argument: no closure per request). */
+function endTotal(ending: ExchangeEnding, req: IncomingMessage, s: number): void {
+  ending.end(totalLimitError(req, s));
+}
+
+/**
+ * The exchanges of one runtime not yet ended (the drain deadline cuts them all). An armed ending
+ * learns of its client through requestClosed and responseClosed, which the connection's own
+ * listeners of each request call (listen/connection.ts): one 'close' listener per response and
+ * per request in all, not one per concern (docs/benchmarks.md "Hot path", seventh pass).
+ */
 export class LiveExchanges {
   private readonly live = new Set<ExchangeEnding>();
 
-  /**
-   * Arms the ending of one request: the whole-exchange deadline, and the client close.
-   */
-  arm(limits: Limits, req: IncomingMessage, res: ServerResponse): ExchangeEnding {
+  /** Arms the ending of one request: the whole-exchange deadline. */
+  arm(limits: Limits, req: IncomingMessage): ExchangeEnding {
     const ending = new ExchangeEnding();
-    const live = this.live;
-    live.add(ending);
-    const s = Math.round(limits.requestTimeoutMs / 100) / 10;
-    const timer = limits.requestTimeoutMs > 0 ? setTimeout(() => ending.end(totalLimitError(req, s)), limits.requestTimeoutMs) : null;
-    timer?.unref();
-    // A request whose body never completed, or a response that never finished: the client (or a
-    // cut that already set its own cause) ended it. Stop the upstream request too, so it holds no
-    // pool connection and no upstream work for nobody. (A request's 'close' also follows a
-    // normal end of its body; only an incomplete one counts.)
-    // Each fires at most once per request: on() spares once()'s wrapper per listener.
-    req.on('close', () => {
-      if (!req.complete) ending.end(clientClosedError(req, res));
-    });
-    res.on('close', () => {
-      if (timer) clearTimeout(timer);
-      live.delete(ending);
-      if (!res.writableFinished) ending.end(clientClosedError(req, res));
-    });
+    this.live.add(ending);
+    if (limits.requestTimeoutMs > 0) {
+      ending.deadline = setTimeout(endTotal, limits.requestTimeoutMs, ending, req, Math.round(limits.requestTimeoutMs / 100) / 10);
+      ending.deadline.unref();
+    }
     return ending;
+  }
+
+  /**
+   * The request closed. One whose body never completed: the client (or a cut that already set
+   * its own cause) ended it. Stop the upstream request too, so it holds no pool connection and no
+   * upstream work for nobody. (A request's 'close' also follows a normal end of its body; only an
+   * incomplete one counts.)
+   */
+  requestClosed(ending: ExchangeEnding, req: IncomingMessage, res: ServerResponse): void {
+    if (!req.complete) ending.end(clientClosedError(req, res));
+  }
+
+  /** The response closed: its deadline stops; one that never finished was ended by the client. */
+  responseClosed(ending: ExchangeEnding, req: IncomingMessage, res: ServerResponse): void {
+    if (ending.deadline) {
+      clearTimeout(ending.deadline);
+      ending.deadline = null;
+    }
+    this.live.delete(ending);
+    if (!res.writableFinished) ending.end(clientClosedError(req, res));
   }
 
   /** The drain deadline: every exchange still running ends with `cause`; how many were cut. */

@@ -104,6 +104,9 @@ interface Watched {
   /** When the current request's head arrived, until its body has been read. */
   receivingSince: number | null;
   req: IncomingMessage | null;
+  /** The listeners each request on the connection adds: made once per connection, not per request. */
+  received: () => void;
+  responded: () => void;
 }
 
 export interface SlowClientGuard {
@@ -125,7 +128,18 @@ export function guardSlowClients(
 ): SlowClientGuard {
   const watched = new Map<Socket, Watched>();
   server.on('connection', (socket: Socket) => {
-    watched.set(socket, { waitingSince: Date.now(), receivingSince: null, req: null });
+    const w: Watched = {
+      waitingSince: Date.now(),
+      receivingSince: null,
+      req: null,
+      received: () => void (w.receivingSince = null),
+      responded: () => {
+        w.req = null;
+        w.receivingSince = null;
+        w.waitingSince = Date.now();
+      },
+    };
+    watched.set(socket, w);
     socket.once('close', () => watched.delete(socket));
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -134,17 +148,10 @@ export function guardSlowClients(
     w.waitingSince = null;
     w.receivingSince = Date.now();
     w.req = req;
-    const received = (): void => {
-      w.receivingSince = null;
-    };
     // 'end' and 'finish' fire at most once per request: on() spares once()'s wrapper per listener.
-    if (req.complete) received();
-    else req.on('end', received);
-    res.on('finish', () => {
-      w.req = null;
-      w.receivingSince = null;
-      w.waitingSince = Date.now();
-    });
+    if (req.complete) w.received();
+    else req.on('end', w.received);
+    res.on('finish', w.responded);
   });
   // An upgraded connection (WebSocket) is no longer HTTP: its lifetime is the upstream's, so it
   // leaves the watch. server.ts always has its own 'upgrade' listener on the inner server, so

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TurretError } from '../../core/errors.js';
-import { clientClosedError } from '../ending.js';
+import { clientClosedError, type LiveExchanges } from '../ending.js';
 import type { Runtime } from '../runtime.js';
 import { newExchange, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { runExchange } from '../stages/pipeline.js';
@@ -28,16 +28,24 @@ export class ClientConnection {
   /** A parser error was answered: llhttp repeats the error for every later read. */
   answered = false;
 
-  /** Remember a request until its response has finished (so a later parser error can answer it). */
-  track(req: IncomingMessage, res: ServerResponse, x: Exchange | null): void {
+  /**
+   * Remember a request until its response has closed (so a later parser error can answer it),
+   * and tell `live` when the request and the response close (ending.ts). One 'close' listener on
+   * each, where the connection, the ending and the deadline had one each on 'finish' and 'close':
+   * a response's 'close' follows its 'finish' in the same turn (Node emits it on the next tick),
+   * and nothing of this connection is parsed in between (docs/benchmarks.md "Hot path", seventh pass).
+   */
+  track(req: IncomingMessage, res: ServerResponse, x: Exchange | null, live: LiveExchanges | null = null): void {
     const entry = { req, res, x };
     this.open.add(entry);
-    const drop = (): void => {
+    const ending = x?.ending ?? null;
+    // 'close' fires at most once per request and per response: on() spares once()'s wrapper.
+    res.on('close', () => {
       this.open.delete(entry);
       if (!res.shouldKeepAlive || /close/i.test(String(res.getHeader('connection') ?? ''))) this.closing = true;
-    };
-    // 'finish' and 'close' fire at most once per response: on() spares once()'s wrapper per listener.
-    res.on('finish', drop).on('close', drop);
+      if (ending && live) live.responseClosed(ending, req, res);
+    });
+    if (ending && live) req.on('close', () => live.requestClosed(ending, req, res));
   }
 
   /** The client's connection closed: every response still queued behind another closes, unsent. */
@@ -83,7 +91,7 @@ export class Connections {
 /** A request on `conn`: an exchange, tracked, its ending armed (ending.ts), run through the pipeline. */
 export function serveRequest(rt: Runtime, conn: ClientConnection, req: IncomingMessage, res: ServerResponse): void {
   const x = newExchange(req, res, conn.tunnel, rt.state);
-  conn.track(req, res, x);
-  x.ending = rt.live.arm(rt.limits, req, res);
+  x.ending = rt.live.arm(rt.limits, req);
+  conn.track(req, res, x, rt.live);
   void runExchange(rt, x);
 }
