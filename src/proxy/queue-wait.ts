@@ -42,14 +42,6 @@ export class QueueBound {
     return this.timer !== null;
   }
 
-  /**
-   * True unless the request is known to have got a connection: while the bound runs, and always
-   * without a bound (nothing reports the start then). Such a request needs settleOnAbort.
-   */
-  get waiting(): boolean {
-    return this.timer !== null || this.ms <= 0;
-  }
-
   /** The wait passed the bound: the exchange ends with upstream_queue_timeout. */
   fire(): void {
     this.timer = null;
@@ -135,20 +127,25 @@ export class StartReporting {
     return this.agent.dispatch(opts, bound ? new StartReport(handler, bound) : handler);
   }
 
-  request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData>;
+  request(opts: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void): void;
+  request(opts: Dispatcher.RequestOptions, callback?: (err: Error | null, data: Dispatcher.ResponseData) => void): Promise<Dispatcher.ResponseData> | void {
     // undici's request() builds its handler and calls this.dispatch: this object's, above.
-    return (this.agent.request as (this: StartReporting, o: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>).call(this, opts);
+    return (this.agent.request as (this: StartReporting, ...a: unknown[]) => Promise<Dispatcher.ResponseData> | void).call(this, opts, callback);
   }
 }
 
 /**
- * `request` (an undici request() promise), or its signal's reason as soon as the signal aborts.
- * undici notices an abort of a request still waiting in its queue only when a connection takes it
- * (it then aborts it unsent), so without this a queued request would end only after some held
- * connection freed up: its 503 or its client_closed record would wait as long.
+ * undici's request() on `dispatcher`, settled with the signal's reason as soon as the signal
+ * aborts. undici notices an abort of a request still waiting in its queue only when a connection
+ * takes it (it then aborts it unsent), so without this a queued request would end only after some
+ * held connection freed up: its 503 or its client_closed record would wait as long. And every
+ * request waits there a moment: undici checks an idle keep-alive socket for a pending close in a
+ * setImmediate before writing to it. request()'s callback form: one promise per request, not
+ * undici's promise and a second one racing it (docs/benchmarks.md "Hot path", seventh pass).
  */
-export function settleOnAbort<T extends { body: { destroy(): unknown } }>(request: Promise<T>, signal: ExchangeEnding): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
+export function requestOrAbort(dispatcher: Pick<Dispatcher, 'request'>, opts: Dispatcher.RequestOptions, signal: ExchangeEnding): Promise<Dispatcher.ResponseData> {
+  return new Promise((resolve, reject) => {
     let lost = false;
     const onAbort = (): void => {
       lost = true;
@@ -156,17 +153,12 @@ export function settleOnAbort<T extends { body: { destroy(): unknown } }>(reques
     };
     if (signal.aborted) onAbort();
     else signal.once('abort', onAbort);
-    request.then(
-      (r) => {
-        signal.removeListener('abort', onAbort);
-        // Answered after all (a race with the abort): nobody reads this body.
-        if (lost) r.body.destroy();
-        else resolve(r);
-      },
-      (e: unknown) => {
-        signal.removeListener('abort', onAbort);
-        reject(e as Error);
-      },
-    );
+    dispatcher.request(opts, (err, data) => {
+      signal.removeListener('abort', onAbort);
+      if (err) reject(err);
+      // Answered after all (a race with the abort): nobody reads this body.
+      else if (lost) data.body.destroy();
+      else resolve(data);
+    });
   });
 }

@@ -9,7 +9,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
-import { boundQueueWait, settleOnAbort, StartReporting } from '../../src/proxy/queue-wait.js';
+import { boundQueueWait, requestOrAbort, StartReporting } from '../../src/proxy/queue-wait.js';
 import { isTurretError } from '../../src/core/errors.js';
 
 describe('queue-wait bound: one object and timer per request', () => {
@@ -30,13 +30,13 @@ describe('queue-wait bound: one object and timer per request', () => {
       const first = boundQueueWait(60_000, 'a', origin, null);
       assert.equal(first.armed, true);
       const gotFirst = once(server, 'held');
-      const p1 = settleOnAbort(pool.request({ origin, path: '/first', method: 'GET', signal: first.signal }), first.signal);
+      const p1 = requestOrAbort(pool, { origin, path: '/first', method: 'GET', signal: first.signal }, first.signal);
       await gotFirst;
       assert.equal(first.armed, false, 'the bound of a request that reached the upstream is cleared');
 
       // The only connection is held: the second request waits in undici's queue until its bound fires.
       const second = boundQueueWait(50, 'a', origin, null);
-      const p2 = settleOnAbort(pool.request({ origin, path: '/second', method: 'GET', signal: second.signal }), second.signal);
+      const p2 = requestOrAbort(pool, { origin, path: '/second', method: 'GET', signal: second.signal }, second.signal);
       const rejected = assert.rejects(p2, (e: unknown) => isTurretError(e) && e.code === 'upstream_queue_timeout' && /agent a's upstream connections/.test(e.message));
       await new Promise<void>((resolve) => second.signal.once('abort', resolve));
       await rejected;
@@ -50,7 +50,7 @@ describe('queue-wait bound: one object and timer per request', () => {
       // The connection freed up: undici takes the aborted request from its queue and drops it unsent.
       const third = boundQueueWait(60_000, 'a', origin, null);
       const gotThird = once(server, 'held');
-      const p3 = settleOnAbort(pool.request({ origin, path: '/third', method: 'GET', signal: third.signal }), third.signal);
+      const p3 = requestOrAbort(pool, { origin, path: '/third', method: 'GET', signal: third.signal }, third.signal);
       await gotThird;
       held[1]?.end('ok');
       assert.equal((await p3).statusCode, 200);

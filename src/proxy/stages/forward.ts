@@ -18,7 +18,7 @@ import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
 import { respondSmall, smallBodyLength, type SmallBody } from './small-body.js';
 import { HeadGate, prefetch, wholeNow } from './relay.js';
-import { boundQueueWait, settleOnAbort } from '../queue-wait.js';
+import { boundQueueWait, requestOrAbort } from '../queue-wait.js';
 import { knownClean, noteClean } from '../clean-strings.js';
 
 /** Why the exchange was ended early (client close, timeouts, drain: ending.ts), or null. */
@@ -119,18 +119,18 @@ export async function forward(
   let upstream;
   const sentAt = process.hrtime.bigint();
   try {
-    const pending = dispatcher.request({
-      origin,
-      path,
-      method: req.method as 'GET',
-      headers,
-      body: sent.body,
-      signal: queue.signal,
-    });
-    // A request that got a connection at once (undici hands it over inside request() when one is
-    // free) is aborted by undici itself when its signal ends: only one still queued needs the race
-    // (no extra promise, closure and listener per request otherwise).
-    upstream = await (queue.waiting ? settleOnAbort(pending, queue.signal) : pending);
+    upstream = await requestOrAbort(
+      dispatcher,
+      {
+        origin,
+        path,
+        method: req.method as 'GET',
+        headers,
+        body: sent.body,
+        signal: queue.signal,
+      },
+      queue.signal,
+    );
   } catch (e) {
     throw causeOf(x) ?? upstreamError(e);
   } finally {
