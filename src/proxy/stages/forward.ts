@@ -194,41 +194,26 @@ export function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: Scrubbe
     x.redactions++;
     onRedaction(d.kind === 'secret' ? 'secret' : d.id);
   };
-  // Header names and most values repeat between responses: one the scrubber left unchanged is
-  // not scanned again by it (clean-strings.ts).
-  const scrubText = (v: string): string => {
-    if (knownClean(scrubber, v)) return v;
-    const r = scrubber.scrubString(v);
-    r.redactions.forEach(count);
-    if (r.redactions.length === 0) noteClean(scrubber, v);
-    return r.text;
-  };
   // Trailers (RFC 9110 §6.5) are forwarded, scrubbed, when the upstream announced them and the
   // client side is chunked; otherwise they are dropped (never forwarded unscrubbed).
-  // A field *name* can carry reflected bytes too; one that holds a secret or token is dropped
-  // (a scrubbed name would not be a valid token).
-  const cleanName = (k: string): boolean => {
-    if (knownClean(scrubber, k)) return true;
-    const r = scrubber.scrubString(k);
-    r.redactions.forEach(count);
-    if (r.redactions.length === 0) noteClean(scrubber, k);
-    return r.redactions.length === 0;
-  };
-  const announced = trailerNames(upHeaders.trailer).filter(cleanName);
+  const announced = upHeaders.trailer === undefined ? NO_NAMES : trailerNames(upHeaders.trailer).filter((k) => cleanName(scrubber, k, count));
   // A 1xx/204 has no content, so no Content-Length either (RFC 9110 §8.6): an upstream that sent
   // one (with bytes after it) must not make the client look for a body.
   const noContent = statusCode === 204 || statusCode < 200;
-  // One pass: a decoded body loses its Content-Encoding, a name that holds a secret is dropped,
-  // every value is scrubbed.
-  const outHeaders: Array<[string, string]> = [];
+  // One pass, in place over the fields' own array: a decoded body loses its Content-Encoding, a
+  // name that holds a secret is dropped, every value is scrubbed.
+  const outHeaders = clientResponseHeaders(upHeaders, !transforming && !noContent);
   let chunked = true;
-  for (const h of clientResponseHeaders(upHeaders, !transforming && !noContent)) {
+  let kept = 0;
+  for (let i = 0; i < outHeaders.length; i++) {
+    const h = outHeaders[i] as [string, string];
     const lk = h[0].toLowerCase();
-    if ((decode && lk === 'content-encoding') || !cleanName(h[0])) continue;
-    h[1] = scrubText(h[1]);
-    outHeaders.push(h);
+    if ((decode && lk === 'content-encoding') || !cleanName(scrubber, h[0], count)) continue;
+    h[1] = scrubText(scrubber, h[1], count);
+    outHeaders[kept++] = h;
     if (lk === 'content-length') chunked = false;
   }
+  outHeaders.length = kept;
   if (announced.length > 0 && chunked && withBody) outHeaders.push(['trailer', announced.join(', ')]);
   x.status = statusCode;
 
@@ -252,7 +237,6 @@ export function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: Scrubbe
     scrubber,
     maxScan: settings?.maxBodyScan ?? null,
     count,
-    scrubText,
     announced,
     chunked,
     outHeaders,
@@ -269,10 +253,37 @@ interface RestOfResponse {
   scrubber: Scrubber;
   maxScan: number | null;
   count: (d: Redaction) => void;
-  scrubText: (v: string) => string;
-  announced: string[];
+  announced: readonly string[];
   chunked: boolean;
   outHeaders: Array<[string, string]>;
+}
+
+/** No trailer names (the common response): one array for all. */
+const NO_NAMES: readonly string[] = [];
+
+/**
+ * A header or trailer value, scrubbed. Names and most values repeat between responses: one the
+ * scrubber left unchanged is not scanned again by it (clean-strings.ts). Functions of the module,
+ * not closures per response.
+ */
+function scrubText(scrubber: Scrubber, v: string, count: (d: Redaction) => void): string {
+  if (knownClean(scrubber, v)) return v;
+  const r = scrubber.scrubString(v);
+  r.redactions.forEach(count);
+  if (r.redactions.length === 0) noteClean(scrubber, v);
+  return r.text;
+}
+
+/**
+ * False when a field *name* holds a secret or token: reflected bytes can be there too, and a
+ * scrubbed name would not be a valid token, so such a field is dropped.
+ */
+function cleanName(scrubber: Scrubber, k: string, count: (d: Redaction) => void): boolean {
+  if (knownClean(scrubber, k)) return true;
+  const r = scrubber.scrubString(k);
+  r.redactions.forEach(count);
+  if (r.redactions.length === 0) noteClean(scrubber, k);
+  return r.redactions.length === 0;
 }
 
 /** One mapping for every small response's failure (no closure per response). */
@@ -284,7 +295,7 @@ function smallBodyError(x: Exchange, e: unknown): TurretError {
 async function respondRest(x: Exchange, upstream: UpstreamAnswer, r: RestOfResponse): Promise<void> {
   const { res } = x;
   const { statusCode, body } = upstream;
-  const { withBody, decode, filter, scrubbing, scrubber, count, scrubText, announced, chunked, outHeaders } = r;
+  const { withBody, decode, filter, scrubbing, scrubber, count, announced, chunked, outHeaders } = r;
   // The small-body path sends the head with the whole body; a body not all there at once streams
   // instead, so its head is not withheld (relay.ts).
   const early = r.smallBody !== null ? await prefetch(body as Readable, IDLE_FLUSH_MS) : null;
@@ -319,7 +330,7 @@ async function respondRest(x: Exchange, upstream: UpstreamAnswer, r: RestOfRespo
         // Runs after the upstream body ended (undici has filled in the trailers) and before res ends.
         if (announced.length > 0 && chunked) {
           const tr = Object.entries(upstream.trailers ?? {}).filter(([k]) => announced.includes(k.toLowerCase()));
-          if (tr.length > 0) res.addTrailers(tr.map(([k, v]): [string, string] => [k, scrubText(String(v))]));
+          if (tr.length > 0) res.addTrailers(tr.map(([k, v]): [string, string] => [k, scrubText(scrubber, String(v), count)]));
         }
         cb();
       },

@@ -94,7 +94,9 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
     const lk = k.toLowerCase();
     if (HOP_BY_HOP.has(lk) || named.has(lk)) continue;
     if (lk === 'content-length' && !keepLength) continue;
-    for (const item of Array.isArray(v) ? v : [v]) out.push([k, item]);
+    // A single value (nearly every field) is pushed as it is: no one-element array per field.
+    if (typeof v === 'string') out.push([k, v]);
+    else for (const item of v) out.push([k, item]);
   }
   return out;
 }
