@@ -1,8 +1,14 @@
 /**
  * `npm run bench -- audit`: what the audit log costs per record, in process (issue #15).
  *
- *   record build   formatChainLine(scrub(record)) with start.ts's line filter (handle references,
- *                  a real scrubber: builtin patterns + 1 secret, the clean-string memo); CPU µs
+ *   record build   what the event loop does to a record before it copies it into the ring:
+ *                  chainBody(scrub(record)) (formatChainLine(scrub(record)) in builds before the
+ *                  writer thread chained the records), with start.ts's line filter (handle
+ *                  references, a real scrubber: builtin patterns + 1 secret, the clean-string
+ *                  memo); CPU µs
+ *   event loop     the real openAuditLog's write() with that scrub, 3 000 records a round then a
+ *                  flush: the event-loop thread's own CPU (/proc/self/task/PID/schedstat) per
+ *                  record (min of 22 rounds), and every other thread's (writer thread, GC; median)
  *   writer         the real openAuditLog against a file, minus the same loop into a sink that
  *                  only builds the chain line (formatChainLine) and drops it;
  *                  process CPU of every thread (event loop, thread pool, writer thread) per record:
@@ -14,7 +20,7 @@
  * difference of two runs, so a disturbed round can go either way). A temp dir only.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,13 +54,13 @@ const rec = (i: number): Rec => ({
   request_id: randomBytes(8).toString('hex'),
 });
 
-async function recordBuild(): Promise<number> {
+/** start.ts's audit scrub: the record line filter over a real scrubber, with the clean-string memo. */
+async function lineFilter(): Promise<{ scrub: (r: Rec) => Rec }> {
   const { compileScrubber } = await imp<{ compileScrubber: (o: unknown) => object }>('scrub/scrubber.js');
   const { compilePatterns, BUILTIN_PATTERNS } = await imp<{ compilePatterns: (s: unknown) => unknown; BUILTIN_PATTERNS: unknown }>('scrub/patterns.js');
   const { scrubUnlessClean } = await imp<{ scrubUnlessClean: (o: object, t: string, f: (t: string) => string) => string }>('proxy/clean-strings.js');
   const { recordLine } = await imp<{ recordLine: (r: unknown, s: object, t: string) => string }>('proxy/record-line.js');
   const { keyRingFrom } = await imp<{ keyRingFrom: (b: Buffer) => unknown }>('secrets/keys.js');
-  const { formatChainLine } = await imp<{ formatChainLine: (r: Rec, seq: number, prev: string) => { hash: string } }>('audit/line.js');
   // Builds before the fourth pass walked the whole record with scrubJson.
   const scrubRecord = await imp<{ scrubRecordText: (r: Rec, f: (t: string) => string) => Rec }>('proxy/record-scrub.js')
     .then((m) => m.scrubRecordText)
@@ -68,13 +74,20 @@ async function recordBuild(): Promise<number> {
     patterns: compilePatterns(BUILTIN_PATTERNS),
   });
   const line = (s: string): string => scrubUnlessClean(scrubber, s, (t) => recordLine(ring, scrubber, t));
+  return { scrub: (r) => scrubRecord(r, line) };
+}
+
+async function recordBuild(): Promise<number> {
+  const { scrub } = await lineFilter();
+  const { formatChainLine, chainBody } = await imp<{ formatChainLine: (r: Rec, seq: number, prev: string) => { hash: string }; chainBody?: (r: Rec) => string }>('audit/line.js');
   const recs = Array.from({ length: 4096 }, (_, i) => rec(i));
   let prev = '0'.repeat(64);
   const per: number[] = [];
   for (let round = 0; round < 5; round++) {
     const n = 40_000;
     const c0 = process.cpuUsage();
-    for (let i = 0; i < n; i++) prev = formatChainLine(scrubRecord(recs[i % recs.length]!, line), i + 1, prev).hash;
+    if (chainBody) for (let i = 0; i < n; i++) prev = chainBody(scrub(recs[i % recs.length]!));
+    else for (let i = 0; i < n; i++) prev = formatChainLine(scrub(recs[i % recs.length]!), i + 1, prev).hash;
     const c = process.cpuUsage(c0);
     if (round > 0) per.push((c.user + c.system) / n); // round 0 warms up
   }
@@ -140,9 +153,58 @@ async function writerCost(busy: boolean): Promise<number> {
   }
 }
 
+/** CPU ns of one thread of this process so far (0: the event loop). */
+function threadNs(tid: number): number {
+  return Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+}
+
+/** The real file log's write() with start.ts's scrub: µs of the event loop, and of all other threads, per record. */
+async function eventLoopCost(): Promise<[number, number]> {
+  const { openAuditLog } = await imp<{ openAuditLog: (o: { path: string; scrub: (r: Rec) => Rec }) => Promise<Sink> }>('audit/writer.js');
+  const { scrub } = await lineFilter();
+  const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-audit-'));
+  try {
+    const log = await openAuditLog({ path: path.join(dir, 'a.jsonl'), scrub });
+    const recs = Array.from({ length: 4096 }, (_, i) => rec(i));
+    let best = Infinity;
+    const others: number[] = [];
+    for (let round = 0; round < 24; round++) {
+      const m = 3000;
+      const all0 = allThreadsNs();
+      const t0 = threadNs(process.pid);
+      for (let i = 0; i < m; i++) log.write(recs[i % recs.length]!);
+      const t = threadNs(process.pid) - t0;
+      await log.flush?.();
+      if (round < 2) continue; // warm-up
+      best = Math.min(best, t / m / 1000);
+      others.push((allThreadsNs() - all0 - t) / m / 1000);
+    }
+    await log.close();
+    others.sort((a, b) => a - b);
+    return [best, others[others.length >> 1]!];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function allThreadsNs(): number {
+  let ns = 0;
+  for (const t of readdirSync('/proc/self/task')) {
+    try {
+      ns += threadNs(Number(t));
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return ns;
+}
+
 export async function benchAudit(): Promise<Record<string, number>> {
+  const [loop, others] = await eventLoopCost();
   return {
     'record build: CPU µs per record (min)': await recordBuild(),
+    'write(), event loop: CPU µs per record (min)': loop,
+    'write(), other threads: CPU µs per record (median)': others,
     'writer, busy loop: process CPU µs per record (median)': await writerCost(true),
     'writer, 1 ms ticks: process CPU µs per record (median)': await writerCost(false),
   };
