@@ -21,19 +21,23 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-function connectionTokens(pairs: Array<[string, string]>): Set<string> {
-  const out = new Set<string>();
-  for (const [k, v] of pairs) {
-    if (k.toLowerCase() === 'connection') v.split(',').forEach((t) => out.add(t.trim().toLowerCase()));
-  }
-  return out;
-}
-
 const NO_TOKENS: ReadonlySet<string> = new Set();
 
-function hasField(raw: readonly string[], lower: string): boolean {
-  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === lower) return true;
-  return false;
+/**
+ * The field names the request's Connection header(s) name, straight from the raw list. A name
+ * that is hop-by-hop anyway (`keep-alive`, what clients send) is dropped regardless, so a request
+ * naming only those makes no set, and no request makes pairs of its fields here.
+ */
+function connectionTokens(raw: readonly string[]): ReadonlySet<string> {
+  let out: Set<string> | null = null;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() !== 'connection') continue;
+    for (const t of (raw[i + 1] as string).split(',')) {
+      const name = t.trim().toLowerCase();
+      if (!HOP_BY_HOP.has(name)) (out ??= new Set()).add(name);
+    }
+  }
+  return out ?? NO_TOKENS;
 }
 
 export function pairsFromRaw(raw: string[]): Array<[string, string]> {
@@ -54,8 +58,8 @@ export function hostHeader(host: string, port: number, scheme: 'http' | 'https')
  * only for zstd or compress does not leave the upstream free to pick one (RFC 9110 §12.5.3).
  */
 export function upstreamRequestHeaders(raw: string[], host: string, port: number, scheme: 'http' | 'https'): Array<[string, string]> {
-  // Straight from the raw list: the pairs and the token set are built only when a Connection header names fields.
-  const named = hasField(raw, 'connection') ? connectionTokens(pairsFromRaw(raw)) : NO_TOKENS;
+  // Straight from the raw list: a token set only when a Connection header names other fields.
+  const named = connectionTokens(raw);
   const out: Array<[string, string]> = [['host', hostHeader(host, port, scheme)]];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const k = raw[i] as string;
