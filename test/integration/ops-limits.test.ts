@@ -184,6 +184,24 @@ describe('limits', () => {
     assert.ok(c.ms < 3_500, `closed after ${c.ms} ms`);
   });
 
+  it('closes a tunnelled keep-alive connection left idle after a complete exchange: its answer, then 408, one record each', async () => {
+    // The slow-client guard restarts the head timeout when a response finishes (limits.ts, the
+    // listener each request adds): without that the connection would never be closed.
+    const s = await tunnelTls();
+    s.on('error', () => {});
+    s.write(`GET /idle-after HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\n\r\n`);
+    const c = await closedWithin(s, 8_000);
+    assert.match(c.data, /^HTTP\/1\.1 200 [\s\S]*\r\nok 0\r\n[\s\S]*HTTP\/1\.1 408 /);
+    const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/idle-after');
+    assert.equal(rec?.status, 200, JSON.stringify(rec));
+    assert.equal(t.audit().filter((x) => x.event === 'request' && x.path === '/idle-after').length, 1, 'exactly one record for the request');
+    const tunnelId = rec?.tunnel_id;
+    assert.ok(tunnelId, JSON.stringify(rec));
+    const idle = await waitForAudit(t, (x) => x.code === 'client_timeout' && x.tunnel_id === tunnelId);
+    assert.ok(idle, `no client_timeout record for tunnel ${String(tunnelId)}:\n${t.auditText().slice(-2000)}`);
+    assert.equal(t.audit().filter((x) => x.code === 'client_timeout' && x.tunnel_id === tunnelId).length, 1, 'exactly one client_timeout record');
+  });
+
   it('cuts a request body sent a byte at a time inside a tunnel (client_request_timeout) and audits it', async () => {
     const s = await tunnelTls();
     s.on('error', () => {});
