@@ -31,8 +31,12 @@ export interface UpstreamOptions {
 }
 
 export class UpstreamPool {
-  /** Each pool, and the same pool as requests dispatch to (with the queue-wait report, queue-wait.ts). */
-  private readonly agents = new Map<string, { agent: Agent; dispatch: StartReporting }>();
+  /**
+   * Each pool, and the same pool as requests dispatch to (with the queue-wait report,
+   * queue-wait.ts), by exceptions key and then agent name: two lookups with strings that already
+   * exist, not a key concatenated (and hashed afresh) per request.
+   */
+  private readonly agents = new Map<string, Map<string, { agent: Agent; dispatch: StartReporting }>>();
 
   /**
    * The key text of each exceptions list a rule carries (the same array on every request it
@@ -70,12 +74,13 @@ export class UpstreamPool {
   dispatcher(exceptions: readonly AddressException[], agentName = ''): StartReporting {
     let ex = this.exceptionKeys.get(exceptions);
     if (ex === undefined) this.exceptionKeys.set(exceptions, (ex = JSON.stringify(exceptions)));
-    const key = `${agentName}\u0000${ex}`;
-    let pool = this.agents.get(key);
+    let byAgent = this.agents.get(ex);
+    if (!byAgent) this.agents.set(ex, (byAgent = new Map()));
+    let pool = byAgent.get(agentName);
     if (!pool) {
       const agent = this.create(exceptions);
       pool = { agent, dispatch: new StartReporting(agent) };
-      this.agents.set(key, pool);
+      byAgent.set(agentName, pool);
     }
     return pool.dispatch;
   }
@@ -156,7 +161,7 @@ export class UpstreamPool {
    * whatever still holds a connection was cut already, and must not keep the process alive).
    */
   async close(force = false): Promise<void> {
-    const all = [...this.agents.values()];
+    const all = [...this.agents.values()].flatMap((byAgent) => [...byAgent.values()]);
     this.agents.clear();
     await Promise.allSettled(all.map(({ agent: a }) => (force ? a.destroy() : a.close())));
   }
