@@ -104,6 +104,12 @@ interface Watched {
   /** When the current request's head arrived, until its body has been read. */
   receivingSince: number | null;
   req: IncomingMessage | null;
+  /**
+   * Requests on the connection whose response has not closed. A pipelined request can still wait
+   * for its upstream after the one before it was answered: the connection is idle (waiting for
+   * a head) only when none is left, or the guard would answer it 408 and close it.
+   */
+  unanswered: number;
   /** The listeners each request on the connection adds: made once per connection, not per request. */
   received: () => void;
   responded: () => void;
@@ -132,8 +138,11 @@ export function guardSlowClients(
       waitingSince: Date.now(),
       receivingSince: null,
       req: null,
+      unanswered: 0,
       received: () => void (w.receivingSince = null),
       responded: () => {
+        if (--w.unanswered > 0) return;
+        w.unanswered = 0;
         w.req = null;
         w.receivingSince = null;
         w.waitingSince = Date.now();
@@ -148,10 +157,12 @@ export function guardSlowClients(
     w.waitingSince = null;
     w.receivingSince = Date.now();
     w.req = req;
-    // 'end' and 'finish' fire at most once per request: on() spares once()'s wrapper per listener.
+    w.unanswered++;
+    // 'end' and 'close' fire at most once per request: on() spares once()'s wrapper per listener.
+    // 'close', not 'finish': every response closes exactly once, answered or not.
     if (req.complete) w.received();
     else req.on('end', w.received);
-    res.on('finish', w.responded);
+    res.on('close', w.responded);
   });
   // An upgraded connection (WebSocket) is no longer HTTP: its lifetime is the upstream's, so it
   // leaves the watch. server.ts always has its own 'upgrade' listener on the inner server, so
