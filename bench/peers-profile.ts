@@ -7,6 +7,8 @@
  *
  * `big` downloads the 10 MB body over HTTPS; `newhost` sends one request to each of 30 new names;
  * `--many` configures 20 file and 20 store secrets besides the bench's one (bench/cpu.ts).
+ * `--keep` keeps the profile; `node bench/profile-busy.mjs DIR` groups its self time by file as a
+ * share of the busy samples.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
