@@ -18,6 +18,12 @@ import { startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js
 import { LOOPBACK } from '../helpers/rules.js';
 import { parseResponses } from '../helpers/http-wire.js';
 
+const RULES = {
+  agents: ['agent-a'],
+  rules: [{ name: 'up', methods: ['read'], schemes: ['https'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK }],
+  local: ['up.turret.test'],
+};
+
 describe('slow-client guard inside a tunnel: a pipelined request still waiting for its upstream', () => {
   let t: TurretProc;
   let up: FaultUpstream;
@@ -27,13 +33,7 @@ describe('slow-client guard inside a tunnel: a pipelined request still waiting f
   before(async () => {
     up = await startFaultUpstream();
     t = await startTurret({
-      rules: {
-        'r.yaml': {
-          agents: ['agent-a'],
-          rules: [{ name: 'up', methods: ['read'], schemes: ['https'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK }],
-          local: ['up.turret.test'],
-        },
-      },
+      rules: { 'r.yaml': RULES },
       args: ['--limit', 'client_headers_timeout=1s'],
     });
     auth = basic('agent-a', await agentToken(t, 'agent-a'));
@@ -110,13 +110,7 @@ describe('drain inside a tunnel: a pipelined request still waiting for its upstr
   before(async () => {
     up = await startFaultUpstream();
     t = await startTurret({
-      rules: {
-        'r.yaml': {
-          agents: ['agent-a'],
-          rules: [{ name: 'up', methods: ['read'], schemes: ['https'], hosts: ['up.turret.test:*'], unsafe_addresses: LOOPBACK }],
-          local: ['up.turret.test'],
-        },
-      },
+      rules: { 'r.yaml': RULES },
       args: ['--drain-timeout', '20s'],
     });
   });
