@@ -10,11 +10,10 @@
  * An optimized function's allocations are reported as its outermost caller's, inlined callees
  * included; `--no-inline` turns TurboFan's inlining off in the turret so each function reports its own.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { closedLoop, httpClient, httpsClient } from './peers-load.js';
-import { startUpstreams, turretSubject } from './peers.js';
+import { allocRun } from './alloc-loop.js';
 
 interface HeapNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -76,39 +75,13 @@ function report(head: HeapNode, requests: number): void {
   console.log(`-- by allocating function\n${fmt(self)}\n-- by nearest turret function on the stack\n${fmt(byTurret)}\n-- by both\n${fmt(pairs)}`);
 }
 
-const up = await startUpstreams();
-const { subject: s, stop } = await turretSubject(up.ports, true, 'turret', { NODE_OPTIONS: `--import=${preload}` });
-const pid = s.pid ?? 0;
-const headers = scenario === 'handle' ? (s.variants['with handle injection'] ?? {}) : {};
-const client = () => (scenario === 'http' ? httpClient(s.route, up.ports.http, 'echo.turret.test', 8) : httpsClient(s.route, up.ports.https, 'echo.turret.test', 8));
 try {
-  const warm = client();
-  await closedLoop(() => warm.get('/small', headers), { concurrency: 8, warmupMs: 0, durationMs: 3_000, maxRequests: 1e6 });
-  await warm.close();
-  const c = client();
-  const r = await closedLoop(() => c.get('/small', headers), {
-    concurrency: 8,
-    warmupMs: 500,
-    durationMs: 3_000,
-    maxRequests: 1e6,
-    onMeasureStart: () => void process.kill(pid, 'SIGUSR2'),
+  await allocRun(scenario, preload, async (window) => {
+    const w = await window();
+    const p = JSON.parse((await w.collect(out)) || '{}') as { head?: HeapNode; error?: string };
+    if (!p.head) throw new Error(`no profile: ${p.error ?? 'timed out'}`);
+    report(p.head, w.count);
   });
-  process.kill(pid, 'SIGUSR1');
-  // The profile is written by the turret's inspector callback: wait for the file (bounded).
-  let text = '';
-  for (let i = 0; i < 500 && !text; i++) {
-    try {
-      text = readFileSync(out, 'utf8');
-    } catch {
-      await new Promise((res) => setTimeout(res, 20));
-    }
-  }
-  await c.close();
-  const p = JSON.parse(text) as { head?: HeapNode; error?: string };
-  if (!p.head) throw new Error(`no profile: ${p.error ?? 'timed out'}`);
-  report(p.head, r.count);
 } finally {
-  await stop();
-  up.stop();
   rmSync(dir, { recursive: true, force: true });
 }

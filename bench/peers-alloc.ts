@@ -9,11 +9,10 @@
  * minus after the previous one, summed, plus the growth since the last one, divided by the
  * requests (the cpu bench's 8-connection loop). Also prints the main thread's GC pauses per request.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { closedLoop, httpClient, httpsClient } from './peers-load.js';
-import { startUpstreams, turretSubject } from './peers.js';
+import { allocRun } from './alloc-loop.js';
 
 const scenario = process.argv[2] ?? 'https';
 const dir = mkdtempSync(path.join(tmpdir(), 'turret-bench-alloc-'));
@@ -29,43 +28,17 @@ process.on('SIGUSR1', () => { const r = p.stop(); const h1 = v8.getHeapStatistic
   for (const s of r.statistics) { alloc += s.beforeGC.heapStatistics.usedHeapSize - prev; prev = s.afterGC.heapStatistics.usedHeapSize; us += s.cost; }
   writeFileSync(${JSON.stringify(out)}, JSON.stringify({ alloc: alloc + h1 - prev, gcs: r.statistics.length, us })); });\n`,
 );
-const up = await startUpstreams();
-const { subject: s, stop } = await turretSubject(up.ports, true, 'turret', { NODE_OPTIONS: `--import=${preload}` });
-const pid = s.pid ?? 0;
-const headers = scenario === 'handle' ? (s.variants['with handle injection'] ?? {}) : {};
-const client = () => (scenario === 'http' ? httpClient(s.route, up.ports.http, 'echo.turret.test', 8) : httpsClient(s.route, up.ports.https, 'echo.turret.test', 8));
 try {
-  const warm = client();
-  await closedLoop(() => warm.get('/small', headers), { concurrency: 8, warmupMs: 0, durationMs: 3_000, maxRequests: 1e6 });
-  await warm.close();
-  for (let round = 0; round < 2; round++) {
-    const c = client();
-    const r = await closedLoop(() => c.get('/small', headers), {
-      concurrency: 8,
-      warmupMs: 500,
-      durationMs: 3_000,
-      maxRequests: 1e6,
-      onMeasureStart: () => void process.kill(pid, 'SIGUSR2'),
-    });
-    rmSync(out, { force: true });
-    process.kill(pid, 'SIGUSR1');
-    // The profile is written by the turret's signal handler: wait for the file (bounded).
-    for (let i = 0; i < 200; i++) {
-      try {
-        readFileSync(out);
-        break;
-      } catch {
-        await new Promise((res) => setTimeout(res, 10));
-      }
+  await allocRun(scenario, preload, async (window) => {
+    for (let round = 0; round < 2; round++) {
+      const w = await window();
+      rmSync(out, { force: true });
+      const g = JSON.parse(await w.collect(out)) as { alloc: number; gcs: number; us: number };
+      console.log(
+        `${scenario}: ${w.count} requests, ${(g.alloc / w.count / 1024).toFixed(1)} KiB allocated per request, ${g.gcs} collections, ${(g.us / w.count).toFixed(1)} µs of GC pause per request`,
+      );
     }
-    await c.close();
-    const g = JSON.parse(readFileSync(out, 'utf8')) as { alloc: number; gcs: number; us: number };
-    console.log(
-      `${scenario}: ${r.count} requests, ${(g.alloc / r.count / 1024).toFixed(1)} KiB allocated per request, ${g.gcs} collections, ${(g.us / r.count).toFixed(1)} µs of GC pause per request`,
-    );
-  }
+  });
 } finally {
-  await stop();
-  up.stop();
   rmSync(dir, { recursive: true, force: true });
 }
