@@ -18,6 +18,8 @@
  *   BENCH_SCRUB_MB=100         MiB per in-process run
  *   BENCH_SCRUB_CHUNK=16384    bytes per write
  *   BENCH_SCRUB_ROUNDS=1       in-process runs per body (alternated with the base, if any)
+ *   BENCH_SCRUB_COLD=0         skip the first pass of each mode and body (reported apart as "cold";
+ *                              without it the first round pays for the JIT warm-up)
  *   BENCH_SCRUB_BASE=/dir      a checkout of another version (its src/scrub is imported): each
  *                              round runs it and this tree back to back, same process, same bodies
  *   BENCH_SCRUB_PROXY_BASE=/dir a built checkout of another version (its dist/ and test helpers):
@@ -139,6 +141,25 @@ async function alone(bodies: { json: Buffer; binary: Buffer }, out: Record<strin
         patterns: (await import(pathToFileURL(path.join(baseDir, 'src/scrub/patterns.ts')).href)) as PatternsModule,
       }
     : undefined;
+  // The first pass of each mode and body in a fresh process is reported on its own ("cold"): the
+  // first ~100 MB a process scans run at a third to a half of the steady speed (the JIT warming
+  // up, docs/benchmarks.md "Fifth round"), and the rounds below used to give all of it to whichever
+  // mode ran first (stream: 275 vs engine 430 MB per CPU s, both ~500-700 warm; "Sixth round").
+  if (process.env.BENCH_SCRUB_COLD !== '0') {
+    for (const [who, mods] of base
+      ? ([
+          ['base ', base],
+          ['', here],
+        ] as const)
+      : ([['', here]] as const)) {
+      for (const kind of ['json', 'binary'] as const) {
+        for (const mode of ['stream', 'engine'] as const) {
+          const m = await inProcess(bodies[kind], mods, mode);
+          out[`cold ${who}scrubber alone (${mode}), ${kind}: MB per CPU s`] = m.cpu;
+        }
+      }
+    }
+  }
   for (let r = 1; r <= ROUNDS; r++) {
     for (const kind of ['json', 'binary'] as const) {
       for (const mode of ['stream', 'engine'] as const) {
