@@ -145,13 +145,14 @@ async function alone(bodies: { json: Buffer; binary: Buffer }, out: Record<strin
   // first ~100 MB a process scans run at a third to a half of the steady speed (the JIT warming
   // up, docs/benchmarks.md "Fifth round"), and the rounds below used to give all of it to whichever
   // mode ran first (stream: 275 vs engine 430 MB per CPU s, both ~500-700 warm; "Sixth round").
+  const subjects = base
+    ? ([
+        ['base ', base],
+        ['', here],
+      ] as const)
+    : ([['', here]] as const);
   if (process.env.BENCH_SCRUB_COLD !== '0') {
-    for (const [who, mods] of base
-      ? ([
-          ['base ', base],
-          ['', here],
-        ] as const)
-      : ([['', here]] as const)) {
+    for (const [who, mods] of subjects) {
       for (const kind of ['json', 'binary'] as const) {
         for (const mode of ['stream', 'engine'] as const) {
           const m = await inProcess(bodies[kind], mods, mode);
@@ -163,12 +164,7 @@ async function alone(bodies: { json: Buffer; binary: Buffer }, out: Record<strin
   for (let r = 1; r <= ROUNDS; r++) {
     for (const kind of ['json', 'binary'] as const) {
       for (const mode of ['stream', 'engine'] as const) {
-        for (const [who, mods] of base
-          ? ([
-              ['base ', base],
-              ['', here],
-            ] as const)
-          : ([['', here]] as const)) {
+        for (const [who, mods] of subjects) {
           const m = await inProcess(bodies[kind], mods, mode);
           out[`round ${r} ${who}scrubber alone (${mode}), ${kind}: MB/s`] = m.wall;
           out[`round ${r} ${who}scrubber alone (${mode}), ${kind}: MB per CPU s`] = m.cpu;
