@@ -22,19 +22,32 @@ export interface KeywordEntry<T> {
 /*
  * The loop steps two bytes at a time: at every second offset p from `from` it reads bytes
  * p … p + 3 as one number and looks up the trigram (p, p + 1, p + 2) in a bit set (behind an 8 KiB
- * bit set over its first two bytes, which stays in L1; the trigram set is compacted per bigram). Every keyword occurrence at c overlaps such a trigram in a known way, so
- * the set holds, for each keyword (any ASCII case, `·` = any byte):
+ * bit set over its first two bytes, which stays in L1; the trigram set is compacted per bigram).
+ * Every keyword occurrence at c overlaps such a trigram in a known way, so the set holds, for each
+ * keyword (any ASCII case, `·` = any byte):
  *
  *   start p:      (k0, k1, k2), or (k0, k1, ·) for a two-byte keyword, (k0, ·, ·) for one byte
- *   start p − 1:  (k1, k2, k3), or (k1, k2, ·) for three bytes, (k1, ·, ·) for two
+ *   start p − 1:  (k1, k2, k3), or (k1, k2, ·) for three bytes
  *   start p + 1:  (·, k0, ·) for a one-byte keyword
  *
- * A set bit is rare (on pretty-printed JSON ~6% of the offsets, mostly `.` and "at": the `s.` and
- * `pat` keywords; on random bytes ~3%); then a bigram table says which of the three starts to
- * consider, a start-bigram bit set rejects most of them, and the rest are checked exactly (`at`).
- * Half the iterations of a byte-by-byte loop and a quarter of its slow paths: the old loop (one
- * bigram flag per byte, a trigram check behind it) was most of the scrubber's time on JSON, where
- * about one byte in eight starts a flagged bigram.
+ * A two-byte keyword at p − 1 would need (k1, ·, ·), a trigram set for every third byte (on random
+ * bytes `sk`, `s.`, `0|` … `9%`, `q~` made two thirds of the set trigrams); instead its k1 sets the
+ * bigram bit of (k1, ·) only, and behind it the odd bigram (p − 1, p) is looked up in its own bit
+ * set (`odd`).
+ *
+ * A set trigram is rare (on the bench's pretty-printed JSON ~5% of the offsets: `tat`, `ate`, `api`,
+ * `git`…; on random bytes 0.1%, was 2.4% with the (k1, ·, ·) trigrams); then the 4-gram
+ * bit (for keywords the 4-gram can vouch for), a bigram table saying which of the three starts to
+ * consider, and a start-bigram bit set reject most of them, and the rest are checked exactly
+ * (`at`). Half the iterations of a byte-by-byte loop and a quarter of its slow paths: the old loop
+ * (one bigram flag per byte, a trigram check behind it) was most of the scrubber's time on JSON,
+ * where about one byte in eight starts a flagged bigram.
+ *
+ * The WebAssembly loop (prefilter-wasm-code.ts) runs the same stages over tables derived from
+ * these, with two differences that make it exact per start: a byte per bigram (`KIND`: has a
+ * trigram slot, k1 of a two-byte keyword, the M and N flags) instead of the bigram bit, and per
+ * trigram the kinds of keywords it stands for (`kinds`: short or long, at p or at p − 1), so a
+ * trigram set by `pat` at p − 1 does not make p a candidate because `atlassian` starts with `at`.
  */
 /** Per bigram at p: a keyword may start at p. */
 const P = 1;
@@ -55,11 +68,14 @@ export class KeywordIndex<T> {
   private readonly byBigram: (KeywordEntry<T>[] | undefined)[] = new Array<KeywordEntry<T>[] | undefined>(65536).fill(undefined);
   /** Per raw bigram (any ASCII case): the P/M/N bits above (64 KiB). */
   private readonly flag = new Uint8Array(65536);
-  /** Bit set over raw bigrams that begin a set trigram (8 KiB, stays in L1): read first. */
+  /** Bit set over raw bigrams that begin a set trigram or end a two-byte keyword's (k1, ·) (8 KiB,
+   * stays in L1): read first. */
   private readonly pair = new Uint8Array(1 << 13);
-  /** The trigram set, compacted: for each bigram in `pair`, a 256-bit set of third bytes at
+  /** The bigrams of `pair` that begin a set trigram (the others are there for `odd` only). */
+  private readonly triPair = new Uint8Array(1 << 13);
+  /** The trigram set, compacted: for each bigram in `triPair`, a 256-bit set of third bytes at
    * `third[64 · slot[bigram] …]`, followed in the same 64-byte line by the same layout for the
-   * trigrams of the keywords the 4-gram cannot vouch for (≤ 3 bytes at p, ≤ 4 bytes at p − 1, one
+   * trigrams of the keywords the 4-gram cannot vouch for (≤ 3 bytes at p, 3–4 bytes at p − 1, one
    * byte at p + 1; a hit there always goes to the exact check); interleaved, one cache line per
    * check (JSON +5–13%). A flat 2 MiB trigram set missed the cache on binary data
    * (random bigrams), more so in the proxy where TLS evicts it; this is 256 KiB plus 32 bytes per
@@ -68,9 +84,15 @@ export class KeywordIndex<T> {
    * scrubber alone went from ~240 to ~290 MB per CPU second on JSON (cache). */
   private readonly slot = new Uint16Array(65536);
   private readonly third: Uint8Array;
+  /** The same trigrams for the WebAssembly loop, per slot 128 bytes: a nibble per third byte, the
+   * kinds of keyword occurrence the trigram stands for (SHORT_P, LONG_P, SHORT_M, LONG_M). */
+  private readonly kinds: Uint8Array;
   /** Bit set over raw bigrams (any case) where a keyword can start: its first two bytes, or its
    * one byte and anything. A set trigram bit is checked against it before the exact check. */
   private readonly start = new Uint8Array(1 << 13);
+  /** Bit set over the raw bigram (p − 1, p), little-endian (byte p − 1 lowest): the two-byte
+   * keywords (any case), tested at start p − 1 behind the pair bit of (p, p + 1). */
+  private readonly odd = new Uint8Array(1 << 13);
   /** Second stage behind a set trigram bit (see QUAD_BITS): a hashed bit set of the four-byte
    * grams (letters folded by `| 0x20`) a keyword of ≥ 4 bytes at p, or of ≥ 5 at p − 1, shows
    * there. With ~230 keywords one trigram in 16 of English-like text is set, but almost no 4-gram
@@ -84,8 +106,9 @@ export class KeywordIndex<T> {
 
   constructor(keywords: ReadonlyMap<string, T[]>) {
     let n = 0;
-    const tri = new Uint8Array(1 << 21); // (bigram << 8 | third byte), compacted below
-    const short = new Uint8Array(1 << 21); // the same layout, for the short-keyword half of `third`
+    // The trigram marks (bytes, −1 for any byte, and which start they stand for), written into
+    // the compacted tables once the bigrams that need a slot are known.
+    const marks: [number, number, number, number][] = [];
     for (const [k, items] of keywords) {
       // ASCII case folded below; other letters stay as written (patterns.ts adds their case variants).
       const bytes = Buffer.from(k, 'utf8');
@@ -97,9 +120,8 @@ export class KeywordIndex<T> {
       if (bytes.length === 1) (this.single[b0] ??= []).push(e);
       else (this.byBigram[(b0 << 8) | b1] ??= []).push(e);
       // Start p: the keyword's first three bytes (wildcards past its end).
-      this.markTri(tri, b0, b1, b2);
+      marks.push([b0, b1, b2, bytes.length >= 4 ? LONG_P : SHORT_P]);
       if (bytes.length >= 4) this.markQuad(b0, b1, b2, b3);
-      else this.markTri(short, b0, b1, b2);
       for (const v0 of variants(b0)) {
         for (const v1 of variants(b1)) {
           const b = (v0 << 8) | v1;
@@ -108,41 +130,50 @@ export class KeywordIndex<T> {
       }
       this.markFlag(b0, b1, P);
       if (bytes.length === 1) {
-        this.markTri(tri, -1, b0, -1);
-        this.markTri(short, -1, b0, -1);
+        marks.push([-1, b0, -1, SHORT_M]);
         this.markFlag(-1, b0, N);
+      } else if (bytes.length === 2) {
+        // Start p − 1: the odd bigram (p − 1, p) itself, tested behind the pair bit of (k1, ·)
+        // (a trigram would have to pass every byte after k1: on random bytes most of the passes).
+        for (const v1 of variants(b1)) {
+          for (const any of ANY) {
+            const g = v1 | (any << 8);
+            this.pair[g >>> 3] = (this.pair[g >>> 3] ?? 0) | (1 << (g & 7));
+          }
+          for (const v0 of variants(b0)) {
+            const o = v0 | (v1 << 8);
+            this.odd[o >>> 3] = (this.odd[o >>> 3] ?? 0) | (1 << (o & 7));
+          }
+        }
       } else {
-        this.markTri(tri, b1, b2, b3);
+        marks.push([b1, b2, b3, bytes.length >= 5 ? LONG_M : SHORT_M]);
         if (bytes.length >= 5) this.markQuad(b1, b2, b3, bytes[4] ?? 0);
-        else this.markTri(short, b1, b2, b3);
         this.markFlag(b1, b2, M);
       }
     }
     this.size = n;
+    for (const [a, b] of marks) this.forTri(a, b, -2, (g) => setBit(this.pair, g) && setBit(this.triPair, g));
     let slots = 0;
-    for (let b = 0; b < 65536; b++) if (((this.pair[b >>> 3] ?? 0) & (1 << (b & 7))) !== 0) this.slot[b] = slots++;
+    for (let b = 0; b < 65536; b++) if (((this.triPair[b >>> 3] ?? 0) & (1 << (b & 7))) !== 0) this.slot[b] = slots++;
     // Interleaved: a slot's trigram bits and short-keyword bits share one 64-byte line.
     this.third = new Uint8Array(64 * slots);
-    for (let b = 0; b < 65536; b++) {
-      if (((this.pair[b >>> 3] ?? 0) & (1 << (b & 7))) === 0) continue;
-      this.third.set(tri.subarray(b * 32, b * 32 + 32), 64 * (this.slot[b] ?? 0));
-      this.third.set(short.subarray(b * 32, b * 32 + 32), 64 * (this.slot[b] ?? 0) + 32);
+    this.kinds = new Uint8Array(128 * slots);
+    for (const [a, b, c, kind] of marks) {
+      this.forTri(a, b, c, (g, v2) => {
+        const at = 64 * (this.slot[g] ?? 0) + (v2 >>> 3);
+        this.third[at] = (this.third[at] ?? 0) | (1 << (v2 & 7));
+        if (kind === SHORT_P || kind === SHORT_M) this.third[at + 32] = (this.third[at + 32] ?? 0) | (1 << (v2 & 7));
+        const at4 = 128 * (this.slot[g] ?? 0) + (v2 >>> 1);
+        this.kinds[at4] = (this.kinds[at4] ?? 0) | (kind << (4 * (v2 & 1)));
+      });
     }
   }
 
-  /** Sets the bit of every trigram (any case) matching a, b, c; −1 is any byte. */
-  private markTri(tri: Uint8Array, a: number, b: number, c: number): void {
-    for (const v0 of variants(a)) {
-      for (const v1 of variants(b)) {
-        for (const v2 of variants(c)) {
-          // Bigrams in little-endian order (byte p lowest): the loop reads four bytes as one number.
-          const g = v0 | (v1 << 8);
-          const t = (g << 8) | v2;
-          tri[t >>> 3] = (tri[t >>> 3] ?? 0) | (1 << (t & 7));
-          this.pair[g >>> 3] = (this.pair[g >>> 3] ?? 0) | (1 << (g & 7));
-        }
-      }
-    }
+  /** Calls f(bigram, third byte) for every trigram (any case) matching a, b, c (−1: any byte;
+   * −2: the third byte is not needed, f gets 0). Bigrams in little-endian order (byte p lowest):
+   * the loop reads four bytes as one number. */
+  private forTri(a: number, b: number, c: number, f: (g: number, v2: number) => unknown): void {
+    for (const v0 of variants(a)) for (const v1 of variants(b)) for (const v2 of c === -2 ? [0] : variants(c)) f(v0 | (v1 << 8), v2);
   }
 
   private markQuad(a: number, b: number, c: number, d: number): void {
@@ -182,24 +213,22 @@ export class KeywordIndex<T> {
       for (; i < m; i += 2) {
         const b = u[i] as number;
         const b2 = u[i + 1] as number;
-        if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0 && this.passes(b | (b2 << 16))) last = this.candidates(buf, from + 2 * i, last, hit);
-        if (((pair[b2 >>> 3] as number) & (1 << (b2 & 7))) !== 0 && this.passes(b2 | ((u[i + 2] as number) << 16))) last = this.candidates(buf, from + 2 * i + 2, last, hit);
+        if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0) last = this.pairHit(buf, from + 2 * i, b | (b2 << 16), last, hit);
+        if (((pair[b2 >>> 3] as number) & (1 << (b2 & 7))) !== 0) last = this.pairHit(buf, from + 2 * i + 2, b2 | ((u[i + 2] as number) << 16), last, hit);
       }
       p = from + 2 * i;
     }
     for (; p + 2 < end; p += 4) {
       const v = dv.getUint32(p, true);
       const b = v & 0xffff;
-      if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0 && this.passes(v)) last = this.candidates(buf, p, last, hit);
+      if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0) last = this.pairHit(buf, p, v, last, hit);
       const b2 = v >>> 16;
-      if (((pair[b2 >>> 3] as number) & (1 << (b2 & 7))) !== 0) {
-        if (this.passes(dv.getUint32(p + 2, true))) last = this.candidates(buf, p + 2, last, hit);
-      }
+      if (((pair[b2 >>> 3] as number) & (1 << (b2 & 7))) !== 0) last = this.pairHit(buf, p + 2, dv.getUint32(p + 2, true), last, hit);
     }
     if (p < end) {
       const v = dv.getUint32(p, true);
       const b = v & 0xffff;
-      if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0 && this.passes(v)) last = this.candidates(buf, p, last, hit);
+      if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0) last = this.pairHit(buf, p, v, last, hit);
     }
     // Starts whose four-byte read would reach past the end: checked one by one.
     for (let c = Math.max(last + 1, n - 4, from); c < n; c++) this.at(buf, c, hit);
@@ -215,7 +244,7 @@ export class KeywordIndex<T> {
         );
     });
     const singles = this.single.flatMap((list, b) => (list ? [b] : []));
-    const t = { pair: this.pair, quad: this.quad, slot: this.slot, third: this.third, flag: this.flag, start: this.start, lower: LOWER, singles, buckets };
+    const t = { tri: this.triPair, quad: this.quad, slot: this.slot, kinds: this.kinds, flag: this.flag, start: this.start, odd: this.odd, lower: LOWER, singles, buckets };
     try {
       return WasmPrefilter.create({ ...t, fold: FOLD, mul: QUAD_MUL, shift: 32 - QUAD_BITS }) ?? null;
     } catch {
@@ -240,6 +269,21 @@ export class KeywordIndex<T> {
       last = s + w.last;
     }
     for (let c = Math.max(last + 1, n - 4, from); c < n; c++) this.at(buf, c, hit);
+  }
+
+  /** Past a set pair bit at p (bytes p … p + 3 in v): a two-byte keyword at p − 1 (the odd
+   * bigram), then the trigram stage and the starts it names. */
+  private pairHit(buf: Buffer, p: number, v: number, last: number, hit: (pos: number, e: KeywordEntry<T>) => void): number {
+    if (p - 1 > last) {
+      const o = (buf[p - 1] as number) | ((buf[p] as number) << 8);
+      if (((this.odd[o >>> 3] as number) & (1 << (o & 7))) !== 0) {
+        this.at(buf, p - 1, hit);
+        last = p - 1;
+      }
+    }
+    const b = v & 0xffff;
+    if (((this.triPair[b >>> 3] as number) & (1 << (b & 7))) === 0) return last;
+    return this.passes(v) ? this.candidates(buf, p, last, hit) : last;
   }
 
   /** Bytes p … p + 3 (little-endian) past the bigram check: the trigram, then the short-keyword
@@ -287,6 +331,18 @@ export class KeywordIndex<T> {
     const list = this.byBigram[(c << 8) | (LOWER[buf[i + 1] as number] as number)];
     if (list !== undefined) for (const e of list) if (matchesAt(buf, i, e.bytes)) hit(i, e);
   }
+}
+
+/** Trigram kinds (third4's nibble bits): a keyword of ≤ 3 bytes at p, one of ≥ 4 at p (the 4-gram
+ * vouches), one of ≤ 4 at p − 1 or of one byte at p + 1, one of ≥ 5 at p − 1 (the 4-gram vouches). */
+const SHORT_P = 1;
+const LONG_P = 2;
+const SHORT_M = 4;
+const LONG_M = 8;
+
+function setBit(set: Uint8Array, i: number): true {
+  set[i >>> 3] = (set[i >>> 3] ?? 0) | (1 << (i & 7));
+  return true;
 }
 
 /** log2 of the 4-gram bit set's size in bits (32 KiB): ~500 grams set it ~0.2% full. */

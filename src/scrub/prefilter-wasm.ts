@@ -1,11 +1,14 @@
 /**
- * The keyword index's hot loop (keywords.ts, `scan` → `candidates` → `at`) in WebAssembly: the
- * same bigram, trigram and 4-gram filters over the same tables, the same starts behind them, and
- * an exact check of each start against the keywords of its bigram (ASCII case folded); only the
- * starts where a keyword matches reach JavaScript's `at`, which reports them as before. The JavaScript loop, tuned over three
- * rounds, ran at ~1.3 ns per byte (bounds checks and tagged arithmetic on every load); this one
- * needs no check per byte (its memory is its own) and was the largest share of the scrubber's
- * time (docs/benchmarks.md, "Scrubber throughput → Fourth round").
+ * The keyword index's hot loop (keywords.ts, `scan` → `pairHit` → `candidates` → `at`) in
+ * WebAssembly: the same bigram, odd-bigram, trigram and 4-gram filters over tables derived from
+ * the same ones (a KIND byte per bigram, the trigram kinds per start: keywords.ts), a subset of the
+ * starts behind them (every start where a keyword can match, in order), and an exact check of each
+ * start against the keywords of its bigram (ASCII case folded); only the starts where a keyword
+ * matches reach JavaScript's `at`, which reports them as before. The JavaScript loop, tuned over
+ * three rounds, ran at ~1.3 ns per byte (bounds checks and tagged arithmetic on every load); this
+ * one needs no check per byte (its memory is its own), ran at ~0.9 ns per byte and was still the
+ * largest share of the scrubber's time (docs/benchmarks.md, "Scrubber throughput → Fourth round");
+ * now ~0.55 ("Seventh round").
  *
  * The module is emitted here, byte by byte, from the instructions below (no binary in the
  * repository, no toolchain; the instructions are in prefilter-wasm-code.ts). The input is copied
@@ -14,7 +17,7 @@
  */
 
 import { checkBody } from './prefilter-wasm-check.js';
-import { BIDX, FLAG, LOWER, PAIR, QUAD, SINGLE, SLOT, START, THIRD, RET, scanBody } from './prefilter-wasm-code.js';
+import { BIDX, KIND, K_M, K_N, K_ODD, K_TRI, LOWER, ODD, QUAD, SCAN_LOCALS, SINGLE, SLOT, START, THIRD, RET, scanBody } from './prefilter-wasm-code.js';
 import { I32, api, moduleOf, type WasmApi, type WasmMemory } from './wasm-encode.js';
 
 const PAGE = 65536;
@@ -23,12 +26,15 @@ export const SEGMENT = 128 * 1024;
 
 /** The tables of one KeywordIndex (see keywords.ts for what each bit means). */
 export interface PrefilterTables {
-  pair: Uint8Array;
+  /** Bigrams (little-endian) that begin a set trigram. */
+  tri: Uint8Array;
   quad: Uint8Array;
   slot: Uint16Array;
-  third: Uint8Array;
+  /** keywords.ts `kinds`: 128 bytes per slot. */
+  kinds: Uint8Array;
   flag: Uint8Array;
   start: Uint8Array;
+  odd: Uint8Array;
   lower: Uint8Array;
   /** Lower-case bytes that are one-byte keywords. */
   singles: number[];
@@ -47,7 +53,7 @@ function moduleFor(t: PrefilterTables, w: WasmApi): object {
   let m = modules.get(key);
   if (!m) {
     const bytes = moduleOf(
-      { name: 'scan', params: [I32, I32, I32, I32, I32, I32], locals: 9, body: scanBody(t) },
+      { name: 'scan', params: [I32, I32, I32, I32, I32, I32], locals: SCAN_LOCALS, body: scanBody(t) },
       { name: 'check', params: [I32, I32, I32, I32, I32], locals: 7, body: checkBody() },
     );
     modules.set(key, (m = new w.Module(bytes)));
@@ -80,7 +86,7 @@ export class WasmPrefilter {
       }
     }
     this.extra = longest;
-    this.kw = align(THIRD + t.third.length);
+    this.kw = align(THIRD + t.kinds.length);
     const entryAt = align(this.kw + 4 * (t.buckets.size + 1));
     let bytesAt = entryAt + 8 * entries;
     this.base = align(bytesAt + bytes) + 16;
@@ -91,14 +97,22 @@ export class WasmPrefilter {
     this.u8 = new Uint8Array(mem.buffer);
     this.i32 = new Int32Array(mem.buffer);
     const dv = new DataView(mem.buffer);
-    this.u8.set(t.pair, PAIR);
     this.u8.set(t.quad, QUAD);
     this.u8.set(new Uint8Array(t.slot.buffer, t.slot.byteOffset, t.slot.byteLength), SLOT);
-    this.u8.set(t.flag, FLAG);
     this.u8.set(t.start, START);
+    this.u8.set(t.odd, ODD);
     this.u8.set(t.lower, LOWER);
     for (const b of t.singles) this.u8[SINGLE + b] = 1;
-    this.u8.set(t.third, THIRD);
+    // KIND per little-endian bigram b (byte p = b & 0xff): the byte the loop reads first (the
+    // flags only where the bigram has trigrams: they come from the same keywords).
+    const oddRow = new Uint8Array(256);
+    for (let o = 0; o < 65536; o++) if (((t.odd[o >>> 3] ?? 0) & (1 << (o & 7))) !== 0) oddRow[o >>> 8] = 1;
+    for (let b = 0; b < 65536; b++) {
+      const f = t.flag[((b & 0xff) << 8) | (b >>> 8)] ?? 0;
+      const tri = ((t.tri[b >>> 3] ?? 0) >>> (b & 7)) & 1;
+      this.u8[KIND + b] = (tri ? K_TRI | (f & 2 ? K_M : 0) | (f & 4 ? K_N : 0) : 0) | (oddRow[b & 0xff] ? K_ODD : 0);
+    }
+    this.u8.set(t.kinds, THIRD);
     // Buckets: BIDX[bigram] = k (1-based); kw[k − 1] … kw[k] bound its entries (addresses).
     let k = 0;
     let e = entryAt;
@@ -118,7 +132,16 @@ export class WasmPrefilter {
   }
 
   static create(t: PrefilterTables): WasmPrefilter | undefined {
-    if (!api || t.pair.length !== QUAD - PAIR || t.quad.length !== SLOT - QUAD || t.slot.length !== 65536 || t.buckets.size > 65535) return undefined;
+    if (
+      !api ||
+      t.tri.length !== 8192 ||
+      t.quad.length !== SLOT - QUAD ||
+      t.slot.length !== 65536 ||
+      t.odd.length !== LOWER - ODD ||
+      t.start.length !== ODD - START ||
+      t.buckets.size > 65535
+    )
+      return undefined;
     return new WasmPrefilter(t, api);
   }
 

@@ -50,6 +50,7 @@ export const op = {
   ne: 0x47,
   geU: 0x4f,
   divU: 0x6e,
+  drop: 0x1a,
 } as const;
 export const VOID = 0x40;
 

@@ -48,6 +48,16 @@ function naive(buf: Buffer, from: number, kws: readonly string[]): string[] {
   return want;
 }
 
+/** The naive search over bytes: keywords as KeywordIndex takes them (UTF-8, ASCII case folded). */
+function naiveBytes(buf: Buffer, from: number, kws: readonly string[]): string[] {
+  const fold = (b: number): number => (b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
+  const kb = kws.map((k) => Buffer.from(Buffer.from(k, 'utf8').map(fold)));
+  const want: string[] = [];
+  for (let i = from; i < buf.length; i++)
+    for (const k of kb) if (i + k.length <= buf.length && k.every((b, j) => fold(buf[i + j] ?? 0) === b)) want.push(`${i}:${k.toString('latin1')}`);
+  return want;
+}
+
 /** Hits at one position may come in any order (one-byte keywords first): compare as sets. */
 function sorted(list: string[]): string[] {
   return [...list].sort();
@@ -98,6 +108,62 @@ test('the WebAssembly filter: every keyword at every position near the input end
       }
     }
   }
+});
+
+test('two-byte keywords at odd starts and trigrams shared by short and long keywords: every filler byte, every alignment, both ends', () => {
+  // Two-byte keywords are found at p − 1 through the odd bigram (p − 1, p), not a trigram; the
+  // WebAssembly loop keeps apart the trigram kinds (short or long keyword, at p or at p − 1), so
+  // these share bigrams and trigrams on purpose: `pat` (at p − 1: `at·`) and `atlassian` (at p:
+  // `atl`), `kk` whose first byte is the second of `sk`, `sks` and `sk`, a one-byte `k` at p + 1,
+  // a UTF-8 `é` (two bytes ≥ 0x80), a four-byte `atat` (at p − 1 the 4-gram cannot vouch for it).
+  const kws = ['sk', 's.', 'q~', '0|', 'kk', 'sks', 'pat', 'atlassian', 'atat', 'k', 'é', 'ka\u00ff'];
+  const ki = new KeywordIndex(new Map(kws.map((k) => [k, [k]])));
+  const len = WASM_MIN + 40;
+  const backing = Buffer.alloc(len + 8);
+  let total = 0;
+  for (let v = 0; v < 256; v++) {
+    for (const k of kws) {
+      const kb = Buffer.from(k, 'utf8');
+      // Near both ends and in the middle, at both parities, in lower and upper case.
+      for (const at of [0, 1, 2, 3, 500, 501, len - kb.length - 1, len - kb.length]) {
+        const shift = (v + at) % 4; // the buffer's own offset: the JavaScript loop's aligned and unaligned reads
+        const buf = backing.subarray(shift, shift + len);
+        buf.fill(v);
+        const cased = v % 2 === 0 ? k.toUpperCase() : k;
+        buf.write(cased, at, 'utf8');
+        for (const from of [0, 1]) {
+          const js = hits(ki, buf, from, false);
+          assert.deepEqual(hits(ki, buf, from, true), js, `${JSON.stringify(cased)} at ${at} in byte ${v}, from ${from}`);
+          if (v % 37 === 0) assert.deepEqual(sorted(js), sorted(naiveBytes(buf, from, kws)), `naive: ${JSON.stringify(cased)} at ${at} in byte ${v}, from ${from}`);
+          total += js.length;
+        }
+      }
+    }
+  }
+  assert.ok(total > 50_000, `the keywords were found (${total})`);
+});
+
+test('fuzz: sets of short keywords and long ones sharing their bytes, over haystacks of those bytes, across the segment seams (seeded)', () => {
+  const r = rng(21);
+  const alphabet = ['a', 't', 's', 'k', '.', '|', '0', 'p', '\xe9', '\xff', '\0'];
+  const word = (n: number): string => Array.from({ length: n }, () => alphabet[Math.floor(r() * alphabet.length)]).join('');
+  let total = 0;
+  for (let round = 0; round < 40; round++) {
+    const set = new Set<string>();
+    for (let i = 0; i < 3 + Math.floor(r() * 10); i++) set.add(word(1 + Math.floor(r() * (r() < 0.7 ? 3 : 9))));
+    const kws = [...set];
+    const ki = new KeywordIndex(new Map(kws.map((k) => [k, [k]])));
+    const n = round % 4 === 0 ? SEGMENT + 1 + Math.floor(r() * 9) : WASM_MIN + Math.floor(r() * 3000);
+    const buf = Buffer.from(Array.from({ length: n }, () => (alphabet[Math.floor(r() * alphabet.length)] ?? 'a').charCodeAt(0)));
+    for (let i = 0; i < n; i++) if (r() < 0.3) buf[i] = (buf[i] ?? 0) ^ 0x20; // ASCII case, and bytes near the alphabet's
+    for (const from of [0, 1, 2 + Math.floor(r() * 5)]) {
+      const js = hits(ki, buf, from, false);
+      assert.deepEqual(hits(ki, buf, from, true), js, `round ${round} keywords ${JSON.stringify(kws)} from ${from}`);
+      if (n < 4096) assert.deepEqual(sorted(js), sorted(naiveBytes(buf, from, kws)), `naive: round ${round} keywords ${JSON.stringify(kws)} from ${from}`);
+      total += js.length;
+    }
+  }
+  assert.ok(total > 20_000, `the haystacks hold keywords (${total})`);
 });
 
 test('the WebAssembly filter keeps its memory: a long input, then short ones, then a long one again', () => {
