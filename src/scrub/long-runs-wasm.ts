@@ -189,9 +189,12 @@ class LongRuns {
 
   constructor(t: RunTables, w: WasmApi) {
     const m = new w.Module(
-      moduleOf({ name: 'runs', params: [I32, I32, I32, I32], locals: 6, body: body() }, { name: 'escapes', params: [I32, I32, I32], locals: 5, body: escapesBody(t.escBytes) }),
+      moduleOf(
+        { name: 'runs', params: [I32, I32, I32, I32], locals: 6, body: body() },
+        { name: 'escapes', params: [I32, I32, I32], locals: 5, vectors: 1, body: escapesBody(t.escBytes) },
+      ),
     );
-    // The input (and 16 bytes past it), then what was found: runs, at most one per (min + 1)
+    // The input (and 32 bytes past it: escapes reads 32 at a time), then what was found: runs, at most one per (min + 1)
     // bytes, 12 bytes each (min ≥ 8); escapes, at most one per 2 bytes, 4 bytes each.
     const mem: WasmMemory = new w.Memory({ initial: Math.ceil((BASE + 3 * MAX_INPUT + 4096) / PAGE) });
     const x = new w.Instance(m, { m: { mem } }).exports;

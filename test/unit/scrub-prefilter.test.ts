@@ -325,6 +325,30 @@ test('escaped runs: the WebAssembly search for escape starts finds what the inde
   assert.ok(secrets > 100, `escaped secrets were found (${secrets})`);
 });
 
+test('escaped runs: an escaped secret at every offset of the last 40 bytes, every input length modulo the SIMD step (32 bytes)', () => {
+  const value = 'fake/Secret+Value=0123456789';
+  const m = new Matcher([{ name: 'tok', value, replacement: 'H' }], compilePatterns(BUILTIN_PATTERNS), 1024);
+  const escaped = Buffer.from(value.replace('/', '%2F').replace('S', '\\u0053'), 'latin1');
+  // Enough `%`, `&` and `\` up front that the rest of the input goes to the SIMD search.
+  const head = Buffer.from('%zz &x \\q '.repeat(8), 'latin1');
+  let secrets = 0;
+  for (let n = 1100; n < 1100 + 32; n++) {
+    for (let at = n - escaped.length - 40; at <= n - escaped.length; at++) {
+      const buf = Buffer.alloc(n, 0x2e);
+      head.copy(buf, 0);
+      escaped.copy(buf, at);
+      for (const from of [0, 1]) {
+        setWasmRuns(false);
+        const js = m.find(buf, from);
+        setWasmRuns(true);
+        assert.deepEqual(m.find(buf, from), js, `${n} bytes, secret at ${at}, from ${from}`);
+        secrets += js.filter((c) => c.redaction.kind === 'secret').length;
+      }
+    }
+  }
+  assert.equal(secrets, 32 * 41 * 2, 'the escaped secret was found at every offset');
+});
+
 test('a keyword index whose WebAssembly instance cannot be made keeps the JavaScript loop (same hits)', () => {
   const wasm = (globalThis as unknown as { WebAssembly: { Memory: unknown } }).WebAssembly;
   const real = wasm.Memory;
