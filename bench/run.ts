@@ -9,6 +9,7 @@ import { benchScrub } from './scrub.js';
 
 const only = process.argv[2];
 const benches: Record<string, () => Promise<Record<string, number>>> = { leaf: benchLeaf, dns: benchDns, scrub: benchScrub, outbound: benchOutbound };
+benches['scrub-latency'] = async () => (await import('./scrub-latency.js')).benchScrubLatency(); // small requests during a 100 MB scrubbed download (scan off the event loop)
 benches.audit = async () => (await import('./audit.js')).benchAudit(); // audit record build and writer cost per record, in process (issue #15)
 benches.cpu = async () => (await import('./cpu.js')).benchCpu(); // turret CPU per small request (issue #15)
 benches.state = async () => (await import('./state.js')).benchState(); // redis-server on loopback; one process vs --workers 2 (issue #16)

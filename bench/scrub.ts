@@ -48,7 +48,7 @@ const PROXY_ROUNDS = Number(process.env.BENCH_SCRUB_PROXY_ROUNDS ?? 3);
 type ScrubberModule = Pick<typeof scrubberHere, 'compileScrubber'>;
 type PatternsModule = Pick<typeof patternsHere, 'BUILTIN_PATTERNS' | 'compilePatterns'>;
 
-function jsonBlock(): Buffer {
+export function jsonBlock(): Buffer {
   const items: string[] = [];
   let size = 0;
   for (let i = 0; size < 1 << 20; i++) {
@@ -80,8 +80,12 @@ function rules(port: number, scanned: boolean): RuleFile {
 }
 
 /** utime + stime of the turret process, seconds (/proc/PID/stat fields 14 and 15, in ticks). */
-function cpuSeconds(t: TurretProc): number {
-  const f = readFileSync(`/proc/${t.proc.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+/** utime + stime of the turret process, or of its main thread (the event loop) alone. */
+function cpuSeconds(t: TurretProc, mainThread = false): number {
+  const f =
+    readFileSync(mainThread ? `/proc/${t.proc.pid}/task/${t.proc.pid}/stat` : `/proc/${t.proc.pid}/stat`, 'utf8')
+      .split(') ')[1]
+      ?.split(' ') ?? [];
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
@@ -224,14 +228,17 @@ export async function benchScrub(): Promise<Record<string, number>> {
     }
     const speed: number[][] = modes.map(() => []);
     const perCpu: number[][] = modes.map(() => []);
+    const perMainCpu: number[][] = modes.map(() => []);
     for (let r = 0; r < PROXY_ROUNDS; r++) {
       for (let k = 0; k < modes.length; k++) {
         const i = (r + k) % modes.length;
         const x = turrets[i];
         if (!x) continue;
         const c0 = cpuSeconds(x.t);
+        const m0 = cpuSeconds(x.t, true);
         speed[i]?.push(await download(x.t, x.token, x.url));
         perCpu[i]?.push(TOTAL / 1e6 / (cpuSeconds(x.t) - c0));
+        perMainCpu[i]?.push(TOTAL / 1e6 / (cpuSeconds(x.t, true) - m0));
       }
     }
     modes.forEach(({ mode }, i) => {
@@ -239,6 +246,7 @@ export async function benchScrub(): Promise<Record<string, number>> {
       out[`proxy ${mode}: MB/s min`] = Math.min(...(speed[i] ?? []));
       out[`proxy ${mode}: MB/s max`] = Math.max(...(speed[i] ?? []));
       out[`proxy ${mode}: MB per proxy CPU s (median)`] = median(perCpu[i] ?? []);
+      out[`proxy ${mode}: MB per proxy main-thread CPU s (median)`] = median(perMainCpu[i] ?? []);
       const x = turrets[i];
       if (x) out[`proxy ${mode}: peak RSS MB`] = peakRssMb(x.t);
     });

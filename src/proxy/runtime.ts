@@ -14,7 +14,8 @@ import { AuthThrottle } from './auth-throttle.js';
 import { TaintStore } from '../policy/taint.js';
 import type { Policy, SecretDef } from '../policy/types.js';
 import type { KeyRing } from '../secrets/keys.js';
-import { openHandle } from '../secrets/handles.js';
+import { handleCheck } from '../secrets/handles.js';
+import { closeScanWorker } from '../scrub/offload.js';
 import type { Secret } from '../secrets/secret.js';
 import { SecretValues } from '../secrets/sources.js';
 import { SecretStore, storeKey } from '../secrets/store.js';
@@ -161,7 +162,7 @@ export class Runtime {
     const scrubbers = new ScrubberCache(
       () => this.loadedSecrets(live),
       policyPatterns(policy),
-      (h) => openHandle(this.ring, h) !== null,
+      handleCheck(this.ring),
       () => this.oauth.version,
     );
     const old = this.current;
@@ -187,5 +188,6 @@ export class Runtime {
   async close(): Promise<void> {
     await this.current?.upstream.close(true);
     await this.shared.close();
+    await closeScanWorker();
   }
 }
