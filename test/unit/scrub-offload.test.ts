@@ -17,6 +17,9 @@ import { ScrubTransform } from '../../src/scrub/stream.js';
 import { handleCheck, issueHandle } from '../../src/secrets/handles.js';
 import { keyRingFrom } from '../../src/secrets/keys.js';
 import { TurretError } from '../../src/core/errors.js';
+import { ScrubEngine } from '../../src/scrub/engine.js';
+import { Scanner } from '../../src/scrub/offload-scan.js';
+import type { FromWorker } from '../../src/scrub/offload-protocol.js';
 
 const SECRET = `fake_${randomBytes(20).toString('hex')}`;
 const INJECTED = `fake_${randomBytes(16).toString('hex')}`;
@@ -169,4 +172,49 @@ test('a scrubber that cannot be rebuilt in the worker (patterns not from compile
   assert.ok(s.createStream({ offThread: true }) instanceof ScrubTransform);
   const noKey = compileScrubber({ secrets: [], patterns, isHandle: () => false });
   assert.ok(noKey.createStream({ offThread: true }) instanceof ScrubTransform);
+});
+
+test("the worker's side: an engine that throws fails its own stream only", () => {
+  const posted: FromWorker[] = [];
+  const scanner = new Scanner((m) => posted.push(m));
+  const orig = ScrubEngine.prototype.write;
+  ScrubEngine.prototype.write = function (this: ScrubEngine, b: Buffer): Buffer {
+    if (b.includes('BOOM')) throw new Error('engine fault (test)');
+    return orig.call(this, b);
+  };
+  try {
+    for (const s of [1, 2])
+      scanner.handle({ t: 'open', s, scrubber: 1, patterns: 1, specs: BUILTIN_PATTERNS, secrets: [{ name: 'k', value: SECRET, replacement: '[K]' }], maxHold: 65536 });
+    const ab = (t: string): ArrayBuffer => new Uint8Array(Buffer.from(t)).buffer;
+    scanner.handle({ t: 'write', s: 1, buf: ab(`BOOM ${SECRET}`) });
+    scanner.handle({ t: 'write', s: 2, buf: ab(`ok ${SECRET}`) });
+    scanner.handle({ t: 'write', s: 1, buf: ab('after') });
+    scanner.handle({ t: 'end', s: 2, buf: ab(' end') });
+  } finally {
+    ScrubEngine.prototype.write = orig;
+  }
+  assert.deepEqual(
+    posted.map((m) => [m.s, m.t]),
+    [
+      [1, 'fail'],
+      [2, 'out'],
+      [1, 'fail'],
+      [2, 'out'],
+    ],
+  );
+  const out = posted.filter((m) => m.t === 'out').map((m) => Buffer.from(m.out ?? new ArrayBuffer(0)).toString());
+  assert.equal(out.join(''), 'ok [K] end');
+  for (const m of posted) assert.ok(!JSON.stringify(m).includes(SECRET));
+});
+
+test("the event loop's side: a failed answer fails that stream (internal_error), the others go on", async () => {
+  const text = body(1024 * 1024 + 3);
+  const a = scrubber.createStream({ offThread: true }) as OffloadTransform;
+  const b = run(scrubber, text, SIZES, true);
+  const err = once(a, 'error');
+  a.write(text);
+  a.answer({ t: 'fail', s: 0, message: 'engine fault (test)' });
+  const [e] = (await err) as [Error];
+  assert.ok(e instanceof TurretError && e.code === 'internal_error', String(e));
+  assert.ok((await b).out.equals((await run(scrubber, text, SIZES, false)).out));
 });
