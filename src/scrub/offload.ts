@@ -1,8 +1,9 @@
 /**
  * Large response bodies are scanned on a worker thread (offload-thread.ts), so the event loop
- * keeps relaying every other exchange while a 100 MB scrubbed download is scanned: on the event
- * loop the scan cost ~0.4 s of its CPU per 100 MB (docs/benchmarks.md, "Scrubbing → Seventh
- * round"), time in which no other agent's request moved.
+ * spends about half the CPU per scrubbed MB (the scan was most of it) and a large scrubbed
+ * download can use the machine's second core (docs/benchmarks.md, "Scrubbing → Eighth round":
+ * the ratio to the unscrubbed path rises where a core is free; the process's CPU per MB does not
+ * fall, and other requests' latency did not improve on the 2-core machine).
  *
  * Which bodies: those the proxy knows to be large, a declared Content-Length of at least
  * OFFLOAD_MIN_BYTES (forward.ts). Small and unknown-length bodies (SSE, chunked API answers) stay
@@ -12,10 +13,10 @@
  * How: OffloadTransform is ScrubTransform's twin on the event loop's side. The stream's one
  * ScrubEngine lives wholly in the worker (its state never crosses threads); each batch is copied
  * once into a buffer of its own and transferred, the answer (scanned output, redactions, held
- * bytes) is transferred back. One batch in flight per stream: the Transform's callback waits for
- * the answer, so the chunks that arrive meanwhile coalesce in the Writable's buffer (bounded by
- * its high-water mark, after which the upstream is paused) and go as the next batch. Messages on
- * one port are ordered, so output and redaction callbacks keep the order of the input.
+ * bytes) is transferred back. At most MAX_IN_FLIGHT batches per stream are in flight; the next
+ * one grows meanwhile, up to BATCH, then the Transform's callback waits for an answer and the
+ * Writable's buffer fills and pauses the upstream (see _transform: memory per stream is bounded).
+ * Messages on one port are ordered, so output and redaction callbacks keep the input's order.
  *
  * Fail closed: a worker that errors, exits or cannot start fails every open off-thread stream
  * with scrubFailed (the proxy aborts the response; the audit record's cause is internal_error),
@@ -38,7 +39,7 @@ export const OFFLOAD_MIN_BYTES = 1024 * 1024;
 const WRITABLE_HWM = 64 * 1024;
 /** Bytes queued before they are sent without waiting for the turn's end or an answer. 256 KiB:
  * against 64 KiB the event loop's CPU per scrubbed MB fell from ~1/320 to ~1/440 s (fewer
- * messages and copies' setup) through the proxy (docs/benchmarks.md, "Seventh round"). */
+ * messages and copies' setup) through the proxy (docs/benchmarks.md, "Eighth round"). */
 const BATCH = 256 * 1024;
 /** Batches in flight per stream: while the worker scans one, the next is on its way, so neither
  * thread waits for the other (with one, they took turns). */
