@@ -13,49 +13,7 @@ import { secretNeedles } from '../../src/scrub/encodings.js';
 import { Matcher } from '../../src/scrub/matcher.js';
 import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
-import { jsOnly } from '../helpers/wasm-mode.js';
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    return x / 2 ** 32;
-  };
-}
-
-const fold = (b: number): number => (b >= 0x41 && b <= 0x5a ? b | 0x20 : b);
-
-/** The keyword bytes exactly as KeywordIndex derives them (UTF-8, ASCII case folded). */
-function kwBytes(k: string): Buffer {
-  const b = Buffer.from(k, 'utf8');
-  for (let i = 0; i < b.length; i++) b[i] = fold(b[i] ?? 0);
-  return b;
-}
-
-function naive(buf: Buffer, from: number, kws: readonly Buffer[]): string[] {
-  const out: string[] = [];
-  for (let i = from; i < buf.length; i++) {
-    const c = fold(buf[i] ?? 0);
-    for (const k of kws) {
-      if (k[0] !== c || i + k.length > buf.length) continue;
-      let j = 1;
-      while (j < k.length && fold(buf[i + j] ?? 0) === k[j]) j++;
-      if (j === k.length) out.push(`${i}:${k.toString('latin1')}`);
-    }
-  }
-  return out.sort();
-}
-
-function scan(ki: KeywordIndex<string>, buf: Buffer, from: number, wasm: boolean): string[] {
-  const got: string[] = [];
-  ki.useWasm = wasm;
-  try {
-    ki.scan(buf, from, (pos, e) => got.push(`${pos}:${e.bytes.toString('latin1')}`));
-  } finally {
-    ki.useWasm = true;
-  }
-  return got;
-}
+import { jsOnly, kwBytes, naive, rng, scan } from '../helpers/wasm-mode.js';
 
 /** Small alphabets so keywords overlap, nest and repeat. */
 const KW_CHARS = ['a', 'A', 'b', 'B', 'z', '_', '-', '0', '9', '\0', '\x7f', '%', '\\', '&', 'é', 'É', '€'];
