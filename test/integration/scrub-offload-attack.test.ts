@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import { EventEmitter, once } from 'node:events';
 import path from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { agentToken } from '../helpers/ops.js';
@@ -52,6 +53,7 @@ describe('off-thread scan: scan limit, Content-Length lies, HEAD, gzip', () => {
   let t: TurretProc;
   let limited: TurretProc;
   const seen: string[] = [];
+  const events = new EventEmitter();
   const get = async (tp: TurretProc, p: string, extra: string[] = []) => {
     const token = await agentToken(tp, 'agent-a');
     const args = ['-x', `http://127.0.0.1:${tp.port}`, '--proxy-user', `agent-a:${token}`, '--cacert', path.join(tp.caDir, 'ca.crt')];
@@ -67,6 +69,8 @@ describe('off-thread scan: scan limit, Content-Length lies, HEAD, gzip', () => {
         const stop = req.url === '/short' ? 1.25 * 1024 * 1024 : b.length;
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': b.length, ...(gz ? { 'content-encoding': 'gzip' } : {}) });
         if (req.method === 'HEAD') return void res.end();
+        // /stall sends 1.5 MiB of the declared 3 MiB and then nothing (until the proxy goes).
+        if (req.url === '/stall') return void res.write(b.subarray(0, 1.5 * 1024 * 1024), () => events.emit('stalled'));
         let off = 0;
         const pump = (): void => {
           while (off < stop) {
@@ -137,5 +141,23 @@ describe('off-thread scan: scan limit, Content-Length lies, HEAD, gzip', () => {
     const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/gzip');
     assert.equal(rec?.outcome, 'completed');
     assert.equal(rec?.redactions, BIG.toString('latin1').split(SECRET).length - 1);
+  });
+
+  it('stop with an off-thread stream open: the process exits by itself, the response is aborted, one record', async () => {
+    const tp = await startTurret({ env: { BIG_TOKEN: SECRET }, rules: { 'r.yaml': rules() }, args: ['--drain-timeout', '1s'] });
+    const stalled = once(events, 'stalled');
+    const pending = get(tp, '/stall');
+    await stalled;
+    await tp.stop();
+    const r = await pending;
+    seen.push(r.raw, r.stderr, tp.auditText(), tp.stderr(), tp.stdout());
+    assert.equal(tp.proc.signalCode, null, 'not killed: the worker and the stream did not keep it alive');
+    assert.equal(tp.proc.exitCode, 0);
+    assert.notEqual(r.code, 0, 'curl sees an incomplete response');
+    assert.ok(scrubbed(BIG).startsWith(r.body), 'what was sent is a scanned prefix');
+    const recs = tp.audit().filter((x) => x.event === 'request' && x.path === '/stall');
+    assert.equal(recs.length, 1, JSON.stringify(recs));
+    assert.equal(recs[0]?.outcome, 'aborted');
+    assert.equal(recs[0]?.code, 'drain_deadline');
   });
 });

@@ -76,3 +76,48 @@ test('past the scan limit with the limit batch in flight, chunks written togethe
   await once(st, 'end');
   assert.equal(Buffer.concat(out).toString('latin1'), first.toString('latin1') + parts.join(''));
 });
+
+/** Writes `b` then ends; the whole output, or the stream's error. */
+async function through(st: OffloadTransform, b: Buffer): Promise<string> {
+  const out: Buffer[] = [];
+  st.on('data', (c: Buffer) => out.push(c));
+  const done = once(st, 'end');
+  st.end(b);
+  await done;
+  return Buffer.concat(out).toString('latin1');
+}
+
+test('more scrubbers and pattern sets than the worker keeps, every stream opened before any is written: each gets its own replacement', { timeout: 60_000 }, async () => {
+  const n = MAX_WORKER_SCRUBBERS + 44;
+  // Pattern set of scrubber i: i / 16 (19 sets, each compiled once per round: ~0.14 s each).
+  const sets = Array.from({ length: Math.ceil(n / 16) }, () => compilePatterns(BUILTIN_PATTERNS));
+  const scrubbers: Scrubber[] = Array.from({ length: n }, (_, i) =>
+    compileScrubber({ secrets: [{ name: `k${i}`, value: SECRET, replacement: `[R${i}]` }], patterns: sets[Math.floor(i / 16)] ?? patterns }),
+  );
+  const input = Buffer.from(`a ${SECRET} b\n`);
+  for (let round = 0; round < 2; round++) {
+    // All opens are queued before the first write: the oldest definitions are evicted meanwhile.
+    const streams = scrubbers.map((s) => s.createStream({ offThread: true }) as OffloadTransform);
+    const outs = await Promise.all(streams.map((st) => through(st, input)));
+    for (const [i, o] of outs.entries()) assert.equal(o, `a [R${i}] b\n`, `round ${round}, stream ${i}`);
+  }
+});
+
+test('a stream destroyed with batches in flight: nothing is pushed after, no error, and the next streams are scanned', { timeout: 10_000 }, async () => {
+  const big = text(3 * 1024 * 1024, `x ${SECRET} y\n`);
+  for (let k = 0; k < 3; k++) {
+    const st = scrubber.createStream({ offThread: true }) as OffloadTransform;
+    let after = 0;
+    let destroyed = false;
+    st.on('data', () => void (destroyed && after++));
+    st.on('error', (e) => assert.fail(`error after destroy: ${String(e)}`));
+    st.write(big.subarray(0, 1024 * 1024));
+    st.write(big.subarray(1024 * 1024));
+    destroyed = true;
+    st.destroy();
+    await once(st, 'close');
+    const next = await through(scrubber.createStream({ offThread: true }) as OffloadTransform, big);
+    assert.equal(after, 0, 'bytes were pushed after destroy');
+    assert.equal(next, big.toString('latin1').split(SECRET).join('[REDACTED:secret:k]'));
+  }
+});
