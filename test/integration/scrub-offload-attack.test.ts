@@ -11,9 +11,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { EventEmitter, once } from 'node:events';
+import http from 'node:http';
 import path from 'node:path';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { curl } from '../helpers/curl.js';
-import { agentToken } from '../helpers/ops.js';
+import { agentToken, basic, rawConnect } from '../helpers/ops.js';
 import { startTurret, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { LOOPBACK, type RuleFile } from '../helpers/rules.js';
@@ -70,7 +73,7 @@ describe('off-thread scan: scan limit, Content-Length lies, HEAD, gzip', () => {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': b.length, ...(gz ? { 'content-encoding': 'gzip' } : {}) });
         if (req.method === 'HEAD') return void res.end();
         // /stall sends 1.5 MiB of the declared 3 MiB and then nothing (until the proxy goes).
-        if (req.url === '/stall') return void res.write(b.subarray(0, 1.5 * 1024 * 1024), () => events.emit('stalled'));
+        if (req.url?.startsWith('/stall')) return void res.write(b.subarray(0, 1.5 * 1024 * 1024), () => events.emit('stalled'));
         let off = 0;
         const pump = (): void => {
           while (off < stop) {
@@ -159,5 +162,27 @@ describe('off-thread scan: scan limit, Content-Length lies, HEAD, gzip', () => {
     assert.equal(recs.length, 1, JSON.stringify(recs));
     assert.equal(recs[0]?.outcome, 'aborted');
     assert.equal(recs[0]?.code, 'drain_deadline');
+  });
+
+  it('the client goes away while the body is on the scan worker: one record, client_closed; the next large body is exact', async () => {
+    const c = await rawConnect(t.port, `up.turret.test:${up.port}`, basic('agent-a', await agentToken(t, 'agent-a')));
+    assert.equal(c.status, 200);
+    const sock = tls.connect({ socket: c.socket, servername: 'up.turret.test', ca: readFileSync(path.join(t.caDir, 'ca.crt')) });
+    await once(sock, 'secureConnect');
+    const req = http.request({ path: '/stall?gone', headers: { host: `up.turret.test:${up.port}` }, createConnection: () => sock });
+    req.end();
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    assert.equal(res.statusCode, 200);
+    const [first] = (await once(res, 'data')) as [Buffer];
+    assert.ok(!first.includes(SECRET));
+    sock.destroy();
+    const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/stall?gone');
+    assert.equal(rec?.outcome, 'aborted', JSON.stringify(rec));
+    assert.equal(rec?.code, 'client_closed');
+    const r = await get(t, '/big');
+    seen.push(r.raw, r.stderr);
+    assert.ok(r.body === scrubbed(BIG), 'the next large body is scanned whole');
+    await waitForAudit(t, (x) => x.event === 'request' && x.path === '/big');
+    assert.equal(t.audit().filter((x) => x.event === 'request' && x.path === '/stall?gone').length, 1, 'one record');
   });
 });
