@@ -8,9 +8,10 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { TurretError } from '../../src/core/errors.js';
 import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
 import { compileScrubber, type Scrubber } from '../../src/scrub/scrubber.js';
-import { OffloadTransform, closeScanWorker } from '../../src/scrub/offload.js';
+import { OffloadTransform, closeScanWorker, killScanWorkerForTest } from '../../src/scrub/offload.js';
 import { MAX_WORKER_PATTERN_SETS, MAX_WORKER_SCRUBBERS } from '../../src/scrub/offload-protocol.js';
 
 const SECRET = `fake_${randomBytes(20).toString('hex')}`;
@@ -119,5 +120,28 @@ test('a stream destroyed with batches in flight: nothing is pushed after, no err
     const next = await through(scrubber.createStream({ offThread: true }) as OffloadTransform, big);
     assert.equal(after, 0, 'bytes were pushed after destroy');
     assert.equal(next, big.toString('latin1').split(SECRET).join('[REDACTED:secret:k]'));
+  }
+});
+
+test('the worker killed right after the end was sent: the stream errors internal_error with a scanned prefix, or ends whole; never ends short', { timeout: 20_000 }, async () => {
+  const big = text(2 * 1024 * 1024 + 5, `x ${SECRET} y\n`);
+  const want = big.toString('latin1').split(SECRET).join('[REDACTED:secret:k]');
+  for (let k = 0; k < 4; k++) {
+    const st = scrubber.createStream({ offThread: true }) as OffloadTransform;
+    const out: Buffer[] = [];
+    st.on('data', (c: Buffer) => out.push(c));
+    const settled = new Promise<Error | null>((resolve) => {
+      st.once('end', () => resolve(null));
+      st.once('error', resolve);
+    });
+    st.end(big);
+    await killScanWorkerForTest();
+    const e = await settled;
+    const got = Buffer.concat(out).toString('latin1');
+    if (e === null) assert.equal(got, want, 'an ended stream is whole');
+    else {
+      assert.ok(e instanceof TurretError && e.code === 'internal_error', String(e));
+      assert.ok(want.startsWith(got) && got.length < want.length, 'a failed stream sent a scanned prefix');
+    }
   }
 });
