@@ -1,8 +1,8 @@
 /**
  * What a large scrubbed download does to everyone else on the same turret: small HTTPS requests
  * (intercepted, scrubbed, one at a time on one keep-alive tunnel) timed while the turret is idle
- * and while curl downloads a 100 MB scrubbed JSON body through it (src/scrub/offload.ts moves
- * that scan off the event loop). Reports p50 / p99 / max of the small requests' latency in each
+ * and while curl downloads a 100 MB scrubbed JSON body through it (docs/benchmarks.md "Scrubbing →
+ * Eighth round": a scan worker measured with it, and reverted). Reports p50 / p99 / max of the small requests' latency in each
  * phase, the turret's event-loop delay in each phase (monitorEventLoopDelay in the turret, through
  * bench/eld-preload.mjs: what the turret itself did to its loop, apart from the client's and the
  * machine's share of the latency) and the download's throughput. The big body comes from an upstream in a child process,

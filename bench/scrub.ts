@@ -8,7 +8,7 @@
  *
  * Reports throughput (MB/s, curl's average download speed; median over rounds in which the modes
  * alternate), the proxy's CPU per MB (utime + stime of its process, and of its main thread
- * alone: the event loop, which leaves large scrubbed bodies to the scan worker, src/scrub/offload.ts)
+ * alone: the event loop, where the scan runs; docs/benchmarks.md "Scrubbing → Eighth round")
  * and its peak RSS (VmHWM of the turret process, MB; one process per mode so each peak is its
  * own). Also the scrubber alone
  * (in process, 16 KiB chunks as the proxy sees them from TLS; see inProcess) on the same bodies,

@@ -14,8 +14,7 @@ import { AuthThrottle } from './auth-throttle.js';
 import { TaintStore } from '../policy/taint.js';
 import type { Policy, SecretDef } from '../policy/types.js';
 import type { KeyRing } from '../secrets/keys.js';
-import { handleCheck } from '../secrets/handles.js';
-import { closeScanWorker } from '../scrub/offload.js';
+import { openHandle } from '../secrets/handles.js';
 import type { Secret } from '../secrets/secret.js';
 import { SecretValues } from '../secrets/sources.js';
 import { SecretStore, storeKey } from '../secrets/store.js';
@@ -162,7 +161,7 @@ export class Runtime {
     const scrubbers = new ScrubberCache(
       () => this.loadedSecrets(live),
       policyPatterns(policy),
-      handleCheck(this.ring),
+      (h) => openHandle(this.ring, h) !== null,
       () => this.oauth.version,
     );
     const old = this.current;
@@ -188,6 +187,5 @@ export class Runtime {
   async close(): Promise<void> {
     await this.current?.upstream.close(true);
     await this.shared.close();
-    await closeScanWorker();
   }
 }

@@ -49,25 +49,7 @@ export const DEFAULT_BLOCK_CAP = 64 * 1024;
 
 const ID_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
-/** The specs each compilePatterns result was compiled from: a CompiledPattern holds RE2 objects,
- * which cannot cross to the scan worker (offload.ts); it compiles the specs again. */
-const specsOfCompiled = new WeakMap<readonly CompiledPattern[], readonly PatternSpec[]>();
-
-/** The specs `patterns` was compiled from, when it is a compilePatterns result (else undefined). */
-export function specsOf(patterns: readonly CompiledPattern[]): readonly PatternSpec[] | undefined {
-  return patterns.length === 0 ? [] : specsOfCompiled.get(patterns);
-}
-
 export function compilePatterns(specs: readonly PatternSpec[]): CompiledPattern[] {
-  const compiled = compileSpecs(specs);
-  specsOfCompiled.set(
-    compiled,
-    specs.map((s) => ({ ...s, keywords: s.keywords ? [...s.keywords] : undefined })),
-  );
-  return compiled;
-}
-
-function compileSpecs(specs: readonly PatternSpec[]): CompiledPattern[] {
   const ids = new Set<string>();
   return specs.map((spec) => {
     const fail = (why: string): never => {

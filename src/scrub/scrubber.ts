@@ -2,13 +2,12 @@
  * The scrubber the proxy, the audit log, the logs and every error path share. Compiled once per
  * (secrets, patterns) set; cheap to call. See docs/scrubbing.md for what is found and what replaces.
  */
-import { specsOf, type CompiledPattern } from './patterns.js';
+import type { CompiledPattern } from './patterns.js';
 import { Matcher } from './matcher.js';
 import type { KnownSecret, Redaction } from './matcher.js';
 import { ScrubEngine } from './engine.js';
 import { BATCH, ScrubTransform } from './stream.js';
 import { scrubFailed } from './failed.js';
-import { OffloadTransform, type OffloadDef } from './offload.js';
 
 export type { KnownSecret, Redaction } from './matcher.js';
 
@@ -31,14 +30,10 @@ export interface ScrubStreamOptions {
   /** Scan only the first N input bytes; the rest passes unscanned (an operator's choice,
    * `scrub.max_body_scan`). Default: scan everything. */
   maxScanBytes?: number;
-  /** Scan on the scan worker thread (offload.ts; the proxy asks for it for bodies of at least
-   * OFFLOAD_MIN_BYTES). Ignored when this scrubber cannot be rebuilt there (patterns that are
-   * not a compilePatterns result, or an `isHandle` without its key): then it scans here. */
-  offThread?: boolean;
 }
 
 /** The Transform plus a view of its buffer, for metrics and the memory-bound test. */
-export type ScrubStream = ScrubTransform | OffloadTransform;
+export type ScrubStream = ScrubTransform;
 
 const noop = (): void => undefined;
 
@@ -55,8 +50,6 @@ export interface Scrubber {
   readonly empty: boolean;
   /** Bytes a stream holds back before emitting (the lookahead window). */
   readonly window: number;
-  /** An engine of this scrubber (the scan worker's streams, offload-thread.ts). */
-  createEngine(maxHold: number, onRedaction: (r: Redaction) => void): ScrubEngine;
 }
 
 export interface IncrementalScrub {
@@ -71,12 +64,7 @@ export interface IncrementalScrub {
  * are not redacted (the proxy passes a check that the handle really opens with Turret's key, so
  * an upstream cannot shield a token by prefixing it with `trt_`). Known secrets are always found.
  */
-export function compileScrubber(o: {
-  secrets: readonly KnownSecret[];
-  patterns: readonly CompiledPattern[];
-  /** With `handleKey` (secrets/handles.ts handleCheck) the scan worker can build the same check. */
-  isHandle?: ((text: string) => boolean) & { readonly handleKey?: Buffer };
-}): Scrubber {
+export function compileScrubber(o: { secrets: readonly KnownSecret[]; patterns: readonly CompiledPattern[]; isHandle?: (text: string) => boolean }): Scrubber {
   const matcher = new Matcher(o.secrets, o.patterns, UNBOUNDED_PATTERN_WINDOW, o.isHandle);
   const empty = matcher.empty;
   const hold = Math.min(MAX_AUTO_HOLD_BYTES, Math.max(DEFAULT_MAX_HOLD_BYTES, 2 * matcher.window + 256));
@@ -93,21 +81,9 @@ export function compileScrubber(o: {
     }
   };
 
-  // What the scan worker needs to build this scrubber again (offload.ts), made at the first
-  // off-thread stream; null when it cannot be (then every stream scans here).
-  let def: OffloadDef | null | undefined;
-  const offloadDef = (): OffloadDef | null => {
-    if (def !== undefined) return def;
-    const specs = specsOf(o.patterns);
-    const handleKey = o.isHandle?.handleKey;
-    def = specs === undefined || (o.isHandle && !handleKey) ? null : { secrets: o.secrets, patterns: o.patterns, specs, handleKey };
-    return def;
-  };
-
   return {
     empty,
     window: matcher.window,
-    createEngine: (maxHold, onRedaction) => new ScrubEngine(matcher, maxHold, onRedaction),
     scrubBuffer,
     scrubString(text: string) {
       if (empty || text.length === 0) return { text, redactions: [] };
@@ -122,8 +98,6 @@ export function compileScrubber(o: {
     createStream(opts: ScrubStreamOptions = {}) {
       const maxHold = opts.maxHoldBytes ?? hold;
       if (!Number.isInteger(maxHold) || maxHold < 256) throw new Error('maxHoldBytes must be an integer >= 256');
-      const d = opts.offThread ? offloadDef() : null;
-      if (d) return new OffloadTransform(d, maxHold, opts.maxScanBytes ?? Infinity, opts.idleFlushMs, opts.onRedaction ?? noop);
       const engine = new ScrubEngine(matcher, maxHold, opts.onRedaction ?? noop);
       return new ScrubTransform(engine, opts.maxScanBytes ?? Infinity, opts.idleFlushMs, Math.min(BATCH, maxHold));
     },

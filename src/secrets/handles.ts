@@ -68,14 +68,6 @@ export function openHandle(ring: KeyRing, handle: string): HandleClaims | null {
   return claims;
 }
 
-/** A check that a string opens as a handle under one key, carrying that key: the scan worker
- * (scrub/offload.ts) builds the same check from it. */
-export type HandleCheck = ((text: string) => boolean) & { readonly handleKey: Buffer };
-
-export function handleCheck(ring: KeyRing): HandleCheck {
-  return Object.assign((h: string) => openHandle(ring, h) !== null, { handleKey: ring.handleKey });
-}
-
 function openUncached(ring: KeyRing, handle: string): HandleClaims | null {
   if (!handle.startsWith(HANDLE_PREFIX) || handle.length > 2048) return null;
   const raw = Buffer.from(handle.slice(HANDLE_PREFIX.length), 'base64url');

@@ -20,7 +20,6 @@ import { respondSmall, smallBodyLength, type SmallBody } from './small-body.js';
 import { HeadGate, prefetch, wholeNow } from './relay.js';
 import { boundQueueWait, requestOrAbort } from '../queue-wait.js';
 import { knownClean, noteClean } from '../clean-strings.js';
-import { OFFLOAD_MIN_BYTES } from '../../scrub/offload.js';
 
 /** Why the exchange was ended early (client close, timeouts, drain: ending.ts), or null. */
 function causeOf(x: Exchange): TurretError | null {
@@ -319,10 +318,7 @@ async function respondRest(x: Exchange, upstream: UpstreamAnswer, r: RestOfRespo
   if (filter) transforms.push(filter);
   if (scrubbing) {
     const max = r.maxScan;
-    // A body declared large is scanned on the scan worker (scrub/offload.ts): the event loop
-    // keeps serving the other exchanges meanwhile.
-    const offThread = declaredLength(upstream.headers) >= OFFLOAD_MIN_BYTES && (max === null || max >= OFFLOAD_MIN_BYTES);
-    transforms.push(scrubber.createStream({ onRedaction: count, idleFlushMs: IDLE_FLUSH_MS, offThread, ...(max !== null ? { maxScanBytes: max } : {}) }));
+    transforms.push(scrubber.createStream({ onRedaction: count, idleFlushMs: IDLE_FLUSH_MS, ...(max !== null ? { maxScanBytes: max } : {}) }));
   }
   transforms.push(
     new Transform({
@@ -351,12 +347,6 @@ async function respondRest(x: Exchange, upstream: UpstreamAnswer, r: RestOfRespo
     if (gate.sent) res.destroy();
     throw err;
   }
-}
-
-/** The upstream's declared Content-Length (of the coded body), or -1 when there is none. */
-function declaredLength(h: UpstreamAnswer['headers']): number {
-  const cl = h['content-length'];
-  return typeof cl === 'string' && /^\d{1,15}$/.test(cl) ? Number(cl) : -1;
 }
 
 function trailerNames(v: string | string[] | undefined): string[] {

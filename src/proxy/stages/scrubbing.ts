@@ -82,9 +82,8 @@ export class ScrubberCache {
   constructor(
     private readonly secrets: () => Secret[],
     private readonly patterns: CompiledPattern[] = builtinPatterns(),
-    /** True for a string that opens as a Turret handle: token patterns never fire inside one.
-     * With its key (secrets/handles.ts handleCheck), large bodies can be scanned off the event loop. */
-    private readonly isHandle?: ((text: string) => boolean) & { readonly handleKey?: Buffer },
+    /** True for a string that opens as a Turret handle: token patterns never fire inside one. */
+    private readonly isHandle?: (text: string) => boolean,
     /** A cheap number that changes when the secret table itself changes (OAuth captures). */
     private readonly version: () => number = () => 0,
     private readonly now: () => number = Date.now,
