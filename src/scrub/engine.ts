@@ -178,8 +178,10 @@ export class ScrubEngine {
     }
     // Copy what is kept unless it is a view into our own concat of modest size: a subarray of the
     // caller's chunk would pin the whole (possibly huge) chunk, and it is the caller's. Nothing
-    // ever writes into pending, so a view stays valid while the emitted parts are in flight.
-    if (this.pending.length > 0 && (!this.owned || this.pending.buffer.byteLength > PIN_LIMIT)) {
+    // ever writes into pending, so a view stays valid while the emitted parts are in flight. At
+    // the end nothing is kept (end() drops pending): no copy (a small scrubBuffer call spent ~15%
+    // of its time on it, docs/benchmarks.md "Hot path", eighth pass).
+    if (!final && this.pending.length > 0 && (!this.owned || this.pending.buffer.byteLength > PIN_LIMIT)) {
       this.pending = Buffer.from(this.pending);
       this.owned = true;
     }
@@ -333,7 +335,8 @@ function emit(buf: Buffer, from: number, cut: number, ranges: readonly Range[], 
     for (const red of r.redactions) report(red);
     pos = r.e;
   }
-  if (cut > pos) out.push(buf.subarray(pos, cut));
+  // The whole input unchanged (most small bodies and header values): the input itself, not a view.
+  if (cut > pos) out.push(pos === 0 && cut === buf.length ? buf : buf.subarray(pos, cut));
 }
 
 /** Characters tokens are made of (base64, base64url, hex, percent-encoding, JWT dots). */
