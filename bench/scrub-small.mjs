@@ -1,7 +1,7 @@
 /**
  * Developer aid (not registered in bench/run.ts): the cost of one short scrub call, as the hot
- * path makes them (a small body, header values, audit fields): `scrubBuffer` on inputs of 16–200
- * bytes of API-like text, 200,000 calls each after a warm-up, with the built-in patterns and one
+ * path makes them (a small body, header values, audit fields): `scrubBuffer` on inputs of 16–1,000
+ * bytes of API-like text (234: the peers bench's small body's size), 200,000 calls each after a warm-up, with the built-in patterns and one
  * known secret. Takes a build's dist/ directory, so two builds can be compared alternately:
  *
  *   node bench/scrub-small.mjs dist
@@ -18,8 +18,8 @@ const s = compileScrubber({ secrets: [{ name: 'bench-token', value: `fake_${rand
 const text =
   'https://api.example.test/repos/org/repo/issues/4242 application/json; charset=utf-8 Mon, 30 Nov 2026 10:00:00 GMT keep-alive W/"abc123def456" max-age=0, private, must-revalidate {"id":4242,"login":"octo-bench","state":"open"}';
 const out = [];
-for (const len of [16, 32, 48, 64, 96, 128, 200]) {
-  const b = Buffer.from(text.slice(0, len));
+for (const len of [16, 32, 64, 128, 234, 500, 1000]) {
+  const b = Buffer.from(text.repeat(5).slice(0, len));
   for (let i = 0; i < 20_000; i++) s.scrubBuffer(b);
   const n = 200_000;
   const t0 = process.hrtime.bigint();

@@ -196,39 +196,17 @@ export class KeywordIndex<T> {
     }
     // The tables hold every case variant, so the hot loop reads raw bytes only. Indexes are in
     // bounds by construction; `as number` keeps the loop free of the undefined checks that
-    // noUncheckedIndexedAccess would otherwise add per byte.
+    // noUncheckedIndexedAccess would otherwise add per byte. The bigrams at even offsets from
+    // `from` are read byte by byte: the inputs that come here are short (header values, audit
+    // fields, small bodies), where a DataView and a Uint16Array over each one cost more than the
+    // loop (scrubBuffer of 16 / 234 / 1,000 bytes ~0.65 / 1.75 / 4.7 → ~0.5 / 1.44 / 4.1 µs,
+    // docs/benchmarks.md "Hot path", eighth pass).
     const pair = this.pair;
-    // Four bytes per read (p … p + 3, little-endian: byte p lowest); V8 compiles DataView reads
-    // to single unaligned loads.
-    const dv = new DataView(buf.buffer, buf.byteOffset, n);
     const end = n - 3;
     let last = from - 1; // the highest start already checked: each start is checked once, in order
-    // Unrolled by two: one read serves the bigrams at p and p + 2 (the common case: both clear).
-    let p = from;
-    if (((buf.byteOffset + from) & 1) === 0 && end - from > 8) {
-      // Aligned: the bigrams are 16-bit elements (typed-array loads beat DataView reads here).
-      const u = new Uint16Array(buf.buffer, buf.byteOffset + from, (n - from) >>> 1);
-      const m = (end - from - 3) >>> 1; // element pairs i, i + 1 with p + 2 < end
-      let i = 0;
-      for (; i < m; i += 2) {
-        const b = u[i] as number;
-        const b2 = u[i + 1] as number;
-        if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0) last = this.pairHit(buf, from + 2 * i, b | (b2 << 16), last, hit);
-        if (((pair[b2 >>> 3] as number) & (1 << (b2 & 7))) !== 0) last = this.pairHit(buf, from + 2 * i + 2, b2 | ((u[i + 2] as number) << 16), last, hit);
-      }
-      p = from + 2 * i;
-    }
-    for (; p + 2 < end; p += 4) {
-      const v = dv.getUint32(p, true);
-      const b = v & 0xffff;
-      if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0) last = this.pairHit(buf, p, v, last, hit);
-      const b2 = v >>> 16;
-      if (((pair[b2 >>> 3] as number) & (1 << (b2 & 7))) !== 0) last = this.pairHit(buf, p + 2, dv.getUint32(p + 2, true), last, hit);
-    }
-    if (p < end) {
-      const v = dv.getUint32(p, true);
-      const b = v & 0xffff;
-      if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0) last = this.pairHit(buf, p, v, last, hit);
+    for (let p = from; p < end; p += 2) {
+      const b = (buf[p] as number) | ((buf[p + 1] as number) << 8);
+      if (((pair[b >>> 3] as number) & (1 << (b & 7))) !== 0) last = this.pairHit(buf, p, b | ((buf[p + 2] as number) << 16) | ((buf[p + 3] as number) << 24), last, hit);
     }
     // Starts whose four-byte read would reach past the end: checked one by one.
     for (let c = Math.max(last + 1, n - 4, from); c < n; c++) this.at(buf, c, hit);

@@ -37,6 +37,36 @@ test('keyword index reports exactly the case-insensitive occurrences brute force
   }
 });
 
+test('keyword index on short inputs (0-40 bytes, every from, at every byte offset of its buffer): exactly what brute force finds', () => {
+  const kws = ['|', 'sk', 's.', 'ghp_', 'xoxb', 'AKIA', 'q~', '.ey', 'sk-ant-api03'];
+  const ki = new KeywordIndex(new Map(kws.map((k) => [k.toLowerCase(), [k]])));
+  const r = rng(7);
+  const alpha = 'skSK.|~qghpxoAKIaey_-0 ';
+  const backing = Buffer.alloc(64);
+  let compared = 0;
+  for (let len = 0; len <= 40; len++) {
+    for (let round = 0; round < 12; round++) {
+      let s = '';
+      while (s.length < len) s += r() < 0.2 ? (kws[Math.floor(r() * kws.length)] ?? '') : (alpha[Math.floor(r() * alpha.length)] ?? '');
+      s = s.slice(0, len);
+      // The input at every offset of a larger buffer (the loop reads bytes, not aligned words).
+      const shift = round % 4;
+      const buf = backing.subarray(shift, shift + len);
+      buf.write(s, 'latin1');
+      const low = s.toLowerCase();
+      for (let from = 0; from <= len; from++) {
+        const want: string[] = [];
+        for (let i = from; i < len; i++) for (const k of kws) if (low.startsWith(k.toLowerCase(), i)) want.push(`${i}:${k.toLowerCase()}`);
+        const got: string[] = [];
+        ki.scan(buf, from, (pos, e) => got.push(`${pos}:${e.bytes.toString('latin1')}`));
+        assert.deepEqual(got.sort(), want.sort(), `${JSON.stringify(s)} from ${from}`);
+        compared++;
+      }
+    }
+  }
+  assert.equal(compared, 12 * ((41 * 42) / 2)); // every length 0-40, 12 inputs each, every from 0-len
+});
+
 test('the run scan finds what the regex shape means, including runs one byte apart', () => {
   const src = '(?:[^A-Za-z0-9+/]|\\A)([A-Za-z0-9+/]{40})(?:[^A-Za-z0-9+/]|\\z)';
   const spec = runSpecOf(src, '');
