@@ -26,7 +26,17 @@ export function createLogger(o: { level?: Level; write?: (line: string) => void 
     } catch {
       line = JSON.stringify({ time: new Date().toISOString(), level, msg, note: 'fields not serialisable' });
     }
-    write(`${scrub(line)}\n`);
+    write(`${scrubbed(line, level)}\n`);
+  };
+  /** The line scrubbed; when the scrubber fails (a WebAssembly trap, a bug), a fixed line instead:
+   * nothing unscanned is written, and a log call never throws (they sit in error handlers and
+   * catch blocks, where a throw would skip the cleanup or end the process). */
+  const scrubbed = (line: string, level: Level): string => {
+    try {
+      return scrub(line);
+    } catch {
+      return JSON.stringify({ time: new Date().toISOString(), level, msg: 'log line withheld: the scrubber failed on it' });
+    }
   };
   return {
     debug: (m, f) => emit('debug', m, f),

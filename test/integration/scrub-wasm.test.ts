@@ -256,4 +256,26 @@ describe('the WebAssembly scrub loops through the proxy', () => {
     assert.equal(small.status, 500, 'the small body: the proxy failed, not the upstream');
     assert.equal(trap.proc.exitCode, null, 'the proxy is still running');
   });
+
+  it('the keyword loop trapping in the outbound check (a 2 KiB URL): a 500 internal_error that does not echo the URL, one audit record, the proxy lives on', async () => {
+    // The outbound check scans the URL as sent (≥ 1 KiB: the WebAssembly loop) and fails closed.
+    const long = `/clean?q=${'a'.repeat(2048)}`;
+    const r = await get(trap, long);
+    assert.equal(r.status, 500, `status ${r.status}: ${r.stderr}`);
+    assert.match(r.raw, /x-turret-error: internal_error/i);
+    assert.ok(!r.raw.includes('a'.repeat(100)), 'the refusal does not echo the URL it could not scan');
+    // Its one record names the real cause (the query's value is not recorded, audit/record.ts).
+    const mine = (): Array<Record<string, unknown>> => trap.audit().filter((x) => x.event === 'request' && x.path === '/clean?q=');
+    await until(
+      () => mine().length >= 1,
+      () => `records: ${mine().length}`,
+    );
+    assert.equal(mine().length, 1);
+    assert.equal(mine()[0]?.code, 'internal_error');
+    assert.equal(mine()[0]?.status, 500);
+    // The proxy still answers (a short, clean response takes the JavaScript loop).
+    const ok = await get(trap, '/clean');
+    assert.equal(ok.status, 200);
+    assert.equal(trap.proc.exitCode, null, 'the proxy is still running');
+  });
 });

@@ -272,7 +272,14 @@ export async function runExchange(rt: Runtime, x: Exchange): Promise<void> {
     // Whatever failed downstream of a body the parser refused, the client's fault is the cause.
     if (x.malformed && x.error.code !== 'bad_request') x.error = new TurretError('bad_request', MALFORMED_REASON);
     if (x.error.code === 'internal_error') rt.log.error('request failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });
-    fail(x, x.error);
+    try {
+      fail(x, x.error);
+    } catch {
+      // Answering failed too (a bug): the response is cut. This function never rejects: its
+      // callers do not wait for it (listen/connection.ts), and an unhandled rejection ends the
+      // process. The record below still names the first cause.
+      x.res.destroy();
+    }
   } finally {
     finishExchange(x, rt);
   }

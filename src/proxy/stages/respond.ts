@@ -31,7 +31,13 @@ export function denialBody(err: TurretError, ctx: DenialContext): string {
   } else {
     lines.push('This is a network failure between the proxy and the upstream, not a policy decision.');
   }
-  return ctx.scrub(lines.join('\n') + '\n');
+  try {
+    return ctx.scrub(lines.join('\n') + '\n');
+  } catch {
+    // The scrubber failed (a WebAssembly trap, a bug): only Turret's own words, nothing the
+    // agent or the upstream sent (the target, a reason quoting them), and still an answer.
+    return `Turret refused this request.\nCode: ${err.code}\nThe details were withheld: the proxy's scrubber failed on them.\n`;
+  }
 }
 
 function headersFor(err: TurretError, body: string): Record<string, string | number> {
