@@ -27,8 +27,21 @@ export class SecretValues {
     this.commands = new CommandValues(env);
   }
 
-  /** Current value of a source, or null when it is missing or empty. */
+  /**
+   * Current value of a source, or null when it is missing or empty. Never throws: a source that
+   * fails (a store file with a malformed entry, a bug) is a missing value, refused where needed
+   * (secret_unavailable). It is read while building the scrubber, whose callers sit in error
+   * handlers: a throw here ended the process (test/integration/crash-secret-source.test.ts).
+   */
   load(name: string, src: SecretSource): Secret | null {
+    try {
+      return this.read(name, src);
+    } catch {
+      return null;
+    }
+  }
+
+  private read(name: string, src: SecretSource): Secret | null {
     switch (src.kind) {
       case 'env': {
         const v = this.env[src.name];

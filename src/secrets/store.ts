@@ -96,7 +96,8 @@ export class SecretStore {
     } catch {
       return null;
     }
-    if (!e) return null;
+    // A hand-edited or damaged file: an entry that is not an object does not decrypt.
+    if (typeof e !== 'object' || e === null) return null;
     // An entry object lives as long as the parsed file it came from (a changed file is parsed
     // anew), so its plaintext is kept with it: a request that injects a store secret does not
     // pay an AES-GCM decrypt each time.

@@ -71,9 +71,16 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
     if (x.error.code === 'internal_error') rt.log.error('upgrade failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });
     if (!x.responded) {
       x.status = x.error.status;
-      const scrub = x.state.scrubbers.get(x.injections);
-      const target = targetUrl(x.target, stripQueryValues);
-      sendErrorRaw(socket, x.error, { method: req.method, target, scrub: (s) => scrub.scrubString(s).text });
+      try {
+        const scrub = x.state.scrubbers.get(x.injections);
+        const target = targetUrl(x.target, stripQueryValues);
+        sendErrorRaw(socket, x.error, { method: req.method, target, scrub: (s) => scrub.scrubString(s).text });
+      } catch {
+        // Answering failed too (the scrubber could not be built, a bug): the connection is cut.
+        // This function never rejects: server.ts does not wait for it, and an unhandled
+        // rejection ends the process. The record below still names the first cause.
+        socket.destroy();
+      }
     } else socket.destroy();
   } finally {
     finishExchange(x, rt);
