@@ -69,9 +69,12 @@ export async function openTunnel(rt: Runtime, intercepted: Intercepted, r: Tunne
     holdTunnelSlot(rt, agent, socket); // 429 too_many_tunnels; given back when the socket closes
     // Bytes the client sends meanwhile wait in the socket's buffer (it is not flowing).
     await checkTunnelTarget(rt, state, agent, target);
+    clientStillThere(socket);
     const tunnel: Tunnel = { id: newId(), agent, host: target.host, port: target.port, sni: null, mismatch: null, client: r.client };
     // Passthrough: dial before answering, so a refused or dead upstream is a readable error.
     const opaque = r.passthrough && d.passthrough ? await state.upstream.connectRaw(target.host, target.port, false, d.rule?.addressExceptions ?? []) : null;
+    if (opaque && socket.destroyed) opaque.destroy(); // dialled for a client already gone
+    clientStillThere(socket);
     const bytes = { in: 0, out: 0 };
     const facts = { id: tunnel.id, agent, client: r.client, host: target.host, port: target.port, rule: d.rule?.id ?? null, reason: `${r.reasonPrefix ?? ''}${d.reason}` };
     // An intercepted tunnel's close record waits for the TLS side, to name a failed handshake.
@@ -90,8 +93,18 @@ export async function openTunnel(rt: Runtime, intercepted: Intercepted, r: Tunne
     const err = asTurretError(e);
     if (err.code === 'internal_error') rt.log.error('tunnel failed', { error: String((e as Error)?.stack ?? e) });
     recordRefusal(rt, err, { event: 'tunnel_open', agent, client: r.client, method: r.method, scheme: 'https', host: target?.host, port: target?.port });
-    r.refuse(err, target, (s) => state.scrubbers.get().scrubString(s).text);
+    if (!socket.destroyed) r.refuse(err, target, (s) => state.scrubbers.get().scrubString(s).text);
   }
+}
+
+/**
+ * The client went away while the tunnel waited (the target's DNS answer, the passthrough dial):
+ * nothing is opened for it. Its close has already happened, so a tunnel_open record written now
+ * would never get its tunnel_close (recordTunnel waits for the close), and an opaque upstream
+ * connection would stay open for nobody. The refusal record names the client's doing.
+ */
+function clientStillThere(socket: Duplex): void {
+  if (socket.destroyed) throw new TurretError('client_closed', 'the client closed the connection before the tunnel was opened');
 }
 
 /**
