@@ -51,7 +51,9 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
     }
     const t = routed(x).target;
     upstream = await x.state.upstream.connectRaw(t.host, t.port, t.scheme === 'https', x.decision?.rule?.addressExceptions ?? []);
+    clientStillThere(socket);
     const answer = await handshake(upstream, x, rt.limits.headersTimeoutMs);
+    clientStillThere(socket);
     const scrubber = x.state.scrubbers.get(x.injections);
     const onRedaction = (): void => {
       x.redactions++;
@@ -85,6 +87,16 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
   } finally {
     finishExchange(x, rt);
   }
+}
+
+/**
+ * The client went away while the upgrade waited (the stages, the upstream's connect or its
+ * handshake answer): nothing more is done for it. The session's close listeners would be attached
+ * after its close, so the upstream connection would be held open for nobody and the record would
+ * say the session completed.
+ */
+function clientStillThere(socket: Duplex): void {
+  if (socket.destroyed) throw new TurretError('client_closed', 'the client closed the connection before the upstream answered the WebSocket handshake');
 }
 
 /** Send the handshake with Node's HTTP client on the guarded socket; the answer, parsed. */

@@ -1,0 +1,85 @@
+/**
+ * A WebSocket client that goes away while its upgrade waits for the upstream (attack review of
+ * the promises nobody awaits, notes/floatrev.md). handleUpgrade (websocket.ts, not awaited by
+ * server.ts) waits for the upstream's handshake answer; a client that reset meanwhile had already
+ * closed when the session's listeners were attached, so the upstream connection was held open
+ * for nobody and the record said the session completed. The upstream here answers only once the
+ * client has gone.
+ */
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { agentToken, startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
+import { basicAuth } from '../helpers/raw-proxy.js';
+import { adminPort, httpGet } from '../helpers/ops.js';
+import { LOOPBACK } from '../helpers/rules.js';
+import { acceptKey } from '../helpers/ws-wire.js';
+
+let t: TurretProc;
+let auth = '';
+let upstream: net.Server;
+let upPort = 0;
+/** Upstream connections with a handshake waiting for its answer, and how many are still open. */
+const waiting: Array<{ s: net.Socket; key: string }> = [];
+let open = 0;
+
+before(async () => {
+  upstream = net.createServer((s) => {
+    open++;
+    s.on('error', () => undefined);
+    s.on('close', () => open--);
+    let head = '';
+    s.on('data', (c: Buffer) => {
+      head += c.toString('latin1');
+      if (head.includes('\r\n\r\n')) waiting.push({ s, key: /\r\nsec-websocket-key: *([^\r]+)/i.exec(head)?.[1] ?? '' });
+    });
+  });
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  upPort = (upstream.address() as net.AddressInfo).port;
+  t = await startTurret({
+    rules: {
+      'r.yaml': {
+        agents: ['a'],
+        rules: [{ name: 'ws', methods: ['read', 'websocket'], schemes: ['http'], hosts: ['ws.turret.test:*'], unsafe_addresses: LOOPBACK }],
+        local: ['ws.turret.test'],
+      },
+    },
+  });
+  auth = basicAuth('a', await agentToken(t, 'a'));
+});
+after(async () => {
+  await t?.stop();
+  upstream.close();
+});
+
+for (const answer of ['101', '403'] as const) {
+  it(`a client that resets before the upstream answers its upgrade (${answer}): one record naming client_closed, the upstream connection closed`, async () => {
+    const path = `/reset-${answer}`;
+    const s = net.connect(t.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    s.write(
+      `GET http://ws.turret.test:${upPort}${path} HTTP/1.1\r\nHost: ws.turret.test:${upPort}\r\nProxy-Authorization: ${auth}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await until(() => waiting.length === 1, 'the handshake at the upstream');
+    s.resetAndDestroy();
+    await once(s, 'close');
+    // A round trip through the proxy's event loop: it has seen the reset before the answer comes.
+    assert.equal((await httpGet(adminPort(t), '/healthz')).status, 200);
+    const w = waiting.shift();
+    assert.ok(w);
+    w.s.write(
+      answer === '101'
+        ? `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(w.key)}\r\n\r\n`
+        : 'HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno',
+    );
+    const rec = await waitForAudit(t, (r) => r.event === 'request' && r.path === path);
+    assert.equal(rec?.code, 'client_closed', JSON.stringify(rec));
+    assert.equal(rec?.outcome, 'aborted');
+    assert.equal(t.audit().filter((r) => r.event === 'request' && r.path === path).length, 1);
+    await until(() => open === 0, () => `${open} upstream connection(s) still open`);
+    assert.equal(t.proc.exitCode, null);
+  });
+}
