@@ -1,7 +1,6 @@
 /**
- * A secret source that fails must not end the proxy (attack review of the promises nobody awaits,
- * notes/floatrev.md). Secret values are read while the scrubber is built, and the scrubber is
- * built on the way out of a failure too: a WebSocket upgrade's refusal (websocket.ts, whose
+ * A secret source that fails must not end the proxy (attack review of the promises nobody
+ * awaits). Secret values are read while the scrubber is built, and the scrubber is built on the way out of a failure too: a WebSocket upgrade's refusal (websocket.ts, whose
  * promise server.ts does not await), a log line, readiness at SIGTERM. A store file whose entries
  * are not objects (hand-edited, damaged) made SecretStore.get throw a TypeError: the proxy did not
  * start, and a store damaged while it ran ended it at the next WebSocket upgrade. Such an entry

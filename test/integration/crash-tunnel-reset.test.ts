@@ -1,6 +1,6 @@
 /**
  * A client that goes away while its tunnel is being opened (attack review of the promises nobody
- * awaits, notes/floatrev.md). openTunnel (tunnel.ts, not awaited by connect.ts or
+ * awaits). openTunnel (tunnel.ts, not awaited by connect.ts or
  * transparent.ts) waits for the target's DNS answer before it writes the tunnel_open record and
  * watches the socket for its close: a client that reset during that wait left a tunnel_open
  * record and never a tunnel_close (the close had already happened), and a passthrough tunnel
@@ -119,6 +119,9 @@ it('a client that resets while the tunnel target resolves: a tunnel_close for ev
     if (refused[0]) assert.equal(refused[0].code, 'client_closed', JSON.stringify(recs));
   }
   // The passthrough upstream: nothing was dialled for a client already gone (or it was closed).
-  await until(() => open === 0, () => `${open} of ${accepted} upstream connections still open`);
+  await until(
+    () => open === 0,
+    () => `${open} of ${accepted} upstream connections still open`,
+  );
   assert.equal(t.proc.exitCode, null);
 });

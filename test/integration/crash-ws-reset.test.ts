@@ -1,6 +1,6 @@
 /**
  * A WebSocket client that goes away while its upgrade waits for the upstream (attack review of
- * the promises nobody awaits, notes/floatrev.md). handleUpgrade (websocket.ts, not awaited by
+ * the promises nobody awaits). handleUpgrade (websocket.ts, not awaited by
  * server.ts) waits for the upstream's handshake answer; a client that reset meanwhile had already
  * closed when the session's listeners were attached, so the upstream connection was held open
  * for nobody and the record said the session completed. The upstream here answers only once the
@@ -79,7 +79,10 @@ for (const answer of ['101', '403'] as const) {
     assert.equal(rec?.code, 'client_closed', JSON.stringify(rec));
     assert.equal(rec?.outcome, 'aborted');
     assert.equal(t.audit().filter((r) => r.event === 'request' && r.path === path).length, 1);
-    await until(() => open === 0, () => `${open} upstream connection(s) still open`);
+    await until(
+      () => open === 0,
+      () => `${open} upstream connection(s) still open`,
+    );
     assert.equal(t.proc.exitCode, null);
   });
 }
