@@ -17,8 +17,19 @@ export class RecordFeed {
 
   constructor(private readonly scrub: (s: string) => string) {}
 
+  /**
+   * The record as the console shows it: scrubbed. When the scrubber fails on it (a WebAssembly
+   * trap, a bug), the fields that carry no request data only, as the audit log does
+   * (audit/writer.ts): push() runs inside every audit write, in runExchange's `finally` and in
+   * tunnels' 'close' handlers, where a throw ended the process
+   * (test/integration/crash-console-feed.test.ts).
+   */
   private clean(rec: AuditRecord): AuditRecord {
-    return JSON.parse(this.scrub(JSON.stringify(normalizeRecord(rec)))) as AuditRecord;
+    try {
+      return JSON.parse(this.scrub(JSON.stringify(normalizeRecord(rec)))) as AuditRecord;
+    } catch {
+      return { time: rec.time, event: rec.event, outcome: rec.outcome, agent: rec.agent, reason: 'console scrubber failed; record reduced' };
+    }
   }
 
   push(rec: AuditRecord): void {
