@@ -47,6 +47,11 @@ export interface StartOptions extends CommonOptions, OpsOptions {
 export async function startCommand(opts: StartOptions): Promise<void> {
   // Before any traffic: fewer full collections under streaming load (heap.ts).
   tuneHeapGrowth();
+  // The log's reader may go away (a pipe whose reader exited, a collector restarting): the next
+  // line's EPIPE was an 'error' nobody listened for, which ended the process. The proxy keeps
+  // serving; its log lines are lost from then on, its audit log stays the record
+  // (test/integration/crash-log-reader.test.ts).
+  process.stderr.on('error', () => undefined);
   const o = lastWins(opts);
   const workers = parseWorkers(o.workers);
   if (workers > 1 && cluster.isPrimary) return startPrimary(o, workers);
