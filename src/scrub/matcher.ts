@@ -189,6 +189,8 @@ export class Matcher {
           if (p.caseless || buf.compare(p.bytes, 0, p.bytes.length, k, end) === 0) out.push({ start: k, end, rStart: k, rEnd: end, ...p.info });
           continue;
         }
+        // A hit whose case cannot start this pattern's match (lead.ts): its real starts are hits of their own.
+        if (p.lead !== undefined && !leadAt(p.lead, e.bytes, buf, k)) continue;
         if (p.block || !Number.isFinite(p.maxLength)) {
           if (!first.has(p)) first.set(p, k);
           continue;
@@ -274,6 +276,21 @@ export class Matcher {
       out.push({ start: m.index, end, rStart: m.index, rEnd: end, replacement: marker, redaction: { kind: 'pattern', id: p.id }, block: p });
     }
   }
+}
+
+/**
+ * False when keyword `kw` (lower case) begins with the pattern's lead but buf at k does not hold
+ * the lead exactly (lead.ts): no match of the pattern starts there. A keyword that does not begin
+ * with the lead (one found elsewhere in a match) is always true.
+ */
+function leadAt(lead: Buffer, kw: Buffer, buf: Buffer, k: number): boolean {
+  const n = lead.length;
+  if (kw.length < n) return true;
+  for (let i = 0; i < n; i++) {
+    const c = lead[i] as number;
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== kw[i]) return true;
+  }
+  return k + n <= buf.length && buf.compare(lead, 0, n, k, k + n) === 0;
 }
 
 /** A run of N ≥ MIN_WRAPPED_LINE bytes of a class inside the base64 alphabet lies inside a

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import type RE2Type from 're2';
 import { maxMatchBytes } from './regex-length.js';
 import { runSpecOf, type RunSpec } from './runs.js';
+import { exactLead } from './lead.js';
 
 export { BUILTIN_PATTERNS, GENERIC_PATTERNS } from './builtin-patterns.js';
 import type { PatternCheck, PatternSpec } from './pattern-spec.js';
@@ -38,6 +39,8 @@ export interface CompiledPattern {
   block: { end: RE2; endMaxLength: number; beginMaxLength: number; minBody: number } | undefined;
   /** Set when the regex is an isolated fixed-length run of one class: scanned by a byte loop. */
   run: RunSpec | undefined;
+  /** The literal every match starts with, case and all (lead.ts), or undefined. */
+  lead: Buffer | undefined;
   /** The pattern source (for reports and tooling). */
   source: string;
   flags: string;
@@ -100,10 +103,16 @@ export function compilePatterns(specs: readonly PatternSpec[]): CompiledPattern[
       keywords: spec.keywords && keywordSpellings(spec.keywords),
       block,
       run: block ? undefined : runSpecOf(spec.regex, flags),
+      lead: leadOf(spec.regex, flags),
       source: spec.regex,
       flags,
     };
   });
+}
+
+function leadOf(source: string, flags: string): Buffer | undefined {
+  const lead = exactLead(source, flags);
+  return lead === undefined ? undefined : Buffer.from(lead, 'latin1');
 }
 
 function compileOne(source: string, flags: string, fail: (why: string) => never): RE2 {
