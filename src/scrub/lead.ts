@@ -18,18 +18,9 @@ const LITERAL = /[A-Za-z0-9_-]/;
 
 export function exactLead(source: string, flags: string): string | undefined {
   if (flags.includes('i')) return undefined;
-  let i = 0;
-  let depth = 0;
-  for (;;) {
-    if (source.startsWith('\\b', i)) i += 2;
-    else if (source.startsWith('(?:', i)) {
-      depth++;
-      i += 3;
-    } else if (source[i] === '(' && source[i + 1] !== '?') {
-      depth++;
-      i++;
-    } else break;
-  }
+  const opened = openers(source, 0, true);
+  const depth = opened.depth;
+  let i = opened.i;
   let lead = '';
   while (i < source.length && LITERAL.test(source[i] ?? '')) lead += source[i++];
   // `EAA?`, `ab*`, `ab{0,1}`: the last character may be absent.
@@ -37,6 +28,32 @@ export function exactLead(source: string, flags: string): string | undefined {
   if (lead.length === 0) return undefined;
   // An alternation in a group that holds the lead (its depth or less, before that group closed)
   // or at the top level would let a match start otherwise.
+  return walk(source, i, depth, (j, d, least) => (d <= least ? -1 : j)) ? lead : undefined;
+}
+
+/** Past the groups (capturing and `(?:`; with `boundaries`, `\\b` too) that open the regex at i: where the rest starts and how many groups hold it. */
+function openers(source: string, i: number, boundaries: boolean): { i: number; depth: number } {
+  let depth = 0;
+  for (;;) {
+    if (boundaries && source.startsWith('\\b', i)) i += 2;
+    else if (source.startsWith('(?:', i)) {
+      depth++;
+      i += 3;
+    } else if (source[i] === '(' && source[i + 1] !== '?') {
+      depth++;
+      i++;
+    } else return { i, depth };
+  }
+}
+
+/**
+ * Walks `source` from i, inside the `depth` groups that hold the match's start, to its end,
+ * skipping escapes and classes. False when a group holding the start closes as optional (`(x)?`).
+ * `bar(i, d, least)` is called at each `|` (d: the depth there, least: the shallowest depth the
+ * walk reached, so d ≤ least is an alternation of a group holding the start) and returns where to
+ * go on from (i: just past the bar), or -1 to end the walk with false.
+ */
+function walk(source: string, i: number, depth: number, bar: (i: number, d: number, least: number) => number): boolean {
   let d = depth;
   let least = depth;
   for (; i < source.length; i++) {
@@ -50,12 +67,58 @@ export function exactLead(source: string, flags: string): string | undefined {
       while (i < source.length && source[i] !== ']') i += source[i] === '\\' ? 2 : 1;
     } else if (c === '(') d++;
     else if (c === ')') {
-      // Closing a group that holds the lead: an optional group (`(EAA)?`) may match nothing.
       if (--d < least) {
         least = d;
-        if ('?*{'.includes(source[i + 1] ?? '') && i + 1 < source.length) return undefined;
+        if ('?*{'.includes(source[i + 1] ?? '') && i + 1 < source.length) return false;
       }
-    } else if (c === '|' && d <= least) return undefined;
+    } else if (c === '|') {
+      const next = bar(i, d, least);
+      if (next < 0) return false;
+      i = next;
+    }
   }
-  return lead;
+  return true;
+}
+
+/** One literal character at source[i] (a plain letter, digit, `_`, `-`, or an escaped `.`, `-`, `_`, `/`), or null. */
+function literalAt(source: string, i: number): { c: string; next: number } | null {
+  const c = source[i] ?? '';
+  if (LITERAL.test(c)) return { c, next: i + 1 };
+  if (c === '\\' && /[.\-_/]/.test(source[i + 1] ?? '')) return { c: source[i + 1] ?? '', next: i + 2 };
+  return null;
+}
+
+const WORD = /[A-Za-z0-9_]/;
+
+/**
+ * True when every match of the regex starts with a word character right after a non-word one
+ * (or the input's start), at an occurrence of one of `keywords` (lower case): the regex opens with
+ * `\b`, then groups, then alternatives that each open with a literal beginning with a keyword.
+ * Then a keyword hit preceded by a word character starts nothing: `vault-service-token`
+ * (`\b((?:hvs\.…|s\.(?i:…)))`, keywords `hvs.` and `s.`) was started by every `s.` that ends a
+ * word ("docs."), a regex window each (a quarter of the scrubber's time on English text). Like
+ * exactLead, conservative: anything it does not recognise is false.
+ */
+export function boundaryStart(source: string, keywords: readonly string[]): boolean {
+  if (!source.startsWith('\\b')) return false;
+  const { i, depth } = openers(source, 2, false);
+  const low = keywords.map((k) => k.toLowerCase());
+  // Each alternative of the innermost group opened (or the regex itself) must open with a literal
+  // that begins with a keyword and with a word character; returns where that literal ends, or -1.
+  const alternative = (at: number): number => {
+    let lead = '';
+    let j = at;
+    for (let l = literalAt(source, j); l; l = literalAt(source, j)) {
+      lead += l.c;
+      j = l.next;
+    }
+    if ('?*{'.includes(source[j] ?? '') && j < source.length) lead = lead.slice(0, -1);
+    const lower = lead.toLowerCase();
+    return WORD.test(lead[0] ?? '') && low.some((k) => lower.startsWith(k)) ? j : -1;
+  };
+  const first = alternative(i);
+  if (first < 0) return false;
+  // Another alternative of the innermost group holding the start opens the same way; an
+  // alternation of an outer one (or the top level) could start otherwise.
+  return walk(source, first, depth, (j, d, least) => (d === depth && least === depth && depth > 0 ? alternative(j + 1) - 1 : d <= least ? -1 : j));
 }

@@ -191,6 +191,8 @@ export class Matcher {
         }
         // A hit whose case cannot start this pattern's match (lead.ts): its real starts are hits of their own.
         if (p.lead !== undefined && !leadAt(p.lead, e.bytes, buf, k)) continue;
+        // Every match starts at a keyword after a non-word byte (lead.ts boundaryStart): one after a word byte ("docs.") starts none.
+        if (p.boundary && k > 0 && WORD_BYTE[buf[k - 1] as number] === 1) continue;
         if (p.block || !Number.isFinite(p.maxLength)) {
           if (!first.has(p)) first.set(p, k);
           continue;
@@ -277,6 +279,10 @@ export class Matcher {
     }
   }
 }
+
+/** RE2's `\w` (ASCII): 1 per word byte. */
+const WORD_BYTE = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_') WORD_BYTE[c.charCodeAt(0)] = 1;
 
 /**
  * False when keyword `kw` (lower case) begins with the pattern's lead but buf at k does not hold

@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import type RE2Type from 're2';
 import { maxMatchBytes } from './regex-length.js';
 import { runSpecOf, type RunSpec } from './runs.js';
-import { exactLead } from './lead.js';
+import { boundaryStart, exactLead } from './lead.js';
 
 export { BUILTIN_PATTERNS, GENERIC_PATTERNS } from './builtin-patterns.js';
 import type { PatternCheck, PatternSpec } from './pattern-spec.js';
@@ -41,6 +41,8 @@ export interface CompiledPattern {
   run: RunSpec | undefined;
   /** The literal every match starts with, case and all (lead.ts), or undefined. */
   lead: Buffer | undefined;
+  /** Every match starts at a keyword right after a non-word byte (lead.ts boundaryStart). */
+  boundary: boolean;
   /** The pattern source (for reports and tooling). */
   source: string;
   flags: string;
@@ -104,6 +106,7 @@ export function compilePatterns(specs: readonly PatternSpec[]): CompiledPattern[
       block,
       run: block ? undefined : runSpecOf(spec.regex, flags),
       lead: leadOf(spec.regex, flags),
+      boundary: spec.keywords !== undefined && boundaryStart(spec.regex, spec.keywords),
       source: spec.regex,
       flags,
     };
