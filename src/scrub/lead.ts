@@ -6,18 +6,22 @@
  * in lower-case hex (git SHAs), and, being unbounded, each start was a regex pass over the rest of
  * the buffer (~3.5% of scrubbed proxy CPU, docs/benchmarks.md "Scrubbing → Ninth round"). The
  * matcher skips a hit of a keyword that begins with the lead when the bytes there are not the
- * lead exactly: a real match starts with the lead itself, which is a hit of its own.
+ * lead exactly: a real match starts with the lead, spelled exactly, and that start must itself be
+ * a keyword hit (checked here: the literal characters opening every match begin with a keyword),
+ * or a skipped hit inside the match could be its only one (`EAA(?i)…eaax`, keyword `eaax`).
  *
- * Conservative by construction: no lead (undefined) unless the regex is case-sensitive up to the
- * lead (no `i` flag, no inline flag before it), neither the lead's last character nor a group
- * holding it is optional, and no alternation in a group that holds the lead (or at the top level)
- * offers another start.
+ * Conservative by construction: no lead (undefined) unless the pattern has keywords, the regex is
+ * case-sensitive up to the lead (no `i` flag, no inline flag before it), neither the lead's last
+ * character nor a group holding it is optional, every match opens with a keyword, no alternation
+ * in a group that holds the lead (or at the top level) offers another start, and the regex has no
+ * `\Q…\E` (whose `(`, `|` are literals the walk would misread). Found by an attack review
+ * (test/unit/scrub-lead.test.ts "attack review" and the random-regex differential).
  */
 
 const LITERAL = /[A-Za-z0-9_-]/;
 
-export function exactLead(source: string, flags: string): string | undefined {
-  if (flags.includes('i')) return undefined;
+export function exactLead(source: string, flags: string, keywords: readonly string[] | undefined): string | undefined {
+  if (flags.includes('i') || keywords === undefined || source.includes('\\Q')) return undefined;
   const opened = openers(source, 0, true);
   const depth = opened.depth;
   let i = opened.i;
@@ -26,9 +30,56 @@ export function exactLead(source: string, flags: string): string | undefined {
   // `EAA?`, `ab*`, `ab{0,1}`: the last character may be absent.
   if ('?*+{'.includes(source[i] ?? '') && i < source.length) lead = lead.slice(0, -1);
   if (lead.length === 0) return undefined;
+  // The skipped hits are only safe when every match's start is itself a hit of a keyword (one
+  // that begins with the lead is then spelled exactly there): `EAA(?i)…eaax` with keyword `eaax`
+  // matches `EAAzzeaax`, whose only hit is the `eaax` at its end.
+  if (!startsWithKeyword(source, opened.i, keywords)) return undefined;
   // An alternation in a group that holds the lead (its depth or less, before that group closed)
   // or at the top level would let a match start otherwise.
   return walk(source, i, depth, (j, d, least) => (d <= least ? -1 : j)) ? lead : undefined;
+}
+
+/** RE2's metacharacters outside a class; any other printable ASCII character stands for itself. */
+const META = '\\.+*?()|[]{}^$';
+
+/**
+ * True when every string the regex can match from i (past its openers) begins with one of
+ * `keywords` (ASCII case folded): the mandatory literal characters from i (plain, escaped
+ * punctuation, or a class of plain letters and digits such as `[MC]`, each class multiplying
+ * the spellings) until each spelling begins with a keyword. False on anything else.
+ */
+function startsWithKeyword(source: string, i: number, keywords: readonly string[]): boolean {
+  const low = keywords.map(asciiLower);
+  let spellings = [''];
+  for (;;) {
+    if (spellings.every((s) => low.some((k) => s.startsWith(k)))) return true;
+    let chars: string;
+    let next: number;
+    const c = source[i] ?? '';
+    if (c === '[') {
+      const end = source.indexOf(']', i + 1);
+      chars = end < 0 ? '' : source.slice(i + 1, end);
+      if (!/^[A-Za-z0-9_]+$/.test(chars)) return false;
+      next = end + 1;
+    } else if (c === '\\' && /^[!-/:-@[-`{-~]$/.test(source[i + 1] ?? '')) {
+      chars = source[i + 1] ?? '';
+      next = i + 2;
+    } else if (c >= ' ' && c <= '~' && !META.includes(c)) {
+      chars = c;
+      next = i + 1;
+    } else return false;
+    // `x?`, `x*`, `x{0,…}`: optional; `x+` once at least, and nothing known after it.
+    const q = source[next] ?? '';
+    if ('?*{'.includes(q) && next < source.length) return false;
+    spellings = spellings.flatMap((s) => [...chars].map((ch) => s + asciiLower(ch)));
+    if (spellings.length > 64 || (spellings[0]?.length ?? 0) > 64) return false;
+    if (q === '+') return spellings.every((s) => low.some((k) => s.startsWith(k)));
+    i = next;
+  }
+}
+
+function asciiLower(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
 }
 
 /** Past the groups (capturing and `(?:`; with `boundaries`, `\\b` too) that open the regex at i: where the rest starts and how many groups hold it. */
@@ -61,10 +112,14 @@ function walk(source: string, i: number, depth: number, bar: (i: number, d: numb
     if (c === '\\') i++;
     else if (c === '[') {
       // A class: up to its closing bracket (a `]` first in the class, or escaped, is a member).
+      // `[:alpha:]` inside it is one member (RE2): `[[:alpha:](]` holds `(`, it opens no group.
       i++;
       if (source[i] === '^') i++;
       if (source[i] === ']') i++;
-      while (i < source.length && source[i] !== ']') i += source[i] === '\\' ? 2 : 1;
+      while (i < source.length && source[i] !== ']') {
+        const posix = source.startsWith('[:', i) ? source.indexOf(':]', i + 2) : -1;
+        i = source[i] === '\\' ? i + 2 : posix >= 0 ? posix + 2 : i + 1;
+      }
     } else if (c === '(') d++;
     else if (c === ')') {
       if (--d < least) {
@@ -99,8 +154,14 @@ const WORD = /[A-Za-z0-9_]/;
  * word ("docs."), a regex window each (a quarter of the scrubber's time on English text). Like
  * exactLead, conservative: anything it does not recognise is false.
  */
-export function boundaryStart(source: string, keywords: readonly string[]): boolean {
-  if (!source.startsWith('\\b')) return false;
+export function boundaryStart(source: string, keywords: readonly string[], flags: string): boolean {
+  if (!source.startsWith('\\b') || source.includes('\\Q')) return false;
+  // Case-insensitive, RE2 folds k to U+212A (Kelvin sign) and s to U+017F (long s), bytes that are
+  // not ASCII word bytes: `\bs\.…` then matches `ſ.…` right after a word byte, with no keyword
+  // hit at its start (no other ASCII character folds outside ASCII). A literal is case-insensitive
+  // with the i flag or after a bare `(?i)` (which holds to the end of its group, across `|`:
+  // `(?:ab(?i)c|s\.)`); taken as such when one stands anywhere before it.
+  const folds = (at: number): boolean => flags.includes('i') || /\(\?[a-zA-Z]*i[a-zA-Z-]*\)/.test(source.slice(0, at));
   const { i, depth } = openers(source, 2, false);
   const low = keywords.map((k) => k.toLowerCase());
   // Each alternative of the innermost group opened (or the regex itself) must open with a literal
@@ -114,6 +175,7 @@ export function boundaryStart(source: string, keywords: readonly string[]): bool
     }
     if ('?*{'.includes(source[j] ?? '') && j < source.length) lead = lead.slice(0, -1);
     const lower = lead.toLowerCase();
+    if (/[ks]/.test(lower) && folds(at)) return -1;
     return WORD.test(lead[0] ?? '') && low.some((k) => lower.startsWith(k)) ? j : -1;
   };
   const first = alternative(i);

@@ -105,16 +105,16 @@ export function compilePatterns(specs: readonly PatternSpec[]): CompiledPattern[
       keywords: spec.keywords && keywordSpellings(spec.keywords),
       block,
       run: block ? undefined : runSpecOf(spec.regex, flags),
-      lead: leadOf(spec.regex, flags),
-      boundary: spec.keywords !== undefined && boundaryStart(spec.regex, spec.keywords),
+      lead: leadOf(spec.regex, flags, spec.keywords),
+      boundary: spec.keywords !== undefined && boundaryStart(spec.regex, spec.keywords, flags),
       source: spec.regex,
       flags,
     };
   });
 }
 
-function leadOf(source: string, flags: string): Buffer | undefined {
-  const lead = exactLead(source, flags);
+function leadOf(source: string, flags: string, keywords: readonly string[] | undefined): Buffer | undefined {
+  const lead = exactLead(source, flags, keywords);
   return lead === undefined ? undefined : Buffer.from(lead, 'latin1');
 }
 
