@@ -18,6 +18,7 @@ import { basicAuth } from '../helpers/raw-proxy.js';
 import { buildReply, parseQuery } from '../helpers/dns-server.js';
 import { adminPort, httpGet } from '../helpers/ops.js';
 import { LOOPBACK } from '../helpers/rules.js';
+import { countedServer, type CountedServer } from '../helpers/counted-server.js';
 
 /** A DNS server that answers a name's A queries (127.0.0.1) only once release(name) was called. */
 async function heldDns(): Promise<{ address: string; asked: (name: string) => boolean; release: (name: string) => void; close: () => void }> {
@@ -53,24 +54,15 @@ async function heldDns(): Promise<{ address: string; asked: (name: string) => bo
 
 let t: TurretProc;
 let dns: Awaited<ReturnType<typeof heldDns>>;
-let upstream: net.Server;
+/** The passthrough upstream: the connections it accepted, and how many of them are still open. */
+let upstream: CountedServer;
 let upPort = 0;
-/** Connections the passthrough upstream accepted, and how many of them are still open. */
-let accepted = 0;
-let open = 0;
 let auth = '';
 
 before(async () => {
   dns = await heldDns();
-  upstream = net.createServer((s) => {
-    accepted++;
-    open++;
-    s.on('error', () => undefined);
-    s.on('close', () => open--);
-  });
-  upstream.listen(0, '127.0.0.1');
-  await once(upstream, 'listening');
-  upPort = (upstream.address() as net.AddressInfo).port;
+  upstream = await countedServer();
+  upPort = upstream.port;
   t = await startTurret({
     rules: {
       'r.yaml': {
@@ -89,7 +81,7 @@ before(async () => {
 after(async () => {
   await t?.stop();
   dns.close();
-  upstream.close();
+  upstream.server.close();
 });
 
 it(
@@ -133,8 +125,8 @@ it(
     }
     // The passthrough upstream: a connection dialled for a client already gone is closed.
     await until(
-      () => open === 0,
-      () => `${open} of ${accepted} upstream connections still open`,
+      () => upstream.open() === 0,
+      () => `${upstream.open()} of ${upstream.accepted()} upstream connections still open`,
     );
     assert.equal(t.proc.exitCode, null);
   },

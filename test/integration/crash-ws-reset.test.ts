@@ -14,30 +14,25 @@ import { agentToken, startTurret, until, waitForAudit, type TurretProc } from '.
 import { basicAuth } from '../helpers/raw-proxy.js';
 import { adminPort, httpGet } from '../helpers/ops.js';
 import { LOOPBACK } from '../helpers/rules.js';
+import { countedServer, type CountedServer } from '../helpers/counted-server.js';
 import { acceptKey } from '../helpers/ws-wire.js';
 
 let t: TurretProc;
 let auth = '';
-let upstream: net.Server;
+let upstream: CountedServer;
 let upPort = 0;
-/** Upstream connections with a handshake waiting for its answer, and how many are still open. */
+/** Upstream connections with a handshake waiting for its answer (upstream.open(): how many are still open). */
 const waiting: Array<{ s: net.Socket; key: string }> = [];
-let open = 0;
 
 before(async () => {
-  upstream = net.createServer((s) => {
-    open++;
-    s.on('error', () => undefined);
-    s.on('close', () => open--);
+  upstream = await countedServer((s) => {
     let head = '';
     s.on('data', (c: Buffer) => {
       head += c.toString('latin1');
       if (head.includes('\r\n\r\n')) waiting.push({ s, key: /\r\nsec-websocket-key: *([^\r]+)/i.exec(head)?.[1] ?? '' });
     });
   });
-  upstream.listen(0, '127.0.0.1');
-  await once(upstream, 'listening');
-  upPort = (upstream.address() as net.AddressInfo).port;
+  upPort = upstream.port;
   t = await startTurret({
     rules: {
       'r.yaml': {
@@ -51,7 +46,7 @@ before(async () => {
 });
 after(async () => {
   await t?.stop();
-  upstream.close();
+  upstream.server.close();
 });
 
 for (const answer of ['101', '403'] as const) {
@@ -80,8 +75,8 @@ for (const answer of ['101', '403'] as const) {
     assert.equal(rec?.outcome, 'aborted');
     assert.equal(t.audit().filter((r) => r.event === 'request' && r.path === path).length, 1);
     await until(
-      () => open === 0,
-      () => `${open} upstream connection(s) still open`,
+      () => upstream.open() === 0,
+      () => `${upstream.open()} upstream connection(s) still open`,
     );
     assert.equal(t.proc.exitCode, null);
   });

@@ -1,0 +1,26 @@
+/** A plain TCP server on 127.0.0.1 that counts the connections it accepted and how many are still open. */
+import net from 'node:net';
+import { once } from 'node:events';
+
+export interface CountedServer {
+  server: net.Server;
+  port: number;
+  accepted: () => number;
+  open: () => number;
+}
+
+/** `onSocket` sees each connection after it is counted (its errors are already ignored). */
+export async function countedServer(onSocket: (s: net.Socket) => void = () => undefined): Promise<CountedServer> {
+  let accepted = 0;
+  let open = 0;
+  const server = net.createServer((s) => {
+    accepted++;
+    open++;
+    s.on('error', () => undefined);
+    s.on('close', () => open--);
+    onSocket(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as net.AddressInfo).port, accepted: () => accepted, open: () => open };
+}
