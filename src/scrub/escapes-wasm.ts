@@ -2,7 +2,7 @@
  * The escape-start search of long-runs-wasm.ts as WebAssembly instructions (its instance holds
  * the tables at ESC_FIRST and ESC_NEXT and runs this as `escapes`). See decoded.ts, escapedRuns.
  */
-import { SIMD, VOID, op, sleb, uleb } from './wasm-encode.js';
+import { SIMD, VOID, op, sleb, uleb, loopUntil } from './wasm-encode.js';
 
 /** Where the instance keeps the tables (below long-runs-wasm.ts's input area). */
 export const ESC_FIRST = 512; // 256 bytes: a bit per escape-starting byte (decoded.ts)
@@ -49,15 +49,7 @@ export function escapesBody(escBytes: readonly [number, number, number]): number
     ...set(E.o),
     ...c(0),
     ...set(E.i),
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    ...get(E.i),
-    ...get(E.len),
-    op.geS,
-    op.brIf,
-    1,
+    ...loopUntil([...get(E.i), ...get(E.len), op.geS]),
     // m = the lanes holding one of the three bytes, 32 per step
     ...lanes(0),
     ...lanes(16),
@@ -84,14 +76,7 @@ export function escapesBody(escBytes: readonly [number, number, number]): number
     op.and,
     ...set(E.m),
     op.end,
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    ...get(E.m),
-    op.eqz,
-    op.brIf,
-    1,
+    ...loopUntil([...get(E.m), op.eqz]),
     // p = i + the lowest set lane; v = input[p] | input[p + 1] << 8
     ...get(E.i),
     ...get(E.m),

@@ -10,7 +10,7 @@
  * stay on the JavaScript loop (decoded.ts decides).
  */
 import { ESC_FIRST, ESC_NEXT, escapesBody } from './escapes-wasm.js';
-import { I32, VOID, api, moduleOf, op, sleb, uleb, type WasmApi, type WasmMemory } from './wasm-encode.js';
+import { I32, VOID, api, moduleOf, op, sleb, uleb, type WasmApi, type WasmMemory, loopUntil } from './wasm-encode.js';
 
 /** Inputs longer than this use the JavaScript loops (memory stays bounded). */
 export const MAX_INPUT = 512 * 1024;
@@ -84,15 +84,7 @@ function body(): number[] {
     ...c(1),
     op.sub,
     ...set(L.k),
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    ...get(L.k),
-    ...get(L.i),
-    op.ltS,
-    op.brIf,
-    1,
+    ...loopUntil([...get(L.k), ...get(L.i), op.ltS]),
     ...inAlphabet(L.k),
     op.eqz,
     op.brIf,
@@ -124,15 +116,7 @@ function body(): number[] {
     ...c(1),
     op.add,
     ...set(L.e),
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    ...get(L.e),
-    ...get(L.len),
-    op.geS,
-    op.brIf,
-    1,
+    ...loopUntil([...get(L.e), ...get(L.len), op.geS]),
     ...inAlphabet(L.e),
     op.eqz,
     op.brIf,

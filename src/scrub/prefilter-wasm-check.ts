@@ -5,7 +5,7 @@
  * (prefilter-wasm-code.ts) calls it for each start it would hand to `at`.
  */
 import { BIDX, LOWER, SINGLE } from './prefilter-wasm-code.js';
-import { op, sleb, uleb, VOID } from './wasm-encode.js';
+import { op, sleb, uleb, VOID, loopUntil } from './wasm-encode.js';
 
 const c = (n: number): number[] => [op.const, ...sleb(n | 0)];
 const get = (l: number): number[] => [op.get, l];
@@ -86,15 +86,7 @@ export function checkBody(): number[] {
     op.add,
     ...LOAD_OFF(0),
     ...set(L.e),
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    ...get(L.e),
-    ...get(L.end),
-    op.geU,
-    op.brIf,
-    1,
+    ...loopUntil([...get(L.e), ...get(L.end), op.geU]),
     ...get(L.e),
     ...LOAD_OFF(0),
     ...set(L.klen),

@@ -15,7 +15,7 @@
  * bytes into one branch. The exact checks run after the loop, not from it: a call inside the loop
  * cost the loop its registers (the scan alone +12–16%).
  */
-import { op, sleb, uleb, VOID } from './wasm-encode.js';
+import { op, sleb, uleb, VOID, loopUntil } from './wasm-encode.js';
 
 export const KIND = 0; // 64 KiB per raw bigram (little-endian: byte p lowest): the K_ bits below
 export const QUAD = 65536; // 32 KiB hashed 4-gram bit set
@@ -240,17 +240,7 @@ export function scanBody(t: { fold: number; mul: number; shift: number }): numbe
   /** A loop over n positions per step (n even, all < lim): one four-byte read per two KIND bytes,
    * one branch for all n (the common case: all 0). */
   const steps = (n: number): number[] => [
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    ...get(L.p),
-    ...c(2 * n - 2),
-    op.add,
-    ...get(L.lim),
-    op.geS,
-    op.brIf,
-    1,
+    ...loopUntil([...get(L.p), ...c(2 * n - 2), op.add, ...get(L.lim), op.geS]),
     ...Array.from({ length: n / 2 }, (_, j) => [
       ...get(L.base),
       ...get(L.p),
@@ -322,15 +312,7 @@ export function scanBody(t: { fold: number; mul: number; shift: number }): numbe
     op.tee,
     L.n,
     ...set(L.q),
-    op.block,
-    VOID,
-    op.loop,
-    VOID,
-    ...get(L.n),
-    ...get(L.o),
-    op.geU,
-    op.brIf,
-    1,
+    ...loopUntil([...get(L.n), ...get(L.o), op.geU]),
     ...get(L.base),
     ...get(L.len),
     ...get(L.n),

@@ -54,6 +54,14 @@ export const op = {
 } as const;
 export const VOID = 0x40;
 
+/**
+ * The head of a while loop: `block`, `loop`, then `exit` (leaves an i32) and a branch past the
+ * block when it is not zero. The body follows; close it with `op.br, 0, op.end, op.end`.
+ */
+export function loopUntil(exit: readonly number[]): number[] {
+  return [op.block, VOID, op.loop, VOID, ...exit, op.brIf, 1];
+}
+
 export function uleb(n: number): number[] {
   const out: number[] = [];
   do {
