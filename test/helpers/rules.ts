@@ -88,3 +88,12 @@ export function makeDirs(files: RuleFiles): { dir: string; rulesDir: string; caD
   const dir = mkdtempSync(path.join(tmpdir(), 'turret-it-'));
   return { dir, rulesDir: writeRules(path.join(dir, 'rules'), files), caDir: path.join(dir, 'ca') };
 }
+
+/** Agent `a` may open plain WebSocket sessions (and GET) to ws.turret.test on any port; `local` names resolve to 127.0.0.1. */
+export function plainWsRules(local: string[] = ['ws.turret.test']): RuleFile {
+  return {
+    agents: ['a'],
+    rules: [{ name: 'ws', methods: ['read', 'websocket'], schemes: ['http'], hosts: ['ws.turret.test:*'], unsafe_addresses: LOOPBACK }],
+    local,
+  };
+}

@@ -13,7 +13,7 @@ import net from 'node:net';
 import { agentToken, startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { basicAuth } from '../helpers/raw-proxy.js';
 import { adminPort, httpGet } from '../helpers/ops.js';
-import { LOOPBACK } from '../helpers/rules.js';
+import { plainWsRules } from '../helpers/rules.js';
 import { countedServer, type CountedServer } from '../helpers/counted-server.js';
 import { acceptKey } from '../helpers/ws-wire.js';
 
@@ -34,13 +34,7 @@ before(async () => {
   });
   upPort = upstream.port;
   t = await startTurret({
-    rules: {
-      'r.yaml': {
-        agents: ['a'],
-        rules: [{ name: 'ws', methods: ['read', 'websocket'], schemes: ['http'], hosts: ['ws.turret.test:*'], unsafe_addresses: LOOPBACK }],
-        local: ['ws.turret.test'],
-      },
-    },
+    rules: { 'r.yaml': plainWsRules() },
   });
   auth = basicAuth('a', await agentToken(t, 'a'));
 });

@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { TurretError } from '../../core/errors.js';
 import { clientClosedError, type LiveExchanges } from '../ending.js';
 import type { Runtime } from '../runtime.js';
@@ -58,6 +59,16 @@ export class ClientConnection {
     }
   }
 
+  /**
+   * Resolves once every response open on this connection now has closed; null when none is. A
+   * WebSocket upgrade pipelined behind requests waits for their responses (websocket.ts): Node
+   * hands it the socket at once, and its answer would otherwise be written into theirs.
+   */
+  responsesClosed(): Promise<void> | null {
+    if (this.open.size === 0) return null;
+    return Promise.all([...this.open].map(({ res }) => new Promise<void>((resolve) => res.once('close', () => resolve())))).then(() => undefined);
+  }
+
   /** Ends the exchange of `req`, if it is open here and runs the pipeline, with `cause`. */
   end(req: IncomingMessage, cause: TurretError): void {
     for (const o of this.open) if (o.req === req) o.x?.ending?.end(cause);
@@ -86,6 +97,35 @@ export class Connections {
   tunnelOf(socket: object): Tunnel | null {
     return this.bySocket.get(socket)?.tunnel ?? null;
   }
+}
+
+export const WAITS = 'an upgrade or CONNECT waits for the responses ahead of it on its connection';
+
+/**
+ * `answer` a CONNECT (or a refusal written straight to the socket) only once the responses ahead
+ * of it on its connection have been sent: Node hands over the socket as soon as the head is
+ * parsed, so an answer written at once would land inside a response still being written. A
+ * connection that closed meanwhile is destroyed first: `answer` then records without answering.
+ * Never throws.
+ */
+export function afterEarlier(rt: Runtime, conn: ClientConnection, socket: Duplex, answer: () => unknown): void {
+  const run = (): void => {
+    try {
+      void answer();
+    } catch {
+      socket.destroy();
+    }
+  };
+  const earlier = conn.responsesClosed();
+  if (!earlier) return run();
+  rt.log.debug(WAITS);
+  // Node took its own error listener off the socket when it handed it over: a reset while this
+  // waits would otherwise be an uncaught exception.
+  socket.on('error', () => socket.destroy());
+  void earlier.then(() => {
+    if (!socket.writable) socket.destroy();
+    run();
+  });
 }
 
 /** A request on `conn`: an exchange, tracked, its ending armed (ending.ts), run through the pipeline. */

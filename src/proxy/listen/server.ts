@@ -17,7 +17,7 @@ import { sendError, sendErrorRaw } from '../stages/respond.js';
 import { handleBridge, isBridgeConnect } from './bridge.js';
 import { startTransparent, transparentHandler, type TransparentListener } from './transparent.js';
 import { MALFORMED_REASON } from '../stages/validate.js';
-import { Connections, serveRequest } from './connection.js';
+import { afterEarlier, Connections, serveRequest } from './connection.js';
 import { handleUpgrade } from './websocket.js';
 import type { Runtime } from '../runtime.js';
 import type { Tunnel } from '../stages/exchange.js';
@@ -140,7 +140,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
     const tunnel = conns.tunnelOf(req.socket);
     const err = new TurretError('method_forbidden', 'CONNECT inside an intercepted tunnel is never allowed');
     recordRefusal(rt, err, { agent: tunnel?.agent ?? null, client: tunnel?.client, method: 'CONNECT', host: tunnel?.host, port: tunnel?.port, tunnelId: tunnel?.id });
-    sendErrorRaw(socket, err, { method: 'CONNECT', target: req.url ?? null, scrub: (t) => t });
+    afterEarlier(rt, conns.of(req.socket), socket, () => socket.writable && sendErrorRaw(socket, err, { method: 'CONNECT', target: req.url ?? null, scrub: (t) => t }));
   });
   const server = http.createServer(serverOptions(rt));
   server.on('request', (req, res) => serveRequest(rt, conns.of(req.socket), req, res));
@@ -154,10 +154,12 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   const plain = http.createServer(serverOptions(rt));
   plain.on('clientError', onClientError(rt, conns));
   const web = transparentHandler(rt, { intercepted, plain, conns, sockets });
-  server.on('connect', (req, socket, head) => (isBridgeConnect(req) ? handleBridge(rt, web, req, socket, head) : handleConnect(rt, intercepted, req, socket, head)));
+  server.on('connect', (req, socket, head) =>
+    afterEarlier(rt, conns.of(req.socket), socket, () => (isBridgeConnect(req) ? handleBridge(rt, web, req, socket, head) : handleConnect(rt, intercepted, req, socket, head))),
+  );
   // WebSocket upgrades, plain and inside intercepted tunnels (websocket.ts).
-  server.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, null));
-  inner.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, conns.tunnelOf(req.socket)));
+  server.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, null, conns.of(req.socket)));
+  inner.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, conns.tunnelOf(req.socket), conns.of(req.socket)));
   server.on('clientError', onClientError(rt, conns));
   server.on('connection', (s: Socket) => {
     s.setTimeout(rt.limits.idleTimeoutMs, () => s.destroy());

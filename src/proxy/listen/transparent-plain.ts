@@ -14,7 +14,7 @@ import { sendError, sendErrorRaw } from '../stages/respond.js';
 import type { Runtime } from '../runtime.js';
 import { boundAgent } from '../bound.js';
 import { clientOf, recordRefusal } from '../record.js';
-import { serveRequest, type Connections } from './connection.js';
+import { afterEarlier, serveRequest, type Connections } from './connection.js';
 import { handleUpgrade } from './websocket.js';
 
 const HTTP_PORT = 80;
@@ -40,15 +40,22 @@ export function servePlain(rt: Runtime, plain: http.Server, conns: Connections):
       toProxyForm(req);
     } catch (e) {
       refuseRequest(rt, req, asTurretError(e), (err) =>
-        sendErrorRaw(socket, err, { method: req.method ?? null, target: null, scrub: (s) => rt.state.scrubbers.get().scrubString(s).text }),
+        afterEarlier(
+          rt,
+          conns.of(req.socket),
+          socket,
+          () => socket.writable && sendErrorRaw(socket, err, { method: req.method ?? null, target: null, scrub: (s) => rt.state.scrubbers.get().scrubString(s).text }),
+        ),
       );
       return;
     }
-    void handleUpgrade(rt, req, socket, head, null);
+    void handleUpgrade(rt, req, socket, head, null, conns.of(req.socket));
   });
   plain.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
     const err = new TurretError('method_forbidden', 'CONNECT is not accepted on the transparent listener; use the proxy port');
-    refuseRequest(rt, req, err, (e) => sendErrorRaw(socket, e, { method: 'CONNECT', target: null, scrub: (s) => s }));
+    refuseRequest(rt, req, err, (e) =>
+      afterEarlier(rt, conns.of(req.socket), socket, () => socket.writable && sendErrorRaw(socket, e, { method: 'CONNECT', target: null, scrub: (s) => s })),
+    );
   });
   return guard;
 }

@@ -35,19 +35,31 @@ import { injectContext, STAGES } from '../stages/pipeline.js';
 import { sendErrorRaw } from '../stages/respond.js';
 import type { Runtime } from '../runtime.js';
 import { createWsClientFilter } from './ws-client.js';
+import { WAITS, type ClientConnection } from './connection.js';
 
 type Answer = { kind: 'upgrade'; res: IncomingMessage; socket: Duplex; head: Buffer } | { kind: 'response'; res: IncomingMessage };
 
-export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: Duplex, head: Buffer, tunnel: Tunnel | null): Promise<void> {
+export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: Duplex, head: Buffer, tunnel: Tunnel | null, conn: ClientConnection | null): Promise<void> {
   const x = newExchange(req, new ServerResponse(req), tunnel, rt.state);
   socket.on('error', () => socket.destroy());
   let upstream: Socket | undefined;
+  // Pipelined behind requests whose responses are still being sent: Node hands the socket over at
+  // once, so anything written now would land inside those responses. The stages run (they write
+  // nothing); the upstream is asked, and a refusal written, only after those responses. A
+  // connection that closed meanwhile (the client left, a response said Connection: close) ends
+  // this exchange unanswered.
+  const earlier = conn?.responsesClosed() ?? null;
+  if (earlier) rt.log.debug(WAITS, { request_id: x.id });
   try {
     if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw new TurretError('bad_request', 'only WebSocket upgrades are supported');
     if (req.method !== 'GET') throw new TurretError('bad_request', 'a WebSocket upgrade must be a GET');
     for (const stage of STAGES) {
       if (stage.name === 'forward') break;
       await stage.run(x, rt);
+    }
+    if (earlier) {
+      await earlier;
+      if (!socket.writable) throw new TurretError('client_closed', 'the connection closed before the responses ahead of the WebSocket upgrade were sent');
     }
     const t = routed(x).target;
     upstream = await x.state.upstream.connectRaw(t.host, t.port, t.scheme === 'https', x.decision?.rule?.addressExceptions ?? []);
@@ -71,7 +83,8 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
     x.error = asTurretError(e);
     upstream?.destroy();
     if (x.error.code === 'internal_error') rt.log.error('upgrade failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });
-    if (!x.responded) {
+    if (earlier) await earlier;
+    if (!x.responded && socket.writable) {
       x.status = x.error.status;
       try {
         const scrub = x.state.scrubbers.get(x.injections);
