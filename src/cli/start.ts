@@ -221,6 +221,14 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // A worker whose primary went away (SIGKILL, a crash): node:cluster would exit it at once
+  // (process.exit(0) on the IPC disconnect), cutting its running requests without a record and
+  // losing audit records not yet written. It drains as on SIGTERM instead, then exits; it gets no
+  // new connections (the primary held the listening socket), so it never serves on unsupervised.
+  cluster.worker?.once('disconnect', () => {
+    if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
+    void stop('primary gone');
+  });
   // Announced last: a supervisor (or a test) may signal the moment it reads this line, so the
   // SIGTERM/SIGINT handlers above must already be installed or the signal kills without a drain.
   log.info('turret started', {
@@ -240,7 +248,9 @@ export async function startCommand(opts: StartOptions): Promise<void> {
     shared_state: policy.settings.sharedState?.url ?? 'local',
     ...(cluster.isWorker ? { worker: Number(process.env.TURRET_WORKER_ID) } : {}),
   });
-  if (cluster.isWorker) process.send?.({ turret: 'listening' });
+  // With a callback: the primary may be gone already, and a send on the closed channel without
+  // one is an 'error' on process nobody listens for (an uncaught exception).
+  if (cluster.isWorker) process.send?.({ turret: 'listening' }, undefined, undefined, () => undefined);
 }
 
 function warnMissingSecrets(rt: Runtime, policy: Policy): void {
