@@ -24,6 +24,7 @@ import type { SharedStateSettings } from '../policy/types.js';
 import type { HandleClaims } from '../secrets/handles.js';
 import type { IssuedRecord } from '../secrets/issued.js';
 import { describeError, redisOptions, type Credentials } from './connect.js';
+import { guardRedisParser } from './parser-guard.js';
 import type { LocalState } from './local.js';
 import { ISSUE_LUA, REVOKE_LUA, TAKE_LUA } from './scripts.js';
 import type { SharedState, StateHealth } from './types.js';
@@ -63,6 +64,7 @@ export class RedisState implements SharedState {
   constructor(private readonly o: RedisStateOptions) {
     const p = o.settings.keyPrefix;
     this.keys = { revoked: `${p}revoked`, channel: `${p}revoked`, issued: `${p}issued`, issuedExp: `${p}issued:exp`, bucket: (k) => `${p}rl:${k}` };
+    guardRedisParser();
     const opts = redisOptions(o.settings, o.credentials, { server: o.server });
     if (!o.server) opts.retryStrategy = (times) => (times > 2 ? null : 200);
     this.cmd = new Redis(opts) as Redis & Scripts;
