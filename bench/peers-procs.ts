@@ -100,7 +100,7 @@ export function procStats(pid: number): { peakRssMb: number; rssMb: number; cpuM
 }
 
 /** Starts `bin` and waits until it accepts connections; stopping it also removes its temp `dir`. */
-async function launch(bin: string, dir: string, args: string[], port: number, ready: () => boolean = () => true): Promise<PeerProc> {
+export async function launch(bin: string, dir: string, args: string[], port: number, ready: () => boolean = () => true): Promise<PeerProc> {
   const proc: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));

@@ -52,9 +52,38 @@ function bigBody(): Buffer {
 // Built only in the upstream process: peers.ts imports BIG_BYTES from this file.
 let BIG: Buffer = Buffer.alloc(0);
 
+/**
+ * Routes for bench/raw-http.ts's correctness checks of the relay variants: /chunked (no
+ * Content-Length), /echo (method, header names and body back as JSON), and raw answers written
+ * on the socket: /close (close-delimited body), /badframe (Content-Length and chunked both),
+ * /short (Content-Length 10, 5 bytes, then close). False when the URL is none of them.
+ */
+function checkRoute(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): boolean {
+  const raw: Record<string, string> = {
+    '/close': 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nclose-delimited body',
+    '/badframe': 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    '/short': 'HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabcde',
+  };
+  const r = raw[req.url ?? ''];
+  if (r !== undefined) return (req.socket.end(r), true);
+  if (req.url === '/chunked') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('first chunk, ');
+    setImmediate(() => res.end('second chunk'));
+    return true;
+  }
+  if (req.url !== '/echo') return false;
+  const echo = Buffer.from(JSON.stringify({ method: req.method, headers: Object.keys(req.headers), body: body.toString('latin1') }));
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': echo.length });
+  res.end(echo);
+  return true;
+}
+
 function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-  req.resume();
+  const body: Buffer[] = [];
+  req.on('data', (c: Buffer) => void (req.url === '/echo' && body.push(c)));
   req.on('end', () => {
+    if (checkRoute(req, res, Buffer.concat(body))) return;
     if (req.url?.endsWith('/big')) {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': BIG.length });
       let off = 0;
