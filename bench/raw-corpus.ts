@@ -6,7 +6,7 @@
  * bench/raw-relay.ts, against the raw recording upstream of the tests (test/helpers/raw-upstream.ts:
  * TLS, strict parser, one request per connection, so bytes after a message would be smuggled).
  *
- *   node --import tsx bench/raw-corpus.ts [relay,llhttp-undici,llhttp-raw,hand-raw]
+ *   node --import tsx bench/raw-corpus.ts [relay,llhttp-undici,llhttp-raw,hand-raw,server-raw]
  *
  * Per subject: cases refused (400 or a close, and no byte of the case upstream), forwarded
  * (upstream received one valid request and nothing after it), and anything else (the upstream
@@ -26,7 +26,7 @@ import { UPSTREAM_CA_FILE } from '../test/helpers/upstream.js';
 import { freePort, launch, type PeerProc } from './peers-procs.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const NAMES = (process.argv[2] ?? 'relay,llhttp-undici,llhttp-raw,hand-raw').split(',');
+const NAMES = (process.argv[2] ?? 'relay,llhttp-undici,llhttp-raw,hand-raw,server-raw').split(',');
 // The subset of smuggling.test.ts's tunnel test.
 const TUNNEL_CATEGORIES = new Set(['content-length', 'transfer-encoding', 'chunked', 'line-endings', 'headers', 'cl+te', 'hop-by-hop', 'pipelining', 'method']);
 const cases = loadCorpus()

@@ -16,13 +16,16 @@
  *   RAW_ROUNDS=4 RAW_SUBJECTS=relay,llhttp-undici,llhttp-raw,hand-raw,squid node --import tsx bench/raw-http.ts
  *   RAW_PROFILE=1 RAW_ROUNDS=1 node --import tsx bench/raw-http.ts   # V8 profile of the Node subjects
  *
- * RAW_SUBJECTS may also name llhttp-undici-consume and llhttp-raw-consume (see raw-relay.ts).
+ * RAW_SUBJECTS may name any MODE of raw-relay.ts (llhttp-dispatch, the -consume ones, server-raw, …).
  * RAW_PROFILE=1: Node subjects get a preload that starts the V8 profiler (200 µs sampling) at
- * the first measured window; the profiles are kept and their directory printed (summarise with
- * `node bench/profile-busy.mjs DIR`). RAW_CHECKS=0 skips the checks. Bounded: every load loop has
+ * the first measured window; each profile's self time is printed as µs per request by file /
+ * native function, and the profiles are kept (also for `node bench/profile-busy.mjs DIR`).
+ * RAW_PERF=1: Node subjects run with --perf-basic-prof and `perf record` samples 2.5 s of their
+ * first measured window; printed as µs per request by layer (kernel, JIT code, V8, OpenSSL,
+ * llhttp, libc, …) and by symbol. RAW_CHECKS=0 skips the checks. Bounded: every load loop has
  * a deadline, every check a 5 s timer.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -434,4 +437,5 @@ try {
   for (const s of subjects) await s.proc.stop();
   up.stop();
 }
-if (PROFILE) console.log(`profiles in ${profDir}/<subject>/ (node bench/profile-busy.mjs DIR)`);
+if (PROFILE || PERF) console.log(`profiles kept in ${profDir} (V8: <subject>/, perf: <subject>.perf.data)`);
+else rmSync(profDir, { recursive: true, force: true });

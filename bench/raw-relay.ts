@@ -19,6 +19,8 @@
  *                    HTTPParser in response mode, the request written with one socket.write
  *   hand-raw       — client side: a strict hand-written request parser (below) instead of
  *                    llhttp; upstream as in llhttp-raw
+ *   server-raw     — the relay's client side (http.Server, ServerResponse) with llhttp-raw's upstream
+ *   server-dispatch — the relay's client side with llhttp-dispatch's upstream
  *   …-consume      — llhttp-undici-consume / llhttp-dispatch-consume / llhttp-raw-consume: the client-side parser reads
  *                    the TLS stream in C++ (`parser.consume(socket._handle)`, as http.Server
  *                    does) instead of JavaScript 'data' events
@@ -711,9 +713,75 @@ class RawUpstream implements Upstream {
 const [port, caFile, mode = 'llhttp-undici'] = [Number(process.argv[2]), process.argv[3] ?? '', process.argv[4]];
 const ca = readFileSync(caFile, 'utf8');
 const secureContext = tls.createSecureContext({ key: readFileSync(path.join(FIXTURES, 'upstream.key')), cert: readFileSync(path.join(FIXTURES, 'upstream.crt')) });
-const upstream: Upstream = mode.startsWith('llhttp-undici') ? new UndiciUpstream(ca) : mode.startsWith('llhttp-dispatch') ? new DispatchUpstream(ca) : new RawUpstream(ca);
-if (!['llhttp-undici', 'llhttp-dispatch', 'llhttp-raw', 'hand-raw', 'llhttp-undici-consume', 'llhttp-dispatch-consume', 'llhttp-raw-consume'].includes(mode))
+const upstream: Upstream = mode.startsWith('llhttp-undici') ? new UndiciUpstream(ca) : mode.includes('-dispatch') ? new DispatchUpstream(ca) : new RawUpstream(ca);
+if (
+  ![
+    'llhttp-undici',
+    'llhttp-dispatch',
+    'llhttp-raw',
+    'hand-raw',
+    'llhttp-undici-consume',
+    'llhttp-dispatch-consume',
+    'llhttp-raw-consume',
+    'server-raw',
+    'server-dispatch',
+  ].includes(mode)
+)
   throw new Error(`unknown mode ${mode}`);
+
+/**
+ * server-raw / server-dispatch: the relay's client side (http.Server, the response through
+ * ServerResponse) in front of the raw or dispatch upstream, to see each upstream on its own.
+ */
+class ResponseSink implements Sink {
+  constructor(private readonly res: http.ServerResponse) {}
+  head(status: number, headers: string[]): void {
+    const out: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) if (!HOP.has((headers[i] as string).toLowerCase())) out.push(headers[i] as string, headers[i + 1] as string);
+    this.res.writeHead(status, out);
+  }
+  data(b: Buffer): boolean {
+    return this.res.write(b);
+  }
+  flush(): void {}
+  end(): void {
+    this.res.end();
+  }
+  fail(): void {
+    if (this.res.headersSent) this.res.destroy();
+    else this.res.writeHead(502).end();
+  }
+  drained(fn: () => void): void {
+    this.res.once('drain', fn);
+  }
+}
+
+const ports = new WeakMap<Duplex, number>();
+const inner = http.createServer((req, res) => {
+  const h = req.headers;
+  const r: Req = {
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    headers: req.rawHeaders,
+    major: req.httpVersionMajor,
+    minor: req.httpVersionMinor,
+    keepAlive: true, // http.Server keeps the client connection
+    host: h.host,
+    contentLength: h['content-length'] === undefined ? -1 : Number(h['content-length']),
+    chunked: h['transfer-encoding'] !== undefined,
+    body: [],
+    complete: false,
+    onBody: null,
+    onEnd: null,
+    onAbort: null,
+  };
+  if (hasBody(r)) {
+    req.on('data', (c: Buffer) => (r.onBody ? r.onBody(c) : r.body.push(c)));
+    req.on('end', () => ((r.complete = true), r.onEnd?.()));
+    req.on('aborted', () => r.onAbort?.());
+  } else r.complete = true;
+  upstream.send(ports.get(req.socket) ?? 443, (r.host ?? '').replace(/:\d+$/, ''), r, new ResponseSink(res));
+});
 
 const outer = http.createServer((_req, res) => void res.writeHead(501).end());
 outer.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -721,8 +789,13 @@ outer.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
   socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) socket.unshift(head);
   const t = new tls.TLSSocket(socket, { isServer: true, secureContext });
-  const conn = new ClientConn(t, Number(p), upstream);
   t.on('error', () => t.destroy());
+  if (mode.startsWith('server')) {
+    ports.set(t, Number(p));
+    inner.emit('connection', t);
+    return;
+  }
+  const conn = new ClientConn(t, Number(p), upstream);
   if (mode.startsWith('hand')) handClient(t, conn);
   else llhttpClient(t, conn, mode.endsWith('-consume'));
 });
