@@ -16,7 +16,8 @@
  *   RAW_ROUNDS=4 RAW_SUBJECTS=relay,llhttp-undici,llhttp-raw,hand-raw,squid node --import tsx bench/raw-http.ts
  *   RAW_PROFILE=1 RAW_ROUNDS=1 node --import tsx bench/raw-http.ts   # V8 profile of the Node subjects
  *
- * RAW_SUBJECTS may name any MODE of raw-relay.ts (llhttp-dispatch, the -consume ones, server-raw, …).
+ * RAW_SUBJECTS may name any MODE of raw-relay.ts (llhttp-dispatch, the -consume ones, server-raw, …),
+ * and turret (dist/, the peers bench's rules and warm-up; `npm run build` first; not checked here).
  * RAW_PROFILE=1: Node subjects get a preload that starts the V8 profiler (200 µs sampling) at
  * the first measured window; each profile's self time is printed as µs per request by file /
  * native function, and the profiles are kept (also for `node bench/profile-busy.mjs DIR`).
@@ -36,7 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { UPSTREAM_CA_FILE } from '../test/helpers/upstream.js';
 import { closedLoop, httpsClient, type Route } from './peers-load.js';
 import { freePort, launch, procStats, startRelay, startSquid, type PeerProc } from './peers-procs.js';
-import { startUpstreams } from './peers.js';
+import { startUpstreams, turretSubject, type Ports } from './peers.js';
 import { BIG_BYTES } from './peers-upstream.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -51,7 +52,10 @@ interface Subject {
   name: string;
   proc: PeerProc;
   route: Route;
-  node: boolean;
+  /** A relay of this bench: gets the correctness checks. */
+  checks: boolean;
+  /** A Node process: RAW_PROFILE / RAW_PERF trace it. */
+  traced: boolean;
 }
 
 function preload(name: string): string {
@@ -76,14 +80,21 @@ async function startNode(name: string, upCa: string): Promise<PeerProc> {
   return { ...p, caPem: upCa };
 }
 
-async function start(name: string, upCa: string): Promise<Subject | null> {
+async function start(name: string, upCa: string, up: { ports: Ports }): Promise<Subject | null> {
   if (name === 'squid') {
     const p = await startSquid(UPSTREAM_CA_FILE);
-    return p ? { name, proc: p, route: { proxyPort: p.port, namedHosts: false, ca: p.caPem ?? upCa }, node: false } : null;
+    return p ? { name, proc: p, route: { proxyPort: p.port, namedHosts: false, ca: p.caPem ?? upCa }, checks: false, traced: false } : null;
+  }
+  if (name === 'turret') {
+    // dist/ turret with the peers bench's rules (`npm run build` first); its own tests check it.
+    const env: Record<string, string> = PROFILE ? { NODE_OPTIONS: `--import=${preload(name)}` } : PERF ? { NODE_OPTIONS: '--perf-basic-prof' } : {};
+    const t = await turretSubject(up.ports, true, name, env);
+    const proc: PeerProc = { port: t.subject.route.proxyPort ?? 0, pid: t.subject.pid ?? 0, stop: t.stop };
+    return { name, proc, route: t.subject.route, checks: false, traced: true };
   }
   const p = name === 'relay' && !PROFILE && !PERF ? await startRelay(UPSTREAM_CA_FILE) : await startNode(name, upCa);
   if (!p) return null;
-  return { name, proc: p, route: { proxyPort: p.port, namedHosts: false, ca: upCa }, node: true };
+  return { name, proc: p, route: { proxyPort: p.port, namedHosts: false, ca: upCa }, checks: true, traced: true };
 }
 
 // ---- correctness checks: a raw client inside CONNECT, responses parsed by llhttp ----
@@ -378,12 +389,12 @@ const subjects: Subject[] = [];
 const loads: number[] = [loadavg()[0] ?? NaN];
 try {
   for (const n of NAMES) {
-    const s = await start(n, upCa);
+    const s = await start(n, upCa, up);
     if (s) subjects.push(s);
     else console.log(`${n}: not installed`);
   }
   if (process.env.RAW_CHECKS !== '0') {
-    for (const s of subjects.filter((x) => x.node)) {
+    for (const s of subjects.filter((x) => x.checks)) {
       const failed = await check(s, up.ports.https);
       console.log(`checks ${s.name}: ${failed.length === 0 ? `all ${CHECKS.length} pass` : `FAILED ${failed.length}: ${failed.join('; ')}`}`);
     }
@@ -397,8 +408,8 @@ try {
     const line: string[] = [];
     for (const s of order) {
       let perf: ChildProcess | null = null;
-      const profile = PROFILE && s.node && round === 0 ? () => process.kill(s.proc.pid, 'SIGUSR2') : undefined;
-      const perfStart = PERF && s.node && round === 0 ? () => void (perf = perfRecord(s)) : undefined;
+      const profile = PROFILE && s.traced && round === 0 ? () => process.kill(s.proc.pid, 'SIGUSR2') : undefined;
+      const perfStart = PERF && s.traced && round === 0 ? () => void (perf = perfRecord(s)) : undefined;
       const r = await measure(s, up.ports.https, profile ?? perfStart);
       if (profile) profiled.set(s.name, r.count);
       if (perf) perfs.push([s.name, r.us, await perfDone(perf)]);
