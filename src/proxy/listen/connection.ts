@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TurretError } from '../../core/errors.js';
 import { clientClosedError, type LiveExchanges } from '../ending.js';
@@ -99,6 +100,17 @@ export class Connections {
   }
 }
 
+/**
+ * The connection's idle timeout again, for a socket Node has just handed over (CONNECT, upgrade).
+ * Node's HTTP server clears a socket's timeout when a request follows a keep-alive one (and sets
+ * its keep-alive timeout after a response): a tunnel or WebSocket session opened on a reused
+ * connection had no idle limit at all and lived as long as the client wanted. The listener that
+ * closes an idle connection (server.ts, transparent.ts) is still attached; only the time is reset.
+ */
+export function rearmIdle(rt: Runtime, socket: Duplex): void {
+  if (socket instanceof Socket) socket.setTimeout(rt.limits.idleTimeoutMs);
+}
+
 export const WAITS = 'an upgrade or CONNECT waits for the responses ahead of it on its connection';
 
 /**
@@ -111,6 +123,7 @@ export const WAITS = 'an upgrade or CONNECT waits for the responses ahead of it 
 export function afterEarlier(rt: Runtime, conn: ClientConnection, socket: Duplex, answer: () => unknown): void {
   const run = (): void => {
     try {
+      rearmIdle(rt, socket);
       void answer();
     } catch {
       socket.destroy();

@@ -35,7 +35,7 @@ import { injectContext, STAGES } from '../stages/pipeline.js';
 import { sendErrorRaw } from '../stages/respond.js';
 import type { Runtime } from '../runtime.js';
 import { createWsClientFilter } from './ws-client.js';
-import { WAITS, type ClientConnection } from './connection.js';
+import { rearmIdle, WAITS, type ClientConnection } from './connection.js';
 
 type Answer = { kind: 'upgrade'; res: IncomingMessage; socket: Duplex; head: Buffer } | { kind: 'response'; res: IncomingMessage };
 
@@ -61,6 +61,7 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
       await earlier;
       if (!socket.writable) throw new TurretError('client_closed', 'the connection closed before the responses ahead of the WebSocket upgrade were sent');
     }
+    rearmIdle(rt, socket);
     const t = routed(x).target;
     upstream = await x.state.upstream.connectRaw(t.host, t.port, t.scheme === 'https', x.decision?.rule?.addressExceptions ?? []);
     clientStillThere(socket);
