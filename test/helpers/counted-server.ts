@@ -24,3 +24,15 @@ export async function countedServer(onSocket: (s: net.Socket) => void = () => un
   await once(server, 'listening');
   return { server, port: (server.address() as net.AddressInfo).port, accepted: () => accepted, open: () => open };
 }
+
+/** Calls `onHead` once with the request head `s` sent (up to its blank line, which it includes). */
+export function readHead(s: net.Socket, onHead: (head: string) => void): void {
+  let head = '';
+  const onData = (c: Buffer): void => {
+    head += c.toString('latin1');
+    if (!head.includes('\r\n\r\n')) return;
+    s.off('data', onData);
+    onHead(head);
+  };
+  s.on('data', onData);
+}

@@ -80,3 +80,22 @@ export function messages(fs: WireFrame[]): Array<{ opcode: number; payload: Buff
 export function acceptKey(key: string): string {
   return createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
 }
+
+/** A proxy-form GET of http://`authority``path` with `auth` as its Proxy-Authorization. */
+export function proxiedGet(authority: string, path: string, auth: string): string {
+  return `GET http://${authority}${path} HTTP/1.1\r\nHost: ${authority}\r\nProxy-Authorization: ${auth}\r\n\r\n`;
+}
+
+/** The same GET asking for a WebSocket upgrade. */
+export function proxiedUpgrade(authority: string, path: string, auth: string): string {
+  return proxiedGet(authority, path, auth).replace(
+    /\r\n\r\n$/,
+    '\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+}
+
+/** A 101 accepting the WebSocket upgrade whose request head is `head`. */
+export function switching(head: string): string {
+  const key = /\r\nsec-websocket-key: *([^\r]+)/i.exec(head)?.[1] ?? '';
+  return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`;
+}

@@ -17,7 +17,7 @@ import { agentToken, startTurret, until, waitForAudit, type TurretProc } from '.
 import { basicAuth } from '../helpers/raw-proxy.js';
 import { plainWsRules } from '../helpers/rules.js';
 import { countedServer, type CountedServer } from '../helpers/counted-server.js';
-import { acceptKey, frame, frames } from '../helpers/ws-wire.js';
+import { acceptKey, frame, frames, proxiedGet, proxiedUpgrade } from '../helpers/ws-wire.js';
 
 const WAITS = /waits for the responses ahead of it on its connection/g;
 const BODY = '0123456789';
@@ -63,11 +63,11 @@ after(async () => {
 });
 
 function slowGet(path: string): string {
-  return `GET http://ws.turret.test:${upPort}${path} HTTP/1.1\r\nHost: ws.turret.test:${upPort}\r\nProxy-Authorization: ${auth}\r\n\r\n`;
+  return proxiedGet(`ws.turret.test:${upPort}`, path, auth);
 }
 
 function upgrade(host: string, path: string): string {
-  return `GET http://${host}:${upPort}${path} HTTP/1.1\r\nHost: ${host}:${upPort}\r\nProxy-Authorization: ${auth}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+  return proxiedUpgrade(`${host}:${upPort}`, path, auth);
 }
 
 /**

@@ -63,11 +63,20 @@ export class ClientConnection {
   /**
    * Resolves once every response open on this connection now has closed; null when none is. A
    * WebSocket upgrade pipelined behind requests waits for their responses (websocket.ts): Node
-   * hands it the socket at once, and its answer would otherwise be written into theirs.
+   * hands it the socket at once, and its answer would otherwise be written into theirs. Node took
+   * its 'drain' listener off `socket` with the others, and that listener is what tells the response
+   * being sent that the socket drained: until they close, 'drain' is passed on here, or a response
+   * larger than the socket's buffers stalls for good (crash-pipelined-wait).
    */
-  responsesClosed(): Promise<void> | null {
+  responsesClosed(socket: Duplex): Promise<void> | null {
     if (this.open.size === 0) return null;
-    return Promise.all([...this.open].map(({ res }) => new Promise<void>((resolve) => res.once('close', () => resolve())))).then(() => undefined);
+    const drain = (): void => {
+      for (const { res } of this.open) if (res.socket === socket && res.writableNeedDrain) res.emit('drain');
+    };
+    socket.on('drain', drain);
+    return Promise.all([...this.open].map(({ res }) => new Promise<void>((resolve) => res.once('close', () => resolve())))).then(() => {
+      socket.off('drain', drain);
+    });
   }
 
   /** Ends the exchange of `req`, if it is open here and runs the pipeline, with `cause`. */
@@ -129,7 +138,7 @@ export function afterEarlier(rt: Runtime, conn: ClientConnection, socket: Duplex
       socket.destroy();
     }
   };
-  const earlier = conn.responsesClosed();
+  const earlier = conn.responsesClosed(socket);
   if (!earlier) return run();
   rt.log.debug(WAITS);
   // Node took its own error listener off the socket when it handed it over: a reset while this

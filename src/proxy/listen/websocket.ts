@@ -48,7 +48,7 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: D
   // nothing); the upstream is asked, and a refusal written, only after those responses. A
   // connection that closed meanwhile (the client left, a response said Connection: close) ends
   // this exchange unanswered.
-  const earlier = conn?.responsesClosed() ?? null;
+  const earlier = conn?.responsesClosed(socket) ?? null;
   if (earlier) rt.log.debug(WAITS, { request_id: x.id });
   try {
     if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw new TurretError('bad_request', 'only WebSocket upgrades are supported');
