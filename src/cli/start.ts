@@ -52,9 +52,17 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   // serving; its log lines are lost from then on, its audit log stays the record
   // (test/integration/crash-log-reader.test.ts).
   process.stderr.on('error', () => undefined);
+  // SIGHUP means "reload", but until a listener exists Node's default for it is to end the
+  // process: a reload sent while Turret starts (a supervisor's reload right after a restart, a
+  // config push) killed it. One that arrives before the reload handler is installed is
+  // remembered, and the rules are reloaded once started.
+  const hupWhileStarting = { seen: false };
+  const earlyHup = (): void => void (hupWhileStarting.seen = true);
+  process.on('SIGHUP', earlyHup);
   const o = lastWins(opts);
   const workers = parseWorkers(o.workers);
-  if (workers > 1 && cluster.isPrimary) return startPrimary(o, workers);
+  // The primary's own handler replaces it; workers start with every rule file as it is then.
+  if (workers > 1 && cluster.isPrimary) return startPrimary(o, workers, () => process.off('SIGHUP', earlyHup));
   const log = createLogger({ level: (o.logLevel ?? process.env.TURRET_LOG_LEVEL ?? 'info') as Level });
   const rules = rulesDir(o);
   const listen = parseListen(o.listen ?? process.env.TURRET_LISTEN ?? DEFAULT_LISTEN, '--listen');
@@ -194,6 +202,8 @@ export async function startCommand(opts: StartOptions): Promise<void> {
     ),
   );
   process.on('SIGHUP', () => void reload('SIGHUP'));
+  process.off('SIGHUP', earlyHup);
+  if (hupWhileStarting.seen) void reload('SIGHUP while starting');
   if (o.watch !== false) {
     let timer: NodeJS.Timeout | null = null;
     const w = watch(rules, () => {

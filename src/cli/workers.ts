@@ -48,7 +48,7 @@ export function workerAuditPath(spec: string, worker: string | undefined = clust
   return ext ? `${spec.slice(0, -ext.length)}.w${worker}${ext}` : `${spec}.w${worker}`;
 }
 
-export async function startPrimary(o: StartOptions, n: number): Promise<void> {
+export async function startPrimary(o: StartOptions, n: number, hupHandled: () => void = () => undefined): Promise<void> {
   const log = createLogger({ level: (o.logLevel ?? process.env.TURRET_LOG_LEVEL ?? 'info') as Level });
   const production = productionFromEnv(o.production);
   const policy = await loadPolicy(rulesDir(o)); // ConfigError → exit 2 before any worker starts
@@ -63,6 +63,9 @@ export async function startPrimary(o: StartOptions, n: number): Promise<void> {
   await loadKeyRing(dir, true);
 
   const workers = new Map<number, Worker>();
+  /** Workers that said they listen: only those have their SIGHUP handler (start.ts); others get it then. */
+  const listeningWorkers = new Set<Worker>();
+  const hupPending = new Set<Worker>();
   const restarts: number[] = [];
   let listening = 0;
   let stopping = false;
@@ -72,10 +75,14 @@ export async function startPrimary(o: StartOptions, n: number): Promise<void> {
     workers.set(k, w);
     w.on('message', (m: unknown) => {
       if ((m as { turret?: string })?.turret !== 'listening') return;
+      listeningWorkers.add(w);
+      if (hupPending.delete(w)) w.process.kill('SIGHUP');
       if (++listening === n) log.info('turret workers started', { workers: n, pids: [...workers.values()].map((x) => x.process.pid) });
     });
     w.on('exit', (code, signal) => {
       if (workers.get(k) === w) workers.delete(k);
+      listeningWorkers.delete(w);
+      hupPending.delete(w);
       if (stopping) {
         // A worker whose shutdown lost audit records (exit 1, or SIGKILL after a stuck audit disk:
         // docs/operations.md) makes the whole stop unclean.
@@ -108,8 +115,14 @@ export async function startPrimary(o: StartOptions, n: number): Promise<void> {
   };
   process.on('SIGTERM', () => stopAll('SIGTERM'));
   process.on('SIGINT', () => stopAll('SIGINT'));
+  // A worker still starting would be ended by a SIGHUP (Node's default until start.ts listens):
+  // it gets the reload once it says it listens.
   process.on('SIGHUP', () => {
-    for (const w of workers.values()) w.process.kill('SIGHUP');
+    for (const w of workers.values()) {
+      if (listeningWorkers.has(w)) w.process.kill('SIGHUP');
+      else hupPending.add(w);
+    }
   });
+  hupHandled();
   for (let k = 1; k <= n; k++) fork(k);
 }
