@@ -117,7 +117,7 @@ export class Connections {
  * closes an idle connection (server.ts, transparent.ts) is still attached; only the time is reset.
  */
 export function rearmIdle(rt: Runtime, socket: Duplex): void {
-  if (socket instanceof Socket) socket.setTimeout(rt.limits.idleTimeoutMs);
+  if (socket instanceof Socket && socket.timeout !== rt.limits.idleTimeoutMs) socket.setTimeout(rt.limits.idleTimeoutMs);
 }
 
 export const WAITS = 'an upgrade or CONNECT waits for the responses ahead of it on its connection';
@@ -152,6 +152,10 @@ export function afterEarlier(rt: Runtime, conn: ClientConnection, socket: Duplex
 
 /** A request on `conn`: an exchange, tracked, its ending armed (ending.ts), run through the pipeline. */
 export function serveRequest(rt: Runtime, conn: ClientConnection, req: IncomingMessage, res: ServerResponse): void {
+  // The same for a request that follows a keep-alive one on a client's own connection (a decrypted
+  // one has the limit on the connection under it): a client that stopped reading its response
+  // otherwise held the connection, and the upstream's, until request_timeout (crash-idle-stalled).
+  if (!conn.tunnel) rearmIdle(rt, req.socket);
   const x = newExchange(req, res, conn.tunnel, rt.state);
   x.ending = rt.live.arm(rt.limits, req);
   conn.track(req, res, x, rt.live);
