@@ -64,11 +64,15 @@ async function api(c: ConsoleContext, rt: Runtime, req: http.IncomingMessage, re
   let body: { for?: unknown; message?: unknown; by?: unknown } = {};
   const text = await readBody(req);
   if (text.trim()) {
+    let parsed: unknown;
     try {
-      body = JSON.parse(text) as typeof body;
+      parsed = JSON.parse(text);
     } catch {
       return sendJson(res, 400, { error: 'the body must be JSON' });
     }
+    // `null` parses too, and reading a field of it threw (a 500 for the client's mistake).
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return sendJson(res, 400, { error: 'the body must be a JSON object' });
+    body = parsed as typeof body;
   }
   const by = `cli${typeof body.by === 'string' ? `:${body.by.replace(/[^\w.@-]/g, '').slice(0, 40)}` : ''}@${req.socket.remoteAddress ?? '?'}`;
   const a = await decideApproval(rt, act[1] ?? '', act[2] as 'allow' | 'deny', by, {
@@ -145,7 +149,12 @@ async function page(rt: Runtime, s: Session, req: http.IncomingMessage, res: htt
   if (path === '/console' || path === '/console/') return sendHtml(res, 200, decisionsPage(s.csrf, rt.feed.recent(200)));
   if (path === '/console/events') return sse(req, res, (send) => rt.feed.subscribe((r) => send('record', r)));
   if (path.startsWith('/console/record/')) {
-    const id = decodeURIComponent(path.slice('/console/record/'.length));
+    let id: string;
+    try {
+      id = decodeURIComponent(path.slice('/console/record/'.length));
+    } catch {
+      return sendHtml(res, 400, '<p>not a record id</p>'); // a malformed %-escape threw: a 500 for the client's mistake
+    }
     return sendHtml(res, 200, recordPage(s.csrf, rt.feed.find(id), id));
   }
   if (path === '/console/approvals') return sendHtml(res, 200, approvalsPage(rt.approvals.list(), s.csrf));
