@@ -57,21 +57,32 @@ describe('SigV4 re-signing', () => {
       Buffer.alloc(1024, 'a'),
       Buffer.from(`\r\n0;chunk-signature=${fake}\r\n\r\n`),
     ]);
-    // Split at awkward places: inside a header, inside data, inside a CRLF.
-    const pieces = [framed.subarray(0, 7), framed.subarray(7, 40000), framed.subarray(40000, 65620), framed.subarray(65620)];
-    const out: Buffer[] = [];
-    for await (const c of Readable.from(pieces).pipe(chunkResigner({ key, longDate: '20130524T000000Z', scope: SCOPE, seed: SEED }))) out.push(c as Buffer);
-    const text = Buffer.concat(out).toString('latin1');
-    assert.equal(Buffer.concat(out).length, framed.length, 'the framed length is unchanged');
-    assert.deepEqual(
-      [...text.matchAll(/chunk-signature=([0-9a-f]{64})/g)].map((m) => m[1]),
-      [CHUNK1, CHUNK2, FINAL],
-    );
+    // Split at awkward places: inside a header, inside data, inside a CRLF; and in pieces of 1, 2,
+    // 1,000 and 65,538 bytes (the resigner collects a chunk's pieces without joining them until the
+    // chunk is whole: every boundary must land the same).
+    const at = (n: number): Buffer[] => Array.from({ length: Math.ceil(framed.length / n) }, (_, i) => framed.subarray(i * n, (i + 1) * n));
+    const splits = [[framed.subarray(0, 7), framed.subarray(7, 40000), framed.subarray(40000, 65620), framed.subarray(65620)], at(1), at(2), at(1000), at(65538)];
+    for (const pieces of splits) {
+      const out: Buffer[] = [];
+      for await (const c of Readable.from(pieces).pipe(chunkResigner({ key, longDate: '20130524T000000Z', scope: SCOPE, seed: SEED }))) out.push(c as Buffer);
+      const text = Buffer.concat(out).toString('latin1');
+      assert.equal(Buffer.concat(out).length, framed.length, 'the framed length is unchanged');
+      assert.equal(text.replace(/chunk-signature=[0-9a-f]{64}/g, ''), framed.toString('latin1').replace(/chunk-signature=[0-9a-f]{64}/g, ''), 'only the signatures change');
+      assert.deepEqual(
+        [...text.matchAll(/chunk-signature=([0-9a-f]{64})/g)].map((m) => m[1]),
+        [CHUNK1, CHUNK2, FINAL],
+      );
+    }
   });
 
   it('refuses trailers and malformed chunk framing', async () => {
     const key = signingKey('k', '20130524', 'us-east-1', 's3');
-    for (const bad of ['10;chunk-signature=zz\r\n', `0;chunk-signature=${'a'.repeat(64)}\r\n\r\nx-amz-checksum-crc32:AAAA\r\n`, `5;chunk-signature=${'a'.repeat(64)}\r\nabcdeXX`]) {
+    for (const bad of [
+      `10;chunk-signature=${'a'.repeat(64)}\r\n${'x'.repeat(15)}`,
+      '10;chunk-signature=zz\r\n',
+      `0;chunk-signature=${'a'.repeat(64)}\r\n\r\nx-amz-checksum-crc32:AAAA\r\n`,
+      `5;chunk-signature=${'a'.repeat(64)}\r\nabcdeXX`,
+    ]) {
       await assert.rejects(
         (async () => {
           for await (const _ of Readable.from([Buffer.from(bad)]).pipe(chunkResigner({ key, longDate: '20130524T000000Z', scope: SCOPE, seed: SEED }))) void _;
