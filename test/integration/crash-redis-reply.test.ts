@@ -24,6 +24,9 @@ const ANSWERS: Array<{ name: string; text: string; drops: boolean }> = [
   { name: 'nested 5,000 arrays deep', text: '*1\r\n'.repeat(5_000) + ':0\r\n', drops: true },
   { name: 'nested 200,000 arrays deep', text: '*1\r\n'.repeat(200_000) + ':0\r\n', drops: true },
   { name: 'not a reply type', text: '!garbage\r\n', drops: true },
+  // The parser copies and scans an unfinished line again at each read: 64 MiB held the event loop for about a minute (crashrev3).
+  { name: 'a status line that never ends (64 MiB)', text: '+' + 'a'.repeat(64 * 1024 * 1024), drops: true },
+  { name: 'a bulk string announced at 1 GiB', text: '$1073741824\r\nabc', drops: true },
   { name: 'an integer', text: ':7\r\n', drops: false },
   { name: 'an array naming no bucket', text: '*2\r\n:9\r\n$3\r\nabc\r\n', drops: false },
 ];
