@@ -3,7 +3,8 @@
  * must survive (attack review of crashrev2's fix, crashrev3): a response ahead of it too large for
  * the socket's buffers. Node takes its own listeners off the socket when it hands it over for the
  * upgrade, its 'drain' one too: the response ahead, writing through the same socket, then never
- * heard that the socket drained.
+ * heard that the socket drained. And a client that resets or half-closes while an allowed CONNECT
+ * waits (these held: one record for each exchange, the tunnel's end with its cause).
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { agentToken, startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { basicAuth } from '../helpers/raw-proxy.js';
-import { plainWsRules } from '../helpers/rules.js';
+import { LOOPBACK, plainWsRules } from '../helpers/rules.js';
 import { countedServer, readHead, type CountedServer } from '../helpers/counted-server.js';
 import { proxiedGet, proxiedUpgrade, switching } from '../helpers/ws-wire.js';
 
@@ -22,17 +23,30 @@ let t: TurretProc;
 let auth = '';
 let upstream: CountedServer;
 let upPort = 0;
+/** Upstream sockets holding the second half of a /held body. */
+const held: net.Socket[] = [];
 
 before(async () => {
   upstream = await countedServer((s) =>
     readHead(s, (head) => {
+      if (/^GET \/held/.test(head)) {
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234');
+        return void held.push(s);
+      }
       if (!/^GET \/big/.test(head)) return void s.write(switching(head));
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${BIG}\r\n\r\n`);
       s.end(Buffer.alloc(BIG, 'a'));
     }),
   );
   upPort = upstream.port;
-  t = await startTurret({ rules: { 'r.yaml': plainWsRules(['ws.turret.test', 'denied.turret.test']) } });
+  t = await startTurret({
+    rules: {
+      'r.yaml': {
+        ...plainWsRules(['ws.turret.test', 'denied.turret.test', 'tls.turret.test']),
+        rules: [...(plainWsRules().rules ?? []), { name: 'tls', methods: ['read'], schemes: ['https'], hosts: ['tls.turret.test:*'], unsafe_addresses: LOOPBACK }],
+      },
+    },
+  });
   auth = basicAuth('a', await agentToken(t, 'a'));
 });
 after(() => Promise.all([t?.stop(), new Promise((r) => upstream.server.close(r))]));
@@ -105,3 +119,45 @@ it('a CONNECT pipelined behind a response larger than the socket buffers: the wh
   const open = await waitForAudit(t, (r) => r.event === 'tunnel_open' && r.host === 'denied.turret.test');
   assert.equal(open?.code, 'policy_denied', JSON.stringify(open));
 });
+
+/** What each phase leaves in the audit log for the connection, sorted. */
+const EXPECTED = {
+  reset: [
+    ['request', 'aborted', 'client_closed'],
+    ['tunnel_open', 'aborted', 'client_closed'],
+  ],
+  // The GET is answered whole; the CONNECT is then answered, and its tunnel ends at once: the client sent no TLS.
+  'half-close': [
+    ['request', 'completed', null],
+    ['tunnel_close', 'aborted', 'client_tls_failed'],
+    ['tunnel_open', 'allowed', null],
+  ],
+};
+
+for (const phase of ['reset', 'half-close'] as const) {
+  it(`an allowed CONNECT pipelined behind a GET whose body is still coming, the client does a ${phase} while it waits: one record per exchange and tunnel end`, async () => {
+    const s = net.connect(t.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    const client = `127.0.0.1:${s.localPort}`;
+    const path = `/held-${phase}`;
+    s.write(
+      proxiedGet(`ws.turret.test:${upPort}`, path, auth) + `CONNECT tls.turret.test:${upPort} HTTP/1.1\r\nHost: tls.turret.test:${upPort}\r\nProxy-Authorization: ${auth}\r\n\r\n`,
+    );
+    await until(() => held.length > 0, 'the GET at the upstream');
+    if (phase === 'reset') s.resetAndDestroy();
+    else s.end();
+    const mine = (): string =>
+      JSON.stringify(
+        t
+          .audit()
+          .filter((r) => r.client === client)
+          .map((r) => [r.event, r.outcome, r.code ?? null])
+          .sort(),
+      );
+    if (phase === 'half-close') held.shift()?.end('56789');
+    await until(() => mine() === JSON.stringify(EXPECTED[phase]), mine);
+    held.shift()?.destroy();
+    assert.equal(t.proc.exitCode, null);
+  });
+}
