@@ -33,10 +33,26 @@ export function isConsolePath(p: string): boolean {
   return p === '/console' || p.startsWith('/console/') || p.startsWith('/api/');
 }
 
-function sse(req: http.IncomingMessage, res: http.ServerResponse, subscribe: (send: (event: string, data: unknown) => void) => () => void): void {
+/**
+ * What a live feed may hold unsent for its client. A feed whose client stops reading (a laptop
+ * asleep with the console open, a stuck tab) would otherwise keep every record since in memory;
+ * past this it is closed, and the browser's EventSource reconnects when it reads again.
+ */
+export const SSE_MAX_BUFFERED = 1024 * 1024;
+
+function sse(rt: Runtime, req: http.IncomingMessage, res: http.ServerResponse, subscribe: (send: (event: string, data: unknown) => void) => () => void): void {
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', ...SECURITY_HEADERS });
   res.write(': live\n\n');
-  const stop = subscribe((event, data) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+  const stop = subscribe((event, data) => {
+    if (res.destroyed) return;
+    if (res.writableLength > SSE_MAX_BUFFERED) {
+      rt.log.warn('console live feed closed: its client is not reading', { client: req.socket.remoteAddress, path: req.url, buffered: res.writableLength });
+      stop();
+      res.destroy();
+      return;
+    }
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  });
   req.socket.setTimeout(0);
   res.on('close', stop);
 }
@@ -147,7 +163,7 @@ async function post(c: ConsoleContext, rt: Runtime, s: Session, req: http.Incomi
 
 async function page(rt: Runtime, s: Session, req: http.IncomingMessage, res: http.ServerResponse, path: string, q: URLSearchParams): Promise<void> {
   if (path === '/console' || path === '/console/') return sendHtml(res, 200, decisionsPage(s.csrf, rt.feed.recent(200)));
-  if (path === '/console/events') return sse(req, res, (send) => rt.feed.subscribe((r) => send('record', r)));
+  if (path === '/console/events') return sse(rt, req, res, (send) => rt.feed.subscribe((r) => send('record', r)));
   if (path.startsWith('/console/record/')) {
     let id: string;
     try {
@@ -160,7 +176,7 @@ async function page(rt: Runtime, s: Session, req: http.IncomingMessage, res: htt
   if (path === '/console/approvals') return sendHtml(res, 200, approvalsPage(rt.approvals.list(), s.csrf));
   if (path === '/console/approvals/list') return sendHtml(res, 200, approvalsList(rt.approvals.list(), s.csrf));
   if (path === '/console/approvals/events') {
-    return sse(req, res, (send) => {
+    return sse(rt, req, res, (send) => {
       const l = (a: Approval): void => send('change', { id: a.id, state: a.state });
       rt.approvals.on('change', l);
       return () => rt.approvals.off('change', l);
