@@ -28,6 +28,18 @@ export function clientClosedError(req: IncomingMessage, res: ServerResponse): Tu
 }
 
 /**
+ * The client's connection had no traffic for idle_timeout and Turret closes it: the exchange
+ * waited for whoever was silent. The client, when its request was unfinished or the response sat
+ * unread in the socket's buffer; the upstream otherwise (its answer paused). Not client_closed:
+ * the client closed nothing.
+ */
+export function idleError(req: IncomingMessage, socket: { writableLength: number }, s: number): TurretError {
+  if (!req.complete) return new TurretError('client_timeout', `the client sent nothing more of its request for ${s}s (idle_timeout)`);
+  if (socket.writableLength > 0) return new TurretError('client_timeout', `the client read nothing of the response for ${s}s (idle_timeout)`);
+  return new TurretError('upstream_timeout', `nothing came from the upstream, nor from the client, for ${s}s (idle_timeout)`);
+}
+
+/**
  * The whole-exchange limit passed. While the client is still sending its request body the wait is
  * the client's, not the upstream's: blaming the upstream would raise a false outage alert.
  */

@@ -4,7 +4,9 @@
  * socket's timeout when a request follows a keep-alive one: the response then stalled with no idle
  * limit (until request_timeout, 15 minutes by default, none with 0), holding the upstream's
  * connection, and so did an upgrade or CONNECT pipelined behind it (connection.ts afterEarlier).
- * On a fresh connection the same client is closed after idle_timeout.
+ * On a fresh connection the same client is closed after idle_timeout. And what the record of an
+ * exchange cut by idle_timeout names: it said client_closed ("the client closed the connection")
+ * when Turret closed it, also when the silence was the upstream's.
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +31,7 @@ before(async () => {
     readHead(s, (head) => {
       heads.push(head.split('\r\n')[0] ?? '');
       if (/^GET \/small/.test(head)) return void s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      if (/^GET \/paused/.test(head)) return void s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234');
       if (!/^GET \/big/.test(head)) return void s.write(switching(head));
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${BIG}\r\n\r\n`);
       const chunk = Buffer.alloc(1024 * 1024, 'a');
@@ -68,18 +71,32 @@ function big(path: string): string {
 it('a client that stops reading a response on a reused connection: closed when idle, the exchange recorded', async () => {
   const s = await stalled(big('/big-stalled'));
   const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/big-stalled', 15_000);
-  assert.equal(rec?.outcome, 'aborted', JSON.stringify(rec));
+  assert.equal(rec?.code, 'client_timeout', JSON.stringify(rec));
+  assert.match(String(rec?.reason), /the client read nothing of the response for 1s \(idle_timeout\)/);
   s.destroy();
 });
 
-it('an upgrade pipelined behind that response: it waits, the connection closes when idle, one client_closed record each, nothing of the upgrade upstream', async () => {
+it('an upgrade pipelined behind that response: it waits, the connection closes when idle, one record each (the GET client_timeout, the upgrade client_closed), nothing of the upgrade upstream', async () => {
   const from = heads.length;
   const s = await stalled(big('/big-stalled-ws') + proxiedUpgrade(`ws.turret.test:${upstream.port}`, '/ws-stalled', auth));
   const ws = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/ws-stalled', 15_000);
   assert.equal(ws?.code, 'client_closed', JSON.stringify(ws));
   const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/big-stalled-ws');
-  assert.equal(rec?.outcome, 'aborted', JSON.stringify(rec));
+  assert.equal(rec?.code, 'client_timeout', JSON.stringify(rec));
   assert.deepEqual(heads.slice(from), ['GET /small HTTP/1.1', 'GET /big-stalled-ws HTTP/1.1'], 'nothing of the upgrade reached the upstream');
   assert.equal(t.audit().filter((x) => x.path === '/ws-stalled').length, 1);
   s.destroy();
+});
+
+it("an upstream that pauses its body longer than idle_timeout: the exchange is recorded as the upstream's wait, not the client's close", async () => {
+  const s = net.connect(t.port, '127.0.0.1');
+  s.on('error', () => undefined);
+  await once(s, 'connect');
+  s.resume();
+  s.write(proxiedGet(`ws.turret.test:${upstream.port}`, '/paused', auth));
+  const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/paused', 15_000);
+  assert.equal(rec?.outcome, 'failed', JSON.stringify(rec));
+  assert.equal(rec?.code, 'upstream_timeout', JSON.stringify(rec));
+  assert.match(String(rec?.reason), /nothing came from the upstream, nor from the client, for 1s \(idle_timeout\)/);
+  await until(() => s.closed, 'the connection closed');
 });

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TurretError } from '../../core/errors.js';
-import { clientClosedError, type LiveExchanges } from '../ending.js';
+import { clientClosedError, idleError, type LiveExchanges } from '../ending.js';
 import type { Runtime } from '../runtime.js';
 import { newExchange, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { runExchange } from '../stages/pipeline.js';
@@ -77,6 +77,16 @@ export class ClientConnection {
     return Promise.all([...this.open].map(({ res }) => new Promise<void>((resolve) => res.once('close', () => resolve())))).then(() => {
       socket.off('drain', drain);
     });
+  }
+
+  /**
+   * The connection on `socket` had no traffic for idle_timeout and is about to be closed (server.ts,
+   * transparent.ts): every exchange still open on it ends with what it waited for (ending.ts
+   * idleError) rather than as the client's close (crash-idle-stalled).
+   */
+  idled(rt: Runtime, socket: Duplex): void {
+    const s = Math.round(rt.limits.idleTimeoutMs / 100) / 10;
+    for (const o of this.open) o.x?.ending?.end(idleError(o.req, socket, s));
   }
 
   /** Ends the exchange of `req`, if it is open here and runs the pipeline, with `cause`. */
