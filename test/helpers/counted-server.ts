@@ -36,3 +36,17 @@ export function readHead(s: net.Socket, onHead: (head: string) => void): void {
   };
   s.on('data', onData);
 }
+
+/** Writes `total` bytes of 'a' to `w` in 1 MiB chunks as fast as its reader takes them, then ends it. */
+export function streamBytes(w: { write(c: Buffer): boolean; once(e: 'drain', f: () => void): unknown; end(): unknown }, total: number): void {
+  const chunk = Buffer.alloc(1024 * 1024, 'a');
+  let sent = 0;
+  const more = (): void => {
+    while (sent < total) {
+      sent += chunk.length;
+      if (!w.write(chunk)) return void w.once('drain', more);
+    }
+    w.end();
+  };
+  more();
+}

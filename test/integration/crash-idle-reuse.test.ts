@@ -15,9 +15,11 @@ import tls from 'node:tls';
 import { agentToken, startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { basicAuth, connectProxy, readResponse } from '../helpers/raw-proxy.js';
 import { LOOPBACK } from '../helpers/rules.js';
-import { startUpstream, type Upstream } from '../helpers/upstream.js';
-import { countedServer, type CountedServer } from '../helpers/counted-server.js';
+import { echo, startUpstream, type Upstream } from '../helpers/upstream.js';
+import { countedServer, streamBytes, type CountedServer } from '../helpers/counted-server.js';
 import { acceptKey } from '../helpers/ws-wire.js';
+
+const BIG = 64 * 1024 * 1024;
 
 let t: TurretProc;
 let plain: Upstream;
@@ -27,7 +29,15 @@ let auth = '';
 
 before(async () => {
   plain = await startUpstream({ tls: false });
-  secure = await startUpstream();
+  // /paused: 5 of 10 body bytes, then nothing; /big: 64 MiB as fast as the reader takes it.
+  secure = await startUpstream({
+    handler: (req, res, body) => {
+      if (req.url === '/paused') return void res.writeHead(200, { 'content-length': '10' }).write('01234');
+      if (req.url !== '/big') return echo(req, res, body);
+      res.writeHead(200, { 'content-length': String(BIG) });
+      streamBytes(res, BIG);
+    },
+  });
   ws = await countedServer((s) =>
     s.once('data', (c: Buffer) => {
       const key = /\r\nsec-websocket-key: *([^\r]+)/i.exec(c.toString('latin1'))?.[1] ?? '';
@@ -64,13 +74,7 @@ async function reused(): Promise<net.Socket> {
 }
 
 it('an intercepted tunnel opened after a keep-alive request closes when idle; tunnel_open and tunnel_close recorded', async () => {
-  const s = await reused();
-  const r = readResponse(s, { connect: true });
-  s.write(`CONNECT up.turret.test:${secure.port} HTTP/1.1\r\nHost: up.turret.test:${secure.port}\r\nProxy-Authorization: ${auth}\r\n\r\n`);
-  assert.equal((await r).status, 200);
-  const ts = tls.connect({ socket: s, servername: 'up.turret.test', ca: readFileSync(path.join(t.caDir, 'ca.crt')) });
-  ts.on('error', () => undefined);
-  await once(ts, 'secureConnect');
+  const ts = await tunnelOn(await reused());
   await until(() => ts.closed, 'the idle tunnel to close');
   const close = await waitForAudit(t, (x) => x.event === 'tunnel_close' && x.port === secure.port);
   assert.ok(close, 'the tunnel has its tunnel_close record');
@@ -91,4 +95,44 @@ it('a WebSocket session opened after a keep-alive request closes when idle; one 
   await until(() => s.closed, 'the idle session to close');
   await waitForAudit(t, (x) => x.event === 'request' && x.path === '/idle-ws');
   assert.equal(t.audit().filter((x) => x.event === 'request' && x.path === '/idle-ws').length, 1);
+});
+
+/** An intercepted tunnel on a fresh proxy connection, TLS up, `p` requested inside it. */
+async function insideTunnel(p: string): Promise<tls.TLSSocket> {
+  const s = await connectProxy(t.port);
+  s.on('error', () => undefined);
+  const ts = await tunnelOn(s);
+  ts.write(`GET ${p} HTTP/1.1\r\nHost: up.turret.test:${secure.port}\r\n\r\n`);
+  return ts;
+}
+
+/** CONNECT to the TLS upstream on proxy connection `s`, then TLS through it (Turret's CA). */
+async function tunnelOn(s: net.Socket): Promise<tls.TLSSocket> {
+  const r = readResponse(s, { connect: true });
+  s.write(`CONNECT up.turret.test:${secure.port} HTTP/1.1\r\nHost: up.turret.test:${secure.port}\r\nProxy-Authorization: ${auth}\r\n\r\n`);
+  assert.equal((await r).status, 200);
+  const ts = tls.connect({ socket: s, servername: 'up.turret.test', ca: readFileSync(path.join(t.caDir, 'ca.crt')) });
+  ts.on('error', () => undefined);
+  await once(ts, 'secureConnect');
+  return ts;
+}
+
+it("inside an intercepted tunnel, an upstream that pauses its body longer than idle_timeout: the request is recorded as the upstream's wait, not the client's close", async () => {
+  const ts = await insideTunnel('/paused');
+  ts.resume();
+  const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/paused', 15_000);
+  assert.equal(rec?.code, 'upstream_timeout', JSON.stringify(rec));
+  assert.match(String(rec?.reason), /nothing came from the upstream, nor from the client, for 1s \(idle_timeout\)/);
+  await until(() => ts.closed, 'the tunnel closed');
+  assert.equal(t.audit().filter((x) => x.event === 'request' && x.path === '/paused').length, 1);
+});
+
+it("inside an intercepted tunnel, a client that stops reading its response: recorded as the client's timeout", async () => {
+  const ts = await insideTunnel('/big');
+  ts.pause();
+  const rec = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/big', 15_000);
+  assert.equal(rec?.code, 'client_timeout', JSON.stringify(rec));
+  assert.match(String(rec?.reason), /the client read nothing of the response for 1s \(idle_timeout\)/);
+  assert.equal(t.audit().filter((x) => x.event === 'request' && x.path === '/big').length, 1);
+  ts.destroy();
 });

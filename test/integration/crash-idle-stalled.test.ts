@@ -15,7 +15,7 @@ import net from 'node:net';
 import { agentToken, startTurret, until, waitForAudit, type TurretProc } from '../helpers/turret.js';
 import { basicAuth, readResponse } from '../helpers/raw-proxy.js';
 import { plainWsRules } from '../helpers/rules.js';
-import { countedServer, readHead, type CountedServer } from '../helpers/counted-server.js';
+import { countedServer, readHead, streamBytes, type CountedServer } from '../helpers/counted-server.js';
 import { proxiedGet, proxiedUpgrade, switching } from '../helpers/ws-wire.js';
 
 const BIG = 64 * 1024 * 1024;
@@ -34,16 +34,7 @@ before(async () => {
       if (/^GET \/paused/.test(head)) return void s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234');
       if (!/^GET \/big/.test(head)) return void s.write(switching(head));
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${BIG}\r\n\r\n`);
-      const chunk = Buffer.alloc(1024 * 1024, 'a');
-      let sent = 0;
-      const more = (): void => {
-        while (sent < BIG) {
-          sent += chunk.length;
-          if (!s.write(chunk)) return void s.once('drain', more);
-        }
-        s.end();
-      };
-      more();
+      streamBytes(s, BIG);
     }),
   );
   t = await startTurret({ rules: { 'r.yaml': plainWsRules() }, args: ['--limit', 'idle_timeout=1s'] });

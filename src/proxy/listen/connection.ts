@@ -29,6 +29,11 @@ export class ClientConnection {
   closing = false;
   /** A parser error was answered: llhttp repeats the error for every later read. */
   answered = false;
+  /**
+   * The decrypted connection inside this one, when it carries an intercepted tunnel: the idle
+   * timer is on this (the outer) socket, the exchanges are on that one (idled).
+   */
+  inside: { conn: ClientConnection; socket: Duplex } | null = null;
 
   /**
    * Remember a request until its response has closed (so a later parser error can answer it),
@@ -81,12 +86,15 @@ export class ClientConnection {
 
   /**
    * The connection on `socket` had no traffic for idle_timeout and is about to be closed (server.ts,
-   * transparent.ts): every exchange still open on it ends with what it waited for (ending.ts
-   * idleError) rather than as the client's close (crash-idle-stalled).
+   * transparent.ts): every exchange still open on it, or on the intercepted tunnel inside it, ends
+   * with what it waited for (ending.ts idleError) rather than as the client's close
+   * (crash-idle-stalled). Inside a tunnel, a response is unread when bytes wait on either socket.
    */
-  idled(rt: Runtime, socket: Duplex): void {
+  idled(rt: Runtime, socket: { writableLength: number }): void {
     const s = Math.round(rt.limits.idleTimeoutMs / 100) / 10;
     for (const o of this.open) o.x?.ending?.end(idleError(o.req, socket, s));
+    const inside = this.inside;
+    if (inside) inside.conn.idled(rt, { writableLength: socket.writableLength + inside.socket.writableLength });
   }
 
   /** Ends the exchange of `req`, if it is open here and runs the pipeline, with `cause`. */

@@ -145,8 +145,10 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   const server = http.createServer(serverOptions(rt));
   server.on('request', (req, res) => serveRequest(rt, conns.of(req.socket), req, res));
   // A decrypted tunnel becomes a connection of the inner server, with its tunnel attached.
-  const intercepted = (tlsSocket: Duplex, tunnel: Tunnel): void => {
-    conns.of(tlsSocket).tunnel = tunnel;
+  const intercepted = (tlsSocket: Duplex, tunnel: Tunnel, outer: Duplex): void => {
+    const conn = conns.of(tlsSocket);
+    conn.tunnel = tunnel;
+    conns.of(outer).inside = { conn, socket: tlsSocket };
     inner.emit('connection', tlsSocket);
   };
   const sockets = new Set<Socket>();

@@ -23,7 +23,8 @@ import { replayStream } from './replay.js';
 import { HandshakeWatch } from './handshake.js';
 
 /** Takes a decrypted tunnel connection (server.ts: attaches the tunnel, hands it to the inner server). */
-export type Intercepted = (tlsSocket: Duplex, tunnel: Tunnel) => void;
+/** A decrypted tunnel handed to the inner server; `outer` is the client's connection it runs in. */
+export type Intercepted = (tlsSocket: Duplex, tunnel: Tunnel, outer: Duplex) => void;
 
 export interface TunnelTarget {
   host: string;
@@ -88,7 +89,7 @@ export async function openTunnel(rt: Runtime, intercepted: Intercepted, r: Tunne
       // Every request in the tunnel is then refused (421) rather than trusting either name.
       if (seen !== tunnel.host) tunnel.mismatch = `TLS SNI ${seen} does not match ${r.sniAgainst} ${tunnel.host}`;
     };
-    await terminateTls(rt, socket, r.head, tunnel.host, onSni, (tlsSocket) => intercepted(tlsSocket, tunnel), watch ?? undefined);
+    await terminateTls(rt, socket, r.head, tunnel.host, onSni, (tlsSocket) => intercepted(tlsSocket, tunnel, socket), watch ?? undefined);
   } catch (e) {
     const err = asTurretError(e);
     if (err.code === 'internal_error') rt.log.error('tunnel failed', { error: String((e as Error)?.stack ?? e) });
