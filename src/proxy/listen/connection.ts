@@ -107,6 +107,18 @@ export class ClientConnection {
 export class Connections {
   private readonly bySocket = new WeakMap<object, ClientConnection>();
 
+  /**
+   * A client's connection (proxy port, transparent listener) closes after idle_timeout without
+   * traffic; what is still open on it, or in the tunnel inside it, ends first with the cause it
+   * waited on (ClientConnection.idled).
+   */
+  closeWhenIdle(rt: Runtime, s: Socket): void {
+    s.setTimeout(rt.limits.idleTimeoutMs, () => {
+      this.of(s).idled(rt, s);
+      s.destroy();
+    });
+  }
+
   of(socket: object): ClientConnection {
     let c = this.bySocket.get(socket);
     if (!c) {

@@ -164,10 +164,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   inner.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, conns.tunnelOf(req.socket), conns.of(req.socket)));
   server.on('clientError', onClientError(rt, conns));
   server.on('connection', (s: Socket) => {
-    s.setTimeout(rt.limits.idleTimeoutMs, () => {
-      conns.of(s).idled(rt, s);
-      s.destroy();
-    });
+    conns.closeWhenIdle(rt, s);
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });

@@ -120,10 +120,7 @@ export async function startTransparent(
 /** Read the first bytes without consuming them, then hand the connection to TLS or plain HTTP. */
 function onConnection(rt: Runtime, o: Omit<TransparentOptions, 'listen'>, refusals: RefusalServer, s: Socket | Duplex, agent: string | null): void {
   s.on('error', () => s.destroy());
-  (s as Socket).setTimeout(rt.limits.idleTimeoutMs, () => {
-    o.conns.of(s).idled(rt, s);
-    s.destroy();
-  });
+  o.conns.closeWhenIdle(rt, s as Socket);
   const timer = setTimeout(() => s.destroy(), rt.limits.clientHeadersTimeoutMs);
   timer.unref();
   let buf: Buffer = Buffer.alloc(0);
