@@ -5,6 +5,7 @@
  * until the proxy closes, parsed with the strict parser of http-wire.ts. Records are found by the
  * request's unique path.
  */
+import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -12,7 +13,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { agentToken, startTurret, waitForAudit, type TurretProc } from './turret.js';
 import { LOOPBACK, type RuleFile } from './rules.js';
-import { parseResponses, type ResponseStream, type WireMessage } from './http-wire.js';
+import { header, parseResponses, type ResponseStream, type WireMessage } from './http-wire.js';
+import { caseOrEcho, upstreamSet, type H1Conn, type H1Script } from './h1-upstream.js';
 
 export const HOST = 'up.turret.test';
 
@@ -61,6 +63,8 @@ export interface H1Proxy {
    * answer and its record, and `p` still has exactly one record (none came late).
    */
   servesNext(port: number, next: string, p: string): Promise<void>;
+  /** A raw POST on the proxy port: the head (with `framing`, and Connection: close) now, the body written by the test. */
+  post(port: number, p: string, framing: string): { s: net.Socket; all: Promise<Buffer> };
   stop(): Promise<void>;
 }
 
@@ -167,6 +171,15 @@ export async function startH1Proxy(o: { args?: string[]; env?: Record<string, st
       await px.record(next);
       assert.equal(records(p).length, 1, `exactly one record for ${p}`);
     },
+    post(port, p, framing) {
+      const s = net.connect(t.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      const all = readAll(s, 30_000);
+      s.write(
+        `POST http://${HOST}:${port}${p} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nProxy-Authorization: ${auth}\r\nContent-Type: application/octet-stream\r\n${framing}Connection: close\r\n\r\n`,
+      );
+      return { s, all };
+    },
     stop: () => t.stop(),
   };
   return px;
@@ -175,4 +188,78 @@ export async function startH1Proxy(o: { args?: string[]; env?: Record<string, st
 /** The body of a final response as text (latin1). */
 export function bodyOf(x: Exchanged): string {
   return x.final?.body.toString('latin1') ?? '';
+}
+
+/** Writes `total` bytes of `chunk` into `s` with its backpressure, until done or the socket is gone; the bytes handed over. */
+export function upload(s: net.Socket, total: number, chunk: Buffer): { written: () => number } {
+  let written = 0;
+  const pump = (): void => {
+    while (written < total && !s.destroyed) {
+      written += chunk.length;
+      if (!s.write(chunk)) return void s.once('drain', pump);
+    }
+  };
+  pump();
+  return { written: () => written };
+}
+
+/**
+ * A describe block's turret and upstreams: started in before(), stopped in after(). `px` is
+ * the proxy once before() has run.
+ */
+export function useH1(o: Parameters<typeof startH1Proxy>[0] = {}): { readonly px: H1Proxy; ups: ReturnType<typeof upstreamSet> } {
+  const ups = upstreamSet();
+  let px: H1Proxy | undefined;
+  before(async () => {
+    px = await startH1Proxy(o);
+  });
+  after(async () => {
+    await px?.stop();
+    await ups.close();
+  });
+  return {
+    get px(): H1Proxy {
+      assert.ok(px, 'the proxy has started');
+      return px;
+    },
+    ups,
+  };
+}
+
+/**
+ * An upstream script for a case that must see the client's progress (`client.seen`): requests
+ * ending in `/case` run `run` once the client is attached, others are answered `own:<path>`.
+ */
+export function withClient(run: (c: H1Conn, client: Opened) => Promise<void>): { script: H1Script; attach(client: Opened): Opened } {
+  let attach: (o: Opened) => void = () => {};
+  const client = new Promise<Opened>((r) => (attach = r));
+  return {
+    script: caseOrEcho(async (c) => run(c, await client)),
+    attach: (o) => {
+      attach(o);
+      return o;
+    },
+  };
+}
+
+/** The client got a 502 (or `status`) with `code`, and `p` has its one failed record with that code; returns it. */
+export async function expectRefused(px: H1Proxy, r: Exchanged, p: string, code: string, status = 502): Promise<Record<string, unknown>> {
+  const text = r.raw.toString('latin1');
+  assert.equal(r.parsed.problem, null, text);
+  assert.equal(r.final?.status, status, text.slice(0, 400));
+  assert.equal(header(r.final!, 'x-turret-error')[0], code, text.slice(0, 400));
+  assert.equal(r.parsed.rest.length, 0, 'nothing after the refusal');
+  const rec = await px.record(p);
+  assert.equal(rec.code, code, JSON.stringify(rec));
+  assert.equal(rec.outcome, 'failed', JSON.stringify(rec));
+  assert.equal(rec.status, status);
+  return rec;
+}
+
+/** The head (200) and `seen` went out, then the response was cut: the client can tell it never ended. */
+export function expectCut(r: Exchanged, seen: string): void {
+  const text = r.raw.toString('latin1');
+  assert.match(text, /^HTTP\/1\.1 200 /);
+  assert.ok(text.includes(seen), text.slice(0, 300));
+  assert.equal(r.final, undefined, `the client must not see a complete response: ${text.slice(0, 300)}`);
 }

@@ -48,8 +48,10 @@ export class Wake {
 }
 
 export class H1Conn {
-  /** Every byte received on this connection. */
-  data = Buffer.alloc(0);
+  /** What arrived, in arrival order (joined on demand: a 128 MiB upload is not copied per read). */
+  private chunks: Buffer[] = [];
+  /** Bytes received on this connection. */
+  size = 0;
   /** Complete requests, in order. */
   readonly requests: WireMessage[] = [];
   /** Set when the bytes after the last complete request are not a valid request. */
@@ -58,6 +60,22 @@ export class H1Conn {
   /** The connection ended with an error (ECONNRESET from the peer, …). */
   error: string | null = null;
   private parsed = 0;
+  /** Parse again only once this many bytes are here (the announced length of the pending request). */
+  private need = 0;
+
+  /** Every byte received on this connection. */
+  get data(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0] ?? Buffer.alloc(0);
+  }
+
+  /** Body bytes received after the first request head (0 before it). */
+  firstBodyBytes(): number {
+    const end = this.requests.length > 0 || this.need > 0 ? this.headEnd : this.data.indexOf('\r\n\r\n');
+    return end < 0 ? 0 : this.size - end - 4;
+  }
+
+  private headEnd = -1;
 
   constructor(
     readonly id: number,
@@ -66,8 +84,9 @@ export class H1Conn {
     private readonly wake: Wake,
   ) {
     socket.on('data', (c: Buffer) => {
-      this.data = Buffer.concat([this.data, c]);
-      this.parse();
+      this.chunks.push(c);
+      this.size += c.length;
+      if (this.size >= this.need) this.parse();
       wake.changed();
     });
     socket.on('error', (e: NodeJS.ErrnoException) => {
@@ -81,9 +100,20 @@ export class H1Conn {
   }
 
   private parse(): void {
-    for (let i = 0; i < 1000 && this.problem === null && this.parsed < this.data.length; i++) {
-      const r = parseMessage(this.data.subarray(this.parsed), { kind: 'request' });
-      if (r.state === 'partial') return;
+    for (let i = 0; i < 1000 && this.problem === null && this.parsed < this.size; i++) {
+      const data = this.data;
+      const r = parseMessage(data.subarray(this.parsed), { kind: 'request' });
+      if (r.state === 'partial') {
+        // A head with a Content-Length: nothing to parse until the whole body is here.
+        const end = data.indexOf('\r\n\r\n', this.parsed);
+        if (end < 0) return;
+        if (this.requests.length === 0) this.headEnd = end;
+        const cl = /\r\ncontent-length:[ \t]*(\d+)/i.exec(data.subarray(this.parsed, end).toString('latin1'));
+        this.need = cl ? end + 4 + Number(cl[1]) : 0;
+        return;
+      }
+      if (this.requests.length === 0) this.headEnd = data.indexOf('\r\n\r\n');
+      this.need = 0;
       if (r.state === 'invalid') {
         this.problem = r.problem;
         return;

@@ -7,10 +7,10 @@
  * the same origin gets its own answer from a new connection, nothing stray reaches any client, and
  * each exchange has exactly one record.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ok, pathOf, upstreamSet, type H1Conn } from '../helpers/h1-upstream.js';
-import { bodyOf, startH1Proxy, type H1Proxy } from '../helpers/h1-proxy.js';
+import { ok, pathOf, type H1Conn } from '../helpers/h1-upstream.js';
+import { bodyOf, useH1 } from '../helpers/h1-proxy.js';
 
 const STRAY = 'STRAY-BYTES-NOT-YOURS';
 const STRAY_RESPONSE = `HTTP/1.1 200 OK\r\nContent-Length: ${STRAY.length}\r\nX-Stray: 1\r\n\r\n${STRAY}`;
@@ -45,17 +45,8 @@ async function serve(c: H1Conn): Promise<void> {
 }
 
 describe('stray response bytes never answer another request', () => {
-  let px: H1Proxy;
-  const ups = upstreamSet();
-  const fresh = () => ups.start(serve);
-
-  before(async () => {
-    px = await startH1Proxy();
-  });
-  after(async () => {
-    await px?.stop();
-    await ups.close();
-  });
+  const h = useH1();
+  const fresh = (): ReturnType<typeof h.ups.start> => h.ups.start(serve);
 
   const cases: Array<{ kase: string; method: string; status: number; body: string; what: string }> = [
     { kase: 'double', method: 'GET', status: 200, body: 'first', what: 'two responses to one request' },
@@ -70,7 +61,7 @@ describe('stray response bytes never answer another request', () => {
     it(`${c.what}: the first client gets only its answer, the connection is closed, the next request gets its own`, async () => {
       const up = await fresh();
       const first = `/desync/${c.kase}/first`;
-      const r1 = await px.send(up.port, first, { method: c.method });
+      const r1 = await h.px.send(up.port, first, { method: c.method });
       assert.equal(r1.parsed.problem, null, r1.raw.toString('latin1'));
       assert.equal(r1.final?.status, c.status, r1.raw.toString('latin1'));
       assert.equal(bodyOf(r1), c.body);
@@ -83,51 +74,52 @@ describe('stray response bytes never answer another request', () => {
       assert.equal(conn.requests.length, 1, 'the connection carried one request');
 
       const second = `/desync/${c.kase}/second`;
-      const r2 = await px.send(up.port, second);
+      const r2 = await h.px.send(up.port, second);
       assert.equal(r2.final?.status, 200, r2.raw.toString('latin1'));
       assert.equal(bodyOf(r2), `own:${second}`);
       assert.equal(r2.parsed.rest.length, 0);
       assert.equal(up.conns.length, 2, 'the second request came on a new connection');
 
-      const rec1 = await px.record(first);
+      const rec1 = await h.px.record(first);
       assert.equal(rec1.status, c.status);
       assert.equal(rec1.outcome, 'completed');
-      const rec2 = await px.record(second);
+      const rec2 = await h.px.record(second);
       assert.equal(rec2.status, 200);
-      assert.equal(px.records(first).length, 1, 'one record for the first exchange');
-      assert.equal(px.records(second).length, 1, 'one record for the second exchange');
+      assert.equal(h.px.records(first).length, 1, 'one record for the first exchange');
+      assert.equal(h.px.records(second).length, 1, 'one record for the second exchange');
     });
   }
 
   it('a response written on an idle kept-alive connection: the proxy closes it; the next request gets its own answer', async () => {
     const up = await fresh();
-    const r1 = await px.send(up.port, '/idle/first');
+    const r1 = await h.px.send(up.port, '/idle/first');
     assert.equal(bodyOf(r1), 'first');
     const conn = up.conns[0];
     assert.ok(conn);
     await conn.gone();
     assert.equal(conn.requests.length, 1);
-    const r2 = await px.send(up.port, '/idle/second');
+    const r2 = await h.px.send(up.port, '/idle/second');
     assert.equal(r2.final?.status, 200, r2.raw.toString('latin1'));
     assert.equal(bodyOf(r2), 'own:/idle/second');
     assert.ok(!r2.raw.toString('latin1').includes('STRAY'));
     assert.equal(up.conns.length, 2);
-    assert.equal(px.records('/idle/first').length, 1);
-    await px.record('/idle/second');
+    await h.px.record('/idle/first');
+    assert.equal(h.px.records('/idle/first').length, 1);
+    await h.px.record('/idle/second');
   });
 
   it('a clean keep-alive exchange reuses its connection (the control case: three requests, one connection)', async () => {
     const up = await fresh();
     for (const n of [1, 2, 3]) {
-      const r = await px.send(up.port, `/reuse/${n}`);
+      const r = await h.px.send(up.port, `/reuse/${n}`);
       assert.equal(bodyOf(r), `own:/reuse/${n}`);
     }
     assert.equal(up.conns.length, 1, 'three requests, one upstream connection');
     assert.deepEqual(up.conns[0]?.requests.map(pathOf), ['/reuse/1', '/reuse/2', '/reuse/3']);
-    assert.deepEqual(ups.errors(), []);
+    assert.deepEqual(h.ups.errors(), []);
     for (const [, text] of [
-      ['audit', px.t.auditText()],
-      ['stderr', px.t.stderr()],
+      ['audit', h.px.t.auditText()],
+      ['stderr', h.px.t.stderr()],
     ])
       assert.ok(!text?.includes(STRAY), 'stray bytes are in no output');
   });

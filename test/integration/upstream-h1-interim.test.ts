@@ -8,11 +8,11 @@
  * of the same origin. (A 100 to a request that did not expect one, and a 101 nobody asked for, fail
  * on main today: /work/notes/uppin-failing.md.)
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { caseOrEcho, ok, upstreamSet } from '../helpers/h1-upstream.js';
-import { bodyOf, startH1Proxy, type H1Proxy } from '../helpers/h1-proxy.js';
+import { caseOrEcho, ok } from '../helpers/h1-upstream.js';
+import { bodyOf, expectRefused, useH1 } from '../helpers/h1-proxy.js';
 import { header } from '../helpers/http-wire.js';
 import { assertNoSecrets, turretOutputs } from '../helpers/turret.js';
 
@@ -58,21 +58,12 @@ const CASES: Case[] = [
 ];
 
 describe('interim responses from the upstream', () => {
-  let px: H1Proxy;
-  const ups = upstreamSet();
+  const h = useH1({ secret: true, env: { TEST_H1_TOKEN: SECRET } });
   let n = 0;
-
-  before(async () => {
-    px = await startH1Proxy({ secret: true, env: { TEST_H1_TOKEN: SECRET } });
-  });
-  after(async () => {
-    await px?.stop();
-    await ups.close();
-  });
 
   for (const k of CASES) {
     it(`${k.name}: ${k.status}${k.code ? ` ${k.code}` : ''} at the client, no interim relayed, one record, the next request served`, async () => {
-      const up = await ups.start(
+      const up = await h.ups.start(
         caseOrEcho(async (c) => {
           await c.send(k.interim);
           if (k.final === null) return c.reset();
@@ -80,29 +71,27 @@ describe('interim responses from the upstream', () => {
         }),
       );
       const p = `/interim/${++n}/case`;
-      const r = await px.send(up.port, p);
+      const r = await h.px.send(up.port, p);
       assert.equal(r.parsed.problem, null, r.raw.toString('latin1'));
       assert.deepEqual(
         r.parsed.responses.map((m) => m.status),
         [k.status],
         `only the final response reaches the client: ${r.raw.toString('latin1')}`,
       );
-      assert.equal(bodyOf(r), k.status === 200 ? k.body : bodyOf(r));
-      const rec = await px.record(p);
-      assert.equal(rec.status, k.status);
-      if (k.code) {
-        assert.equal(header(r.final!, 'x-turret-error')[0], k.code);
-        assert.equal(rec.code, k.code);
-        assert.equal(rec.outcome, 'failed');
-      } else assert.equal(rec.outcome, 'completed');
-
-      await px.servesNext(up.port, `/interim/${n}/next`, p);
+      if (k.code) await expectRefused(h.px, r, p, k.code, k.status);
+      else {
+        assert.equal(bodyOf(r), k.body);
+        const rec = await h.px.record(p);
+        assert.equal(rec.status, k.status);
+        assert.equal(rec.outcome, 'completed');
+      }
+      await h.px.servesNext(up.port, `/interim/${n}/next`, p);
       assert.ok(!r.raw.toString('latin1').includes(SECRET), 'the secret never reaches the client');
     });
   }
 
   it('the secret reflected in interim fields is in no output', () => {
-    assertNoSecrets(turretOutputs(px.t), { secret: SECRET });
-    assert.deepEqual(ups.errors(), []);
+    assertNoSecrets(turretOutputs(h.px.t), { secret: SECRET });
+    assert.deepEqual(h.ups.errors(), []);
   });
 });

@@ -9,10 +9,10 @@
  * (no chunked terminator, fewer bytes than announced); the proxy serves the next request to the
  * same origin.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { caseOrEcho, echoPaths, upstreamSet, type H1Conn } from '../helpers/h1-upstream.js';
-import { bodyOf, startH1Proxy, type H1Proxy, type Opened } from '../helpers/h1-proxy.js';
+import { caseOrEcho, echoPaths, type H1Conn } from '../helpers/h1-upstream.js';
+import { bodyOf, type Opened, useH1, withClient, expectRefused, expectCut } from '../helpers/h1-proxy.js';
 import { header } from '../helpers/http-wire.js';
 
 const CHUNKED_HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n';
@@ -85,63 +85,36 @@ function cases(how: 'reset' | 'end'): Case[] {
 }
 
 describe('an upstream that breaks the exchange at every phase', () => {
-  let px: H1Proxy;
-  const ups = upstreamSet();
+  const h = useH1();
   let n = 0;
-
-  before(async () => {
-    px = await startH1Proxy();
-  });
-  after(async () => {
-    await px?.stop();
-    await ups.close();
-  });
 
   for (const how of ['reset', 'end'] as const) {
     for (const k of cases(how)) {
       const verdict = k.refused ? `502 ${k.refused}` : 'a cut response';
       it(`${how === 'reset' ? 'RST' : 'FIN'} ${k.name}: ${verdict}, one record (${k.code}), the next request served`, async () => {
-        let client: Opened | null = null;
-        let ready: () => void = () => {};
-        const opened = new Promise<void>((r) => (ready = r));
-        const up = await ups.start(
-          caseOrEcho(async (c) => {
-            await opened;
-            await k.run(c, client!);
-          }),
-        );
+        const w = withClient(k.run);
+        const up = await h.ups.start(w.script);
         const p = `/break/${++n}/case`;
-        client = px.open(up.port, p);
-        ready();
-        const r = await client.done;
-        const text = r.raw.toString('latin1');
-        if (k.refused) {
-          assert.equal(r.parsed.problem, null, text);
-          assert.equal(r.final?.status, 502, text);
-          assert.equal(header(r.final!, 'x-turret-error')[0], k.refused);
-          assert.equal(r.parsed.rest.length, 0);
-        } else {
-          // The head and the first bytes went out; then the response was cut, visibly.
-          assert.match(text, /^HTTP\/1\.1 200 /);
-          assert.ok(text.includes(k.cut!), text.slice(0, 300));
-          assert.equal(r.final, undefined, `the client must not see a complete response: ${text.slice(0, 300)}`);
-          assert.ok(!/\r\n0\r\n(.*\r\n)*\r\n$/.test(text), 'no chunked terminator');
+        const r = await w.attach(h.px.open(up.port, p)).done;
+        if (k.refused) await expectRefused(h.px, r, p, k.refused);
+        else {
+          expectCut(r, k.cut!);
+          assert.ok(!/\r\n0\r\n(.*\r\n)*\r\n$/.test(r.raw.toString('latin1')), 'no chunked terminator');
+          const rec = await h.px.record(p);
+          assert.equal(rec.code, k.code, JSON.stringify(rec));
+          // The upstream failed the exchange, though the head was out (aborted is the client's);
+          // the record's status is the 200 whose body was cut.
+          assert.equal(rec.outcome, 'failed', JSON.stringify(rec));
+          assert.equal(rec.status, 200);
         }
-        const rec = await px.record(p);
-        assert.equal(rec.code, k.code, JSON.stringify(rec));
-        // The upstream failed the exchange, whether or not the head was out (aborted is the client's).
-        assert.equal(rec.outcome, 'failed', JSON.stringify(rec));
-        // The record's status is what the client got: the 502, or the 200 whose body was cut.
-        assert.equal(rec.status, k.refused ? 502 : 200);
-
-        await px.servesNext(up.port, `/break/${n}/next`, p);
+        await h.px.servesNext(up.port, `/break/${n}/next`, p);
       });
     }
   }
 
   for (const when of ['FIN on accept', 'RST after the ClientHello'] as const) {
     it(`an upstream TLS handshake cut by ${when}: 502 upstream_tls_failed inside the tunnel, one record, the next request served`, async () => {
-      const up = await ups.start(echoPaths, {
+      const up = await h.ups.start(echoPaths, {
         beforeTls: (raw, n) => {
           if (n > 0) return false;
           if (when === 'FIN on accept') raw.end();
@@ -150,23 +123,17 @@ describe('an upstream that breaks the exchange at every phase', () => {
         },
       });
       const p = `/tls-break/${++n}/case`;
-      const r = await px.sendTls(up.tlsPort, p);
-      assert.equal(r.parsed.problem, null);
-      assert.equal(r.final?.status, 502, r.raw.toString('latin1'));
-      assert.equal(header(r.final!, 'x-turret-error')[0], 'upstream_tls_failed');
-      const rec = await px.record(p);
-      assert.equal(rec.code, 'upstream_tls_failed');
-      assert.equal(rec.outcome, 'failed');
+      await expectRefused(h.px, await h.px.sendTls(up.tlsPort, p), p, 'upstream_tls_failed');
       const next = `/tls-break/${n}/next`;
-      assert.equal(bodyOf(await px.sendTls(up.tlsPort, next)), `own:${next}`);
-      await px.record(next);
-      assert.equal(px.records(p).length, 1);
+      assert.equal(bodyOf(await h.px.sendTls(up.tlsPort, next)), `own:${next}`);
+      await h.px.record(next);
+      assert.equal(h.px.records(p).length, 1);
     });
   }
 
   it('no upstream script failed, and turret is still running', () => {
-    assert.deepEqual(ups.errors(), []);
-    assert.equal(px.t.proc.exitCode, null);
-    assert.doesNotMatch(px.t.stderr(), /uncaught|unhandled/i);
+    assert.deepEqual(h.ups.errors(), []);
+    assert.equal(h.px.t.proc.exitCode, null);
+    assert.doesNotMatch(h.px.t.stderr(), /uncaught|unhandled/i);
   });
 });

@@ -9,32 +9,23 @@
  * second is not (a hint shorter than the reuse margin means "do not reuse"). Every test has its own
  * upstream port, so its own pool.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ok, pathOf, upstreamSet, type H1Conn, type H1Upstream } from '../helpers/h1-upstream.js';
-import { bodyOf, startH1Proxy, type H1Proxy } from '../helpers/h1-proxy.js';
+import { ok, pathOf, type H1Conn, type H1Upstream } from '../helpers/h1-upstream.js';
+import { bodyOf, useH1 } from '../helpers/h1-proxy.js';
 
 /** One request's answer: the bytes, then what the connection does. */
 type Step = (c: H1Conn, i: number, p: string) => Promise<'next' | 'stop'>;
 
 describe('keep-alive reuse of upstream connections', () => {
-  let px: H1Proxy;
-  const ups = upstreamSet();
+  const h = useH1();
   const fresh = (step: Step): Promise<H1Upstream> =>
-    ups.start(async (c) => {
+    h.ups.start(async (c) => {
       for (let i = 0; i < 20; i++) {
         const req = await c.request(i);
         if ((await step(c, i, pathOf(req))) === 'stop') return;
       }
     });
-
-  before(async () => {
-    px = await startH1Proxy();
-  });
-  after(async () => {
-    await px?.stop();
-    await ups.close();
-  });
 
   for (const how of ['end', 'reset'] as const) {
     const tag = how === 'end' ? 'fin' : 'rst';
@@ -46,16 +37,16 @@ describe('keep-alive reuse of upstream connections', () => {
         else c.reset();
         return 'stop';
       });
-      assert.equal(bodyOf(await px.send(up.port, `/${tag}/1`)), `own:/${tag}/1`);
+      assert.equal(bodyOf(await h.px.send(up.port, `/${tag}/1`)), `own:/${tag}/1`);
       // After a FIN the socket's 'close' comes when the proxy has closed its side too.
       await up.conns[0]?.gone();
-      assert.equal(bodyOf(await px.send(up.port, `/${tag}/2`)), `own:/${tag}/2`);
+      assert.equal(bodyOf(await h.px.send(up.port, `/${tag}/2`)), `own:/${tag}/2`);
       assert.equal(up.accepted.plain, 2);
       assert.deepEqual(
         up.conns.map((c) => c.requests.map(pathOf)),
         [[`/${tag}/1`], [`/${tag}/2`]],
       );
-      assert.equal((await px.record(`/${tag}/2`)).status, 200);
+      assert.equal((await h.px.record(`/${tag}/2`)).status, 200);
     });
   }
 
@@ -75,11 +66,11 @@ describe('keep-alive reuse of upstream connections', () => {
         });
         const first = `/closed-under/${how}-${method}/1`;
         const second = `/closed-under/${how}-${method}/2`;
-        assert.equal(bodyOf(await px.send(up.port, first)), `own:${first}`);
-        const r = await px.send(up.port, second, { method, body });
+        assert.equal(bodyOf(await h.px.send(up.port, first)), `own:${first}`);
+        const r = await h.px.send(up.port, second, { method, body });
         assert.equal(r.parsed.problem, null);
         assert.equal(r.final?.status, 502, r.raw.toString('latin1'));
-        const rec = await px.record(second);
+        const rec = await h.px.record(second);
         assert.equal(rec.code, 'upstream_closed');
         assert.equal(rec.outcome, 'failed');
         assert.equal(rec.status, 502);
@@ -90,7 +81,7 @@ describe('keep-alive reuse of upstream connections', () => {
         if (body) assert.equal(delivered[0]?.body.toString(), body);
         assert.equal(up.accepted.plain, 1, 'no second connection was opened for it');
         // The proxy still serves this origin.
-        await px.servesNext(up.port, `/closed-under/${how}-${method}/3`, second);
+        await h.px.servesNext(up.port, `/closed-under/${how}-${method}/3`, second);
       });
     }
   }
@@ -115,7 +106,7 @@ describe('keep-alive reuse of upstream connections', () => {
       });
       const tag = k.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40);
       for (const n of [1, 2]) {
-        const r = await px.send(up.port, `/close/${tag}/${n}`);
+        const r = await h.px.send(up.port, `/close/${tag}/${n}`);
         assert.equal(r.final?.status, 200, r.raw.toString('latin1'));
         assert.equal(bodyOf(r), `own:/close/${tag}/${n}`);
         // Not pooled: the proxy closes the connection (it may not wait for the upstream to).
@@ -127,8 +118,8 @@ describe('keep-alive reuse of upstream connections', () => {
         [1, 1],
       );
       for (const n of [1, 2]) {
-        assert.equal((await px.record(`/close/${tag}/${n}`)).outcome, 'completed');
-        assert.equal(px.records(`/close/${tag}/${n}`).length, 1);
+        assert.equal((await h.px.record(`/close/${tag}/${n}`)).outcome, 'completed');
+        assert.equal(h.px.records(`/close/${tag}/${n}`).length, 1);
       }
     });
   }
@@ -138,7 +129,7 @@ describe('keep-alive reuse of upstream connections', () => {
       await c.send(`HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: ${`own:${p}`.length}\r\n\r\nown:${p}`);
       return 'next';
     });
-    for (const n of [1, 2, 3]) assert.equal(bodyOf(await px.send(up.port, `/kept10/${n}`)), `own:/kept10/${n}`);
+    for (const n of [1, 2, 3]) assert.equal(bodyOf(await h.px.send(up.port, `/kept10/${n}`)), `own:/kept10/${n}`);
     assert.equal(up.accepted.plain, 1);
     assert.deepEqual(up.conns[0]?.requests.map(pathOf), ['/kept10/1', '/kept10/2', '/kept10/3']);
   });
@@ -149,7 +140,7 @@ describe('keep-alive reuse of upstream connections', () => {
       return 'next';
     });
     for (const n of [1, 2, 3]) {
-      assert.equal(bodyOf(await px.send(up.port, `/hint/${n}`)), `own:/hint/${n}`);
+      assert.equal(bodyOf(await h.px.send(up.port, `/hint/${n}`)), `own:/hint/${n}`);
       await up.conns[n - 1]?.gone();
     }
     assert.equal(up.accepted.plain, 3);
@@ -160,6 +151,6 @@ describe('keep-alive reuse of upstream connections', () => {
   });
 
   it('no upstream script failed', () => {
-    assert.deepEqual(ups.errors(), []);
+    assert.deepEqual(h.ups.errors(), []);
   });
 });
