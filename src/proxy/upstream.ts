@@ -1,24 +1,26 @@
 /**
- * Upstream connections: undici pools whose connector is net/connect.ts's guarded connect.
- * undici never resolves a name itself: the connector resolves, classifies every answer and
- * dials a checked address with SNI = the host name, so there is no second lookup to rebind.
+ * Upstream connections: Turret's own HTTP/1.1 client (upstream-h1.ts) over connections that
+ * net/connect.ts's guarded connect opens. The client never resolves a name itself: the connector
+ * resolves, classifies every answer and dials a checked address with SNI = the host name, so
+ * there is no second lookup to rebind.
  *
  * Address exceptions belong to the rule that allowed a request. Pools are keyed by the
  * exception set, so a connection opened under one rule's exception is never reused for a
  * request that was allowed without it.
  */
 import tls from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
 import { compileExceptions, type AddressException } from '../net/exceptions.js';
 import { guardedConnect } from '../net/connect.js';
 import { normaliseHost } from '../net/host.js';
 import type { Resolver } from '../net/resolver.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Limits } from './limits.js';
-import { StartReporting } from './queue-wait.js';
 import type { Logger } from '../core/log.js';
 import { isTurretError } from '../core/errors.js';
 import { throttledWarn } from './listen/accept.js';
+import { OriginPool } from './upstream-h1.js';
+import { checkParser } from './llhttp.js';
+import type { Classification } from '../net/classify.js';
 
 export interface UpstreamOptions {
   resolver: Resolver;
@@ -32,11 +34,11 @@ export interface UpstreamOptions {
 
 export class UpstreamPool {
   /**
-   * Each pool, and the same pool as requests dispatch to (with the queue-wait report,
-   * queue-wait.ts), by exceptions key and then agent name: two lookups with strings that already
-   * exist, not a key concatenated (and hashed afresh) per request.
+   * The pools of each agent by exceptions key and then agent name, each holding one OriginPool
+   * per origin: lookups with strings that already exist, not a key concatenated (and hashed
+   * afresh) per request.
    */
-  private readonly agents = new Map<string, Map<string, { agent: Agent; dispatch: StartReporting }>>();
+  private readonly agents = new Map<string, Map<string, AgentPools>>();
 
   /**
    * The key text of each exceptions list a rule carries (the same array on every request it
@@ -48,6 +50,8 @@ export class UpstreamPool {
   private readonly secureContext: tls.SecureContext;
 
   constructor(private readonly o: UpstreamOptions) {
+    // The HTTP/1.1 client rests on node:http's internal parser: refuse to start without it.
+    checkParser();
     this.secureContext = tls.createSecureContext({ ca: o.ca, minVersion: 'TLSv1.2' });
     const warn = o.log ? throttledWarn(o.log) : null;
     this.noteFailure = (err) => {
@@ -66,70 +70,62 @@ export class UpstreamPool {
   }
 
   /**
-   * The pool for `agent`'s requests under `exceptions`. Each agent has its own pools (undici
-   * keeps one per origin inside an Agent), of upstreamConnectionsPerAgent connections each, so
-   * one agent's hung or slow requests queue behind that agent's own connections and never delay
-   * another agent's requests to the same origin (docs/operations.md, "Fair upstream connections").
+   * The pool of `agent`'s requests to `origin` (`scheme://host:port`, an IPv6 host in brackets)
+   * under `exceptions`. Each agent has its own pools, of upstreamConnectionsPerAgent connections
+   * each, so one agent's hung or slow requests queue behind that agent's own connections and
+   * never delay another agent's requests to the same origin (docs/operations.md, "Fair upstream
+   * connections").
    */
-  dispatcher(exceptions: readonly AddressException[], agentName = ''): StartReporting {
+  pool(exceptions: readonly AddressException[], agentName: string, origin: string, scheme: 'http' | 'https', host: string, port: number): OriginPool {
     let ex = this.exceptionKeys.get(exceptions);
     if (ex === undefined) this.exceptionKeys.set(exceptions, (ex = JSON.stringify(exceptions)));
     let byAgent = this.agents.get(ex);
     if (!byAgent) this.agents.set(ex, (byAgent = new Map()));
-    let pool = byAgent.get(agentName);
+    let pools = byAgent.get(agentName);
+    if (!pools) byAgent.set(agentName, (pools = { permit: exceptions.length > 0 ? compileExceptions([...exceptions]) : undefined, origins: new Map() }));
+    let pool = pools.origins.get(origin);
     if (!pool) {
-      const agent = this.create(exceptions);
-      pool = { agent, dispatch: new StartReporting(agent) };
-      byAgent.set(agentName, pool);
+      const permit = pools.permit;
+      const { limits } = this.o;
+      pool = new OriginPool(() => this.dial(host, port, scheme === 'https', permit), limits.upstreamConnectionsPerAgent, {
+        headersMs: limits.headersTimeoutMs,
+        bodyMs: limits.bodyTimeoutMs,
+      });
+      pools.origins.set(origin, pool);
     }
-    return pool.dispatch;
+    return pool;
   }
 
-  private create(exceptions: readonly AddressException[]): Agent {
-    const permit = exceptions.length > 0 ? compileExceptions([...exceptions]) : undefined;
+  /** One new connection for a pool: the guarded connect with the pool's exceptions. */
+  private dial(host: string, port: number, https: boolean, permit: ((c: Classification) => boolean) | undefined): Promise<import('node:net').Socket> {
+    const started = process.hrtime.bigint();
     const { resolver, selfAddresses, limits, metrics } = this.o;
-    const secureContext = this.secureContext;
-    return new Agent({
-      keepAliveTimeout: 4_000,
-      keepAliveMaxTimeout: 60_000,
-      headersTimeout: limits.headersTimeoutMs,
-      bodyTimeout: limits.bodyTimeoutMs,
-      maxHeaderSize: 64 * 1024,
-      connections: limits.upstreamConnectionsPerAgent,
-      connect: (opts, callback) => {
-        const started = process.hrtime.bigint();
-        const hostname = opts.hostname.replace(/^\[(.*)\]$/, '$1');
-        let target: { host: string; kind: ReturnType<typeof normaliseHost>['kind'] };
-        try {
-          target = normaliseHost(hostname);
-        } catch (e) {
-          callback(e as Error, null);
-          return;
-        }
-        const https = opts.protocol === 'https:';
-        const port = Number(opts.port) || (https ? 443 : 80);
-        guardedConnect({
-          host: target.host,
-          port,
-          kind: target.kind,
-          resolver,
-          permit,
-          selfAddresses,
-          timeoutMs: limits.connectTimeoutMs,
-          tls: https ? { servername: opts.servername ?? target.host, secureContext, ALPNProtocols: ['http/1.1'] } : undefined,
-          onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
-        }).then(
-          (socket) => {
-            metrics?.upstreamConnect.observe({ scheme: https ? 'https' : 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
-            callback(null, socket);
-          },
-          (err: Error) => {
-            this.noteFailure(err);
-            callback(err, null);
-          },
-        );
+    let target: ReturnType<typeof normaliseHost>;
+    try {
+      target = normaliseHost(host.replace(/^\[(.*)\]$/, '$1'));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    return guardedConnect({
+      host: target.host,
+      port,
+      kind: target.kind,
+      resolver,
+      permit,
+      selfAddresses,
+      timeoutMs: limits.connectTimeoutMs,
+      tls: https ? { servername: target.host, secureContext: this.secureContext, ALPNProtocols: ['http/1.1'] } : undefined,
+      onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
+    }).then(
+      (socket) => {
+        metrics?.upstreamConnect.observe({ scheme: https ? 'https' : 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
+        return socket;
       },
-    });
+      (err: unknown) => {
+        this.noteFailure(err);
+        throw err;
+      },
+    );
   }
 
   /**
@@ -163,6 +159,13 @@ export class UpstreamPool {
   async close(force = false): Promise<void> {
     const all = [...this.agents.values()].flatMap((byAgent) => [...byAgent.values()]);
     this.agents.clear();
-    await Promise.allSettled(all.map(({ agent: a }) => (force ? a.destroy() : a.close())));
+    for (const a of all) for (const p of a.origins.values()) p.close(force);
+    await Promise.resolve();
   }
+}
+
+/** One agent's pools under one exceptions list: the compiled exceptions, a pool per origin. */
+interface AgentPools {
+  permit: ((c: Classification) => boolean) | undefined;
+  origins: Map<string, OriginPool>;
 }

@@ -1,5 +1,5 @@
 /**
- * The queue-wait bound (proxy/queue-wait.ts) through a real undici pool and a real upstream on
+ * The queue-wait bound (proxy/queue-wait.ts) through a real upstream pool (upstream-h1.ts) and a real upstream on
  * loopback: a request that got a connection is no longer bounded; one still queued behind the
  * agent's only connection is ended with upstream_queue_timeout and never sent.
  */
@@ -7,10 +7,17 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { Agent } from 'undici';
-import { boundQueueWait, requestOrAbort, StartReporting } from '../../src/proxy/queue-wait.js';
+import net, { type AddressInfo } from 'node:net';
+import { boundQueueWait } from '../../src/proxy/queue-wait.js';
+import { OriginPool, type H1Answer } from '../../src/proxy/upstream-h1.js';
+import type { ExchangeEnding } from '../../src/proxy/ending.js';
 import { isTurretError } from '../../src/core/errors.js';
+
+function get(pool: OriginPool, path: string, bound: { signal: ExchangeEnding; clear(): void }): Promise<H1Answer> {
+  return new Promise((resolve, reject) => {
+    pool.request({ method: 'GET', path, headers: [['host', 'x']], body: undefined, length: undefined }, bound.signal, bound, (e, a) => (e || !a ? reject(e) : resolve(a)));
+  });
+}
 
 describe('queue-wait bound: one object and timer per request', () => {
   it('clears when the request gets its connection; a request queued behind a held one ends with upstream_queue_timeout, unsent', async () => {
@@ -23,20 +30,28 @@ describe('queue-wait bound: one object and timer per request', () => {
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const agent = new Agent({ connections: 1 });
-    const pool = new StartReporting(agent);
+    const port = (server.address() as AddressInfo).port;
+    const origin = `http://127.0.0.1:${port}`;
+    const pool = new OriginPool(
+      () =>
+        new Promise((resolve, reject) => {
+          const s = net.connect(port, '127.0.0.1');
+          s.once('connect', () => resolve(s)).once('error', reject);
+        }),
+      1,
+      { headersMs: 60_000, bodyMs: 60_000 },
+    );
     try {
       const first = boundQueueWait(60_000, 'a', origin, null);
       assert.equal(first.armed, true);
       const gotFirst = once(server, 'held');
-      const p1 = requestOrAbort(pool, { origin, path: '/first', method: 'GET', signal: first.signal }, first.signal);
+      const p1 = get(pool, '/first', first);
       await gotFirst;
       assert.equal(first.armed, false, 'the bound of a request that reached the upstream is cleared');
 
-      // The only connection is held: the second request waits in undici's queue until its bound fires.
+      // The only connection is held: the second request waits in the pool's queue until its bound fires.
       const second = boundQueueWait(50, 'a', origin, null);
-      const p2 = requestOrAbort(pool, { origin, path: '/second', method: 'GET', signal: second.signal }, second.signal);
+      const p2 = get(pool, '/second', second);
       const rejected = assert.rejects(p2, (e: unknown) => isTurretError(e) && e.code === 'upstream_queue_timeout' && /agent a's upstream connections/.test(e.message));
       await new Promise<void>((resolve) => second.signal.once('abort', resolve));
       await rejected;
@@ -46,17 +61,17 @@ describe('queue-wait bound: one object and timer per request', () => {
       held[0]?.end('ok');
       const r1 = await p1;
       assert.equal(r1.statusCode, 200);
-      assert.equal(await r1.body.text(), 'ok');
-      // The connection freed up: undici takes the aborted request from its queue and drops it unsent.
+      assert.equal(r1.whole?.toString(), 'ok');
+      // The connection freed up: the timed-out request had left the queue, so it is never sent.
       const third = boundQueueWait(60_000, 'a', origin, null);
       const gotThird = once(server, 'held');
-      const p3 = requestOrAbort(pool, { origin, path: '/third', method: 'GET', signal: third.signal }, third.signal);
+      const p3 = get(pool, '/third', third);
       await gotThird;
       held[1]?.end('ok');
       assert.equal((await p3).statusCode, 200);
       assert.deepEqual(paths, ['/first', '/third'], 'the timed-out request never reached the upstream');
     } finally {
-      await agent.destroy();
+      pool.close(true);
       server.close();
     }
   });

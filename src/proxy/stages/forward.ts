@@ -1,12 +1,12 @@
 /**
- * connect → forward → scrub. The request body streams from the client to undici; the response
+ * connect → forward → scrub. The request body streams from the client to the upstream client
+ * (upstream-h1.ts, Turret's own HTTP/1.1 on Node's llhttp); the response
  * body streams back through a decoder (gzip/deflate/br, so compressed bodies can be scrubbed)
  * and the scrubber to the client. Nothing is buffered beyond the scrubber's bounded window, so a
  * 1 GB download holds no more memory than a 1 KB one.
  */
 import { pipeline } from 'node:stream/promises';
 import { pipeline as pipeCb, Transform, type Readable } from 'node:stream';
-import { errors as undiciErrors } from 'undici';
 import { TurretError, isTurretError } from '../../core/errors.js';
 import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
 import { NO_BODY_PLAN, prepareRequestBody, type BodyPlan } from '../../secrets/body.js';
@@ -18,7 +18,9 @@ import { scansContentType } from './scrubbing.js';
 import { captureFor } from './oauth.js';
 import { respondSmall, smallBodyLength, type SmallBody } from './small-body.js';
 import { HeadGate, prefetch, wholeNow } from './relay.js';
-import { boundQueueWait, requestOrAbort } from '../queue-wait.js';
+import { boundQueueWait } from '../queue-wait.js';
+import type { H1Answer, H1Request, OriginPool } from '../upstream-h1.js';
+import type { ExchangeEnding } from '../ending.js';
 import { knownClean, noteClean } from '../clean-strings.js';
 
 /** Why the exchange was ended early (client close, timeouts, drain: ending.ts), or null. */
@@ -26,21 +28,12 @@ function causeOf(x: Exchange): TurretError | null {
   return x.ending?.cause ?? null;
 }
 
-/** Map whatever undici or the connector threw to a TurretError (the connector's pass through). */
+/**
+ * Map whatever the upstream client (upstream-h1.ts, whose own failures are TurretErrors already),
+ * the connector or a response decoder threw to a TurretError (the connector's pass through).
+ */
 export function upstreamError(e: unknown): TurretError {
   if (isTurretError(e)) return e;
-  if (e instanceof undiciErrors.HeadersTimeoutError || e instanceof undiciErrors.BodyTimeoutError || e instanceof undiciErrors.ConnectTimeoutError) {
-    return new TurretError('upstream_timeout', 'the upstream did not answer in time');
-  }
-  // A response undici's parser rejected (bad framing, a body that does not match its length, a
-  // 1xx it does not accept) is the upstream's protocol fault, not an unreachable host.
-  if (
-    e instanceof undiciErrors.HTTPParserError ||
-    e instanceof undiciErrors.ResponseContentLengthMismatchError ||
-    (e instanceof undiciErrors.SocketError && e.message === 'bad response')
-  ) {
-    return new TurretError('upstream_protocol_error', 'the upstream sent an invalid response', { cause: e });
-  }
   const code = (e as { code?: string }).code ?? '';
   // zlib (Z_DATA_ERROR, Z_BUF_ERROR) and brotli (ERR__ERROR_FORMAT_…) decoder failures: a body
   // that does not decode with its declared coding.
@@ -53,10 +46,10 @@ export function upstreamError(e: unknown): TurretError {
   if (code === 'EMFILE' || code === 'ENFILE') {
     return new TurretError('emfile', `the proxy has no file descriptor left to open an upstream connection (${code})`, { cause: e });
   }
-  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
+  if (code === 'ECONNRESET' || code === 'EPIPE') {
     return new TurretError('upstream_closed', 'the upstream closed the connection before its response was complete', { cause: e });
   }
-  if (code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_') || code === 'UND_ERR_RESPONSE_EXCEEDED_MAX_SIZE' || code === 'UND_ERR_HEADERS_OVERFLOW') {
+  if (code.startsWith('HPE_')) {
     return new TurretError('upstream_protocol_error', 'the upstream sent an invalid response', { cause: e });
   }
   return new TurretError('upstream_connect_failed', 'the upstream could not be reached', { cause: e });
@@ -91,13 +84,13 @@ export async function forward(
   const { req, res } = x;
   const { scheme, host, port, path } = routed(x).target;
   const rule = x.decision?.rule;
-  const dispatcher = x.state.upstream.dispatcher(rule?.addressExceptions ?? [], x.agent ?? '');
   const origin = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const pool = x.state.upstream.pool(rule?.addressExceptions ?? [], x.agent ?? '', origin, scheme, host, port);
   const bodyExpected = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
   const length = req.headers['content-length'];
   // Handle substitution in the body may change its length (secrets/body.ts corrects it).
-  // pipeline, not pipe: a client that goes away mid-body must fail the body undici is sending,
-  // or the upstream request waits for the rest forever (ending.ts).
+  // pipeline, not pipe: a client that goes away mid-body must fail the body the upstream client
+  // is sending, or the upstream request waits for the rest forever (ending.ts).
   const source = bodyExpected
     ? (pipeCb(
         req,
@@ -107,40 +100,20 @@ export async function forward(
     : null;
   // No body and nothing to substitute: nothing to wait for (one await fewer per GET).
   const sent = source === null && plan.buffered === null ? NO_BODY : await prepareRequestBody(source, length, plan);
-  // undici's flat [name, value, …] form, built in one pass (no copy of the pairs, no flat()).
-  const headers: string[] = [];
-  for (const [k, v] of x.upstreamHeaders) headers.push(k, v);
-  if (sent.body !== undefined && sent.length !== undefined) headers.push('content-length', sent.length);
 
   // Ended early (client close, client or total timeout, drain deadline: ending.ts)? Then that
-  // is the cause, whatever undici reports as a consequence.
+  // is the cause, whatever the upstream client reports as a consequence.
   // Waiting for one of this agent's own connections is bounded too (queue-wait.ts).
   const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.ending);
-  let upstream;
+  let upstream: H1Answer;
   const sentAt = process.hrtime.bigint();
   try {
-    upstream = await requestOrAbort(
-      dispatcher,
-      {
-        origin,
-        path,
-        method: req.method as 'GET',
-        headers,
-        body: sent.body,
-        signal: queue.signal,
-      },
-      queue.signal,
-    );
+    upstream = await send(pool, { method: req.method ?? 'GET', path, headers: x.upstreamHeaders, body: sent.body, length: sent.length }, queue.signal, queue);
   } catch (e) {
     throw causeOf(x) ?? upstreamError(e);
   } finally {
     queue.clear();
   }
-  // From here on the body stream may fail at any moment (reset, bad framing, or our own destroy(),
-  // which undici reports as RequestAbortedError). A stream 'error' without a listener is an
-  // uncaught exception that stops the whole process, so the body always has one; the stage that
-  // reads the body (pipeline, capture) still sees the error through its own listeners.
-  upstream.body.on('error', ignoreError);
   // Includes the guarded connect when no pooled connection was free (upstream_connect_seconds has that part alone).
   onUpstreamLatency?.(scheme, Number(process.hrtime.bigint() - sentAt) / 1e9);
 
@@ -149,6 +122,23 @@ export async function forward(
   } catch (e) {
     throw causeOf(x) ?? e;
   }
+}
+
+/** One request through `pool`, as a promise of its answer (its head, and a whole small body). */
+function send(pool: OriginPool, r: H1Request, ending: ExchangeEnding, bound: { clear(): void }): Promise<H1Answer> {
+  return new Promise((resolve, reject) => {
+    pool.request(r, ending, bound, (err, answer) => {
+      if (err !== null || answer === null) reject(err ?? new Error('no answer'));
+      else {
+        // From here on a streamed body may fail at any moment (reset, bad framing, or our own
+        // destroy()). A stream 'error' without a listener is an uncaught exception that stops the
+        // whole process, so the body always has one; the stage that reads the body (pipeline,
+        // capture) still sees the error through its own listeners.
+        if (answer.whole === null) answer.body.on('error', ignoreError);
+        resolve(answer);
+      }
+    });
+  });
 }
 
 /** Quiet time after which the scrubber emits held bytes up to the last line feed (SSE events). */
@@ -161,18 +151,24 @@ export const IDLE_FLUSH_MS = 50;
  * goes through oauth.ts instead (tokens become handles). Not an async function: a failure before
  * anything is sent may throw at once, so callers await it inside their try.
  */
-/** What the response half needs of an answer: undici's, or Node's for a WebSocket handshake refused. */
+/**
+ * What the response half needs of an answer: the upstream client's (upstream-h1.ts), or Node's
+ * for a WebSocket handshake refused.
+ */
 export interface UpstreamAnswer {
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Readable;
+  /** The body as a stream (the upstream client makes it only when asked, for a whole body). */
+  readonly body: Readable;
+  /** The whole body, when it arrived with its head (then nothing else is read for it). */
+  readonly whole?: Buffer | null;
   /** Read once the body has ended. */
   readonly trailers?: Record<string, string | string[] | undefined> | null;
 }
 
 export function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: Scrubber, onRedaction: (type: string) => void): Promise<void> {
   const { req } = x;
-  const { statusCode, headers: upHeaders, body } = upstream;
+  const { statusCode, headers: upHeaders } = upstream;
   const settings = x.state.policy.settings.scrub;
   const withBody = hasBody(req.method ?? 'GET', statusCode);
   const capture = withBody ? captureFor(x) : undefined;
@@ -187,7 +183,7 @@ export function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: Scrubbe
     if (withBody) checkTransferCoding(upHeaders['transfer-encoding']);
     if (transforming) decode = decoderFor(contentCoding(upHeaders['content-encoding']));
   } catch (e) {
-    body.destroy();
+    upstream.body.destroy();
     throw e;
   }
   const count = (d: Redaction): void => {
@@ -217,17 +213,22 @@ export function respond(x: Exchange, upstream: UpstreamAnswer, scrubber: Scrubbe
   if (announced.length > 0 && chunked && withBody) outHeaders.push(['trailer', announced.join(', ')]);
   x.status = statusCode;
 
-  if (capture) return capture.respond(x, body as Readable, decode, outHeaders, scrubber, count);
+  if (capture) return capture.respond(x, upstream.body, decode, outHeaders, scrubber, count);
   const small = withBody && decode === null && filter === null && announced.length === 0 ? smallBodyLength(upHeaders) : null;
   const smallBody: SmallBody | null =
     small === null
       ? null
       : { statusCode, headers: outHeaders, length: small, scrubber: scrubbing ? scrubber : null, maxScan: settings?.maxBodyScan ?? null, count, mapError: smallBodyError };
-  // undici has usually parsed a small body together with its head: it goes out now, and the
-  // promise the caller awaits is respondSmall's own (no async frame here, docs/benchmarks.md
-  // "Seventh pass"). Anything else continues in respondRest.
-  const now = smallBody !== null ? wholeNow(body as Readable) : null;
-  if (smallBody !== null && now !== null) return respondSmall(x, now, body as Readable, smallBody);
+  // A small body usually arrives in the same read as its head, and the upstream client hands it
+  // over whole (no stream is made for it): it goes out now, and the promise the caller awaits is
+  // respondSmall's own (no async frame here, docs/benchmarks.md "Seventh pass"). Anything else
+  // continues in respondRest.
+  if (smallBody !== null) {
+    const whole = upstream.whole;
+    if (whole !== undefined && whole !== null) return respondSmall(x, { whole }, null, smallBody);
+    const now = wholeNow(upstream.body);
+    if (now !== null) return respondSmall(x, now, upstream.body, smallBody);
+  }
   return respondRest(x, upstream, {
     withBody,
     smallBody,
@@ -294,16 +295,17 @@ function smallBodyError(x: Exchange, e: unknown): TurretError {
 /** The rest of respond: a small body still arriving (prefetch), a body without one, or the streaming path. */
 async function respondRest(x: Exchange, upstream: UpstreamAnswer, r: RestOfResponse): Promise<void> {
   const { res } = x;
-  const { statusCode, body } = upstream;
+  const { statusCode } = upstream;
+  const body = upstream.body;
   const { withBody, decode, filter, scrubbing, scrubber, count, announced, chunked, outHeaders } = r;
   // The small-body path sends the head with the whole body; a body not all there at once streams
   // instead, so its head is not withheld (relay.ts).
-  const early = r.smallBody !== null ? await prefetch(body as Readable, IDLE_FLUSH_MS) : null;
+  const early = r.smallBody !== null ? await prefetch(body, IDLE_FLUSH_MS) : null;
   if (r.smallBody !== null && early && !('rest' in early)) {
-    await respondSmall(x, early, body as Readable, r.smallBody);
+    await respondSmall(x, early, body, r.smallBody);
     return;
   }
-  const rest = early && 'rest' in early ? early.rest : (body as Readable);
+  const rest = early && 'rest' in early ? early.rest : body;
   if (!withBody) {
     res.writeHead(statusCode, outHeaders.flat());
     x.responded = true;
@@ -327,7 +329,7 @@ async function respondRest(x: Exchange, upstream: UpstreamAnswer, r: RestOfRespo
         cb(null, chunk);
       },
       flush(cb) {
-        // Runs after the upstream body ended (undici has filled in the trailers) and before res ends.
+        // Runs after the upstream body ended (the upstream client has filled in the trailers) and before res ends.
         if (announced.length > 0 && chunked) {
           const tr = Object.entries(upstream.trailers ?? {}).filter(([k]) => announced.includes(k.toLowerCase()));
           if (tr.length > 0) res.addTrailers(tr.map(([k, v]): [string, string] => [k, scrubText(scrubber, String(v), count)]));

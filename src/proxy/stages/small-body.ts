@@ -62,12 +62,13 @@ export interface SmallBody {
 }
 
 /**
- * `got`: the whole body, or how it failed before its end (relay.ts prefetch); `body` is its source.
+ * `got`: the whole body, or how it failed before its end (relay.ts prefetch); `body` is its source
+ * (null when the upstream client handed the body over whole: nothing is left to stop).
  * Not an async function: what fails before anything is sent throws at once (the callers await it
  * inside their try), and the promise returned is the one that waits for the response to be out,
  * so a small response costs one promise here, not three (docs/benchmarks.md "Seventh pass").
  */
-export function respondSmall(x: Exchange, got: { whole: Buffer } | { failed: Error }, body: Readable, o: SmallBody): Promise<void> {
+export function respondSmall(x: Exchange, got: { whole: Buffer } | { failed: Error }, body: Readable | null, o: SmallBody): Promise<void> {
   const res = x.res;
   let out: Buffer;
   try {
@@ -83,7 +84,7 @@ export function respondSmall(x: Exchange, got: { whole: Buffer } | { failed: Err
     }
   } catch (e) {
     // Nothing was sent: the pipeline's fail() answers with the error's code and status.
-    body.destroy();
+    body?.destroy();
     throw o.mapError(x, e);
   }
   // Node's flat [name, value, …] form, built in one pass.

@@ -1,0 +1,867 @@
+/**
+ * Turret's own HTTP/1.1 client for the forward stage: Node's llhttp (llhttp.ts) in response mode
+ * over the sockets the guarded connector (net/connect.ts) opens, pooled per origin. It replaced
+ * undici on this path because undici cost 13–15 µs of a ~110 µs intercepted request
+ * (docs/benchmarks.md "Hot path → Ninth pass": relay → server-raw, the same exchange with the
+ * upstream side on a raw pooled socket and llhttp), the last distance to squid ssl-bump on the
+ * upstream side ("Tenth pass" measures it in Turret). The WebSocket path (upstream.ts
+ * connectRaw) keeps its own raw connection; undici remains only in the client preload.
+ *
+ * What it does (docs/pipeline.md "Upstream", docs/security.md "Response framing"):
+ *
+ * - Pools: one per origin inside each (exceptions, agent) pool of upstream.ts, at most
+ *   `limits.upstreamConnectionsPerAgent` connections, requests waiting in FIFO order. A request
+ *   gets a connection (idle, or newly connected) and only then is its queue-wait bound cleared
+ *   (queue-wait.ts); a request whose exchange ends while it waits leaves the queue at once.
+ * - Request: head and a Buffer body in one socket.write; a streamed body with the socket's
+ *   backpressure, by Content-Length when known, else chunked. Every header name must be a token
+ *   and every value free of CR, LF, NUL and other controls (checked here, whatever the caller
+ *   promises), so nothing can split the head.
+ * - Response: strict llhttp (no lenient flag), head at most 64 KiB; 1xx skipped (101 to a request
+ *   that asked for no upgrade is a protocol error); HEAD answers without a body; a body ended by
+ *   EOF completes at EOF; any parse error is `upstream_protocol_error`, an EOF or reset inside a
+ *   response `upstream_closed`. Trailers are read with the end of the body.
+ * - The answer: a body that completed in the same read as its head is handed over whole
+ *   (`whole`, no stream), which the small-body path sends at once; any other body is a Readable
+ *   that pauses the socket while its reader is behind.
+ * - Keep-alive: a connection goes back to its pool only after a complete response that allows it
+ *   (no `Connection: close`, not HTTP/1.0 without keep-alive, the request fully sent, nothing
+ *   after the response in the same read). It idles 4 s, or the upstream's `Keep-Alive: timeout`
+ *   less 1 s, at most 60 s. An idle connection that closes, errors or receives any byte is
+ *   destroyed: bytes that no request asked for are never read as the next request's response.
+ * - Retry: a request written to a reused connection that closes or resets before any byte of
+ *   the response is sent once more, on a new connection, when its method is idempotent (RFC 9110
+ *   §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE) and its body can be sent again (none, or a
+ *   buffer); otherwise `upstream_closed`. The upstream may have closed the idle connection while
+ *   the request was on its way, which a client cannot tell from a failure of the request itself.
+ * - Timeouts: `limits.headersTimeoutMs` from the request written (refreshed while a streamed body
+ *   is sent) to the complete head, `limits.bodyTimeoutMs` between body chunks while the reader
+ *   takes them → `upstream_timeout`. The connect timeout is the connector's.
+ *
+ * Every parser and socket error reaches exactly one request (or none, on an idle connection);
+ * parser callbacks never call out to the request's owner, and a parser is closed only outside
+ * its own callbacks.
+ */
+import { Readable } from 'node:stream';
+import type net from 'node:net';
+import { TurretError, isTurretError } from '../core/errors.js';
+import { HTTPParser, type Parser } from './llhttp.js';
+import type { ExchangeEnding } from './ending.js';
+
+/** The largest response head (status line and fields), as undici's maxHeaderSize was. */
+export const MAX_HEAD_BYTES = 64 * 1024;
+/** How long an idle connection is kept without a hint from the upstream. */
+export const KEEP_ALIVE_MS = 4_000;
+/** The most an upstream's `Keep-Alive: timeout` hint can keep a connection idle. */
+export const KEEP_ALIVE_MAX_MS = 60_000;
+/** Taken off the upstream's hint, so that Turret closes first. */
+const KEEP_ALIVE_MARGIN_MS = 1_000;
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Methods whose request is sent with `content-length: 0` when it has no body (as undici did). */
+const EXPECTS_PAYLOAD = new Set(['POST', 'PUT', 'PATCH', 'QUERY']);
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What a field value may hold (RFC 9110 §5.5 field-vchar, SP, HTAB, obs-text). */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/** A request target: visible ASCII only. */
+const BAD_TARGET = /[^\x21-\x7e]/;
+const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+/** One request for the upstream. `headers` come from the pipeline (host first). */
+export interface H1Request {
+  method: string;
+  path: string;
+  headers: ReadonlyArray<readonly [string, string]>;
+  body: Buffer | string | Readable | undefined;
+  /** The body's length when known (a Readable with a Content-Length); a buffer's is its own. */
+  length: string | undefined;
+}
+
+/** Response fields as undici gave them: lower-case names, a repeated field's values in an array. */
+export type Fields = Record<string, string | string[] | undefined>;
+
+/** What a request's owner is told: the answer, or why there is none. */
+export type H1Callback = (err: Error | null, answer: H1Answer | null) => void;
+
+/** Builds the connection for a pool (upstream.ts: the guarded connect with this pool's rules). */
+export type Dial = () => Promise<net.Socket>;
+
+export interface H1Timeouts {
+  headersMs: number;
+  bodyMs: number;
+}
+
+/** Fields from llhttp's flat [name, value, …] list (values as the parser read them, latin1). */
+function fieldsOf(flat: readonly string[]): Fields {
+  const out: Fields = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const k = (flat[i] as string).toLowerCase();
+    const v = flat[i + 1] as string;
+    const had = out[k];
+    if (had === undefined) out[k] = v;
+    else if (typeof had === 'string') out[k] = [had, v];
+    else had.push(v);
+  }
+  return out;
+}
+
+/** The idle time the upstream's `Keep-Alive: timeout=N` allows (less the margin), or the default. */
+export function keepAliveMs(v: string | string[] | undefined): number {
+  if (v === undefined) return KEEP_ALIVE_MS;
+  const m = /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(Array.isArray(v) ? v.join(',') : v);
+  if (!m) return KEEP_ALIVE_MS;
+  return Math.min(KEEP_ALIVE_MAX_MS, Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS);
+}
+
+function protocolError(reason: string, cause?: unknown): TurretError {
+  return new TurretError('upstream_protocol_error', `the upstream sent an invalid response (${reason})`, cause === undefined ? {} : { cause });
+}
+
+function closedError(cause?: unknown): TurretError {
+  return new TurretError('upstream_closed', 'the upstream closed the connection before its response was complete', cause === undefined ? {} : { cause });
+}
+
+/** A socket error as a cause: resets and broken pipes are the upstream closing. */
+function socketError(e: unknown): TurretError {
+  if (isTurretError(e)) return e;
+  const code = (e as { code?: string }).code ?? '';
+  if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')) return new TurretError('upstream_tls_failed', `TLS with the upstream failed (${code})`, { cause: e });
+  return closedError(e);
+}
+
+/** The request head (with its framing fields) as one latin1 string; throws on a field that could split it. */
+function headOf(req: H1Request, bodyLength: number | null, chunked: boolean): string {
+  if (BAD_TARGET.test(req.path) || !TOKEN.test(req.method)) throw new TurretError('bad_request', 'the request target cannot be sent upstream');
+  let h = `${req.method} ${req.path} HTTP/1.1\r\n`;
+  const headers = req.headers;
+  let rest = '';
+  let host = '';
+  for (let i = 0; i < headers.length; i++) {
+    const f = headers[i] as readonly [string, string];
+    const k = f[0];
+    const v = f[1];
+    if (!TOKEN.test(k) || BAD_VALUE.test(v)) throw new TurretError('bad_request', `the request field ${TOKEN.test(k) ? k : '(a name)'} cannot be sent upstream`);
+    if (host === '' && k.toLowerCase() === 'host') host = `host: ${v}\r\n`;
+    else rest += `${k}: ${v}\r\n`;
+  }
+  h += host;
+  h += 'connection: keep-alive\r\n';
+  h += rest;
+  if (chunked) h += 'transfer-encoding: chunked\r\n';
+  else if (bodyLength !== null) h += `content-length: ${bodyLength}\r\n`;
+  return `${h}\r\n`;
+}
+
+/**
+ * The answer to one request. `whole` is the body when the response completed in the same read
+ * as its head (then `body` is made only if asked for); otherwise `body` streams it.
+ */
+export class H1Answer {
+  /** Set when the body has ended (the response's trailers, possibly empty). */
+  trailers: Fields | null = null;
+  private stream: H1Body | null;
+
+  constructor(
+    readonly statusCode: number,
+    readonly headers: Fields,
+    readonly whole: Buffer | null,
+    stream: H1Body | null,
+  ) {
+    this.stream = stream;
+  }
+
+  get body(): Readable {
+    if (this.stream === null) {
+      const s = new H1Body(null);
+      if (this.whole !== null && this.whole.length > 0) s.push(this.whole);
+      s.push(null);
+      this.stream = s;
+    }
+    return this.stream;
+  }
+}
+
+/** A response body still arriving: pauses the connection while its reader is behind. */
+class H1Body extends Readable {
+  constructor(public conn: H1Conn | null) {
+    // Four TLS records' worth before the connection pauses (as undici's body held): fewer
+    // pause/resume turns on a large download.
+    super({ highWaterMark: 64 * 1024 });
+  }
+
+  override _read(): void {
+    this.conn?.resumeReading();
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    // Destroyed before its end: the rest of the response will not be read, so the connection
+    // cannot carry another request.
+    const c = this.conn;
+    this.conn = null;
+    if (c !== null) c.abandon();
+    cb(err);
+  }
+}
+
+/** One request through a pool: queued, then on a connection. */
+class Call {
+  conn: H1Conn | null = null;
+  retried = false;
+  settled = false;
+  /** The body stream once the head was handed over (null for a whole body). */
+  body: H1Body | null = null;
+  answer: H1Answer | null = null;
+  readonly onAbort: () => void;
+
+  constructor(
+    readonly pool: OriginPool,
+    readonly req: H1Request,
+    readonly ending: ExchangeEnding,
+    readonly bound: { clear(): void } | null,
+    readonly cb: H1Callback,
+  ) {
+    this.onAbort = () => this.aborted();
+  }
+
+  /** May this request be sent again after a reused connection closed before answering? */
+  get retryable(): boolean {
+    const b = this.req.body;
+    return !this.retried && IDEMPOTENT.has(this.req.method) && (b === undefined || typeof b === 'string' || Buffer.isBuffer(b));
+  }
+
+  /** The head (and a whole body) arrived: handed over to the owner. */
+  answered(a: H1Answer): void {
+    if (this.settled) return;
+    this.answer = a;
+    this.settled = true;
+    if (a.whole !== null) this.ending.removeListener('abort', this.onAbort);
+    this.cb(null, a);
+  }
+
+  /** Failed before or after the head: the owner (or the body's reader) learns why, once. */
+  fail(err: Error): void {
+    this.ending.removeListener('abort', this.onAbort);
+    if (!this.settled) {
+      this.settled = true;
+      this.pool.unqueue(this);
+      this.cb(err, null);
+      return;
+    }
+    const b = this.body;
+    this.body = null;
+    if (b !== null) {
+      b.conn = null;
+      if (!b.destroyed) b.destroy(err);
+    }
+  }
+
+  /** The body ended normally. */
+  ended(): void {
+    this.ending.removeListener('abort', this.onAbort);
+    const b = this.body;
+    this.body = null;
+    if (b !== null) {
+      b.conn = null;
+      b.push(null);
+    }
+  }
+
+  /** The exchange ended (client gone, timeouts, drain, queue bound): stop here with its cause. */
+  private aborted(): void {
+    const reason = this.ending.reason ?? new TurretError('client_closed');
+    const c = this.conn;
+    if (c !== null) c.destroy(reason);
+    else this.fail(reason);
+  }
+}
+
+/** A parser and a connection; the per-connection parser callbacks are this object's methods. */
+class H1Conn {
+  readonly parser: Parser;
+  call: Call | null = null;
+  /** True once the connection sat idle in its pool: the upstream may have closed it meanwhile. */
+  private reused = false;
+  /** How long the connection may idle (the upstream's Keep-Alive hint). */
+  private idleMs = KEEP_ALIVE_MS;
+  dead = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private timerKind: 'headers' | 'body' | null = null;
+  private inExecute = false;
+  private paused = false;
+  // The message being parsed.
+  private flushed: string[] = [];
+  private status = 0;
+  private headFields: string[] | null = null;
+  private keepAlive = false;
+  private interim = false;
+  private complete = false;
+  private after = false;
+  private delivered = false;
+  private gotByte = false;
+  private uploaded = false;
+  private chunks: Buffer[] | null = null;
+  private trailers: string[] | null = null;
+  private failure: TurretError | null = null;
+  /** Stops a request body still being sent (and destroys it). */
+  private uploading: (() => void) | null = null;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly pool: OriginPool,
+  ) {
+    const p = new HTTPParser();
+    p.initialize(HTTPParser.RESPONSE, {}, MAX_HEAD_BYTES, HTTPParser.kLenientNone);
+    p[HTTPParser.kOnMessageBegin] = () => this.onMessageBegin();
+    p[HTTPParser.kOnHeaders] = (h: string[]) => this.onHeaders(h);
+    p[HTTPParser.kOnHeadersComplete] = (
+      _ma: number,
+      _mi: number,
+      h: string[] | undefined,
+      _m: unknown,
+      _u: unknown,
+      status: number,
+      _sm: unknown,
+      upgrade: boolean,
+      keepAlive: boolean,
+    ) => this.onHeadersComplete(h, status, upgrade, keepAlive);
+    p[HTTPParser.kOnBody] = (b: Buffer) => this.onBody(b);
+    p[HTTPParser.kOnMessageComplete] = () => this.onMessageComplete();
+    this.parser = p;
+    socket.setNoDelay(true);
+    socket.on('data', (b: Buffer) => this.onData(b));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (e: Error) => this.onSocketGone(e));
+    socket.on('close', () => this.onSocketGone(null));
+  }
+
+  // ---- parser callbacks: they only record; onData acts after execute() returned ----
+
+  private onMessageBegin(): void {
+    // A second message after the final response in the same read: the upstream answered what
+    // nobody asked. Nothing of it reaches anyone, and the connection is not reused.
+    if (this.complete) this.after = true;
+  }
+
+  private onHeaders(h: string[]): void {
+    // parserOnHeaders of node:http: more than 32 fields (or trailers) arrive in pieces.
+    if (this.complete) return;
+    this.flushed = this.flushed.length === 0 ? h : this.flushed.concat(h);
+  }
+
+  private onHeadersComplete(h: string[] | undefined, status: number, upgrade: boolean, keepAlive: boolean): number {
+    if (this.complete || this.failure) return 0;
+    const fields = h ?? this.flushed;
+    this.flushed = [];
+    if (status === 101 || upgrade) {
+      this.failure = protocolError(`${status} with an upgrade nobody asked for`);
+      return 1;
+    }
+    if (status < 200) {
+      // 100, 102, 103 …: interim, no body; the final response follows on the same connection.
+      this.interim = true;
+      return 0;
+    }
+    this.status = status;
+    this.headFields = fields;
+    this.keepAlive = keepAlive;
+    this.stopTimer();
+    return this.call?.req.method === 'HEAD' ? 1 : 0;
+  }
+
+  private onBody(b: Buffer): void {
+    if (this.complete || this.failure) return;
+    const body = this.call?.body;
+    if (body) {
+      if (this.timerKind === 'body') this.timer?.refresh();
+      if (!body.push(b) && !this.paused) {
+        this.paused = true;
+        this.socket.pause();
+        // The reader is behind: its pause is not the upstream's silence.
+        this.stopTimer();
+      }
+    } else (this.chunks ??= []).push(b);
+  }
+
+  private onMessageComplete(): void {
+    if (this.complete || this.failure) return;
+    if (this.interim) {
+      this.interim = false;
+      this.flushed = [];
+      return;
+    }
+    this.complete = true;
+    if (this.flushed.length > 0) {
+      this.trailers = this.flushed;
+      this.flushed = [];
+    }
+  }
+
+  // ---- socket events ----
+
+  private onData(b: Buffer): void {
+    const call = this.call;
+    if (call === null || this.complete) {
+      // Bytes on an idle connection, or after a complete response: never a response to anyone.
+      this.destroy(null);
+      return;
+    }
+    this.gotByte = true;
+    this.inExecute = true;
+    const r = this.parser.execute(b);
+    this.inExecute = false;
+    if (this.dead) return;
+    if (r instanceof Error && !this.complete) {
+      this.destroy(this.failure ?? protocolError(String((r as { code?: unknown }).code ?? 'parse error'), r));
+      return;
+    }
+    if (this.failure) {
+      this.destroy(this.failure);
+      return;
+    }
+    // A parse error after the response completed (bytes after it) costs the connection only.
+    if (r instanceof Error) this.after = true;
+    this.progress(call);
+  }
+
+  /** What the last read completed: the head (maybe with the whole body), the body's end. */
+  private progress(call: Call): void {
+    if (!this.delivered && this.headFields !== null) {
+      this.delivered = true;
+      const fields = fieldsOf(this.headFields);
+      this.headFields = null;
+      if (this.complete) {
+        const chunks = this.chunks;
+        this.chunks = null;
+        const whole = chunks === null ? Buffer.alloc(0) : chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+        const a = new H1Answer(this.status, fields, whole, null);
+        a.trailers = this.trailers === null ? {} : fieldsOf(this.trailers);
+        this.finished(call, fields);
+        call.answered(a);
+        return;
+      }
+      const body = new H1Body(this);
+      call.body = body;
+      const chunks = this.chunks;
+      this.chunks = null;
+      if (chunks !== null) for (const c of chunks) body.push(c);
+      this.startTimer('body');
+      call.answered(new H1Answer(this.status, fields, null, body));
+      if (this.dead) return;
+    }
+    if (this.complete && this.delivered) {
+      const a = call.answer;
+      if (a !== null && a.trailers === null) a.trailers = this.trailers === null ? {} : fieldsOf(this.trailers);
+      this.finished(call, a?.headers ?? null);
+      call.ended();
+    }
+  }
+
+  /** The response is complete: the connection goes back to its pool, or closes. */
+  private finished(call: Call, fields: Fields | null): void {
+    this.stopTimer();
+    this.call = null;
+    call.conn = null;
+    const reuse = this.keepAlive && this.uploaded && !this.after && fields !== null;
+    const idleMs = reuse ? keepAliveMs(fields['keep-alive']) : 0;
+    if (idleMs <= 0) {
+      this.destroy(null);
+      return;
+    }
+    this.resetMessage();
+    this.idleMs = idleMs;
+    this.pool.idled(this);
+  }
+
+  /** No request wants this connection now: it idles until `idleMs` pass or a request takes it. */
+  park(): void {
+    this.reused = true;
+    this.idleTimer = setTimeout(idleExpired, this.idleMs, this);
+    this.idleTimer.unref();
+    this.socket.unref();
+  }
+
+  private onEnd(): void {
+    if (this.dead) return;
+    const call = this.call;
+    if (call === null || this.complete) {
+      this.destroy(null);
+      return;
+    }
+    // EOF: ends a body that runs to the close; anywhere else the response is cut short.
+    this.inExecute = true;
+    const r = this.parser.finish();
+    this.inExecute = false;
+    if (this.dead) return;
+    if (r instanceof Error || !this.complete || this.failure) {
+      this.gone(call, this.failure ?? closedError(r));
+      return;
+    }
+    this.keepAlive = false;
+    this.progress(call);
+  }
+
+  private onSocketGone(e: Error | null): void {
+    if (this.dead) return;
+    const call = this.call;
+    if (call === null) {
+      this.destroy(null);
+      return;
+    }
+    this.gone(call, e === null ? closedError() : socketError(e));
+  }
+
+  /** The upstream went away during `call`: a retry when allowed, else the call fails. */
+  private gone(call: Call, err: TurretError): void {
+    if (!this.gotByte && this.reused && call.retryable && !call.ending.aborted) {
+      call.retried = true;
+      this.call = null;
+      call.conn = null;
+      // The new connection takes this one's place in the bound before this one is dropped.
+      this.pool.retry(call);
+      this.destroy(null);
+      return;
+    }
+    this.destroy(err);
+  }
+
+  // ---- the request ----
+
+  /** Sends `call`'s request on this (idle or new) connection. */
+  send(call: Call): void {
+    if (this.idleTimer !== null) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
+    this.socket.ref();
+    this.call = call;
+    call.conn = this;
+    const req = call.req;
+    const body = req.body;
+    let head: string;
+    try {
+      // A streamed body that already failed (a body check refused it while the request waited
+      // for its connection) would never end: nothing is sent.
+      if (body instanceof Readable && (body.destroyed || body.errored !== null)) throw bodyFailure(body.errored, call.ending);
+      if (body === undefined) head = headOf(req, EXPECTS_PAYLOAD.has(req.method) ? 0 : null, false);
+      else if (typeof body === 'string' || Buffer.isBuffer(body)) head = headOf(req, Buffer.byteLength(body), false);
+      else head = headOf(req, req.length === undefined ? null : Number(req.length), req.length === undefined);
+    } catch (e) {
+      // Nothing was written: the connection stays good.
+      this.call = null;
+      call.conn = null;
+      this.pool.idled(this);
+      call.fail(e as Error);
+      return;
+    }
+    this.startTimer('headers');
+    if (body === undefined) {
+      this.uploaded = true;
+      this.socket.write(head, 'latin1');
+    } else if (typeof body === 'string' || Buffer.isBuffer(body)) {
+      this.uploaded = true;
+      const b = typeof body === 'string' ? Buffer.from(body) : body;
+      this.socket.write(b.length === 0 ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), b]));
+    } else {
+      this.socket.write(head, 'latin1');
+      this.upload(call, body, req.length === undefined);
+    }
+  }
+
+  /** A streamed request body, with the socket's backpressure; chunked when its length is unknown. */
+  private upload(call: Call, body: Readable, chunked: boolean): void {
+    const socket = this.socket;
+    const onDrain = (): void => {
+      body.resume();
+    };
+    const cleanup = (): void => {
+      body.off('data', onData).off('end', onEnd).off('error', onError);
+      socket.off('drain', onDrain);
+    };
+    const onData = (c: Buffer | string): void => {
+      if (this.dead || this.call !== call) return cleanup();
+      const b = typeof c === 'string' ? Buffer.from(c) : c;
+      if (b.length === 0) return;
+      if (this.timerKind === 'headers') this.timer?.refresh();
+      const ok = chunked ? socket.write(Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`, 'latin1'), b, CRLF])) : socket.write(b);
+      if (!ok) {
+        body.pause();
+        socket.once('drain', onDrain);
+      }
+    };
+    const onEnd = (): void => {
+      cleanup();
+      this.uploading = null;
+      if (this.dead || this.call !== call) return;
+      if (chunked) socket.write(LAST_CHUNK);
+      this.uploaded = true;
+      if (this.timerKind === 'headers') this.timer?.refresh();
+    };
+    const onError = (e: Error): void => {
+      cleanup();
+      this.uploading = null;
+      // The body failed (the client went away, a body check refused it): the upstream must not
+      // take what was sent as a whole request.
+      if (this.call === call) this.destroy(bodyFailure(e, call.ending));
+    };
+    body.on('data', onData).once('end', onEnd).once('error', onError);
+    this.uploading = () => {
+      cleanup();
+      // As undici did: a request body the upstream will not take is destroyed.
+      if (!body.destroyed) body.destroy();
+    };
+  }
+
+  // ---- timers ----
+
+  private startTimer(kind: 'headers' | 'body'): void {
+    this.stopTimer();
+    const ms = kind === 'headers' ? this.pool.timeouts.headersMs : this.pool.timeouts.bodyMs;
+    if (ms <= 0) return;
+    this.timerKind = kind;
+    this.timer = setTimeout(timedOut, ms, this);
+    this.timer.unref();
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerKind = null;
+  }
+
+  /** The upstream stayed silent past the headers or body timeout. */
+  timedOut(): void {
+    const kind = this.timerKind;
+    this.timer = null;
+    this.timerKind = null;
+    if (this.dead || this.call === null) return;
+    this.destroy(
+      new TurretError(
+        'upstream_timeout',
+        kind === 'headers' ? 'the upstream sent no response head in time (upstream_headers_timeout)' : 'the upstream body paused too long (upstream_idle_timeout)',
+      ),
+    );
+  }
+
+  /** The body's reader wants more. */
+  resumeReading(): void {
+    if (!this.paused || this.dead) return;
+    this.paused = false;
+    this.startTimer('body');
+    this.socket.resume();
+  }
+
+  /** The body's reader gave up before its end. */
+  abandon(): void {
+    const call = this.call;
+    if (call !== null) call.body = null;
+    this.destroy(null);
+  }
+
+  private resetMessage(): void {
+    this.flushed = [];
+    this.status = 0;
+    this.headFields = null;
+    this.keepAlive = false;
+    this.interim = false;
+    this.complete = false;
+    this.after = false;
+    this.delivered = false;
+    this.gotByte = false;
+    this.uploaded = false;
+    this.chunks = null;
+    this.trailers = null;
+    this.failure = null;
+    // The last chunk of a body may have paused the socket (its reader was behind) in the read
+    // that also completed the response: the next response must be read.
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Closes the connection; its request (if any) fails with `err` (or the upstream's close). */
+  destroy(err: Error | null): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.stopTimer();
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.socket.destroy();
+    const up = this.uploading;
+    this.uploading = null;
+    up?.();
+    // Not from inside one of the parser's own callbacks (it would be freed under its feet).
+    if (this.inExecute) setImmediate(closeParser, this.parser);
+    else this.parser.close();
+    const call = this.call;
+    this.call = null;
+    this.pool.dropped(this);
+    if (call !== null) {
+      call.conn = null;
+      call.fail(err ?? closedError());
+    }
+  }
+}
+
+/** Why a request body failed: its own TurretError, the exchange's ending, or the client's close. */
+function bodyFailure(e: unknown, ending: ExchangeEnding): Error {
+  if (isTurretError(e)) return e;
+  return ending.reason ?? new TurretError('client_closed', 'the request body ended early', e ? { cause: e } : {});
+}
+
+function closeParser(p: Parser): void {
+  p.close();
+}
+
+function idleExpired(c: H1Conn): void {
+  c.destroy(null);
+}
+
+function timedOut(c: H1Conn): void {
+  c.timedOut();
+}
+
+/** The connections to one origin of one (exceptions, agent) pool. */
+export class OriginPool {
+  private readonly idle: H1Conn[] = [];
+  private readonly busy = new Set<H1Conn>();
+  private readonly queue: Call[] = [];
+  /** Connections open or being opened. */
+  private open = 0;
+  private connecting = 0;
+  closed = false;
+
+  constructor(
+    private readonly dial: Dial,
+    private readonly max: number,
+    readonly timeouts: H1Timeouts,
+  ) {}
+
+  /**
+   * Sends `req`; `cb` gets the answer once its head arrived, or the error. `bound` (queue-wait.ts)
+   * is cleared when the request gets its connection. When `ending` ends first,
+   * `cb` gets its reason at once, wherever the request is.
+   */
+  request(req: H1Request, ending: ExchangeEnding, bound: { clear(): void } | null, cb: H1Callback): void {
+    const call = new Call(this, req, ending, bound, cb);
+    if (ending.aborted) {
+      call.fail(ending.reason ?? new TurretError('client_closed'));
+      return;
+    }
+    ending.once('abort', call.onAbort);
+    const c = this.takeIdle();
+    if (c !== null) {
+      this.start(c, call);
+      return;
+    }
+    this.queue.push(call);
+    this.pump();
+  }
+
+  private takeIdle(): H1Conn | null {
+    for (let c = this.idle.pop(); c !== undefined; c = this.idle.pop()) if (!c.dead) return c;
+    return null;
+  }
+
+  private start(c: H1Conn, call: Call): void {
+    this.busy.add(c);
+    call.bound?.clear();
+    c.send(call);
+  }
+
+  /** Hands idle connections to waiting requests; opens connections while under the bound. */
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const c = this.takeIdle();
+      if (c === null) break;
+      this.start(c, this.queue.shift() as Call);
+    }
+    while (this.queue.length > this.connecting && this.open < this.max) this.connect();
+  }
+
+  private connect(): void {
+    this.open++;
+    this.connecting++;
+    this.dial().then(
+      (socket) => {
+        this.connecting--;
+        if (this.closed && this.queue.length === 0) {
+          this.open--;
+          socket.destroy();
+          return;
+        }
+        const c = new H1Conn(socket, this);
+        const next = this.queue.shift();
+        if (next !== undefined) this.start(c, next);
+        else this.idled(c);
+      },
+      (err: unknown) => {
+        this.connecting--;
+        this.open--;
+        // The oldest waiting request learns why; the others get their own try.
+        const next = this.queue.shift();
+        next?.fail(err instanceof Error ? err : new Error(String(err)));
+        this.pump();
+      },
+    );
+  }
+
+  /** A request whose reused connection closed before answering: once more, on a new connection. */
+  retry(call: Call): void {
+    // It replaces the connection that closed (dropped right after), so the bound holds.
+    this.open++;
+    this.dial().then(
+      (socket) => {
+        const c = new H1Conn(socket, this);
+        if (!call.settled && call.conn === null && !this.closed) this.start(c, call);
+        else this.idled(c);
+      },
+      (err: unknown) => {
+        this.open--;
+        call.fail(err instanceof Error ? err : new Error(String(err)));
+        this.pump();
+      },
+    );
+  }
+
+  /** `c` finished its response and may take another request. */
+  idled(c: H1Conn): void {
+    this.busy.delete(c);
+    const next = this.queue.shift();
+    if (next !== undefined) this.start(c, next);
+    else if (this.closed) c.destroy(null);
+    else {
+      c.park();
+      this.idle.push(c);
+    }
+  }
+
+  /** `c` closed. */
+  dropped(c: H1Conn): void {
+    this.open--;
+    this.busy.delete(c);
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (this.queue.length > 0) this.pump();
+  }
+
+  /** A waiting request leaves the queue (its exchange ended, or it failed). */
+  unqueue(call: Call): void {
+    const i = this.queue.indexOf(call);
+    if (i >= 0) this.queue.splice(i, 1);
+  }
+
+  /**
+   * Graceful: idle connections close now, busy ones after their response, waiting requests are
+   * still served. Forced: every connection closes and every waiting request fails.
+   */
+  close(force: boolean): void {
+    this.closed = true;
+    for (const c of this.idle.splice(0)) c.destroy(null);
+    if (!force) return;
+    for (const c of [...this.busy]) c.destroy(new TurretError('upstream_closed', 'the proxy closed its upstream connections'));
+    for (const call of this.queue.splice(0)) call.fail(new TurretError('upstream_connect_failed', 'the proxy closed its upstream connections'));
+  }
+}
