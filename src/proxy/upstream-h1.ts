@@ -395,6 +395,12 @@ class H1Conn {
     if (this.flushed.length > 0) {
       this.trailers = this.flushed;
       this.flushed = [];
+      // A length cannot come after the body (RFC 9110 §6.5.1): a Content-Length there is the
+      // upstream's protocol fault, as undici refused it (other fields the trailer may not carry
+      // are dropped by forward.ts, never relayed).
+      for (let i = 0; i < this.trailers.length; i += 2) {
+        if ((this.trailers[i] as string).toLowerCase() === 'content-length') this.failure = protocolError('content-length in the trailer section');
+      }
     }
   }
 
@@ -608,8 +614,12 @@ class H1Conn {
     body.on('data', onData).once('end', onEnd).once('error', onError);
     this.uploading = () => {
       cleanup();
-      // As undici did: a request body the upstream will not take is destroyed.
-      if (!body.destroyed) body.destroy();
+      // The upstream will take no more (it answered early, closed or reset): the rest of the
+      // body is read and dropped, not destroyed. Destroying it would end the client's request
+      // unfinished, and the exchange would be blamed on the client (client_closed), who closed
+      // nothing; the answer (the upstream's, or 502 upstream_closed) still reaches it.
+      body.on('error', ignore);
+      body.resume();
     };
   }
 
@@ -710,6 +720,8 @@ function bodyFailure(e: unknown, ending: ExchangeEnding): Error {
   if (isTurretError(e)) return e;
   return ending.reason ?? new TurretError('client_closed', 'the request body ended early', e ? { cause: e } : {});
 }
+
+function ignore(): void {}
 
 function closeParser(p: Parser): void {
   p.close();
