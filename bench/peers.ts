@@ -186,6 +186,7 @@ export async function turretSubject(
   extraSecrets: readonly Secret[] = [],
 ): Promise<{ subject: Subject; stop: () => Promise<void>; caDir: string }> {
   const t = await startTurret({
+    ...(name.startsWith('turret-') ? { main: `${process.env[`RAW_TURRET_${name.slice(7).toUpperCase()}`]}/dist/main.js` } : {}),
     rules: { 'bench.yaml': turretRules(scrub, extraSecrets) },
     env: { BENCH_TOKEN: `fake_bench_${randomBytes(16).toString('hex')}`, ...extraEnv },
     // BENCH_TURRET_ARGS: extra `turret start` options for A/B runs (e.g. `--audit off` to see what the audit costs).

@@ -18,6 +18,9 @@
  *
  * RAW_SUBJECTS may name any MODE of raw-relay.ts (llhttp-dispatch, the -consume ones, server-raw, …),
  * and turret (dist/, the peers bench's rules and warm-up; `npm run build` first; not checked here).
+ * turret-NAME is the turret of another built checkout, RAW_TURRET_NAME=/its/dir (e.g.
+ * `RAW_TURRET_BASE=/tmp/main RAW_SUBJECTS=turret,turret-base,relay`): two builds in one run, rounds
+ * alternated, for an A/B of a change.
  * RAW_PROFILE=1: Node subjects get a preload that starts the V8 profiler (200 µs sampling) at
  * the first measured window; each profile's self time is printed as µs per request by file /
  * native function, and the profiles are kept (also for `node bench/profile-busy.mjs DIR`).
@@ -85,7 +88,7 @@ async function start(name: string, upCa: string, up: { ports: Ports }): Promise<
     const p = await startSquid(UPSTREAM_CA_FILE);
     return p ? { name, proc: p, route: { proxyPort: p.port, namedHosts: false, ca: p.caPem ?? upCa }, checks: false, traced: false } : null;
   }
-  if (name === 'turret') {
+  if (name === 'turret' || name.startsWith('turret-')) {
     // dist/ turret with the peers bench's rules (`npm run build` first); its own tests check it.
     const env: Record<string, string> = PROFILE ? { NODE_OPTIONS: `--import=${preload(name)}` } : PERF ? { NODE_OPTIONS: '--perf-basic-prof' } : {};
     const t = await turretSubject(up.ports, true, name, env);

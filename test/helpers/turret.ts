@@ -55,6 +55,8 @@ export function runCli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEn
 
 /** `caDir`: an existing CA and key directory (another replica's copy, or the same one after a restart). */
 export async function startTurret(o: {
+  /** Another build's dist/main.js (benchmarks compare two builds in one run). */
+  main?: string;
   rules: RuleFiles;
   env?: Record<string, string>;
   args?: string[];
@@ -71,7 +73,7 @@ export async function startTurret(o: {
   // The admin listener gets an OS-chosen port too, so test files can run in parallel.
   const admin = (o.args ?? []).includes('--admin') ? [] : ['--admin', '127.0.0.1:0'];
   const [cmd, ...pre] = [...(o.prefix ?? []), process.execPath];
-  const proc = spawn(cmd!, [...pre, MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...admin, ...(o.args ?? [])], {
+  const proc = spawn(cmd!, [...pre, o.main ?? MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...admin, ...(o.args ?? [])], {
     cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
