@@ -12,9 +12,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { caseOrEcho } from '../helpers/h1-upstream.js';
-import { bodyOf, useH1 } from '../helpers/h1-proxy.js';
+import { bodyOf, expectCut, useH1, withClient } from '../helpers/h1-proxy.js';
 import { assertNoSecrets, turretOutputs } from '../helpers/turret.js';
-import { header } from '../helpers/http-wire.js';
 
 const SECRET = `fake_${randomBytes(16).toString('hex')}`;
 
@@ -86,20 +85,19 @@ describe('hostile response trailers', () => {
     });
   }
 
-  it('a Content-Length in the trailer section: the response is cut, one upstream_protocol_error record', async () => {
-    const up = await h.ups.start(caseOrEcho((c) => c.send(chunked('X-Ok', `Content-Length: 99\r\nX-Ok: ${SECRET}\r\n`))));
+  it('a Content-Length in the trailer section, after the client has the head and body: the response is cut, one upstream_protocol_error record', async () => {
+    // The trailers come only once the client has the body (an event), so the head is out whatever
+    // the proxy buffers: the only honest end left is a cut.
+    const w = withClient(async (c, client) => {
+      await c.send('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nTrailer: X-Ok\r\n\r\n6\r\nhello\n\r\n');
+      await client.seen('hello\n');
+      await c.send(`0\r\nContent-Length: 99\r\nX-Ok: ${SECRET}\r\n\r\n`);
+    });
+    const up = await h.ups.start(w.script);
     const p = `/trailers/${++n}/case`;
-    const r = await h.px.send(up.port, p);
-    const text = r.raw.toString('latin1');
-    // Never a complete 200. When the whole response arrived in one read, nothing was sent yet and
-    // the client gets a 502 with the code; otherwise the head went out with the body's start and
-    // the client can tell the response never ended.
-    if (r.final?.status === 502) assert.equal(header(r.final, 'x-turret-error')[0], 'upstream_protocol_error');
-    else {
-      assert.match(text, /^HTTP\/1\.1 200 /);
-      assert.equal(r.final, undefined, text);
-    }
-    assert.ok(!text.includes(SECRET));
+    const r = await w.attach(h.px.open(up.port, p)).done;
+    expectCut(r, 'hello\n');
+    assert.ok(!r.raw.toString('latin1').includes(SECRET));
     const rec = await h.px.record(p);
     assert.equal(rec.code, 'upstream_protocol_error');
     assert.equal(rec.outcome, 'failed');
