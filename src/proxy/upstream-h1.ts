@@ -740,16 +740,41 @@ export class OriginPool {
   private readonly idle: H1Conn[] = [];
   private readonly busy = new Set<H1Conn>();
   private readonly queue: Call[] = [];
+  /** Requests being sent once more on a new connection (retry): neither queued nor on a connection. */
+  private readonly retrying = new Set<Call>();
   /** Connections open or being opened. */
   private open = 0;
   private connecting = 0;
   closed = false;
+  /** onEmpty was called, and no request came since. */
+  private told = false;
 
+  /**
+   * `onEmpty` is told when the pool holds nothing (no connection open or being opened, nobody
+   * waiting or being retried): its owner drops it (upstream.ts), as undici's Agent dropped an
+   * origin's pool when its last connection closed. The pool then counts as closed; a request that
+   * still reaches it is served (the owner must not hand it out again).
+   */
   constructor(
     private readonly dial: Dial,
     private readonly max: number,
     readonly timeouts: H1Timeouts,
+    private readonly onEmpty: ((p: OriginPool) => void) | null = null,
   ) {}
+
+  /** True while the pool holds a connection (open or being opened) or a request. */
+  get busyOrIdle(): boolean {
+    return this.open > 0 || this.queue.length > 0 || this.retrying.size > 0;
+  }
+
+  /** Tells the owner once the pool holds nothing. */
+  private checkEmpty(): void {
+    if (this.told || this.busyOrIdle || this.onEmpty === null) return;
+    this.told = true;
+    this.closed = true;
+    const f = this.onEmpty;
+    f(this);
+  }
 
   /**
    * Sends `req`; `cb` gets the answer once its head arrived, or the error. `bound` (queue-wait.ts)
@@ -758,6 +783,7 @@ export class OriginPool {
    */
   request(req: H1Request, ending: ExchangeEnding, bound: { clear(): void } | null, cb: H1Callback): void {
     const call = new Call(this, req, ending, bound, cb);
+    this.told = false;
     if (ending.aborted) {
       call.fail(ending.reason ?? new TurretError('client_closed'));
       return;
@@ -802,6 +828,7 @@ export class OriginPool {
         if (this.closed && this.queue.length === 0) {
           this.open--;
           socket.destroy();
+          this.checkEmpty();
           return;
         }
         const c = new H1Conn(socket, this);
@@ -816,6 +843,7 @@ export class OriginPool {
         const next = this.queue.shift();
         next?.fail(err instanceof Error ? err : new Error(String(err)));
         this.pump();
+        this.checkEmpty();
       },
     );
   }
@@ -824,16 +852,22 @@ export class OriginPool {
   retry(call: Call): void {
     // It replaces the connection that closed (dropped right after), so the bound holds.
     this.open++;
+    this.retrying.add(call);
     this.dial().then(
       (socket) => {
+        // Not retrying any more (its exchange ended, or a forced close failed it): the new
+        // connection serves the queue, or idles, or closes with the pool.
+        const mine = this.retrying.delete(call) && !call.settled;
         const c = new H1Conn(socket, this);
-        if (!call.settled && call.conn === null && !this.closed) this.start(c, call);
+        if (mine) this.start(c, call);
         else this.idled(c);
       },
       (err: unknown) => {
         this.open--;
+        this.retrying.delete(call);
         call.fail(err instanceof Error ? err : new Error(String(err)));
         this.pump();
+        this.checkEmpty();
       },
     );
   }
@@ -857,12 +891,15 @@ export class OriginPool {
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
     if (this.queue.length > 0) this.pump();
+    this.checkEmpty();
   }
 
-  /** A waiting request leaves the queue (its exchange ended, or it failed). */
+  /** A waiting (or retrying) request leaves the queue (its exchange ended, or it failed). */
   unqueue(call: Call): void {
+    this.retrying.delete(call);
     const i = this.queue.indexOf(call);
     if (i >= 0) this.queue.splice(i, 1);
+    this.checkEmpty();
   }
 
   /**
@@ -874,6 +911,8 @@ export class OriginPool {
     for (const c of this.idle.splice(0)) c.destroy(null);
     if (!force) return;
     for (const c of [...this.busy]) c.destroy(new TurretError('upstream_closed', 'the proxy closed its upstream connections'));
-    for (const call of this.queue.splice(0)) call.fail(new TurretError('upstream_connect_failed', 'the proxy closed its upstream connections'));
+    const calls = [...this.queue.splice(0), ...this.retrying];
+    this.retrying.clear();
+    for (const call of calls) call.fail(new TurretError('upstream_connect_failed', 'the proxy closed its upstream connections'));
   }
 }

@@ -49,6 +49,9 @@ export class UpstreamPool {
   /** Trust for every upstream TLS connection of this policy, built once (see net/connect.ts). */
   private readonly secureContext: tls.SecureContext;
 
+  /** Set by close(): pools made afterwards (for requests still running) keep nothing idle. */
+  private closed = false;
+
   constructor(private readonly o: UpstreamOptions) {
     // The HTTP/1.1 client rests on node:http's internal parser: refuse to start without it.
     checkParser();
@@ -87,13 +90,36 @@ export class UpstreamPool {
     if (!pool) {
       const permit = pools.permit;
       const { limits } = this.o;
-      pool = new OriginPool(() => this.dial(host, port, scheme === 'https', permit), limits.upstreamConnectionsPerAgent, {
-        headersMs: limits.headersTimeoutMs,
-        bodyMs: limits.bodyTimeoutMs,
-      });
-      pools.origins.set(origin, pool);
+      const origins = pools.origins;
+      // An origin's pool leaves the map once it holds nothing (no connection open or being
+      // opened, no request waiting), and an agent's entry once it has no origin left: the maps
+      // hold what is in use, not every origin ever visited. The next request makes a new pool.
+      const empty = (p: OriginPool): void => {
+        if (origins.get(origin) !== p) return;
+        origins.delete(origin);
+        if (origins.size === 0 && byAgent.get(agentName) === pools) {
+          byAgent.delete(agentName);
+          if (byAgent.size === 0 && this.agents.get(ex) === byAgent) this.agents.delete(ex);
+        }
+      };
+      pool = new OriginPool(
+        () => this.dial(host, port, scheme === 'https', permit),
+        limits.upstreamConnectionsPerAgent,
+        { headersMs: limits.headersTimeoutMs, bodyMs: limits.bodyTimeoutMs },
+        empty,
+      );
+      origins.set(origin, pool);
+      // After close (a reload): requests still running are served, nothing is kept idle.
+      if (this.closed) pool.close(false);
     }
     return pool;
+  }
+
+  /** How many origin pools are held (all agents and exception sets): for tests. */
+  get originPools(): number {
+    let n = 0;
+    for (const byAgent of this.agents.values()) for (const a of byAgent.values()) n += a.origins.size;
+    return n;
   }
 
   /** One new connection for a pool: the guarded connect with the pool's exceptions. */
@@ -157,6 +183,7 @@ export class UpstreamPool {
    * whatever still holds a connection was cut already, and must not keep the process alive).
    */
   async close(force = false): Promise<void> {
+    this.closed = true;
     const all = [...this.agents.values()].flatMap((byAgent) => [...byAgent.values()]);
     this.agents.clear();
     for (const a of all) for (const p of a.origins.values()) p.close(force);

@@ -13,6 +13,9 @@ import { OriginPool, keepAliveMs, type H1Answer, type H1Request } from '../../sr
 import { ExchangeEnding } from '../../src/proxy/ending.js';
 import { checkParser } from '../../src/proxy/llhttp.js';
 import { TurretError, isTurretError } from '../../src/core/errors.js';
+import { UpstreamPool } from '../../src/proxy/upstream.js';
+import { DEFAULT_LIMITS } from '../../src/proxy/limits.js';
+import { createResolver } from '../../src/net/resolver.js';
 
 /** One request as the raw upstream read it. */
 interface Seen {
@@ -93,7 +96,7 @@ let up: RawUpstream;
 let port: number;
 let dials = 0;
 
-function pool(max = 4, timeouts = { headersMs: 10_000, bodyMs: 10_000 }): OriginPool {
+function pool(max = 4, timeouts = { headersMs: 10_000, bodyMs: 10_000 }, onEmpty: ((p: OriginPool) => void) | null = null): OriginPool {
   return new OriginPool(
     () =>
       new Promise((resolve, reject) => {
@@ -103,7 +106,37 @@ function pool(max = 4, timeouts = { headersMs: 10_000, bodyMs: 10_000 }): Origin
       }),
     max,
     timeouts,
+    onEmpty,
   );
+}
+
+/** The upstream closes the connection of the next request unanswered, then answers `retry`; the returned function arms it again. */
+function closesOnce(): () => void {
+  let first = true;
+  up.respond = (_r, s) => {
+    if (first) {
+      first = false;
+      s.destroy();
+    } else s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nretry');
+  };
+  return () => {
+    first = true;
+  };
+}
+
+/** A promise of the next onEmpty call, and the callback to pass. */
+function emptied(): { onEmpty: (p: OriginPool) => void; next: () => Promise<void>; count: () => number } {
+  let n = 0;
+  let waiter: (() => void) | null = null;
+  return {
+    onEmpty: () => {
+      n++;
+      waiter?.();
+      waiter = null;
+    },
+    next: () => new Promise<void>((resolve) => (waiter = resolve)),
+    count: () => n,
+  };
 }
 
 function req(o: Partial<H1Request> = {}): H1Request {
@@ -397,27 +430,21 @@ describe('upstream HTTP/1.1 client (upstream-h1.ts)', () => {
     await send(p, req());
     // The next request on that connection: the upstream closes without answering (as one that
     // timed the idle connection out would), then answers on the new connection.
-    let first = true;
-    up.respond = (_r, s) => {
-      if (first) {
-        first = false;
-        s.destroy();
-      } else s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nretry');
-    };
+    const again = closesOnce();
     const seen = up.seen.length;
     assert.equal(await text(await send(p, req())), 'retry');
     assert.equal(up.seen.length - seen, 2, 'sent twice');
     // A PUT with a buffer body is idempotent and re-sendable too.
-    first = true;
+    again();
     assert.equal(await text(await send(p, req({ method: 'PUT', body: Buffer.from('x') }))), 'retry');
     // Not idempotent: upstream_closed, sent once.
-    first = true;
+    again();
     const before = up.seen.length;
     await assert.rejects(send(p, req({ method: 'POST', body: Buffer.from('x') })), code('upstream_closed'));
     assert.equal(up.seen.length - before, 1);
     // Idempotent but a streamed body: cannot be sent again.
     await send(p, req());
-    first = true;
+    again();
     await assert.rejects(send(p, req({ method: 'PUT', body: Readable.from([Buffer.from('x')]), length: '1' })), code('upstream_closed'));
     // Only once: the retry's own connection closing fails the request.
     await send(p, req());
@@ -511,5 +538,129 @@ describe('upstream HTTP/1.1 client (upstream-h1.ts)', () => {
     assert.equal(await text(await send(p, req())), 'next');
     assert.equal(dials, d, 'on the same connection');
     p.close(true);
+  });
+  it('a pool that holds nothing tells its owner once: after its last idle connection closed, a failed connect, an ended wait', async () => {
+    const e = emptied();
+    const p = pool(2, undefined, e.onEmpty);
+    let sock: net.Socket | null = null;
+    up.respond = (_r, s) => {
+      sock = s;
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    };
+    assert.equal(await text(await send(p, req())), 'ok');
+    // The connection idles: the pool still holds it.
+    assert.equal(e.count(), 0);
+    assert.equal(p.busyOrIdle, true);
+    const gone = e.next();
+    (sock as unknown as net.Socket).destroy();
+    await gone;
+    assert.equal(e.count(), 1);
+    assert.equal(p.busyOrIdle, false);
+    assert.equal(p.closed, true);
+
+    // A connect that fails with nobody else waiting.
+    const e2 = emptied();
+    const refused = new OriginPool(() => Promise.reject(new TurretError('upstream_connect_failed', 'refused')), 2, { headersMs: 1000, bodyMs: 1000 }, e2.onEmpty);
+    await assert.rejects(send(refused, req()), code('upstream_connect_failed'));
+    assert.equal(e2.count(), 1);
+
+    // A request whose exchange ends while its connect is under way: the pool empties when the
+    // connect settles (the socket it brings is closed, not kept).
+    const e3 = emptied();
+    let release: (s: net.Socket) => void = () => {};
+    const dialled = new Promise<net.Socket>((resolve) => (release = resolve));
+    const slow = new OriginPool(() => dialled, 2, { headersMs: 1000, bodyMs: 1000 }, e3.onEmpty);
+    const ending = new ExchangeEnding();
+    const r = send(slow, req(), ending);
+    ending.end(new TurretError('client_closed'));
+    await assert.rejects(r, code('client_closed'));
+    assert.equal(e3.count(), 0, 'its connect is still under way');
+    const done = e3.next();
+    const s3 = net.connect(port, '127.0.0.1');
+    await once(s3, 'connect');
+    release(s3);
+    await done;
+    assert.equal(e3.count(), 1);
+    assert.equal(s3.destroyed, true);
+  });
+
+  it('UpstreamPool drops an origin pool that holds nothing; the next request gets a fresh one', async () => {
+    const u = new UpstreamPool({
+      resolver: createResolver({ lookup: async () => [{ address: '127.0.0.1', family: 4 }] }),
+      ca: [],
+      selfAddresses: new Set(),
+      limits: DEFAULT_LIMITS,
+      metrics: null,
+    });
+    const loop = [{ cidrs: ['127.0.0.1/32'], unsafe: true }];
+    const origin = `http://pool.test:${port}`;
+    // Refused (loopback without an exception): the pool empties as the connect fails.
+    for (let i = 0; i < 20; i++) {
+      const p = u.pool([], `agent${i}`, `http://n${i}.test:${port}`, 'http', `n${i}.test`, port);
+      await assert.rejects(send(p, req()), code('dest_address_forbidden'));
+    }
+    assert.equal(u.originPools, 0);
+    // Served, then its idle connection closes: gone from the map; a later request gets a new pool.
+    let sock: net.Socket | null = null;
+    up.respond = (_r, s) => {
+      sock = s;
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    };
+    const p1 = u.pool(loop, 'a', origin, 'http', 'pool.test', port);
+    assert.equal(await text(await send(p1, req())), 'ok');
+    assert.equal(u.originPools, 1);
+    assert.equal(u.pool(loop, 'a', origin, 'http', 'pool.test', port), p1, 'the same pool while it holds a connection');
+    const closed = once(sock as unknown as net.Socket, 'close');
+    (sock as unknown as net.Socket).destroy();
+    await closed;
+    for (let i = 0; i < 1000 && p1.busyOrIdle; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(p1.busyOrIdle, false);
+    assert.equal(u.originPools, 0);
+    const p2 = u.pool(loop, 'a', origin, 'http', 'pool.test', port);
+    assert.notEqual(p2, p1);
+    assert.equal(p2.closed, false);
+    assert.equal(await text(await send(p2, req())), 'ok');
+    await u.close(true);
+    // After close, a pool made for a request still running serves it and keeps nothing.
+    const p3 = u.pool(loop, 'a', origin, 'http', 'pool.test', port);
+    assert.equal(await text(await send(p3, req())), 'ok');
+    for (let i = 0; i < 1000 && p3.busyOrIdle; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(p3.busyOrIdle, false);
+  });
+  it('close during a retry dial: graceful still serves the retried request, forced fails it', { timeout: 20_000 }, async () => {
+    for (const force of [false, true]) {
+      let n = 0;
+      let dialled: () => void = () => {};
+      const secondDial = new Promise<void>((resolve) => (dialled = resolve));
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const connect = (): Promise<net.Socket> =>
+        new Promise((resolve, reject) => {
+          const s = net.connect(port, '127.0.0.1');
+          s.once('connect', () => resolve(s)).once('error', reject);
+        });
+      const p = new OriginPool(
+        () => {
+          if (++n === 1) return connect();
+          dialled();
+          return held.then(connect);
+        },
+        1,
+        { headersMs: 10_000, bodyMs: 10_000 },
+      );
+      up.respond = (_r, s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      await send(p, req());
+      closesOnce();
+      const r = send(p, req());
+      r.catch(() => {});
+      await secondDial;
+      p.close(force);
+      release();
+      if (force) await assert.rejects(r, code('upstream_connect_failed'));
+      else assert.equal(await text(await r), 'retry');
+      // Nothing is kept either way: the new connection closes with the pool.
+      for (let i = 0; i < 1000 && p.busyOrIdle; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(p.busyOrIdle, false);
+    }
   });
 });

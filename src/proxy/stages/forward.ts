@@ -85,7 +85,6 @@ export async function forward(
   const { scheme, host, port, path } = routed(x).target;
   const rule = x.decision?.rule;
   const origin = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const pool = x.state.upstream.pool(rule?.addressExceptions ?? [], x.agent ?? '', origin, scheme, host, port);
   const bodyExpected = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
   const length = req.headers['content-length'];
   // Handle substitution in the body may change its length (secrets/body.ts corrects it).
@@ -101,6 +100,9 @@ export async function forward(
   // No body and nothing to substitute: nothing to wait for (one await fewer per GET).
   const sent = source === null && plan.buffered === null ? NO_BODY : await prepareRequestBody(source, length, plan);
 
+  // The pool is looked up in the same turn as the request goes into it: a pool that held nothing
+  // leaves UpstreamPool's map (upstream.ts), so one taken before an await could be a retired one.
+  const pool = x.state.upstream.pool(rule?.addressExceptions ?? [], x.agent ?? '', origin, scheme, host, port);
   // Ended early (client close, client or total timeout, drain deadline: ending.ts)? Then that
   // is the cause, whatever the upstream client reports as a consequence.
   // Waiting for one of this agent's own connections is bounded too (queue-wait.ts).
