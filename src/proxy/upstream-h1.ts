@@ -354,6 +354,12 @@ class H1Conn {
     if (this.complete || this.failure) return 0;
     const fields = h ?? this.flushed;
     this.flushed = [];
+    if (status < 100) {
+      // llhttp reads any three digits; below 100 there is no such answer, and it would be read as
+      // an interim one whose body llhttp still delivers (into the next message's).
+      this.failure = protocolError(`status ${status}`);
+      return 1;
+    }
     if (status === 101 || upgrade) {
       this.failure = protocolError(`${status} with an upgrade nobody asked for`);
       return 1;
@@ -372,6 +378,11 @@ class H1Conn {
 
   private onBody(b: Buffer): void {
     if (this.complete || this.failure) return;
+    if (this.interim) {
+      // llhttp gives 1xx no body; should one ever arrive, it is no part of the answer.
+      this.failure = protocolError('a body in an interim response');
+      return;
+    }
     const body = this.call?.body;
     if (body) {
       if (this.timerKind === 'body') this.timer?.refresh();
@@ -910,9 +921,11 @@ export class OriginPool {
     this.closed = true;
     for (const c of this.idle.splice(0)) c.destroy(null);
     if (!force) return;
-    for (const c of [...this.busy]) c.destroy(new TurretError('upstream_closed', 'the proxy closed its upstream connections'));
+    // The waiting requests first: a busy connection's close would otherwise open a new one for
+    // them (pump), a connect that could hold the exiting process up to its timeout.
     const calls = [...this.queue.splice(0), ...this.retrying];
     this.retrying.clear();
     for (const call of calls) call.fail(new TurretError('upstream_connect_failed', 'the proxy closed its upstream connections'));
+    for (const c of [...this.busy]) c.destroy(new TurretError('upstream_closed', 'the proxy closed its upstream connections'));
   }
 }

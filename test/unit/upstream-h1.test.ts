@@ -326,6 +326,12 @@ describe('upstream HTTP/1.1 client (upstream-h1.ts)', () => {
     assert.equal(await text(a), 'fine');
     up.respond = (_r, s) => s.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n');
     await assert.rejects(send(p, req()), code('upstream_protocol_error'));
+    // A status below 100 is no interim answer (llhttp gives it a body): a protocol error, its
+    // body never becomes part of the next message's.
+    for (const st of ['000', '099', '042']) {
+      up.respond = (_r, s) => s.write(`HTTP/1.1 ${st} X\r\ncontent-length: 5\r\n\r\nEVIL!HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok`);
+      await assert.rejects(send(p, req()), code('upstream_protocol_error'), st);
+    }
     p.close(true);
   });
 
@@ -478,6 +484,20 @@ describe('upstream HTTP/1.1 client (upstream-h1.ts)', () => {
     p.close(true);
     await assert.rejects(held, code('upstream_closed'));
     assert.ok(!up.seen.some((r) => r.head.startsWith('GET /queued')));
+  });
+
+  it('a forced close fails the waiting requests without opening a connection for them', async () => {
+    const p = pool(1);
+    up.respond = () => {};
+    const held = send(p, req({ path: '/held' }));
+    await up.requests(up.seen.length + 1);
+    const waiting = send(p, req({ path: '/waiting' }));
+    const d = dials;
+    p.close(true);
+    assert.equal(dials, d, 'no connect for requests that are failed anyway');
+    await assert.rejects(held, code('upstream_closed'));
+    await assert.rejects(waiting, code('upstream_connect_failed'));
+    assert.equal(p.busyOrIdle, false);
   });
 
   it('a body whose last read paused the connection (its reader behind) leaves the connection readable for the next response', async () => {
