@@ -43,6 +43,7 @@
  * its own callbacks.
  */
 import { Readable } from 'node:stream';
+import { setMaxListeners } from 'node:events';
 import type net from 'node:net';
 import { TurretError, isTurretError } from '../core/errors.js';
 import { HTTPParser, type Parser } from './llhttp.js';
@@ -84,8 +85,11 @@ export type Fields = Record<string, string | string[] | undefined>;
 /** What a request's owner is told: the answer, or why there is none. */
 export type H1Callback = (err: Error | null, answer: H1Answer | null) => void;
 
-/** Builds the connection for a pool (upstream.ts: the guarded connect with this pool's rules). */
-export type Dial = () => Promise<net.Socket>;
+/**
+ * Builds the connection for a pool (upstream.ts: the guarded connect with this pool's rules);
+ * `signal` aborts it when the pool is closed by force.
+ */
+export type Dial = (signal: AbortSignal) => Promise<net.Socket>;
 
 export interface H1Timeouts {
   headersMs: number;
@@ -759,6 +763,8 @@ export class OriginPool {
   closed = false;
   /** onEmpty was called, and no request came since. */
   private told = false;
+  /** Aborts the connects under way on a forced close (made with the first connect). */
+  private stop: AbortController | null = null;
 
   /**
    * `onEmpty` is told when the pool holds nothing (no connection open or being opened, nobody
@@ -830,10 +836,19 @@ export class OriginPool {
     while (this.queue.length > this.connecting && this.open < this.max) this.connect();
   }
 
+  /** The signal every connect of this pool gets (one listener per connect under way). */
+  private get signal(): AbortSignal {
+    if (this.stop === null) {
+      this.stop = new AbortController();
+      setMaxListeners(0, this.stop.signal);
+    }
+    return this.stop.signal;
+  }
+
   private connect(): void {
     this.open++;
     this.connecting++;
-    this.dial().then(
+    this.dial(this.signal).then(
       (socket) => {
         this.connecting--;
         if (this.closed && this.queue.length === 0) {
@@ -864,7 +879,7 @@ export class OriginPool {
     // It replaces the connection that closed (dropped right after), so the bound holds.
     this.open++;
     this.retrying.add(call);
-    this.dial().then(
+    this.dial(this.signal).then(
       (socket) => {
         // Not retrying any more (its exchange ended, or a forced close failed it): the new
         // connection serves the queue, or idles, or closes with the pool.
@@ -927,5 +942,7 @@ export class OriginPool {
     this.retrying.clear();
     for (const call of calls) call.fail(new TurretError('upstream_connect_failed', 'the proxy closed its upstream connections'));
     for (const c of [...this.busy]) c.destroy(new TurretError('upstream_closed', 'the proxy closed its upstream connections'));
+    // Connects under way stop now rather than at their timeout (they would hold an exiting process).
+    this.stop?.abort();
   }
 }

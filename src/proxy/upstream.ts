@@ -103,7 +103,7 @@ export class UpstreamPool {
         }
       };
       pool = new OriginPool(
-        () => this.dial(host, port, scheme === 'https', permit),
+        (signal) => this.dial(host, port, scheme === 'https', permit, signal),
         limits.upstreamConnectionsPerAgent,
         { headersMs: limits.headersTimeoutMs, bodyMs: limits.bodyTimeoutMs },
         empty,
@@ -123,7 +123,7 @@ export class UpstreamPool {
   }
 
   /** One new connection for a pool: the guarded connect with the pool's exceptions. */
-  private dial(host: string, port: number, https: boolean, permit: ((c: Classification) => boolean) | undefined): Promise<import('node:net').Socket> {
+  private dial(host: string, port: number, https: boolean, permit: ((c: Classification) => boolean) | undefined, signal: AbortSignal): Promise<import('node:net').Socket> {
     const started = process.hrtime.bigint();
     const { resolver, selfAddresses, limits, metrics } = this.o;
     let target: ReturnType<typeof normaliseHost>;
@@ -140,6 +140,7 @@ export class UpstreamPool {
       permit,
       selfAddresses,
       timeoutMs: limits.connectTimeoutMs,
+      signal,
       tls: https ? { servername: target.host, secureContext: this.secureContext, ALPNProtocols: ['http/1.1'] } : undefined,
       onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
     }).then(

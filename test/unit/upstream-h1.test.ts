@@ -683,4 +683,24 @@ describe('upstream HTTP/1.1 client (upstream-h1.ts)', () => {
       assert.equal(p.busyOrIdle, false);
     }
   });
+  it('a forced close aborts a connect under way (a TLS handshake the upstream never answers) instead of waiting for its timeout', { timeout: 20_000 }, async () => {
+    const u = new UpstreamPool({
+      resolver: createResolver({ lookup: async () => [{ address: '127.0.0.1', family: 4 }] }),
+      ca: [],
+      selfAddresses: new Set(),
+      limits: { ...DEFAULT_LIMITS, connectTimeoutMs: 600_000 },
+      metrics: null,
+    });
+    const p = u.pool([{ cidrs: ['127.0.0.1/32'], unsafe: true }], 'a', `https://hang.test:${port}`, 'https', 'hang.test', port);
+    const before = up.sockets.length;
+    const r = send(p, req());
+    r.catch(() => {});
+    for (let i = 0; i < 100_000 && up.sockets.length === before; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    const closed = once(up.sockets[before] as net.Socket, 'close');
+    await u.close(true);
+    await assert.rejects(r, code('upstream_connect_failed'));
+    await closed;
+    for (let i = 0; i < 1000 && p.busyOrIdle; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(p.busyOrIdle, false);
+  });
 });
