@@ -146,8 +146,19 @@ function headOf(req: H1Request, bodyLength: number | null, chunked: boolean): st
     const k = f[0];
     const v = f[1];
     if (!TOKEN.test(k) || BAD_VALUE.test(v)) throw new TurretError('bad_request', `the request field ${TOKEN.test(k) ? k : '(a name)'} cannot be sent upstream`);
-    if (host === '' && k.toLowerCase() === 'host') host = `host: ${v}\r\n`;
-    else rest += `${k}: ${v}\r\n`;
+    // The framing is this function's alone (whatever the caller passes): a second length, a
+    // transfer coding or a second Host beside the ones written here would let the upstream read
+    // another request boundary than the one sent.
+    const n = k.length;
+    if (n === 4 || n === 10 || n === 14 || n === 17) {
+      const lk = k.toLowerCase();
+      if (lk === 'host') {
+        if (host === '') host = `host: ${v}\r\n`;
+        continue;
+      }
+      if (lk === 'connection' || lk === 'content-length' || lk === 'transfer-encoding') continue;
+    }
+    rest += `${k}: ${v}\r\n`;
   }
   h += host;
   h += 'connection: keep-alive\r\n';

@@ -703,4 +703,21 @@ describe('upstream HTTP/1.1 client (upstream-h1.ts)', () => {
     for (let i = 0; i < 1000 && p.busyOrIdle; i++) await new Promise<void>((resolve) => setImmediate(resolve));
     assert.equal(p.busyOrIdle, false);
   });
+  it('the framing fields are its own: a Content-Length, Transfer-Encoding, Connection or second Host from the caller is not sent', async () => {
+    const p = pool(1);
+    up.respond = (_r, s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    const headers: Array<[string, string]> = [
+      ['Host', 'up.test'],
+      ['Content-Length', '5'],
+      ['Transfer-Encoding', 'chunked'],
+      ['Connection', 'close'],
+      ['HOST', 'other.test'],
+      ['x-kept', '1'],
+    ];
+    await send(p, req({ method: 'POST', headers, body: Buffer.from('hello') }));
+    const r = up.seen.at(-1) as Seen;
+    assert.equal(r.head, 'POST / HTTP/1.1\r\nhost: up.test\r\nconnection: keep-alive\r\nx-kept: 1\r\ncontent-length: 5');
+    assert.equal(r.body.toString(), 'hello');
+    p.close(true);
+  });
 });
