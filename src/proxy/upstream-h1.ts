@@ -295,7 +295,7 @@ class Call {
 class H1Conn {
   readonly parser: Parser;
   call: Call | null = null;
-  /** True once the connection sat idle in its pool: the upstream may have closed it meanwhile. */
+  /** True once the connection carried a response: the upstream may close it before the next request. */
   private reused = false;
   /** How long the connection may idle (the upstream's Keep-Alive hint). */
   private idleMs = KEEP_ALIVE_MS;
@@ -503,6 +503,9 @@ class H1Conn {
     }
     this.resetMessage();
     this.idleMs = idleMs;
+    // Reused from here on, also when a waiting request takes it at once (never parked): the
+    // upstream may close it before reading that request just as well.
+    this.reused = true;
     this.pool.idled(this);
   }
 

@@ -720,4 +720,26 @@ describe('upstream HTTP/1.1 client (upstream-h1.ts)', () => {
     assert.equal(r.body.toString(), 'hello');
     p.close(true);
   });
+  it('retry: a connection handed straight from one response to a waiting request counts as reused', async () => {
+    const p = pool(1);
+    let n = 0;
+    let answerFirst: () => void = () => {};
+    up.respond = (_r, s) => {
+      n++;
+      // The first request is answered once the second waits; the second, on the same connection,
+      // finds it closed unanswered; its retry on a new connection is answered.
+      if (n === 1) answerFirst = () => s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst');
+      else if (n === 2) s.destroy();
+      else s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nretry');
+    };
+    const seen = up.seen.length;
+    const first = send(p, req({ path: '/first' }));
+    await up.requests(seen + 1);
+    const second = send(p, req({ path: '/second' }));
+    answerFirst();
+    assert.equal(await text(await first), 'first');
+    assert.equal(await text(await second), 'retry');
+    assert.equal(up.seen.length - seen, 3);
+    p.close(true);
+  });
 });
