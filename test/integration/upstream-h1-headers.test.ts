@@ -1,7 +1,8 @@
 /**
  * Response header sections a hostile upstream can send: many fields (100, 1,000), a head just
  * under and just over 64 KiB, values with obs-text bytes (0x80-0xFF), field names that are not
- * tokens (a space, parentheses, a control byte, an empty name), a value with a NUL or a bare CR.
+ * tokens (a space, parentheses, a control byte, an empty name), a value with a NUL or a bare CR,
+ * a status below 100 (llhttp reads any three digits).
  * Pinned as main (undici) does it today: what is valid is relayed as sent, what is not is a 502
  * upstream_protocol_error with one record; the proxy serves the next request to the same origin.
  */
@@ -53,6 +54,11 @@ const CASES: Case[] = [
   { name: 'an empty field name', answer: head(': nameless\r\n'), refused: 'upstream_protocol_error' },
   { name: 'a value with a NUL', answer: head('X-Nul: a\x00b\r\n'), refused: 'upstream_protocol_error' },
   { name: 'a value with a bare CR', answer: head('X-Cr: a\rb\r\n'), refused: 'upstream_protocol_error' },
+  {
+    name: 'a status below 100 with a body, then a 200',
+    answer: 'HTTP/1.1 000 X\r\nContent-Length: 5\r\n\r\nEVIL!HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok',
+    refused: 'upstream_protocol_error',
+  },
 ];
 
 describe('hostile response header sections', () => {
