@@ -11,7 +11,7 @@
  * a client that goes away before the response is out fails the exchange as the pipeline did.
  */
 import type { Readable } from 'node:stream';
-import type { TurretError } from '../../core/errors.js';
+import { TurretError } from '../../core/errors.js';
 import type { Redaction, Scrubber } from '../../scrub/scrubber.js';
 import type { Exchange } from './exchange.js';
 
@@ -74,7 +74,9 @@ export function respondSmall(x: Exchange, got: { whole: Buffer } | { failed: Err
   try {
     if ('failed' in got) throw got.failed;
     const buf = got.whole;
-    if (buf.length !== o.length) throw Object.assign(new Error('response body length differs from its Content-Length'), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' });
+    // llhttp holds the upstream to its Content-Length, so this is a second check: should it ever
+    // differ, it is the upstream's protocol fault, not an unreachable host.
+    if (buf.length !== o.length) throw new TurretError('upstream_protocol_error', 'the upstream sent an invalid response (its body length differs from its Content-Length)');
     out = buf;
     if (o.scrubber && buf.length > 0) {
       const scan = o.maxScan !== null && buf.length > o.maxScan ? buf.subarray(0, o.maxScan) : buf;
