@@ -6,8 +6,8 @@
  * to parse 1xx responses it did not expect, 100 included), or a 502 with the cause when the upstream
  * broke the protocol (a 101 to a request without Upgrade, §15.2.2, is the upstream's protocol
  * error, not a close). Each exchange has one record, the secret is in no output, and the proxy
- * serves the next request of the same origin. (This full version replaces the landed one, which
- * lacks the 100 and 101 cases that fail on main with undici: /work/notes/uppin-failing.md.)
+ * serves the next request of the same origin. (The 100 and 101 cases failed with undici, which
+ * answered a 100 to a GET with a 502 and recorded an unasked 101 as upstream_closed.)
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

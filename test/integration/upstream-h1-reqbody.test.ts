@@ -2,9 +2,8 @@
  * Request bodies against upstreams that read them their own way: one that reads slowly
  * (backpressure: the bytes the client got rid of minus the bytes the upstream received stay
  * bounded — the proxy never holds the upload), and a chunked upload without a length that streams
- * (the upstream has the first 32 KiB before the client sends the rest). One record each. (An
- * upstream that answers early or resets mid-upload is recorded client_closed on main today:
- * /work/notes/uppin-failing.md.)
+ * (the upstream has the first 32 KiB before the client sends the rest). One record each. An
+ * upstream that answers early or resets mid-upload: upstream-h1-early.test.ts.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
