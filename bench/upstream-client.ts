@@ -17,7 +17,8 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
-import { OriginPool, type H1Answer } from '../src/proxy/upstream-h1.js';
+import type { H1Answer } from '../src/proxy/upstream-h1.js';
+import { OriginPool } from '../src/proxy/upstream-h1-pool.js';
 import { ExchangeEnding } from '../src/proxy/ending.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

@@ -5,7 +5,7 @@
  * further requests wait in the pool's queue until request_timeout (15 min by default); past the
  * bound such a request is answered 503 upstream_queue_timeout without ever reaching the upstream.
  *
- * The wait ends when the pool hands the request to a connection (upstream-h1.ts OriginPool: an
+ * The wait ends when the pool hands the request to a connection (upstream-h1-pool.ts OriginPool: an
  * idle one, or a new one once it is connected), which calls `clear`.
  */
 import { TurretError } from '../core/errors.js';

@@ -18,7 +18,7 @@ import type { Limits } from './limits.js';
 import type { Logger } from '../core/log.js';
 import { isTurretError } from '../core/errors.js';
 import { throttledWarn } from './listen/accept.js';
-import { OriginPool } from './upstream-h1.js';
+import { OriginPool } from './upstream-h1-pool.js';
 import { checkParser } from './llhttp.js';
 import type { Classification } from '../net/classify.js';
 

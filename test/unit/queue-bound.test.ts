@@ -1,5 +1,5 @@
 /**
- * The queue-wait bound (proxy/queue-wait.ts) through a real upstream pool (upstream-h1.ts) and a real upstream on
+ * The queue-wait bound (proxy/queue-wait.ts) through a real upstream pool (upstream-h1-pool.ts) and a real upstream on
  * loopback: a request that got a connection is no longer bounded; one still queued behind the
  * agent's only connection is ended with upstream_queue_timeout and never sent.
  */
@@ -9,7 +9,8 @@ import http from 'node:http';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { boundQueueWait } from '../../src/proxy/queue-wait.js';
-import { OriginPool, type H1Answer } from '../../src/proxy/upstream-h1.js';
+import type { H1Answer } from '../../src/proxy/upstream-h1.js';
+import { OriginPool } from '../../src/proxy/upstream-h1-pool.js';
 import type { ExchangeEnding } from '../../src/proxy/ending.js';
 import { isTurretError } from '../../src/core/errors.js';
 

@@ -19,7 +19,8 @@ import { captureFor } from './oauth.js';
 import { respondSmall, smallBodyLength, type SmallBody } from './small-body.js';
 import { HeadGate, prefetch, wholeNow } from './relay.js';
 import { boundQueueWait } from '../queue-wait.js';
-import type { H1Answer, H1Request, OriginPool } from '../upstream-h1.js';
+import type { H1Answer, H1Request } from '../upstream-h1.js';
+import type { OriginPool } from '../upstream-h1-pool.js';
 import type { ExchangeEnding } from '../ending.js';
 import { knownClean, noteClean } from '../clean-strings.js';
 
