@@ -96,9 +96,15 @@ export interface H1Timeouts {
   bodyMs: number;
 }
 
-/** Fields from llhttp's flat [name, value, …] list (values as the parser read them, latin1). */
+/**
+ * Fields from llhttp's flat [name, value, …] list (values as the parser read them, latin1). The
+ * object has no prototype, as node:http's `headers`: the names are the upstream's, and a field
+ * named `constructor`, `toString` or `__proto__` must be a field like any other, not a lookup
+ * that finds Object.prototype's member (a `constructor` field made the next line call `push` on
+ * a function and stopped the process).
+ */
 function fieldsOf(flat: readonly string[]): Fields {
-  const out: Fields = {};
+  const out = Object.create(null) as Fields;
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const k = (flat[i] as string).toLowerCase();
     const v = flat[i + 1] as string;

@@ -2,7 +2,8 @@
  * Response header sections a hostile upstream can send: many fields (100, 1,000), a head just
  * under and just over 64 KiB, values with obs-text bytes (0x80-0xFF), field names that are not
  * tokens (a space, parentheses, a control byte, an empty name), a value with a NUL or a bare CR,
- * a status below 100 (llhttp reads any three digits).
+ * a status below 100 (llhttp reads any three digits), fields and trailers named like
+ * Object.prototype's members (`constructor`, `__proto__`, `toString`).
  * Pinned as main (undici) does it today: what is valid is relayed as sent, what is not is a 502
  * upstream_protocol_error with one record; the proxy serves the next request to the same origin.
  */
@@ -54,6 +55,21 @@ const CASES: Case[] = [
   { name: 'an empty field name', answer: head(': nameless\r\n'), refused: 'upstream_protocol_error' },
   { name: 'a value with a NUL', answer: head('X-Nul: a\x00b\r\n'), refused: 'upstream_protocol_error' },
   { name: 'a value with a bare CR', answer: head('X-Cr: a\rb\r\n'), refused: 'upstream_protocol_error' },
+  {
+    // Names of Object.prototype's members, each once and `constructor` twice (a repeated field
+    // becomes a list): fields like any other, relayed; they once stopped the whole process.
+    name: 'fields named constructor (twice), __proto__, toString, hasOwnProperty and valueOf',
+    answer: head('constructor: c1\r\nConstructor: c2\r\n__proto__: p\r\ntoString: t\r\nhasOwnProperty: h\r\nvalueOf: v\r\n'),
+    check: (f) => {
+      const got = f.filter(([k]) => ['constructor', '__proto__', 'tostring', 'hasownproperty', 'valueof'].includes(k.toLowerCase())).map(([k, v]) => `${k.toLowerCase()}=${v}`);
+      assert.deepEqual(got.sort(), ['__proto__=p', 'constructor=c1', 'constructor=c2', 'hasownproperty=h', 'tostring=t', 'valueof=v']);
+    },
+  },
+  {
+    name: 'chunked, with trailers named constructor (twice) and __proto__',
+    answer:
+      'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nTrailer: constructor, __proto__\r\n\r\n2\r\nok\r\n0\r\nconstructor: t1\r\nconstructor: t2\r\n__proto__: t3\r\n\r\n',
+  },
   {
     name: 'a status below 100 with a body, then a 200',
     answer: 'HTTP/1.1 000 X\r\nContent-Length: 5\r\n\r\nEVIL!HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok',
