@@ -103,7 +103,13 @@ export class UpstreamPool {
         }
       };
       pool = new OriginPool(
-        (signal) => this.dial(host, port, scheme === 'https', permit, signal),
+        (signal) => {
+          const started = process.hrtime.bigint();
+          return this.dial(host, port, scheme === 'https', permit, signal).then((socket) => {
+            this.o.metrics?.upstreamConnect.observe({ scheme }, Number(process.hrtime.bigint() - started) / 1e9);
+            return socket;
+          });
+        },
         limits.upstreamConnectionsPerAgent,
         { headersMs: limits.headersTimeoutMs, bodyMs: limits.bodyTimeoutMs },
         empty,
@@ -122,9 +128,12 @@ export class UpstreamPool {
     return n;
   }
 
-  /** One new connection for a pool: the guarded connect with the pool's exceptions. */
-  private dial(host: string, port: number, https: boolean, permit: ((c: Classification) => boolean) | undefined, signal: AbortSignal): Promise<import('node:net').Socket> {
-    const started = process.hrtime.bigint();
+  /**
+   * One new connection for a pool, or for a WebSocket upgrade (connectRaw): the guarded connect
+   * with the rule's exceptions; `signal` aborts it (a pool's forced close). The pools time it
+   * (upstream_connect_seconds).
+   */
+  private dial(host: string, port: number, https: boolean, permit: ((c: Classification) => boolean) | undefined, signal?: AbortSignal): Promise<import('node:net').Socket> {
     const { resolver, selfAddresses, limits, metrics } = this.o;
     let target: ReturnType<typeof normaliseHost>;
     try {
@@ -143,40 +152,18 @@ export class UpstreamPool {
       signal,
       tls: https ? { servername: target.host, secureContext: this.secureContext, ALPNProtocols: ['http/1.1'] } : undefined,
       onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
-    }).then(
-      (socket) => {
-        metrics?.upstreamConnect.observe({ scheme: https ? 'https' : 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
-        return socket;
-      },
-      (err: unknown) => {
-        this.noteFailure(err);
-        throw err;
-      },
-    );
-  }
-
-  /**
-   * A raw guarded connection (WebSocket upgrades, websocket.ts): the same resolver, CA list,
-   * self addresses, timeouts and rule exceptions as this pool's connector, without undici.
-   */
-  connectRaw(host: string, port: number, https: boolean, exceptions: readonly AddressException[]): Promise<import('node:net').Socket> {
-    const { resolver, selfAddresses, limits, metrics } = this.o;
-    const secureContext = this.secureContext;
-    const target = normaliseHost(host);
-    return guardedConnect({
-      host: target.host,
-      port,
-      kind: target.kind,
-      resolver,
-      permit: exceptions.length > 0 ? compileExceptions([...exceptions]) : undefined,
-      selfAddresses,
-      timeoutMs: limits.connectTimeoutMs,
-      tls: https ? { servername: target.host, secureContext, ALPNProtocols: ['http/1.1'] } : undefined,
-      onRefused: (c) => metrics?.connectsRefused.inc({ class: c.class }),
     }).catch((err: unknown) => {
       this.noteFailure(err);
       throw err;
     });
+  }
+
+  /**
+   * A raw guarded connection (WebSocket upgrades, websocket.ts): the same resolver, CA list,
+   * self addresses, timeouts and rule exceptions as the pools' connections; no HTTP pool.
+   */
+  connectRaw(host: string, port: number, https: boolean, exceptions: readonly AddressException[]): Promise<import('node:net').Socket> {
+    return this.dial(host, port, https, exceptions.length > 0 ? compileExceptions([...exceptions]) : undefined);
   }
 
   /**
