@@ -15,6 +15,11 @@
  * and revocations fall back to LocalState with a warning. ioredis reconnects by itself; on
  * 'ready' the subscription and the mirror are re-established before the state counts as
  * connected again.
+ *
+ * A command that times out (`shared_state.timeout`) drops the connection, which is then made
+ * again: replies on one connection come in order, so a server that sent part of a reply and
+ * stopped (or hangs) would otherwise time out every later command on it too, for good, without
+ * ever counting as lost.
  */
 import { Redis } from 'ioredis';
 import { TurretError } from '../core/errors.js';
@@ -34,6 +39,9 @@ interface Scripts {
   turretRevoke(key: string, id: string, exp: number, channel: string): Promise<number>;
   turretIssue(hash: string, zset: string, id: string, json: string, exp: number, pruneBefore: number): Promise<number>;
 }
+
+/** ioredis's rejection of a command that got no reply within `commandTimeout` (Command.js). */
+const COMMAND_TIMED_OUT = 'Command timed out';
 
 /** Issued records are kept this long past their handle's expiry (`handle list --all` shows them). */
 const ISSUED_KEEP_S = 30 * 86400;
@@ -127,6 +135,26 @@ export class RedisState implements SharedState {
     this.lastError = describeError(e);
   }
 
+  /**
+   * A command failed: noted, and when it timed out the command connection is dropped and made
+   * again (see the module header). 'close' then marks the state lost until the mirror is re-read.
+   */
+  private failed(e: unknown): void {
+    this.noteError(e);
+    if (e instanceof Error && e.message === COMMAND_TIMED_OUT && !this.closing && this.cmd.status === 'ready') {
+      this.o.log.warn('shared state command timed out; dropping the connection and connecting again', { url: this.o.settings.url, timeout_ms: this.o.settings.timeoutMs });
+      this.cmd.disconnect(true);
+    }
+  }
+
+  /** `p`, with a timeout dropping the connection (failed()); the error is passed on. */
+  private watched<T>(p: Promise<T>): Promise<T> {
+    return p.catch((e: unknown) => {
+      this.failed(e);
+      throw e;
+    });
+  }
+
   private lost(): void {
     if (this.closing) return;
     this.syncGen++;
@@ -149,7 +177,7 @@ export class RedisState implements SharedState {
       this.o.log.info(this.everConnected ? 'shared state reconnected' : 'shared state connected', { url: this.o.settings.url, revocations: this.mirror.size, restored: healed });
       this.everConnected = true;
     } catch (e) {
-      this.noteError(e);
+      this.failed(e);
     }
   }
 
@@ -198,7 +226,7 @@ export class RedisState implements SharedState {
         const rate = c.spec.requests / c.spec.perMs;
         return { ok: false, retryAfterS: Math.max(1, Math.ceil((1 - Number(tokens)) / rate / 1000)), label: c.label, spec: c.spec };
       } catch (e) {
-        this.noteError(e);
+        this.failed(e);
       }
     }
     if (this.o.production) throw this.unavailable();
@@ -213,19 +241,19 @@ export class RedisState implements SharedState {
     this.mirror.set(id, Math.max(exp, this.mirror.get(id) ?? 0));
     // The local file too: this replica keeps the revocation across a restart even if Redis lost it.
     await this.o.local.revoke(id, exp);
-    await this.cmd.turretRevoke(this.keys.revoked, id, exp, this.keys.channel);
+    await this.watched(this.cmd.turretRevoke(this.keys.revoked, id, exp, this.keys.channel));
   }
 
   async recordIssued(claims: HandleClaims, by: string): Promise<void> {
     const rec: IssuedRecord = { id: claims.id, agent: claims.agent, secret: claims.secret, iat: claims.iat, exp: claims.exp, by };
     await this.o.local.recordIssued(claims, by);
-    await this.cmd.turretIssue(this.keys.issued, this.keys.issuedExp, claims.id, JSON.stringify(rec), claims.exp, Math.floor(Date.now() / 1000) - ISSUED_KEEP_S);
+    await this.watched(this.cmd.turretIssue(this.keys.issued, this.keys.issuedExp, claims.id, JSON.stringify(rec), claims.exp, Math.floor(Date.now() / 1000) - ISSUED_KEEP_S));
   }
 
   async listIssued(): Promise<IssuedRecord[]> {
     const byId = new Map<string, IssuedRecord>();
     for (const r of await this.o.local.listIssued()) byId.set(r.id, r);
-    for (const json of Object.values(await this.cmd.hgetall(this.keys.issued))) {
+    for (const json of Object.values(await this.watched(this.cmd.hgetall(this.keys.issued)))) {
       try {
         const r = JSON.parse(json) as IssuedRecord;
         if (typeof r.id === 'string' && typeof r.agent === 'string' && typeof r.secret === 'string' && typeof r.exp === 'number') byId.set(r.id, r);

@@ -8,7 +8,9 @@
  *
  * The server is a small RESP speaker on loopback: enough of INFO, SUBSCRIBE and the revocation
  * reads for ioredis to count it connected, and then the answer under test to the rate-limit
- * script (EVALSHA).
+ * script (EVALSHA). A server that answers part of a reply and then nothing (or nothing at all)
+ * times the command out; the connection is then dropped and made again, not left to time out
+ * every later command behind the missing bytes.
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +29,12 @@ const ANSWERS: Array<{ name: string; text: string; drops: boolean }> = [
   // The parser copies and scans an unfinished line again at each read: 64 MiB held the event loop for about a minute (crashrev3).
   { name: 'a status line that never ends (64 MiB)', text: '+' + 'a'.repeat(64 * 1024 * 1024), drops: true },
   { name: 'a bulk string announced at 1 GiB', text: '$1073741824\r\nabc', drops: true },
+  // No reply, or part of one, and then nothing: the command times out (shared_state.timeout, 1 s),
+  // and every later command on that connection would wait behind the missing bytes, so the
+  // connection is dropped and made again (the next case waits for that reconnect).
+  { name: 'no reply at all (a hung server)', text: '', drops: true },
+  { name: 'part of an array, then nothing', text: '*3\r\n:1\r\n', drops: true },
+  { name: 'part of a bulk string, then nothing', text: '$10\r\nabc', drops: true },
   { name: 'an integer', text: ':7\r\n', drops: false },
   { name: 'an array naming no bucket', text: '*2\r\n:9\r\n$3\r\nabc\r\n', drops: false },
 ];
