@@ -176,15 +176,23 @@ function handshake(socket: net.Socket, o: NonNullable<GuardedConnectOptions['tls
   });
 }
 
-async function beforeDeadline<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
+/**
+ * `p`, unless the deadline passes first (upstream_timeout, `what`) or `signal` aborts (the pool's
+ * forced close at shutdown): a resolver that does not answer then holds nothing up.
+ */
+async function beforeDeadline<T>(p: Promise<T>, deadline: number, what: string, signal: AbortSignal | undefined, aborted: () => TurretError): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
+  let onAbort: (() => void) | undefined;
+  const cut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TurretError('upstream_timeout', what)), Math.max(0, deadline - Date.now()));
+    onAbort = () => reject(aborted());
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
   try {
-    return await Promise.race([p, timeout]);
+    return await Promise.race([p, cut]);
   } finally {
     clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -195,7 +203,7 @@ export async function guardedConnect(o: GuardedConnectOptions): Promise<net.Sock
   const aborted = (): TurretError => new TurretError('upstream_connect_failed', 'connect aborted');
   if (o.signal?.aborted) throw aborted();
 
-  const checked = await beforeDeadline(checkAddresses(o), deadline, `resolving ${o.host} timed out`);
+  const checked = await beforeDeadline(checkAddresses(o), deadline, `resolving ${o.host} timed out`, o.signal, aborted);
   const order = orderCandidates(checked);
   let socket: net.Socket | undefined;
   let timeouts = 0;

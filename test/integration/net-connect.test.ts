@@ -171,6 +171,38 @@ test('an aborted connect fails and leaves no connection', async () => {
   );
 });
 
+test('an abort while the name is still being resolved fails at once, not at the resolver deadline (shutdown)', async () => {
+  let asked = 0;
+  // A resolver that never answers: only the abort can end this connect before its 60 s deadline.
+  const hung: LookupFn = () => {
+    asked++;
+    return new Promise(() => undefined);
+  };
+  const ac = new AbortController();
+  const p = guardedConnect({
+    host: 'hung.turret.test',
+    port: plain.port,
+    kind: 'name',
+    resolver: createResolver({ lookup: hung }),
+    permit: UNSAFE_LOOPBACK,
+    timeoutMs: 60_000,
+    signal: ac.signal,
+  });
+  const outcome = p.then(
+    () => 'connected',
+    (e: unknown) => e,
+  );
+  await new Promise<void>((r) => setImmediate(r));
+  assert.equal(asked, 1, 'the lookup is under way');
+  const before = plain.accepted;
+  ac.abort();
+  // Settled within the turn the abort happened in (no timer can have fired meanwhile).
+  const first = await Promise.race([outcome, new Promise((r) => setImmediate(() => r('still pending')))]);
+  assert.ok(code('upstream_connect_failed')(first), String(first));
+  assert.match((first as Error).message, /aborted/);
+  assert.equal(plain.accepted, before, 'nothing was dialed');
+});
+
 async function selfSigned(dns: string) {
   x509.cryptoProvider.set(webcrypto as never); // Node's webcrypto is the provider; the DOM type is not in our lib
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
