@@ -77,11 +77,17 @@ function wholeScriptLatinLookalike(label: string, scripts: ReadonlySet<string>, 
   return true;
 }
 
+/** A punycode label could start here, in any letter case (`XN--` is the same label as `xn--`). */
+const PUNYCODE_ANYWHERE = /xn--/i;
+
 /**
  * True when any punycode label of `host` (canonical, ASCII) decodes to a look-alike. A label that
  * claims to be punycode but does not decode is treated as a look-alike: fail closed.
  */
 export function isMixedScriptLookalike(host: string): boolean {
+  // Nearly every host has no punycode label: no lower-cased copy, no label array (it runs for
+  // every request and every CONNECT).
+  if (!PUNYCODE_ANYWHERE.test(host)) return false;
   const labels = host.toLowerCase().split('.');
   const tld = labels[labels.length - 1] ?? '';
   for (const label of labels) {

@@ -96,6 +96,15 @@ test("'self': this host's addresses are refused even when public, except loopbac
   assert.equal(classify('203.0.114.7').class, 'public');
 });
 
+test('isMixedScriptLookalike reads punycode labels in any letter case and position', async () => {
+  const { isMixedScriptLookalike } = await import('../../src/net/host.js');
+  // "аpple" with a Cyrillic а (xn--pple-43d), a whole-script Latin look-alike under .com.
+  for (const h of ['xn--pple-43d.com', 'XN--PPLE-43D.COM', 'Xn--pple-43d.com', 'xN--pple-43d.com', 'www.xn--pple-43d.com', 'a.b.XN--pple-43d.com']) {
+    assert.equal(isMixedScriptLookalike(h), true, h);
+  }
+  for (const h of ['apple.com', 'xn-pple.com', 'n--pple.com', 'example.org', '']) assert.equal(isMixedScriptLookalike(h), false, h);
+});
+
 test('isMixedScriptLookalike fails closed on punycode it cannot read', async () => {
   const { isMixedScriptLookalike } = await import('../../src/net/host.js');
   assert.equal(isMixedScriptLookalike('xn--ab-.com'), true, 'punycode of plain ASCII');
