@@ -22,6 +22,8 @@ export { HOST };
 /** A decrypted connection inside an intercepted tunnel, as a raw client sees it. */
 export interface RawTunnel {
   s: tls.TLSSocket;
+  /** The client address Turret records for this connection (`client` in the audit). */
+  client: string;
   /** Every byte received so far. */
   got(): Buffer;
   /** The client saw the server's FIN (TLS close or TCP end). */
@@ -102,6 +104,7 @@ export async function openTunnel(px: H1Proxy, port: number, o: { allowHalfOpen?:
     });
   return {
     s,
+    client: `127.0.0.1:${raw.localPort ?? 0}`,
     got,
     ended: () => ended,
     closed: () => closed,
@@ -249,6 +252,17 @@ export async function oneEach(px: H1Proxy, paths: string[]): Promise<Array<Recor
   return out;
 }
 
+/** The request records written for the client connection of `t`, once there are `n` (then exactly `n`). */
+export async function recordsOf(px: H1Proxy, t: RawTunnel, n = 1): Promise<Array<Record<string, unknown>>> {
+  const now = (): Array<Record<string, unknown>> => px.t.audit().filter((r) => r.event === 'request' && r.client === t.client);
+  await until(
+    () => now().length >= n,
+    () => `${n} request records of ${t.client}: ${JSON.stringify(now())}`,
+  );
+  assert.equal(now().length, n, JSON.stringify(now()));
+  return now();
+}
+
 /** The request records of the tunnel `tunnelId` that carry an error code, once there are `n` (then exactly `n`). */
 export async function refusalsIn(px: H1Proxy, tunnelId: unknown, n = 1): Promise<Array<Record<string, unknown>>> {
   const now = (): Array<Record<string, unknown>> => px.t.audit().filter((r) => r.event === 'request' && r.tunnel_id === tunnelId && r.code !== undefined);
@@ -258,4 +272,31 @@ export async function refusalsIn(px: H1Proxy, tunnelId: unknown, n = 1): Promise
   );
   assert.equal(now().length, n, JSON.stringify(now()));
   return now();
+}
+
+/** The fields of a refusal Turret writes raw to the socket (respond.ts sendErrorRaw), in order: no Date. */
+export const RAW_REFUSAL_FIELDS = ['content-type', 'content-length', 'x-turret-error', 'cache-control', 'connection'];
+
+/**
+ * Everything `t` received until Turret closed it is one raw refusal: `startLine`, the raw fields,
+ * X-Turret-Error `code` and a body whose reason line matches `reason`; nothing after it.
+ */
+export async function expectRawRefusal(t: RawTunnel, startLine: string, code: string, reason: RegExp): Promise<WireMessage> {
+  const raw = await t.done();
+  const r = responsesTo(raw, ['GET'], true);
+  assert.equal(r.problem, null, raw.toString('latin1'));
+  assert.equal(r.rest.length, 0, 'nothing after the refusal');
+  assert.equal(r.responses.length, 1, raw.toString('latin1'));
+  const m = r.responses[0]!;
+  assert.equal(m.startLine, startLine);
+  assert.deepEqual(
+    m.headers.map(([k]) => k.toLowerCase()),
+    RAW_REFUSAL_FIELDS,
+  );
+  assert.deepEqual(
+    m.headers.filter(([k]) => /^(x-turret-error|connection)$/i.test(k)).map(([, v]) => v),
+    [code, 'close'],
+  );
+  assert.match(m.body.toString(), reason);
+  return m;
 }
