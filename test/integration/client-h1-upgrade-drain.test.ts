@@ -97,9 +97,13 @@ describe('a WebSocket upgrade and a CONNECT pipelined behind a GET inside an int
     );
   });
 
-  it('CONNECT behind a GET: the GET’s answer, then 403 method_forbidden written raw, then the close; one record each', async () => {
+  it('CONNECT behind a slow GET: nothing before the GET’s answer, then 403 method_forbidden written raw, then the close; one record each', async () => {
     const t = await openTunnel(h.px, port);
-    t.write(Buffer.concat([request(port, 'GET', '/cl/cnp-1'), Buffer.from('CONNECT other.turret.test:443 HTTP/1.1\r\nHost: other.turret.test:443\r\n\r\n')]));
+    const logFrom = (h.px.t.stderr().match(WAITS) ?? []).length;
+    t.write(Buffer.concat([request(port, 'GET', '/slow/cnp-1'), Buffer.from('CONNECT other.turret.test:443 HTTP/1.1\r\nHost: other.turret.test:443\r\n\r\n')]));
+    await until(() => gates.holds('/slow/cnp-1') && (h.px.t.stderr().match(WAITS) ?? []).length > logFrom, 'the GET at the upstream and the CONNECT waiting');
+    assert.equal(t.got().length, 0, 'the refusal is not written into the GET’s answer');
+    gates.release('/slow/cnp-1');
     const r = responsesTo(await t.done(), ['GET', 'CONNECT'], true);
     assert.equal(r.problem, null);
     assert.equal(r.rest.length, 0);
