@@ -53,7 +53,20 @@ export async function openTunnel(px: H1Proxy, port: number, o: { allowHalfOpen?:
     raw.write(`CONNECT ${HOST}:${port} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nProxy-Authorization: ${px.auth}\r\n\r\n`);
   });
   assert.match(head, /^HTTP\/1\.1 200 /, 'CONNECT answered 200');
-  const ca = readFileSync(path.join(px.t.caDir, 'ca.crt'));
+  return overTls(raw, px.t.caDir, o);
+}
+
+/** A TLS connection to Turret's transparent listener on `port` with SNI `HOST` (a redirected connection to HOST:443). */
+export async function openTransparent(caDir: string, port: number, o: { allowHalfOpen?: boolean } = {}): Promise<RawTunnel> {
+  const raw = net.connect(port, '127.0.0.1');
+  raw.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => raw.once('connect', resolve).once('error', reject));
+  return overTls(raw, caDir, o);
+}
+
+/** TLS with Turret's CA over `raw`, and the recording client on top of it. */
+async function overTls(raw: net.Socket, caDir: string, o: { allowHalfOpen?: boolean }): Promise<RawTunnel> {
+  const ca = readFileSync(path.join(caDir, 'ca.crt'));
   // tls.connect passes allowHalfOpen to its TLSSocket (Node's _tls_wrap.js); the type does not list it.
   const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = { socket: raw, servername: HOST, ca, allowHalfOpen: o.allowHalfOpen ?? false };
   const s = tls.connect(options);

@@ -212,7 +212,14 @@ export interface H1Upstream {
  * `beforeTls`, when given, sees each raw TLS connection first and may take it over (return true):
  * a handshake cut by a reset is written there.
  */
-export async function startH1Upstream(script: H1Script, o: { beforeTls?: (raw: net.Socket, n: number) => boolean } = {}): Promise<H1Upstream> {
+export async function startH1Upstream(
+  script: H1Script,
+  o: {
+    beforeTls?: (raw: net.Socket, n: number) => boolean;
+    /** Where the TLS listener listens (the transparent listener's upstreams are on port 443). */
+    tlsAt?: { host: string; port: number };
+  } = {},
+): Promise<H1Upstream> {
   const conns: H1Conn[] = [];
   const sockets = new Set<net.Socket>();
   const wake = new Wake();
@@ -256,7 +263,16 @@ export async function startH1Upstream(script: H1Script, o: { beforeTls?: (raw: n
     s.once('secure', () => run(s, true));
     changed();
   });
-  const [port, tlsPort] = await Promise.all([plain, secure].map((srv) => new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as net.AddressInfo).port)))));
+  const at = [{ host: '127.0.0.1', port: 0 }, o.tlsAt ?? { host: '127.0.0.1', port: 0 }];
+  const [port, tlsPort] = await Promise.all(
+    [plain, secure].map(
+      (srv, i) =>
+        new Promise<number>((resolve, reject) => {
+          srv.once('error', reject);
+          srv.listen(at[i]!.port, at[i]!.host, () => resolve((srv.address() as net.AddressInfo).port));
+        }),
+    ),
+  );
   return {
     port: port as number,
     tlsPort: tlsPort as number,
