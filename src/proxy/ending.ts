@@ -14,7 +14,7 @@
  * then looks like a client close). Errors that arrive after an abort are reported as the abort's
  * cause (forward.ts, pipeline.ts), never as an upstream failure.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, ClientResponse } from './stages/exchange.js';
 import { TurretError, isTurretError, type ErrorCode } from '../core/errors.js';
 import type { Limits } from './limits.js';
 
@@ -22,7 +22,7 @@ import type { Limits } from './limits.js';
 export const ABORT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['client_closed', 'drain_deadline', 'client_tls_failed']);
 
 /** Why a client close ended an exchange, by the phase it was in. */
-export function clientClosedError(req: IncomingMessage, res: ServerResponse): TurretError {
+export function clientClosedError(req: ClientRequest, res: ClientResponse): TurretError {
   const phase = !req.complete ? 'before sending the whole request' : !res.headersSent ? 'while waiting for the response' : 'before the whole response was sent';
   return new TurretError('client_closed', `the client closed the connection ${phase}`);
 }
@@ -33,7 +33,7 @@ export function clientClosedError(req: IncomingMessage, res: ServerResponse): Tu
  * unread in the socket's buffer; the upstream otherwise (its answer paused). Not client_closed:
  * the client closed nothing.
  */
-export function idleError(req: IncomingMessage, socket: { writableLength: number }, s: number): TurretError {
+export function idleError(req: ClientRequest, socket: { writableLength: number }, s: number): TurretError {
   if (!req.complete) return new TurretError('client_timeout', `the client sent nothing more of its request for ${s}s (idle_timeout)`);
   if (socket.writableLength > 0) return new TurretError('client_timeout', `the client read nothing of the response for ${s}s (idle_timeout)`);
   return new TurretError('upstream_timeout', `nothing came from the upstream, nor from the client, for ${s}s (idle_timeout)`);
@@ -43,7 +43,7 @@ export function idleError(req: IncomingMessage, socket: { writableLength: number
  * The whole-exchange limit passed. While the client is still sending its request body the wait is
  * the client's, not the upstream's: blaming the upstream would raise a false outage alert.
  */
-function totalLimitError(req: IncomingMessage, s: number): TurretError {
+function totalLimitError(req: ClientRequest, s: number): TurretError {
   return req.complete
     ? new TurretError('upstream_timeout', `the request took longer than the total limit of ${s}s (request_timeout)`)
     : new TurretError('client_timeout', `the client had not sent the whole request body when the total limit of ${s}s (request_timeout) passed`);
@@ -112,7 +112,7 @@ export class ExchangeEnding {
 }
 
 /** The whole-exchange deadline of `ending` passed (a timer argument: no closure per request). */
-function endTotal(ending: ExchangeEnding, req: IncomingMessage, s: number): void {
+function endTotal(ending: ExchangeEnding, req: ClientRequest, s: number): void {
   ending.end(totalLimitError(req, s));
 }
 
@@ -126,7 +126,7 @@ export class LiveExchanges {
   private readonly live = new Set<ExchangeEnding>();
 
   /** Arms the ending of one request: the whole-exchange deadline. */
-  arm(limits: Limits, req: IncomingMessage): ExchangeEnding {
+  arm(limits: Limits, req: ClientRequest): ExchangeEnding {
     const ending = new ExchangeEnding();
     this.live.add(ending);
     if (limits.requestTimeoutMs > 0) {
@@ -142,12 +142,12 @@ export class LiveExchanges {
    * upstream work for nobody. (A request's 'close' also follows a normal end of its body; only an
    * incomplete one counts.)
    */
-  requestClosed(ending: ExchangeEnding, req: IncomingMessage, res: ServerResponse): void {
+  requestClosed(ending: ExchangeEnding, req: ClientRequest, res: ClientResponse): void {
     if (!req.complete) ending.end(clientClosedError(req, res));
   }
 
   /** The response closed: its deadline stops; one that never finished was ended by the client. */
-  responseClosed(ending: ExchangeEnding, req: IncomingMessage, res: ServerResponse): void {
+  responseClosed(ending: ExchangeEnding, req: ClientRequest, res: ClientResponse): void {
     if (ending.deadline) {
       clearTimeout(ending.deadline);
       ending.deadline = null;

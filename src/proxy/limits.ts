@@ -11,7 +11,8 @@
  *
  * The limits' names and defaults are here; their flags and parsing in cli/limits.ts.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
+import type { ClientRequest, ClientResponse } from './stages/exchange.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TurretError } from '../core/errors.js';
@@ -103,7 +104,7 @@ interface Watched {
   waitingSince: number | null;
   /** When the current request's head arrived, until its body has been read. */
   receivingSince: number | null;
-  req: IncomingMessage | null;
+  req: ClientRequest | null;
   /**
    * Requests on the connection whose response has not closed. A pipelined request can still wait
    * for its upstream after the one before it was answered: the connection is idle (waiting for
@@ -126,10 +127,10 @@ export interface SlowClientGuard {
  * given (Node's own check never runs for the inner server, see above).
  */
 export function guardSlowClients(
-  server: Server,
+  server: Pick<EventEmitter, 'on'>,
   limits: Limits,
   /** Ends a request's exchange with a cause (the server's connections hold the exchanges, connection.ts). */
-  endRequest: (req: IncomingMessage, cause: TurretError) => void,
+  endRequest: (req: ClientRequest, cause: TurretError) => void,
   onTimeout: (socket: Socket) => void = () => {},
 ): SlowClientGuard {
   const watched = new Map<Socket, Watched>();
@@ -151,7 +152,7 @@ export function guardSlowClients(
     watched.set(socket, w);
     socket.once('close', () => watched.delete(socket));
   });
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  server.on('request', (req: ClientRequest, res: ClientResponse) => {
     const w = watched.get(req.socket);
     if (!w) return;
     w.waitingSince = null;
@@ -167,7 +168,7 @@ export function guardSlowClients(
   // An upgraded connection (WebSocket) is no longer HTTP: its lifetime is the upstream's, so it
   // leaves the watch. server.ts always has its own 'upgrade' listener on the inner server, so
   // adding one here does not change how Node treats upgrade requests.
-  server.on('upgrade', (req: IncomingMessage) => {
+  server.on('upgrade', (req: ClientRequest) => {
     watched.delete(req.socket);
   });
   const every = Math.max(50, Math.min(1_000, Math.floor(Math.min(limits.clientHeadersTimeoutMs, limits.clientRequestTimeoutMs) / 4)));

@@ -30,6 +30,12 @@ export interface Parser {
   execute(b: Buffer): number | Error;
   finish(): Error | undefined;
   close(): void;
+  /** Request mode (listen/h1-server.ts): read a stream handle in C++, results through kOnExecute. */
+  consume(handle: object): void;
+  unconsume(): void;
+  getCurrentBuffer(): Buffer;
+  pause(): void;
+  resume(): void;
   [k: number]: unknown;
 }
 
@@ -42,6 +48,7 @@ export interface ParserClass {
   kOnHeadersComplete: number;
   kOnBody: number;
   kOnMessageComplete: number;
+  kOnExecute: number;
   kLenientNone: number;
 }
 
@@ -65,11 +72,11 @@ function shapeProblem(): Error | null {
     new Error(`Turret's upstream HTTP/1.1 client needs node:http's internal HTTPParser (_http_common) as in Node 20-24; this Node (${process.version}) differs: ${what}`);
   const P = HTTPParser as unknown as { [k: string]: unknown; prototype: Record<string, unknown> } | undefined;
   if (P === undefined || typeof (P as unknown) !== 'function') return fail('_http_common exports no HTTPParser class');
-  for (const k of ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kLenientNone'] as const) {
+  for (const k of ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute', 'kLenientNone'] as const) {
     if (typeof P[k] !== 'number') return fail(`HTTPParser.${k} is not a number`);
   }
   if (P.kLenientNone !== 0) return fail('HTTPParser.kLenientNone is not 0');
-  for (const m of ['initialize', 'execute', 'finish', 'close'] as const) {
+  for (const m of ['initialize', 'execute', 'finish', 'close', 'consume', 'unconsume', 'getCurrentBuffer', 'pause', 'resume'] as const) {
     if (typeof P.prototype[m] !== 'function') return fail(`HTTPParser.prototype.${m} is not a function`);
   }
   // A real parse: a 103, then a chunked 200 with 40 fields (more than the binding's 32, so they

@@ -4,19 +4,18 @@
  * on it whose responses have not finished, and what its parser error handling already did.
  */
 import { EventEmitter } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TurretError } from '../../core/errors.js';
 import { clientClosedError, idleError, type LiveExchanges } from '../ending.js';
 import type { Runtime } from '../runtime.js';
-import { newExchange, type Exchange, type Tunnel } from '../stages/exchange.js';
+import { newExchange, type ClientRequest, type ClientResponse, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { runExchange } from '../stages/pipeline.js';
 
 /** A request whose response has not finished; `x` when it runs the pipeline. */
 export interface OpenRequest {
-  req: IncomingMessage;
-  res: ServerResponse;
+  req: ClientRequest;
+  res: ClientResponse;
   x: Exchange | null;
 }
 
@@ -42,7 +41,7 @@ export class ClientConnection {
    * a response's 'close' follows its 'finish' in the same turn (Node emits it on the next tick),
    * and nothing of this connection is parsed in between (docs/benchmarks.md "Hot path", seventh pass).
    */
-  track(req: IncomingMessage, res: ServerResponse, x: Exchange | null, live: LiveExchanges | null = null): void {
+  track(req: ClientRequest, res: ClientResponse, x: Exchange | null, live: LiveExchanges | null = null): void {
     const entry = { req, res, x };
     this.open.add(entry);
     const ending = x?.ending ?? null;
@@ -98,7 +97,7 @@ export class ClientConnection {
   }
 
   /** Ends the exchange of `req`, if it is open here and runs the pipeline, with `cause`. */
-  end(req: IncomingMessage, cause: TurretError): void {
+  end(req: ClientRequest, cause: TurretError): void {
     for (const o of this.open) if (o.req === req) o.x?.ending?.end(cause);
   }
 }
@@ -181,7 +180,7 @@ export function afterEarlier(rt: Runtime, conn: ClientConnection, socket: Duplex
 }
 
 /** A request on `conn`: an exchange, tracked, its ending armed (ending.ts), run through the pipeline. */
-export function serveRequest(rt: Runtime, conn: ClientConnection, req: IncomingMessage, res: ServerResponse): void {
+export function serveRequest(rt: Runtime, conn: ClientConnection, req: ClientRequest, res: ClientResponse): void {
   // The same for a request that follows a keep-alive one on a client's own connection (a decrypted
   // one has the limit on the connection under it): a client that stopped reading its response
   // otherwise held the connection, and the upstream's, until request_timeout (crash-idle-stalled).

@@ -11,7 +11,8 @@
  * - At the deadline, the remaining sockets are destroyed (tunnels included: a CONNECT socket is
  *   an outer socket).
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
+import type { ClientRequest, ClientResponse } from '../stages/exchange.js';
 import type { Socket } from 'node:net';
 import type { SlowClientGuard } from '../limits.js';
 
@@ -25,7 +26,8 @@ export interface DrainResult {
 
 export interface Drainable {
   outer: Server;
-  inner: Server;
+  /** The server of intercepted tunnels' decrypted connections (h1-server.ts). */
+  inner: { prependListener(event: 'request', l: (req: ClientRequest, res: ClientResponse) => void): unknown; close(): unknown };
   /** Every socket the outer server accepted and that is still open. */
   sockets: ReadonlySet<Socket>;
   innerGuard: SlowClientGuard;
@@ -35,7 +37,7 @@ export interface Drainable {
 
 export async function drain(d: Drainable, deadlineMs: number): Promise<DrainResult> {
   const started = Date.now();
-  const noKeepAlive = (_req: IncomingMessage, res: ServerResponse): void => {
+  const noKeepAlive = (_req: ClientRequest, res: ClientResponse): void => {
     res.shouldKeepAlive = false;
   };
   // Prepended: the pipeline (connection.ts) answers a refusal synchronously inside its own

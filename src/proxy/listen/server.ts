@@ -1,7 +1,7 @@
 /**
- * The proxy listener: the only module that owns client sockets. One outer HTTP server takes
- * absolute-form requests and CONNECT; one inner HTTP server (never listening) takes the
- * decrypted connections of intercepted tunnels. Both feed the pipeline (connection.ts serveRequest);
+ * The proxy listener: the only module that owns client sockets. One outer HTTP server (node:http)
+ * takes absolute-form requests and CONNECT; one inner server, Turret's own HTTP/1.1 on llhttp
+ * (h1-server.ts, never listening), takes the decrypted connections of intercepted tunnels. Both feed the pipeline (connection.ts serveRequest);
  * per-connection state lives in one Connections object shared by them.
  */
 import http from 'node:http';
@@ -19,8 +19,10 @@ import { startTransparent, transparentHandler, type TransparentListener } from '
 import { MALFORMED_REASON } from '../stages/validate.js';
 import { afterEarlier, Connections, serveRequest } from './connection.js';
 import { handleUpgrade } from './websocket.js';
+import { H1Server } from './h1-server.js';
+import type { H1Request } from './h1-request.js';
 import type { Runtime } from '../runtime.js';
-import type { Tunnel } from '../stages/exchange.js';
+import type { ClientResponse, Tunnel } from '../stages/exchange.js';
 import { clientOf, recordRefusal } from '../record.js';
 
 export interface ProxyServer {
@@ -123,8 +125,10 @@ function onClientError(rt: Runtime, conns: Connections) {
 
 export async function startProxyServer(rt: Runtime, listen: { host: string; port: number }, transparentListen: { host: string; port: number } | null = null): Promise<ProxyServer> {
   const conns = new Connections();
-  const inner = http.createServer(serverOptions(rt));
-  inner.on('request', (req, res) => serveRequest(rt, conns.of(req.socket), req, res));
+  // Node's own header and request timeouts never run for a server that does not listen: the
+  // slow-client guard (limits.ts) applies them; the keep-alive wait is the outer server's.
+  const inner = new H1Server({ maxHeaderSize: rt.limits.maxHeaderBytes, keepAliveTimeout: 30_000 });
+  inner.on('request', (req: H1Request, res: ClientResponse) => serveRequest(rt, conns.of(req.socket), req, res));
   const innerGuard = guardSlowClients(
     inner,
     rt.limits,
@@ -136,7 +140,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   );
   inner.on('clientError', onClientError(rt, conns));
   // CONNECT inside an intercepted tunnel would open a tunnel nobody inspects: always refused.
-  inner.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
+  inner.on('connect', (req: H1Request, socket: Duplex) => {
     const tunnel = conns.tunnelOf(req.socket);
     const err = new TurretError('method_forbidden', 'CONNECT inside an intercepted tunnel is never allowed');
     recordRefusal(rt, err, { agent: tunnel?.agent ?? null, client: tunnel?.client, method: 'CONNECT', host: tunnel?.host, port: tunnel?.port, tunnelId: tunnel?.id });
@@ -161,7 +165,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   );
   // WebSocket upgrades, plain and inside intercepted tunnels (websocket.ts).
   server.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, null, conns.of(req.socket)));
-  inner.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, conns.tunnelOf(req.socket), conns.of(req.socket)));
+  inner.on('upgrade', (req: H1Request, socket: Duplex, head: Buffer) => void handleUpgrade(rt, req, socket, head, conns.tunnelOf(req.socket), conns.of(req.socket)));
   server.on('clientError', onClientError(rt, conns));
   server.on('connection', (s: Socket) => {
     conns.closeWhenIdle(rt, s);

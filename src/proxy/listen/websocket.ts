@@ -28,7 +28,7 @@ import type { Scrubber } from '../../scrub/scrubber.js';
 import { createWsScrubber, encodeFrame, OP, WsProtocolError } from '../../scrub/ws-frames.js';
 import { injectMessage, messageMode } from '../../secrets/ws-message.js';
 import type { Used } from '../../secrets/inject.js';
-import { newExchange, routed, targetUrl, type Exchange, type Tunnel } from '../stages/exchange.js';
+import { newExchange, routed, targetUrl, type ClientRequest, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { finishExchange } from '../stages/finish.js';
 import { respond, upstreamError } from '../stages/forward.js';
 import { injectContext, STAGES } from '../stages/pipeline.js';
@@ -39,8 +39,10 @@ import { rearmIdle, WAITS, type ClientConnection } from './connection.js';
 
 type Answer = { kind: 'upgrade'; res: IncomingMessage; socket: Duplex; head: Buffer } | { kind: 'response'; res: IncomingMessage };
 
-export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: Duplex, head: Buffer, tunnel: Tunnel | null, conn: ClientConnection | null): Promise<void> {
-  const x = newExchange(req, new ServerResponse(req), tunnel, rt.state);
+export async function handleUpgrade(rt: Runtime, req: ClientRequest, socket: Duplex, head: Buffer, tunnel: Tunnel | null, conn: ClientConnection | null): Promise<void> {
+  // node:http's own response, written on the handed-over socket (relayAnswer): it reads only the
+  // request's method, version and `te` field, which both kinds of request have.
+  const x = newExchange(req, new ServerResponse(req as IncomingMessage), tunnel, rt.state);
   socket.on('error', () => socket.destroy());
   let upstream: Socket | undefined;
   // Pipelined behind requests whose responses are still being sent: Node hands the socket over at
@@ -144,7 +146,7 @@ function handshake(sock: Socket, x: Exchange, timeoutMs: number): Promise<Answer
 async function relayAnswer(x: Exchange, res: IncomingMessage, socket: Duplex, scrubber: Scrubber, rt: Runtime): Promise<void> {
   res.on('error', () => undefined); // the relay's pipeline reports it
   x.res.shouldKeepAlive = false;
-  x.res.assignSocket(socket as Socket);
+  (x.res as ServerResponse).assignSocket(socket as Socket);
   try {
     await respond(
       x,
@@ -162,7 +164,7 @@ async function relayAnswer(x: Exchange, res: IncomingMessage, socket: Duplex, sc
   } finally {
     res.socket?.destroy();
   }
-  x.res.detachSocket(socket as Socket);
+  (x.res as ServerResponse).detachSocket(socket as Socket);
   socket.end();
   await closed(socket);
 }

@@ -2,7 +2,10 @@
  * One request/response exchange as it moves through the pipeline. Stages fill it in; `finish`
  * turns it into the audit record and metrics. Nothing here holds a secret value.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import type { ApprovalNote } from '../../audit/record.js';
 import { TurretError } from '../../core/errors.js';
@@ -11,6 +14,43 @@ import type { Injection } from '../../secrets/inject.js';
 import type { RequestInjection } from '../../secrets/request.js';
 import type { PolicyState } from '../runtime.js';
 import type { ExchangeEnding } from '../ending.js';
+
+/**
+ * A client's request as the stages read it: node:http's IncomingMessage (the proxy port, plain
+ * transparent HTTP) or Turret's own (listen/h1-request.ts, inside intercepted tunnels). The body is
+ * the request itself.
+ */
+export interface ClientRequest extends Readable {
+  method?: string;
+  url?: string;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  httpVersion: string;
+  httpVersionMajor: number;
+  httpVersionMinor: number;
+  /** The parser reached the end of the message. */
+  complete: boolean;
+  readonly socket: Socket;
+}
+
+/** The response to a ClientRequest: node:http's ServerResponse or listen/h1-response.ts's. */
+export interface ClientResponse extends EventEmitter {
+  statusCode: number;
+  shouldKeepAlive: boolean;
+  readonly headersSent: boolean;
+  readonly writableFinished: boolean;
+  readonly writableNeedDrain: boolean;
+  readonly destroyed: boolean;
+  readonly socket: Socket | null;
+  writeHead(statusCode: number, headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this;
+  write(chunk: string | Buffer, cb?: (err?: Error | null) => void): boolean;
+  end(cb?: () => void): this;
+  end(chunk: string | Buffer | undefined, cb?: () => void): this;
+  flushHeaders(): void;
+  addTrailers(headers: OutgoingHttpHeaders | ReadonlyArray<[string, string]>): void;
+  getHeader(name: string): number | string | string[] | undefined;
+  destroy(error?: Error): this;
+}
 
 /** An intercepted CONNECT tunnel: requests inside it inherit its agent and must agree with its host. */
 export interface Tunnel {
@@ -38,8 +78,8 @@ export interface Exchange {
   id: string;
   started: bigint;
   time: Date;
-  req: IncomingMessage;
-  res: ServerResponse;
+  req: ClientRequest;
+  res: ClientResponse;
   tunnel: Tunnel | null;
   state: PolicyState;
   client: string;
@@ -72,7 +112,7 @@ export interface Exchange {
   toolFilter: { ids: unknown[]; tools: ReadonlySet<string> } | null;
 }
 
-export function newExchange(req: IncomingMessage, res: ServerResponse, tunnel: Tunnel | null, state: PolicyState): Exchange {
+export function newExchange(req: ClientRequest, res: ClientResponse, tunnel: Tunnel | null, state: PolicyState): Exchange {
   return {
     id: newId(),
     started: process.hrtime.bigint(),

@@ -8,7 +8,6 @@
  * Interception happens before this pipeline (connect.ts) and feeds every request inside a tunnel
  * through it again, so each inner request is decided on its own.
  */
-import type { IncomingMessage } from 'node:http';
 import { TurretError, asTurretError, isTurretError } from '../../core/errors.js';
 import { stripQueryValues } from '../../audit/record.js';
 import { MAX_PEEK_BYTES, mediaType, needsBody } from '../../policy/catalog.js';
@@ -24,7 +23,7 @@ import type { Secret } from '../../secrets/secret.js';
 import type { Scrubber } from '../../scrub/scrubber.js';
 import type { Decision, RequestFacts, SecretSource } from '../../policy/types.js';
 import { requestHasBody } from '../../secrets/body.js';
-import { routed, targetUrl, type Exchange, type ResolvedTarget } from './exchange.js';
+import { routed, targetUrl, type ClientRequest, type Exchange, type ResolvedTarget } from './exchange.js';
 import { askOperator } from './ask.js';
 import { finishExchange } from './finish.js';
 import { forward } from './forward.js';
@@ -302,7 +301,7 @@ function fail(x: Exchange, err: TurretError): void {
  * then push it back so forward() still streams all of it. The unshift happens in the same tick as
  * the last read, before the stream can emit 'end'. Anything else → null (classified as a write).
  */
-async function peekBody(req: IncomingMessage, limit: number): Promise<string | null> {
+async function peekBody(req: ClientRequest, limit: number): Promise<string | null> {
   const len = Number(req.headers['content-length']);
   if (!Number.isInteger(len) || len <= 0 || len > limit || req.headers['content-encoding']) return null;
   const chunks: Buffer[] = [];

@@ -11,7 +11,7 @@
  * The sink writes into the response without being the response, so a failed pipeline does not
  * destroy it before that answer is written (forward.ts decides).
  */
-import type { ServerResponse } from 'node:http';
+import type { ClientResponse } from './exchange.js';
 import { Readable, Transform, Writable } from 'node:stream';
 
 export class HeadGate {
@@ -19,7 +19,7 @@ export class HeadGate {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly res: ServerResponse,
+    private readonly res: ClientResponse,
     private readonly status: number,
     private readonly headers: Array<[string, string]>,
     private readonly onOpen: () => void,

@@ -4,7 +4,7 @@
  * behind it: what was refused, why, and that it is policy rather than a network fault. It is
  * scrubbed like everything else that leaves Turret.
  */
-import type { ServerResponse } from 'node:http';
+import type { ClientResponse } from './exchange.js';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { isPolicyStatus, type TurretError } from '../../core/errors.js';
@@ -56,7 +56,7 @@ function headersFor(err: TurretError, body: string): Record<string, string | num
 const CLOSE_AFTER = new Set([400, 408, 413, 414, 421, 431]);
 
 /** Answer an HTTP exchange with an error. If the response already started, abort it instead. */
-export function sendError(res: ServerResponse, err: TurretError, ctx: DenialContext): void {
+export function sendError(res: ClientResponse, err: TurretError, ctx: DenialContext): void {
   if (res.headersSent) {
     res.destroy();
     return;

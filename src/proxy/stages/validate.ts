@@ -28,7 +28,7 @@
  * checks the mark before it dials, so such a request never reaches an upstream. A body that
  * fails in a later segment, while it already streams upstream, is aborted there instead.
  */
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from './exchange.js';
 import { TurretError } from '../../core/errors.js';
 
 /** Fields req.headers holds with Node's default `maxHeadersCount` (2000 entries); more are dropped. */
@@ -36,7 +36,7 @@ export const MAX_HEADER_FIELDS = 1000;
 
 export const MALFORMED_REASON = 'the request is not valid HTTP/1.1';
 
-export function validateRequest(req: IncomingMessage): void {
+export function validateRequest(req: ClientRequest): void {
   const version = req.httpVersion;
   if (version !== '1.1' && version !== '1.0') throw new TurretError('bad_request', `HTTP/${version.slice(0, 10)} is not supported here (HTTP/1.1 or HTTP/1.0)`);
   if (req.rawHeaders.length / 2 > MAX_HEADER_FIELDS) throw new TurretError('headers_too_large', `a request may carry at most ${MAX_HEADER_FIELDS} header fields`);
