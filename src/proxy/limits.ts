@@ -5,9 +5,10 @@
  * - the total time of one exchange (ending.ts: 504 upstream_timeout before the response starts, abort after),
  * - slow clients inside intercepted tunnels. Node checks `headersTimeout` and `requestTimeout`
  *   only for sockets a *listening* server accepted (Node 20: the check interval starts on
- *   'listening'); the inner server gets its connections by `emit('connection')`, so a client
- *   trickling a byte a second into a tunnel would never be cut. `guardSlowClients` applies the
- *   same two deadlines to those sockets.
+ *   'listening'), and the inner server (listen/h1-server.ts, Turret's own, handed each decrypted
+ *   connection by `emit('connection')`) has no such check, so a client trickling a byte a second
+ *   into a tunnel would never be cut. `guardSlowClients` applies the same two deadlines to those
+ *   sockets (and to redirected plain HTTP's never-listening http.Server).
  *
  * The limits' names and defaults are here; their flags and parsing in cli/limits.ts.
  */
@@ -124,7 +125,7 @@ export interface SlowClientGuard {
 
 /**
  * Applies clientHeadersTimeoutMs and clientRequestTimeoutMs to every connection `server` is
- * given (Node's own check never runs for the inner server, see above).
+ * given (no check of Node's runs for a server that does not listen, see above).
  */
 export function guardSlowClients(
   server: Pick<EventEmitter, 'on'>,
