@@ -264,7 +264,7 @@ class H1Connection implements ResponseOwner, RequestSource {
     // but the response being sent still closes with the socket (its own listener in node:http).
     socket.off('close', this.onClose);
     socket.on('close', () => this.current?.closed());
-    this.free();
+    this.free(true);
     (socket as unknown as { readableFlowing: boolean | null }).readableFlowing = null;
     this.server.emit(req.method === 'CONNECT' ? 'connect' : 'upgrade', req, socket, head);
   }
@@ -275,8 +275,11 @@ class H1Connection implements ResponseOwner, RequestSource {
     else this.socket.end();
   }
 
-  /** The parser stops reading and is freed once its stack has unwound (never from its own callback). */
-  private free(): void {
+  /**
+   * The parser stops reading the socket (finished first on a hand-over, as node:http does) and is
+   * closed once its stack has unwound: never from inside one of its own callbacks.
+   */
+  private free(finish = false): void {
     if (this.freed) return;
     this.freed = true;
     const p = this.parser;
@@ -285,7 +288,7 @@ class H1Connection implements ResponseOwner, RequestSource {
       this.socket.off('resume', this.onResume);
       this.socket.off('pause', onSocketPause);
     }
-    p.finish();
+    if (finish) p.finish();
     setImmediate(() => p.close());
   }
 
