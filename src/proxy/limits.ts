@@ -103,7 +103,12 @@ export function holdTunnelSlot(rt: { tunnelSlots: TunnelSlots; limits: Limits },
 interface Watched {
   /** When the connection started waiting for a request head (connect, or previous response end). */
   waitingSince: number | null;
-  /** When the current request's head arrived, until its body has been read. */
+  /**
+   * When the current request's head arrived, until its body has been read. A request the parser
+   * finished (`complete`) is never the client's delay, whether or not anyone read its body: a GET
+   * nobody reads emits 'end' only once its response closed, so 'end' alone would let
+   * client_request_timeout cut a request that merely waits for its upstream.
+   */
   receivingSince: number | null;
   req: ClientRequest | null;
   /**
@@ -184,7 +189,7 @@ export function guardSlowClients(
           sendErrorRaw(socket, clientTimeoutError(limits), { scrub: (t) => t });
         }
         setTimeout(() => socket.destroy(), 100).unref();
-      } else if (w.receivingSince !== null && now - w.receivingSince > limits.clientRequestTimeoutMs) {
+      } else if (w.receivingSince !== null && w.req !== null && !w.req.complete && now - w.receivingSince > limits.clientRequestTimeoutMs) {
         watched.delete(socket);
         // The response may have started: closing is the only honest signal (the exchange is
         // audited with this cause, ending.ts).
