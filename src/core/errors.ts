@@ -10,6 +10,7 @@
 export const ERROR_TABLE = {
   // 400 — the request itself is malformed
   bad_request: { status: 400, what: 'the request is malformed' },
+  expectation_unsupported: { status: 417, what: 'the request has an Expect field other than 100-continue, which Turret cannot meet' },
   bad_target: { status: 400, what: 'the request target (host, port or URL) is malformed' },
   // 407 — who is asking
   proxy_auth_required: { status: 407, what: 'no agent credential was presented' },

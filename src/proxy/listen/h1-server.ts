@@ -22,7 +22,7 @@
  *   close-delimited body) ends the socket after its last byte; otherwise the connection waits for
  *   the next request up to keepAliveTimeout + 1 s (Node's margin), then closes;
  * - `Expect: 100-continue` on HTTP/1.1 is answered 100 before the request runs; another
- *   expectation is answered 417 and never runs; `PRI` (an HTTP/2 preface) closes the connection;
+ *   expectation goes to 'checkExpectation' when listened, or is answered 417, and never runs; `PRI` (an HTTP/2 preface) closes the connection;
  * - when the client ends its side, the parser is finished (EOF inside a message is a clientError,
  *   HPE_INVALID_EOF_STATE) and the socket ends; when it closes, unfinished requests are destroyed
  *   (`aborted`) and the response being sent closes.
@@ -204,6 +204,9 @@ class H1Connection implements ResponseOwner, RequestSource {
         res._expect_continue = true;
         res.writeContinue();
         this.server.emit('request', req, res);
+      } else if (this.server.listenerCount('checkExpectation') > 0) {
+        // As node:http: a listener answers it (server.ts records it and answers 417).
+        this.server.emit('checkExpectation', req, res);
       } else {
         res.writeHead(417);
         res.end();

@@ -22,7 +22,7 @@ import { handleUpgrade } from './websocket.js';
 import { H1Server } from './h1-server.js';
 import type { H1Request } from './h1-request.js';
 import type { Runtime } from '../runtime.js';
-import type { ClientResponse, Tunnel } from '../stages/exchange.js';
+import type { ClientRequest, ClientResponse, Tunnel } from '../stages/exchange.js';
 import { clientOf, recordRefusal } from '../record.js';
 
 export interface ProxyServer {
@@ -123,6 +123,27 @@ function onClientError(rt: Runtime, conns: Connections) {
   };
 }
 
+/**
+ * `Expect` other than 100-continue on HTTP/1.1: the server layer answers it before any 'request'
+ * (node:http's and h1-server.ts's 'checkExpectation'), so the pipeline never sees it. Answered 417
+ * with Turret's refusal and recorded here: without this it was a bare 417 with no audit record.
+ */
+function onExpectation(rt: Runtime, conns: Connections) {
+  return (req: ClientRequest, res: ClientResponse): void => {
+    const tunnel = conns.tunnelOf(req.socket);
+    const err = new TurretError('expectation_unsupported', 'the request has an Expect field other than 100-continue; Turret meets no other expectation');
+    recordRefusal(rt, err, {
+      agent: tunnel?.agent ?? null,
+      client: tunnel?.client ?? clientOf(req.socket),
+      method: req.method,
+      host: tunnel?.host,
+      port: tunnel?.port,
+      tunnelId: tunnel?.id,
+    });
+    sendError(res, err, { method: req.method, scrub: (s) => s });
+  };
+}
+
 export async function startProxyServer(rt: Runtime, listen: { host: string; port: number }, transparentListen: { host: string; port: number } | null = null): Promise<ProxyServer> {
   const conns = new Connections();
   // Node's own header and request timeouts never run for a server that does not listen: the
@@ -139,6 +160,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
     },
   );
   inner.on('clientError', onClientError(rt, conns));
+  inner.on('checkExpectation', onExpectation(rt, conns));
   // CONNECT inside an intercepted tunnel would open a tunnel nobody inspects: always refused.
   inner.on('connect', (req: H1Request, socket: Duplex) => {
     const tunnel = conns.tunnelOf(req.socket);
@@ -159,6 +181,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   // Redirected plain HTTP (transparent listener, run bridge) gets a server with the same options; TLS goes to `inner`.
   const plain = http.createServer(serverOptions(rt));
   plain.on('clientError', onClientError(rt, conns));
+  plain.on('checkExpectation', onExpectation(rt, conns));
   const web = transparentHandler(rt, { intercepted, plain, conns, sockets });
   server.on('connect', (req, socket, head) =>
     afterEarlier(rt, conns.of(req.socket), socket, () => (isBridgeConnect(req) ? handleBridge(rt, web, req, socket, head) : handleConnect(rt, intercepted, req, socket, head))),
@@ -167,6 +190,7 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
   server.on('upgrade', (req, socket, head) => void handleUpgrade(rt, req, socket, head, null, conns.of(req.socket)));
   inner.on('upgrade', (req: H1Request, socket: Duplex, head: Buffer) => void handleUpgrade(rt, req, socket, head, conns.tunnelOf(req.socket), conns.of(req.socket)));
   server.on('clientError', onClientError(rt, conns));
+  server.on('checkExpectation', onExpectation(rt, conns));
   server.on('connection', (s: Socket) => {
     conns.closeWhenIdle(rt, s);
     sockets.add(s);

@@ -53,7 +53,7 @@ function headersFor(err: TurretError, body: string): Record<string, string | num
   return h;
 }
 
-const CLOSE_AFTER = new Set([400, 408, 413, 414, 421, 431]);
+const CLOSE_AFTER = new Set([400, 408, 413, 414, 417, 421, 431]);
 
 /** Answer an HTTP exchange with an error. If the response already started, abort it instead. */
 export function sendError(res: ClientResponse, err: TurretError, ctx: DenialContext): void {
