@@ -12,6 +12,18 @@ import type { Runtime } from '../runtime.js';
 import { newExchange, type ClientRequest, type ClientResponse, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { runExchange } from '../stages/pipeline.js';
 
+/**
+ * Requests that may wait their turn on one connection (parsed behind others, serveRequest) before
+ * the connection stops reading: a client pipelining thousands of requests holds at most this many,
+ * plus what one read of the socket holds, until the ones ahead are answered.
+ */
+export const MAX_WAITING = 16;
+
+export const HOLDS = 'a connection stops reading: too many pipelined requests wait their turn';
+export const RESUMES = 'a connection reads again: its pipelined requests are being answered';
+
+type Held = Duplex & { _paused?: boolean; parser?: { resume(): void } | null };
+
 /** A request whose response has not finished; `x` when it runs the pipeline. */
 export interface OpenRequest {
   req: ClientRequest;
@@ -26,6 +38,12 @@ export class ClientConnection {
   readonly open = new Set<OpenRequest>();
   /** A response announced Connection: close: anything after it is never read, nor answered. */
   closing = false;
+  /** Requests parsed behind others whose exchange has not started (serveRequest). */
+  waiting = 0;
+  /** This connection stopped reading the socket because `waiting` reached MAX_WAITING. */
+  private holding = false;
+  /** The most requests that waited at once while reading was stopped (logged when it resumes). */
+  private peak = 0;
   /** A parser error was answered: llhttp repeats the error for every later read. */
   answered = false;
   /**
@@ -48,7 +66,10 @@ export class ClientConnection {
     // 'close' fires at most once per request and per response: on() spares once()'s wrapper.
     res.on('close', () => {
       this.open.delete(entry);
-      if (!res.shouldKeepAlive || /close/i.test(String(res.getHeader('connection') ?? ''))) this.closing = true;
+      // `_last`: node:http's mark of a head that ends the connection (Connection: close given as a
+      // field leaves shouldKeepAlive true); Turret writes heads with writeHead only, so getHeader
+      // has nothing to say.
+      if (!res.shouldKeepAlive || (res as { _last?: boolean })._last === true) this.closing = true;
       if (ending && live) live.responseClosed(ending, req, res);
     });
     if (ending && live) req.on('close', () => live.requestClosed(ending, req, res));
@@ -59,9 +80,69 @@ export class ClientConnection {
     for (const o of this.open) {
       if (o.res.writableFinished || o.res.socket) continue; // Node closes the one it is sending
       o.x?.ending?.end(clientClosedError(o.req, o.res));
-      o.res.destroy();
-      o.res.emit('close');
+      this.closeUnsent(o.res);
     }
+  }
+
+  /** A queued response that will never be sent closes (Node closes only the one being sent). */
+  private closeUnsent(res: ClientResponse): void {
+    for (const o of this.open) {
+      if (o.res !== res) continue;
+      res.destroy();
+      res.emit('close'); // the 'close' listener of track() takes it out of `open`
+      return;
+    }
+  }
+
+  /**
+   * A request parsed behind others on this connection: its exchange starts (`start`) once every
+   * response ahead of it has closed, so nothing it does (a stage, the upstream request) runs
+   * before the connection is known to carry it. A response ahead that ended the connection
+   * (a refusal with Connection: close, a response that was not keep-alive) makes it bytes after a
+   * close, not a request: it is dropped, with no exchange and no record (docs/pipeline.md).
+   * Responses close in order, so the last one open now is the one to wait for.
+   */
+  waitTurn(rt: Runtime, x: Exchange, socket: Held, start: () => void): void {
+    let last: ClientResponse | null = null;
+    for (const o of this.open) last = o.res;
+    this.track(x.req, x.res, x, rt.live);
+    this.waiting++;
+    if (this.holding) this.peak = Math.max(this.peak, this.waiting);
+    else if (this.waiting >= MAX_WAITING) {
+      // node:http's own pause mark, which its readStart and h1-server.ts honour. What one read
+      // of the socket held is still parsed: that, and MAX_WAITING, bound what waits.
+      this.holding = true;
+      this.peak = this.waiting;
+      socket._paused = true;
+      socket.pause();
+      rt.log.debug(HOLDS, { waiting: this.waiting });
+    }
+    (last as ClientResponse).once('close', () => {
+      this.waiting--;
+      if (this.holding && this.waiting < MAX_WAITING) {
+        this.holding = false;
+        socket._paused = false;
+        socket.parser?.resume();
+        if (!socket.destroyed) socket.resume();
+        rt.log.debug(RESUMES, { peak: this.peak });
+      }
+      this.turn(rt, x, socket, start);
+    });
+  }
+
+  private turn(rt: Runtime, x: Exchange, socket: Duplex, start: () => void): void {
+    // A body the parser refused was answered 400 (server.ts): the pipeline records it, never dials.
+    if (x.malformed) return start();
+    if (this.closing) {
+      x.ending?.end(clientClosedError(x.req, x.res)); // never recorded: no exchange ran
+      this.closeUnsent(x.res);
+      return;
+    }
+    // The client left (or a limit cut it) while it waited: the exchange runs already ended, so its
+    // one record names the request and that cause, and nothing is sent upstream (the pool
+    // refuses an ended exchange, upstream-h1-pool.ts).
+    if (!x.ending?.cause && (socket.destroyed || !socket.writable)) x.ending?.end(clientClosedError(x.req, x.res));
+    start();
   }
 
   /**
@@ -185,8 +266,11 @@ export function serveRequest(rt: Runtime, conn: ClientConnection, req: ClientReq
   // one has the limit on the connection under it): a client that stopped reading its response
   // otherwise held the connection, and the upstream's, until request_timeout (crash-idle-stalled).
   if (!conn.tunnel) rearmIdle(rt, req.socket);
+  // After a response that ended the connection, what was parsed is not a request (waitTurn).
+  if (conn.closing) return;
   const x = newExchange(req, res, conn.tunnel, rt.state);
   x.ending = rt.live.arm(rt.limits, req);
+  if (conn.open.size > 0) return conn.waitTurn(rt, x, req.socket, () => void runExchange(rt, x));
   conn.track(req, res, x, rt.live);
   void runExchange(rt, x);
 }

@@ -5,8 +5,9 @@
  * - The listener closes first, so new connections are refused by the kernel, not half-served.
  * - Keep-alive connections waiting for their next request are closed at once (outer: Node's
  *   closeIdleConnections; inside tunnels: the slow-client guard, which knows which are idle),
- *   and every response written during the drain says `Connection: close`, so a client finishing
- *   a request does not send another one into a closing proxy.
+ *   and every response written during the drain says `Connection: close` (those of requests
+ *   under way at the signal too: `unanswered`), so a client finishing a request does not send
+ *   another one into a closing proxy.
  * - Idle connections are swept again every 50 ms: a request that ends turns its connection idle.
  * - At the deadline, the remaining sockets are destroyed (tunnels included: a CONNECT socket is
  *   an outer socket).
@@ -31,6 +32,11 @@ export interface Drainable {
   /** Every socket the outer server accepted and that is still open. */
   sockets: ReadonlySet<Socket>;
   innerGuard: SlowClientGuard;
+  /**
+   * The responses open when the drain begins (requests under way, or waiting their turn behind
+   * others): those not begun yet say Connection: close too.
+   */
+  unanswered?: () => Iterable<ClientResponse>;
   /** Called once when the deadline passes, before the remaining sockets are destroyed. */
   onDeadline?: () => void;
 }
@@ -44,6 +50,8 @@ export async function drain(d: Drainable, deadlineMs: number): Promise<DrainResu
   // 'request' listener, so a listener added after it would mark the response once it was written.
   d.outer.prependListener('request', noKeepAlive);
   d.inner.prependListener('request', noKeepAlive);
+  // A request that began before the signal has its response still to write: it closes too.
+  if (d.unanswered) for (const res of d.unanswered()) if (!res.headersSent) res.shouldKeepAlive = false;
   let listenerClosed = false;
   const closed = new Promise<void>((resolve) => d.outer.close(() => resolve())).then(() => {
     listenerClosed = true;

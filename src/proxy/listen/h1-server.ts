@@ -101,7 +101,7 @@ class H1Connection implements ResponseOwner, RequestSource {
    */
   private readonly onResume = (): void => {
     const socket = this.socket;
-    if (this.paused) {
+    if (this.paused || held(socket)) {
       socket.pause();
       return;
     }
@@ -232,7 +232,7 @@ class H1Connection implements ResponseOwner, RequestSource {
   }
 
   readStart(): void {
-    if (!this.paused && this.socket.readable) this.socket.resume();
+    if (!this.paused && !held(this.socket) && this.socket.readable) this.socket.resume();
   }
 
   private data(d: Buffer): void {
@@ -363,6 +363,14 @@ interface StreamHandle {
   reading?: boolean;
   readStart(): void;
   readStop(): void;
+}
+
+/**
+ * node:http's own mark of a connection that stopped reading (`socket._paused`), which its
+ * readStart honours: set by connection.ts too while too many pipelined requests wait their turn.
+ */
+function held(socket: Socket): boolean {
+  return (socket as Socket & { _paused?: boolean })._paused === true;
 }
 
 function onSocketPause(this: Socket): void {

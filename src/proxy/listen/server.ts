@@ -140,6 +140,8 @@ function onExpectation(rt: Runtime, conns: Connections) {
       port: tunnel?.port,
       tunnelId: tunnel?.id,
     });
+    // Tracked, so a request pipelined behind it waits its turn and is dropped after its close.
+    conns.of(req.socket).track(req, res, null);
     sendError(res, err, { method: req.method, scrub: (s) => s });
   };
 }
@@ -228,7 +230,15 @@ export async function startProxyServer(rt: Runtime, listen: { host: string; port
       // At the deadline, what still runs is cut with its own cause before its sockets close.
       const onDeadline = (): void =>
         void rt.live.cutAll(new TurretError('drain_deadline', `the proxy is shutting down and the drain deadline (${Math.round(graceMs / 100) / 10}s) passed`));
-      return drain({ outer: server, inner, sockets, innerGuard, onDeadline }, graceMs);
+      // Every response not yet begun, on a client's connection or in the tunnel inside it.
+      const unanswered = function* (): Iterable<ClientResponse> {
+        for (const s of sockets) {
+          const conn = conns.of(s);
+          for (const o of conn.open) yield o.res;
+          if (conn.inside) for (const o of conn.inside.conn.open) yield o.res;
+        }
+      };
+      return drain({ outer: server, inner, sockets, innerGuard, onDeadline, unanswered }, graceMs);
     },
   };
 }

@@ -65,7 +65,12 @@ export function sendError(res: ClientResponse, err: TurretError, ctx: DenialCont
   const headers = headersFor(err, body);
   // After malformed or oversized input the connection's framing cannot be trusted (or the body
   // was never read): close it rather than parse what follows as the next request.
-  if (CLOSE_AFTER.has(err.status)) headers.connection = 'close';
+  // shouldKeepAlive too: the field alone leaves it true (node:http reads the field into `_last`),
+  // and the connection (listen/connection.ts) reads it to drop what was pipelined behind.
+  if (CLOSE_AFTER.has(err.status)) {
+    headers.connection = 'close';
+    res.shouldKeepAlive = false;
+  }
   res.writeHead(err.status, headers);
   res.end(ctx.method === 'HEAD' ? undefined : body);
 }
