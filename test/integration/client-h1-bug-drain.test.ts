@@ -3,7 +3,8 @@
  * drain carry `Connection: close`". Inside an intercepted tunnel, the answer to a request already
  * under way when SIGTERM arrived was written with `Connection: keep-alive` (drain.ts marked only
  * requests arriving after the signal). Now the drain marks every response not yet begun
- * (drain.ts `unanswered`), on the inner server and on the proxy port's http.Server.
+ * (drain.ts `unanswered`), on the inner server (its case is in client-h1-upgrade-drain, "graceful
+ * shutdown with intercepted tunnels") and on the proxy port's http.Server (here).
  */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,32 +13,7 @@ import { startH1Proxy } from '../helpers/h1-proxy.js';
 import { header } from '../helpers/http-wire.js';
 import { startH1Upstream } from '../helpers/h1-upstream.js';
 import { until } from '../helpers/turret.js';
-import { byPath, Gates, HOST, openTunnel, request, responsesTo } from '../helpers/client-h1.js';
-
-it('SIGTERM with a request under way inside a tunnel: its answer says Connection: close', async () => {
-  const gates = new Gates();
-  const up = await startH1Upstream(byPath(gates));
-  const px = await startH1Proxy({ args: ['--drain-timeout', '20s'] });
-  try {
-    const port = up.tlsPort;
-    const idle = await openTunnel(px, port);
-    const busy = await openTunnel(px, port);
-    busy.write(request(port, 'GET', '/slow/drb'));
-    await until(() => gates.holds('/slow/drb'), 'the request at the upstream');
-    const exited = new Promise<number | null>((resolve) => px.t.proc.once('exit', (code) => resolve(code)));
-    px.t.proc.kill('SIGTERM');
-    // The drain has started once it closed the idle connection.
-    await idle.done();
-    gates.release('/slow/drb');
-    const r = responsesTo(await busy.done(), ['GET'], true);
-    assert.equal(r.responses[0]?.status, 200);
-    assert.deepEqual(header(r.responses[0]!, 'connection'), ['close']);
-    assert.equal(await exited, 0);
-  } finally {
-    await px.stop();
-    await up.close();
-  }
-});
+import { byPath, Gates, HOST, responsesTo } from '../helpers/client-h1.js';
 
 it('SIGTERM with a request under way on the proxy port (http.Server): its answer says Connection: close', async () => {
   const gates = new Gates();

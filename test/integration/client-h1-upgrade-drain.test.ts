@@ -150,6 +150,9 @@ describe('graceful shutdown with intercepted tunnels', () => {
       assert.equal(r.problem, null);
       assert.equal(r.rest.length, 0);
       assert.equal(r.responses[0]?.body.toString(), 'own:/slow/dr-busy');
+      // Begun before the signal, answered during the drain: it says close (drain.ts `unanswered`;
+      // it said keep-alive before srvfix).
+      assert.deepEqual(header(r.responses[0]!, 'connection'), ['close']);
       assert.equal(await exited, 0);
       for (const p of ['/cl/dr-idle', '/slow/dr-busy']) {
         const recs = px.records(p);
