@@ -30,7 +30,7 @@ export function checkHeaderLines(): string | null {
 }
 
 /** Node's maxHeadersCount (2000 fields): req.headers holds at most that many, rawHeaders all. */
-const MAX_HEADER_PAIRS = 2000 * 2;
+export const MAX_HEADER_PAIRS = 2000 * 2;
 
 export class H1Request extends Readable {
   method: string;

@@ -30,7 +30,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { HTTPParser, type Parser } from '../llhttp.js';
-import { H1Request, type RequestSource } from './h1-request.js';
+import { H1Request, MAX_HEADER_PAIRS, type RequestSource } from './h1-request.js';
 import { methods } from './h1-methods.js';
 import { H1Response, type ResponseOwner } from './h1-response.js';
 
@@ -39,8 +39,6 @@ export interface H1ServerOptions {
   keepAliveTimeout: number;
 }
 
-/** Node's maxHeadersCount (2000) as parser pairs: field lines past it are not collected. */
-const MAX_HEADER_PAIRS = 2000 * 2;
 /** node:http keeps an idle keep-alive connection this much longer than it announces. */
 const KEEP_ALIVE_MARGIN_MS = 1000;
 
