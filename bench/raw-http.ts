@@ -26,7 +26,8 @@
  * native function, and the profiles are kept (also for `node bench/profile-busy.mjs DIR`).
  * RAW_PERF=1: Node subjects run with --perf-basic-prof and `perf record` samples 2.5 s of their
  * first measured window; printed as µs per request by layer (kernel, JIT code, V8, OpenSSL,
- * llhttp, libc, …) and by symbol. RAW_CHECKS=0 skips the checks. Bounded: every load loop has
+ * llhttp, libc, …) and by symbol. RAW_SYSCALLS=1: every subject's system calls per request in its
+ * first measured window, by kind (bench/raw-syscalls.ts). RAW_CHECKS=0 skips the checks. Bounded: every load loop has
  * a deadline, every check a 5 s timer.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +43,7 @@ import { closedLoop, httpsClient, type Route } from './peers-load.js';
 import { freePort, launch, procStats, startRelay, startSquid, type PeerProc } from './peers-procs.js';
 import { startUpstreams, turretSubject, type Ports } from './peers.js';
 import { BIG_BYTES } from './peers-upstream.js';
+import { countSyscalls, syscallTable } from './raw-syscalls.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const LOAD = { concurrency: 16, warmupMs: 700, durationMs: 3_000, maxRequests: 300_000 };
@@ -49,6 +51,8 @@ const ROUNDS = Number(process.env.RAW_ROUNDS ?? 4);
 const NAMES = (process.env.RAW_SUBJECTS ?? 'relay,llhttp-undici,llhttp-raw,hand-raw,squid').split(',').filter(Boolean);
 const PROFILE = process.env.RAW_PROFILE === '1';
 const PERF = process.env.RAW_PERF === '1';
+const SYSCALLS = process.env.RAW_SYSCALLS === '1';
+const syscalls: [string, Map<string, number>, number][] = [];
 const profDir = mkdtempSync(path.join(tmpdir(), 'turret-bench-rawprof-'));
 
 interface Subject {
@@ -412,8 +416,11 @@ try {
     for (const s of order) {
       let perf: ChildProcess | null = null;
       const profile = PROFILE && s.traced && round === 0 ? () => process.kill(s.proc.pid, 'SIGUSR2') : undefined;
+      let stopCount: (() => Promise<Map<string, number>>) | null = null;
       const perfStart = PERF && s.traced && round === 0 ? () => void (perf = perfRecord(s)) : undefined;
-      const r = await measure(s, up.ports.https, profile ?? perfStart);
+      const countStart = SYSCALLS && round === 0 ? () => void (stopCount = countSyscalls(s.proc.pid)) : undefined;
+      const r = await measure(s, up.ports.https, profile ?? perfStart ?? countStart);
+      if (stopCount) syscalls.push([s.name, await (stopCount as () => Promise<Map<string, number>>)(), r.count]);
       if (profile) profiled.set(s.name, r.count);
       if (perf) perfs.push([s.name, r.us, await perfDone(perf)]);
       const acc = results.get(s.name);
@@ -447,6 +454,7 @@ try {
   for (const s of subjects) await s.proc.stop();
   for (const [name, count] of profiled) console.log(`\n${summarise(name, count)}`);
   for (const [name, us, file] of perfs) console.log(`\n${perfReport(name, us, file)}`);
+  if (syscalls.length > 0) console.log(`\nsystem calls per request, first measured window (perf stat, all threads):\n${syscallTable(syscalls).join('\n')}`);
 } finally {
   for (const s of subjects) await s.proc.stop();
   up.stop();
