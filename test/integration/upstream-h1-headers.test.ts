@@ -66,6 +66,36 @@ const CASES: Case[] = [
     },
   },
   {
+    // The fields object (upstream-h1.ts fieldsOf) against names that are array indices and
+    // names that repeat in other cases: each a field, every value kept in its order.
+    name: 'fields named 0 and 1, a field repeated as X-Dup / x-DUP / x-dup',
+    answer: head('X-Dup: d1\r\n1: one\r\nx-DUP: d2\r\n0: zero\r\nx-dup: d3\r\n'),
+    check: (f) => {
+      const got = f.filter(([k]) => ['0', '1', 'x-dup'].includes(k.toLowerCase())).map(([k, v]) => `${k.toLowerCase()}=${v}`);
+      assert.deepEqual(
+        got.filter((x) => x.startsWith('x-dup')),
+        ['x-dup=d1', 'x-dup=d2', 'x-dup=d3'],
+      );
+      assert.deepEqual(got.filter((x) => !x.startsWith('x-dup')).sort(), ['0=zero', '1=one']);
+    },
+  },
+  {
+    // Two Connection lines in odd case naming fields (themselves repeated, in another case):
+    // none of them, nor Connection, Keep-Alive or a field named Close, reaches the client.
+    name: 'Connection lines naming repeated fields, and close',
+    answer: head('Connection: X-Hop\r\nX-HOP: a\r\nconnection: KEEP-ALIVE,\tx-Other , close\r\nx-hop: b\r\nX-Other: c\r\nClose: d\r\nKeep-Alive: timeout=5\r\nX-Keep: e\r\n'),
+    check: (f, raw) => {
+      const names = f.map(([k]) => k.toLowerCase());
+      for (const gone of ['x-hop', 'x-other', 'close', 'keep-alive']) assert.ok(!names.includes(gone), `${gone} is dropped`);
+      assert.deepEqual(
+        f.filter(([k]) => k.toLowerCase() === 'x-keep').map(([, v]) => v),
+        ['e'],
+      );
+      assert.ok(!raw.includes('X-Hop') && !raw.includes('x-hop'), 'a field Connection names is not relayed');
+    },
+  },
+  { name: 'an obs-fold line', answer: head('X-Fold: a\r\n b\r\n'), refused: 'upstream_protocol_error' },
+  {
     name: 'chunked, with trailers named constructor (twice) and __proto__',
     answer:
       'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nTrailer: constructor, __proto__\r\n\r\n2\r\nok\r\n0\r\nconstructor: t1\r\nconstructor: t2\r\n__proto__: t3\r\n\r\n',
