@@ -4,7 +4,9 @@
  * body with a length (read whole, sent with the scrubbed length), in chunks split inside the
  * secret and in a body delimited by the close (streamed: chunked for an HTTP/1.1 client, delimited
  * by the close for an HTTP/1.0 one), pipelined on one connection. The client gets the redaction
- * marker in each, framed as pinned by client-h1-framing; no output of any party holds the secret.
+ * marker in each, framed as pinned by client-h1-framing; the same secret in response fields
+ * (repeated, odd case, beside obs-text, as a name, named by Connection), on two responses of one
+ * connection; no output of any party holds the secret.
  */
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +20,15 @@ import { oneEach, openTunnel, request, responsesTo } from '../helpers/client-h1.
 const SECRET = `fake_${randomBytes(16).toString('hex')}`;
 const MARK = '[REDACTED:secret:h1-token]';
 
+/**
+ * The secret in response fields: in two Set-Cookie lines (one in odd case), beside obs-text bytes
+ * under a name in odd case, as a field's name, in a field Connection names, and cut in two across
+ * a repeated field (each line a value of its own: neither half is the secret).
+ */
+const HDR_FIELDS =
+  `Set-Cookie: a=${SECRET}; Path=/\r\nset-COOKIE: b=${SECRET}\r\nX-ReFlEcT: caf\xe9 ${SECRET} \xff\r\nX-${SECRET}: named\r\n` +
+  `Connection: X-Hidden\r\nX-Hidden: ${SECRET}\r\nX-Split: ${SECRET.slice(0, 12)}\r\nx-split: ${SECRET.slice(12)}\r\n`;
+
 /** Reflects the secret by the path's first segment: with a length, in chunks cut inside it, or delimited by the close. */
 async function reflect(c: H1Conn): Promise<void> {
   for (let i = 0; i < 50; i++) {
@@ -25,6 +36,7 @@ async function reflect(c: H1Conn): Promise<void> {
     const body = `<${p} ${SECRET} end>`;
     const kind = p.split('/')[1];
     if (kind === 'len') await c.send(ok(body));
+    else if (kind === 'hdr') await c.send(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n${HDR_FIELDS}Content-Length: 2\r\n\r\nok`);
     else if (kind === 'chunks') {
       const cut = body.indexOf(SECRET) + 10;
       await c.send(
@@ -80,6 +92,32 @@ describe('scrubbed bodies in every client framing inside an intercepted tunnel',
       assert.deepEqual([m?.body.toString(), m?.framing], [`<${p} ${MARK} end>`, 'close']);
       await oneEach(h.px, [p]);
     }
+  });
+
+  it('response fields: every value with the secret scrubbed, twice on one connection; a name with it, and a field Connection names, dropped', async () => {
+    const t = await openTunnel(h.px, port);
+    t.write(Buffer.concat([request(port, 'GET', '/hdr/sc-6'), request(port, 'GET', '/hdr/sc-7', { headers: 'Connection: close\r\n' })]));
+    const raw = await t.done();
+    seen.push(raw.toString('latin1'));
+    const r = responsesTo(raw, ['GET', 'GET'], true);
+    assert.equal(r.problem, null);
+    assert.equal(r.responses.length, 2);
+    for (const m of r.responses) {
+      assert.equal(m.body.toString(), 'ok');
+      assert.deepEqual(header(m, 'set-cookie'), [`a=${MARK}; Path=/`, `b=${MARK}`]);
+      assert.deepEqual(header(m, 'x-reflect'), [`caf\xe9 ${MARK} \xff`]);
+      assert.deepEqual(header(m, 'x-hidden'), []);
+      assert.equal(header(m, 'x-split').length, 2);
+      assert.deepEqual(
+        m.headers.filter(([k]) => k.toLowerCase().includes('fake_')),
+        [],
+      );
+    }
+    assert.ok(
+      raw.includes(Buffer.from(`x-reflect: caf\xe9 ${MARK} \xff\r\n`, 'latin1')),
+      'the obs-text bytes are relayed as they came (names lower-case, as the upstream client reads them)',
+    );
+    await oneEach(h.px, ['/hdr/sc-6', '/hdr/sc-7']);
   });
 
   it('no output of any party holds the secret; no upstream script failed', () => {

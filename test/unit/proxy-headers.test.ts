@@ -41,6 +41,16 @@ describe('upstreamRequestHeaders', () => {
     ]);
   });
 
+  it('finds Connection in any case among names of its length, and only there', () => {
+    const raw = ['User-Agent', 'x-hop', 'cOnNeCtIoN', '\tx-HOP , close', 'X-Hop', '1', 'Connexion', 'x-keep', 'x-keep', '2', 'close', '3'];
+    assert.deepEqual(upstreamRequestHeaders(raw, 'api.test', 443, 'https'), [
+      ['host', 'api.test'],
+      ['User-Agent', 'x-hop'],
+      ['Connexion', 'x-keep'],
+      ['x-keep', '2'],
+    ]);
+  });
+
   it('without a Connection header keeps every end-to-end field, duplicates in order', () => {
     const raw = ['Accept', 'a', 'X-Dup', '1', 'x-dup', '2', 'Upgrade', 'websocket', 'Keep-Alive', 'timeout=5'];
     assert.deepEqual(upstreamRequestHeaders(raw, '::1', 443, 'https'), [
@@ -71,6 +81,25 @@ describe('clientResponseHeaders', () => {
       ['date', 'd'],
     ]);
     assert.deepEqual(clientResponseHeaders({ connection: 'close', 'content-length': '3', 'x-a': undefined }, false), []);
+  });
+
+  it('reads Connection token by token: spaces and tabs around names, empty items, `close`, a single name, odd case', () => {
+    const h = {
+      connection: [' \tX-One\t ,, x-TWO ,', 'close', 'keep-alive', 'Upgrade'],
+      'x-one': '1',
+      'x-two': '2',
+      close: 'reserved',
+      'x-three': '3',
+      upgrade: 'h2c',
+      '': 'nameless',
+    };
+    assert.deepEqual(clientResponseHeaders(h, true), [['x-three', '3']]);
+    // One value that names only hop-by-hop fields drops nothing else.
+    assert.deepEqual(clientResponseHeaders({ connection: 'Keep-Alive', 'x-a': '1', close: 'c' }, true), [
+      ['x-a', '1'],
+      ['close', 'c'],
+    ]);
+    assert.deepEqual(clientResponseHeaders({ connection: 'X-A', 'x-a': ['1', '2'], 'x-ab': '3' }, true), [['x-ab', '3']]);
   });
 
   it('takes only the object’s own fields, never ones it inherits', () => {

@@ -24,18 +24,33 @@ const HOP_BY_HOP = new Set([
 const NO_TOKENS: ReadonlySet<string> = new Set();
 
 /**
+ * Adds the field names a Connection value names to `into` (made when the first is added), except
+ * those that are hop-by-hop anyway: `keep-alive`, what nearly every message sends, makes no set
+ * (`close` does: a field named Close is dropped, RFC 9110 §7.6.1 reserves the name for this).
+ * Comma by comma, without a split array per value.
+ */
+function addTokens(value: string, into: Set<string> | null): Set<string> | null {
+  let start = 0;
+  for (;;) {
+    const comma = value.indexOf(',', start);
+    const name = (comma === -1 ? value.slice(start) : value.slice(start, comma)).trim().toLowerCase();
+    if (!HOP_BY_HOP.has(name)) (into ??= new Set()).add(name);
+    if (comma === -1) return into;
+    start = comma + 1;
+  }
+}
+
+/**
  * The field names the request's Connection header(s) name, straight from the raw list. A name
  * that is hop-by-hop anyway (`keep-alive`, what clients send) is dropped regardless, so a request
- * naming only those makes no set, and no request makes pairs of its fields here.
+ * naming only those makes no set, and no request makes pairs of its fields here. Only a name of
+ * Connection's length is lower-cased to compare.
  */
 function connectionTokens(raw: readonly string[]): ReadonlySet<string> {
   let out: Set<string> | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if ((raw[i] as string).toLowerCase() !== 'connection') continue;
-    for (const t of (raw[i + 1] as string).split(',')) {
-      const name = t.trim().toLowerCase();
-      if (!HOP_BY_HOP.has(name)) (out ??= new Set()).add(name);
-    }
+    const k = raw[i] as string;
+    if (k.length === 10 && k.toLowerCase() === 'connection') out = addTokens(raw[i + 1] as string, out);
   }
   return out ?? NO_TOKENS;
 }
@@ -84,9 +99,10 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
   const conn = headers.connection;
   let named: ReadonlySet<string> = NO_TOKENS;
   if (conn !== undefined) {
-    const tokens = new Set<string>();
-    for (const v of Array.isArray(conn) ? conn : [conn]) v.split(',').forEach((t) => tokens.add(t.trim().toLowerCase()));
-    named = tokens;
+    let tokens: Set<string> | null = null;
+    if (typeof conn === 'string') tokens = addTokens(conn, null);
+    else for (const v of conn) tokens = addTokens(v, tokens);
+    named = tokens ?? NO_TOKENS;
   }
   const out: Array<[string, string]> = [];
   // for-in over undici's plain header object: no entries array per response. Own fields only,

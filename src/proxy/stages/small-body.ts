@@ -89,9 +89,10 @@ export function respondSmall(x: Exchange, got: { whole: Buffer } | { failed: Err
     body?.destroy();
     throw o.mapError(x, e);
   }
-  // Node's flat [name, value, …] form, built in one pass.
+  // Node's flat [name, value, …] form, built in one pass; only a name of Content-Length's length
+  // is lower-cased to compare.
   const headers: string[] = [];
-  for (const [k, v] of o.headers) if (k.toLowerCase() !== 'content-length') headers.push(k, v);
+  for (const [k, v] of o.headers) if (k.length !== 14 || k.toLowerCase() !== 'content-length') headers.push(k, v);
   headers.push('content-length', String(out.length));
   res.writeHead(o.statusCode, headers);
   x.responded = true;
