@@ -97,6 +97,24 @@ const handlers: Record<string, Handler> = {
       res.end(b);
     });
   },
+  // Fields node:http refuses: the same error (class, code, message) from each, and the response
+  // still writable after it.
+  badFields: (_req, res) => {
+    const seen: string[] = [];
+    const tries: unknown[][] = [['bad name', 'x'], ['x-a', 'a\nb'], ['x-u', undefined], ['', 'x'], ['x-nul', 'a\0b'], [['x-pair', 'a\rb']]];
+    for (const fields of tries) {
+      try {
+        res.writeHead(200, fields as http.OutgoingHttpHeader[]);
+        seen.push('accepted');
+      } catch (e) {
+        const err = e as Error & { code?: string };
+        seen.push(`${err.constructor.name} ${err.name} ${String(err.code)} ${err.message}`);
+      }
+    }
+    const body = seen.join('\n');
+    res.writeHead(200, ['content-length', String(Buffer.byteLength(body))]);
+    res.end(body);
+  },
   slowFirst: (req, res) => {
     const answer = (): void => {
       res.writeHead(200, ['content-length', String(req.url?.length ?? 0)]);
@@ -138,6 +156,7 @@ const cases: Array<{ name: string; handler: keyof typeof handlers; parts: string
   { name: 'Connection: close from the response, a request after it', handler: 'closing', parts: [`GET / HTTP/1.1\r\n${HOST}\r\nGET /2 HTTP/1.1\r\n${HOST}\r\n`] },
   { name: 'trailers on a chunked body', handler: 'trailers', parts: [`GET / HTTP/1.1\r\n${HOST}\r\n`] },
   { name: '204 without a body', handler: 'empty', parts: [`GET / HTTP/1.1\r\n${HOST}\r\n`] },
+  { name: 'fields node:http refuses, then a response', handler: 'badFields', parts: [`GET / HTTP/1.1\r\n${HOST}\r\n`] },
   { name: 'a body by length', handler: 'echo', parts: [`POST / HTTP/1.1\r\n${HOST}Content-Length: 5\r\n\r\nhel`, 'lo'] },
   { name: 'a chunked body with a trailer', handler: 'echo', parts: [`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-t: 1\r\n\r\n`] },
   { name: 'Expect: 100-continue', handler: 'echo', parts: [`POST / HTTP/1.1\r\n${HOST}Expect: 100-continue\r\nContent-Length: 2\r\n\r\nok`] },
