@@ -21,6 +21,10 @@
  *   that asked for no upgrade is a protocol error); HEAD answers without a body; a body ended by
  *   EOF completes at EOF; any parse error is `upstream_protocol_error`, an EOF or reset inside a
  *   response `upstream_closed`. Trailers are read with the end of the body.
+ * - Reading: the parser consumes the socket's stream handle in C++ (`parser.consume`, as
+ *   node:http's server and listen/h1-server.ts do), its result per read through kOnExecute, with
+ *   no Readable or 'data' event per read; pausing stops the handle's reads. EOF and read errors
+ *   still reach the socket ('end', 'error'); the parser unconsumes before the socket is destroyed.
  * - The answer: a body that completed in the same read as its head is handed over whole
  *   (`whole`, no stream), which the small-body path sends at once; any other body is a Readable
  *   that pauses the socket while its reader is behind.
@@ -314,6 +318,12 @@ export class H1Conn {
   /** How long the connection may idle (the upstream's Keep-Alive hint). */
   private idleMs = KEEP_ALIVE_MS;
   dead = false;
+  /**
+   * The socket's stream handle when the parser reads it in C++ (consume, as node:http's server
+   * and listen/h1-server.ts do): no Readable, no 'data' event per read. Null for a socket without
+   * one, whose reads arrive as 'data'.
+   */
+  private readonly handle: StreamHandle | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private timer: NodeJS.Timeout | null = null;
   private timerKind: 'headers' | 'body' | null = null;
@@ -359,7 +369,18 @@ export class H1Conn {
     p[HTTPParser.kOnMessageComplete] = () => this.onMessageComplete();
     this.parser = p;
     socket.setNoDelay(true);
+    // 'data' stays the way in for a socket without a stream handle (and keeps the Readable
+    // flowing, so that its 'end' comes as before).
     socket.on('data', (b: Buffer) => this.onData(b));
+    const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+    if (handle && handle.isStreamBase && !handle._consumed) {
+      handle._consumed = true;
+      this.handle = handle;
+      p.consume(handle);
+      // No socket timeout is set on an upstream connection (the timers here are the pool's), so
+      // unlike h1-server.ts nothing needs socket._unrefTimer() per read.
+      p[HTTPParser.kOnExecute] = (r: number | Error) => this.onExecute(r);
+    }
     socket.on('end', () => this.onEnd());
     socket.on('error', (e: Error) => this.onSocketGone(e));
     socket.on('close', () => this.onSocketGone(null));
@@ -417,7 +438,7 @@ export class H1Conn {
       if (this.timerKind === 'body') this.timer?.refresh();
       if (!body.push(b) && !this.paused) {
         this.paused = true;
-        this.socket.pause();
+        this.readStop();
         // The reader is behind: its pause is not the upstream's silence.
         this.stopTimer();
       }
@@ -446,6 +467,7 @@ export class H1Conn {
 
   // ---- socket events ----
 
+  /** A read, on a socket the parser does not consume: parsed here. */
   private onData(b: Buffer): void {
     const call = this.call;
     if (call === null || this.complete) {
@@ -457,6 +479,28 @@ export class H1Conn {
     this.inExecute = true;
     const r = this.parser.execute(b);
     this.inExecute = false;
+    this.executed(call, r);
+  }
+
+  /**
+   * A read the parser consumed, already parsed (`r` as execute's). Bytes on an idle connection
+   * were parsed too, into nothing anyone sees (the callbacks only record): the connection closes.
+   * A response completes in the read that completes it (finished() resets the message state), so
+   * a later read never finds `complete` set.
+   */
+  private onExecute(r: number | Error): void {
+    if (this.dead) return;
+    const call = this.call;
+    if (call === null) {
+      this.destroy(null);
+      return;
+    }
+    this.gotByte = true;
+    this.executed(call, r);
+  }
+
+  /** What execute() returned for a read of `call`'s response. */
+  private executed(call: Call, r: number | Error): void {
     if (this.dead) return;
     if (r instanceof Error && !this.complete) {
       this.destroy(this.failure ?? protocolError(String((r as { code?: unknown }).code ?? 'parse error'), r));
@@ -702,7 +746,7 @@ export class H1Conn {
     if (!this.paused || this.dead) return;
     this.paused = false;
     this.startTimer('body');
-    this.socket.resume();
+    this.readStart();
   }
 
   /** The body's reader gave up before its end. */
@@ -730,7 +774,29 @@ export class H1Conn {
     // that also completed the response: the next response must be read.
     if (this.paused) {
       this.paused = false;
-      this.socket.resume();
+      this.readStart();
+    }
+  }
+
+  /**
+   * Stops reading the socket (the body's reader is behind). A consumed stream is stopped at its
+   * handle (what node:http's onSocketPause does): the socket's Readable sees no reads to stop.
+   */
+  private readStop(): void {
+    const h = this.handle;
+    if (h === null) this.socket.pause();
+    else if (h.reading) {
+      h.reading = false;
+      h.readStop();
+    }
+  }
+
+  private readStart(): void {
+    const h = this.handle;
+    if (h === null) this.socket.resume();
+    else if (!h.reading) {
+      h.reading = true;
+      h.readStart();
     }
   }
 
@@ -741,12 +807,15 @@ export class H1Conn {
     this.stopTimer();
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.idleTimer = null;
+    // The parser stops reading the stream before the socket goes (as node:http's freeParser).
+    if (this.handle !== null) this.parser.unconsume();
     this.socket.destroy();
     const up = this.uploading;
     this.uploading = null;
     up?.();
-    // Not from inside one of the parser's own callbacks (it would be freed under its feet).
-    if (this.inExecute) setImmediate(closeParser, this.parser);
+    // Not from inside one of the parser's own callbacks (it would be freed under its feet): a
+    // consumed stream runs them from C++, where this cannot tell, so such a parser always waits.
+    if (this.inExecute || this.handle !== null) setImmediate(closeParser, this.parser);
     else this.parser.close();
     const call = this.call;
     this.call = null;
@@ -776,4 +845,13 @@ function idleExpired(c: H1Conn): void {
 
 function timedOut(c: H1Conn): void {
   c.timedOut();
+}
+
+/** What of a stream handle (a TLSWrap or TCP) this module uses; node:http reads the same. */
+interface StreamHandle {
+  isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading?: boolean;
+  readStart(): number;
+  readStop(): number;
 }

@@ -743,4 +743,149 @@ describe('upstream HTTP/1.1 client (upstream-h1.ts)', () => {
     assert.equal(up.seen.length - seen, 3);
     p.close(true);
   });
+  // The parser reads the socket's stream in C++ (consume): the cases that would catch a mistake
+  // in what it does per read, on pause and resume, at EOF, after a response, and on close.
+
+  it('a response split at every byte: head, chunked body, trailers, then the same connection again', async () => {
+    const p = pool(1);
+    const answer = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-a: 1\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n';
+    up.respond = (_r, s) => {
+      s.setNoDelay(true);
+      let i = 0;
+      // One byte a write, the next after the event loop turned: most arrive as reads of their own.
+      const next = (): void => {
+        if (s.destroyed || i >= answer.length) return;
+        s.write(answer[i++] as string, 'latin1');
+        setImmediate(next);
+      };
+      next();
+    };
+    const d = dials;
+    for (let round = 0; round < 3; round++) {
+      const a = await send(p, req());
+      assert.equal(a.statusCode, 200);
+      assert.equal(a.headers['x-a'], '1');
+      assert.equal(await text(a), 'abcde');
+      assert.deepEqual({ ...(a.trailers ?? {}) }, { 'x-sum': '5' });
+    }
+    assert.equal(dials - d, 1, 'one connection for the three');
+    p.close(true);
+  });
+
+  it('bytes after a streamed body, in the read that ends it: the body is exactly its length and the connection is not reused', async () => {
+    const p = pool(1);
+    let sock: net.Socket | null = null;
+    up.respond = (_r, s) => {
+      sock = s;
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc');
+    };
+    const a = await send(p, req());
+    assert.equal(a.whole, null);
+    (sock as unknown as net.Socket).write('defghijHTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nsmuggled');
+    assert.equal(await text(a), 'abcdefghij');
+    up.respond = (_r, s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nreal');
+    const d = dials;
+    assert.equal(await text(await send(p, req())), 'real');
+    assert.equal(dials - d, 1, 'the connection that carried extra bytes was not reused');
+    p.close(true);
+  });
+
+  it('an upstream that closes right after each response: every answer arrives whole, the next request gets a new connection', async () => {
+    const p = pool(1);
+    up.respond = (_r, s) => s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    for (let i = 0; i < 5; i++) assert.equal(await text(await send(p, req())), 'ok');
+    // With the last chunk of a streamed body and the FIN in one go.
+    let sock: net.Socket | null = null;
+    up.respond = (_r, s) => {
+      sock = s;
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nabc');
+    };
+    const a = await send(p, req());
+    (sock as unknown as net.Socket).end('def');
+    assert.equal(await text(a), 'abcdef');
+    up.respond = (_r, s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext');
+    assert.equal(await text(await send(p, req())), 'next');
+    p.close(true);
+  });
+
+  it('a reset mid-body while the reader is behind: what was read stays whole, then the body fails upstream_closed', async () => {
+    const p = pool(1);
+    const total = 64 * 1024 * 1024;
+    let sock: net.Socket | null = null;
+    let backedUp: () => void = () => {};
+    const full = new Promise<void>((resolve) => (backedUp = resolve));
+    up.respond = (_r, s) => {
+      sock = s;
+      s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${total}\r\n\r\n`);
+      const chunk = Buffer.alloc(64 * 1024, 98);
+      // Until its writes back up (nothing reads, so the connection stopped reading): then no more.
+      for (let sent = 0; sent < total; sent += chunk.length) if (!s.write(chunk)) break;
+      backedUp();
+    };
+    const a = await send(p, req());
+    await full;
+    (sock as unknown as net.Socket).resetAndDestroy();
+    let n = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const c of a.body) {
+          assert.ok((c as Buffer).every((b) => b === 98));
+          n += (c as Buffer).length;
+        }
+      })(),
+      code('upstream_closed'),
+    );
+    assert.ok(n < total, `read ${n}`);
+    up.respond = (_r, s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext');
+    assert.equal(await text(await send(p, req())), 'next');
+    p.close(true);
+  });
+
+  it('a reader that destroys the body inside a read (the parser still on that read) closes the connection; the next request is served', async () => {
+    const p = pool(1);
+    let sock: net.Socket | null = null;
+    up.respond = (_r, s) => {
+      sock = s;
+      s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
+    };
+    const a = await send(p, req());
+    const closed = once(sock as unknown as net.Socket, 'close');
+    const body = a.body;
+    body.on('error', () => {});
+    body.on('data', () => body.destroy());
+    // Several chunks and another response in one write: the first chunk's 'data' destroys the body.
+    (sock as unknown as net.Socket).write('1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nbad');
+    await closed;
+    up.respond = (_r, s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext');
+    const d = dials;
+    assert.equal(await text(await send(p, req())), 'next');
+    assert.equal(dials - d, 1);
+    p.close(true);
+  });
+
+  it('timers re-armed on a reused connection: the headers timeout of a later request, the idle close of a parked connection', async () => {
+    const p = pool(1, { headersMs: 100, bodyMs: 10_000 });
+    let sock: net.Socket | null = null;
+    up.respond = (_r, s) => {
+      sock = s;
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    };
+    const d = dials;
+    assert.equal(await text(await send(p, req())), 'ok');
+    assert.equal(await text(await send(p, req())), 'ok');
+    // The third request on the same connection gets no answer: its (refreshed) headers timer fires.
+    up.respond = () => {};
+    await assert.rejects(send(p, req()), code('upstream_timeout'));
+    assert.equal(dials - d, 1);
+    // Parked twice with a hint of 2 s (idle 1 s): the refreshed idle timer closes it.
+    up.respond = (_r, s) => {
+      sock = s;
+      s.write('HTTP/1.1 200 OK\r\nkeep-alive: timeout=2\r\ncontent-length: 2\r\n\r\nok');
+    };
+    await send(p, req());
+    await send(p, req());
+    await once(sock as unknown as net.Socket, 'close');
+    assert.equal(p.busyOrIdle, false);
+    p.close(true);
+  });
 });
