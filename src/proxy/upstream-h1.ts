@@ -324,8 +324,19 @@ export class H1Conn {
    * one, whose reads arrive as 'data'.
    */
   private readonly handle: StreamHandle | null = null;
+  /**
+   * The timers are made once per connection and re-armed with refresh(), not one per request:
+   * a timer that is not armed may still fire, and does nothing (its kind is not `timerKind`, or
+   * the connection is not `idling`). clearTimeout only when the connection closes.
+   */
   private idleTimer: NodeJS.Timeout | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  /** The duration idleTimer was made with (the upstream's hint may change it). */
+  private idleTimerMs = 0;
+  /** Parked: idleTimer is armed. */
+  private idling = false;
+  private headersTimer: NodeJS.Timeout | null = null;
+  private bodyTimer: NodeJS.Timeout | null = null;
+  /** Which of the two is armed. */
   private timerKind: 'headers' | 'body' | null = null;
   private inExecute = false;
   private paused = false;
@@ -435,7 +446,7 @@ export class H1Conn {
     }
     const body = this.call?.body;
     if (body) {
-      if (this.timerKind === 'body') this.timer?.refresh();
+      if (this.timerKind === 'body') this.bodyTimer?.refresh();
       if (!body.push(b) && !this.paused) {
         this.paused = true;
         this.readStop();
@@ -570,9 +581,20 @@ export class H1Conn {
   /** No request wants this connection now: it idles until `idleMs` pass or a request takes it. */
   park(): void {
     this.reused = true;
-    this.idleTimer = setTimeout(idleExpired, this.idleMs, this);
-    this.idleTimer.unref();
+    this.idling = true;
+    if (this.idleTimer !== null && this.idleTimerMs === this.idleMs) this.idleTimer.refresh();
+    else {
+      if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(idleExpired, this.idleMs, this);
+      this.idleTimer.unref();
+      this.idleTimerMs = this.idleMs;
+    }
     this.socket.unref();
+  }
+
+  /** The idle timer fired: closes the connection if it is still parked. */
+  idleExpired(): void {
+    if (this.idling) this.destroy(null);
   }
 
   private onEnd(): void {
@@ -623,10 +645,7 @@ export class H1Conn {
 
   /** Sends `call`'s request on this (idle or new) connection. */
   send(call: Call): void {
-    if (this.idleTimer !== null) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = null;
-    }
+    this.idling = false;
     this.socket.ref();
     this.call = call;
     call.conn = this;
@@ -676,7 +695,7 @@ export class H1Conn {
       if (this.dead || this.call !== call) return cleanup();
       const b = typeof c === 'string' ? Buffer.from(c) : c;
       if (b.length === 0) return;
-      if (this.timerKind === 'headers') this.timer?.refresh();
+      if (this.timerKind === 'headers') this.headersTimer?.refresh();
       const ok = chunked ? socket.write(Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`, 'latin1'), b, CRLF])) : socket.write(b);
       if (!ok) {
         body.pause();
@@ -689,7 +708,7 @@ export class H1Conn {
       if (this.dead || this.call !== call) return;
       if (chunked) socket.write(LAST_CHUNK);
       this.uploaded = true;
-      if (this.timerKind === 'headers') this.timer?.refresh();
+      if (this.timerKind === 'headers') this.headersTimer?.refresh();
     };
     const onError = (e: Error): void => {
       cleanup();
@@ -713,24 +732,27 @@ export class H1Conn {
   // ---- timers ----
 
   private startTimer(kind: 'headers' | 'body'): void {
-    this.stopTimer();
-    const ms = kind === 'headers' ? this.pool.timeouts.headersMs : this.pool.timeouts.bodyMs;
-    if (ms <= 0) return;
+    this.timerKind = null;
+    if (kind === 'headers') {
+      const ms = this.pool.timeouts.headersMs;
+      if (ms <= 0) return;
+      this.headersTimer = armed(this.headersTimer, headersTimedOut, ms, this);
+    } else {
+      const ms = this.pool.timeouts.bodyMs;
+      if (ms <= 0) return;
+      this.bodyTimer = armed(this.bodyTimer, bodyTimedOut, ms, this);
+    }
     this.timerKind = kind;
-    this.timer = setTimeout(timedOut, ms, this);
-    this.timer.unref();
   }
 
+  /** Disarms the headers or body timer (it stays made, to be refreshed for the next one). */
   private stopTimer(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
     this.timerKind = null;
   }
 
-  /** The upstream stayed silent past the headers or body timeout. */
-  timedOut(): void {
-    const kind = this.timerKind;
-    this.timer = null;
+  /** The `kind` timer fired: the upstream stayed silent past it, if it was armed. */
+  timedOut(kind: 'headers' | 'body'): void {
+    if (this.timerKind !== kind) return;
     this.timerKind = null;
     if (this.dead || this.call === null) return;
     this.destroy(
@@ -804,8 +826,13 @@ export class H1Conn {
   destroy(err: Error | null): void {
     if (this.dead) return;
     this.dead = true;
-    this.stopTimer();
+    this.timerKind = null;
+    this.idling = false;
+    if (this.headersTimer !== null) clearTimeout(this.headersTimer);
+    if (this.bodyTimer !== null) clearTimeout(this.bodyTimer);
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.headersTimer = null;
+    this.bodyTimer = null;
     this.idleTimer = null;
     // The parser stops reading the stream before the socket goes (as node:http's freeParser).
     if (this.handle !== null) this.parser.unconsume();
@@ -840,11 +867,23 @@ function closeParser(p: Parser): void {
 }
 
 function idleExpired(c: H1Conn): void {
-  c.destroy(null);
+  c.idleExpired();
 }
 
-function timedOut(c: H1Conn): void {
-  c.timedOut();
+function headersTimedOut(c: H1Conn): void {
+  c.timedOut('headers');
+}
+
+function bodyTimedOut(c: H1Conn): void {
+  c.timedOut('body');
+}
+
+/** `t` re-armed for its duration from now, or a new (unref'd) timer when there is none yet. */
+function armed(t: NodeJS.Timeout | null, f: (c: H1Conn) => void, ms: number, c: H1Conn): NodeJS.Timeout {
+  if (t !== null) return t.refresh();
+  const n = setTimeout(f, ms, c);
+  n.unref();
+  return n;
 }
 
 /** What of a stream handle (a TLSWrap or TCP) this module uses; node:http reads the same. */
