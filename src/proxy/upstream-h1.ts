@@ -338,6 +338,9 @@ export class H1Conn {
   private bodyTimer: NodeJS.Timeout | null = null;
   /** Which of the two is armed. */
   private timerKind: 'headers' | 'body' | null = null;
+  /** The last `Keep-Alive` value read on this connection and the idle time it gave. */
+  private keepAliveHint: string | string[] | undefined = undefined;
+  private keepAliveHintMs = KEEP_ALIVE_MS;
   private inExecute = false;
   private paused = false;
   // The message being parsed.
@@ -565,7 +568,21 @@ export class H1Conn {
     this.call = null;
     call.conn = null;
     const reuse = this.keepAlive && this.uploaded && !this.after && fields !== null;
-    const idleMs = reuse ? keepAliveMs(fields['keep-alive']) : 0;
+    let idleMs = 0;
+    if (reuse) {
+      // The same hint on every response of a connection, as a rule: read once.
+      const hint = fields['keep-alive'];
+      if (hint === undefined) idleMs = KEEP_ALIVE_MS;
+      else if (hint === this.keepAliveHint) idleMs = this.keepAliveHintMs;
+      else {
+        idleMs = keepAliveMs(hint);
+        // A repeated field (an array) is never equal to the next one's: only strings are kept.
+        if (typeof hint === 'string') {
+          this.keepAliveHint = hint;
+          this.keepAliveHintMs = idleMs;
+        }
+      }
+    }
     if (idleMs <= 0) {
       this.destroy(null);
       return;
