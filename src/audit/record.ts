@@ -135,12 +135,6 @@ function stringFields(o: object): Record<string, string> {
  * (docs/benchmarks.md, "Sixth pass"). formatChainLine serialises this.
  */
 export function canonicalFields(rec: AuditRecord): Record<keyof AuditRecord, unknown> {
-  const a = rec.approval;
-  let approval: ApprovalNote | undefined;
-  if (a && typeof a === 'object' && typeof a.id === 'string') {
-    approval = { id: cap(a.id), decision: a.decision };
-    for (const k of ['by', 'at', 'until', 'message'] as const) if (typeof a[k] === 'string') approval[k] = cap(a[k]);
-  }
   return {
     time: String(rec.time),
     event: rec.event,
@@ -158,16 +152,143 @@ export function canonicalFields(rec: AuditRecord): Record<keyof AuditRecord, unk
     bytes_in: num(rec.bytes_in),
     bytes_out: num(rec.bytes_out),
     duration_ms: num(rec.duration_ms),
-    secrets: Array.isArray(rec.secrets) ? rec.secrets.filter((s): s is string => typeof s === 'string').map(cap) : undefined,
-    fingerprints: rec.fingerprints !== undefined && rec.fingerprints !== null && typeof rec.fingerprints === 'object' ? stringFields(rec.fingerprints) : undefined,
+    secrets: canonicalSecrets(rec.secrets),
+    fingerprints: canonicalFingerprints(rec.fingerprints),
     redactions: num(rec.redactions),
     alert: str(rec.alert),
     alert_secret: str(rec.alert_secret),
     client: str(rec.client),
     tunnel_id: str(rec.tunnel_id),
     request_id: str(rec.request_id),
-    approval,
+    approval: canonicalApproval(rec.approval),
   };
+}
+
+function canonicalSecrets(v: unknown): string[] | undefined {
+  return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string').map(cap) : undefined;
+}
+
+function canonicalFingerprints(v: unknown): Record<string, string> | undefined {
+  return v !== undefined && v !== null && typeof v === 'object' ? stringFields(v) : undefined;
+}
+
+function canonicalApproval(v: unknown): ApprovalNote | undefined {
+  const a = v as ApprovalNote | undefined;
+  if (!a || typeof a !== 'object' || typeof a.id !== 'string') return undefined;
+  const approval: ApprovalNote = { id: cap(a.id), decision: a.decision };
+  for (const k of ['by', 'at', 'until', 'message'] as const) if (typeof a[k] === 'string') approval[k] = cap(a[k]);
+  return approval;
+}
+
+/**
+ * The fields Turret makes itself, so nothing an agent or upstream sends can reach them: `time`
+ * (toISOString), `event`, `outcome`, `scheme` (fixed words, and normalizeRecord drops any other
+ * scheme), `code` (the error table, core/errors.ts), `client` (the socket's own address and port),
+ * `tunnel_id` and `request_id` (random hex). The record scrub (proxy/record-scrub.ts) copies
+ * these as they are and scrubs every other field: the list names what is skipped, not what is
+ * scanned.
+ */
+export const TURRET_MADE_FIELDS: ReadonlySet<string> = new Set(['time', 'event', 'outcome', 'scheme', 'code', 'client', 'tunnel_id', 'request_id']);
+
+/** Printable ASCII without `"` and `\\`: JSON.stringify quotes such a string as it is. */
+const PLAIN_JSON = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** JSON.stringify(s), without its escaping pass for the strings that need none (nearly all). */
+function quote(s: string): string {
+  return PLAIN_JSON.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+/**
+ * What the scrubbed copy holds for a string field: `text(v)` for a string (`v` itself for a field
+ * Turret makes), `nested` for an object (scrubJson turns a Date or a Buffer into a string), and no
+ * string for anything else.
+ */
+function scrubbedString(v: unknown, text: ((s: string) => string) | null, nested: NestedScrub, outside: (s: string) => string): string | undefined {
+  if (typeof v === 'string') return text === null ? v : text(v);
+  if (typeof v !== 'object' || v === null) return undefined;
+  const s = nested(v, outside);
+  return typeof s === 'string' ? s : undefined;
+}
+
+/** `key` and the capped scrubbed string, or nothing when the copy holds no string there (canonicalFields' str()). */
+function strField(key: string, v: unknown, text: ((s: string) => string) | null, nested: NestedScrub, outside: (s: string) => string): string {
+  // The common case first, without the call.
+  if (typeof v === 'string') return key + quote(cap(text === null ? v : text(v)));
+  const s = scrubbedString(v, text, nested, outside);
+  return s === undefined ? '' : key + quote(cap(s));
+}
+
+function numField(key: string, v: unknown): string {
+  // A finite number's JSON is its String() (-0 included: both "0").
+  return typeof v === 'number' && Number.isFinite(v) ? key + String(v) : '';
+}
+
+/**
+ * What a nested field (secrets, fingerprints, approval) becomes under the record scrub: the value
+ * scrubRecordText (proxy/record-scrub.ts) puts in its copy for an object `v`.
+ */
+export type NestedScrub = (v: unknown, text: (s: string) => string) => unknown;
+
+/**
+ * chainBody(scrubbed) for the record `scrubbed` the record scrub makes of `rec` (`text` over every
+ * string field outside TURRET_MADE_FIELDS, `nested` over objects), byte for byte, in one pass:
+ * neither the scrubbed copy nor the canonical copy of the record is built, and JSON.stringify
+ * runs only for the nested fields and for strings that need escaping (docs/benchmarks.md,
+ * "Twelfth pass: audit and decision"). Only the fields a record writes are scrubbed (the copy
+ * scrubbed fields normalizeRecord then dropped). Null for a record whose `time`, `event` or
+ * `outcome` is not a string, or that is not an object literal (not one Turret makes): the caller
+ * serialises the scrubbed copy then.
+ */
+export function scrubbedChainBody(rec: AuditRecord, text: (s: string) => string, nested: NestedScrub): string | null {
+  const { time, event, outcome, agent, scheme, rule } = rec;
+  // An object literal's fields are its own (the scrubbed copy keeps own fields only).
+  if (
+    Object.getPrototypeOf(rec) !== Object.prototype ||
+    typeof time !== 'string' ||
+    (event !== undefined && typeof event !== 'string') ||
+    (outcome !== undefined && typeof outcome !== 'string')
+  )
+    return null;
+  const n = nested;
+  let o = `{"time":${quote(time)}`;
+  if (event !== undefined) o += `,"event":${quote(event)}`;
+  if (outcome !== undefined) o += `,"outcome":${quote(outcome)}`;
+  const ag = scrubbedString(agent, text, n, text);
+  o += ag === undefined ? ',"agent":null' : `,"agent":${quote(cap(ag))}`;
+  o += strField(',"method":', rec.method, text, n, text);
+  const sc = typeof scheme === 'string' ? scheme : scrubbedString(scheme, null, n, text);
+  if (sc === 'http' || sc === 'https') o += `,"scheme":"${sc}"`;
+  o += strField(',"host":', rec.host, text, n, text);
+  o += numField(',"port":', rec.port);
+  const p = scrubbedString(rec.path, text, n, text);
+  if (p !== undefined) o += `,"path":${quote(cap(stripQueryValues(p)))}`;
+  o += rule === null ? ',"rule":null' : strField(',"rule":', rule, text, n, text);
+  o += strField(',"reason":', rec.reason, text, n, text);
+  o += strField(',"code":', rec.code, null, n, text);
+  o += numField(',"status":', rec.status);
+  o += numField(',"bytes_in":', rec.bytes_in);
+  o += numField(',"bytes_out":', rec.bytes_out);
+  o += numField(',"duration_ms":', rec.duration_ms);
+  const { secrets, fingerprints, approval } = rec;
+  if (Array.isArray(secrets)) {
+    const l = canonicalSecrets(nested(secrets, text));
+    if (l !== undefined) o += `,"secrets":${JSON.stringify(l)}`;
+  }
+  if (fingerprints !== undefined && fingerprints !== null && typeof fingerprints === 'object') {
+    const f = canonicalFingerprints(nested(fingerprints, text));
+    if (f !== undefined) o += `,"fingerprints":${JSON.stringify(f)}`;
+  }
+  o += numField(',"redactions":', rec.redactions);
+  o += strField(',"alert":', rec.alert, text, n, text);
+  o += strField(',"alert_secret":', rec.alert_secret, text, n, text);
+  o += strField(',"client":', rec.client, null, n, text);
+  o += strField(',"tunnel_id":', rec.tunnel_id, null, n, text);
+  o += strField(',"request_id":', rec.request_id, null, n, text);
+  if (approval !== undefined && approval !== null && typeof approval === 'object') {
+    const a = canonicalApproval(nested(approval, text));
+    if (a !== undefined) o += `,"approval":${JSON.stringify(a)}`;
+  }
+  return `${o}}`;
 }
 
 /**

@@ -19,7 +19,7 @@ import { Runtime } from '../proxy/runtime.js';
 import { startProxyServer } from '../proxy/listen/server.js';
 import { KEY_FILE, loadKeyRing } from '../secrets/keys.js';
 import { recordLine } from '../proxy/record-line.js';
-import { scrubRecordText } from '../proxy/record-scrub.js';
+import { scrubbedBody } from '../proxy/record-scrub.js';
 import { caKeyMode, caPaths, loadOrCreateCa } from '../tls/ca.js';
 import { adminToken, agentCredentials, closeAuditBy, countedSink, fileMode, lastWins, parseDrainTimeout, type OpsOptions } from './start-ops.js';
 import { parseLimits } from './limits.js';
@@ -27,6 +27,7 @@ import { enforceSetup, productionFromEnv } from './production.js';
 import { openProxyState } from './shared-state.js';
 import { parseWorkers, startPrimary, workerAuditPath } from './workers.js';
 import { scrubUnlessClean } from '../proxy/clean-strings.js';
+import type { Scrubber } from '../scrub/scrubber.js';
 import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
 import { VERSION } from '../core/version.js';
 import { serialReloads } from './reload.js';
@@ -88,7 +89,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   const auditSink: AuditSink = auditPath
     ? await openAuditLog({
         path: auditPath,
-        scrub: (rec) => scrubRecordText(rec, lineScrubber()),
+        body: (rec) => scrubbedBody(rec, lineScrubber()),
         onError: (e) => {
           metrics.auditErrors.inc();
           if (rt && rt.auditFailure === null) rt.auditFailure = e.message;
@@ -114,11 +115,19 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   // (secrets/handle-ref.ts) — a handle is a live credential, the logs are not for using it.
   // Strings this scrubber already left unchanged (most of a record's keys and values) are not
   // scanned again (proxy/clean-strings.ts).
+  // Made once per scrubber (a new one comes with each secret change), not per record and log line.
+  const unready = (s: string): string => recordLine(ring, null, s);
+  let filterOf: Scrubber | null = null;
+  let filter = unready;
   function lineScrubber(): (s: string) => string {
-    if (!rt.ready) return (s) => recordLine(ring, null, s);
+    if (!rt.ready) return unready;
     const scrubber = rt.state.scrubbers.get();
-    const full = (s: string): string => recordLine(ring, scrubber, s);
-    return (s) => scrubUnlessClean(scrubber, s, full);
+    if (scrubber !== filterOf) {
+      const full = (s: string): string => recordLine(ring, scrubber, s);
+      filter = (s) => scrubUnlessClean(scrubber, s, full);
+      filterOf = scrubber;
+    }
+    return filter;
   }
   function scrubLine(s: string): string {
     return lineScrubber()(s);

@@ -6,16 +6,14 @@
  * (`time`, `request_id`), so the clean-string memo (clean-strings.ts) could not spare them
  * (docs/benchmarks.md, "Fourth pass: audit").
  *
- * Turret-made, so nothing an agent or upstream sends can reach them: `time` (toISOString),
- * `event`, `outcome`, `scheme` (fixed words, and normalizeRecord drops any other scheme), `code`
- * (the error table, core/errors.ts), `client` (the socket's own address and port), `tunnel_id`
- * and `request_id` (random hex), and numbers. Any other field, including one added later, is
- * scrubbed: the list names what is skipped, not what is scanned.
+ * The fields Turret makes itself (audit/record.ts TURRET_MADE_FIELDS) are copied as they are; any
+ * other field, including one added later, is scrubbed. The file log takes scrubbedBody: the same
+ * scrub and the record's canonical JSON in one pass, without the copy (docs/benchmarks.md,
+ * "Twelfth pass: audit and decision").
  */
-import type { AuditRecord } from '../audit/record.js';
+import { chainBody } from '../audit/line.js';
+import { scrubbedChainBody, TURRET_MADE_FIELDS, type AuditRecord } from '../audit/record.js';
 import { scrubJson } from '../scrub/json.js';
-
-const TURRET_MADE: ReadonlySet<string> = new Set(['time', 'event', 'outcome', 'scheme', 'code', 'client', 'tunnel_id', 'request_id']);
 
 /** A copy of `rec` with the text of every field that can carry outside text passed through `text`. */
 export function scrubRecordText(rec: AuditRecord, text: (s: string) => string): AuditRecord {
@@ -28,11 +26,25 @@ export function scrubRecordText(rec: AuditRecord, text: (s: string) => string): 
     const v = from[k];
     if (v === undefined) continue; // normalizeRecord leaves undefined fields out anyway
     // Top-level names are not scrubbed: normalizeRecord keeps only its own fixed names.
-    if (typeof v === 'string') out[k] = TURRET_MADE.has(k) ? v : text(v);
+    if (typeof v === 'string') out[k] = TURRET_MADE_FIELDS.has(k) ? v : text(v);
     else if (typeof v === 'number' || v === null) out[k] = v;
-    else out[k] = stringList(v, text) ?? stringMap(v, text) ?? scrubJson(v, text);
+    else out[k] = scrubNested(v, text);
   }
   return out as unknown as AuditRecord;
+}
+
+/** What scrubRecordText puts in its copy for a field holding an object (or any non-string, non-number). */
+function scrubNested(v: unknown, text: (s: string) => string): unknown {
+  return stringList(v, text) ?? stringMap(v, text) ?? scrubJson(v, text);
+}
+
+/**
+ * chainBody(scrubRecordText(rec, text)), byte for byte, without the scrubbed copy and the
+ * canonical copy of the record (audit/record.ts scrubbedChainBody); the copy for a record that is
+ * not one Turret makes.
+ */
+export function scrubbedBody(rec: AuditRecord, text: (s: string) => string): string {
+  return scrubbedChainBody(rec, text, scrubNested) ?? chainBody(scrubRecordText(rec, text));
 }
 
 // The two nested shapes a request record has when it injected a secret (`secrets`, a list of
