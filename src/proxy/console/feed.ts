@@ -11,8 +11,12 @@ export const FEED_SIZE = 1000;
 export type FeedListener = (rec: AuditRecord) => void;
 
 export class RecordFeed {
-  /** Records as written; normalised and scrubbed only when someone looks (the hot path only pushes). */
+  /**
+   * Records as written, the last FEED_SIZE in a circle (`next` is where the next one goes);
+   * normalised and scrubbed only when someone looks (the hot path only stores one).
+   */
   private readonly ring: AuditRecord[] = [];
+  private next = 0;
   private readonly listeners = new Set<FeedListener>();
 
   constructor(private readonly scrub: (s: string) => string) {}
@@ -33,23 +37,31 @@ export class RecordFeed {
   }
 
   push(rec: AuditRecord): void {
-    this.ring.push(rec);
-    if (this.ring.length > FEED_SIZE) this.ring.shift();
+    // Overwritten in place once full: no shift of a thousand slots per record.
+    if (this.ring.length < FEED_SIZE) this.ring.push(rec);
+    else this.ring[this.next] = rec;
+    this.next = (this.next + 1) % FEED_SIZE;
     if (this.listeners.size === 0) return;
     const clean = this.clean(rec);
     for (const l of this.listeners) l(clean);
   }
 
+  /** The records oldest first. */
+  private inOrder(): AuditRecord[] {
+    return this.ring.length < FEED_SIZE ? this.ring.slice() : [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
+  }
+
   /** Newest first. */
   recent(n = FEED_SIZE): AuditRecord[] {
-    return this.ring
+    return this.inOrder()
       .slice(-n)
       .reverse()
       .map((r) => this.clean(r));
   }
 
   find(requestId: string): AuditRecord | undefined {
-    for (let i = this.ring.length - 1; i >= 0; i--) if (this.ring[i]?.request_id === requestId) return this.clean(this.ring[i]!);
+    const all = this.inOrder();
+    for (let i = all.length - 1; i >= 0; i--) if (all[i]?.request_id === requestId) return this.clean(all[i]!);
     return undefined;
   }
 
