@@ -29,9 +29,33 @@ interface Ctx {
 
 const READS: ReadonlySet<string> = new Set(READ_METHODS);
 
+// A rule's label and its allow reason depend on its configuration alone (name, id, origin): made
+// once per rule object, not per request (a reload or an added entry makes new rule objects, which
+// start without). Each decision is still made per request; only these strings are kept.
+const labels = new WeakMap<Rule, string>();
+const allowReasons = new WeakMap<Rule, string>();
+
 export function ruleLabel(r: Rule): string {
-  return `rule ${r.name} (${r.id}${r.origin ? `, ${r.origin}` : ''})`;
+  let l = labels.get(r);
+  if (l === undefined) {
+    l = `rule ${r.name} (${r.id}${r.origin ? `, ${r.origin}` : ''})`;
+    labels.set(r, l);
+  }
+  return l;
 }
+
+function allowReason(r: Rule): string {
+  let s = allowReasons.get(r);
+  if (s === undefined) {
+    s = `allowed by ${ruleLabel(r)}`;
+    allowReasons.set(r, s);
+  }
+  return s;
+}
+
+// The verdicts without a detail, shared (callers only read them).
+const SKIP: Verdict = { kind: 'skip' };
+const MATCH_NO_SHAPE: Verdict = { kind: 'match', shape: null };
 
 function agentMatches(rule: Rule, agent: string): boolean {
   return rule.agents === 'any' || rule.agents.has(agent);
@@ -59,8 +83,8 @@ function methodCovered(rule: Rule, req: RequestFacts, shape: Shape | null): bool
 }
 
 function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
-  if (!agentMatches(rule, req.agent)) return { kind: 'skip' };
-  if (!rule.hosts.some((h) => hostMatches(h, req.host, req.port, req.scheme))) return { kind: 'skip' };
+  if (!agentMatches(rule, req.agent)) return SKIP;
+  if (!hostsMatch(rule, req)) return SKIP;
   const label = ruleLabel(rule);
   if (rule.until !== null && ctx.now >= rule.until) return { kind: 'miss', why: `${label} expired at ${new Date(rule.until).toISOString()}`, code: 'policy_denied' };
   if (!rule.schemes.has(req.scheme)) return { kind: 'miss', why: `${label} covers this host only over ${[...rule.schemes].join(', ')}`, code: 'policy_denied' };
@@ -68,7 +92,7 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
   if (tainted) return { kind: 'miss', why: `${label} ${tainted}`, code: 'session_tainted' };
   // A JSON-RPC body under a rule with the mcp/jsonrpc catalog entry is decided element by element.
   const rpc = req.websocket ? null : capabilityVerdict(rule, req, literalMethod(rule, req.method));
-  if (rpc && !rpc.ok) return rule.action === 'deny' ? { kind: 'skip' } : { kind: 'miss', why: `${label} does not cover it: ${rpc.why}`, code: 'policy_denied' };
+  if (rpc && !rpc.ok) return rule.action === 'deny' ? SKIP : { kind: 'miss', why: `${label} does not cover it: ${rpc.why}`, code: 'policy_denied' };
   const shape = rpc?.ok ? rpc.shape : (ctx.shapes.find((s) => rule.catalog.has(s.entry)) ?? null);
   if (!rpc && !methodCovered(rule, req, shape)) {
     const what = req.websocket ? ', and this is a WebSocket upgrade (needs websocket or any)' : shape ? `, and this is a ${shape.what}` : '';
@@ -95,7 +119,12 @@ function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
   if (rule.action !== 'deny' && write && req.scheme === 'http' && !rule.plainHttpWrites) {
     return { kind: 'miss', why: `${label} allows writes only over HTTPS (list http under schemes: to allow plain HTTP writes)`, code: 'https_required' };
   }
-  return { kind: 'match', shape };
+  return shape === null ? MATCH_NO_SHAPE : { kind: 'match', shape };
+}
+
+function hostsMatch(rule: Rule, req: RequestFacts): boolean {
+  for (const h of rule.hosts) if (hostMatches(h, req.host, req.port, req.scheme)) return true;
+  return false;
 }
 
 // The normalised and case-folded views of a path are a pure function of its text, and an agent
@@ -122,7 +151,8 @@ function context(req: RequestFacts, now: number): Ctx {
   const { views, folded } = viewsOf(req.path);
   // Classify on every view; where views disagree, a write classification wins. An upgrade is
   // judged by the websocket class alone, never by a catalog shape.
-  const shapes = req.websocket ? [] : views.flatMap((v) => classify(req, v));
+  // One view (most paths): classify's own fresh array, without flatMap's copy and closure.
+  const shapes = req.websocket ? [] : views.length === 1 ? classify(req, views[0]!) : views.flatMap((v) => classify(req, v));
   shapes.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'write' ? -1 : 1));
   return { views, folded, shapes, now };
 }
@@ -165,7 +195,7 @@ function decideWith(policy: Policy, req: RequestFacts, ctx: Ctx): Decision {
     if (rule.action !== 'allow') continue;
     const v = evaluate(rule, req, ctx);
     if (v.kind === 'match') {
-      return { allow: true, rule: withHostExceptions(policy, rule, req, ctx.now), code: null, reason: `allowed by ${ruleLabel(rule)}`, shape: v.shape?.what ?? null };
+      return { allow: true, rule: withHostExceptions(policy, rule, req, ctx.now), code: null, reason: allowReason(rule), shape: v.shape?.what ?? null };
     }
     // The first miss is the nearest; a miss with its own code (HTTPS only, body schema, session
     // label) says more than a plain one, so it is the one reported.

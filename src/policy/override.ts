@@ -30,7 +30,10 @@ export function methodOverrides(headers: Record<string, string | string[] | unde
   const out: Override[] = [];
   for (const h of OVERRIDE_HEADERS) {
     const v = headers[h];
-    for (const raw of Array.isArray(v) ? v : v === undefined ? [] : [v]) parse(h, raw, out);
+    // No array per absent header (six names, every request).
+    if (v === undefined) continue;
+    if (typeof v === 'string') parse(h, v, out);
+    else for (const raw of v) parse(h, raw, out);
   }
   const q = path.indexOf('?');
   if (q >= 0) {
