@@ -55,6 +55,8 @@ export function findSecret(known: Scrubber, text: string): string | null {
 
 /** `%XX` → the byte (as a latin1 char); anything else as it is. */
 function percentDecode(s: string): string {
+  // Most targets hold no '%': no regular-expression pass for them (the result is `s` either way).
+  if (!s.includes('%')) return s;
   return s.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
 }
 
