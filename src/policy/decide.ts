@@ -85,39 +85,38 @@ function methodCovered(rule: Rule, req: RequestFacts, shape: Shape | null): bool
 function evaluate(rule: Rule, req: RequestFacts, ctx: Ctx): Verdict {
   if (!agentMatches(rule, req.agent)) return SKIP;
   if (!hostsMatch(rule, req)) return SKIP;
-  const label = ruleLabel(rule);
-  if (rule.until !== null && ctx.now >= rule.until) return { kind: 'miss', why: `${label} expired at ${new Date(rule.until).toISOString()}`, code: 'policy_denied' };
-  if (!rule.schemes.has(req.scheme)) return { kind: 'miss', why: `${label} covers this host only over ${[...rule.schemes].join(', ')}`, code: 'policy_denied' };
+  if (rule.until !== null && ctx.now >= rule.until) return { kind: 'miss', why: `${ruleLabel(rule)} expired at ${new Date(rule.until).toISOString()}`, code: 'policy_denied' };
+  if (!rule.schemes.has(req.scheme)) return { kind: 'miss', why: `${ruleLabel(rule)} covers this host only over ${[...rule.schemes].join(', ')}`, code: 'policy_denied' };
   const tainted = taintMiss(rule, req);
-  if (tainted) return { kind: 'miss', why: `${label} ${tainted}`, code: 'session_tainted' };
+  if (tainted) return { kind: 'miss', why: `${ruleLabel(rule)} ${tainted}`, code: 'session_tainted' };
   // A JSON-RPC body under a rule with the mcp/jsonrpc catalog entry is decided element by element.
   const rpc = req.websocket ? null : capabilityVerdict(rule, req, literalMethod(rule, req.method));
-  if (rpc && !rpc.ok) return rule.action === 'deny' ? SKIP : { kind: 'miss', why: `${label} does not cover it: ${rpc.why}`, code: 'policy_denied' };
+  if (rpc && !rpc.ok) return rule.action === 'deny' ? SKIP : { kind: 'miss', why: `${ruleLabel(rule)} does not cover it: ${rpc.why}`, code: 'policy_denied' };
   const shape = rpc?.ok ? rpc.shape : (ctx.shapes.find((s) => rule.catalog.has(s.entry)) ?? null);
   if (!rpc && !methodCovered(rule, req, shape)) {
     const what = req.websocket ? ', and this is a WebSocket upgrade (needs websocket or any)' : shape ? `, and this is a ${shape.what}` : '';
-    return { kind: 'miss', why: `${label} covers only ${rule.methodSource.join(', ')} to this host${what}`, code: 'policy_denied' };
+    return { kind: 'miss', why: `${ruleLabel(rule)} covers only ${rule.methodSource.join(', ')} to this host${what}`, code: 'policy_denied' };
   }
   if (rule.paths) {
     const hit = (v: string): boolean => rule.paths!.some((p) => p.test(v));
     // An allow must hold for every view of the path; a deny applies if any view matches, or any
     // case-folded view matches the folded pattern (servers that ignore letter case).
     const ok = rule.action !== 'deny' ? ctx.views.every(hit) : ctx.views.some(hit) || ctx.folded.some((v) => rule.paths!.some((p) => p.testFolded(v)));
-    if (!ok) return { kind: 'miss', why: `${label} covers only paths ${rule.paths.map((p) => p.source).join(', ')}`, code: 'policy_denied' };
+    if (!ok) return { kind: 'miss', why: `${ruleLabel(rule)} covers only paths ${rule.paths.map((p) => p.source).join(', ')}`, code: 'policy_denied' };
   }
   for (const q of rule.query) {
     const values = queryValues(req.path, q.key);
     const ok = q.kind === 'present' ? values.length > 0 : q.kind === 'absent' ? values.length === 0 : values.length > 0 && values.every(q.test);
-    if (!ok) return { kind: 'miss', why: `${label} requires query ${q.source}`, code: 'policy_denied' };
+    if (!ok) return { kind: 'miss', why: `${ruleLabel(rule)} requires query ${q.source}`, code: 'policy_denied' };
   }
   if (rule.bodySchema) {
     const problem = bodySchemaProblem(rule.bodySchema, req.body);
-    if (problem) return { kind: 'miss', why: `${label} requires a JSON body matching its schema (${rule.bodySchema.source}): ${problem}`, code: 'body_schema_invalid' };
+    if (problem) return { kind: 'miss', why: `${ruleLabel(rule)} requires a JSON body matching its schema (${rule.bodySchema.source}): ${problem}`, code: 'body_schema_invalid' };
   }
   // A WebSocket carries writes as messages: over plain HTTP it needs `http` in schemes like a write.
   const write = req.websocket === true || (shape ? shape.kind === 'write' : !READS.has(req.method));
   if (rule.action !== 'deny' && write && req.scheme === 'http' && !rule.plainHttpWrites) {
-    return { kind: 'miss', why: `${label} allows writes only over HTTPS (list http under schemes: to allow plain HTTP writes)`, code: 'https_required' };
+    return { kind: 'miss', why: `${ruleLabel(rule)} allows writes only over HTTPS (list http under schemes: to allow plain HTTP writes)`, code: 'https_required' };
   }
   return shape === null ? MATCH_NO_SHAPE : { kind: 'match', shape };
 }
