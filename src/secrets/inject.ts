@@ -38,6 +38,11 @@ export function refuseEncoded(ctx: InjectContext, text: string, where: string): 
   for (const h of findEncodedHandles(text)) refuseLocation(ctx, h, `when encoded (${where})`);
 }
 
+/** refuseEncoded for header `lname`'s value; where it was is spelled out only for a find, not for every header. */
+function refuseEncodedHeader(ctx: InjectContext, value: string, lname: string): void {
+  for (const h of findEncodedHandles(value)) refuseLocation(ctx, h, `when encoded (header ${lname.slice(0, 40)})`);
+}
+
 function replaceHandles(ctx: InjectContext, text: string, used: Used, check?: (r: ReturnType<typeof resolveHandle>, h: string) => void, encode = (s: string) => s): string {
   return text.replace(HANDLE_RE, (h) => {
     const r = resolveHandle(ctx, h);
@@ -91,7 +96,7 @@ export function injectHeaders(ctx: InjectContext, headers: HeaderPairs, used: Us
       if (findHandles(value).length === 0) return [name, value];
       return [name, injectAuthorization(ctx, value, used)];
     }
-    refuseEncoded(ctx, value, `header ${lname.slice(0, 40)}`);
+    refuseEncodedHeader(ctx, value, lname);
     if (findHandles(value).length === 0) return [name, value];
     return [
       name,
