@@ -17,6 +17,7 @@
 import type { ClientRequest, ClientResponse } from './stages/exchange.js';
 import { TurretError, isTurretError, type ErrorCode } from '../core/errors.js';
 import type { Limits } from './limits.js';
+import { CoarseTimeout } from './coarse-timers.js';
 
 /** Codes of exchanges cut short for a reason that is neither policy nor an upstream failure. */
 export const ABORT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['client_closed', 'drain_deadline', 'client_tls_failed']);
@@ -63,8 +64,14 @@ export class ExchangeEnding {
   /** The cause, once ended (undici aborts the request with it). */
   reason: TurretError | undefined = undefined;
   private listeners: Array<(() => void) | null> | null = null;
-  /** The whole-exchange deadline (LiveExchanges.arm), cleared when the response closes. */
-  deadline: NodeJS.Timeout | null = null;
+  /**
+   * The whole-exchange deadline (LiveExchanges.arm), cleared when the response closes: on the
+   * shared coarse clock (coarse-timers.ts) when it is a second or more, as request_timeout is.
+   */
+  deadline: CoarseTimeout<ExchangeEnding> | null = null;
+  /** The request the deadline is of, and the limit in ms (what its cause says). */
+  request: ClientRequest | null = null;
+  totalMs = 0;
 
   /** Ends the exchange early with `cause` (the first cause wins). */
   end(cause: TurretError): void {
@@ -112,8 +119,9 @@ export class ExchangeEnding {
 }
 
 /** The whole-exchange deadline of `ending` passed (a timer argument: no closure per request). */
-function endTotal(ending: ExchangeEnding, req: ClientRequest, s: number): void {
-  ending.end(totalLimitError(req, s));
+function endTotal(ending: ExchangeEnding): void {
+  ending.deadline = null;
+  if (ending.request) ending.end(totalLimitError(ending.request, Math.round(ending.totalMs / 100) / 10));
 }
 
 /**
@@ -130,8 +138,9 @@ export class LiveExchanges {
     const ending = new ExchangeEnding();
     this.live.add(ending);
     if (limits.requestTimeoutMs > 0) {
-      ending.deadline = setTimeout(endTotal, limits.requestTimeoutMs, ending, req, Math.round(limits.requestTimeoutMs / 100) / 10);
-      ending.deadline.unref();
+      ending.request = req;
+      ending.totalMs = limits.requestTimeoutMs;
+      ending.deadline = new CoarseTimeout(endTotal, ending).arm(limits.requestTimeoutMs);
     }
     return ending;
   }
@@ -149,7 +158,7 @@ export class LiveExchanges {
   /** The response closed: its deadline stops; one that never finished was ended by the client. */
   responseClosed(ending: ExchangeEnding, req: ClientRequest, res: ClientResponse): void {
     if (ending.deadline) {
-      clearTimeout(ending.deadline);
+      ending.deadline.clear();
       ending.deadline = null;
     }
     this.live.delete(ending);

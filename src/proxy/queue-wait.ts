@@ -10,14 +10,17 @@
  */
 import { TurretError } from '../core/errors.js';
 import { ExchangeEnding } from './ending.js';
+import { CoarseTimeout } from './coarse-timers.js';
 
 /**
  * The queue-wait bound of one upstream request. One object and one timer per request, no
  * closures: the timer gets the bound as its argument (a small request allocated three closures and
- * a result object here, docs/benchmarks.md "Hot path", fifth pass).
+ * a result object here, docs/benchmarks.md "Hot path", fifth pass). The timer is a coarse one
+ * (coarse-timers.ts) for a bound of a second or more: it is cleared, unfired, on nearly every
+ * request, often in the turn it was armed.
  */
 export class QueueBound {
-  private timer: NodeJS.Timeout | null = null;
+  private timer: CoarseTimeout<QueueBound> | null = null;
 
   constructor(
     /** The request's signal: the exchange's own ending, which the queue bound ends too. */
@@ -27,8 +30,7 @@ export class QueueBound {
     private readonly origin: string,
   ) {
     if (ms <= 0) return;
-    this.timer = setTimeout(fireBound, ms, this);
-    this.timer.unref();
+    this.timer = new CoarseTimeout(fireBound, this as QueueBound).arm(ms);
   }
 
   /** True while the bound runs (the request has not got a connection, nor ended). */
@@ -51,7 +53,7 @@ export class QueueBound {
   /** Stop the bound (the request got a connection, failed or ended some other way). */
   clear(): void {
     if (this.timer === null) return;
-    clearTimeout(this.timer);
+    this.timer.clear();
     this.timer = null;
   }
 }
