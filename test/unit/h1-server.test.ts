@@ -213,3 +213,74 @@ describe('h1-server: method names', () => {
     );
   });
 });
+
+/**
+ * Sends each part once the answers before it have arrived (`after`: how many responses end in
+ * `marker` before the part is written), then waits for the server to close the connection.
+ */
+async function untilClosed(port: number, parts: Array<{ after: number; data: string }>, marker: string): Promise<{ data: string; byServer: boolean }> {
+  const s = net.connect(port, '127.0.0.1');
+  await once(s, 'connect');
+  let data = '';
+  let next = 0;
+  const send = (): void => {
+    while (next < parts.length && data.split(marker).length - 1 >= (parts[next] as { after: number }).after) s.write((parts[next++] as { data: string }).data);
+  };
+  s.on('data', (c: Buffer) => {
+    data += c.toString('latin1');
+    send();
+  });
+  s.on('error', () => {});
+  send();
+  await once(s, 'close');
+  return { data: data.replace(/Date: [^\r]*\r\n/g, 'Date: -\r\n'), byServer: next === parts.length };
+}
+
+describe('h1-server: the keep-alive wait (coarse clock) closes an idle connection as node:http does', () => {
+  // keepAliveTimeout 1 s: the wait is 2 s (Node's 1 s margin), on the shared coarse clock
+  // (coarse-timers.ts), as the proxy's 31 s is.
+  const handler: Handler = (req, res) => {
+    res.writeHead(200, ['content-length', String(req.url?.length ?? 0)]);
+    res.end(req.url);
+  };
+  let node: { port: number; close(): void };
+  let turret: { port: number; close(): void };
+  before(async () => {
+    const n = http.createServer({ keepAliveTimeout: 1000, requireHostHeader: false, joinDuplicateHeaders: false });
+    n.on('request', handler);
+    const t = new H1Server({ maxHeaderSize: 8192, keepAliveTimeout: 1000 });
+    t.on('request', handler);
+    node = await front(n);
+    turret = await front(t);
+  });
+  after(() => {
+    node.close();
+    turret.close();
+  });
+
+  const cases: Array<{ name: string; parts: Array<{ after: number; data: string }> }> = [
+    { name: 'idle after one answer', parts: [{ after: 0, data: `GET /one HTTP/1.1\r\n${HOST}\r\n` }] },
+    {
+      name: 're-armed by keep-alive reuse: a second request after the first answer, then idle',
+      parts: [
+        { after: 0, data: `GET /one HTTP/1.1\r\n${HOST}\r\n` },
+        { after: 1, data: `GET /two HTTP/1.1\r\n${HOST}\r\n` },
+      ],
+    },
+    {
+      name: 'a partial head in the wait, never completed',
+      parts: [
+        { after: 0, data: `GET /one HTTP/1.1\r\n${HOST}\r\n` },
+        { after: 1, data: `GET /two HTTP/1.1\r\n` },
+      ],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const [fromNode, fromTurret] = await Promise.all([untilClosed(node.port, c.parts, '\r\n\r\n/'), untilClosed(turret.port, c.parts, '\r\n\r\n/')]);
+      assert.ok(fromNode.byServer && fromTurret.byServer, 'every part was sent before the server closed');
+      assert.match(fromNode.data, /Keep-Alive: timeout=1\r\n/);
+      assert.equal(fromTurret.data, fromNode.data);
+    });
+  }
+});

@@ -20,7 +20,9 @@
  *   is thrown away when its response finished, so the next request can be parsed;
  * - a response that ends its connection (Connection: close, HTTP/1.0 without keep-alive, a
  *   close-delimited body) ends the socket after its last byte; otherwise the connection waits for
- *   the next request up to keepAliveTimeout + 1 s (Node's margin), then closes;
+ *   the next request up to keepAliveTimeout + 1 s (Node's margin) without a byte from the client,
+ *   then closes (as the socket's own timeout, but on the shared coarse clock, coarse-timers.ts:
+ *   no native timer made and cleared per response);
  * - `Expect: 100-continue` on HTTP/1.1 is answered 100 before the request runs; another
  *   expectation goes to 'checkExpectation' when listened, or is answered 417, and never runs; `PRI` (an HTTP/2 preface) closes the connection;
  * - when the client ends its side, the parser is finished (EOF inside a message is a clientError,
@@ -33,6 +35,7 @@ import { HTTPParser, type Parser } from '../llhttp.js';
 import { H1Request, MAX_HEADER_PAIRS, type RequestSource } from './h1-request.js';
 import { methods } from './h1-methods.js';
 import { H1Response, type ResponseOwner } from './h1-response.js';
+import { CoarseTimeout } from '../coarse-timers.js';
 
 export interface H1ServerOptions {
   maxHeaderSize: number;
@@ -78,7 +81,12 @@ class H1Connection implements ResponseOwner, RequestSource {
   private url = '';
   private outgoingData = 0;
   private paused = false;
-  private keepAliveTimeoutSet = false;
+  /**
+   * The wait for the next request after a response (node:http's socket.setTimeout(keepAliveTimeout
+   * + 1 s)): made once per connection, armed per response, cleared by the next head; a read while
+   * it runs restarts it, as a read restarts a socket's timeout.
+   */
+  private keepAlive: CoarseTimeout<H1Connection> | null = null;
   /** The parser reads the socket's stream handle itself (consume). */
   private consumed = false;
   private freed = false;
@@ -149,6 +157,7 @@ class H1Connection implements ResponseOwner, RequestSource {
       p.consume(handle);
       p[HTTPParser.kOnExecute] = (ret: number | Error): void => {
         (socket as unknown as { _unrefTimer(): void })._unrefTimer();
+        if (this.keepAlive?.armed) this.keepAlive.arm(this.server.keepAliveTimeout + KEEP_ALIVE_MARGIN_MS);
         this.afterExecute(ret, undefined);
       };
       socket.on('resume', this.onResume);
@@ -175,10 +184,7 @@ class H1Connection implements ResponseOwner, RequestSource {
     if (method === undefined) return -1;
     const req = new H1Request(this.socket, this, major, minor, method, url, fields, upgrade);
     this.req = req;
-    if (this.keepAliveTimeoutSet) {
-      this.socket.setTimeout(0);
-      this.keepAliveTimeoutSet = false;
-    }
+    this.keepAlive?.clear();
     if (upgrade) {
       req.upgrade = method === 'CONNECT' || this.server.listenerCount('upgrade') > 0;
       if (req.upgrade) return 2;
@@ -234,6 +240,7 @@ class H1Connection implements ResponseOwner, RequestSource {
   }
 
   private data(d: Buffer): void {
+    if (this.keepAlive?.armed) this.keepAlive.arm(this.server.keepAliveTimeout + KEEP_ALIVE_MARGIN_MS);
     this.afterExecute(this.parser.execute(d), d);
   }
 
@@ -283,6 +290,7 @@ class H1Connection implements ResponseOwner, RequestSource {
   private free(finish = false): void {
     if (this.freed) return;
     this.freed = true;
+    this.keepAlive?.clear();
     const p = this.parser;
     if (this.consumed) {
       p.unconsume();
@@ -307,6 +315,11 @@ class H1Connection implements ResponseOwner, RequestSource {
     if (this.server.emit('clientError', e, socket)) return;
     if (socket.writable && (this.current === null || !this.current._headerSent)) socket.write('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     socket.destroy(e);
+  }
+
+  /** The keep-alive wait passed: what the socket's 'timeout' did (a closed one is left alone). */
+  keepAliveExpired(): void {
+    if (!this.socket.destroyed) this.timeout();
   }
 
   private timeout(): void {
@@ -343,9 +356,9 @@ class H1Connection implements ResponseOwner, RequestSource {
     if (res._last) {
       socket.destroySoon();
     } else if (this.outgoing.length === 0) {
-      if (this.server.keepAliveTimeout > 0) {
-        socket.setTimeout(this.server.keepAliveTimeout + KEEP_ALIVE_MARGIN_MS);
-        this.keepAliveTimeoutSet = true;
+      if (this.server.keepAliveTimeout > 0 && !this.freed) {
+        this.keepAlive ??= new CoarseTimeout(keepAliveExpired, this as H1Connection);
+        this.keepAlive.arm(this.server.keepAliveTimeout + KEEP_ALIVE_MARGIN_MS);
       }
     } else {
       const next = this.outgoing.shift() as H1Response;
@@ -377,6 +390,10 @@ function onSocketPause(this: Socket): void {
     h.reading = false;
     h.readStop();
   }
+}
+
+function keepAliveExpired(c: H1Connection): void {
+  c.keepAliveExpired();
 }
 
 function closeResponse(res: H1Response): void {
