@@ -104,10 +104,11 @@ interface Watched {
   /** When the connection started waiting for a request head (connect, or previous response end). */
   waitingSince: number | null;
   /**
-   * When the current request's head arrived, until its body has been read. A request the parser
-   * finished (`complete`) is never the client's delay, whether or not anyone read its body: a GET
-   * nobody reads emits 'end' only once its response closed, so 'end' alone would let
-   * client_request_timeout cut a request that merely waits for its upstream.
+   * When the current request's head arrived. A request the parser finished (`complete`) is never
+   * the client's delay, whether or not anyone read its body (a GET nobody reads emits 'end' only
+   * once its response closed, so 'end' would let client_request_timeout cut a request that merely
+   * waits for its upstream): the check reads `complete`, which the parser sets before the body's
+   * 'end' and never unsets, so no 'end' listener per request is needed.
    */
   receivingSince: number | null;
   req: ClientRequest | null;
@@ -117,8 +118,7 @@ interface Watched {
    * a head) only when none is left, or the guard would answer it 408 and close it.
    */
   unanswered: number;
-  /** The listeners each request on the connection adds: made once per connection, not per request. */
-  received: () => void;
+  /** The listener each request on the connection adds: made once per connection, not per request. */
   responded: () => void;
 }
 
@@ -146,7 +146,6 @@ export function guardSlowClients(
       receivingSince: null,
       req: null,
       unanswered: 0,
-      received: () => void (w.receivingSince = null),
       responded: () => {
         if (--w.unanswered > 0) return;
         w.unanswered = 0;
@@ -165,10 +164,8 @@ export function guardSlowClients(
     w.receivingSince = Date.now();
     w.req = req;
     w.unanswered++;
-    // 'end' and 'close' fire at most once per request: on() spares once()'s wrapper per listener.
-    // 'close', not 'finish': every response closes exactly once, answered or not.
-    if (req.complete) w.received();
-    else req.on('end', w.received);
+    // 'close' fires at most once per response: on() spares once()'s wrapper. 'close', not
+    // 'finish': every response closes exactly once, answered or not.
     res.on('close', w.responded);
   });
   // An upgraded connection (WebSocket) is no longer HTTP: its lifetime is the upstream's, so it

@@ -114,15 +114,20 @@ export class H1Request extends Readable {
       this.aborted = true;
       this.emit('aborted');
     }
-    const done = (e: Error | null): void => void process.nextTick(() => cb(this.listenerCount('error') === 0 ? null : e));
     if (!this.socket.destroyed && this.aborted) {
       this.socket.destroy(err ?? undefined);
       const cleanup = finished(this.socket, (e) => {
         cleanup();
-        done((e as { code?: string } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE' ? err : (e ?? err));
+        process.nextTick(destroyed, this, (e as { code?: string } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE' ? err : (e ?? err), cb);
       });
     } else {
-      done(err);
+      // Every request ends here once its response closed: no closure per request (node:http's onError).
+      process.nextTick(destroyed, this, err, cb);
     }
   }
+}
+
+/** The end of `_destroy`: its error reaches 'error' listeners only when there are any (IncomingMessage's onError). */
+function destroyed(req: H1Request, err: Error | null, cb: (e?: Error | null) => void): void {
+  cb(req.listenerCount('error') === 0 ? null : err);
 }
