@@ -152,6 +152,42 @@ describe('limits', () => {
     assert.ok(ms < 4_000, `answered after ${ms} ms, before the upstream's 5 s`);
   });
 
+  it('arms request_timeout again for a request that reuses a tunnelled keep-alive connection: the second, slow one gets 504 upstream_timeout, one record each', async () => {
+    // The deadline is a coarse timeout (coarse-timers.ts), armed per request and cleared when its
+    // response closes: the first exchange's must not fire, the second's must.
+    const s = await tunnelTls();
+    s.on('error', () => {});
+    let data = '';
+    const until = (re: RegExp): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (re.test(data)) {
+            s.off('data', onData).off('close', onClose);
+            resolve();
+          }
+        };
+        const onData = (c: Buffer): void => {
+          data += c.toString('latin1');
+          check();
+        };
+        const onClose = (): void => reject(new Error(`closed before ${String(re)}: ${data}`));
+        s.on('data', onData).once('close', onClose);
+        check();
+      });
+    s.write(`GET /reuse-first HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\n\r\n`);
+    await until(/\r\nok 0\r\n0\r\n\r\n$/);
+    s.write(`GET /slow HTTP/1.1\r\nHost: echo.turret.test:${up.port}\r\nX-Reuse: second\r\n\r\n`);
+    await until(/HTTP\/1\.1 504 [\s\S]*request_timeout/);
+    assert.match(data, /^HTTP\/1\.1 200 [\s\S]*\r\nok 0\r\n0\r\n\r\nHTTP\/1\.1 504 /);
+    s.destroy();
+    const first = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/reuse-first');
+    assert.equal(first?.status, 200, JSON.stringify(first));
+    const tunnelId = first?.tunnel_id;
+    const second = await waitForAudit(t, (x) => x.event === 'request' && x.path === '/slow' && x.tunnel_id === tunnelId);
+    assert.deepEqual([second?.status, second?.code], [504, 'upstream_timeout'], JSON.stringify(second));
+    assert.equal(t.audit().filter((x) => x.event === 'request' && x.tunnel_id === tunnelId).length, 2, 'one record per exchange');
+  });
+
   it('gives up an upstream TLS handshake after connect_timeout with 504', async () => {
     const started = Date.now();
     const r = await curl([...px(), `https://hang.turret.test:${hangPort}/`]);
