@@ -151,7 +151,7 @@ export class Matcher {
   find(buf: Buffer, from: number): Candidate[] {
     const out = this.findAll(buf, from);
     const isHandle = this.isHandle;
-    if (!isHandle || !out.some((c) => c.redaction.kind === 'pattern') || buf.indexOf(HANDLE_PREFIX) < 0) return out;
+    if (!isHandle || out.length === 0 || !out.some((c) => c.redaction.kind === 'pattern') || buf.indexOf(HANDLE_PREFIX) < 0) return out;
     const spans: Array<[number, number]> = [];
     for (const m of buf.toString('latin1').matchAll(HANDLE_RE)) if (isHandle(m[0])) spans.push([m.index, m.index + m[0].length]);
     if (spans.length === 0) return out;
@@ -179,8 +179,10 @@ export class Matcher {
     if (!this.keywords) return out;
     // Keywords occur inside every match (a documented contract of PatternSpec.keywords), so a
     // bounded pattern (match ≤ L bytes) only needs to run on [k − L, k + L] around each hit k.
-    const wins = new Map<CompiledPattern, Win[]>();
-    const first = new Map<CompiledPattern, number>();
+    // Made on the first hit that needs them: most small bodies have none (~390 B per call saved,
+    // docs/benchmarks.md "Hot path", twelfth pass).
+    let wins: Map<CompiledPattern, Win[]> | undefined;
+    let first: Map<CompiledPattern, number> | undefined;
     this.keywords.scan(buf, from, (k, e) => {
       for (const p of e.items) {
         if (p instanceof NeedleItem) {
@@ -194,19 +196,21 @@ export class Matcher {
         // Every match starts at a keyword after a non-word byte (lead.ts boundaryStart): one after a word byte ("docs.") starts none.
         if (p.boundary && k > 0 && WORD_BYTE[buf[k - 1] as number] === 1) continue;
         if (p.block || !Number.isFinite(p.maxLength)) {
+          first ??= new Map();
           if (!first.has(p)) first.set(p, k);
           continue;
         }
-        addWindow(wins, p, Math.max(from, k - p.maxLength), Math.min(buf.length, k + e.bytes.length + p.maxLength + 1), k + e.bytes.length);
+        addWindow((wins ??= new Map()), p, Math.max(from, k - p.maxLength), Math.min(buf.length, k + e.bytes.length + p.maxLength + 1), k + e.bytes.length);
       }
     });
-    for (const [p, list] of wins) for (const w of list) this.runWindow(p, buf, w, out);
-    for (const [p, k] of first) {
-      // Unbounded and block patterns: a whole-buffer pass from a window before the first hit.
-      const start = Math.max(from, k - (p.block ? p.block.beginMaxLength : this.unboundedWindow) - 1);
-      if (p.block) this.runBegin(p, buf, start, out);
-      else this.runPattern(p, buf, start, out);
-    }
+    if (wins) for (const [p, list] of wins) for (const w of list) this.runWindow(p, buf, w, out);
+    if (first)
+      for (const [p, k] of first) {
+        // Unbounded and block patterns: a whole-buffer pass from a window before the first hit.
+        const start = Math.max(from, k - (p.block ? p.block.beginMaxLength : this.unboundedWindow) - 1);
+        if (p.block) this.runBegin(p, buf, start, out);
+        else this.runPattern(p, buf, start, out);
+      }
     return out;
   }
 
