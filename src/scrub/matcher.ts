@@ -15,7 +15,7 @@ import type { CompiledPattern } from './patterns.js';
 import { checkBits, passesCheck, shannonEntropy } from './patterns.js';
 import { secretNeedles, type SecretForm } from './encodings.js';
 import { B64, DecodedFinder, MIN_WRAPPED_LINE, type DecodedNeedle } from './decoded.js';
-import { KeywordIndex } from './keywords.js';
+import { KeywordIndex, type KeywordEntry } from './keywords.js';
 import { ByteNeedle } from './byte-needles.js';
 import { LineNeedle } from './soft-flush.js';
 import { findRuns } from './runs.js';
@@ -60,6 +60,10 @@ class NeedleItem {
 }
 
 type Indexed = CompiledPattern | NeedleItem;
+
+const EMPTY_BUF = Buffer.alloc(0);
+/** Never pushed to: findAll's `cOut` between calls. */
+const NO_CANDIDATES: Candidate[] = [];
 
 export class Matcher {
   readonly plain: readonly CompiledPattern[];
@@ -158,60 +162,83 @@ export class Matcher {
     return out.filter((c) => c.redaction.kind !== 'pattern' || !spans.some(([s, e]) => c.start < e && c.end > s));
   }
 
+  // findAll's state while it runs, read by the callbacks below (made once per matcher, not once
+  // per call: findAll is synchronous and never re-entered). Cleared after each call, so no input
+  // stays reachable from a matcher (docs/benchmarks.md "Hot path", twelfth pass).
+  private cBuf: Buffer = EMPTY_BUF;
+  private cFrom = 0;
+  private cOut: Candidate[] = [];
+  private cWins: Map<CompiledPattern, Win[]> | undefined;
+  private cFirst: Map<CompiledPattern, number> | undefined;
+
+  private readonly onDecoded = (start: number, end: number, info: NeedleInfo): void => {
+    this.cOut.push({ start, end, rStart: start, rEnd: end, ...info });
+  };
+
+  private readonly onRun = (s: number, e: number, bits: number): void => {
+    // A run whose bytes' class bits fail a pattern's check holds no part that passes it
+    // (a git SHA: no upper case): not scanned for that pattern's runs.
+    for (const p of this.onRuns) if (checkBits(p.check, bits)) this.runRuns(p, this.cBuf, s, this.cOut, e);
+  };
+
+  private readonly onKeyword = (k: number, e: KeywordEntry<Indexed>): void => {
+    const buf = this.cBuf;
+    for (const p of e.items) {
+      if (p instanceof NeedleItem) {
+        // Every form found at every start (overlaps are merged by the engine: the union goes).
+        const end = k + p.bytes.length;
+        if (p.caseless || buf.compare(p.bytes, 0, p.bytes.length, k, end) === 0) this.cOut.push({ start: k, end, rStart: k, rEnd: end, ...p.info });
+        continue;
+      }
+      // A hit whose case cannot start this pattern's match (lead.ts): its real starts are hits of their own.
+      if (p.lead !== undefined && !leadAt(p.lead, e.bytes, buf, k)) continue;
+      // Every match starts at a keyword after a non-word byte (lead.ts boundaryStart): one after a word byte ("docs.") starts none.
+      if (p.boundary && k > 0 && WORD_BYTE[buf[k - 1] as number] === 1) continue;
+      if (p.block || !Number.isFinite(p.maxLength)) {
+        const first = (this.cFirst ??= new Map());
+        if (!first.has(p)) first.set(p, k);
+        continue;
+      }
+      addWindow((this.cWins ??= new Map()), p, Math.max(this.cFrom, k - p.maxLength), Math.min(buf.length, k + e.bytes.length + p.maxLength + 1), k + e.bytes.length);
+    }
+  };
+
   private findAll(buf: Buffer, from: number): Candidate[] {
     const out: Candidate[] = [];
     for (const n of this.byteNeedles) n.find(buf, from, (s, e) => out.push({ start: s, end: e, rStart: s, rEnd: e, ...n.info }));
     if (from >= buf.length) return out;
-    const onRun =
-      this.onRuns.length === 0
-        ? undefined
-        : (s: number, e: number, bits: number): void => {
-            // A run whose bytes' class bits fail a pattern's check holds no part that passes it
-            // (a git SHA: no upper case): not scanned for that pattern's runs.
-            for (const p of this.onRuns) if (checkBits(p.check, bits)) this.runRuns(p, buf, s, out, e);
-          };
-    this.decoded.find(buf, from, (start, end, info) => out.push({ start, end, rStart: start, rEnd: end, ...info }), onRun);
-    for (const p of this.always) {
-      if (p.run) this.runRuns(p, buf, from, out);
-      else this.runPattern(p, buf, from, out);
+    this.cBuf = buf;
+    this.cFrom = from;
+    this.cOut = out;
+    try {
+      this.decoded.find(buf, from, this.onDecoded, this.onRuns.length === 0 ? undefined : this.onRun);
+      for (const p of this.always) {
+        if (p.run) this.runRuns(p, buf, from, out);
+        else this.runPattern(p, buf, from, out);
+      }
+      for (const p of this.alwaysBlocks) this.runBegin(p, buf, from, out);
+      if (!this.keywords) return out;
+      // Keywords occur inside every match (a documented contract of PatternSpec.keywords), so a
+      // bounded pattern (match ≤ L bytes) only needs to run on [k − L, k + L] around each hit k.
+      // The maps are made on the first hit that needs them: most small bodies have none.
+      this.keywords.scan(buf, from, this.onKeyword);
+      const wins = this.cWins;
+      const first = this.cFirst;
+      if (wins) for (const [p, list] of wins) for (const w of list) this.runWindow(p, buf, w, out);
+      if (first)
+        for (const [p, k] of first) {
+          // Unbounded and block patterns: a whole-buffer pass from a window before the first hit.
+          const start = Math.max(from, k - (p.block ? p.block.beginMaxLength : this.unboundedWindow) - 1);
+          if (p.block) this.runBegin(p, buf, start, out);
+          else this.runPattern(p, buf, start, out);
+        }
+      return out;
+    } finally {
+      this.cBuf = EMPTY_BUF;
+      this.cOut = NO_CANDIDATES;
+      this.cWins = undefined;
+      this.cFirst = undefined;
     }
-    for (const p of this.alwaysBlocks) this.runBegin(p, buf, from, out);
-    if (!this.keywords) return out;
-    // Keywords occur inside every match (a documented contract of PatternSpec.keywords), so a
-    // bounded pattern (match ≤ L bytes) only needs to run on [k − L, k + L] around each hit k.
-    // Made on the first hit that needs them: most small bodies have none (~390 B per call saved,
-    // docs/benchmarks.md "Hot path", twelfth pass).
-    let wins: Map<CompiledPattern, Win[]> | undefined;
-    let first: Map<CompiledPattern, number> | undefined;
-    this.keywords.scan(buf, from, (k, e) => {
-      for (const p of e.items) {
-        if (p instanceof NeedleItem) {
-          // Every form found at every start (overlaps are merged by the engine: the union goes).
-          const end = k + p.bytes.length;
-          if (p.caseless || buf.compare(p.bytes, 0, p.bytes.length, k, end) === 0) out.push({ start: k, end, rStart: k, rEnd: end, ...p.info });
-          continue;
-        }
-        // A hit whose case cannot start this pattern's match (lead.ts): its real starts are hits of their own.
-        if (p.lead !== undefined && !leadAt(p.lead, e.bytes, buf, k)) continue;
-        // Every match starts at a keyword after a non-word byte (lead.ts boundaryStart): one after a word byte ("docs.") starts none.
-        if (p.boundary && k > 0 && WORD_BYTE[buf[k - 1] as number] === 1) continue;
-        if (p.block || !Number.isFinite(p.maxLength)) {
-          first ??= new Map();
-          if (!first.has(p)) first.set(p, k);
-          continue;
-        }
-        addWindow((wins ??= new Map()), p, Math.max(from, k - p.maxLength), Math.min(buf.length, k + e.bytes.length + p.maxLength + 1), k + e.bytes.length);
-      }
-    });
-    if (wins) for (const [p, list] of wins) for (const w of list) this.runWindow(p, buf, w, out);
-    if (first)
-      for (const [p, k] of first) {
-        // Unbounded and block patterns: a whole-buffer pass from a window before the first hit.
-        const start = Math.max(from, k - (p.block ? p.block.beginMaxLength : this.unboundedWindow) - 1);
-        if (p.block) this.runBegin(p, buf, start, out);
-        else this.runPattern(p, buf, start, out);
-      }
-    return out;
   }
 
   /**

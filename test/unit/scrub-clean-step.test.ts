@@ -118,3 +118,25 @@ test('a secret at the very end of a stream, whose last chunk is one byte, after 
     assert.equal(got, head + marker);
   }
 });
+
+test('two streams of one scrubber, interleaved write by write (the matcher keeps per-call state on itself between the start and the end of a call): each gets its own redactions', () => {
+  const w = s.window;
+  const a = Buffer.from(`${cleanJson(2 * w + 3)}${VALUE} a-tail ${GH}`, 'latin1');
+  const b = Buffer.from(`${GH} b-head ${cleanJson(3 * w)}${VALUE}`, 'latin1');
+  const ia = s.createIncremental();
+  const ib = s.createIncremental();
+  const outA: string[] = [];
+  const outB: string[] = [];
+  const step = 97;
+  for (let i = 0; i < Math.max(a.length, b.length); i += step) {
+    outA.push(ia.write(a.subarray(i, i + step)).toString('latin1'));
+    outB.push(ib.write(b.subarray(i, i + step)).toString('latin1'));
+  }
+  outA.push(ia.end().toString('latin1'));
+  outB.push(ib.end().toString('latin1'));
+  assert.equal(outA.join(''), s.scrubBuffer(a).buf.toString('latin1'));
+  assert.equal(outB.join(''), s.scrubBuffer(b).buf.toString('latin1'));
+  for (const out of [outA.join(''), outB.join('')]) assert.ok(!out.includes(VALUE) && !out.includes(GH));
+  assert.ok(outA.join('').endsWith('[K] a-tail [REDACTED:github-pat]'));
+  assert.ok(outB.join('').startsWith('[REDACTED:github-pat] b-head '));
+});
