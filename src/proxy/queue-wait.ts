@@ -16,11 +16,14 @@ import { CoarseTimeout } from './coarse-timers.js';
  * The queue-wait bound of one upstream request. One object and one timer per request, no
  * closures: the timer gets the bound as its argument (a small request allocated three closures and
  * a result object here, docs/benchmarks.md "Hot path", fifth pass). The timer is a coarse one
- * (coarse-timers.ts) for a bound of a second or more: it is cleared, unfired, on nearly every
- * request, often in the turn it was armed.
+ * (coarse-timers.ts) for a bound of a second or more, and forward.ts starts it only once the
+ * request is in its pool (`start`): a request the pool hands an idle connection in that same turn
+ * (nearly every one on a warm pool) has had its bound cleared already, and arms nothing.
  */
 export class QueueBound {
   private timer: CoarseTimeout<QueueBound> | null = null;
+  /** The bound applies and has not ended (the request has no connection yet). */
+  private running: boolean;
 
   constructor(
     /** The request's signal: the exchange's own ending, which the queue bound ends too. */
@@ -29,17 +32,23 @@ export class QueueBound {
     private readonly agent: string,
     private readonly origin: string,
   ) {
-    if (ms <= 0) return;
-    this.timer = new CoarseTimeout(fireBound, this as QueueBound).arm(ms);
+    this.running = ms > 0;
   }
 
   /** True while the bound runs (the request has not got a connection, nor ended). */
   get armed(): boolean {
-    return this.timer !== null;
+    return this.running;
+  }
+
+  /** Starts the timer, unless the bound was cleared already (or there is none). */
+  start(): this {
+    if (this.running && this.timer === null) this.timer = new CoarseTimeout(fireBound, this as QueueBound).arm(this.ms);
+    return this;
   }
 
   /** The wait passed the bound: the exchange ends with upstream_queue_timeout. */
   fire(): void {
+    this.running = false;
     this.timer = null;
     const s = Math.round(this.ms / 100) / 10;
     this.signal.end(
@@ -52,6 +61,7 @@ export class QueueBound {
 
   /** Stop the bound (the request got a connection, failed or ended some other way). */
   clear(): void {
+    this.running = false;
     if (this.timer === null) return;
     this.timer.clear();
     this.timer = null;
@@ -68,6 +78,8 @@ function fireBound(b: QueueBound): void {
  * second controller and no AbortSignal.any per request (together ~10 µs of a small request's CPU,
  * docs/benchmarks.md "Hot path"). Without an ending (none armed), one of its own serves.
  */
-export function boundQueueWait(ms: number, agent: string, origin: string, ending: ExchangeEnding | null): QueueBound {
-  return new QueueBound(ending ?? new ExchangeEnding(), ms, agent, origin);
+export function boundQueueWait(ms: number, agent: string, origin: string, ending: ExchangeEnding | null, later = false): QueueBound {
+  const b = new QueueBound(ending ?? new ExchangeEnding(), ms, agent, origin);
+  // `later`: the caller starts it once the request is in the pool (QueueBound.start).
+  return later ? b : b.start();
 }

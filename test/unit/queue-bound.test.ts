@@ -9,6 +9,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { boundQueueWait } from '../../src/proxy/queue-wait.js';
+import { armedCount } from '../../src/proxy/coarse-timers.js';
 import type { H1Answer } from '../../src/proxy/upstream-h1.js';
 import { OriginPool } from '../../src/proxy/upstream-h1-pool.js';
 import type { ExchangeEnding } from '../../src/proxy/ending.js';
@@ -71,6 +72,27 @@ describe('queue-wait bound: one object and timer per request', () => {
       held[1]?.end('ok');
       assert.equal((await p3).statusCode, 200);
       assert.deepEqual(paths, ['/first', '/third'], 'the timed-out request never reached the upstream');
+
+      // As forward.ts starts it (`later`): a request handed the idle connection in the same turn
+      // has its bound cleared inside request(), and start() then arms no timer at all.
+      const fourth = boundQueueWait(60_000, 'a', origin, null, true);
+      assert.equal(fourth.armed, true);
+      const gotFourth = once(server, 'held');
+      const p4 = get(pool, '/fourth', fourth);
+      assert.equal(fourth.armed, false, 'cleared in the turn the idle connection was taken');
+      fourth.start();
+      assert.equal(armedCount(), 0, 'no coarse timer armed for it');
+      await gotFourth;
+      // The connection is held again: a later-started bound of a queued request still fires.
+      const fifth = boundQueueWait(1_000, 'a', origin, null, true);
+      const p5 = get(pool, '/fifth', fifth);
+      fifth.start();
+      assert.equal(armedCount(), 1);
+      await assert.rejects(p5, (e: unknown) => isTurretError(e) && e.code === 'upstream_queue_timeout');
+      assert.equal(armedCount(), 0);
+      held[2]?.end('ok');
+      assert.equal((await p4).statusCode, 200);
+      assert.deepEqual(paths, ['/first', '/third', '/fourth']);
     } finally {
       pool.close(true);
       server.close();

@@ -107,11 +107,15 @@ export async function forward(
   // Ended early (client close, client or total timeout, drain deadline: ending.ts)? Then that
   // is the cause, whatever the upstream client reports as a consequence.
   // Waiting for one of this agent's own connections is bounded too (queue-wait.ts).
-  const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.ending);
+  const queue = boundQueueWait(x.state.upstream.queueTimeoutMs, x.agent ?? '', origin, x.ending, true);
   let upstream: H1Answer;
   const sentAt = process.hrtime.bigint();
   try {
-    upstream = await send(pool, { method: req.method ?? 'GET', path, headers: x.upstreamHeaders, body: sent.body, length: sent.length }, queue.signal, queue);
+    const answer = send(pool, { method: req.method ?? 'GET', path, headers: x.upstreamHeaders, body: sent.body, length: sent.length }, queue.signal, queue);
+    // The request is in the pool now: one handed an idle connection in this turn cleared its bound
+    // already and arms no timer; one that waits (or dials) is bounded from here (queue-wait.ts).
+    queue.start();
+    upstream = await answer;
   } catch (e) {
     throw causeOf(x) ?? upstreamError(e);
   } finally {
