@@ -94,7 +94,9 @@ async function start(name: string, upCa: string, up: { ports: Ports }): Promise<
   }
   if (name === 'turret' || name.startsWith('turret-')) {
     // dist/ turret with the peers bench's rules (`npm run build` first); its own tests check it.
-    const env: Record<string, string> = PROFILE ? { NODE_OPTIONS: `--import=${preload(name)}` } : PERF ? { NODE_OPTIONS: '--perf-basic-prof' } : {};
+    // RAW_NODE_OPTIONS_<SUBJECT> (turret-semi → RAW_NODE_OPTIONS_TURRET_SEMI): Node / V8 flags for one subject, e.g. a GC setting A/B'd on one build.
+    const flags = [PROFILE ? `--import=${preload(name)}` : PERF ? '--perf-basic-prof' : '', process.env[`RAW_NODE_OPTIONS_${name.toUpperCase().replace(/-/g, '_')}`] ?? ''];
+    const env: Record<string, string> = flags.some(Boolean) ? { NODE_OPTIONS: flags.filter(Boolean).join(' ') } : {};
     const t = await turretSubject(up.ports, true, name, env);
     const proc: PeerProc = { port: t.subject.route.proxyPort ?? 0, pid: t.subject.pid ?? 0, stop: t.stop };
     return { name, proc, route: t.subject.route, checks: false, traced: true };
