@@ -109,14 +109,24 @@ test('windowed patterns: a token after a keyword hit far into a buffer is found;
 
 const collect = streamThrough;
 
-test('idle flush: held bytes up to the last line feed go out when the input pauses; a token mid-line stays held', async () => {
+test('idle flush: held bytes up to the last line feed go out when the input pauses; a token mid-line stays held', { timeout: 10_000 }, async () => {
   const secret = `fake_${'q'.repeat(10)}z9`;
   const s = compileScrubber({ secrets: [{ name: 'k', value: secret, replacement: 'HANDLE' }], patterns: compilePatterns(BUILTIN_PATTERNS) });
   const st = s.createStream({ idleFlushMs: 20 });
   const got: Buffer[] = [];
   st.on('data', (c: Buffer) => got.push(c));
+  // The flush is an event: wait for the output to hold the first event's end, then check all of it.
+  const flushed = new Promise<void>((resolve) => {
+    const check = (): void => {
+      if (Buffer.concat(got).toString().includes('\n\n')) {
+        st.off('data', check);
+        resolve();
+      }
+    };
+    st.on('data', check);
+  });
   st.write(Buffer.from(`data: one ${secret}\n\ndata: two ${secret.slice(0, 8)}`));
-  await new Promise((r) => setTimeout(r, 80));
+  await flushed;
   assert.equal(Buffer.concat(got).toString(), 'data: one HANDLE\n\n', 'the event went out, the half token did not');
   st.end(Buffer.from(`${secret.slice(8)} end\n`));
   await new Promise((r) => st.on('end', r));
