@@ -7,15 +7,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import https from 'node:https';
-import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Duplex } from 'node:stream';
 import { agentToken, startTurret, until, waitForLog, type TurretProc } from '../helpers/turret.js';
 import { LOOPBACK, writeRules, type Rule, type RuleFile } from '../helpers/rules.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { keepAliveTunnel } from '../helpers/tunnel-client.js';
 
 const rules = (allow: string, extra: Rule[] = []): RuleFile => ({
   agents: ['agent-a'],
@@ -41,28 +38,8 @@ describe('a rule reload between two requests of one keep-alive connection', () =
 
   it('decides each request under the rules of its own time, and the audit record says so', async () => {
     const ca = readFileSync(path.join(t.caDir, 'ca.crt'));
-    let tunnels = 0;
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-    (agent as unknown as { createConnection: unknown }).createConnection = (_o: unknown, cb: (e: Error | null, s?: Duplex) => void) => {
-      tunnels++;
-      const c = http.request({ host: '127.0.0.1', port: t.port, method: 'CONNECT', path: `echo.turret.test:${secure.port}`, headers: { 'proxy-authorization': auth } });
-      c.on('connect', (res, socket) =>
-        res.statusCode === 200 ? cb(null, tls.connect({ socket, servername: 'echo.turret.test', ca })) : cb(new Error(`CONNECT ${res.statusCode}`)),
-      );
-      c.on('error', (e) => cb(e));
-      c.end();
-      return undefined;
-    };
-    const get = (p: string): Promise<{ status: number; body: string; id: string }> =>
-      new Promise((resolve, reject) => {
-        const req = https.request({ host: 'echo.turret.test', port: secure.port, path: p, agent }, (res) => {
-          let body = '';
-          res.on('data', (c: Buffer) => (body += c.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, id: String(res.headers['x-turret-request-id'] ?? '') }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const tunnel = keepAliveTunnel({ proxyPort: t.port, auth, host: 'echo.turret.test', port: secure.port, ca });
+    const get = tunnel.get;
     const reload = async (file: RuleFile): Promise<void> => {
       const mark = t.stderr().length;
       writeRules(t.rulesDir, { 'main.yaml': file });
@@ -76,14 +53,14 @@ describe('a rule reload between two requests of one keep-alive connection', () =
     answers.push(await get('/c'));
     await reload(rules('first-name'));
     answers.push(await get('/d'));
-    agent.destroy();
+    tunnel.close();
 
     assert.deepEqual(
       answers.map((a) => a.status),
       [200, 200, 403, 200],
     );
     assert.match(answers[2]!.body, /denied by rule stop-c/);
-    assert.equal(tunnels, 1, 'all four requests used the one tunnel and its one connection');
+    assert.equal(tunnel.tunnels(), 1, 'all four requests used the one tunnel and its one connection');
 
     await until(() => t.audit().filter((r) => r.event === 'request').length === 4, 'the four request records');
     const recs = t.audit().filter((r) => r.event === 'request');

@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import { agentToken, startTurret, until, type TurretProc } from '../helpers/turret.js';
 import { LOOPBACK, writeRules, type Rule, type RuleFile } from '../helpers/rules.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { keepAliveTunnel } from '../helpers/tunnel-client.js';
 
 const base = (extra: Rule[] = []): RuleFile => ({
   agents: ['agent-a'],
@@ -105,28 +106,8 @@ describe('rules under traffic', () => {
 
   it('picks up a valid change, also for the next request inside an already open tunnel', async () => {
     const ca = readFileSync(path.join(t.caDir, 'ca.crt'));
-    let tunnels = 0;
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-    (agent as unknown as { createConnection: unknown }).createConnection = (_o: unknown, cb: (e: Error | null, s?: Duplex) => void) => {
-      tunnels++;
-      const c = http.request({ host: '127.0.0.1', port: t.port, method: 'CONNECT', path: `echo.turret.test:${secure.port}`, headers: { 'proxy-authorization': auth } });
-      c.on('connect', (res, socket) =>
-        res.statusCode === 200 ? cb(null, tls.connect({ socket, servername: 'echo.turret.test', ca })) : cb(new Error(`CONNECT ${res.statusCode}`)),
-      );
-      c.on('error', (e) => cb(e));
-      c.end();
-      return undefined;
-    };
-    const inTunnel = (p: string): Promise<Res> =>
-      new Promise((resolve, reject) => {
-        const req = https.request({ host: 'echo.turret.test', port: secure.port, path: p, agent }, (res) => {
-          let body = '';
-          res.on('data', (c: Buffer) => (body += c.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const tunnel = keepAliveTunnel({ proxyPort: t.port, auth, host: 'echo.turret.test', port: secure.port, ca });
+    const inTunnel = tunnel.get;
     assert.equal((await inTunnel('/blocked/a')).status, 200);
     const mark = t.stderr().length;
     writeRules(t.rulesDir, {
@@ -138,8 +119,8 @@ describe('rules under traffic', () => {
     assert.equal(r.headers['x-turret-error'], 'policy_denied');
     assert.match(r.body, /denied by rule no-blocked \(.*main\.yaml:\d+\): blocked for this test/);
     assert.equal((await inTunnel('/open')).status, 200);
-    assert.equal(tunnels, 1, 'all three requests used the one tunnel');
-    agent.destroy();
+    assert.equal(tunnel.tunnels(), 1, 'all three requests used the one tunnel');
+    tunnel.close();
     assert.equal((await get(`http://echo.turret.test:${plain.port}/blocked/c`)).status, 403, 'and outside tunnels');
   });
 
