@@ -453,6 +453,15 @@ try {
     );
   }
   console.log(`\nload average (1 min) at start and after each round: ${loads.map((l) => l.toFixed(2)).join(', ')}`);
+  // Memory after the last round (the process and its descendants, /proc): a GC or pool setting A/B'd here has its cost beside its speed.
+  console.log(
+    `\nRSS after the last round, MB (peak): ${subjects
+      .map((s) => {
+        const p = procStats(s.proc.pid);
+        return `${s.name} ${p.rssMb.toFixed(0)} (${p.peakRssMb.toFixed(0)})`;
+      })
+      .join(', ')}`,
+  );
   for (const s of subjects) await s.proc.stop();
   for (const [name, count] of profiled) console.log(`\n${summarise(name, count)}`);
   for (const [name, us, file] of perfs) console.log(`\n${perfReport(name, us, file)}`);
