@@ -33,5 +33,6 @@ STOPSIGNAL SIGTERM
 # /healthz on the admin listener, which stays on loopback inside the container.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8751/healthz').then((r)=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "/app/dist/main.js"]
+# --max-semi-space-size: the young generation Turret is measured with (src/cli/heap.ts).
+ENTRYPOINT ["node", "--max-semi-space-size=64", "/app/dist/main.js"]
 CMD ["start", "--production", "--listen=0.0.0.0:8750", "--admin=127.0.0.1:8751", "--audit=/var/log/turret/audit.jsonl"]

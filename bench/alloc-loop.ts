@@ -17,7 +17,8 @@ export interface AllocWindow {
 /** Starts the turret with `preload`, warms it up for 3 s, and lets `body` measure windows of 3 s. */
 export async function allocRun(scenario: string, preload: string, body: (window: () => Promise<AllocWindow>) => Promise<void>): Promise<void> {
   const up = await startUpstreams();
-  const { subject: s, stop } = await turretSubject(up.ports, true, 'turret', { NODE_OPTIONS: `--import=${preload}` });
+  // ALLOC_NODE_OPTIONS: more node flags for the turret, e.g. `--max-semi-space-size=16` (V8's default, instead of the launchers' ceiling).
+  const { subject: s, stop } = await turretSubject(up.ports, true, 'turret', { NODE_OPTIONS: `--import=${preload} ${process.env.ALLOC_NODE_OPTIONS ?? ''}`.trim() });
   const pid = s.pid ?? 0;
   const headers = scenario === 'handle' ? (s.variants['with handle injection'] ?? {}) : {};
   const client = () => (scenario === 'http' ? httpClient(s.route, up.ports.http, 'echo.turret.test', 8) : httpsClient(s.route, up.ports.https, 'echo.turret.test', 8));

@@ -35,6 +35,7 @@ import { closedLoop, download, firstRequests, httpClient, httpsClient, type Clie
 import { procStats, runWrk, startMitmdump, startRelay, startSquid, startTinyproxy, type PeerProc } from './peers-procs.js';
 import { printTables, type Row } from './peers-report.js';
 import { BIG_BYTES } from './peers-upstream.js';
+import { YOUNG_GENERATION_FLAG } from '../src/cli/heap.js';
 
 const CONCURRENCY = 16;
 const LOAD = { concurrency: CONCURRENCY, warmupMs: 700, durationMs: 3_000, maxRequests: 300_000 };
@@ -191,6 +192,9 @@ export async function turretSubject(
     env: { BENCH_TOKEN: `fake_bench_${randomBytes(16).toString('hex')}`, ...extraEnv },
     // BENCH_TURRET_ARGS: extra `turret start` options for A/B runs (e.g. `--audit off` to see what the audit costs).
     args: ['--admin', 'off', ...(process.env.BENCH_TURRET_ARGS?.split(' ').filter(Boolean) ?? [])],
+    // Started as its launchers start it (npm start, the bin, Dockerfile, deploy/: src/cli/heap.ts), unless the
+    // subject's NODE_OPTIONS chooses its own young generation (an A/B: --max-semi-space-size=16 is V8's default).
+    node: /semi[-_]space/.test(extraEnv.NODE_OPTIONS ?? '') ? [] : [YOUNG_GENERATION_FLAG],
   });
   try {
     const env = await t.cli(['env', '--agent', 'bench']);

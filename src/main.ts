@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 /**
  * Process wiring only: run the CLI, map failures to exit codes (0 ok, 1 runtime failure,
  * 2 bad usage or configuration), print messages without stack traces for expected errors.

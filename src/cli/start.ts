@@ -31,7 +31,7 @@ import type { Scrubber } from '../scrub/scrubber.js';
 import { caDir, DEFAULT_LISTEN, parseListen, rulesDir, UsageError, type CommonOptions } from './common.js';
 import { VERSION } from '../core/version.js';
 import { serialReloads } from './reload.js';
-import { tuneHeapGrowth } from './heap.js';
+import { semiSpaceMb, tuneHeapGrowth } from './heap.js';
 
 export interface StartOptions extends CommonOptions, OpsOptions {
   listen?: string;
@@ -258,6 +258,8 @@ export async function startCommand(opts: StartOptions): Promise<void> {
     mode: production ? 'production' : 'development',
     limits,
     drain_timeout_ms: drainMs,
+    // V8's young-generation ceiling this process started with (heap.ts): 'default' means a launcher without it.
+    max_semi_space_mb: semiSpaceMb(),
     rules: policy.files,
     agents: [...policy.agents.keys()],
     secrets: [...policy.secrets.keys()],

@@ -27,6 +27,7 @@ import { loadOrCreateCa } from '../tls/ca.js';
 import { caDir, rulesDir, UsageError } from './common.js';
 import { productionFromEnv } from './production.js';
 import type { StartOptions } from './start.js';
+import { workerExecArgv } from './heap.js';
 
 export const MAX_WORKERS = 64;
 const RESTARTS_PER_MINUTE = 5;
@@ -70,6 +71,8 @@ export async function startPrimary(o: StartOptions, n: number, hupHandled: () =>
   let listening = 0;
   let stopping = false;
   let exitWith = 0;
+  // Workers get the young-generation ceiling the launchers give a single process (heap.ts).
+  cluster.setupPrimary({ execArgv: workerExecArgv() });
   const fork = (k: number): void => {
     const w = cluster.fork({ TURRET_WORKER_ID: String(k) });
     workers.set(k, w);

@@ -64,6 +64,10 @@ export async function startTurret(o: {
   startTimeoutMs?: number;
   /** A command that runs turret (e.g. ['prlimit', '--nofile=128:128', '--']): turret's argv is appended. */
   prefix?: string[];
+  /** Node's own flags, before turret's main (e.g. the launchers' young-generation ceiling). */
+  node?: string[];
+  /** Run turret's main itself, as the installed `turret` bin runs: its shebang line chooses node and node's flags. */
+  bin?: boolean;
 }): Promise<TurretProc> {
   const made = makeDirs(o.rules);
   const { dir, rulesDir } = made;
@@ -72,8 +76,8 @@ export async function startTurret(o: {
   const env = cleanEnv(o.env);
   // The admin listener gets an OS-chosen port too, so test files can run in parallel.
   const admin = (o.args ?? []).includes('--admin') ? [] : ['--admin', '127.0.0.1:0'];
-  const [cmd, ...pre] = [...(o.prefix ?? []), process.execPath];
-  const proc = spawn(cmd!, [...pre, o.main ?? MAIN, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...admin, ...(o.args ?? [])], {
+  const [cmd, ...pre] = [...(o.prefix ?? []), ...(o.bin ? [] : [process.execPath, ...(o.node ?? [])]), o.main ?? MAIN];
+  const proc = spawn(cmd!, [...pre, 'start', '--rules', rulesDir, '--ca', caDir, '--listen', '127.0.0.1:0', '--audit', auditPath, ...admin, ...(o.args ?? [])], {
     cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
