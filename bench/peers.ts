@@ -194,7 +194,11 @@ export async function turretSubject(
     args: ['--admin', 'off', ...(process.env.BENCH_TURRET_ARGS?.split(' ').filter(Boolean) ?? [])],
     // Started as its launchers start it (npm start, the bin, Dockerfile, deploy/: src/cli/heap.ts), unless the
     // subject's NODE_OPTIONS chooses its own young generation (an A/B: --max-semi-space-size=16 is V8's default).
-    node: /semi[-_]space/.test(extraEnv.NODE_OPTIONS ?? '') ? [] : [YOUNG_GENERATION_FLAG],
+    // BENCH_NODE_ARGS_<SUBJECT> (turret-min → BENCH_NODE_ARGS_TURRET_MIN): node flags node refuses in NODE_OPTIONS, e.g. --min-semi-space-size.
+    node: [
+      ...(/semi[-_]space/.test(extraEnv.NODE_OPTIONS ?? '') ? [] : [YOUNG_GENERATION_FLAG]),
+      ...(process.env[`BENCH_NODE_ARGS_${name.toUpperCase().replace(/-/g, '_')}`]?.split(' ').filter(Boolean) ?? []),
+    ],
   });
   try {
     const env = await t.cli(['env', '--agent', 'bench']);
