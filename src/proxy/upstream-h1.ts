@@ -61,6 +61,7 @@ import {
   KEEP_ALIVE_MS,
   LAST_CHUNK,
   MAX_HEAD_BYTES,
+  NO_FIELDS,
   closedError,
   fieldsOf,
   headOf,
@@ -118,6 +119,11 @@ export class H1Conn {
   private delivered = false;
   private gotByte = false;
   private uploaded = false;
+  /**
+   * Body bytes read before the head was handed over: the first read's in `chunk` (a small body
+   * arrives in one), all of them in `chunks` once a second comes (no array for the first).
+   */
+  private chunk: Buffer | null = null;
   private chunks: Buffer[] | null = null;
   private trailers: string[] | null = null;
   private failure: TurretError | null = null;
@@ -220,7 +226,9 @@ export class H1Conn {
         // The reader is behind: its pause is not the upstream's silence.
         this.stopTimer();
       }
-    } else (this.chunks ??= []).push(b);
+    } else if (this.chunk === null) this.chunk = b;
+    else if (this.chunks === null) this.chunks = [this.chunk, b];
+    else this.chunks.push(b);
   }
 
   private onMessageComplete(): void {
@@ -300,11 +308,11 @@ export class H1Conn {
       const fields = fieldsOf(this.headFields);
       this.headFields = null;
       if (this.complete) {
-        const chunks = this.chunks;
+        const whole = this.chunks !== null ? Buffer.concat(this.chunks) : (this.chunk ?? Buffer.alloc(0));
+        this.chunk = null;
         this.chunks = null;
-        const whole = chunks === null ? Buffer.alloc(0) : chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
         const a = new H1Answer(this.status, fields, whole, null);
-        a.trailers = this.trailers === null ? {} : fieldsOf(this.trailers);
+        a.trailers = this.trailers === null ? NO_FIELDS : fieldsOf(this.trailers);
         this.finished(call, fields);
         call.answered(a);
         return;
@@ -312,15 +320,17 @@ export class H1Conn {
       const body = new H1Body(this);
       call.body = body;
       const chunks = this.chunks;
-      this.chunks = null;
       if (chunks !== null) for (const c of chunks) body.push(c);
+      else if (this.chunk !== null) body.push(this.chunk);
+      this.chunk = null;
+      this.chunks = null;
       this.startTimer('body');
       call.answered(new H1Answer(this.status, fields, null, body));
       if (this.dead) return;
     }
     if (this.complete && this.delivered) {
       const a = call.answer;
-      if (a !== null && a.trailers === null) a.trailers = this.trailers === null ? {} : fieldsOf(this.trailers);
+      if (a !== null && a.trailers === null) a.trailers = this.trailers === null ? NO_FIELDS : fieldsOf(this.trailers);
       this.finished(call, a?.headers ?? null);
       call.ended();
     }
@@ -570,6 +580,7 @@ export class H1Conn {
     this.delivered = false;
     this.gotByte = false;
     this.uploaded = false;
+    this.chunk = null;
     this.chunks = null;
     this.trailers = null;
     this.failure = null;

@@ -253,7 +253,7 @@ describe('upstream HTTP/1.1 client (upstream-h1.ts)', () => {
     up.respond = (_r, s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello');
     const a = await send(p, req());
     assert.equal(a.whole?.toString(), 'hello');
-    assert.deepEqual(a.trailers, {});
+    assert.deepEqual({ ...(a.trailers ?? { missing: true }) }, {});
     let sock: net.Socket | null = null;
     up.respond = (_r, s) => {
       sock = s;
