@@ -115,6 +115,29 @@ const handlers: Record<string, Handler> = {
     res.writeHead(200, ['content-length', String(Buffer.byteLength(body))]);
     res.end(body);
   },
+  // Heads that take h1-head.ts's less travelled turns, picked by the path: framing fields given as
+  // empty arrays (no line: as if not given), in odd case, repeated; five statuses and reasons in
+  // turn on one connection.
+  heads: (req, res) => {
+    const u = req.url ?? '';
+    if (u === '/empty') res.writeHead(200, ['date', [], 'connection', [], 'content-length', [], 'transfer-encoding', [], 'trailer', [], 'x-a', '1'] as unknown as string[]);
+    else if (u === '/odd') res.writeHead(200, ['DATE', 'Wed, 01 Jan 2020 00:00:00 GMT', 'CONTENT-LENGTH', '3', 'Connection', 'Keep-Alive', 'KEEP-ALIVE', 'timeout=9']);
+    else if (u === '/arrays')
+      res.writeHead(200, [
+        ['Set-Cookie', ['a=1', 'b=2']],
+        ['Cookie', ['x', 'y']],
+        ['X-Empty', []],
+        ['set-cookie', 'c=3'],
+      ] as unknown as string[]);
+    else if (u === '/close') res.writeHead(200, { Connection: 'Close', 'X-B': '2' });
+    else if (u === '/chunked') res.writeHead(200, ['Transfer-Encoding', 'chunked', 'TRAILER', 'x-t']);
+    else if (u.startsWith('/s/')) {
+      const [code, reason] = (u.slice(3).split('-') as [string, string | undefined]).map((x) => x && decodeURIComponent(x));
+      if (reason !== undefined) res.writeHead(Number(code), reason, ['x-c', '1']);
+      else res.writeHead(Number(code), ['x-c', '1']);
+    }
+    res.end(u === '/close' || u === '/empty' || u === '/odd' || u.startsWith('/s/') ? 'abc' : 'ok');
+  },
   slowFirst: (req, res) => {
     const answer = (): void => {
       res.writeHead(200, ['content-length', String(req.url?.length ?? 0)]);
@@ -130,13 +153,13 @@ interface Pair {
   turret: { port: number; close(): void };
 }
 
-async function pair(handler: Handler): Promise<Pair> {
+async function pair(handler: Handler, keepAliveTimeout = 30_000): Promise<Pair> {
   const onError = (_e: Error, socket: net.Socket): void => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
   };
-  const n = http.createServer({ maxHeaderSize: 8192, keepAliveTimeout: 30_000, requireHostHeader: false, joinDuplicateHeaders: false, insecureHTTPParser: false });
+  const n = http.createServer({ maxHeaderSize: 8192, keepAliveTimeout, requireHostHeader: false, joinDuplicateHeaders: false, insecureHTTPParser: false });
   n.on('request', handler).on('clientError', onError);
-  const t = new H1Server({ maxHeaderSize: 8192, keepAliveTimeout: 30_000 });
+  const t = new H1Server({ maxHeaderSize: 8192, keepAliveTimeout });
   t.on('request', handler).on('clientError', onError);
   return { node: await front(n), turret: await front(t) };
 }
@@ -172,6 +195,16 @@ const cases: Array<{ name: string; handler: keyof typeof handlers; parts: string
     handler: 'slowFirst',
     parts: [`GET /slow HTTP/1.1\r\n${HOST}\r\nGET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n`],
   },
+  { name: 'framing fields given as empty arrays count as not given', handler: 'heads', parts: [`GET /empty HTTP/1.1\r\n${HOST}\r\n`] },
+  { name: 'framing fields in odd case, Keep-Alive given', handler: 'heads', parts: [`GET /odd HTTP/1.1\r\n${HOST}\r\n`] },
+  { name: 'repeated fields as arrays, cookies joined, an empty one', handler: 'heads', parts: [`GET /arrays HTTP/1.1\r\n${HOST}\r\n`] },
+  { name: 'Connection: Close given in odd case', handler: 'heads', parts: [`GET /close HTTP/1.1\r\n${HOST}\r\nGET /after HTTP/1.1\r\n${HOST}\r\n`] },
+  { name: 'Transfer-Encoding and a Trailer given', handler: 'heads', parts: [`GET /chunked HTTP/1.1\r\n${HOST}\r\n`] },
+  {
+    name: 'statuses and reasons in turn on one connection (the status line is not the last one made)',
+    handler: 'heads',
+    parts: [['/s/200', '/s/404', '/s/404-Not%20Here', '/s/200-Fine', '/s/200', '/s/599', '/s/200-OK'].map((p) => `GET ${p} HTTP/1.1\r\n${HOST}\r\n`).join('')],
+  },
   { name: 'a bare LF', handler: 'small', parts: [`GET / HTTP/1.1\n${HOST}\r\n`] },
   { name: 'a head over maxHeaderSize', handler: 'small', parts: [`GET / HTTP/1.1\r\n${HOST}X: ${'a'.repeat(9000)}\r\n\r\n`] },
   { name: 'EOF inside a body', handler: 'echo', parts: [`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n5\r\nab`], end: true },
@@ -198,6 +231,25 @@ describe('h1-server: the same bytes as node:http', () => {
       assert.equal(fromTurret, fromNode);
     });
   }
+});
+
+describe('h1-server: servers with different keep-alive timeouts, in turn', () => {
+  it("each head names its own server's Keep-Alive timeout (the line is not the last one made)", async () => {
+    const pairs = [await pair(handlers.small as Handler, 5_000), await pair(handlers.small as Handler, 30_000), await pair(handlers.small as Handler, 7_000)];
+    try {
+      for (const p of [...pairs, ...pairs]) {
+        const parts = [`GET / HTTP/1.1\r\n${HOST}\r\n`];
+        const [fromNode, fromTurret] = await Promise.all([exchange(p.node.port, parts, false), exchange(p.turret.port, parts, false)]);
+        assert.match(fromNode, /Keep-Alive: timeout=(5|30|7)\r\n/);
+        assert.equal(fromTurret, fromNode);
+      }
+    } finally {
+      for (const p of pairs) {
+        p.node.close();
+        p.turret.close();
+      }
+    }
+  });
 });
 
 describe('h1-server: method names', () => {

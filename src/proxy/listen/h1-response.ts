@@ -46,16 +46,32 @@ function byteLength(data: string | Buffer, encoding: Encoding): number {
   return typeof data === 'string' ? Buffer.byteLength(data, encoding ?? 'utf8') : data.length;
 }
 
-/** `head` (latin1) then `data`, as one buffer: one socket write for the head and the first body bytes. */
+/**
+ * `head` (latin1) then `data`, as one buffer: one socket write for the head and the first body
+ * bytes. An empty piece is not written (each write is a call into C++).
+ */
 function joined(head: string, pre: string, data: string | Buffer, encoding: Encoding, post: string): Buffer {
   const body = typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : data;
   const n = head.length + pre.length;
   const out = Buffer.allocUnsafe(n + body.length + post.length);
-  out.write(head, 0, 'latin1');
-  out.write(pre, head.length, 'latin1');
+  if (head.length > 0) out.write(head, 0, 'latin1');
+  if (pre.length > 0) out.write(pre, head.length, 'latin1');
   body.copy(out, n);
-  out.write(post, n + body.length, 'latin1');
+  if (post.length > 0) out.write(post, n + body.length, 'latin1');
   return out;
+}
+
+let lastStatus = 0;
+let lastReason = '';
+let lastStatusLine = '';
+/** `HTTP/1.1 200 OK\r\n`: the last one made is made again only for another status or reason. */
+function statusLine(statusCode: number, reason: string): string {
+  if (statusCode !== lastStatus || reason !== lastReason) {
+    lastStatusLine = `HTTP/1.1 ${statusCode} ${reason}\r\n`;
+    lastStatus = statusCode;
+    lastReason = reason;
+  }
+  return lastStatusLine;
 }
 
 export class H1Response extends EventEmitter {
@@ -142,7 +158,7 @@ export class H1Response extends EventEmitter {
     if (INVALID_CHAR.test(this.statusMessage)) throw httpError('ERR_INVALID_CHAR', 'Invalid character in statusMessage', TypeError);
     if (statusCode === 204 || statusCode === 304 || (statusCode >= 100 && statusCode <= 199)) this._hasBody = false;
     if (this._expect_continue && !this._sent100) this.shouldKeepAlive = false;
-    this._header = buildHead(this, `HTTP/1.1 ${statusCode} ${this.statusMessage}\r\n`, headers, this.owner.keepAliveTimeoutS);
+    this._header = buildHead(this, statusLine(statusCode, this.statusMessage), headers, this.owner.keepAliveTimeoutS);
     this._headerSent = false;
     return this;
   }
