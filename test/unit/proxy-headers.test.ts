@@ -195,6 +195,17 @@ describe('fieldsOf, then clientResponseHeaders', () => {
     }
   });
 
+  it('a Connection line of exactly `keep-alive` names nothing more; the other lines still name their fields', () => {
+    assert.deepEqual(clientResponseHeaders(fieldsOf(['Connection', 'keep-alive', 'X-A', '1', 'Keep-Alive', 'timeout=5']), true), [['x-a', '1']]);
+    assert.deepEqual(clientResponseHeaders(fieldsOf(['Connection', 'keep-alive', 'connection', 'x-a', 'X-A', '1', 'x-b', '2']), true), [['x-b', '2']]);
+    assert.deepEqual(clientResponseHeaders(fieldsOf(['Connection', 'x-a', 'Connection', 'keep-alive', 'X-A', '1', 'x-b', '2']), true), [['x-b', '2']]);
+    assert.deepEqual(clientResponseHeaders(fieldsOf(['Connection', 'keep-alive, x-b', 'X-A', '1', 'x-b', '2']), true), [['x-a', '1']]);
+    assert.deepEqual(upstreamRequestHeaders(['Connection', 'x-a', 'connection', 'keep-alive', 'X-A', '1', 'x-b', '2'], 'h.test', 443, 'https'), [
+      ['host', 'h.test'],
+      ['x-b', '2'],
+    ]);
+  });
+
   it('hop-by-hop fields and the fields Connection names are dropped in any spelling; repeated end-to-end fields are kept in order', () => {
     const flat = [
       'Content-Type',

@@ -30,6 +30,8 @@ const NO_TOKENS: ReadonlySet<string> = new Set();
  * Comma by comma, without a split array per value.
  */
 function addTokens(value: string, into: Set<string> | null): Set<string> | null {
+  // What nearly every upstream and client sends, compared whole: no slice, trim or lookup.
+  if (value === 'keep-alive') return into;
   let start = 0;
   for (;;) {
     const comma = value.indexOf(',', start);
