@@ -26,7 +26,7 @@ import { requestHasBody } from '../../secrets/body.js';
 import { routed, targetUrl, type ClientRequest, type Exchange, type ResolvedTarget } from './exchange.js';
 import { askOperator } from './ask.js';
 import { finishExchange } from './finish.js';
-import { forward } from './forward.js';
+import { forward, forwardThen } from './forward.js';
 import { checkLookalike } from './guards.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { boundAgent } from '../bound.js';
@@ -177,6 +177,9 @@ export const STAGES: readonly Stage[] = [
   },
 ];
 
+/** Where the forward stage is in STAGES. */
+const FORWARD = STAGES.findIndex((s) => s.name === 'forward');
+
 /** The forward stage of a request with a body. */
 async function forwardWithBody(x: Exchange, rt: Runtime): Promise<void> {
   // The parser may have failed in this request's body since the head arrived: let the rest of
@@ -255,32 +258,70 @@ function sessionOf(x: Exchange): string {
   return `agent:${routed(x).agent}`;
 }
 
-/** Runs the stages on an exchange a listener created (and tracks); always ends in finish. */
-export async function runExchange(rt: Runtime, x: Exchange): Promise<void> {
+/**
+ * Runs the stages on an exchange a listener created (and tracks); always ends in finish, exactly
+ * once. Never throws and never rejects: its callers do not wait for it (listen/connection.ts).
+ *
+ * Synchronous while the stages are: a request without a body whose stages before forward did not
+ * wait (the common GET) is handed to forwardThen, which finishes the exchange from its own
+ * callbacks (`forwarded`), with no async frame and no promise per request here. A stage that
+ * waits continues in runFrom, as the stages always ran (docs/benchmarks.md "Hot path → Thirteenth
+ * pass → flowfast").
+ */
+export function runExchange(rt: Runtime, x: Exchange): void {
   try {
-    // A stage that finished synchronously is not awaited: `await undefined` still costs a
-    // microtask turn and its promise (validate, identify and target never wait).
     for (let i = 0; i < STAGES.length; i++) {
+      if (i === FORWARD && forwardsAlone(x)) return forwardThen(x, x.state.scrubbers.get(x.injections), hooksOf(rt).redaction, hooksOf(rt).latency, rt, forwarded);
       const pending = (STAGES[i] as Stage).run(x, rt);
-      if (pending !== undefined) await pending;
+      // A stage that finished synchronously is not awaited: `await undefined` still costs a
+      // microtask turn and its promise (validate, identify and target never wait).
+      if (pending !== undefined) return void runFrom(rt, x, i + 1, pending);
     }
   } catch (e) {
-    // A stage that failed because the exchange was ended early (client gone, timeouts, drain)
-    // reports that cause, not the error it saw as a consequence (ending.ts).
-    x.error = isTurretError(e) ? e : (x.ending?.cause ?? asTurretError(e));
-    // Whatever failed downstream of a body the parser refused, the client's fault is the cause.
-    if (x.malformed && x.error.code !== 'bad_request') x.error = new TurretError('bad_request', MALFORMED_REASON);
-    if (x.error.code === 'internal_error') rt.log.error('request failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });
-    try {
-      fail(x, x.error);
-    } catch {
-      // Answering failed too (a bug): the response is cut. This function never rejects: its
-      // callers do not wait for it (listen/connection.ts), and an unhandled rejection ends the
-      // process. The record below still names the first cause.
-      x.res.destroy();
+    failed(rt, x, e);
+  }
+  finishExchange(x, rt);
+}
+
+/** The forward stage of a GET-like request runs without a promise: no body, nothing buffered. */
+function forwardsAlone(x: Exchange): boolean {
+  return !requestHasBody(x.req.headers) && !x.bodyPlan?.body.buffered && !x.malformed;
+}
+
+/** forwardThen's outcome: the exchange finishes (after failing, when it did). */
+function forwarded(rt: Runtime, x: Exchange, err: unknown): void {
+  if (err !== undefined) failed(rt, x, err);
+  finishExchange(x, rt);
+}
+
+/** The stages from `i` on, once `pending` (stage i - 1's) settled. */
+async function runFrom(rt: Runtime, x: Exchange, i: number, pending: Promise<void>): Promise<void> {
+  try {
+    await pending;
+    for (; i < STAGES.length; i++) {
+      const next = (STAGES[i] as Stage).run(x, rt);
+      if (next !== undefined) await next;
     }
+  } catch (e) {
+    failed(rt, x, e);
   } finally {
     finishExchange(x, rt);
+  }
+}
+
+/** A stage failed: the exchange's error is set and answered. Never throws. */
+function failed(rt: Runtime, x: Exchange, e: unknown): void {
+  // A stage that failed because the exchange was ended early (client gone, timeouts, drain)
+  // reports that cause, not the error it saw as a consequence (ending.ts).
+  x.error = isTurretError(e) ? e : (x.ending?.cause ?? asTurretError(e));
+  // Whatever failed downstream of a body the parser refused, the client's fault is the cause.
+  if (x.malformed && x.error.code !== 'bad_request') x.error = new TurretError('bad_request', MALFORMED_REASON);
+  if (x.error.code === 'internal_error') rt.log.error('request failed', { request_id: x.id, error: String((e as Error)?.stack ?? e) });
+  try {
+    fail(x, x.error);
+  } catch {
+    // Answering failed too (a bug): the response is cut. The record still names the first cause.
+    x.res.destroy();
   }
 }
 

@@ -69,35 +69,53 @@ export interface SmallBody {
  * so a small response costs one promise here, not three (docs/benchmarks.md "Seventh pass").
  */
 export function respondSmall(x: Exchange, got: { whole: Buffer } | { failed: Error }, body: Readable | null, o: SmallBody): Promise<void> {
-  const res = x.res;
-  let out: Buffer;
+  const out = smallOut(x, got, body, o);
+  writeSmallHead(x, o, out);
+  const done = sent(x, o.mapError);
+  x.res.end(out);
+  return done;
+}
+
+/**
+ * respondSmall for a caller that waits with listeners of its own rather than a promise (forward.ts,
+ * a request without a body): `watch` is called once the head is written and before the body
+ * leaves, to listen for the response's 'finish' and 'close'.
+ */
+export function sendSmall<W>(x: Exchange, whole: Buffer, o: SmallBody, watcher: W, watch: (w: W, res: Exchange['res']) => void): void {
+  const out = smallOut(x, { whole }, null, o);
+  writeSmallHead(x, o, out);
+  watch(watcher, x.res);
+  x.res.end(out);
+}
+
+/** The body to send: checked against its length and scrubbed; a failure throws `mapError`'s error (nothing was sent). */
+function smallOut(x: Exchange, got: { whole: Buffer } | { failed: Error }, body: Readable | null, o: SmallBody): Buffer {
   try {
     if ('failed' in got) throw got.failed;
     const buf = got.whole;
     // llhttp holds the upstream to its Content-Length, so this is a second check: should it ever
     // differ, it is the upstream's protocol fault, not an unreachable host.
     if (buf.length !== o.length) throw new TurretError('upstream_protocol_error', 'the upstream sent an invalid response (its body length differs from its Content-Length)');
-    out = buf;
-    if (o.scrubber && buf.length > 0) {
-      const scan = o.maxScan !== null && buf.length > o.maxScan ? buf.subarray(0, o.maxScan) : buf;
-      const r = o.scrubber.scrubBuffer(scan);
-      r.redactions.forEach(o.count);
-      out = scan === buf ? r.buf : Buffer.concat([r.buf, buf.subarray(scan.length)]);
-    }
+    if (!o.scrubber || buf.length === 0) return buf;
+    const scan = o.maxScan !== null && buf.length > o.maxScan ? buf.subarray(0, o.maxScan) : buf;
+    const r = o.scrubber.scrubBuffer(scan);
+    r.redactions.forEach(o.count);
+    return scan === buf ? r.buf : Buffer.concat([r.buf, buf.subarray(scan.length)]);
   } catch (e) {
     // Nothing was sent: the pipeline's fail() answers with the error's code and status.
     body?.destroy();
     throw o.mapError(x, e);
   }
+}
+
+/** The head, with the body's (new) length; the exchange counts the body as sent. */
+function writeSmallHead(x: Exchange, o: SmallBody, out: Buffer): void {
   // Node's flat [name, value, …] form, built in one pass; only a name of Content-Length's length
   // is lower-cased to compare.
   const headers: string[] = [];
   for (const [k, v] of o.headers) if (k.length !== 14 || k.toLowerCase() !== 'content-length') headers.push(k, v);
   headers.push('content-length', String(out.length));
-  res.writeHead(o.statusCode, headers);
+  x.res.writeHead(o.statusCode, headers);
   x.responded = true;
   x.bytesOut += out.length;
-  const done = sent(x, o.mapError);
-  res.end(out);
-  return done;
 }
