@@ -82,36 +82,48 @@ function injectBasic(ctx: InjectContext, value: string, used: Used): string | nu
   return `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}`;
 }
 
-/** Replace handles in request headers (hop-by-hop already removed). */
+/**
+ * Replace handles in request headers (hop-by-hop already removed). Every header is checked; a
+ * header without a handle keeps its own pair, and when none had one the list itself is returned
+ * (no new list and no new pair per header on every request: the caller made the list for this
+ * request and hands it over).
+ */
 export function injectHeaders(ctx: InjectContext, headers: HeaderPairs, used: Used): HeaderPairs {
-  return headers.map(([name, value]) => {
-    const lname = name.toLowerCase();
-    // A header *name* is never a place for a credential; without this it went out as sent.
-    for (const h of findHandles(name)) refuseLocation(ctx, h, 'in a header name');
-    refuseEncoded(ctx, name, 'in a header name');
-    if (lname === 'authorization') {
-      const basic = injectBasic(ctx, value, used);
-      if (basic !== null) return [name, basic];
-      refuseEncoded(ctx, value, 'Authorization header');
-      if (findHandles(value).length === 0) return [name, value];
-      return [name, injectAuthorization(ctx, value, used)];
+  let out: HeaderPairs | null = null;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i] as [string, string];
+    const value = injectHeader(ctx, h[0], h[1], used);
+    if (value !== h[1] && out === null) out = headers.slice(0, i);
+    if (out !== null) out.push(value === h[1] ? h : [h[0], value]);
+  }
+  return out ?? headers;
+}
+
+/** One header's value toward the upstream (`value` itself when it holds no handle). */
+function injectHeader(ctx: InjectContext, name: string, value: string, used: Used): string {
+  const lname = name.toLowerCase();
+  // A header *name* is never a place for a credential; without this it went out as sent.
+  for (const h of findHandles(name)) refuseLocation(ctx, h, 'in a header name');
+  refuseEncoded(ctx, name, 'in a header name');
+  if (lname === 'authorization') {
+    const basic = injectBasic(ctx, value, used);
+    if (basic !== null) return basic;
+    refuseEncoded(ctx, value, 'Authorization header');
+    if (findHandles(value).length === 0) return value;
+    return injectAuthorization(ctx, value, used);
+  }
+  refuseEncodedHeader(ctx, value, lname);
+  if (findHandles(value).length === 0) return value;
+  return replaceHandles(ctx, value, used, (r) => {
+    if (!r.def.headers.includes(lname)) {
+      refuse(
+        ctx,
+        r.claims,
+        r.def,
+        'handle_location_unsupported',
+        `secret ${r.def.name} is not injected into header ${lname.slice(0, 40)}; allowed: Authorization${r.def.headers.length ? `, ${r.def.headers.join(', ')}` : ''}`,
+      );
     }
-    refuseEncodedHeader(ctx, value, lname);
-    if (findHandles(value).length === 0) return [name, value];
-    return [
-      name,
-      replaceHandles(ctx, value, used, (r) => {
-        if (!r.def.headers.includes(lname)) {
-          refuse(
-            ctx,
-            r.claims,
-            r.def,
-            'handle_location_unsupported',
-            `secret ${r.def.name} is not injected into header ${lname.slice(0, 40)}; allowed: Authorization${r.def.headers.length ? `, ${r.def.headers.join(', ')}` : ''}`,
-          );
-        }
-      }),
-    ];
   });
 }
 

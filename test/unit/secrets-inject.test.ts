@@ -95,6 +95,39 @@ describe('header and target injection', () => {
     assert.equal(r[0]?.[1], `token ${VALUES.gh}`);
   });
 
+  it('a handle in the first, a middle or the last header (or none): every header out in order, each handle injected, the list handed in never changed', () => {
+    const t = h('gh');
+    const clean: Array<[string, string]> = [
+      ['host', 'api.example.com'],
+      ['accept', '*/*'],
+      ['x-a', 'one'],
+    ];
+    for (const at of [-1, 0, 1, 3]) {
+      const given = clean.map(([k, v]): [string, string] => [k, v]);
+      if (at >= 0) given.splice(at, 0, ['Authorization', `Bearer ${t}`]);
+      const before = JSON.stringify(given);
+      const used: Used = new Map();
+      const out = injectHeaders(ctx(), given, used);
+      assert.equal(JSON.stringify(given), before, `at ${at}: the given list is unchanged`);
+      const want = given.map(([k, v]): [string, string] => [k, k === 'Authorization' ? `Bearer ${VALUES.gh}` : v]);
+      assert.deepEqual(out, want, `at ${at}`);
+      assert.equal(used.size, at >= 0 ? 1 : 0, `at ${at}: injections`);
+      if (at < 0) noSecret(JSON.stringify(out));
+    }
+    // A handle where none may go, after clean headers and after an injected one: refused, whatever came first.
+    for (const late of [
+      ['cookie', `s=${t}`],
+      ['x-b', Buffer.from(t).toString('base64')],
+      [`x-${t}`, 'v'],
+    ] as Array<[string, string]>) {
+      assert.equal(
+        code(() => injectHeaders(ctx(), [...clean, ['authorization', `Bearer ${t}`], late], new Map())),
+        'handle_location_unsupported',
+        late[0].slice(0, 12),
+      );
+    }
+  });
+
   it('names every misuse with its own code and revokes on misuse when the secret says so', () => {
     const t = h('gh');
     const cases: Array<[Partial<InjectContext>, string, string]> = [
