@@ -163,10 +163,13 @@ export function mediaType(header: string | string[] | undefined): string | null 
  */
 export function needsBody(policy: Policy, req: RequestFacts): boolean {
   const graphqlShaped = req.method === 'POST' && (req.contentType === 'application/json' || req.contentType === 'application/graphql');
-  return policy.rules.some(
-    (r) =>
-      (r.bodySchema !== null || (req.method === 'POST' && (r.catalog.has('mcp') || r.catalog.has('jsonrpc'))) || (graphqlShaped && r.catalog.has('graphql'))) &&
-      (r.agents === 'any' || r.agents.has(req.agent)) &&
-      r.hosts.some((h) => hostMatches(h, req.host, req.port, req.scheme)),
-  );
+  // Plain loops: this runs for every request, and closures over `req` were made per call.
+  const rules = policy.rules;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (!(r.bodySchema !== null || (req.method === 'POST' && (r.catalog.has('mcp') || r.catalog.has('jsonrpc'))) || (graphqlShaped && r.catalog.has('graphql')))) continue;
+    if (r.agents !== 'any' && !r.agents.has(req.agent)) continue;
+    for (let j = 0; j < r.hosts.length; j++) if (hostMatches(r.hosts[j]!, req.host, req.port, req.scheme)) return true;
+  }
+  return false;
 }

@@ -152,8 +152,13 @@ function context(req: RequestFacts, now: number): Ctx {
   // judged by the websocket class alone, never by a catalog shape.
   // One view (most paths): classify's own fresh array, without flatMap's copy and closure.
   const shapes = req.websocket ? [] : views.length === 1 ? classify(req, views[0]!) : views.flatMap((v) => classify(req, v));
-  shapes.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'write' ? -1 : 1));
+  if (shapes.length > 1) shapes.sort(writesFirst);
   return { views, folded, shapes, now };
+}
+
+/** Write shapes before read ones (one comparator for every request, not a closure per call). */
+function writesFirst(a: Shape, b: Shape): number {
+  return a.kind === b.kind ? 0 : a.kind === 'write' ? -1 : 1;
 }
 
 export interface Trace {

@@ -71,6 +71,8 @@ export function parseRequestLine(agent: string, line: string, opts: RequestOptio
  */
 export function asksWebSocket(headers: Record<string, string | string[] | undefined>): boolean {
   const v = headers.upgrade;
-  const all = Array.isArray(v) ? v : v === undefined ? [] : [v];
+  // No Upgrade field (nearly every request): no list made to find that out.
+  if (v === undefined) return false;
+  const all = Array.isArray(v) ? v : [v];
   return all.some((s) => s.split(',').some((p) => /^websocket(\/|$)/i.test(p.trim())));
 }

@@ -45,22 +45,26 @@ function hasB64Signature(text: string): boolean {
 }
 
 /** Handles present only in encoded form in `text` (read as latin1/UTF-16 code units). */
-export function findEncodedHandles(text: string): string[] {
-  const out: string[] = [];
+/** Nothing found (nearly every call): one empty list for all, never added to. */
+const NO_FINDS: readonly string[] = Object.freeze([]);
+
+export function findEncodedHandles(text: string): readonly string[] {
+  // Made at the first find: nearly every text has none (each header of every request is looked at).
+  let out: string[] | null = null;
   if (hasB64Signature(text)) {
     for (const m of text.matchAll(B64_RUN)) {
       const run = m[0];
       if (!B64_SIGNATURES.some((s) => run.includes(s))) continue;
       const h = fromBase64Run(run);
-      if (h && !text.includes(h)) out.push(h);
+      if (h && !text.includes(h)) (out ??= []).push(h);
     }
   }
   if (text.includes('%')) {
     for (const m of text.matchAll(PCT_RUN)) {
       if (!m[0].includes('%')) continue;
       const h = fromPercentRun(m[0]);
-      if (h) out.push(h);
+      if (h) (out ??= []).push(h);
     }
   }
-  return out;
+  return out ?? NO_FINDS;
 }

@@ -8,7 +8,7 @@
  * in an encoding (encoded.ts), refuses the whole request: a handle is never forwarded as-is.
  */
 import { findEncodedHandles } from './encoded.js';
-import { HANDLE_RE } from './handles.js';
+import { HANDLE_PREFIX, HANDLE_RE } from './handles.js';
 import { refuse, resolveHandle, type InjectContext } from './resolve.js';
 import type { Secret } from './secret.js';
 
@@ -23,8 +23,13 @@ export interface Injection {
 
 export type Used = Map<string, Injection>;
 
-function findHandles(text: string): string[] {
-  return text.match(HANDLE_RE) ?? [];
+/** No handle (nearly every header and target): one empty list for all, never added to. */
+const NO_HANDLES: readonly string[] = Object.freeze([]);
+
+function findHandles(text: string): readonly string[] {
+  // Every handle starts with this literal (HANDLE_RE): text without it holds none, and is not matched.
+  if (!text.includes(HANDLE_PREFIX)) return NO_HANDLES;
+  return text.match(HANDLE_RE) ?? NO_HANDLES;
 }
 
 /** A handle where none may go: the misuse code (wrong host, agent …) outranks the location problem. */

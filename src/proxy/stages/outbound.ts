@@ -60,21 +60,24 @@ function percentDecode(s: string): string {
   return s.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
 }
 
-function found(onFind: (f: OutboundFind) => void, where: string, secret: string): never {
+function found<C>(onFind: (f: OutboundFind, ctx: C) => void, ctx: C, where: string, secret: string): never {
   const f = { secret, where };
-  onFind(f);
+  onFind(f, ctx);
   throw refusal(f);
 }
 
-/** Target and headers as received; throws `secret_in_request` with the find recorded by `onFind`. */
-export function checkHead(known: Scrubber, url: string, rawHeaders: readonly string[], onFind: (f: OutboundFind) => void): void {
+/**
+ * Target and headers as received; throws `secret_in_request` with the find recorded by `onFind`
+ * (given `ctx`: the pipeline passes one function and its exchange, not a closure per request).
+ */
+export function checkHead<C>(known: Scrubber, url: string, rawHeaders: readonly string[], onFind: (f: OutboundFind, ctx: C) => void, ctx?: C): void {
   if (known.empty) return;
   // The scrubber's percent forms escape every reserved byte; an agent may also escape letters
   // (`%66ake…`) or mix: the target is checked decoded too, up to three layers (`%2566…`).
   let target = url;
   for (let i = 0; i < 4; i++) {
     const secret = findSecret(known, target);
-    if (secret !== null) found(onFind, 'the request target', secret);
+    if (secret !== null) found(onFind, ctx as C, 'the request target', secret);
     const next = percentDecode(target);
     if (next === target) break;
     target = next;
@@ -84,7 +87,7 @@ export function checkHead(known: Scrubber, url: string, rawHeaders: readonly str
     if (name.toLowerCase() === 'proxy-authorization') continue;
     const secret = findSecret(known, `${name}: ${rawHeaders[i + 1] ?? ''}`);
     // The header's description (a replace and a slice) is made for a find only, not for every clean line.
-    if (secret !== null) found(onFind, `the request header ${name.replace(/[^\x21-\x7e]/g, '?').slice(0, 60)}`, secret);
+    if (secret !== null) found(onFind, ctx as C, `the request header ${name.replace(/[^\x21-\x7e]/g, '?').slice(0, 60)}`, secret);
   }
 }
 

@@ -122,7 +122,7 @@ export const STAGES: readonly Stage[] = [
     run(x, rt) {
       // A secret value in the target or a header is refused (and alerted) whatever the rules say,
       // checked as the agent sent it, before anything is injected (outbound.ts).
-      checkHead(x.state.scrubbers.known(), x.req.url ?? '', x.req.rawHeaders, (f) => void (x.alert = { code: 'secret_in_request', ...f }));
+      checkHead(x.state.scrubbers.known(), x.req.url ?? '', x.req.rawHeaders, alertOf, x);
       const { agent, target: t } = routed(x);
       checkLookalike(x.state.policy, agent, t.host);
       const facts: RequestFacts = {
@@ -240,10 +240,16 @@ function decided(x: Exchange, rt: Runtime, facts: RequestFacts, d: Decision, ses
 
 /** After injection: the body check is planned, then the exchange takes the injected request. */
 function injected(x: Exchange, rt: Runtime, t: ResolvedTarget, known: Scrubber, r: RequestInjection): void | Promise<void> {
-  const onFind = (f: OutboundFind): void => void (x.alert = { code: 'secret_in_request', ...f });
-  const planned = planBodyCheck(x, r.body, known, onFind, rt.limits.maxBufferedBodyBytes);
+  // No body, nothing to check (planBodyCheck returns at once): no listener made for it.
+  if (!requestHasBody(x.req.headers)) return takeInjection(x, t, r);
+  const planned = planBodyCheck(x, r.body, known, (f) => alertOf(f, x), rt.limits.maxBufferedBodyBytes);
   if (planned === undefined) return takeInjection(x, t, r);
   return planned.then(() => takeInjection(x, t, r));
+}
+
+/** A secret found in the request: the exchange's alert (its record names the secret, never the value). */
+function alertOf(f: OutboundFind, x: Exchange): void {
+  x.alert = { code: 'secret_in_request', ...f };
 }
 
 function takeInjection(x: Exchange, t: ResolvedTarget, r: RequestInjection): void {
