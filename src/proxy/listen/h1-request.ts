@@ -29,6 +29,9 @@ export function checkHeaderLines(): string | null {
   return got === want ? null : `_addHeaderLine built ${got}, expected ${want}`;
 }
 
+const NO_TRAILERS: IncomingHttpHeaders = Object.freeze({});
+const NO_RAW_TRAILERS: string[] = Object.freeze([]) as unknown as string[];
+
 /** Node's maxHeadersCount (2000 fields): req.headers holds at most that many, rawHeaders all. */
 export const MAX_HEADER_PAIRS = 2000 * 2;
 
@@ -40,8 +43,9 @@ export class H1Request extends Readable {
   httpVersion: string;
   headers: IncomingHttpHeaders = {};
   rawHeaders: string[];
-  trailers: IncomingHttpHeaders = {};
-  rawTrailers: string[] = [];
+  /** Empty (one frozen object and list for every request) until a chunked body's trailer section arrives. */
+  trailers: IncomingHttpHeaders = NO_TRAILERS;
+  rawTrailers: string[] = NO_RAW_TRAILERS;
   /** The parser reached the end of this message. */
   complete = false;
   aborted = false;
@@ -67,7 +71,7 @@ export class H1Request extends Readable {
     this.socket = socket;
     this.httpVersionMajor = major;
     this.httpVersionMinor = minor;
-    this.httpVersion = `${major}.${minor}`;
+    this.httpVersion = major === 1 && minor === 1 ? '1.1' : `${major}.${minor}`;
     this.method = method;
     this.url = url;
     this.upgrade = upgrade;
@@ -84,7 +88,8 @@ export class H1Request extends Readable {
   /** Trailer fields of a chunked body. */
   addTrailers(raw: string[]): void {
     this.rawTrailers = raw;
-    const dest = this.trailers as Record<string, unknown>;
+    const dest: Record<string, unknown> = {};
+    this.trailers = dest as IncomingHttpHeaders;
     const n = Math.min(raw.length, MAX_HEADER_PAIRS);
     for (let i = 0; i < n; i += 2) addHeaderLine.call(NO_JOIN, raw[i] as string, raw[i + 1] as string, dest);
   }
