@@ -52,7 +52,14 @@ export function chainBody(rec: AuditRecord): string {
 /** UTF-8 bytes of the line (newline included) that a body of `bodyBytes` UTF-8 bytes makes at `seq`. */
 export function chainLineBytes(bodyBytes: number, seq: number): number {
   // `{"seq":` seq `,"prev":"` 64 hex `",` body without its `{` and `}`, then `,"hash":"` 64 hex `"}\n`.
-  return 7 + String(seq).length + 9 + 64 + 2 + (bodyBytes - 2) + SUFFIX_BYTES + 1;
+  return 7 + digits(seq) + 9 + 64 + 2 + (bodyBytes - 2) + SUFFIX_BYTES + 1;
+}
+
+/** String(n).length for a safe positive integer, without the string (once per record). */
+function digits(n: number): number {
+  let d = 1;
+  for (let p = 10; p <= n; p *= 10) d++;
+  return d;
 }
 
 export function formatChainLine(rec: AuditRecord, seq: number, prev: string): FormattedLine {

@@ -12,6 +12,8 @@
  * - `aborted`   cut short by the client (client_closed) or by the drain deadline at shutdown
  */
 
+import { JsonOut } from './json-out.js';
+
 export type AuditEvent = 'request' | 'tunnel_open' | 'tunnel_close';
 export type AuditOutcome = 'denied' | 'allowed' | 'completed' | 'failed' | 'aborted';
 
@@ -190,14 +192,6 @@ function canonicalApproval(v: unknown): ApprovalNote | undefined {
  */
 export const TURRET_MADE_FIELDS: ReadonlySet<string> = new Set(['time', 'event', 'outcome', 'scheme', 'code', 'client', 'tunnel_id', 'request_id']);
 
-/** Printable ASCII without `"` and `\\`: JSON.stringify quotes such a string as it is. */
-const PLAIN_JSON = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
-/** JSON.stringify(s), without its escaping pass for the strings that need none (nearly all). */
-function quote(s: string): string {
-  return PLAIN_JSON.test(s) ? `"${s}"` : JSON.stringify(s);
-}
-
 /**
  * What the scrubbed copy holds for a string field: `text(v)` for a string (`v` itself for a field
  * Turret makes), `nested` for an object (scrubJson turns a Date or a Buffer into a string), and no
@@ -211,16 +205,19 @@ function scrubbedString(v: unknown, text: ((s: string) => string) | null, nested
 }
 
 /** `key` and the capped scrubbed string, or nothing when the copy holds no string there (canonicalFields' str()). */
-function strField(key: string, v: unknown, text: ((s: string) => string) | null, nested: NestedScrub, outside: (s: string) => string): string {
+function strField(o: JsonOut, key: string, v: unknown, text: ((s: string) => string) | null, nested: NestedScrub, outside: (s: string) => string): void {
   // The common case first, without the call.
-  if (typeof v === 'string') return key + quote(cap(text === null ? v : text(v)));
-  const s = scrubbedString(v, text, nested, outside);
-  return s === undefined ? '' : key + quote(cap(s));
+  const s = typeof v === 'string' ? (text === null ? v : text(v)) : scrubbedString(v, text, nested, outside);
+  if (s === undefined) return;
+  o.ascii(key);
+  o.quoted(cap(s));
 }
 
-function numField(key: string, v: unknown): string {
+function numField(o: JsonOut, key: string, v: unknown): void {
   // A finite number's JSON is its String() (-0 included: both "0").
-  return typeof v === 'number' && Number.isFinite(v) ? key + String(v) : '';
+  if (typeof v !== 'number' || !Number.isFinite(v)) return;
+  o.ascii(key);
+  o.number(v);
 }
 
 /**
@@ -231,15 +228,16 @@ export type NestedScrub = (v: unknown, text: (s: string) => string) => unknown;
 
 /**
  * chainBody(scrubbed) for the record `scrubbed` the record scrub makes of `rec` (`text` over every
- * string field outside TURRET_MADE_FIELDS, `nested` over objects), byte for byte, in one pass:
- * neither the scrubbed copy nor the canonical copy of the record is built, and JSON.stringify
- * runs only for the nested fields and for strings that need escaping (docs/benchmarks.md,
- * "Twelfth pass: audit and decision"). Only the fields a record writes are scrubbed (the copy
- * scrubbed fields normalizeRecord then dropped). Null for a record whose `time`, `event` or
- * `outcome` is not a string, or that is not an object literal (not one Turret makes): the caller
- * serialises the scrubbed copy then.
+ * string field outside TURRET_MADE_FIELDS, `nested` over objects), byte for byte, in one pass,
+ * written as UTF-8 into `o` (json-out.ts): neither the scrubbed copy nor the canonical copy of the
+ * record is built, nor the body as a string; JSON.stringify runs only for the nested fields and
+ * for strings that need escaping (docs/benchmarks.md, "Twelfth pass: audit and decision" and
+ * "Thirteenth pass → auditfast2"). Only the fields a record writes are scrubbed (the copy
+ * scrubbed fields normalizeRecord then dropped). False, with nothing written, for a record whose
+ * `time`, `event` or `outcome` is not a string, or that is not an object literal (not one Turret
+ * makes): the caller serialises the scrubbed copy then.
  */
-export function scrubbedChainBody(rec: AuditRecord, text: (s: string) => string, nested: NestedScrub): string | null {
+export function scrubbedChainBodyInto(rec: AuditRecord, text: (s: string) => string, nested: NestedScrub, o: JsonOut): boolean {
   const { time, event, outcome, agent, scheme, rule } = rec;
   // An object literal's fields are its own (the scrubbed copy keeps own fields only).
   if (
@@ -248,47 +246,79 @@ export function scrubbedChainBody(rec: AuditRecord, text: (s: string) => string,
     (event !== undefined && typeof event !== 'string') ||
     (outcome !== undefined && typeof outcome !== 'string')
   )
-    return null;
+    return false;
   const n = nested;
-  let o = `{"time":${quote(time)}`;
-  if (event !== undefined) o += `,"event":${quote(event)}`;
-  if (outcome !== undefined) o += `,"outcome":${quote(outcome)}`;
+  o.ascii('{"time":');
+  o.quoted(time);
+  if (event !== undefined) {
+    o.ascii(',"event":');
+    o.quoted(event);
+  }
+  if (outcome !== undefined) {
+    o.ascii(',"outcome":');
+    o.quoted(outcome);
+  }
   const ag = scrubbedString(agent, text, n, text);
-  o += ag === undefined ? ',"agent":null' : `,"agent":${quote(cap(ag))}`;
-  o += strField(',"method":', rec.method, text, n, text);
+  if (ag === undefined) o.ascii(',"agent":null');
+  else {
+    o.ascii(',"agent":');
+    o.quoted(cap(ag));
+  }
+  strField(o, ',"method":', rec.method, text, n, text);
   const sc = typeof scheme === 'string' ? scheme : scrubbedString(scheme, null, n, text);
-  if (sc === 'http' || sc === 'https') o += `,"scheme":"${sc}"`;
-  o += strField(',"host":', rec.host, text, n, text);
-  o += numField(',"port":', rec.port);
+  if (sc === 'http') o.ascii(',"scheme":"http"');
+  else if (sc === 'https') o.ascii(',"scheme":"https"');
+  strField(o, ',"host":', rec.host, text, n, text);
+  numField(o, ',"port":', rec.port);
   const p = scrubbedString(rec.path, text, n, text);
-  if (p !== undefined) o += `,"path":${quote(cap(stripQueryValues(p)))}`;
-  o += rule === null ? ',"rule":null' : strField(',"rule":', rule, text, n, text);
-  o += strField(',"reason":', rec.reason, text, n, text);
-  o += strField(',"code":', rec.code, null, n, text);
-  o += numField(',"status":', rec.status);
-  o += numField(',"bytes_in":', rec.bytes_in);
-  o += numField(',"bytes_out":', rec.bytes_out);
-  o += numField(',"duration_ms":', rec.duration_ms);
+  if (p !== undefined) {
+    o.ascii(',"path":');
+    o.quoted(cap(stripQueryValues(p)));
+  }
+  if (rule === null) o.ascii(',"rule":null');
+  else strField(o, ',"rule":', rule, text, n, text);
+  strField(o, ',"reason":', rec.reason, text, n, text);
+  strField(o, ',"code":', rec.code, null, n, text);
+  numField(o, ',"status":', rec.status);
+  numField(o, ',"bytes_in":', rec.bytes_in);
+  numField(o, ',"bytes_out":', rec.bytes_out);
+  numField(o, ',"duration_ms":', rec.duration_ms);
   const { secrets, fingerprints, approval } = rec;
   if (Array.isArray(secrets)) {
     const l = canonicalSecrets(nested(secrets, text));
-    if (l !== undefined) o += `,"secrets":${JSON.stringify(l)}`;
+    if (l !== undefined) {
+      o.ascii(',"secrets":');
+      o.text(JSON.stringify(l));
+    }
   }
   if (fingerprints !== undefined && fingerprints !== null && typeof fingerprints === 'object') {
     const f = canonicalFingerprints(nested(fingerprints, text));
-    if (f !== undefined) o += `,"fingerprints":${JSON.stringify(f)}`;
+    if (f !== undefined) {
+      o.ascii(',"fingerprints":');
+      o.text(JSON.stringify(f));
+    }
   }
-  o += numField(',"redactions":', rec.redactions);
-  o += strField(',"alert":', rec.alert, text, n, text);
-  o += strField(',"alert_secret":', rec.alert_secret, text, n, text);
-  o += strField(',"client":', rec.client, null, n, text);
-  o += strField(',"tunnel_id":', rec.tunnel_id, null, n, text);
-  o += strField(',"request_id":', rec.request_id, null, n, text);
+  numField(o, ',"redactions":', rec.redactions);
+  strField(o, ',"alert":', rec.alert, text, n, text);
+  strField(o, ',"alert_secret":', rec.alert_secret, text, n, text);
+  strField(o, ',"client":', rec.client, null, n, text);
+  strField(o, ',"tunnel_id":', rec.tunnel_id, null, n, text);
+  strField(o, ',"request_id":', rec.request_id, null, n, text);
   if (approval !== undefined && approval !== null && typeof approval === 'object') {
     const a = canonicalApproval(nested(approval, text));
-    if (a !== undefined) o += `,"approval":${JSON.stringify(a)}`;
+    if (a !== undefined) {
+      o.ascii(',"approval":');
+      o.text(JSON.stringify(a));
+    }
   }
-  return `${o}}`;
+  o.ascii('}');
+  return true;
+}
+
+/** scrubbedChainBodyInto as a string (null where it writes nothing): tests, and callers without a JsonOut. */
+export function scrubbedChainBody(rec: AuditRecord, text: (s: string) => string, nested: NestedScrub): string | null {
+  const o = new JsonOut();
+  return scrubbedChainBodyInto(rec, text, nested, o) ? o.toString() : null;
 }
 
 /**

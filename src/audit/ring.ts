@@ -19,6 +19,8 @@
  * the data area is preceded by a wrap marker (text length -1) covering the rest of the area.
  */
 
+import type { JsonOut } from './json-out.js';
+
 /** Control words (Int32 indexes). */
 export const PUB = 0; // published position (event loop writes)
 export const CON = 1; // consumed position (thread writes)
@@ -86,14 +88,47 @@ export class RingWriter {
   }
 
   /**
+   * Points `out` at the free room where the next entry's text goes (json-out.ts), so a record can
+   * be written straight into the ring and published by commit() without a copy. Room that ends at
+   * the end of the data area or at the consumed position; none (`out` starts in its own buffer)
+   * when the next entry would start too close to either.
+   */
+  room(out: JsonOut): void {
+    const { ctl, size, bytes } = this.v;
+    const pub = Atomics.load(ctl, PUB);
+    const off = pub & (size - 1);
+    const free = size - ((pub - Atomics.load(ctl, CON)) | 0);
+    // Leaves 8 bytes for the "\n" and the padding: an entry that fits in `end` fits in the ring.
+    const end = off + Math.min(size - off, free) - 8;
+    if (end - off > ENTRY_HEAD) out.into(bytes, off + ENTRY_HEAD, end);
+    else out.reset();
+  }
+
+  /**
+   * Publishes the text `out` wrote into the room room() gave it, with a "\n" after it, as one entry
+   * of `first`..`last`. False (nothing published) when the text is not there: it went past the
+   * room into `out`'s own buffer, or room() was not called for this entry.
+   */
+  commit(out: JsonOut, first: number, last: number): boolean {
+    const { ctl, size, bytes } = this.v;
+    if (out.buf !== bytes || out.spilled) return false;
+    const pub = Atomics.load(ctl, PUB);
+    const off = pub & (size - 1);
+    if (out.start !== off + ENTRY_HEAD) return false;
+    bytes[out.at] = 0x0a;
+    this.seal(pub, off, 0, out.at + 1 - out.start, first, last);
+    return true;
+  }
+
+  /**
    * Copies the batch into the ring and publishes it, waking the thread only if it went idle (a
    * thread that is not idle comes for it within WRITE_PERIOD_MS on its own). False (nothing
    * written) when the ring has no room for it now; the caller keeps it and tries again later.
    * `bytes` bounds the UTF-8 length of the lines (at most maxText); 3 per UTF-16 unit always does.
    * `nl`: each line is followed by a "\n" (counted in `bytes`), so the caller need not append one.
    */
-  publish(lines: readonly string[] | string, bytes: number, first: number, last: number, nl = false): boolean {
-    const { ctl, size, i32, f64, bytes: buf } = this.v;
+  publish(lines: readonly string[] | string | Buffer, bytes: number, first: number, last: number, nl = false): boolean {
+    const { ctl, size, i32, bytes: buf } = this.v;
     const pub = Atomics.load(ctl, PUB);
     const free = size - ((pub - Atomics.load(ctl, CON)) | 0);
     let off = pub & (size - 1);
@@ -107,9 +142,9 @@ export class RingWriter {
       off = 0;
     }
     let at = off + ENTRY_HEAD;
-    // One record (a string: writer.ts publishes each as it is written) or a batch that waited.
-    if (typeof lines === 'string') {
-      at += buf.write(lines, at);
+    // One record (its bytes, or a string) or a batch that waited.
+    if (typeof lines === 'string' || Buffer.isBuffer(lines)) {
+      at += typeof lines === 'string' ? buf.write(lines, at) : lines.copy(buf, at);
       if (nl) buf[at++] = 0x0a;
     } else {
       for (const l of lines) {
@@ -117,7 +152,13 @@ export class RingWriter {
         if (nl) buf[at++] = 0x0a;
       }
     }
-    const len = at - off - ENTRY_HEAD;
+    this.seal(pub, off, skip, at - off - ENTRY_HEAD, first, last);
+    return true;
+  }
+
+  /** Writes the head of the entry at `off` with `len` bytes of text and publishes it. */
+  private seal(pub: number, off: number, skip: number, len: number, first: number, last: number): void {
+    const { ctl, i32, f64 } = this.v;
     i32[off >> 2] = pad8(ENTRY_HEAD + len);
     i32[(off >> 2) + 1] = len;
     f64[(off >> 3) + 1] = first;
@@ -128,7 +169,6 @@ export class RingWriter {
     // Loaded after the store above: a thread that declared itself idle before this publish either
     // saw the new position (idle() looks after declaring) or is seen idle here and woken.
     if (Atomics.load(ctl, IDLE) === 1 && Atomics.compareExchange(ctl, IDLE, 1, 0) === 1) this.wake();
-    return true;
   }
 
   /** Asks the thread to say `space` once it frees room; true if there is room already (try again now). */

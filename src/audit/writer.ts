@@ -25,6 +25,7 @@ import { dirname } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { TurretError } from '../core/errors.js';
 import { chainBody, chainLineBytes, formatChainLine, GENESIS_PREV } from './line.js';
+import { JsonOut } from './json-out.js';
 import { DONE_BYTES, doneWord, initProgress } from './chain-head.js';
 import { chainTail, opened, startThread } from './writer-start.js';
 import { normalizeRecord, type AuditRecord } from './record.js';
@@ -50,6 +51,13 @@ export interface AuditLogOptions {
    * reduces the record as a throwing `scrub` does.
    */
   body?: (rec: AuditRecord) => string;
+  /**
+   * Instead of `body`: writes that body's UTF-8 bytes into `out` (proxy/record-scrub.ts
+   * scrubbedBodyInto), which the log points at the hand-over ring's free room, so the body is
+   * never a string (docs/benchmarks.md, "Thirteenth pass → auditfast2"). A throw reduces the
+   * record as a throwing `scrub` does, whatever it had written.
+   */
+  bodyInto?: (rec: AuditRecord, out: JsonOut) => void;
   /** datasync after each batch of appended lines. Slower; survives power loss. */
   fsync?: boolean;
   /**
@@ -99,13 +107,14 @@ function reduced(rec: AuditRecord): AuditRecord {
   return { time: rec.time, event: rec.event, outcome: rec.outcome, agent: rec.agent, reason: 'audit scrubber failed; record reduced' };
 }
 
-/** The body of `rec` scrubbed (AuditLogOptions.body or .scrub), reduced when the scrubber fails. */
-function bodyOf(rec: AuditRecord, o: AuditLogOptions): string {
-  if (o.body === undefined) return chainBody(prepare(rec, o.scrub));
+/** Writes the body of `rec` scrubbed (AuditLogOptions.bodyInto, .body or .scrub) into `out`, reduced when the scrubber fails. */
+function bodyInto(rec: AuditRecord, o: AuditLogOptions, out: JsonOut): void {
   try {
-    return o.body(rec);
+    if (o.bodyInto !== undefined) o.bodyInto(rec, out);
+    else out.text(o.body === undefined ? chainBody(prepare(rec, o.scrub)) : o.body(rec));
   } catch {
-    return chainBody(reduced(rec));
+    out.restart();
+    out.text(chainBody(reduced(rec)));
   }
 }
 
@@ -183,6 +192,9 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   let confirmed = seq;
   let restarts = 0;
   let thread: Worker | null = null;
+  // Where write() puts a body (json-out.ts), and whether it is putting one there now.
+  const scratch = new JsonOut();
+  let writing = false;
 
   function fail(err: Error): void {
     firstError ??= err;
@@ -282,38 +294,42 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
   }
 
   /**
-   * Hands record `s` (its body, line.ts chainBody) over: straight into the ring when nothing waits
-   * before it and there is room (the thread comes for it within one period), else after the
-   * batches that wait for room. Each body goes in with a "\n" after it.
+   * Hands record `s` (its body, line.ts chainBody, written in `out`) over: published where it was
+   * written when room() put it in the ring, else copied in, when nothing waits before it and there
+   * is room (the thread comes for it within one period), else after the batches that wait for
+   * room. Each body goes in with a "\n" after it. `nested`: written while another record was
+   * being written (its scrubber wrote one), whose body may be in the ring's free room: this one
+   * waits in `pending` and goes in after that one.
    */
-  function handOver(line: string, s: number): void {
+  function handOver(out: JsonOut, s: number, nested: boolean): void {
     if (thread === null) {
       if (lostFrom === 0) lostFrom = s;
       timer ??= setTimeout(reportLost, BATCH_DELAY_MS);
       return;
     }
-    // 3 bytes per UTF-16 unit bound the UTF-8 length without measuring it. The limit is on the
-    // chained line the thread makes of it, as when the event loop chained it.
-    let bytes = line.length * 3 + 1;
-    let lost = false;
-    if (chainLineBytes(bytes, s) > ring.maxText) {
-      bytes = Buffer.byteLength(line);
-      const lineBytes = chainLineBytes(bytes, s);
-      bytes += 1;
-      if (lineBytes > ring.maxText) {
-        fail(new Error(`audit record seq ${s} is ${lineBytes} bytes, more than the hand-over ring takes (${ring.maxText}); it is lost`));
-        // An empty entry (no line, no "\n") keeps its seq, so the thread's done counter still passes it.
-        lost = true;
-        bytes = 0;
-      }
+    // The limit is on the chained line the thread makes of it, as when the event loop chained it.
+    const lineBytes = chainLineBytes(out.length, s);
+    if (lineBytes > ring.maxText) {
+      // An empty entry (no line, no "\n") keeps its seq, so the thread's done counter still passes it.
+      enqueue(null, 0, s, nested);
+      fail(new Error(`audit record seq ${s} is ${lineBytes} bytes, more than the hand-over ring takes (${ring.maxText}); it is lost`));
+      return;
     }
-    if (pending.length === 0 && ring.publish(lost ? [] : line, bytes, s, s, true)) return;
+    const bytes = out.length + 1;
+    if (!nested && pending.length === 0 && (ring.commit(out, s, s) || ring.publish(out.bytes(), bytes, s, s, true))) return;
+    enqueue(out.toString(), bytes, s, nested);
+  }
+
+  /** Record `s` (`line` of `bytes` UTF-8 bytes with its "\n"; null: lost) into the ring, or after what waits. */
+  function enqueue(line: string | null, bytes: number, s: number, nested: boolean): void {
+    if (!nested && pending.length === 0 && ring.publish(line ?? [], bytes, s, s, true)) return;
     const last = pending.at(-1);
-    if (last !== undefined && last.bytes + bytes <= Math.min(PENDING_BATCH_BYTES, ring.maxText) && !lost && last.lines.length > 0) {
+    if (last !== undefined && line !== null && last.bytes + bytes <= Math.min(PENDING_BATCH_BYTES, ring.maxText) && last.lines.length > 0) {
       last.lines.push(line);
       last.bytes += bytes;
       last.last = s;
-    } else pending.push({ first: s, last: s, lines: lost ? [] : [line], bytes });
+    } else pending.push({ first: s, last: s, lines: line === null ? [] : [line], bytes });
+    if (nested) return;
     confirm();
     drain();
   }
@@ -340,11 +356,21 @@ export async function openAuditLog(o: AuditLogOptions): Promise<AuditLog> {
     path,
     write(rec: AuditRecord): void {
       if (closed) throw new TurretError('internal_error', 'audit log is closed');
-      const body = bodyOf(rec, o);
+      const nested = writing;
+      // The body goes straight into the ring's free room when it can be published there.
+      const out = nested ? new JsonOut() : scratch;
+      if (!nested && thread !== null && pending.length === 0) ring.room(out);
+      else out.reset();
+      writing = true;
+      try {
+        bodyInto(rec, o, out);
+      } finally {
+        writing = nested;
+      }
       seq += 1;
       // A crash can lose the records not yet appended: those of about the last BATCH_DELAY_MS,
       // plus more only while the disk is slower than the traffic (docs/operations.md).
-      handOver(body, seq);
+      handOver(out, seq, nested);
     },
     flush,
     async close(): Promise<void> {

@@ -19,7 +19,7 @@ import { Runtime } from '../proxy/runtime.js';
 import { startProxyServer } from '../proxy/listen/server.js';
 import { KEY_FILE, loadKeyRing } from '../secrets/keys.js';
 import { recordLine } from '../proxy/record-line.js';
-import { scrubbedBody } from '../proxy/record-scrub.js';
+import { scrubbedBodyInto } from '../proxy/record-scrub.js';
 import { caKeyMode, caPaths, loadOrCreateCa } from '../tls/ca.js';
 import { adminToken, agentCredentials, closeAuditBy, countedSink, fileMode, lastWins, parseDrainTimeout, type OpsOptions } from './start-ops.js';
 import { parseLimits } from './limits.js';
@@ -89,7 +89,7 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   const auditSink: AuditSink = auditPath
     ? await openAuditLog({
         path: auditPath,
-        body: (rec) => scrubbedBody(rec, lineScrubber()),
+        bodyInto: (rec, out) => scrubbedBodyInto(rec, lineScrubber(), out),
         onError: (e) => {
           metrics.auditErrors.inc();
           if (rt && rt.auditFailure === null) rt.auditFailure = e.message;

@@ -12,7 +12,8 @@
  * "Twelfth pass: audit and decision").
  */
 import { chainBody } from '../audit/line.js';
-import { scrubbedChainBody, TURRET_MADE_FIELDS, type AuditRecord } from '../audit/record.js';
+import type { JsonOut } from '../audit/json-out.js';
+import { scrubbedChainBody, scrubbedChainBodyInto, TURRET_MADE_FIELDS, type AuditRecord } from '../audit/record.js';
 import { scrubJson } from '../scrub/json.js';
 
 /** A copy of `rec` with the text of every field that can carry outside text passed through `text`. */
@@ -45,6 +46,15 @@ function scrubNested(v: unknown, text: (s: string) => string): unknown {
  */
 export function scrubbedBody(rec: AuditRecord, text: (s: string) => string): string {
   return scrubbedChainBody(rec, text, scrubNested) ?? chainBody(scrubRecordText(rec, text));
+}
+
+/**
+ * scrubbedBody's bytes, written into `out` (the file log's writer, audit/writer.ts bodyInto):
+ * no string of the body is made for a record Turret makes. A throw (the scrubber failed) can
+ * leave part of a body in `out`; the writer starts it again then.
+ */
+export function scrubbedBodyInto(rec: AuditRecord, text: (s: string) => string, out: JsonOut): void {
+  if (!scrubbedChainBodyInto(rec, text, scrubNested, out)) out.text(chainBody(scrubRecordText(rec, text)));
 }
 
 // The two nested shapes a request record has when it injected a secret (`secrets`, a list of

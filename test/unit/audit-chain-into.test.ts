@@ -38,7 +38,7 @@ function record(i: number): AuditRecord {
 test('chainInto over chainBody gives formatChainLine byte for byte, chained', () => {
   let prev = GENESIS_PREV;
   let big = Buffer.alloc(0);
-  for (const [i, seq] of [1, 2, 9, 10, 99, 100, 12345, 2 ** 40, Number.MAX_SAFE_INTEGER].entries()) {
+  for (const [i, seq] of [1, 2, 9, 10, 99, 100, 999, 1000, 12345, 999999999, 1e9, 2 ** 40, 1e15 - 1, 1e15, Number.MAX_SAFE_INTEGER].entries()) {
     for (let k = 0; k < texts.length * 2; k++) {
       const rec = record(i * 100 + k);
       const want = formatChainLine(rec, seq, prev);

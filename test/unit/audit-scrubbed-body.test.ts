@@ -18,6 +18,7 @@ import { BUILTIN_PATTERNS, compilePatterns } from '../../src/scrub/patterns.js';
 import { compileScrubber } from '../../src/scrub/scrubber.js';
 import { recordLine } from '../../src/proxy/record-line.js';
 import { scrubbedBody, scrubRecordText } from '../../src/proxy/record-scrub.js';
+import { recordCarriers, secretForms } from '../helpers/record-secrets.js';
 
 const ring = keyRingFrom(randomBytes(32));
 const secret = `fake_${randomBytes(16).toString('hex')}`;
@@ -33,31 +34,8 @@ function both(rec: AuditRecord): string {
 
 const base = (): AuditRecord => ({ time: '2026-12-01T21:00:00.123Z', event: 'request', outcome: 'completed', agent: 'a' });
 
-/** The secret as an agent or upstream may spell it in text that ends up in a record. */
-const forms: Record<string, string> = {
-  raw: secret,
-  upper: secret.toUpperCase(),
-  percent: [...secret].map((c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join(''),
-  base64: Buffer.from(secret).toString('base64'),
-  base64url: Buffer.from(secret).toString('base64url'),
-  basic: Buffer.from(`user:${secret}`).toString('base64'),
-};
-
-/** Every field a secret can reach: from the request line and headers, the upstream, errors, operators. */
-const carriers: Array<[string, (s: string) => Partial<AuditRecord>]> = [
-  ['agent', (s) => ({ agent: s })],
-  ['method', (s) => ({ method: s })],
-  ['host', (s) => ({ host: `${s}.example` })],
-  ['path', (s) => ({ path: `/a/${s}/b` })],
-  ['query name', (s) => ({ path: `/a?${s}=1&b=2` })],
-  ['rule', (s) => ({ rule: `rules/${s}.yaml:1` })],
-  ['reason (error text)', (s) => ({ reason: `upstream said: ${s}` })],
-  ['secrets', (s) => ({ secrets: ['ok', s] })],
-  ['fingerprint name', (s) => ({ fingerprints: { [s]: 'abc' } })],
-  ['fingerprint value', (s) => ({ fingerprints: { gh: s } })],
-  ['alert', (s) => ({ alert: s, alert_secret: s })],
-  ['approval', (s) => ({ approval: { id: `ap ${s}`, decision: 'denied', by: s, at: s, until: s, message: `x ${s}` } })],
-];
+const forms = secretForms(secret);
+const carriers = recordCarriers;
 
 test('a secret in each field that can carry one, in each spelling, is scrubbed, and the fused body equals the copy-based one', () => {
   for (const [what, make] of carriers) {
