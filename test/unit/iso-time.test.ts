@@ -34,3 +34,17 @@ test('isoTime throws like toISOString for an invalid date, and goes on right aft
   assert.throws(() => isoTime(new Date(8.64e15 + 1)), RangeError);
   assert.equal(isoTime(d), d.toISOString());
 });
+
+test('isoTime of a time value (Date.now()) equals new Date(value).toISOString(), fractions and invalid values included', () => {
+  const base = Date.UTC(2026, 11, 2, 0, 30, 0);
+  const values = [0, -0, 1, -1, 999, 1000, -1001, 1.5, -1.5, 999.9, 1000.0001, base, base + 1, base + 999, base + 999.99, base + 1000, 8.64e15, -8.64e15];
+  for (const v of values) {
+    assert.equal(isoTime(v), new Date(v).toISOString(), `at ${v}`);
+    assert.equal(isoTime(v), new Date(v).toISOString(), `again at ${v}`);
+  }
+  for (let ms = base; ms < base + 2500; ms += 7) assert.equal(isoTime(ms), new Date(ms).toISOString(), `at ${ms}`);
+  for (const bad of [Number.NaN, Infinity, -Infinity, 8.64e15 + 1, -8.64e15 - 1]) {
+    assert.throws(() => isoTime(bad), RangeError, `${bad}`);
+    assert.equal(isoTime(base), new Date(base).toISOString());
+  }
+});
