@@ -98,8 +98,8 @@ export class RingWriter {
     const pub = Atomics.load(ctl, PUB);
     const off = pub & (size - 1);
     const free = size - ((pub - Atomics.load(ctl, CON)) | 0);
-    // Leaves 8 bytes for the "\n" and the padding: an entry that fits in `end` fits in the ring.
-    const end = off + Math.min(size - off, free) - 8;
+    // Leaves a byte for the "\n"; the entry's padding fits, as both bounds are multiples of 8.
+    const end = off + Math.min(size - off, free) - 1;
     if (end - off > ENTRY_HEAD) out.into(bytes, off + ENTRY_HEAD, end);
     else out.reset();
   }

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { verifyAuditChains } from '../../src/audit/chains.js';
 import { JsonOut } from '../../src/audit/json-out.js';
+import { CON, createRing, PUB, RingReader, RingWriter } from '../../src/audit/ring.js';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { openAuditLog, type AuditLog } from '../../src/audit/writer.js';
 import { keyRingFrom } from '../../src/secrets/keys.js';
@@ -260,4 +261,62 @@ test('a full disk under the byte body: reported with its code, and close() rejec
   assert.equal((errors[0] as NodeJS.ErrnoException | undefined)?.code, 'ENOSPC');
   assert.match(errors[0]!.message, /records 1 to \d+ are lost/);
   await assert.rejects(log.close(), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOSPC');
+});
+
+test('a body written into the ring room: committed whole or not at all, never past the consumed position or the end, read back in order', () => {
+  const SIZE = 4096;
+  const sab = createRing(SIZE);
+  const w = new RingWriter(sab);
+  const r = new RingReader(sab);
+  const ctl = new Int32Array(sab, 0, 2);
+  const out = new JsonOut(64);
+  const sent: string[] = [];
+  let got = 0;
+  const readAll = (): void => {
+    for (let e = r.next(); e !== null; e = r.next()) {
+      const t = r.text(e).toString('latin1');
+      assert.equal(e.first, got + 1);
+      assert.equal(t, `${sent[got]}\n`, `entry ${got + 1}`);
+      got++;
+    }
+    r.consume();
+  };
+  let committed = 0;
+  // Lengths that end a body at every byte of the room's last 8, at every offset, the ring filling
+  // up until a publish is refused, then emptied.
+  for (let k = 1; k <= 3000; k++) {
+    const body = `${k}:${'abcdefgh'.repeat(40)}`.slice(0, 1 + ((k * 37) % 300));
+    sent.push(body);
+    w.room(out);
+    out.ascii(body);
+    if (w.commit(out, k, k)) committed++;
+    else if (!w.publish(out.bytes(), body.length + 1, k, k, true)) {
+      readAll();
+      assert.ok(w.publish(Buffer.from(body), body.length + 1, k, k, true));
+    }
+    const used = (Atomics.load(ctl, PUB) - Atomics.load(ctl, CON)) | 0;
+    assert.ok(used >= 0 && used <= SIZE, `entry ${k}: ${used} bytes in use`);
+  }
+  readAll();
+  assert.equal(got, sent.length);
+  assert.ok(committed > sent.length / 2, `${committed} written in place`);
+});
+
+test('a body is not committed where the ring has published something else since room() gave it its place', () => {
+  const sab = createRing(4096);
+  const w = new RingWriter(sab);
+  const r = new RingReader(sab);
+  const out = new JsonOut();
+  w.room(out);
+  out.ascii('{"first":1}');
+  assert.ok(w.publish('{"other":2}', 12, 1, 1, true));
+  assert.equal(w.commit(out, 2, 2), false);
+  const e = r.next();
+  assert.equal(e === null ? null : r.text(e).toString(), '{"other":2}\n');
+  assert.equal(r.next(), null);
+  // Written in its own buffer: not in the ring, not committed.
+  out.reset();
+  out.ascii('{"own":3}');
+  assert.equal(w.commit(out, 2, 2), false);
+  assert.equal(r.next(), null);
 });
