@@ -52,6 +52,53 @@ export function noteClean(owner: object, text: string, handles = true): void {
   m.add(text);
 }
 
+/**
+ * Header lines a detector found nothing in, kept by name, then value: `${name}: ${value}` is what
+ * was checked (outbound.ts), but a line already known clean is found without building and hashing
+ * that string. Each (name, value) pair stands for exactly one line, so two pairs that make the
+ * same line (`a: b` + `c`, `a` + `b: c`) are kept apart and each only as clean as its own line.
+ * Bounded like the strings: MAX_ENTRIES values over all names, cleared when full; the same limits
+ * on what is kept (the whole line at most MAX_LENGTH, printable ASCII).
+ */
+interface PairMemo {
+  names: Map<string, Set<string>>;
+  size: number;
+}
+
+const pairMemos = new WeakMap<object, PairMemo>();
+
+/** True when `owner` already found nothing in the line `${name}: ${value}`. */
+export function knownCleanPair(owner: object, name: string, value: string): boolean {
+  return pairMemos.get(owner)?.names.get(name)?.has(value) === true;
+}
+
+/** Remember that `owner` found nothing in the line `${name}: ${value}` (handles as a plain string: see noteClean). */
+export function noteCleanPair(owner: object, name: string, value: string): void {
+  if (name.length + value.length + 2 > MAX_LENGTH || !PRINTABLE_ASCII.test(name) || !PRINTABLE_ASCII.test(value)) return;
+  let m = pairMemos.get(owner);
+  if (!m) {
+    m = { names: new Map(), size: 0 };
+    pairMemos.set(owner, m);
+  }
+  if (m.size >= MAX_ENTRIES) {
+    m.names.clear();
+    m.size = 0;
+  }
+  let values = m.names.get(name);
+  if (!values) {
+    values = new Set();
+    m.names.set(name, values);
+  }
+  if (values.has(value)) return;
+  values.add(value);
+  m.size++;
+}
+
+/** The number of pairs `owner` keeps (for tests of the bound). */
+export function cleanPairCount(owner: object): number {
+  return pairMemos.get(owner)?.size ?? 0;
+}
+
 /** `scrub(text)`, skipped for a string `owner` already left unchanged. */
 export function scrubUnlessClean(owner: object, text: string, scrub: (t: string) => string): string {
   if (knownClean(owner, text)) return text;

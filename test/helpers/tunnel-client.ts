@@ -15,7 +15,8 @@ export interface TunnelAnswer {
 }
 
 export interface TunnelClient {
-  get(path: string): Promise<TunnelAnswer>;
+  /** A GET, with these request headers besides the agent's own. */
+  get(path: string, headers?: http.OutgoingHttpHeaders): Promise<TunnelAnswer>;
   /** Tunnels opened so far. */
   tunnels(): number;
   close(): void;
@@ -32,9 +33,9 @@ export function keepAliveTunnel(o: { proxyPort: number; auth: string; host: stri
     c.end();
     return undefined;
   };
-  const get = (p: string): Promise<TunnelAnswer> =>
+  const get = (p: string, headers?: http.OutgoingHttpHeaders): Promise<TunnelAnswer> =>
     new Promise((resolve, reject) => {
-      const req = https.request({ host: o.host, port: o.port, path: p, agent }, (res) => {
+      const req = https.request({ host: o.host, port: o.port, path: p, agent, headers }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));

@@ -30,7 +30,7 @@ import { readBody } from '../../secrets/body.js';
 import type { Readable } from 'node:stream';
 import { requestHasBody, type BodyPlan } from '../../secrets/body.js';
 import type { Exchange } from './exchange.js';
-import { knownClean, noteClean } from '../clean-strings.js';
+import { knownClean, knownCleanPair, noteClean, noteCleanPair } from '../clean-strings.js';
 
 export interface OutboundFind {
   secret: string;
@@ -84,8 +84,15 @@ export function checkHead<C>(known: Scrubber, url: string, rawHeaders: readonly 
   }
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? '';
-    if (name.toLowerCase() === 'proxy-authorization') continue;
-    const secret = findSecret(known, `${name}: ${rawHeaders[i + 1] ?? ''}`);
+    const value = rawHeaders[i + 1] ?? '';
+    // A line known clean costs two lookups, not a string built and hashed (clean-strings.ts).
+    if (knownCleanPair(known, name, value)) continue;
+    if (name.length === 19 && name.toLowerCase() === 'proxy-authorization') continue;
+    const line = `${name}: ${value}`;
+    const secret = known.scrubBuffer(Buffer.from(line, 'latin1')).redactions[0]?.id ?? null;
+    // Kept clean by name and value, as findSecret keeps a string (no token patterns: a header
+    // with a handle is kept too).
+    if (secret === null) noteCleanPair(known, name, value);
     // The header's description (a replace and a slice) is made for a find only, not for every clean line.
     if (secret !== null) found(onFind, ctx as C, `the request header ${name.replace(/[^\x21-\x7e]/g, '?').slice(0, 60)}`, secret);
   }
