@@ -99,6 +99,14 @@ export class H1Conn {
   private idleTimerMs = 0;
   /** Parked: idleTimer is armed. */
   private idling = false;
+  /**
+   * The socket is unref'd: it idled past UNREF_AFTER_MS. A parked connection must not keep the
+   * process alive (a CLI command or script whose last request is done exits, its pool unclosed),
+   * but unref on every park and ref on every send was two calls through node's Socket and
+   * TLSWrap's method proxy per request: the socket stays ref'd while requests follow each other
+   * and is unref'd by the idle timer's first phase.
+   */
+  private unrefd = false;
   private headersTimer: NodeJS.Timeout | null = null;
   private bodyTimer: NodeJS.Timeout | null = null;
   /** Which of the two is armed. */
@@ -373,19 +381,38 @@ export class H1Conn {
   park(): void {
     this.reused = true;
     this.idling = true;
-    if (this.idleTimer !== null && this.idleTimerMs === this.idleMs) this.idleTimer.refresh();
-    else {
-      if (this.idleTimer !== null) clearTimeout(this.idleTimer);
-      this.idleTimer = setTimeout(idleExpired, this.idleMs, this);
-      this.idleTimer.unref();
-      this.idleTimerMs = this.idleMs;
-    }
-    this.socket.unref();
+    // Two phases: UNREF_AFTER_MS (or idleMs when shorter) still ref'd, then unref'd for the rest
+    // of idleMs. A connection taken within the first phase (the busy case) is never unref'd.
+    const first = this.unrefd ? this.idleMs : Math.min(UNREF_AFTER_MS, this.idleMs);
+    this.armIdle(first);
   }
 
-  /** The idle timer fired: closes the connection if it is still parked. */
+  private armIdle(ms: number): void {
+    if (this.idleTimer !== null && this.idleTimerMs === ms) this.idleTimer.refresh();
+    else {
+      if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(idleExpired, ms, this);
+      this.idleTimer.unref();
+      this.idleTimerMs = ms;
+    }
+  }
+
+  /**
+   * The idle timer fired: if the connection is still parked, the first phase unrefs its socket
+   * and waits out the rest of idleMs; the second (or a first as long as idleMs) closes it.
+   */
   idleExpired(): void {
-    if (this.idling) this.destroy(null);
+    if (!this.idling) return;
+    if (!this.unrefd) {
+      this.unrefd = true;
+      this.socket.unref();
+      const rest = this.idleMs - this.idleTimerMs;
+      if (rest > 0) {
+        this.armIdle(rest);
+        return;
+      }
+    }
+    this.destroy(null);
   }
 
   private onEnd(): void {
@@ -437,7 +464,10 @@ export class H1Conn {
   /** Sends `call`'s request on this (idle or new) connection. */
   send(call: Call): void {
     this.idling = false;
-    this.socket.ref();
+    if (this.unrefd) {
+      this.unrefd = false;
+      this.socket.ref();
+    }
     this.call = call;
     call.conn = this;
     const req = call.req;
@@ -657,6 +687,13 @@ function ignore(): void {}
 function closeParser(p: Parser): void {
   p.close();
 }
+
+/**
+ * How long a parked connection keeps its socket ref'd (upstream-h1.ts park): a process whose only
+ * handles are parked connections exits this much later than it would with the socket unref'd at
+ * once.
+ */
+export const UNREF_AFTER_MS = 50;
 
 function idleExpired(c: H1Conn): void {
   c.idleExpired();
