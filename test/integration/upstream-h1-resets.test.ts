@@ -17,7 +17,7 @@ import { header } from '../helpers/http-wire.js';
 
 const CHUNKED_HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n';
 // With a line feed: the scrubber releases held bytes up to the last one after a quiet spell
-// (forward.ts IDLE_FLUSH_MS), so these reach the client while the upstream waits.
+// (respond-upstream.ts IDLE_FLUSH_MS), so these reach the client while the upstream waits.
 const FIRST_CHUNK = 'b\r\nfirst-part\n\r\n';
 
 interface Case {

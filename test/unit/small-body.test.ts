@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { respondSmall, type SmallBody } from '../../src/proxy/stages/small-body.js';
-import { upstreamError } from '../../src/proxy/stages/forward.js';
+import { upstreamError } from '../../src/proxy/stages/respond-upstream.js';
 import { isTurretError } from '../../src/core/errors.js';
 import type { Exchange } from '../../src/proxy/stages/exchange.js';
 

@@ -5,7 +5,7 @@
  * over a socket from the pool's guarded connect (same resolver, CA, rule exceptions) and parses
  * the answer:
  *
- *   'response' (not 101): relayed like any response (forward.ts `respond`: headers scrubbed,
+ *   'response' (not 101): relayed like any response (respond-upstream.ts `respond`: headers scrubbed,
  *     framing decoded by Node's parser, codings checked and decoded, body scrubbed), then closed.
  *   'upgrade' (101): the head is scrubbed and sent, then frames are relayed:
  *     upstream → client: every message and control payload scrubbed (scrub/ws-frames.ts)
@@ -30,7 +30,7 @@ import { injectMessage, messageMode } from '../../secrets/ws-message.js';
 import type { Used } from '../../secrets/inject.js';
 import { newExchange, routed, targetUrl, type ClientRequest, type Exchange, type Tunnel } from '../stages/exchange.js';
 import { finishExchange } from '../stages/finish.js';
-import { respond, upstreamError } from '../stages/forward.js';
+import { respond, upstreamError } from '../stages/respond-upstream.js';
 import { injectContext, STAGES } from '../stages/pipeline.js';
 import { sendErrorRaw } from '../stages/respond.js';
 import type { Runtime } from '../runtime.js';
