@@ -23,6 +23,7 @@ import { agentToken, basic, rawConnect } from '../test/helpers/ops.js';
 import { readResponse } from '../test/helpers/raw-proxy.js';
 import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
 import { startTurret, type TurretProc } from '../test/helpers/turret.js';
+import { YOUNG_GENERATION_FLAG } from '../src/cli/heap.js';
 
 const TUNNELS = Number(process.env.BENCH_FAULTS_TUNNELS ?? 500);
 const REQUESTS = Number(process.env.BENCH_FAULTS_REQUESTS ?? 2_000);
@@ -59,6 +60,7 @@ async function openTunnel(t: TurretProc, up: FaultUpstream, auth: string, ca: Bu
 async function benchTunnels(out: Record<string, number>): Promise<void> {
   const up = await startFaultUpstream();
   const t = await startTurret({
+    node: [YOUNG_GENERATION_FLAG], // as the launchers start it (src/cli/heap.ts)
     rules: { 'r.yaml': RULES },
     args: ['--limit', `max_tunnels_per_agent=${TUNNELS + 10}`],
   });
@@ -129,7 +131,7 @@ async function agentB(t: TurretProc, up: FaultUpstream, auth: string): Promise<n
 
 async function benchStarve(out: Record<string, number>): Promise<void> {
   const up = await startFaultUpstream();
-  const t = await startTurret({ rules: { 'r.yaml': RULES } });
+  const t = await startTurret({ rules: { 'r.yaml': RULES }, node: [YOUNG_GENERATION_FLAG] });
   const hung: net.Socket[] = [];
   try {
     const authA = basic('agent-a', await agentToken(t, 'agent-a'));

@@ -21,6 +21,7 @@ import { startTurret, type TurretProc } from '../test/helpers/turret.js';
 import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
 import { FIXTURES } from '../test/helpers/upstream.js';
 import { curlThrough, peakRssMb } from './through-turret.js';
+import { YOUNG_GENERATION_FLAG } from '../src/cli/heap.js';
 
 const TOTAL = 32 * 1024 * 1024;
 const ROUNDS = 6;
@@ -87,7 +88,7 @@ export async function benchOutbound(): Promise<Record<string, number>> {
     for (const [mode, n] of modes) {
       const env: Record<string, string> = {};
       for (let i = 0; i < n; i++) env[`BENCH_S${i}`] = `fake_${randomBytes(16).toString('hex')}`;
-      const t = await startTurret({ rules: { 'bench.yaml': rules(port, n) }, env, args: ['--admin', 'off'] });
+      const t = await startTurret({ rules: { 'bench.yaml': rules(port, n) }, env, args: ['--admin', 'off'], node: [YOUNG_GENERATION_FLAG] });
       const e = await t.cli(['env', '--agent', 'bench']);
       procs.push({ mode, t, token: decodeURIComponent(/HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(e.stdout)?.[1] ?? ''), runs: [] });
     }

@@ -30,6 +30,7 @@ import { httpsClient, type Client } from './peers-load.js';
 import { jsonBlock } from './scrub.js';
 import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
 import { curlThrough } from './through-turret.js';
+import { YOUNG_GENERATION_FLAG } from '../src/cli/heap.js';
 
 const TOTAL = 100 * 1024 * 1024;
 const ROUNDS = Number(process.env.BENCH_LAT_ROUNDS ?? 3);
@@ -141,6 +142,7 @@ export async function benchScrubLatency(): Promise<Record<string, number>> {
         rules: { 'bench.yaml': rules(up.port, bigPort) },
         env: { ...env, NODE_OPTIONS: `--import ${preload}`, BENCH_ELD_FILE: file },
         args: ['--admin', 'off'],
+        node: [YOUNG_GENERATION_FLAG], // as the launchers start it (src/cli/heap.ts)
       });
       const e = await t.cli(['env', '--agent', 'bench']);
       const token = /HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(e.stdout)?.[1] ?? '';

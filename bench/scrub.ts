@@ -40,6 +40,7 @@ import { startTurret, type TurretProc } from '../test/helpers/turret.js';
 import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
 import { startUpstream } from '../test/helpers/upstream.js';
 import { curlThrough, peakRssMb } from './through-turret.js';
+import { YOUNG_GENERATION_FLAG } from '../src/cli/heap.js';
 
 const TOTAL = 100 * 1024 * 1024;
 const ALONE_TOTAL = Number(process.env.BENCH_SCRUB_MB ?? 100) * 1024 * 1024;
@@ -221,7 +222,7 @@ export async function benchScrub(): Promise<Record<string, number>> {
   const turrets: { t: TurretProc; token: string; url: string }[] = [];
   try {
     for (const { scanned, kind, start } of modes) {
-      const t = await start({ rules: { 'bench.yaml': rules(up.port, scanned) }, env, args: ['--admin', 'off'] });
+      const t = await start({ rules: { 'bench.yaml': rules(up.port, scanned) }, env, args: ['--admin', 'off'], node: [YOUNG_GENERATION_FLAG] });
       const e = await t.cli(['env', '--agent', 'bench']);
       const token = /HTTPS_PROXY='http:\/\/bench:([^@]+)@/.exec(e.stdout)?.[1] ?? '';
       const url = `https://big.turret.test:${up.port}/${kind}`;

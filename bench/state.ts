@@ -22,6 +22,7 @@ import { LOOPBACK, type RuleFile } from '../test/helpers/rules.js';
 import { startTurret } from '../test/helpers/turret.js';
 import { startUpstreams, type Ports } from './peers.js';
 import { runWrk } from './peers-procs.js';
+import { YOUNG_GENERATION_FLAG } from '../src/cli/heap.js';
 
 const HOST = 'echo.turret.test';
 const RUNS = 3;
@@ -39,6 +40,7 @@ function rules(limit: boolean, redisUrl: string | null): RuleFile {
 
 async function throughput(ports: Ports, o: { limit: boolean; redis: RedisServer | null; workers: number }): Promise<{ rps: number; p50: number }> {
   const t = await startTurret({
+    node: [YOUNG_GENERATION_FLAG], // as the launchers start it (src/cli/heap.ts)
     rules: { 'bench.yaml': rules(o.limit, o.redis?.url ?? null) },
     args: ['--admin', 'off', '--no-watch', ...(o.workers > 1 ? ['--workers', String(o.workers)] : [])],
     startTimeoutMs: 120_000,
