@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { agentToken, startTurret, until, waitForLog, type TurretProc } from '../helpers/turret.js';
+import { basic } from '../helpers/ops.js';
 import { LOOPBACK, writeRules, type Rule, type RuleFile } from '../helpers/rules.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { keepAliveTunnel } from '../helpers/tunnel-client.js';
@@ -28,7 +29,7 @@ describe('a rule reload between two requests of one keep-alive connection', () =
   before(async () => {
     secure = await startUpstream();
     t = await startTurret({ rules: { 'main.yaml': rules('first-name') } });
-    auth = `Basic ${Buffer.from(`agent-a:${await agentToken(t, 'agent-a')}`).toString('base64')}`;
+    auth = basic('agent-a', await agentToken(t, 'agent-a'));
   });
 
   after(async () => {

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { agentToken, assertNoSecrets, startTurret, turretOutputs, waitForAudit, waitForLog, type TurretProc } from '../helpers/turret.js';
+import { basic } from '../helpers/ops.js';
 import { LOOPBACK, writeRules, type RuleFile } from '../helpers/rules.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { keepAliveTunnel } from '../helpers/tunnel-client.js';
@@ -47,7 +48,7 @@ describe('the outbound check remembers clean header lines by name and value', ()
   before(async () => {
     up = await startUpstream();
     t = await startTurret({ rules: { 'main.yaml': rules(false) }, env: { T_API: SECRET, T_LATER: LATER } });
-    auth = `Basic ${Buffer.from(`a:${await agentToken(t, 'a')}`).toString('base64')}`;
+    auth = basic('a', await agentToken(t, 'a'));
   });
 
   after(async () => {
